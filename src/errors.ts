@@ -1,0 +1,215 @@
+/**
+ * Typed errors. Every condition the orchestrator reports has its own class with a
+ * stable `code` (safe to match on across versions), a `retryable` flag telling the
+ * caller whether the same call may succeed later, and an optional `cause`.
+ */
+
+export const ErrorCode = {
+  Config: 'ERR_CONFIG',
+  IllegalTransition: 'ERR_ILLEGAL_TRANSITION',
+  VersionConflict: 'ERR_VERSION_CONFLICT',
+  StaleFencingToken: 'ERR_STALE_FENCING_TOKEN',
+  TaskNotFound: 'ERR_TASK_NOT_FOUND',
+  DuplicateTask: 'ERR_DUPLICATE_TASK',
+  ProjectNotFound: 'ERR_PROJECT_NOT_FOUND',
+  SnapshotVersion: 'ERR_SNAPSHOT_VERSION',
+  Validation: 'ERR_VALIDATION',
+  LockNotHeld: 'ERR_LOCK_NOT_HELD',
+  DependencyCycle: 'ERR_DEPENDENCY_CYCLE',
+  UnknownDependency: 'ERR_UNKNOWN_DEPENDENCY',
+  BudgetExceeded: 'ERR_BUDGET_EXCEEDED',
+  Approval: 'ERR_APPROVAL',
+  ServiceUnavailable: 'ERR_SERVICE_UNAVAILABLE',
+  Migration: 'ERR_MIGRATION',
+  Closed: 'ERR_CLOSED',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface OrchestratorErrorOptions {
+  cause?: unknown;
+  retryable?: boolean;
+}
+
+export class OrchestratorError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, message: string, options: OrchestratorErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+  }
+
+  /** A plain, log-friendly form (no stack, no cause chain). */
+  toJSON(): { name: string; code: ErrorCode; message: string; retryable: boolean } {
+    return { name: this.name, code: this.code, message: this.message, retryable: this.retryable };
+  }
+}
+
+export interface ConfigProblem {
+  /** The environment variable or option path that is wrong. */
+  key: string;
+  /** What was given, with secrets redacted; undefined when it was missing. */
+  value: string | undefined;
+  reason: string;
+}
+
+export class ConfigError extends OrchestratorError {
+  readonly problems: readonly ConfigProblem[];
+  constructor(problems: readonly ConfigProblem[]) {
+    const lines = problems.map((p) =>
+      p.value === undefined ? `${p.key}: ${p.reason}` : `${p.key}=${p.value}: ${p.reason}`,
+    );
+    super(ErrorCode.Config, `invalid configuration:\n  ${lines.join('\n  ')}`);
+    this.problems = problems;
+  }
+}
+
+export class IllegalTransitionError extends OrchestratorError {
+  constructor(
+    readonly taskId: string,
+    readonly state: string,
+    readonly event: string,
+    detail?: string,
+  ) {
+    super(
+      ErrorCode.IllegalTransition,
+      `task ${taskId}: event ${event} is not allowed in state ${state}${detail ? ` (${detail})` : ''}`,
+    );
+  }
+}
+
+export class VersionConflictError extends OrchestratorError {
+  constructor(
+    readonly taskId: string,
+    readonly expectedVersion: number,
+    readonly actualVersion: number,
+  ) {
+    super(
+      ErrorCode.VersionConflict,
+      `task ${taskId}: expected row version ${expectedVersion}, found ${actualVersion}`,
+      { retryable: true },
+    );
+  }
+}
+
+export class StaleFencingTokenError extends OrchestratorError {
+  constructor(
+    readonly taskId: string,
+    readonly carried: number,
+    readonly current: number,
+  ) {
+    super(
+      ErrorCode.StaleFencingToken,
+      `task ${taskId}: fencing token ${carried} is older than the current token ${current}`,
+    );
+  }
+}
+
+export class TaskNotFoundError extends OrchestratorError {
+  constructor(readonly taskId: string) {
+    super(ErrorCode.TaskNotFound, `task ${taskId} does not exist`);
+  }
+}
+
+export class DuplicateTaskError extends OrchestratorError {
+  constructor(readonly taskIds: readonly string[]) {
+    super(ErrorCode.DuplicateTask, `task id(s) already exist: ${taskIds.join(', ')}`);
+  }
+}
+
+export class ProjectNotFoundError extends OrchestratorError {
+  constructor(readonly projectId: string) {
+    super(ErrorCode.ProjectNotFound, `project ${projectId} does not exist`);
+  }
+}
+
+export class SnapshotVersionError extends OrchestratorError {
+  constructor(
+    readonly taskId: string,
+    readonly found: string,
+    readonly expected: string,
+  ) {
+    super(
+      ErrorCode.SnapshotVersion,
+      `task ${taskId}: snapshot written by machine version ${found}, this build runs ${expected}`,
+    );
+  }
+}
+
+export class ValidationError extends OrchestratorError {
+  constructor(
+    message: string,
+    readonly issues: readonly string[] = [],
+    options: OrchestratorErrorOptions = {},
+  ) {
+    super(ErrorCode.Validation, issues.length ? `${message}: ${issues.join('; ')}` : message, options);
+  }
+}
+
+export class LockNotHeldError extends OrchestratorError {
+  constructor(readonly resource: string) {
+    super(ErrorCode.LockNotHeld, `lock on ${resource} is not held by this lease (expired or taken)`);
+  }
+}
+
+export class DependencyCycleError extends OrchestratorError {
+  constructor(readonly cycle: readonly string[]) {
+    super(ErrorCode.DependencyCycle, `dependency cycle: ${cycle.join(' -> ')}`);
+  }
+}
+
+export class UnknownDependencyError extends OrchestratorError {
+  constructor(
+    readonly taskId: string,
+    readonly dependencyId: string,
+  ) {
+    super(ErrorCode.UnknownDependency, `task ${taskId} depends on unknown task ${dependencyId}`);
+  }
+}
+
+export class BudgetExceededError extends OrchestratorError {
+  constructor(
+    readonly projectId: string,
+    readonly requested: number,
+    readonly remaining: number,
+  ) {
+    super(
+      ErrorCode.BudgetExceeded,
+      `project ${projectId}: ${requested} does not fit in the remaining budget ${remaining}`,
+    );
+  }
+}
+
+export class ApprovalError extends OrchestratorError {
+  constructor(message: string) {
+    super(ErrorCode.Approval, message);
+  }
+}
+
+export class ServiceUnavailableError extends OrchestratorError {
+  constructor(
+    readonly service: string,
+    message: string,
+    options: OrchestratorErrorOptions = {},
+  ) {
+    super(ErrorCode.ServiceUnavailable, message, { retryable: true, ...options });
+  }
+}
+
+export class MigrationError extends OrchestratorError {
+  constructor(message: string, options: OrchestratorErrorOptions = {}) {
+    super(ErrorCode.Migration, message, options);
+  }
+}
+
+export class ClosedError extends OrchestratorError {
+  constructor(what: string) {
+    super(ErrorCode.Closed, `${what} is closed`);
+  }
+}
+
+export function isOrchestratorError(err: unknown): err is OrchestratorError {
+  return err instanceof OrchestratorError;
+}

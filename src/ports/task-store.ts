@@ -1,0 +1,113 @@
+import type { Task, TaskStatus } from '../domain/task.js';
+
+/**
+ * A task as stored: the original `tasks` columns plus what durability needs.
+ * `snapshot` is the persisted XState snapshot of the task machine (JSON), written
+ * together with the status columns in the same transaction.
+ */
+export interface TaskRecord extends Task {
+  /** Absolute deadline of the current attempt while RUNNING; null otherwise. */
+  deadline: Date | null;
+  /** Earliest time a retried task may become READY again (backoff); null when none. */
+  notBefore: Date | null;
+  /** Fencing token of the lease under which the task went RUNNING; null before its first dispatch. */
+  fencingToken: number | null;
+  /** Per-attempt timeout in milliseconds. */
+  timeoutMs: number;
+  snapshot: unknown;
+  machineVersion: string;
+  /** Row version for optimistic concurrency; 1 on creation, +1 per transition. */
+  version: number;
+  updatedAt: Date;
+}
+
+/** A task to insert: everything but the bookkeeping the store fills in. */
+export type NewTaskRecord = Omit<TaskRecord, 'version' | 'updatedAt'>;
+
+/** The columns a transition may change; absent keys stay as they are. */
+export interface TaskPatch {
+  status: TaskStatus;
+  attempts?: number;
+  deadline?: Date | null;
+  notBefore?: Date | null;
+  fencingToken?: number | null;
+  lastError?: string | null;
+  startedAt?: Date | null;
+  completedAt?: Date | null;
+  output?: Record<string, unknown> | null;
+  actualCost?: number | null;
+}
+
+export interface TransitionWrite {
+  taskId: string;
+  /** The row version the transition was computed from; a mismatch is a conflict. */
+  expectedVersion: number;
+  from: TaskStatus;
+  to: TaskStatus;
+  /** The machine event type, for the audit log. */
+  event: string;
+  /** Event details kept in the audit log (reason, error, cost...). */
+  detail?: Record<string, unknown> | null;
+  patch: TaskPatch;
+  snapshot: unknown;
+  machineVersion: string;
+  /**
+   * The fencing token carried by the writer, when the write comes from a lease holder
+   * (dispatch, result, heartbeat). Refused with StaleFencingTokenError when it is lower
+   * than the token stored on the task.
+   */
+  fencingToken?: number;
+  /** The orchestrator instance that made the transition. */
+  by: string;
+  at: Date;
+}
+
+export interface TransitionRecord {
+  id: number;
+  taskId: string;
+  projectId: string;
+  fromStatus: TaskStatus | null;
+  toStatus: TaskStatus;
+  event: string;
+  detail: Record<string, unknown> | null;
+  at: Date;
+  by: string;
+}
+
+export interface Page {
+  /** Return tasks whose id sorts after this one (keyset pagination). */
+  afterTaskId?: string;
+  limit: number;
+}
+
+export interface TaskStore {
+  /**
+   * Inserts tasks in one round trip, with an audit row each (from null). All or none:
+   * an id that already exists fails the whole batch with DuplicateTaskError.
+   */
+  createTasks(tasks: readonly NewTaskRecord[], by: string): Promise<void>;
+  getTask(taskId: string): Promise<TaskRecord | null>;
+  getTasks(taskIds: readonly string[]): Promise<TaskRecord[]>;
+  /**
+   * Applies one transition if the row version still matches: status columns, snapshot
+   * and the audit row in one transaction. Returns the new row version.
+   * Throws TaskNotFoundError, VersionConflictError or StaleFencingTokenError; nothing
+   * is written then.
+   */
+  applyTransition(write: TransitionWrite): Promise<number>;
+  /** Non-final tasks (see isFinalStatus), ordered by task id, a page at a time. */
+  loadNonFinal(page: Page): Promise<TaskRecord[]>;
+  /** Tasks of a project, optionally of some statuses, ordered by creation. */
+  listByProject(projectId: string, statuses?: readonly TaskStatus[]): Promise<TaskRecord[]>;
+  /** READY tasks in queue order (priority desc, then time they became READY), a page at a time. */
+  listReady(page: { offset: number; limit: number }): Promise<{ taskId: string; priority: number }[]>;
+  /** Tasks that depend on the given task (for pushing readiness on completion). */
+  listDependents(taskId: string): Promise<TaskRecord[]>;
+  /** RUNNING tasks whose deadline is at or before `now`. */
+  listExpired(now: Date, limit: number): Promise<TaskRecord[]>;
+  /** The audit log of one task, oldest first. */
+  listTransitions(taskId: string): Promise<TransitionRecord[]>;
+  /** The highest fencing token recorded on any task (0 when none). */
+  maxFencingToken(): Promise<number>;
+  countByStatus(projectId?: string): Promise<Partial<Record<TaskStatus, number>>>;
+}
