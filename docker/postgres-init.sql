@@ -1,0 +1,2 @@
+-- The database the test suite uses.
+CREATE DATABASE test;

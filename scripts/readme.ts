@@ -1,0 +1,11 @@
+/** The Mermaid block of a machine between `<!-- NAME:begin -->` and `<!-- NAME:end -->`. */
+export function diagramOf(readme: string, name: string): string | null {
+  const match = new RegExp(`<!-- ${name}:begin -->\\n\`\`\`mermaid\\n([\\s\\S]*?)\\n\`\`\`\\n<!-- ${name}:end -->`).exec(readme);
+  return match ? match[1]! : null;
+}
+
+export function replaceDiagram(readme: string, name: string, mermaid: string): string {
+  const re = new RegExp(`<!-- ${name}:begin -->[\\s\\S]*?<!-- ${name}:end -->`);
+  if (!re.test(readme)) throw new Error(`README has no ${name} markers`);
+  return readme.replace(re, `<!-- ${name}:begin -->\n\`\`\`mermaid\n${mermaid}\n\`\`\`\n<!-- ${name}:end -->`);
+}

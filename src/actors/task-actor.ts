@@ -1,0 +1,179 @@
+import { createActor, transition, type Actor, type InspectionEvent, type Observer } from 'xstate';
+import type { Logger } from 'pino';
+import { IllegalTransitionError, StaleFencingTokenError } from '../errors.js';
+import type { TaskStatus } from '../domain/task.js';
+import type { TaskRecord, TaskStore } from '../ports/task-store.js';
+import {
+  TASK_MACHINE_VERSION,
+  isTerminal,
+  statusOf,
+  taskMachine,
+  type TaskEvent,
+  type TaskMachine,
+  type TaskSnapshot,
+} from '../machines/task-machine.js';
+import { auditDetail, patchFromSnapshot, persistSnapshot, snapshotForRecord } from './task-snapshot.js';
+
+export interface TaskTransition {
+  taskId: string;
+  projectId: string;
+  taskType: string;
+  from: TaskStatus;
+  to: TaskStatus;
+  event: TaskEvent['type'];
+  at: number;
+  attempt: number;
+  snapshot: TaskSnapshot;
+  /** Row version after the write. */
+  version: number;
+}
+
+export interface TaskActorDeps {
+  store: TaskStore;
+  /** This orchestrator instance, recorded in the audit log. */
+  instanceId: string;
+  logger: Logger;
+  /** Opt-in inspection (Stately inspector); off the hot path when absent. */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+}
+
+export interface SendOptions {
+  /** The fencing token of the lease the sender acts under (results and heartbeats). */
+  fencingToken?: number;
+  /** The task's output, stored with a COMPLETE. */
+  output?: Record<string, unknown>;
+}
+
+/**
+ * A task as a persisted XState actor. `send` computes the next snapshot with the pure
+ * `transition()`, writes it to the store (row-version and fencing checked there), and only
+ * then advances the live actor and resolves: a transition is acknowledged once durable.
+ * A refused event (illegal in this state, stale fencing token, version conflict, store
+ * failure) throws a typed error and leaves the actor exactly as it was.
+ * Sends to one task are serialised.
+ */
+export class TaskActor {
+  readonly taskId: string;
+  readonly projectId: string;
+  readonly taskType: string;
+  private readonly actor: Actor<TaskMachine>;
+  private version: number;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    record: TaskRecord,
+    private readonly deps: TaskActorDeps,
+  ) {
+    this.taskId = record.taskId;
+    this.projectId = record.projectId;
+    this.taskType = record.taskType;
+    this.version = record.version;
+    const { persisted, source } = snapshotForRecord(record);
+    if (source === 'columns') {
+      deps.logger.warn(
+        { taskId: record.taskId, found: record.machineVersion, expected: TASK_MACHINE_VERSION },
+        'task snapshot from another machine version: state rebuilt from the row columns',
+      );
+    }
+    this.actor = createActor(taskMachine, {
+      id: record.taskId,
+      systemId: `task:${record.taskId}`,
+      snapshot: persisted,
+      // Unused when restoring from a snapshot, but the machine declares its input.
+      input: { taskId: record.taskId, projectId: record.projectId, taskType: record.taskType, maxAttempts: record.maxAttempts },
+      ...(deps.inspect ? { inspect: deps.inspect } : {}),
+    });
+    this.actor.subscribe({ error: (err) => deps.logger.error({ err, taskId: this.taskId }, 'task actor error') });
+    this.actor.start();
+  }
+
+  /** Restores the actor of a stored task (after a restart, or on demand). */
+  static fromRecord(record: TaskRecord, deps: TaskActorDeps): TaskActor {
+    return new TaskActor(record, deps);
+  }
+
+  getSnapshot(): TaskSnapshot {
+    return this.actor.getSnapshot();
+  }
+
+  get status(): TaskStatus {
+    return statusOf(this.actor.getSnapshot());
+  }
+
+  get rowVersion(): number {
+    return this.version;
+  }
+
+  get terminal(): boolean {
+    return isTerminal(this.actor.getSnapshot());
+  }
+
+  /** Whether `event` would be accepted now (without fencing or store checks). */
+  can(event: TaskEvent): boolean {
+    return this.actor.getSnapshot().can(event);
+  }
+
+  send(event: TaskEvent, options: SendOptions = {}): Promise<TaskTransition> {
+    const run = this.queue.then(() => this.apply(event, options));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  stop(): void {
+    this.actor.stop();
+  }
+
+  private async apply(event: TaskEvent, options: SendOptions): Promise<TaskTransition> {
+    const current = this.actor.getSnapshot();
+    const from = statusOf(current);
+    const stored = current.context.fencingToken;
+    if (options.fencingToken !== undefined && stored !== null && options.fencingToken < stored) {
+      throw new StaleFencingTokenError(this.taskId, options.fencingToken, stored);
+    }
+    if (!current.can(event)) {
+      throw new IllegalTransitionError(this.taskId, from, event.type, refusalDetail(current, event));
+    }
+    const [next] = transition(taskMachine, current, event);
+    const to = statusOf(next);
+    const patch = patchFromSnapshot(next);
+    if (event.type === 'COMPLETE' && options.output !== undefined) patch.output = options.output;
+    const carried = event.type === 'DISPATCH' ? event.fencingToken : options.fencingToken;
+    this.version = await this.deps.store.applyTransition({
+      taskId: this.taskId,
+      expectedVersion: this.version,
+      from,
+      to,
+      event: event.type,
+      detail: auditDetail(event),
+      patch,
+      snapshot: persistSnapshot(next),
+      machineVersion: TASK_MACHINE_VERSION,
+      ...(carried === undefined ? {} : { fencingToken: carried }),
+      by: this.deps.instanceId,
+      at: new Date(event.at),
+    });
+    // Durable: now the live actor takes the same (deterministic) step.
+    this.actor.send(event);
+    return {
+      taskId: this.taskId,
+      projectId: this.projectId,
+      taskType: this.taskType,
+      from,
+      to,
+      event: event.type,
+      at: event.at,
+      attempt: next.context.attempts,
+      snapshot: this.actor.getSnapshot(),
+      version: this.version,
+    };
+  }
+}
+
+function refusalDetail(snapshot: TaskSnapshot, event: TaskEvent): string | undefined {
+  const status = statusOf(snapshot);
+  if (status === 'FAILED' && (event.type === 'RETRY' || event.type === 'CANCEL')) {
+    return `no attempts left (${snapshot.context.attempts}/${snapshot.context.maxAttempts})`;
+  }
+  if (snapshot.status === 'done') return 'the task is final';
+  return undefined;
+}

@@ -1,0 +1,205 @@
+import { z } from 'zod';
+import {
+  DependencyCycleError,
+  TaskNotFoundError,
+  UnknownDependencyError,
+  ValidationError,
+  VersionConflictError,
+} from '../errors.js';
+import { NewTaskInput, newTaskId } from '../domain/task.js';
+import type { TaskTypeCatalog } from '../domain/task-types.js';
+import type { Clock } from '../ports/clock.js';
+import type { NewTaskRecord, TaskRecord } from '../ports/task-store.js';
+import { TASK_MACHINE_VERSION, type TaskEvent } from '../machines/task-machine.js';
+import { TaskActor, type SendOptions, type TaskActorDeps, type TaskTransition } from './task-actor.js';
+import { initialTaskSnapshot, patchFromSnapshot, persistSnapshot } from './task-snapshot.js';
+
+export interface TaskRegistryDeps extends TaskActorDeps {
+  catalog: TaskTypeCatalog;
+  clock: Clock;
+  /** TASK_TIMEOUT: the per-attempt timeout of task types that set none. */
+  defaultTimeoutMs: number;
+}
+
+export interface CreateTasksOptions {
+  /** Create the tasks in WAITING_APPROVAL (the follow-up tasks of a checkpoint). */
+  awaitingApproval?: boolean;
+}
+
+/**
+ * Holds the live actors of non-final tasks, and only those: a task that reaches a final
+ * state is stopped and dropped, so completed tasks in the table cost no memory. Creates
+ * tasks (validated, defaulted from the catalogue, dependencies checked), restores actors
+ * after a restart, and routes events to them.
+ */
+export class TaskRegistry {
+  private readonly live = new Map<string, TaskActor>();
+
+  constructor(private readonly deps: TaskRegistryDeps) {}
+
+  get liveCount(): number {
+    return this.live.size;
+  }
+
+  /**
+   * Creates tasks in one store round trip. Dependencies must name tasks of the same
+   * batch or existing tasks; a cycle or an unknown id refuses the whole batch.
+   */
+  async createTasks(inputs: readonly NewTaskInput[], options: CreateTasksOptions = {}): Promise<TaskRecord[]> {
+    const parsed = z.array(NewTaskInput).safeParse(inputs);
+    if (!parsed.success) {
+      throw new ValidationError(
+        'invalid task',
+        parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`),
+      );
+    }
+    const now = this.deps.clock.now();
+    const records = parsed.data.map((input) => this.buildRecord(input, now, options.awaitingApproval ?? false));
+    await this.checkDependencies(records);
+    await this.deps.store.createTasks(records, this.deps.instanceId);
+    const created = records.map((r) => ({ ...r, version: 1, updatedAt: r.createdAt }));
+    for (const record of created) this.live.set(record.taskId, TaskActor.fromRecord(record, this.deps));
+    return created;
+  }
+
+  /** The actor of a task: the live one, or restored from the store. */
+  async get(taskId: string): Promise<TaskActor> {
+    const live = this.live.get(taskId);
+    if (live) return live;
+    const record = await this.deps.store.getTask(taskId);
+    if (!record) throw new TaskNotFoundError(taskId);
+    const actor = TaskActor.fromRecord(record, this.deps);
+    if (!actor.terminal) this.live.set(taskId, actor);
+    return actor;
+  }
+
+  /**
+   * Sends an event to a task; resolves once the transition is durable. On a version
+   * conflict (another process moved the task) the stale actor is dropped so the next
+   * call reloads it, and the conflict is rethrown (it is retryable).
+   */
+  async send(taskId: string, event: TaskEvent, options?: SendOptions): Promise<TaskTransition> {
+    const actor = await this.get(taskId);
+    try {
+      const result = await actor.send(event, options);
+      if (actor.terminal) this.evict(taskId);
+      return result;
+    } catch (err) {
+      if (err instanceof VersionConflictError) this.evict(taskId);
+      throw err;
+    }
+  }
+
+  /** Restores the actors of every non-final task, a page at a time. Returns how many. */
+  async restore(pageSize = 1000): Promise<number> {
+    let after: string | undefined;
+    let count = 0;
+    for (;;) {
+      const page = await this.deps.store.loadNonFinal({ limit: pageSize, ...(after ? { afterTaskId: after } : {}) });
+      for (const record of page) {
+        if (!this.live.has(record.taskId)) this.live.set(record.taskId, TaskActor.fromRecord(record, this.deps));
+        count++;
+      }
+      if (page.length < pageSize) return count;
+      after = page[page.length - 1]!.taskId;
+    }
+  }
+
+  /** Drops a task's live actor (it is reloaded from the store when next needed). */
+  evict(taskId: string): void {
+    const actor = this.live.get(taskId);
+    if (!actor) return;
+    actor.stop();
+    this.live.delete(taskId);
+  }
+
+  stopAll(): void {
+    for (const id of [...this.live.keys()]) this.evict(id);
+  }
+
+  private buildRecord(input: z.output<typeof NewTaskInput>, now: number, awaitingApproval: boolean): NewTaskRecord {
+    const spec = this.deps.catalog.get(input.taskType);
+    const taskId = input.taskId ?? newTaskId();
+    const maxAttempts = input.maxAttempts ?? spec.maxAttempts;
+    const snapshot = initialTaskSnapshot(
+      { taskId, projectId: input.projectId, taskType: input.taskType, maxAttempts },
+      { awaitingApproval, at: now },
+    );
+    const patch = patchFromSnapshot(snapshot);
+    return {
+      taskId,
+      projectId: input.projectId,
+      taskType: input.taskType,
+      assignedTo: input.assignedTo ?? spec.agent,
+      status: patch.status,
+      priority: input.priority ?? spec.priority,
+      input: input.input,
+      output: null,
+      dependencies: input.dependencies,
+      estimatedCost: input.estimatedCost ?? this.deps.catalog.estimateCost(input.taskType, input.input),
+      actualCost: null,
+      createdAt: new Date(now),
+      startedAt: null,
+      completedAt: null,
+      attempts: 0,
+      maxAttempts,
+      lastError: null,
+      deadline: null,
+      notBefore: null,
+      fencingToken: null,
+      timeoutMs: input.timeoutMs ?? spec.timeoutMs ?? this.deps.defaultTimeoutMs,
+      snapshot: persistSnapshot(snapshot),
+      machineVersion: TASK_MACHINE_VERSION,
+    };
+  }
+
+  private async checkDependencies(records: readonly NewTaskRecord[]): Promise<void> {
+    const inBatch = new Map(records.map((r) => [r.taskId, r]));
+    if (inBatch.size !== records.length) throw new ValidationError('duplicate task id in one batch');
+    const external = new Set<string>();
+    for (const r of records) {
+      for (const dep of r.dependencies) {
+        if (dep === r.taskId) throw new DependencyCycleError([r.taskId, r.taskId]);
+        if (!inBatch.has(dep)) external.add(dep);
+      }
+    }
+    if (external.size) {
+      const found = new Set((await this.deps.store.getTasks([...external])).map((t) => t.taskId));
+      for (const r of records) {
+        const missing = r.dependencies.find((d) => !inBatch.has(d) && !found.has(d));
+        if (missing) throw new UnknownDependencyError(r.taskId, missing);
+      }
+    }
+    // Existing tasks cannot depend on new ones, so a cycle can only lie within the batch.
+    const cycle = findCycle(records);
+    if (cycle) throw new DependencyCycleError(cycle);
+  }
+}
+
+/** Depth-first search for a cycle among the batch's own dependency edges. */
+export function findCycle(records: readonly { taskId: string; dependencies: readonly string[] }[]): string[] | null {
+  const edges = new Map(records.map((r) => [r.taskId, r.dependencies]));
+  const state = new Map<string, 'visiting' | 'done'>();
+  const path: string[] = [];
+  const visit = (id: string): string[] | null => {
+    const s = state.get(id);
+    if (s === 'done') return null;
+    if (s === 'visiting') return [...path.slice(path.indexOf(id)), id];
+    state.set(id, 'visiting');
+    path.push(id);
+    for (const dep of edges.get(id) ?? []) {
+      if (!edges.has(dep)) continue;
+      const found = visit(dep);
+      if (found) return found;
+    }
+    path.pop();
+    state.set(id, 'done');
+    return null;
+  };
+  for (const id of edges.keys()) {
+    const found = visit(id);
+    if (found) return found;
+  }
+  return null;
+}
+

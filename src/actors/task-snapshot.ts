@@ -1,0 +1,105 @@
+import { initialTransition, transition, type Snapshot } from 'xstate';
+import type { TaskStatus } from '../domain/task.js';
+import type { TaskPatch, TaskRecord } from '../ports/task-store.js';
+import {
+  TASK_MACHINE_VERSION,
+  taskMachine,
+  type TaskContext,
+  type TaskEvent,
+  type TaskMachineInput,
+  type TaskSnapshot,
+} from '../machines/task-machine.js';
+
+/** Helpers between the pure task machine and the stored task row. */
+
+export function toDate(ms: number | null): Date | null {
+  return ms === null ? null : new Date(ms);
+}
+
+function toMs(date: Date | null): number | null {
+  return date === null ? null : date.getTime();
+}
+
+/**
+ * The first snapshot of a new task: PENDING, or WAITING_APPROVAL (a checkpoint's
+ * follow-up tasks) reached by the machine's own REQUIRE_APPROVAL transition.
+ */
+export function initialTaskSnapshot(
+  input: TaskMachineInput,
+  options: { awaitingApproval: boolean; at: number },
+): TaskSnapshot {
+  const [initial] = initialTransition(taskMachine, input);
+  if (!options.awaitingApproval) return initial;
+  const [waiting] = transition(taskMachine, initial, { type: 'REQUIRE_APPROVAL', at: options.at });
+  return waiting;
+}
+
+export function persistSnapshot(snapshot: TaskSnapshot): Snapshot<unknown> {
+  return taskMachine.getPersistedSnapshot(snapshot);
+}
+
+/** The row columns a snapshot determines; `output` is added for COMPLETE. */
+export function patchFromSnapshot(snapshot: TaskSnapshot): TaskPatch {
+  const c = snapshot.context;
+  return {
+    status: snapshot.value as TaskStatus,
+    attempts: c.attempts,
+    deadline: toDate(c.deadline),
+    notBefore: toDate(c.notBefore),
+    fencingToken: c.fencingToken,
+    lastError: c.lastError,
+    startedAt: toDate(c.startedAt),
+    completedAt: toDate(c.completedAt),
+    actualCost: c.actualCost,
+  };
+}
+
+/** The machine context implied by a row's columns (used when a snapshot cannot be used). */
+export function contextFromRecord(record: TaskRecord): TaskContext {
+  return {
+    taskId: record.taskId,
+    projectId: record.projectId,
+    taskType: record.taskType,
+    attempts: record.attempts,
+    maxAttempts: record.maxAttempts,
+    fencingToken: record.fencingToken,
+    deadline: toMs(record.deadline),
+    notBefore: toMs(record.notBefore),
+    startedAt: toMs(record.startedAt),
+    completedAt: toMs(record.completedAt),
+    actualCost: record.actualCost,
+    lastError: record.lastError,
+    reason: null,
+  };
+}
+
+export type SnapshotSource = 'snapshot' | 'columns';
+
+/**
+ * The snapshot to restore a task actor from. A snapshot written by this machine version
+ * is used as it is; one written by another version (or unreadable) is not trusted: the
+ * state is rebuilt from the row's status columns, which every version writes the same way,
+ * and the caller is told so it can log it. The next transition writes the current version.
+ */
+export function snapshotForRecord(record: TaskRecord): { persisted: Snapshot<unknown>; source: SnapshotSource } {
+  if (record.machineVersion === TASK_MACHINE_VERSION && isPersistedTaskSnapshot(record.snapshot, record.status)) {
+    return { persisted: record.snapshot as unknown as Snapshot<unknown>, source: 'snapshot' };
+  }
+  const snapshot = taskMachine.resolveState({ value: record.status, context: contextFromRecord(record) });
+  return { persisted: taskMachine.getPersistedSnapshot(snapshot), source: 'columns' };
+}
+
+function isPersistedTaskSnapshot(
+  value: unknown,
+  status: TaskStatus,
+): value is { value: TaskStatus; context: TaskContext } {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as { value?: unknown; context?: unknown };
+  return v.value === status && typeof v.context === 'object' && v.context !== null;
+}
+
+/** Details of an event worth keeping in the audit log. */
+export function auditDetail(event: TaskEvent): Record<string, unknown> | null {
+  const { type: _type, at: _at, ...rest } = event;
+  return Object.keys(rest).length ? rest : null;
+}

@@ -1,0 +1,173 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { ConfigError, type ConfigProblem } from '../errors.js';
+import { SETTINGS, type Setting } from './settings.js';
+
+/** The parsed configuration the core takes. Durations are in milliseconds. */
+export interface OrchestratorConfig {
+  redis: { url?: string; host: string; port: number; db: number; password?: string; keyPrefix: string };
+  queue: { key: string };
+  scheduler: {
+    maxConcurrentTasks: number;
+    intervalMs: number;
+    taskTimeoutMs: number;
+    maxAttempts: number;
+    retryBackoffMs: number;
+  };
+  budget: { checkEnabled: boolean; warningThreshold: number };
+  approval: { enabled: boolean; timeoutMs: number; timeoutPolicy: 'reject' | 'approve' | 'remind' };
+  database: { url: string; schema: string; poolSize: number };
+  nats: {
+    servers: string[];
+    subjectPrefix: string;
+    user?: string;
+    password?: string;
+    token?: string;
+    credsFile?: string;
+    nkeySeedFile?: string;
+    tls?: { caFile?: string; certFile?: string; keyFile?: string };
+    maxPayloadBytes: number;
+  };
+  instanceId: string;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+/**
+ * Overrides given in code, in the units of the environment variables
+ * (`scheduler.intervalSeconds`, `approval.timeoutMinutes`, ...); they win over the environment.
+ */
+export type ConfigOverrides = DeepPartial<{
+  redis: { url: string; host: string; port: number; db: number; password: string; keyPrefix: string };
+  queue: { key: string };
+  scheduler: {
+    maxConcurrentTasks: number;
+    intervalSeconds: number;
+    taskTimeoutSeconds: number;
+    maxAttempts: number;
+    retryBackoffSeconds: number;
+  };
+  budget: { checkEnabled: boolean; warningThreshold: number };
+  approval: { enabled: boolean; timeoutMinutes: number; timeoutPolicy: 'reject' | 'approve' | 'remind' };
+  database: { url: string; schema: string; poolSize: number };
+  nats: {
+    servers: string;
+    subjectPrefix: string;
+    user: string;
+    password: string;
+    token: string;
+    credsFile: string;
+    nkeySeedFile: string;
+    tls: { caFile: string; certFile: string; keyFile: string };
+    maxPayloadBytes: number;
+  };
+  instanceId: string;
+  logLevel: OrchestratorConfig['logLevel'];
+}>;
+
+function getPath(obj: unknown, path: readonly string[]): unknown {
+  let cur = obj;
+  for (const key of path) {
+    if (typeof cur !== 'object' || cur === null) return undefined;
+    cur = (cur as Record<string, unknown>)[key];
+  }
+  return cur;
+}
+
+function setPath(obj: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  let cur = obj;
+  for (const key of path.slice(0, -1)) {
+    cur[key] ??= {};
+    cur = cur[key] as Record<string, unknown>;
+  }
+  cur[path[path.length - 1]!] = value;
+}
+
+/** `scheme://user:secret@host` → `scheme://user:***@host`, for every URL of a list. */
+export function redactUrl(value: string): string {
+  return value.replace(/(\/\/[^/@:\s,]*:)[^@/\s,]*@/g, '$1***@').replace(/(\/\/)([^/@:\s,]+)@/g, '$1***@');
+}
+
+function display(setting: Setting, value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (setting.secret) return '***';
+  const s = typeof value === 'string' ? value : JSON.stringify(value);
+  return setting.url ? redactUrl(s) : s;
+}
+
+/**
+ * Reads the configuration from the environment (and overrides), validating everything
+ * at once. Throws one ConfigError naming every bad variable and why; secrets are redacted.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: ConfigOverrides = {}): OrchestratorConfig {
+  const problems: ConfigProblem[] = [];
+  const raw: Record<string, unknown> = {};
+  for (const setting of SETTINGS) {
+    const override = getPath(overrides, setting.path);
+    const envValue = env[setting.env];
+    const fromOverride = override !== undefined;
+    const given = fromOverride ? override : envValue !== undefined && envValue.trim() !== '' ? envValue : undefined;
+    const result = (setting.schema as z.ZodType).safeParse(given === undefined ? setting.default : given);
+    if (result.success) {
+      if (result.data !== undefined) setPath(raw, setting.path, result.data);
+    } else {
+      problems.push({
+        key: fromOverride ? setting.path.join('.') : setting.env,
+        value: display(setting, given),
+        reason: given === undefined ? 'is required' : (result.error.issues[0]?.message ?? 'invalid'),
+      });
+    }
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return finish(raw);
+}
+
+function finish(raw: Record<string, unknown>): OrchestratorConfig {
+  const r = raw as {
+    redis: OrchestratorConfig['redis'];
+    queue: OrchestratorConfig['queue'];
+    scheduler: { maxConcurrentTasks: number; intervalSeconds: number; taskTimeoutSeconds: number; maxAttempts: number; retryBackoffSeconds: number };
+    budget: OrchestratorConfig['budget'];
+    approval: { enabled: boolean; timeoutMinutes: number; timeoutPolicy: OrchestratorConfig['approval']['timeoutPolicy'] };
+    database: OrchestratorConfig['database'];
+    nats: Omit<OrchestratorConfig['nats'], 'servers'> & { servers: string };
+    instanceId?: string;
+    logLevel: OrchestratorConfig['logLevel'];
+  };
+  return {
+    redis: r.redis,
+    queue: r.queue,
+    scheduler: {
+      maxConcurrentTasks: r.scheduler.maxConcurrentTasks,
+      intervalMs: Math.round(r.scheduler.intervalSeconds * 1000),
+      taskTimeoutMs: Math.round(r.scheduler.taskTimeoutSeconds * 1000),
+      maxAttempts: r.scheduler.maxAttempts,
+      retryBackoffMs: Math.round(r.scheduler.retryBackoffSeconds * 1000),
+    },
+    budget: r.budget,
+    approval: {
+      enabled: r.approval.enabled,
+      timeoutMs: Math.round(r.approval.timeoutMinutes * 60_000),
+      timeoutPolicy: r.approval.timeoutPolicy,
+    },
+    database: r.database,
+    nats: { ...r.nats, servers: r.nats.servers.split(',').map((s) => s.trim()) },
+    instanceId: r.instanceId ?? `${hostname()}-${process.pid}`.slice(0, 100),
+    logLevel: r.logLevel,
+  };
+}
+
+/** The configuration with every secret removed, safe to log. */
+export function redactedConfig(config: OrchestratorConfig): unknown {
+  const copy = structuredClone(config) as unknown as Record<string, unknown>;
+  for (const setting of SETTINGS) {
+    const value = getPath(copy, setting.path);
+    if (value === undefined) continue;
+    if (setting.secret) setPath(copy, setting.path, '***');
+    else if (setting.url) {
+      setPath(copy, setting.path, Array.isArray(value) ? value.map((v) => redactUrl(String(v))) : redactUrl(String(value)));
+    }
+  }
+  return copy;
+}

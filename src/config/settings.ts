@@ -1,0 +1,137 @@
+import { z } from 'zod';
+
+/**
+ * Every environment variable the orchestrator reads: its option path, meaning, unit,
+ * default and the zod schema that parses the raw string. The README's table is checked
+ * against this list by a test.
+ */
+
+const blankToUndefined = (v: unknown): unknown => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+const toNumber = (v: unknown): unknown => {
+  const b = blankToUndefined(v);
+  return typeof b === 'string' ? Number(b.trim()) : b;
+};
+
+const positiveInt = (what = 'a positive integer') =>
+  z.preprocess(toNumber, z.number({ error: `expected ${what}` }).int({ error: `expected ${what}` }).positive({ error: `expected ${what}` }));
+const nonNegativeInt = (what: string) =>
+  z.preprocess(toNumber, z.number({ error: `expected ${what}` }).int({ error: `expected ${what}` }).min(0, { error: `expected ${what}` }));
+const port = z.preprocess(
+  toNumber,
+  z.number({ error: 'expected a port number (1-65535)' }).int({ error: 'expected a port number (1-65535)' }).min(1, { error: 'expected a port number (1-65535)' }).max(65535, { error: 'expected a port number (1-65535)' }),
+);
+const positiveAmount = (unit: string) =>
+  z.preprocess(
+    toNumber,
+    z
+      .number({ error: `expected a positive number of ${unit}` })
+      .positive({ error: `expected a positive number of ${unit}` })
+      .finite({ error: `expected a positive number of ${unit}` }),
+  );
+const positiveSeconds = positiveAmount('seconds');
+const fraction = z.preprocess(
+  toNumber,
+  z.number({ error: 'expected a number between 0 and 1' }).gt(0, { error: 'expected a number between 0 and 1' }).max(1, { error: 'expected a number between 0 and 1' }),
+);
+const bool = z.preprocess(
+  (v) => {
+    const b = blankToUndefined(v);
+    if (typeof b !== 'string') return b;
+    const s = b.trim().toLowerCase();
+    if (['true', '1', 'yes', 'on'].includes(s)) return true;
+    if (['false', '0', 'no', 'off'].includes(s)) return false;
+    return b;
+  },
+  z.boolean({ error: 'expected true or false' }),
+);
+const text = (what: string) => z.preprocess(blankToUndefined, z.string({ error: `expected ${what}` }).min(1));
+const urlWith = (protocols: readonly string[], what: string) =>
+  z.preprocess(
+    blankToUndefined,
+    z.string({ error: `expected ${what}` }).refine((s) => {
+      try {
+        return protocols.includes(new URL(s).protocol);
+      } catch {
+        return false;
+      }
+    }, { error: `expected ${what}` }),
+  );
+/** NATS takes a comma-separated list of servers: nats://host:port, tls://host:port or host:port. */
+const natsServers = z.preprocess(
+  blankToUndefined,
+  z.string({ error: 'expected nats://host:port (comma-separated for a cluster)' }).refine(
+    (s) =>
+      s.split(',').every((part) => {
+        const p = part.trim();
+        if (/^[A-Za-z0-9.[\]:-]+:\d{1,5}$/.test(p)) return true;
+        try {
+          const u = new URL(p);
+          return ['nats:', 'tls:', 'ws:', 'wss:'].includes(u.protocol) && u.hostname !== '';
+        } catch {
+          return false;
+        }
+      }),
+    { error: 'expected nats://host:port (comma-separated for a cluster)' },
+  ),
+);
+const subjectToken = z.preprocess(
+  blankToUndefined,
+  z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, { error: 'expected a NATS subject prefix such as lap (letters, digits, _ - and dots)' }),
+);
+const logLevel = z.preprocess(
+  (v) => (typeof v === 'string' ? v.trim().toLowerCase() || undefined : v),
+  z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'expected one of fatal, error, warn, info, debug, trace, silent' }),
+);
+const timeoutPolicy = z.preprocess(
+  (v) => (typeof v === 'string' ? v.trim().toLowerCase() || undefined : v),
+  z.enum(['reject', 'approve', 'remind'], { error: 'expected reject, approve or remind' }),
+);
+
+export interface Setting {
+  env: string;
+  path: readonly string[];
+  schema: z.ZodType;
+  default?: unknown;
+  unit: string;
+  description: string;
+  /** Never printed: redacted in errors and logs. */
+  secret?: boolean;
+  /** A URL whose password part is redacted when printed. */
+  url?: boolean;
+}
+
+export const SETTINGS: readonly Setting[] = [
+  { env: 'REDIS_URL', path: ['redis', 'url'], schema: urlWith(['redis:', 'rediss:'], 'a redis:// or rediss:// URL').optional(), unit: 'URL', description: 'Redis connection; when set it wins over REDIS_HOST/PORT/DB', url: true },
+  { env: 'REDIS_HOST', path: ['redis', 'host'], schema: text('a host name'), default: '127.0.0.1', unit: 'host', description: 'Redis host' },
+  { env: 'REDIS_PORT', path: ['redis', 'port'], schema: port, default: 6379, unit: 'port', description: 'Redis port' },
+  { env: 'REDIS_DB', path: ['redis', 'db'], schema: nonNegativeInt('a database index (0 or more)'), default: 0, unit: 'index', description: 'Redis logical database' },
+  { env: 'REDIS_PASSWORD', path: ['redis', 'password'], schema: text('a password').optional(), unit: 'secret', description: 'Redis password (or put it in REDIS_URL)', secret: true },
+  { env: 'REDIS_KEY_PREFIX', path: ['redis', 'keyPrefix'], schema: text('a key prefix'), default: 'orchestrator', unit: 'text', description: 'Prefix of the lock and fencing keys' },
+  { env: 'TASK_QUEUE_KEY', path: ['queue', 'key'], schema: text('a Redis key'), default: 'orchestrator:task_queue', unit: 'Redis key', description: 'Sorted set holding the READY task ids' },
+  { env: 'MAX_CONCURRENT_TASKS', path: ['scheduler', 'maxConcurrentTasks'], schema: positiveInt(), default: 10, unit: 'tasks', description: 'Tasks RUNNING at once, per orchestrator process' },
+  { env: 'SCHEDULER_INTERVAL', path: ['scheduler', 'intervalSeconds'], schema: positiveSeconds, default: 1, unit: 'seconds', description: 'Scheduler tick (it is also woken at once when tasks become READY)' },
+  { env: 'TASK_TIMEOUT', path: ['scheduler', 'taskTimeoutSeconds'], schema: positiveSeconds, default: 300, unit: 'seconds', description: 'Per-attempt timeout of task types that set none; heartbeats extend it' },
+  { env: 'TASK_MAX_ATTEMPTS', path: ['scheduler', 'maxAttempts'], schema: positiveInt(), default: 3, unit: 'attempts', description: 'Attempts of task types that set none, before the dead letter' },
+  { env: 'RETRY_BACKOFF_BASE', path: ['scheduler', 'retryBackoffSeconds'], schema: positiveSeconds, default: 2, unit: 'seconds', description: 'First retry delay; doubles per attempt, with jitter' },
+  { env: 'BUDGET_CHECK_ENABLED', path: ['budget', 'checkEnabled'], schema: bool, default: true, unit: 'boolean', description: 'Refuse to dispatch what the project budget cannot pay (costs are recorded either way)' },
+  { env: 'BUDGET_WARNING_THRESHOLD', path: ['budget', 'warningThreshold'], schema: fraction, default: 0.9, unit: 'fraction of the limit', description: 'Spent + reserved ratio that publishes a budget warning' },
+  { env: 'APPROVAL_ENABLED', path: ['approval', 'enabled'], schema: bool, default: true, unit: 'boolean', description: 'Stop at the human approval checkpoints' },
+  { env: 'APPROVAL_TIMEOUT', path: ['approval', 'timeoutMinutes'], schema: positiveAmount('minutes'), default: 60, unit: 'minutes', description: 'How long an approval request waits before its timeout policy applies' },
+  { env: 'APPROVAL_TIMEOUT_POLICY', path: ['approval', 'timeoutPolicy'], schema: timeoutPolicy, default: 'remind', unit: 'reject | approve | remind', description: 'What happens when an approval request expires' },
+  { env: 'DATABASE_URL', path: ['database', 'url'], schema: urlWith(['postgres:', 'postgresql:'], 'a postgres:// URL'), default: 'postgres://postgres@127.0.0.1:5432/postgres', unit: 'URL', description: 'PostgreSQL connection (the source of truth)', url: true },
+  { env: 'DATABASE_SCHEMA', path: ['database', 'schema'], schema: z.preprocess(blankToUndefined, z.string().regex(/^[a-z_][a-z0-9_]*$/, { error: 'expected a lower-case SQL identifier' })), default: 'public', unit: 'identifier', description: 'PostgreSQL schema holding the tables' },
+  { env: 'DATABASE_POOL_SIZE', path: ['database', 'poolSize'], schema: positiveInt(), default: 10, unit: 'connections', description: 'PostgreSQL pool size' },
+  { env: 'NATS_URL', path: ['nats', 'servers'], schema: natsServers, default: 'nats://127.0.0.1:4222', unit: 'URL list', description: 'NATS servers, comma-separated', url: true },
+  { env: 'NATS_SUBJECT_PREFIX', path: ['nats', 'subjectPrefix'], schema: subjectToken, default: 'lap', unit: 'subject', description: 'First token(s) of every subject the orchestrator uses' },
+  { env: 'NATS_USER', path: ['nats', 'user'], schema: text('a user name').optional(), unit: 'text', description: 'NATS user (with NATS_PASSWORD)' },
+  { env: 'NATS_PASSWORD', path: ['nats', 'password'], schema: text('a password').optional(), unit: 'secret', description: 'NATS password', secret: true },
+  { env: 'NATS_TOKEN', path: ['nats', 'token'], schema: text('a token').optional(), unit: 'secret', description: 'NATS token authentication', secret: true },
+  { env: 'NATS_CREDS_FILE', path: ['nats', 'credsFile'], schema: text('a file path').optional(), unit: 'path', description: 'NATS credentials file (JWT + NKEY seed)' },
+  { env: 'NATS_NKEY_SEED_FILE', path: ['nats', 'nkeySeedFile'], schema: text('a file path').optional(), unit: 'path', description: 'File holding an NKEY seed' },
+  { env: 'NATS_TLS_CA_FILE', path: ['nats', 'tls', 'caFile'], schema: text('a file path').optional(), unit: 'path', description: 'CA certificate for TLS' },
+  { env: 'NATS_TLS_CERT_FILE', path: ['nats', 'tls', 'certFile'], schema: text('a file path').optional(), unit: 'path', description: 'Client certificate for mutual TLS' },
+  { env: 'NATS_TLS_KEY_FILE', path: ['nats', 'tls', 'keyFile'], schema: text('a file path').optional(), unit: 'path', description: 'Client key for mutual TLS' },
+  { env: 'MAX_PAYLOAD_BYTES', path: ['nats', 'maxPayloadBytes'], schema: positiveInt('a positive number of bytes'), default: 1_048_576, unit: 'bytes', description: 'Inbound messages larger than this are dead-lettered unparsed' },
+  { env: 'INSTANCE_ID', path: ['instanceId'], schema: z.preprocess(blankToUndefined, z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, { error: 'expected up to 100 letters, digits, _ . -' })).optional(), unit: 'text', description: 'This process in the audit log (default: host name and pid)' },
+  { env: 'LOG_LEVEL', path: ['logLevel'], schema: logLevel, default: 'info', unit: 'level', description: 'pino log level' },
+];

@@ -1,0 +1,32 @@
+import type { AnyStateMachine, AnyStateNode } from 'xstate';
+
+/**
+ * Renders a machine's top-level states and transitions as a Mermaid `stateDiagram-v2`,
+ * read from the machine definition itself (so the README diagram cannot drift: a test
+ * compares them). Guarded transitions carry the guard name in brackets.
+ */
+export function toMermaid(machine: AnyStateMachine): string {
+  const root = machine.root;
+  const lines = ['stateDiagram-v2'];
+  const initial = root.initial?.target?.[0];
+  if (initial) lines.push(`  [*] --> ${initial.key}`);
+  for (const node of Object.values(root.states) as AnyStateNode[]) {
+    for (const [eventType, transitions] of node.transitions) {
+      for (const t of transitions) {
+        const targets = t.target?.length ? t.target.map((n: AnyStateNode) => n.key) : [node.key];
+        const guard = typeof t.guard === 'string' ? ` [${t.guard}]` : t.guard ? ' [guarded]' : '';
+        for (const target of targets) lines.push(`  ${node.key} --> ${target}: ${eventType}${guard}`);
+      }
+    }
+    for (const t of node.always ?? []) {
+      for (const target of t.target ?? []) lines.push(`  ${node.key} --> ${target.key}: always`);
+    }
+    if (node.type === 'final') lines.push(`  ${node.key} --> [*]`);
+  }
+  return lines.join('\n');
+}
+
+/** A machine's definition as JSON (the format the Stately editor imports). */
+export function toDefinitionJson(machine: AnyStateMachine): unknown {
+  return machine.root.definition;
+}

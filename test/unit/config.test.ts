@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { loadConfig, redactedConfig, redactUrl } from '../../src/config/config.js';
+import { SETTINGS } from '../../src/config/settings.js';
+import { ConfigError } from '../../src/errors.js';
+
+function problemsOf(env: NodeJS.ProcessEnv, overrides = {}): string[] {
+  try {
+    loadConfig(env, overrides);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems.map((p) => (p.value === undefined ? `${p.key}: ${p.reason}` : `${p.key}=${p.value}: ${p.reason}`));
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('configuration', () => {
+  it('defaults to the original design values', () => {
+    const c = loadConfig({});
+    expect(c.queue.key).toBe('orchestrator:task_queue');
+    expect(c.scheduler).toMatchObject({ maxConcurrentTasks: 10, intervalMs: 1000, taskTimeoutMs: 300_000 });
+    expect(c.budget).toEqual({ checkEnabled: true, warningThreshold: 0.9 });
+    expect(c.approval).toMatchObject({ enabled: true, timeoutMs: 60 * 60_000 });
+    expect(c.redis).toMatchObject({ host: '127.0.0.1', port: 6379, db: 0 });
+    expect(c.nats.subjectPrefix).toBe('lap');
+    expect(c.nats.servers).toEqual(['nats://127.0.0.1:4222']);
+  });
+
+  it('reads and converts every kind of variable', () => {
+    const c = loadConfig({
+      MAX_CONCURRENT_TASKS: ' 25 ',
+      SCHEDULER_INTERVAL: '0.25',
+      TASK_TIMEOUT: '90',
+      BUDGET_CHECK_ENABLED: 'false',
+      BUDGET_WARNING_THRESHOLD: '0.75',
+      APPROVAL_ENABLED: 'no',
+      APPROVAL_TIMEOUT: '5',
+      NATS_URL: 'nats://a:4222, tls://b:4223',
+      TASK_QUEUE_KEY: 'q',
+      REDIS_DB: '3',
+    });
+    expect(c.scheduler).toMatchObject({ maxConcurrentTasks: 25, intervalMs: 250, taskTimeoutMs: 90_000 });
+    expect(c.budget).toEqual({ checkEnabled: false, warningThreshold: 0.75 });
+    expect(c.approval).toMatchObject({ enabled: false, timeoutMs: 300_000 });
+    expect(c.nats.servers).toEqual(['nats://a:4222', 'tls://b:4223']);
+    expect(c.queue.key).toBe('q');
+    expect(c.redis.db).toBe(3);
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(loadConfig({ MAX_CONCURRENT_TASKS: '' }).scheduler.maxConcurrentTasks).toBe(10);
+  });
+
+  it('names every bad variable and why, in one error', () => {
+    expect(
+      problemsOf({
+        MAX_CONCURRENT_TASKS: 'abc',
+        NATS_URL: 'http://example:80',
+        REDIS_PORT: '70000',
+        BUDGET_WARNING_THRESHOLD: '1.5',
+        APPROVAL_ENABLED: 'maybe',
+        SCHEDULER_INTERVAL: '-1',
+      }),
+    ).toEqual([
+      'REDIS_PORT=70000: expected a port number (1-65535)',
+      'MAX_CONCURRENT_TASKS=abc: expected a positive integer',
+      'SCHEDULER_INTERVAL=-1: expected a positive number of seconds',
+      'BUDGET_WARNING_THRESHOLD=1.5: expected a number between 0 and 1',
+      'APPROVAL_ENABLED=maybe: expected true or false',
+      'NATS_URL=http://example:80: expected nats://host:port (comma-separated for a cluster)',
+    ]);
+    expect(problemsOf({ MAX_CONCURRENT_TASKS: '2.5' })).toEqual(['MAX_CONCURRENT_TASKS=2.5: expected a positive integer']);
+    expect(problemsOf({ MAX_CONCURRENT_TASKS: '0' })).toEqual(['MAX_CONCURRENT_TASKS=0: expected a positive integer']);
+  });
+
+  it('never shows a secret in an error', () => {
+    const problems = problemsOf({
+      DATABASE_URL: 'mysql://admin:hunter2@db/x',
+      REDIS_URL: 'http://:s3cret@r:6379',
+      NATS_URL: 'foo://user:natspw@n:4222',
+    });
+    const text = problems.join('\n');
+    for (const secret of ['hunter2', 's3cret', 'natspw']) expect(text).not.toContain(secret);
+    expect(text).toContain('DATABASE_URL=mysql://admin:***@db/x: expected a postgres:// URL');
+  });
+
+  it('overrides in code win over the environment and are validated the same way', () => {
+    const c = loadConfig({ MAX_CONCURRENT_TASKS: '5' }, { scheduler: { maxConcurrentTasks: 7 } });
+    expect(c.scheduler.maxConcurrentTasks).toBe(7);
+    expect(problemsOf({}, { scheduler: { maxConcurrentTasks: -1 } })).toEqual([
+      'scheduler.maxConcurrentTasks=-1: expected a positive integer',
+    ]);
+  });
+
+  it('redacts secrets from the printable configuration', () => {
+    const c = loadConfig({
+      DATABASE_URL: 'postgres://app:dbpw@db:5432/x',
+      REDIS_PASSWORD: 'redispw',
+      NATS_TOKEN: 'tok',
+      NATS_URL: 'nats://u:p4ss@n:4222',
+    });
+    const text = JSON.stringify(redactedConfig(c));
+    for (const secret of ['dbpw', 'redispw', '"tok"', 'p4ss']) expect(text).not.toContain(secret);
+    expect(redactUrl('redis://:pw@h:1')).toBe('redis://:***@h:1');
+  });
+
+  it('the README documents every variable', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    for (const s of SETTINGS) expect(readme, s.env).toContain(`| \`${s.env}\` |`);
+  });
+});
