@@ -1,0 +1,98 @@
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { ValidationError } from '../../errors.js';
+import type { Lease, LockManager } from '../../ports/lock-manager.js';
+import { checkFencingValue, checkResource, checkTtl } from '../validation.js';
+import { withCommands, type ScriptedRedis } from './scripts.js';
+import { redisFailure } from './connection.js';
+
+export interface RedisLockManagerOptions {
+  /** A client from createRedisClient (may be shared with other adapters). */
+  redis: Redis;
+  /**
+   * Key prefix: leases live at `${prefix}:lock:${resource}`, the fencing counter at
+   * `${prefix}:fence`. On Redis Cluster, leases and the counter must share a slot for
+   * acquire to be one script: use a hash tag (e.g. `{orchestrator}`).
+   */
+  prefix: string;
+}
+
+/**
+ * Leases on Redis: SET NX PX with a random 128-bit token, compare-and-set extend and
+ * release, and a global fencing counter (INCR in the same script as the SET, so a
+ * token is handed out only with a lease). The stored value is `<token>:<fencing token>`,
+ * which lets acquire recognise a resent command (see commands/lock-acquire.lua).
+ *
+ * Expiry is Redis' own (PX): a holder whose connection dropped loses the lease once the
+ * TTL runs out, and its later extend/release find another value and are refused.
+ */
+export class RedisLockManager implements LockManager {
+  readonly #redis: ScriptedRedis;
+  readonly #prefix: string;
+  readonly #fenceKey: string;
+
+  constructor(options: RedisLockManagerOptions) {
+    if (typeof options.prefix !== 'string' || options.prefix.length === 0) {
+      throw new ValidationError('RedisLockManager needs a non-empty prefix');
+    }
+    this.#redis = withCommands(options.redis, [
+      'orchLockAcquire',
+      'orchLockExtend',
+      'orchLockRelease',
+      'orchFenceEnsureAbove',
+    ]);
+    this.#prefix = options.prefix;
+    this.#fenceKey = `${options.prefix}:fence`;
+  }
+
+  /** The Redis key of a resource's lease. */
+  lockKey(resource: string): string {
+    return `${this.#prefix}:lock:${resource}`;
+  }
+
+  async acquire(resource: string, ttlMs: number): Promise<Lease | null> {
+    checkResource(resource);
+    checkTtl(ttlMs);
+    const token = randomBytes(16).toString('hex');
+    let fencingToken: number | null;
+    try {
+      fencingToken = await this.#redis.orchLockAcquire(this.lockKey(resource), this.#fenceKey, token, ttlMs);
+    } catch (err) {
+      throw redisFailure('lock acquire', err);
+    }
+    if (fencingToken === null) return null;
+    return { resource, token, fencingToken, ttlMs };
+  }
+
+  async extend(lease: Lease, ttlMs: number): Promise<boolean> {
+    checkResource(lease.resource);
+    checkTtl(ttlMs);
+    try {
+      return (await this.#redis.orchLockExtend(this.lockKey(lease.resource), storedValue(lease), ttlMs)) === 1;
+    } catch (err) {
+      throw redisFailure('lock extend', err);
+    }
+  }
+
+  async release(lease: Lease): Promise<boolean> {
+    checkResource(lease.resource);
+    try {
+      return (await this.#redis.orchLockRelease(this.lockKey(lease.resource), storedValue(lease))) === 1;
+    } catch (err) {
+      throw redisFailure('lock release', err);
+    }
+  }
+
+  async ensureFencingAbove(value: number): Promise<void> {
+    checkFencingValue(value);
+    try {
+      await this.#redis.orchFenceEnsureAbove(this.#fenceKey, value);
+    } catch (err) {
+      throw redisFailure('lock ensureFencingAbove', err);
+    }
+  }
+}
+
+function storedValue(lease: Lease): string {
+  return `${lease.token}:${lease.fencingToken}`;
+}
