@@ -60,6 +60,38 @@ export interface TransitionWrite {
   /** The orchestrator instance that made the transition. */
   by: string;
   at: Date;
+  /** The budget change that goes with this transition, written in the same transaction. */
+  budget?: BudgetEffect;
+  /**
+   * Events this transition raises (a completed task's pipeline events), written to the
+   * outbox in the same transaction, so a crash cannot lose them; handling an event
+   * (ProjectStore.ingestEvent) removes its outbox row.
+   */
+  raise?: readonly OutboxEvent[];
+}
+
+export interface OutboxEvent {
+  eventId: string;
+  eventType: string;
+  projectId: string;
+  payload: Record<string, unknown>;
+  /** The task whose transition raised it. */
+  taskId: string;
+  at: Date;
+}
+
+/**
+ * A change to the project's budget made atomically with a task transition:
+ * `reserved += reserve - release`, `spent += spend`. With `enforce`, a reservation that
+ * would take spent + reserved over the limit (or a project that is not active) refuses
+ * the whole transition with BudgetExceededError, and nothing is written.
+ */
+export interface BudgetEffect {
+  projectId: string;
+  reserve?: number;
+  release?: number;
+  spend?: number;
+  enforce: boolean;
 }
 
 export interface TransitionRecord {
@@ -110,4 +142,8 @@ export interface TaskStore {
   /** The highest fencing token recorded on any task (0 when none). */
   maxFencingToken(): Promise<number>;
   countByStatus(projectId?: string): Promise<Partial<Record<TaskStatus, number>>>;
+  /** PENDING tasks whose back-off is over (not_before <= now), for promotion after a retry. */
+  listDueRetries(now: Date, limit: number): Promise<TaskRecord[]>;
+  /** Outbox events not yet handled, oldest first (recovery after a crash). */
+  listOutbox(limit: number): Promise<OutboxEvent[]>;
 }

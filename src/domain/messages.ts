@@ -1,0 +1,131 @@
+import { z } from 'zod';
+import { JsonObject, Money, ProjectId, TaskId, TaskStatus } from './task.js';
+import { PipelineEvent } from './pipeline.js';
+
+/**
+ * The bodies of the wire contract (NATS subjects under the prefix, default `lap`).
+ * Inbound bodies are validated; extra fields are allowed and ignored.
+ */
+
+/** `lap.tasks.<agent>`: one per dispatch. */
+export const TaskDispatch = z.object({
+  taskId: TaskId,
+  projectId: ProjectId,
+  taskType: z.string(),
+  input: JsonObject,
+  attempt: z.number().int().positive(),
+  deadline: z.string(),
+  fencingToken: z.number().int().nonnegative(),
+});
+export type TaskDispatch = z.infer<typeof TaskDispatch>;
+
+/** `lap.results.<projectId>` (inbound). */
+export const TaskResult = z
+  .object({
+    taskId: TaskId,
+    status: z.enum(['completed', 'failed']),
+    fencingToken: z.number().int().nonnegative(),
+    output: JsonObject.optional(),
+    actualCost: Money.optional(),
+    error: z.string().max(10_000).optional(),
+  })
+  .refine((r) => r.status !== 'failed' || r.error !== undefined, { message: 'a failed result needs error', path: ['error'] });
+export type TaskResult = z.infer<typeof TaskResult>;
+
+/** `lap.heartbeats.<projectId>` (inbound): extends the running attempt's deadline. */
+export const Heartbeat = z.object({ taskId: TaskId, fencingToken: z.number().int().nonnegative() });
+export type Heartbeat = z.infer<typeof Heartbeat>;
+
+/** `lap.approvals.requested.<projectId>` (outbound). */
+export interface ApprovalRequested {
+  approvalId: string;
+  projectId: string;
+  checkpoint: string;
+  summary: Record<string, unknown>;
+  taskIds: string[];
+  expiresAt: string | null;
+  /** Set on a reminder (the "remind" timeout policy). */
+  reminder?: boolean;
+}
+
+/** `lap.approvals.decided.<projectId>` (inbound). */
+export const ApprovalDecided = z.object({
+  approvalId: z.string().min(1).max(50),
+  decision: z.enum(['approved', 'rejected']),
+  comment: z.string().max(10_000).optional(),
+  by: z.string().min(1).max(100),
+  /** Rejection at PREVIEW_VIDEO_READY: the shots (indexes) to edit. */
+  shots: z.array(z.number().int().nonnegative()).optional(),
+});
+export type ApprovalDecided = z.infer<typeof ApprovalDecided>;
+
+/** `lap.approvals.expired.<projectId>` (outbound). */
+export interface ApprovalExpired {
+  approvalId: string;
+  projectId: string;
+  checkpoint: string;
+  policy: 'reject' | 'approve' | 'remind';
+  at: string;
+}
+
+/** `lap.status.<projectId>.<taskId>` (outbound): every transition, once durable. */
+export interface TaskStatusMessage {
+  taskId: string;
+  projectId: string;
+  taskType: string;
+  from: TaskStatus | null;
+  to: TaskStatus;
+  at: string;
+  attempt: number;
+}
+
+export type BudgetLevel = 'ok' | 'warning' | 'exhausted';
+
+/** `lap.budget.<projectId>` (outbound) and the reply to `status`. */
+export interface BudgetStatus {
+  projectId: string;
+  limit: number | null;
+  spent: number;
+  reserved: number;
+  /** limit - spent - reserved; null without a limit. */
+  remaining: number | null;
+  /** (spent + reserved) / limit; null without a limit. */
+  ratio: number | null;
+  level: BudgetLevel;
+  forecast: {
+    /** Estimated cost of the known tasks not yet paid or reserved, and of the stages still to come. */
+    remainingCost: number;
+    /** spent + reserved + remainingCost. */
+    total: number;
+    /** The forecast does not fit in the remaining budget. */
+    exceedsBudget: boolean;
+  };
+}
+
+export type ProjectStateName = 'active' | 'paused' | 'completed' | 'cancelled';
+
+/** `lap.projects.<projectId>` (outbound). */
+export interface ProjectStatusMessage {
+  projectId: string;
+  state: ProjectStateName;
+  reason: string | null;
+}
+
+/** `lap.dlq` (outbound): a rejected inbound message, with why. */
+export interface DeadLetterMessage {
+  subject: string;
+  reason: string;
+  data: string;
+}
+
+/** `lap.control.<projectId>` (request-reply). */
+export const ControlRequest = z.discriminatedUnion('action', [
+  z.object({ action: z.literal('pause'), reason: z.string().max(500).optional() }),
+  z.object({ action: z.literal('resume') }),
+  z.object({ action: z.literal('cancel'), reason: z.string().max(500).optional() }),
+  z.object({ action: z.literal('set_budget'), limit: Money.nullable() }),
+  z.object({ action: z.literal('status') }),
+]);
+export type ControlRequest = z.infer<typeof ControlRequest>;
+
+export { PipelineEvent };

@@ -1,0 +1,53 @@
+import type {
+  ControlRequest,
+  ApprovalDecided,
+  ApprovalExpired,
+  ApprovalRequested,
+  BudgetStatus,
+  DeadLetterMessage,
+  Heartbeat,
+  ProjectStatusMessage,
+  TaskDispatch,
+  TaskResult,
+  TaskStatusMessage,
+} from '../domain/messages.js';
+import type { PipelineEventInput } from '../domain/pipeline.js';
+
+/** What the orchestrator publishes, once the change behind it is durable. */
+export type Outbound =
+  | { kind: 'status'; body: TaskStatusMessage }
+  | { kind: 'budget'; body: BudgetStatus }
+  | { kind: 'project'; body: ProjectStatusMessage }
+  | { kind: 'approval_requested'; body: ApprovalRequested }
+  | { kind: 'approval_expired'; body: ApprovalExpired }
+  | { kind: 'dlq'; body: DeadLetterMessage };
+
+/**
+ * Handlers for what comes in. Each resolves once the message's effect is durable; the
+ * bus acknowledges the message only then (and redelivers it otherwise). A handler that
+ * rejects with a non-retryable error means the message is bad: the bus dead-letters it.
+ */
+export interface InboundHandlers {
+  event(event: PipelineEventInput): Promise<void>;
+  result(projectId: string, result: TaskResult): Promise<void>;
+  heartbeat(projectId: string, heartbeat: Heartbeat): Promise<void>;
+  decision(projectId: string, decision: ApprovalDecided): Promise<void>;
+  /**
+   * A control request (request-reply): the reply is `{ ok: true, result }` with what this
+   * resolves to, or `{ ok: false, error: { code, message } }` when it rejects.
+   */
+  control(projectId: string, request: ControlRequest): Promise<unknown>;
+}
+
+export interface InboundSubscription {
+  close(): Promise<void>;
+}
+
+/** The messaging port: NATS in production, in-process for the embedded default. */
+export interface EventBus {
+  /** Delivers a task to its agent (`lap.tasks.<agent>`); resolves once handed over durably. */
+  dispatchTask(agent: string, task: TaskDispatch): Promise<void>;
+  publish(message: Outbound): Promise<void>;
+  /** Starts delivering inbound messages to the handlers. */
+  consume(handlers: InboundHandlers): Promise<InboundSubscription>;
+}

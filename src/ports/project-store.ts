@@ -1,0 +1,144 @@
+import type { NewTaskRecord } from './task-store.js';
+
+export type ProjectState = 'active' | 'paused' | 'completed' | 'cancelled';
+export const PROJECT_STATES: readonly ProjectState[] = ['active', 'paused', 'completed', 'cancelled'];
+
+export interface ProjectRecord {
+  projectId: string;
+  title: string;
+  state: ProjectState;
+  /** null: no limit. */
+  budgetLimit: number | null;
+  spent: number;
+  reserved: number;
+  pausedReason: string | null;
+  /** The highest budget warning level already published for this project (0 = none). */
+  warningLevel: number;
+  /** The project's own checkpoints; null means the pipeline's. */
+  checkpoints: string[] | null;
+  version: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export type ApprovalStatus = 'pending' | 'approved' | 'rejected' | 'expired';
+
+export interface ApprovalRecord {
+  approvalId: string;
+  projectId: string;
+  checkpoint: string;
+  status: ApprovalStatus;
+  /** The checkpoint event (its id), kept so a rejection can build the revision from it. */
+  eventId: string;
+  /** The checkpoint event's payload. */
+  summary: Record<string, unknown>;
+  /** The follow-up tasks created in WAITING_APPROVAL. */
+  taskIds: string[];
+  comment: string | null;
+  decidedBy: string | null;
+  requestedAt: Date;
+  expiresAt: Date | null;
+  decidedAt: Date | null;
+}
+
+export type NewApproval = Omit<ApprovalRecord, 'status' | 'comment' | 'decidedBy' | 'decidedAt'>;
+
+export interface NewProject {
+  projectId: string;
+  title: string;
+  budgetLimit: number | null;
+  checkpoints: string[] | null;
+}
+
+/** Everything one handled event writes, in one transaction. */
+export interface EventIngest {
+  eventId: string;
+  eventType: string;
+  projectId: string;
+  at: Date;
+  by: string;
+  /** PROJECT_CREATED: the project row (an existing project id is left as it is). */
+  project?: NewProject;
+  tasks: readonly NewTaskRecord[];
+  approval?: NewApproval;
+  /** Redo tasks: waiting dependents of `oldTaskId` depend on `newTaskId` instead. */
+  supersede?: readonly { oldTaskId: string; newTaskId: string }[];
+}
+
+export interface ApprovalDecision {
+  approvalId: string;
+  status: Exclude<ApprovalStatus, 'pending'>;
+  comment: string | null;
+  by: string;
+  at: Date;
+}
+
+export interface DeadLetter {
+  taskId: string;
+  projectId: string;
+  reason: string;
+  lastError: string | null;
+  attempts: number;
+  at: Date;
+}
+
+export interface CostObservation {
+  taskType: string;
+  agent: string;
+  /** Exponentially weighted mean of the actual costs. */
+  ewma: number;
+  samples: number;
+}
+
+/**
+ * Projects, approvals, idempotency and the other durable state around tasks. Budget
+ * amounts change only in SQL (see `BudgetEffect` on task transitions), so several
+ * orchestrator processes can never overspend together.
+ */
+export interface ProjectStore {
+  /**
+   * Writes an event's effects (project, tasks, approval, supersessions) and marks the
+   * event processed, all or nothing. Returns false, writing nothing, when the event id
+   * was processed before.
+   */
+  ingestEvent(ingest: EventIngest): Promise<boolean>;
+  isEventProcessed(eventId: string): Promise<boolean>;
+  getProject(projectId: string): Promise<ProjectRecord | null>;
+  listProjects(states?: readonly ProjectState[]): Promise<ProjectRecord[]>;
+  /**
+   * Moves a project to `to` when its state is one of `from`; returns the updated row,
+   * or null when it was not in one of those states (nothing changes then).
+   * `reason` is kept as paused_reason when pausing and cleared otherwise.
+   */
+  setProjectState(
+    projectId: string,
+    to: ProjectState,
+    from: readonly ProjectState[],
+    reason: string | null,
+    at: Date,
+  ): Promise<ProjectRecord | null>;
+  /** Sets the limit (null: none) and resets the warning level below the new ratio. */
+  setBudgetLimit(projectId: string, limit: number | null, at: Date): Promise<ProjectRecord>;
+  /**
+   * Raises the project's published warning level to `level` if it is lower; true when
+   * this call raised it (one warning per crossing, across processes).
+   */
+  raiseWarningLevel(projectId: string, level: number): Promise<boolean>;
+  getApproval(approvalId: string): Promise<ApprovalRecord | null>;
+  listApprovals(projectId: string, status?: ApprovalStatus): Promise<ApprovalRecord[]>;
+  /**
+   * Decides a pending approval (compare-and-set on status = 'pending'). Exactly one of
+   * concurrent decisions wins; the others, and decisions on unknown approvals, throw
+   * ApprovalError.
+   */
+  decideApproval(decision: ApprovalDecision): Promise<ApprovalRecord>;
+  /** Pending approvals whose expiry is at or before `now`. */
+  listExpiredApprovals(now: Date, limit: number): Promise<ApprovalRecord[]>;
+  /** Keeps a pending approval waiting until `expiresAt` (the "remind" timeout policy). */
+  extendApproval(approvalId: string, expiresAt: Date): Promise<boolean>;
+  recordDeadLetter(letter: DeadLetter): Promise<void>;
+  listDeadLetters(projectId?: string): Promise<DeadLetter[]>;
+  /** Folds an actual cost into the (task type, agent) mean: ewma += alpha * (cost - ewma). */
+  observeCost(taskType: string, agent: string, cost: number, alpha: number, at: Date): Promise<void>;
+  listCostObservations(): Promise<CostObservation[]>;
+}
