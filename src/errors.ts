@@ -68,14 +68,16 @@ export class ConfigError extends OrchestratorError {
 
 export class IllegalTransitionError extends OrchestratorError {
   constructor(
+    /** The task id, or the project id when `entity` is 'project'. */
     readonly taskId: string,
     readonly state: string,
     readonly event: string,
     detail?: string,
+    readonly entity: 'task' | 'project' = 'task',
   ) {
     super(
       ErrorCode.IllegalTransition,
-      `task ${taskId}: event ${event} is not allowed in state ${state}${detail ? ` (${detail})` : ''}`,
+      `${entity} ${taskId}: event ${event} is not allowed in state ${state}${detail ? ` (${detail})` : ''}`,
     );
   }
 }

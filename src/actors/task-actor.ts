@@ -2,7 +2,7 @@ import { createActor, transition, type Actor, type InspectionEvent, type Observe
 import type { Logger } from 'pino';
 import { IllegalTransitionError, StaleFencingTokenError } from '../errors.js';
 import type { TaskStatus } from '../domain/task.js';
-import type { TaskRecord, TaskStore } from '../ports/task-store.js';
+import type { BudgetEffect, OutboxEvent, TaskRecord, TaskStore } from '../ports/task-store.js';
 import {
   TASK_MACHINE_VERSION,
   isTerminal,
@@ -42,6 +42,10 @@ export interface SendOptions {
   fencingToken?: number;
   /** The task's output, stored with a COMPLETE. */
   output?: Record<string, unknown>;
+  /** The budget change written in the same transaction. */
+  budget?: BudgetEffect;
+  /** Pipeline events raised by this transition, written to the outbox in the same transaction. */
+  raise?: readonly OutboxEvent[];
 }
 
 /**
@@ -56,6 +60,11 @@ export class TaskActor {
   readonly taskId: string;
   readonly projectId: string;
   readonly taskType: string;
+  /** Immutable fields of the task, kept for the scheduler and the budget. */
+  readonly assignedTo: string;
+  readonly priority: number;
+  readonly estimatedCost: number;
+  readonly timeoutMs: number;
   private readonly actor: Actor<TaskMachine>;
   private version: number;
   private queue: Promise<unknown> = Promise.resolve();
@@ -67,6 +76,10 @@ export class TaskActor {
     this.taskId = record.taskId;
     this.projectId = record.projectId;
     this.taskType = record.taskType;
+    this.assignedTo = record.assignedTo;
+    this.priority = record.priority;
+    this.estimatedCost = record.estimatedCost ?? 0;
+    this.timeoutMs = record.timeoutMs;
     this.version = record.version;
     const { persisted, source } = snapshotForRecord(record);
     if (source === 'columns') {
@@ -151,6 +164,8 @@ export class TaskActor {
       ...(carried === undefined ? {} : { fencingToken: carried }),
       by: this.deps.instanceId,
       at: new Date(event.at),
+      ...(options.budget ? { budget: options.budget } : {}),
+      ...(options.raise?.length ? { raise: options.raise } : {}),
     });
     // Durable: now the live actor takes the same (deterministic) step.
     this.actor.send(event);

@@ -19,6 +19,10 @@ export interface TaskRegistryDeps extends TaskActorDeps {
   clock: Clock;
   /** TASK_TIMEOUT: the per-attempt timeout of task types that set none. */
   defaultTimeoutMs: number;
+  /** TASK_MAX_ATTEMPTS: attempts of task types that set none. */
+  defaultMaxAttempts?: number;
+  /** Cost estimate of a new task (default: the catalogue's cost model). */
+  estimateCost?: (taskType: string, agent: string, input: Record<string, unknown>) => number;
 }
 
 export interface CreateTasksOptions {
@@ -46,6 +50,17 @@ export class TaskRegistry {
    * batch or existing tasks; a cycle or an unknown id refuses the whole batch.
    */
   async createTasks(inputs: readonly NewTaskInput[], options: CreateTasksOptions = {}): Promise<TaskRecord[]> {
+    const records = await this.prepare(inputs, options);
+    await this.deps.store.createTasks(records, this.deps.instanceId);
+    return this.adopt(records);
+  }
+
+  /**
+   * Validates and builds task rows (defaults from the catalogue, initial snapshot,
+   * dependencies checked) without writing them: the caller writes them, possibly in a
+   * larger transaction, then calls `adopt`.
+   */
+  async prepare(inputs: readonly NewTaskInput[], options: CreateTasksOptions = {}): Promise<NewTaskRecord[]> {
     const parsed = z.array(NewTaskInput).safeParse(inputs);
     if (!parsed.success) {
       throw new ValidationError(
@@ -56,7 +71,11 @@ export class TaskRegistry {
     const now = this.deps.clock.now();
     const records = parsed.data.map((input) => this.buildRecord(input, now, options.awaitingApproval ?? false));
     await this.checkDependencies(records);
-    await this.deps.store.createTasks(records, this.deps.instanceId);
+    return records;
+  }
+
+  /** Starts the live actors of rows just written. */
+  adopt(records: readonly NewTaskRecord[]): TaskRecord[] {
     const created = records.map((r) => ({ ...r, version: 1, updatedAt: r.createdAt }));
     for (const record of created) this.live.set(record.taskId, TaskActor.fromRecord(record, this.deps));
     return created;
@@ -120,7 +139,8 @@ export class TaskRegistry {
   private buildRecord(input: z.output<typeof NewTaskInput>, now: number, awaitingApproval: boolean): NewTaskRecord {
     const spec = this.deps.catalog.get(input.taskType);
     const taskId = input.taskId ?? newTaskId();
-    const maxAttempts = input.maxAttempts ?? spec.maxAttempts;
+    const maxAttempts = input.maxAttempts ?? spec.maxAttempts ?? this.deps.defaultMaxAttempts ?? 3;
+    const assignedTo = input.assignedTo ?? spec.agent;
     const snapshot = initialTaskSnapshot(
       { taskId, projectId: input.projectId, taskType: input.taskType, maxAttempts },
       { awaitingApproval, at: now },
@@ -130,13 +150,15 @@ export class TaskRegistry {
       taskId,
       projectId: input.projectId,
       taskType: input.taskType,
-      assignedTo: input.assignedTo ?? spec.agent,
+      assignedTo,
       status: patch.status,
       priority: input.priority ?? spec.priority,
       input: input.input,
       output: null,
       dependencies: input.dependencies,
-      estimatedCost: input.estimatedCost ?? this.deps.catalog.estimateCost(input.taskType, input.input),
+      estimatedCost:
+        input.estimatedCost ??
+        (this.deps.estimateCost ?? ((type, _agent, i) => this.deps.catalog.estimateCost(type, i)))(input.taskType, assignedTo, input.input),
       actualCost: null,
       createdAt: new Date(now),
       startedAt: null,

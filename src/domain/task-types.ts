@@ -24,7 +24,8 @@ export const TaskTypeSpec = z.object({
   priority: Priority,
   /** Per-attempt timeout; absent means the configured TASK_TIMEOUT. */
   timeoutMs: z.number().int().positive().optional(),
-  maxAttempts: z.number().int().min(1).max(100).default(3),
+  /** Attempts before the dead letter; absent means the configured TASK_MAX_ATTEMPTS. */
+  maxAttempts: z.number().int().min(1).max(100).optional(),
   cost: CostModel,
 });
 export type TaskTypeSpec = z.infer<typeof TaskTypeSpec>;

@@ -1,0 +1,111 @@
+import { createActor, transition, type Actor, type InspectionEvent, type Observer } from 'xstate';
+import type { Logger } from 'pino';
+import { IllegalTransitionError, ProjectNotFoundError, VersionConflictError } from '../errors.js';
+import type { ProjectRecord, ProjectStore } from '../ports/project-store.js';
+import type { Clock } from '../ports/clock.js';
+import { projectMachine, projectStateOf, type ProjectEvent, type ProjectMachine } from '../machines/project-machine.js';
+
+export interface ProjectActorDeps {
+  projects: ProjectStore;
+  clock: Clock;
+  logger: Logger;
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+}
+
+/**
+ * A project as a persisted XState actor. The row in PostgreSQL is the truth (several
+ * orchestrator processes may act on one project), so each event is checked against the
+ * row's current state, written with a compare-and-set on that state, and only then taken
+ * by the live actor. Illegal events throw IllegalTransitionError and change nothing.
+ */
+export class ProjectActor {
+  private actor: Actor<ProjectMachine>;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private row: ProjectRecord,
+    private readonly deps: ProjectActorDeps,
+  ) {
+    this.actor = this.spawn(row);
+  }
+
+  static async load(projectId: string, deps: ProjectActorDeps): Promise<ProjectActor> {
+    const row = await deps.projects.getProject(projectId);
+    if (!row) throw new ProjectNotFoundError(projectId);
+    return new ProjectActor(row, deps);
+  }
+
+  get projectId(): string {
+    return this.row.projectId;
+  }
+
+  /** The row as of the last read or write. */
+  get record(): ProjectRecord {
+    return this.row;
+  }
+
+  send(event: ProjectEvent): Promise<ProjectRecord> {
+    const run = this.queue.then(() => this.apply(event, 2));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Re-reads the row (another process may have changed it). */
+  async refresh(): Promise<ProjectRecord> {
+    const row = await this.deps.projects.getProject(this.row.projectId);
+    if (!row) throw new ProjectNotFoundError(this.row.projectId);
+    this.adopt(row);
+    return row;
+  }
+
+  stop(): void {
+    this.actor.stop();
+  }
+
+  private async apply(event: ProjectEvent, triesLeft: number): Promise<ProjectRecord> {
+    const row = await this.refresh();
+    const current = this.actor.getSnapshot();
+    if (!current.can(event)) {
+      throw new IllegalTransitionError(row.projectId, row.state, event.type, undefined, 'project');
+    }
+    const [next] = transition(projectMachine, current, event);
+    const updated = await this.deps.projects.setProjectState(
+      row.projectId,
+      projectStateOf(next),
+      [row.state],
+      next.context.reason,
+      new Date(this.deps.clock.now()),
+    );
+    if (!updated) {
+      // Another process moved the project between our read and write: judge again.
+      if (triesLeft > 1) return this.apply(event, triesLeft - 1);
+      throw new VersionConflictError(row.projectId, row.version, row.version + 1);
+    }
+    this.actor.send(event);
+    this.row = updated;
+    return updated;
+  }
+
+  private adopt(row: ProjectRecord): void {
+    const sameState = projectStateOf(this.actor.getSnapshot()) === row.state;
+    this.row = row;
+    if (!sameState) {
+      this.actor.stop();
+      this.actor = this.spawn(row);
+    }
+  }
+
+  private spawn(row: ProjectRecord): Actor<ProjectMachine> {
+    const snapshot = projectMachine.resolveState({ value: row.state, context: { projectId: row.projectId, reason: row.pausedReason } });
+    const actor = createActor(projectMachine, {
+      id: `project:${row.projectId}`,
+      systemId: `project:${row.projectId}`,
+      input: { projectId: row.projectId },
+      snapshot: projectMachine.getPersistedSnapshot(snapshot),
+      ...(this.deps.inspect ? { inspect: this.deps.inspect } : {}),
+    });
+    actor.subscribe({ error: (err) => this.deps.logger.error({ err, projectId: row.projectId }, 'project actor error') });
+    actor.start();
+    return actor;
+  }
+}

@@ -1,0 +1,123 @@
+import { ApprovalError, IllegalTransitionError } from '../errors.js';
+import type { ApprovalDecided } from '../domain/messages.js';
+import type { ApprovalRecord } from '../ports/project-store.js';
+import type { PlannedTask } from '../pipeline/event-mapper.js';
+import type { Core } from './core.js';
+import type { TaskFlow } from './task-flow.js';
+
+export interface ApprovalHooks {
+  /** Creates the revision tasks of a rejection (idempotent by event id). */
+  ingestRevision(approval: ApprovalRecord, tasks: PlannedTask[]): Promise<void>;
+  /** The approved checkpoint completes the project. */
+  completeProject(projectId: string): Promise<void>;
+}
+
+export const TIMEOUT_DECIDER = 'orchestrator:timeout';
+
+/**
+ * Human approvals at checkpoints. A decision is a compare-and-set on the approval row
+ * (pending → decided), so a double approval, or an approval racing the timeout, has
+ * exactly one effect; its effect on the tasks is then applied, and re-applied safely
+ * after a crash (`recover`).
+ */
+export class ApprovalManager {
+  constructor(
+    private readonly core: Core,
+    private readonly flow: TaskFlow,
+    private readonly hooks: ApprovalHooks,
+  ) {}
+
+  async decide(projectId: string, decision: ApprovalDecided): Promise<ApprovalRecord> {
+    const existing = await this.core.projects.getApproval(decision.approvalId);
+    if (!existing || existing.projectId !== projectId) {
+      throw new ApprovalError(`approval ${decision.approvalId} does not exist in project ${projectId}`);
+    }
+    const decided = await this.core.projects.decideApproval({
+      approvalId: decision.approvalId,
+      status: decision.decision,
+      comment: decision.comment ?? null,
+      by: decision.by,
+      at: new Date(this.core.clock.now()),
+    });
+    await this.apply(decided, decision.shots);
+    return decided;
+  }
+
+  /** Applies the expiry policy to every pending request past its expiry. */
+  async sweepExpired(): Promise<void> {
+    const now = this.core.clock.now();
+    const policy = this.core.config.approval.timeoutPolicy;
+    for (const approval of await this.core.projects.listExpiredApprovals(new Date(now), 100)) {
+      try {
+        if (policy === 'remind') {
+          const expiresAt = new Date(now + this.core.config.approval.timeoutMs);
+          if (!(await this.core.projects.extendApproval(approval.approvalId, expiresAt))) continue;
+          await this.core.bus.publish({ kind: 'approval_requested', body: requestBody({ ...approval, expiresAt }, true) });
+        } else {
+          const decided = await this.core.projects.decideApproval({
+            approvalId: approval.approvalId,
+            status: policy === 'approve' ? 'approved' : 'rejected',
+            comment: 'approval request expired',
+            by: TIMEOUT_DECIDER,
+            at: new Date(now),
+          });
+          await this.apply(decided);
+        }
+        await this.core.bus.publish({
+          kind: 'approval_expired',
+          body: { approvalId: approval.approvalId, projectId: approval.projectId, checkpoint: approval.checkpoint, policy, at: new Date(now).toISOString() },
+        });
+      } catch (err) {
+        // A human decision won the race: nothing to do.
+        if (!(err instanceof ApprovalError)) throw err;
+      }
+    }
+  }
+
+  /** Re-applies decisions whose effect a crash may have interrupted. */
+  async recover(projectId: string): Promise<void> {
+    for (const approval of await this.core.projects.listApprovals(projectId)) {
+      if (approval.status === 'pending') continue;
+      const tasks = await this.core.tasks.getTasks(approval.taskIds);
+      if (tasks.some((t) => t.status === 'WAITING_APPROVAL') || (approval.status === 'rejected' && approval.taskIds.length === 0)) {
+        await this.apply(approval);
+      }
+    }
+  }
+
+  private async apply(approval: ApprovalRecord, shots?: readonly number[]): Promise<void> {
+    if (approval.status === 'approved') {
+      for (const taskId of approval.taskIds) await this.flow.approve(taskId);
+      if (this.core.mapper.completesProject(approval.checkpoint)) await this.hooks.completeProject(approval.projectId);
+      return;
+    }
+    const reason = `rejected at ${approval.checkpoint}${approval.comment ? `: ${approval.comment}` : ''}`;
+    for (const taskId of approval.taskIds) {
+      const actor = await this.core.registry.get(taskId);
+      if (actor.status !== 'WAITING_APPROVAL') continue;
+      try {
+        await this.flow.send(taskId, { type: 'REJECT', at: this.core.clock.now(), reason });
+      } catch (err) {
+        if (!(err instanceof IllegalTransitionError)) throw err;
+      }
+      await this.flow.cancelDependents(taskId, reason);
+    }
+    const revision = this.core.mapper.mapRejection(
+      { id: approval.eventId, type: approval.checkpoint, projectId: approval.projectId, payload: approval.summary, occurredAt: approval.requestedAt },
+      { comment: approval.comment ?? '', ...(shots ? { shots: [...shots] } : {}) },
+    );
+    await this.hooks.ingestRevision(approval, revision);
+  }
+}
+
+export function requestBody(approval: Pick<ApprovalRecord, 'approvalId' | 'projectId' | 'checkpoint' | 'summary' | 'taskIds' | 'expiresAt'>, reminder = false) {
+  return {
+    approvalId: approval.approvalId,
+    projectId: approval.projectId,
+    checkpoint: approval.checkpoint,
+    summary: approval.summary,
+    taskIds: approval.taskIds,
+    expiresAt: approval.expiresAt ? approval.expiresAt.toISOString() : null,
+    ...(reminder ? { reminder: true } : {}),
+  };
+}

@@ -1,0 +1,120 @@
+import { ProjectNotFoundError } from '../errors.js';
+import { roundMoney } from '../domain/task-types.js';
+import type { BudgetLevel, BudgetStatus } from '../domain/messages.js';
+import type { ProjectRecord } from '../ports/project-store.js';
+import { BUDGET_EXHAUSTED, type Core } from './core.js';
+
+/** Samples of a (task type, agent) before its observed mean replaces the catalogue estimate. */
+export const MIN_COST_SAMPLES = 3;
+/** Weight of the newest actual cost in the exponentially weighted mean. */
+export const COST_EWMA_ALPHA = 0.3;
+
+/**
+ * Budget status, checks, warnings and cost prediction. The amounts themselves (spent,
+ * reserved) change only in SQL, atomically with the task transitions that cause them;
+ * this class reads them, predicts, and publishes.
+ */
+export class BudgetChecker {
+  /** (taskType|agent) → observed mean, refreshed from the store. */
+  private observed = new Map<string, { ewma: number; samples: number }>();
+
+  constructor(private readonly core: Core) {}
+
+  /** Loads the observed cost means (at start). */
+  async loadObservations(): Promise<void> {
+    const list = await this.core.projects.listCostObservations();
+    this.observed = new Map(list.map((o) => [`${o.taskType}|${o.agent}`, { ewma: o.ewma, samples: o.samples }]));
+  }
+
+  /**
+   * The estimate of a new task: the observed mean of its (type, agent) once there are
+   * enough samples, else the catalogue's cost model.
+   */
+  estimateCost(taskType: string, agent: string, input: Record<string, unknown>): number {
+    const seen = this.observed.get(`${taskType}|${agent}`);
+    if (seen && seen.samples >= MIN_COST_SAMPLES) return roundMoney(seen.ewma);
+    return this.core.catalog.estimateCost(taskType, input);
+  }
+
+  /** Records an actual cost (after the task's completion is durable). */
+  async observe(taskType: string, agent: string, cost: number): Promise<void> {
+    await this.core.projects.observeCost(taskType, agent, cost, COST_EWMA_ALPHA, new Date(this.core.clock.now()));
+    const key = `${taskType}|${agent}`;
+    const prev = this.observed.get(key);
+    this.observed.set(
+      key,
+      prev ? { ewma: prev.ewma + COST_EWMA_ALPHA * (cost - prev.ewma), samples: prev.samples + 1 } : { ewma: cost, samples: 1 },
+    );
+  }
+
+  /** Whether `estimatedCost` fits in the project's remaining budget now. */
+  async checkBudget(projectId: string, estimatedCost: number): Promise<{ fits: boolean; status: BudgetStatus }> {
+    const status = await this.getBudgetStatus(projectId);
+    const fits = !this.core.config.budget.checkEnabled || status.remaining === null || estimatedCost <= status.remaining + 1e-9;
+    return { fits, status };
+  }
+
+  async getBudgetStatus(projectId: string): Promise<BudgetStatus> {
+    const project = await this.core.projects.getProject(projectId);
+    if (!project) throw new ProjectNotFoundError(projectId);
+    return this.statusOf(project, await this.forecastRemaining(projectId));
+  }
+
+  /**
+   * Publishes the budget status after a change: always on a settle, and once per
+   * crossing of the warning threshold or of exhaustion (across processes).
+   */
+  async afterChange(projectId: string, settled: boolean): Promise<BudgetStatus> {
+    const status = await this.getBudgetStatus(projectId);
+    const level = status.level === 'exhausted' ? 100 : status.level === 'warning' ? Math.round(this.core.config.budget.warningThreshold * 100) : 0;
+    const crossed = level > 0 && (await this.core.projects.raiseWarningLevel(projectId, level));
+    if (crossed || settled) {
+      if (crossed) this.core.logger.warn({ projectId, level: status.level, ratio: status.ratio }, 'budget level crossed');
+      await this.core.bus.publish({ kind: 'budget', body: status });
+    }
+    return status;
+  }
+
+  statusOf(project: ProjectRecord, remainingCost: number): BudgetStatus {
+    const { budgetLimit: limit, spent, reserved } = project;
+    const remaining = limit === null ? null : roundMoney(limit - spent - reserved);
+    const ratio = limit === null ? null : limit === 0 ? 1 : (spent + reserved) / limit;
+    const exhausted = (project.state === 'paused' && project.pausedReason === BUDGET_EXHAUSTED) || (ratio !== null && ratio >= 1);
+    const level: BudgetLevel = exhausted ? 'exhausted' : ratio !== null && ratio >= this.core.config.budget.warningThreshold ? 'warning' : 'ok';
+    const total = roundMoney(spent + reserved + remainingCost);
+    return {
+      projectId: project.projectId,
+      limit,
+      spent,
+      reserved,
+      remaining,
+      ratio,
+      level,
+      forecast: { remainingCost: roundMoney(remainingCost), total, exceedsBudget: limit !== null && total > limit + 1e-9 },
+    };
+  }
+
+  /**
+   * The cost still to come: estimates of the project's tasks not yet reserved (PENDING,
+   * WAITING_APPROVAL), plus the tasks of the pipeline stages the project has not reached.
+   * A stage counts once per template (a fan-out as one task, since its size is unknown
+   * before it runs); stages raised only on a condition (a failed QA) are not predicted.
+   */
+  async forecastRemaining(projectId: string): Promise<number> {
+    const tasks = await this.core.tasks.listByProject(projectId);
+    let cost = 0;
+    const present = new Set<string>();
+    for (const t of tasks) {
+      present.add(t.taskType);
+      if (t.status === 'PENDING' || t.status === 'WAITING_APPROVAL') cost += t.estimatedCost ?? 0;
+    }
+    const { pipeline } = this.core.mapper;
+    const conditional = new Set(pipeline.emits.filter((e) => e.when).map((e) => e.event));
+    for (const rule of pipeline.rules) {
+      if (conditional.has(rule.on) || rule.create.length === 0) continue;
+      if (rule.create.some((t) => present.has(t.type))) continue;
+      for (const t of rule.create) cost += this.estimateCost(t.type, this.core.catalog.get(t.type).agent, {});
+    }
+    return cost;
+  }
+}

@@ -1,0 +1,56 @@
+import type { Logger } from 'pino';
+import type { OrchestratorConfig } from '../config/config.js';
+import type { TaskTypeCatalog } from '../domain/task-types.js';
+import type { Clock } from '../ports/clock.js';
+import type { EventBus } from '../ports/event-bus.js';
+import type { LockManager } from '../ports/lock-manager.js';
+import type { ProjectStore } from '../ports/project-store.js';
+import type { TaskQueue } from '../ports/task-queue.js';
+import type { TaskStore } from '../ports/task-store.js';
+import type { TaskRegistry } from '../actors/task-registry.js';
+import type { TaskTransition } from '../actors/task-actor.js';
+import type { EventMapper } from '../pipeline/event-mapper.js';
+
+/** What every part of the orchestrator shares: the parsed config, the ports, the registry. */
+export interface Core {
+  config: OrchestratorConfig;
+  clock: Clock;
+  logger: Logger;
+  instanceId: string;
+  tasks: TaskStore;
+  projects: ProjectStore;
+  queue: TaskQueue;
+  locks: LockManager;
+  bus: EventBus;
+  registry: TaskRegistry;
+  mapper: EventMapper;
+  catalog: TaskTypeCatalog;
+}
+
+export const BUDGET_EXHAUSTED = 'budget_exhausted';
+
+/** Publishes a durable transition on the status subject; never throws. */
+export async function publishTransition(core: Core, t: TaskTransition): Promise<void> {
+  try {
+    await core.bus.publish({
+      kind: 'status',
+      body: {
+        taskId: t.taskId,
+        projectId: t.projectId,
+        taskType: t.taskType,
+        from: t.from,
+        to: t.to,
+        at: new Date(t.at).toISOString(),
+        attempt: t.attempt,
+      },
+    });
+  } catch (err) {
+    core.logger.warn({ err, taskId: t.taskId }, 'could not publish a task status');
+  }
+}
+
+/** Exponential back-off with full jitter: base * 2^(attempt-1), jittered within [50%, 100%]. */
+export function backoffMs(baseMs: number, attempt: number, random: () => number = Math.random): number {
+  const ceiling = baseMs * 2 ** Math.max(0, attempt - 1);
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}

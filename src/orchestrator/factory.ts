@@ -1,0 +1,97 @@
+import type { InspectionEvent, Observer } from 'xstate';
+import type { Logger } from 'pino';
+import { loadConfig, type ConfigOverrides, type OrchestratorConfig } from '../config/config.js';
+import { TaskTypeCatalog, type TaskTypeSpecInput } from '../domain/task-types.js';
+import type { PipelineInput } from '../domain/pipeline.js';
+import { silentLogger } from '../logger.js';
+import { systemClock, type Clock } from '../ports/clock.js';
+import type { EventBus } from '../ports/event-bus.js';
+import type { LockManager } from '../ports/lock-manager.js';
+import type { ProjectStore } from '../ports/project-store.js';
+import type { TaskQueue } from '../ports/task-queue.js';
+import type { TaskStore } from '../ports/task-store.js';
+import { TaskRegistry } from '../actors/task-registry.js';
+import { EventMapper } from '../pipeline/event-mapper.js';
+import { VIDEO_PIPELINE } from '../pipeline/video-pipeline.js';
+import { Orchestrator } from './orchestrator.js';
+
+/**
+ * The blackboard: the project and task state (PostgreSQL or the embedded PGlite store)
+ * and what Redis holds (the ready queue and the leases), or their in-memory twins.
+ */
+export interface Blackboard {
+  tasks: TaskStore;
+  projects: ProjectStore;
+  queue: TaskQueue;
+  locks: LockManager;
+  close(): Promise<void>;
+}
+
+export interface OrchestratorOptions {
+  logger?: Logger;
+  clock?: Clock;
+  pipeline?: PipelineInput;
+  taskTypes?: readonly TaskTypeSpecInput[];
+  /** Opt-in inspection of the actors (for example a Stately inspector). */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+}
+
+/** Creates orchestrators over a blackboard and an event bus (the original design's quick start). */
+export const OrchestratorFactory = {
+  create(
+    blackboard: Blackboard,
+    eventBus: EventBus,
+    config: OrchestratorConfig | ConfigOverrides = {},
+    options: OrchestratorOptions = {},
+  ): Orchestrator {
+    const parsed = isParsed(config) ? config : loadConfig(process.env, config);
+    const logger = options.logger ?? silentLogger();
+    const clock = options.clock ?? systemClock;
+    const catalog = new TaskTypeCatalog(options.taskTypes);
+    const mapper = new EventMapper(options.pipeline ?? VIDEO_PIPELINE, catalog);
+    let estimate: ((t: string, a: string, i: Record<string, unknown>) => number) | undefined;
+    const registry = new TaskRegistry({
+      store: blackboard.tasks,
+      instanceId: parsed.instanceId,
+      logger,
+      catalog,
+      clock,
+      defaultTimeoutMs: parsed.scheduler.taskTimeoutMs,
+      defaultMaxAttempts: parsed.scheduler.maxAttempts,
+      estimateCost: (t, a, i) => (estimate ? estimate(t, a, i) : catalog.estimateCost(t, i)),
+      ...(options.inspect ? { inspect: options.inspect } : {}),
+    });
+    const orchestrator = new Orchestrator({
+      config: parsed,
+      clock,
+      logger,
+      instanceId: parsed.instanceId,
+      tasks: blackboard.tasks,
+      projects: blackboard.projects,
+      queue: blackboard.queue,
+      locks: blackboard.locks,
+      bus: eventBus,
+      registry,
+      mapper,
+      catalog,
+    });
+    estimate = (t, a, i) => orchestrator.budgetChecker.estimateCost(t, a, i);
+    return orchestrator;
+  },
+
+  async createAndStart(
+    blackboard: Blackboard,
+    eventBus: EventBus,
+    config: OrchestratorConfig | ConfigOverrides = {},
+    options: OrchestratorOptions = {},
+  ): Promise<Orchestrator> {
+    const orchestrator = OrchestratorFactory.create(blackboard, eventBus, config, options);
+    await orchestrator.start();
+    return orchestrator;
+  },
+};
+
+function isParsed(config: OrchestratorConfig | ConfigOverrides): config is OrchestratorConfig {
+  const c = config as Partial<OrchestratorConfig>;
+  return typeof c.instanceId === 'string' && typeof c.scheduler?.intervalMs === 'number';
+}

@@ -1,0 +1,367 @@
+import { randomUUID } from 'node:crypto';
+import { IllegalTransitionError, ProjectNotFoundError, ValidationError } from '../errors.js';
+import { PipelineEvent, type PipelineEventInput } from '../domain/pipeline.js';
+import { ApprovalDecided, ControlRequest, Heartbeat, TaskResult, type BudgetStatus } from '../domain/messages.js';
+import type { InboundSubscription } from '../ports/event-bus.js';
+import type { ApprovalRecord, NewApproval, NewProject, ProjectRecord } from '../ports/project-store.js';
+import type { OutboxEvent } from '../ports/task-store.js';
+import type { PlannedTask } from '../pipeline/event-mapper.js';
+import { ProjectActor } from '../actors/project-actor.js';
+import type { ProjectEvent } from '../machines/project-machine.js';
+import { BudgetChecker } from './budget-checker.js';
+import { ApprovalManager, requestBody } from './approvals.js';
+import { TaskFlow } from './task-flow.js';
+import { TaskScheduler } from './scheduler.js';
+import { BUDGET_EXHAUSTED, type Core } from './core.js';
+
+export interface HandleEventResult {
+  duplicate: boolean;
+  taskIds: string[];
+  approvalId: string | null;
+}
+
+export interface ProjectStatus {
+  project: ProjectRecord;
+  budget: BudgetStatus;
+  tasks: Partial<Record<string, number>>;
+  pendingApprovals: ApprovalRecord[];
+}
+
+/**
+ * The orchestrator: events in, tasks through the seven states, budget and approvals
+ * enforced. `handleEvent` follows the original flow (project → approval? → map → budget →
+ * queue); the scheduler dispatches; results, heartbeats and decisions come back through
+ * the event bus. Every method resolves only once its effect is durable.
+ */
+export class Orchestrator {
+  readonly budgetChecker: BudgetChecker;
+  readonly scheduler: TaskScheduler;
+  readonly approvals: ApprovalManager;
+  private readonly flow: TaskFlow;
+  private readonly projectActors = new Map<string, ProjectActor>();
+  private inbound: InboundSubscription | null = null;
+  private running = false;
+
+  constructor(readonly core: Core) {
+    this.budgetChecker = new BudgetChecker(core);
+    this.flow = new TaskFlow(core, this.budgetChecker, {
+      settled: (id) => this.scheduler.settled(id),
+      wake: () => this.scheduler.wake(),
+      pauseForBudget: (projectId) => this.pauseForBudget(projectId),
+      handleRaised: (events) => this.handleRaised(events),
+    });
+    this.scheduler = new TaskScheduler(core, this.flow, { approvals: () => this.approvals.sweepExpired() });
+    this.approvals = new ApprovalManager(core, this.flow, {
+      ingestRevision: (approval, tasks) => this.ingestRevision(approval, tasks).then(() => undefined),
+      completeProject: (projectId) => this.completeProject(projectId),
+    });
+  }
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  /**
+   * Recovers and starts: restores the actors of non-final tasks, lifts the fencing
+   * counter above every stored token, puts READY tasks back in the queue (it may have
+   * lost them), replays unhandled raised events and interrupted decisions, promotes what
+   * became runnable, then consumes the event bus and starts the scheduler.
+   */
+  async start(): Promise<void> {
+    if (this.running) return;
+    const { core } = this;
+    await this.budgetChecker.loadObservations();
+    await core.locks.ensureFencingAbove(await core.tasks.maxFencingToken());
+    await core.registry.restore();
+    await this.requeueReady();
+    for (const event of await core.tasks.listOutbox(10_000)) await this.ingestRaised(event);
+    for (const project of await core.projects.listProjects(['active', 'paused'])) {
+      await this.approvals.recover(project.projectId);
+      if (project.state === 'active') await this.promotePending(project.projectId);
+    }
+    this.inbound = await core.bus.consume({
+      event: (e) => this.handleEvent(e).then(() => undefined),
+      result: (projectId, r) => this.handleResult(projectId, r),
+      heartbeat: (projectId, h) => this.handleHeartbeat(projectId, h),
+      decision: (projectId, d) => this.decide(projectId, d).then(() => undefined),
+      control: (projectId, c) => this.control(projectId, c),
+    });
+    this.running = true;
+    this.scheduler.start();
+    core.logger.info({ instanceId: core.instanceId, live: core.registry.liveCount }, 'orchestrator started');
+  }
+
+  /** Graceful stop: no new dispatches, inbound handlers finish, then actors stop. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    await this.scheduler.stop();
+    await this.inbound?.close();
+    this.inbound = null;
+    this.flow.stop();
+    this.core.registry.stopAll();
+    for (const actor of this.projectActors.values()) actor.stop();
+    this.projectActors.clear();
+    this.core.logger.info('orchestrator stopped');
+  }
+
+  /** Handles one pipeline event (idempotent by event id). */
+  async handleEvent(input: PipelineEventInput): Promise<HandleEventResult> {
+    const parsed = PipelineEvent.safeParse(input);
+    if (!parsed.success) {
+      throw new ValidationError('invalid event', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+    }
+    const event = parsed.data;
+    if (await this.core.projects.isEventProcessed(event.id)) return { duplicate: true, taskIds: [], approvalId: null };
+    const project = await this.core.projects.getProject(event.projectId);
+    let newProject: NewProject | undefined;
+    if (event.type === 'PROJECT_CREATED') {
+      if (!project) newProject = projectFromPayload(event.projectId, event.payload);
+    } else if (!project) {
+      throw new ProjectNotFoundError(event.projectId);
+    }
+    if (project && (project.state === 'completed' || project.state === 'cancelled')) {
+      throw new ValidationError(`project ${event.projectId} is ${project.state}: event ${event.type} refused`);
+    }
+    const checkpoints = project?.checkpoints ?? newProject?.checkpoints ?? this.core.mapper.pipeline.checkpoints;
+    const atCheckpoint = this.core.config.approval.enabled && checkpoints.includes(event.type);
+    const planned = this.core.mapper.mapEventToTasks(event);
+    const result = await this.ingest(
+      { id: event.id, type: event.type, projectId: event.projectId, payload: event.payload },
+      planned,
+      atCheckpoint,
+      newProject,
+    );
+    if (!result.duplicate && !atCheckpoint && this.core.mapper.completesProject(event.type)) {
+      await this.completeProject(event.projectId);
+    }
+    return result;
+  }
+
+  async handleResult(projectId: string, input: TaskResult): Promise<void> {
+    await this.flow.handleResult(projectId, TaskResult.parse(input));
+  }
+
+  /** A heartbeat extends the running attempt's deadline (and its lease). */
+  async handleHeartbeat(projectId: string, input: Heartbeat): Promise<void> {
+    const hb = Heartbeat.parse(input);
+    const actor = await this.core.registry.get(hb.taskId);
+    if (actor.projectId !== projectId) throw new ValidationError(`task ${hb.taskId} is not a task of project ${projectId}`);
+    const now = this.core.clock.now();
+    await this.flow.send(hb.taskId, { type: 'HEARTBEAT', at: now, deadline: now + actor.timeoutMs }, { fencingToken: hb.fencingToken });
+    await this.scheduler.extendLease(hb.taskId, actor.timeoutMs);
+  }
+
+  async decide(projectId: string, input: ApprovalDecided): Promise<ApprovalRecord> {
+    return this.approvals.decide(projectId, ApprovalDecided.parse(input));
+  }
+
+  /** Runs a scheduler pass now (`dispatchTasks` of the original design); returns how many were dispatched. */
+  dispatchTasks(): Promise<number> {
+    return this.scheduler.tick();
+  }
+
+  async pauseProject(projectId: string, reason = 'paused by user'): Promise<ProjectRecord> {
+    return this.projectEvent(projectId, { type: 'PAUSE', reason });
+  }
+
+  /** Resumes dispatching: READY tasks go back in the queue, runnable PENDING ones are promoted. */
+  async resumeProject(projectId: string): Promise<ProjectRecord> {
+    const row = await this.projectEvent(projectId, { type: 'RESUME' });
+    await this.requeueReady(projectId);
+    await this.promotePending(projectId);
+    this.scheduler.wake();
+    return row;
+  }
+
+  /** Cancels every non-final task of the project with the reason, then the project. */
+  async cancelProject(projectId: string, reason = 'cancelled by user'): Promise<ProjectRecord> {
+    const row = await this.projectEvent(projectId, { type: 'CANCEL', reason });
+    const tasks = await this.core.tasks.listByProject(projectId, ['PENDING', 'READY', 'RUNNING', 'WAITING_APPROVAL', 'FAILED']);
+    for (const t of tasks) await this.flow.cancelTask(t.taskId, `project cancelled: ${reason}`).catch((err) => {
+      if (!(err instanceof IllegalTransitionError)) throw err;
+    });
+    return row;
+  }
+
+  /** Sets the budget limit; a project paused for its budget resumes when it now fits. */
+  async setBudget(projectId: string, limit: number | null): Promise<BudgetStatus> {
+    const row = await this.core.projects.setBudgetLimit(projectId, limit, new Date(this.core.clock.now()));
+    if (row.state === 'paused' && row.pausedReason === BUDGET_EXHAUSTED) await this.resumeProject(projectId);
+    return this.budgetChecker.afterChange(projectId, true);
+  }
+
+  async getBudgetStatus(projectId: string): Promise<BudgetStatus> {
+    return this.budgetChecker.getBudgetStatus(projectId);
+  }
+
+  async getProjectStatus(projectId: string): Promise<ProjectStatus> {
+    const project = await this.core.projects.getProject(projectId);
+    if (!project) throw new ProjectNotFoundError(projectId);
+    return {
+      project,
+      budget: await this.budgetChecker.getBudgetStatus(projectId),
+      tasks: await this.core.tasks.countByStatus(projectId),
+      pendingApprovals: await this.core.projects.listApprovals(projectId, 'pending'),
+    };
+  }
+
+  /** `lap.control.<projectId>` requests. */
+  async control(projectId: string, input: ControlRequest): Promise<unknown> {
+    const request = ControlRequest.parse(input);
+    switch (request.action) {
+      case 'pause':
+        await this.pauseProject(projectId, request.reason);
+        break;
+      case 'resume':
+        await this.resumeProject(projectId);
+        break;
+      case 'cancel':
+        await this.cancelProject(projectId, request.reason);
+        break;
+      case 'set_budget':
+        await this.setBudget(projectId, request.limit);
+        break;
+      case 'status':
+        break;
+    }
+    return this.getProjectStatus(projectId);
+  }
+
+  // -------------------------------------------------------------------------------------
+
+  /** Writes an event's tasks (and approval) in one transaction, then makes them go. */
+  private async ingest(
+    event: { id: string; type: string; projectId: string; payload: Record<string, unknown> },
+    planned: readonly PlannedTask[],
+    atCheckpoint: boolean,
+    project?: NewProject,
+  ): Promise<HandleEventResult> {
+    const { core } = this;
+    const now = core.clock.now();
+    const records = await core.registry.prepare(planned, { awaitingApproval: atCheckpoint });
+    const approval: NewApproval | undefined = atCheckpoint
+      ? {
+          approvalId: `apr_${randomUUID().replaceAll('-', '')}`,
+          projectId: event.projectId,
+          checkpoint: event.type,
+          eventId: event.id,
+          summary: event.payload,
+          taskIds: records.map((r) => r.taskId),
+          requestedAt: new Date(now),
+          expiresAt: new Date(now + core.config.approval.timeoutMs),
+        }
+      : undefined;
+    const supersede = planned.flatMap((p) => (p.supersedes ? [{ oldTaskId: p.supersedes, newTaskId: p.taskId }] : []));
+    const written = await core.projects.ingestEvent({
+      eventId: event.id,
+      eventType: event.type,
+      projectId: event.projectId,
+      at: new Date(now),
+      by: core.instanceId,
+      ...(project ? { project } : {}),
+      tasks: records,
+      ...(approval ? { approval } : {}),
+      ...(supersede.length ? { supersede } : {}),
+    });
+    if (!written) return { duplicate: true, taskIds: [], approvalId: null };
+    const created = core.registry.adopt(records);
+    if (project) await core.bus.publish({ kind: 'project', body: { projectId: project.projectId, state: 'active', reason: null } });
+    for (const r of created) {
+      const body = { taskId: r.taskId, projectId: r.projectId, taskType: r.taskType, from: null, to: r.status, at: new Date(now).toISOString(), attempt: 0 };
+      await core.bus.publish({ kind: 'status', body });
+    }
+    if (approval) await core.bus.publish({ kind: 'approval_requested', body: requestBody(approval) });
+    for (const r of created) if (r.status === 'PENDING') await this.flow.promote(r.taskId);
+    return { duplicate: false, taskIds: records.map((r) => r.taskId), approvalId: approval?.approvalId ?? null };
+  }
+
+  private async handleRaised(events: readonly OutboxEvent[]): Promise<void> {
+    for (const e of events) await this.ingestRaised(e);
+  }
+
+  private async ingestRaised(e: OutboxEvent): Promise<void> {
+    await this.handleEvent({ id: e.eventId, type: e.eventType, projectId: e.projectId, payload: e.payload, occurredAt: e.at });
+  }
+
+  private async ingestRevision(approval: ApprovalRecord, tasks: PlannedTask[]): Promise<HandleEventResult> {
+    return this.ingest(
+      { id: `${approval.approvalId}:rejected`, type: `${approval.checkpoint}_REJECTED`, projectId: approval.projectId, payload: { comment: approval.comment } },
+      tasks,
+      false,
+    );
+  }
+
+  private async completeProject(projectId: string): Promise<void> {
+    try {
+      await this.projectEvent(projectId, { type: 'COMPLETE' });
+    } catch (err) {
+      if (!(err instanceof IllegalTransitionError)) throw err;
+    }
+  }
+
+  private async pauseForBudget(projectId: string): Promise<void> {
+    try {
+      const row = await this.projectEvent(projectId, { type: 'PAUSE', reason: BUDGET_EXHAUSTED });
+      this.core.logger.warn({ projectId, spent: row.spent, reserved: row.reserved, limit: row.budgetLimit }, 'budget exhausted: project paused');
+      await this.budgetChecker.afterChange(projectId, false);
+    } catch (err) {
+      if (!(err instanceof IllegalTransitionError)) throw err;
+    }
+  }
+
+  private async projectEvent(projectId: string, event: ProjectEvent): Promise<ProjectRecord> {
+    let actor = this.projectActors.get(projectId);
+    if (!actor) {
+      actor = await ProjectActor.load(projectId, { projects: this.core.projects, clock: this.core.clock, logger: this.core.logger });
+      this.projectActors.set(projectId, actor);
+    }
+    const row = await actor.send(event);
+    await this.core.bus.publish({ kind: 'project', body: { projectId, state: row.state, reason: row.pausedReason } });
+    if (row.state === 'completed' || row.state === 'cancelled') {
+      actor.stop();
+      this.projectActors.delete(projectId);
+    }
+    return row;
+  }
+
+  private async requeueReady(projectId?: string): Promise<void> {
+    const { core } = this;
+    if (projectId) {
+      const ready = await core.tasks.listByProject(projectId, ['READY']);
+      await core.queue.putMany(ready.map((t) => ({ taskId: t.taskId, priority: t.priority })));
+      return;
+    }
+    const entries: { taskId: string; priority: number }[] = [];
+    for (let offset = 0; ; offset += 10_000) {
+      const page = await core.tasks.listReady({ offset, limit: 10_000 });
+      entries.push(...page);
+      if (page.length < 10_000) break;
+    }
+    if ((await core.queue.size()) === 0) await core.queue.rebuild(entries);
+    else await core.queue.putMany(entries);
+  }
+
+  private async promotePending(projectId: string): Promise<void> {
+    for (const t of await this.core.tasks.listByProject(projectId, ['PENDING'])) await this.flow.promote(t.taskId);
+  }
+}
+
+function projectFromPayload(projectId: string, payload: Record<string, unknown>): NewProject {
+  const title = typeof payload.title === 'string' && payload.title.trim() ? payload.title : projectId;
+  const budget = payload.budget;
+  if (budget !== undefined && budget !== null && (typeof budget !== 'number' || !Number.isFinite(budget) || budget < 0)) {
+    throw new ValidationError('PROJECT_CREATED payload.budget must be a non-negative number');
+  }
+  const checkpoints = payload.checkpoints;
+  if (checkpoints !== undefined && !(Array.isArray(checkpoints) && checkpoints.every((c) => typeof c === 'string'))) {
+    throw new ValidationError('PROJECT_CREATED payload.checkpoints must be an array of event types');
+  }
+  return {
+    projectId,
+    title: title.slice(0, 500),
+    budgetLimit: typeof budget === 'number' ? budget : null,
+    checkpoints: (checkpoints as string[] | undefined) ?? null,
+  };
+}
+

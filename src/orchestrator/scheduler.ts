@@ -1,0 +1,214 @@
+import { TaskNotFoundError, VersionConflictError, isOrchestratorError } from '../errors.js';
+import type { Lease } from '../ports/lock-manager.js';
+import type { ProjectRecord } from '../ports/project-store.js';
+import type { Core } from './core.js';
+import type { TaskFlow } from './task-flow.js';
+
+/** Extra lease time past a task's deadline, so the lease outlives the attempt it guards. */
+export const LEASE_GRACE_MS = 30_000;
+const SWEEP_BATCH = 200;
+
+export interface SchedulerSweeps {
+  /** Expired approval requests (run on every tick). */
+  approvals(): Promise<void>;
+}
+
+/**
+ * The scheduler: runs every SCHEDULER_INTERVAL and at once when woken. Each tick sweeps
+ * timeouts and due retries, then, while fewer than MAX_CONCURRENT_TASKS run, pops the
+ * highest-priority READY tasks, checks their dependencies and project, takes each one's
+ * lease (the fencing token goes into the RUNNING transition) and dispatches it to its agent.
+ */
+export class TaskScheduler {
+  private readonly running = new Map<string, Lease>();
+  private timer: unknown = null;
+  private ticking: Promise<void> | null = null;
+  private again = false;
+  private started = false;
+  private stopping = false;
+
+  constructor(
+    private readonly core: Core,
+    private readonly flow: TaskFlow,
+    private readonly sweeps: SchedulerSweeps,
+  ) {}
+
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.stopping = false;
+    this.schedule(0);
+  }
+
+  /** Stops ticking; resolves once a tick in progress has finished. */
+  async stop(): Promise<void> {
+    this.started = false;
+    this.stopping = true;
+    if (this.timer !== null) this.core.clock.clearTimeout(this.timer);
+    this.timer = null;
+    await this.ticking;
+  }
+
+  /** Asks for a tick as soon as possible (coalesced). */
+  wake(): void {
+    if (!this.started) return;
+    if (this.ticking) this.again = true;
+    else this.schedule(0);
+  }
+
+  /** `TaskScheduler.checkDependencies`: every dependency of the task is COMPLETED. */
+  async checkDependencies(taskId: string): Promise<boolean> {
+    return (await this.flow.dependencyState(taskId)).met;
+  }
+
+  /** Runs one tick now; returns how many tasks it dispatched. */
+  async tick(): Promise<number> {
+    while (this.ticking) await this.ticking;
+    let dispatched = 0;
+    const run = (async () => {
+      dispatched = await this.runTick();
+    })();
+    this.ticking = run;
+    try {
+      await run;
+    } finally {
+      this.ticking = null;
+    }
+    return dispatched;
+  }
+
+  /** A task left RUNNING (result, timeout, cancel): release its lease and free the slot. */
+  async settled(taskId: string): Promise<void> {
+    const lease = this.running.get(taskId);
+    if (!lease) return;
+    this.running.delete(taskId);
+    await this.core.locks.release(lease).catch((err) => this.core.logger.warn({ err, taskId }, 'could not release a lease'));
+    this.wake();
+  }
+
+  /** A heartbeat extended the task's deadline: extend its lease as well. */
+  async extendLease(taskId: string, ttlMs: number): Promise<void> {
+    const lease = this.running.get(taskId);
+    if (lease) await this.core.locks.extend(lease, ttlMs + LEASE_GRACE_MS);
+  }
+
+  private schedule(ms: number): void {
+    if (!this.started) return;
+    if (this.timer !== null) this.core.clock.clearTimeout(this.timer);
+    this.timer = this.core.clock.setTimeout(() => {
+      this.timer = null;
+      void this.tick()
+        .catch((err) => this.core.logger.error({ err }, 'scheduler tick failed'))
+        .finally(() => {
+          if (this.again) {
+            this.again = false;
+            this.schedule(0);
+          } else if (this.timer === null) {
+            this.schedule(this.core.config.scheduler.intervalMs);
+          }
+        });
+    }, ms);
+  }
+
+  private async runTick(): Promise<number> {
+    await this.reconcile();
+    const now = new Date(this.core.clock.now());
+    for (const task of await this.core.tasks.listExpired(now, SWEEP_BATCH)) {
+      await this.guard(task.taskId, () => this.flow.timeOut(task.taskId));
+    }
+    for (const task of await this.core.tasks.listDueRetries(now, SWEEP_BATCH)) {
+      await this.guard(task.taskId, () => this.flow.promote(task.taskId));
+    }
+    await this.sweeps.approvals();
+    return this.dispatchReady();
+  }
+
+  /** Pops and dispatches while there is room. */
+  private async dispatchReady(): Promise<number> {
+    const max = this.core.config.scheduler.maxConcurrentTasks;
+    const projects = new Map<string, ProjectRecord | null>();
+    let dispatched = 0;
+    while (!this.stopping) {
+      const room = max - this.running.size;
+      if (room <= 0) break;
+      const ids = await this.core.queue.getMany(room);
+      if (ids.length === 0) break;
+      for (const id of ids) {
+        if (await this.guard(id, () => this.dispatchOne(id, projects))) dispatched++;
+      }
+    }
+    return dispatched;
+  }
+
+  private async dispatchOne(taskId: string, projects: Map<string, ProjectRecord | null>): Promise<boolean> {
+    const actor = await this.core.registry.get(taskId);
+    if (actor.status !== 'READY') return false; // a stale queue entry
+    let project = projects.get(actor.projectId);
+    if (project === undefined) {
+      project = await this.core.projects.getProject(actor.projectId);
+      projects.set(actor.projectId, project);
+    }
+    // A paused project's tasks stay READY in the store; resuming puts them back in the queue.
+    if (!project || project.state !== 'active') return false;
+    if (!(await this.checkDependencies(taskId))) {
+      this.core.logger.warn({ taskId }, 'READY task with unmet dependencies: left out of the queue');
+      return false;
+    }
+    const lease = await this.core.locks.acquire(`task:${taskId}`, actor.timeoutMs + LEASE_GRACE_MS);
+    if (!lease) return false; // another orchestrator is dispatching it
+    const record = await this.core.tasks.getTask(taskId);
+    if (!record) throw new TaskNotFoundError(taskId);
+    const now = this.core.clock.now();
+    const deadline = now + actor.timeoutMs;
+    let attempt: number;
+    try {
+      const t = await this.flow.send(taskId, { type: 'DISPATCH', at: now, fencingToken: lease.fencingToken, deadline });
+      attempt = t.attempt;
+    } catch (err) {
+      await this.core.locks.release(lease).catch(() => undefined);
+      throw err;
+    }
+    this.running.set(taskId, lease);
+    try {
+      await this.core.bus.dispatchTask(actor.assignedTo, {
+        taskId,
+        projectId: actor.projectId,
+        taskType: actor.taskType,
+        input: record.input,
+        attempt,
+        deadline: new Date(deadline).toISOString(),
+        fencingToken: lease.fencingToken,
+      });
+    } catch (err) {
+      // RUNNING is durable: the attempt times out and is retried.
+      this.core.logger.error({ err, taskId }, 'dispatch failed; the attempt will time out and retry');
+    }
+    return true;
+  }
+
+  /** Frees slots of tasks that left RUNNING elsewhere (a result handled by another process). */
+  private async reconcile(): Promise<void> {
+    if (this.running.size === 0) return;
+    const records = await this.core.tasks.getTasks([...this.running.keys()]);
+    const byId = new Map(records.map((r) => [r.taskId, r]));
+    for (const [taskId, lease] of this.running) {
+      const r = byId.get(taskId);
+      if (!r || r.status !== 'RUNNING' || r.fencingToken !== lease.fencingToken) await this.settled(taskId);
+    }
+  }
+
+  /** Runs one task's step; a failure is logged and does not stop the tick. */
+  private async guard(taskId: string, fn: () => Promise<unknown>): Promise<boolean> {
+    try {
+      return (await fn()) !== false;
+    } catch (err) {
+      const level = err instanceof VersionConflictError || (isOrchestratorError(err) && err.retryable) ? 'warn' : 'error';
+      this.core.logger[level]({ err, taskId }, 'scheduler step failed');
+      return false;
+    }
+  }
+}
