@@ -1,0 +1,161 @@
+import type { TaskStatus } from '../../domain/task.js';
+import type { NewTaskRecord, OutboxEvent, TaskRecord, TransitionRecord } from '../../ports/task-store.js';
+
+/**
+ * Row shapes of `tasks` and `task_transitions` and their mapping to the port's records.
+ * The SqlClient already turns TIMESTAMP into Date and BIGINT / DECIMAL into number, so
+ * mapping is renaming plus defaults for nullable JSON.
+ */
+
+export const TASK_COLUMNS = `task_id, project_id, task_type, assigned_to, status, priority, input, output,
+  dependencies, estimated_cost, actual_cost, created_at, started_at, completed_at, attempts, max_attempts,
+  last_error, deadline, not_before, fencing_token, timeout_ms, snapshot, machine_version, version, updated_at`;
+
+export interface TaskRow {
+  task_id: string;
+  project_id: string;
+  task_type: string;
+  assigned_to: string;
+  status: TaskStatus;
+  priority: number;
+  input: Record<string, unknown>;
+  output: Record<string, unknown> | null;
+  dependencies: string[] | null;
+  estimated_cost: number | null;
+  actual_cost: number | null;
+  created_at: Date;
+  started_at: Date | null;
+  completed_at: Date | null;
+  attempts: number;
+  max_attempts: number;
+  last_error: string | null;
+  deadline: Date | null;
+  not_before: Date | null;
+  fencing_token: number | null;
+  timeout_ms: number;
+  snapshot: unknown;
+  machine_version: string;
+  version: number;
+  updated_at: Date;
+}
+
+export function taskFromRow(row: TaskRow): TaskRecord {
+  return {
+    taskId: row.task_id,
+    projectId: row.project_id,
+    taskType: row.task_type,
+    assignedTo: row.assigned_to,
+    status: row.status,
+    priority: row.priority,
+    input: row.input,
+    output: row.output,
+    dependencies: row.dependencies ?? [],
+    estimatedCost: row.estimated_cost,
+    actualCost: row.actual_cost,
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    completedAt: row.completed_at,
+    attempts: row.attempts,
+    maxAttempts: row.max_attempts,
+    lastError: row.last_error,
+    deadline: row.deadline,
+    notBefore: row.not_before,
+    fencingToken: row.fencing_token,
+    timeoutMs: row.timeout_ms,
+    snapshot: row.snapshot,
+    machineVersion: row.machine_version,
+    version: row.version,
+    updatedAt: row.updated_at,
+  };
+}
+
+/**
+ * The JSON element `jsonb_to_recordset` reads for one new task (see CREATE_TASKS).
+ * Dates go as ISO strings, which a TIMESTAMP column takes as UTC.
+ */
+export function newTaskToJson(t: NewTaskRecord): Record<string, unknown> {
+  return {
+    task_id: t.taskId,
+    project_id: t.projectId,
+    task_type: t.taskType,
+    assigned_to: t.assignedTo,
+    status: t.status,
+    priority: t.priority,
+    input: t.input,
+    output: t.output,
+    dependencies: t.dependencies,
+    estimated_cost: t.estimatedCost,
+    actual_cost: t.actualCost,
+    created_at: t.createdAt.toISOString(),
+    started_at: t.startedAt?.toISOString() ?? null,
+    completed_at: t.completedAt?.toISOString() ?? null,
+    attempts: t.attempts,
+    max_attempts: t.maxAttempts,
+    last_error: t.lastError,
+    deadline: t.deadline?.toISOString() ?? null,
+    not_before: t.notBefore?.toISOString() ?? null,
+    fencing_token: t.fencingToken,
+    timeout_ms: t.timeoutMs,
+    // jsonb_to_recordset cannot tell a JSON null snapshot from a missing one: wrap it.
+    snapshot: { v: t.snapshot ?? null },
+    machine_version: t.machineVersion,
+  };
+}
+
+export interface TransitionRow {
+  id: number;
+  task_id: string;
+  project_id: string;
+  from_status: TaskStatus | null;
+  to_status: TaskStatus;
+  event: string;
+  detail: Record<string, unknown> | null;
+  at: Date;
+  by_instance: string;
+}
+
+export function transitionFromRow(row: TransitionRow): TransitionRecord {
+  return {
+    id: row.id,
+    taskId: row.task_id,
+    projectId: row.project_id,
+    fromStatus: row.from_status,
+    toStatus: row.to_status,
+    event: row.event,
+    detail: row.detail,
+    at: row.at,
+    by: row.by_instance,
+  };
+}
+
+export interface OutboxRow {
+  event_id: string;
+  event_type: string;
+  project_id: string;
+  task_id: string;
+  payload: Record<string, unknown>;
+  at: Date;
+}
+
+/** The JSON element the transition statement reads for one raised event. */
+export function outboxToJson(e: OutboxEvent): Record<string, unknown> {
+  return {
+    event_id: e.eventId,
+    event_type: e.eventType,
+    project_id: e.projectId,
+    task_id: e.taskId,
+    payload: e.payload,
+    at: e.at.toISOString(),
+  };
+}
+
+export function outboxFromRow(row: OutboxRow): OutboxEvent {
+  return {
+    eventId: row.event_id,
+    eventType: row.event_type,
+    projectId: row.project_id,
+    payload: row.payload,
+    taskId: row.task_id,
+    at: row.at,
+  };
+}

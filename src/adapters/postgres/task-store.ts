@@ -1,0 +1,284 @@
+import type { TaskStatus } from '../../domain/task.js';
+import {
+  BudgetExceededError,
+  DuplicateTaskError,
+  ProjectNotFoundError,
+  StaleFencingTokenError,
+  TaskNotFoundError,
+  ValidationError,
+  VersionConflictError,
+} from '../../errors.js';
+import type {
+  BudgetEffect,
+  NewTaskRecord,
+  OutboxEvent,
+  Page,
+  TaskRecord,
+  TaskStore,
+  TransitionRecord,
+  TransitionWrite,
+} from '../../ports/task-store.js';
+import { toSqlTime, type SqlClient } from './sql-client.js';
+import {
+  APPLY_TRANSITION,
+  BUDGET_REFUSED,
+  CREATE_TASKS,
+  NON_FINAL,
+  PROJECT_BUDGET,
+  type ProjectBudgetRow,
+  type TransitionOutcome,
+} from './task-sql.js';
+import {
+  newTaskToJson,
+  outboxFromRow,
+  outboxToJson,
+  TASK_COLUMNS,
+  taskFromRow,
+  transitionFromRow,
+  type OutboxRow,
+  type TaskRow,
+  type TransitionRow,
+} from './task-rows.js';
+
+/** PostgreSQL error codes mapped to typed errors. */
+const UNIQUE_VIOLATION = '23505';
+const INVALID_INPUT = new Set(['23502', '23514', '22001', '22003', '22007', '22008', '22P02']);
+
+function pgCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+const roundMoney = (x: number): number => (Number.isFinite(x) ? Math.round(x * 10_000) / 10_000 : x);
+
+export class PostgresTaskStore implements TaskStore {
+  constructor(private readonly sql: SqlClient) {}
+
+  async createTasks(tasks: readonly NewTaskRecord[], by: string): Promise<void> {
+    if (tasks.length === 0) return;
+    const seen = new Set<string>();
+    const repeated = new Set<string>();
+    for (const t of tasks) (seen.has(t.taskId) ? repeated : seen).add(t.taskId);
+    if (repeated.size > 0) throw new DuplicateTaskError([...repeated]);
+
+    const batch = JSON.stringify(tasks.map(newTaskToJson));
+    try {
+      await this.sql.query(CREATE_TASKS, [batch, by], { name: 'task_store_create_tasks' });
+    } catch (err) {
+      if (pgCode(err) === UNIQUE_VIOLATION) {
+        const existing = await this.#existingIds([...seen]);
+        throw new DuplicateTaskError(existing.length > 0 ? existing : [...seen]);
+      }
+      throw this.#invalid(err, 'cannot create tasks');
+    }
+  }
+
+  async getTask(taskId: string): Promise<TaskRecord | null> {
+    const { rows } = await this.sql.query<TaskRow>(
+      `SELECT ${TASK_COLUMNS} FROM tasks WHERE task_id = $1`,
+      [taskId],
+      { name: 'task_store_get_task' },
+    );
+    return rows[0] ? taskFromRow(rows[0]) : null;
+  }
+
+  /** The tasks that exist among `taskIds`, in the order asked. */
+  async getTasks(taskIds: readonly string[]): Promise<TaskRecord[]> {
+    if (taskIds.length === 0) return [];
+    const { rows } = await this.sql.query<TaskRow>(
+      `SELECT ${TASK_COLUMNS} FROM tasks
+       WHERE task_id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))`,
+      [JSON.stringify(taskIds)],
+    );
+    const byId = new Map(rows.map((r) => [r.task_id, taskFromRow(r)]));
+    return [...new Set(taskIds)].flatMap((id) => byId.get(id) ?? []);
+  }
+
+  async applyTransition(w: TransitionWrite): Promise<number> {
+    let outcome: TransitionOutcome | undefined;
+    try {
+      const { rows } = await this.sql.query<TransitionOutcome>(
+        APPLY_TRANSITION,
+        [
+          w.taskId,
+          w.expectedVersion,
+          w.fencingToken ?? null,
+          w.to,
+          JSON.stringify(w.patch),
+          JSON.stringify(w.snapshot ?? null),
+          w.machineVersion,
+          toSqlTime(w.at),
+          w.from,
+          w.event,
+          w.detail == null ? null : JSON.stringify(w.detail),
+          w.by,
+          w.budget ? JSON.stringify(w.budget) : null,
+          w.raise?.length ? JSON.stringify(w.raise.map(outboxToJson)) : null,
+        ],
+        { name: 'task_store_apply_transition' },
+      );
+      outcome = rows[0];
+    } catch (err) {
+      if (pgCode(err) === BUDGET_REFUSED && w.budget) throw await this.#budgetRefusal(w.budget);
+      throw this.#invalid(err, `cannot apply ${w.event} to task ${w.taskId}`);
+    }
+    if (outcome?.new_version != null) return outcome.new_version;
+    if (!outcome?.found) throw new TaskNotFoundError(w.taskId);
+
+    const stale = (stored: number | null): stored is number =>
+      w.fencingToken !== undefined && stored !== null && w.fencingToken < stored;
+    if (stale(outcome.old_fencing_token)) {
+      throw new StaleFencingTokenError(w.taskId, w.fencingToken!, outcome.old_fencing_token);
+    }
+    if (outcome.old_version !== w.expectedVersion) {
+      throw new VersionConflictError(w.taskId, w.expectedVersion, outcome.old_version ?? -1);
+    }
+    // The row matched when the statement started, but a concurrent writer changed it
+    // first (its update won the row lock): report against what it left.
+    const now = await this.#versionAndToken(w.taskId);
+    if (!now) throw new TaskNotFoundError(w.taskId);
+    if (stale(now.token)) throw new StaleFencingTokenError(w.taskId, w.fencingToken!, now.token);
+    throw new VersionConflictError(w.taskId, w.expectedVersion, now.version);
+  }
+
+  async loadNonFinal(page: Page): Promise<TaskRecord[]> {
+    const { rows } =
+      page.afterTaskId === undefined
+        ? await this.sql.query<TaskRow>(
+            `SELECT ${TASK_COLUMNS} FROM tasks WHERE ${NON_FINAL} ORDER BY task_id LIMIT $1`,
+            [page.limit],
+          )
+        : await this.sql.query<TaskRow>(
+            `SELECT ${TASK_COLUMNS} FROM tasks WHERE ${NON_FINAL} AND task_id > $1 ORDER BY task_id LIMIT $2`,
+            [page.afterTaskId, page.limit],
+          );
+    return rows.map(taskFromRow);
+  }
+
+  async listByProject(projectId: string, statuses?: readonly TaskStatus[]): Promise<TaskRecord[]> {
+    const { rows } =
+      statuses === undefined
+        ? await this.sql.query<TaskRow>(
+            `SELECT ${TASK_COLUMNS} FROM tasks WHERE project_id = $1 ORDER BY created_at, task_id`,
+            [projectId],
+          )
+        : await this.sql.query<TaskRow>(
+            `SELECT ${TASK_COLUMNS} FROM tasks
+             WHERE project_id = $1 AND status = ANY (ARRAY(SELECT jsonb_array_elements_text($2::jsonb)))
+             ORDER BY created_at, task_id`,
+            [projectId, JSON.stringify(statuses)],
+          );
+    return rows.map(taskFromRow);
+  }
+
+  async listReady(page: { offset: number; limit: number }): Promise<{ taskId: string; priority: number }[]> {
+    const { rows } = await this.sql.query<{ task_id: string; priority: number }>(
+      `SELECT task_id, priority FROM tasks WHERE status = 'READY'
+       ORDER BY priority DESC, ready_at, task_id OFFSET $1 LIMIT $2`,
+      [page.offset, page.limit],
+    );
+    return rows.map((r) => ({ taskId: r.task_id, priority: r.priority }));
+  }
+
+  async listDependents(taskId: string): Promise<TaskRecord[]> {
+    const { rows } = await this.sql.query<TaskRow>(
+      `SELECT ${TASK_COLUMNS} FROM tasks WHERE dependencies @> $1::jsonb ORDER BY task_id`,
+      [JSON.stringify([taskId])],
+    );
+    return rows.map(taskFromRow);
+  }
+
+  async listExpired(now: Date, limit: number): Promise<TaskRecord[]> {
+    const { rows } = await this.sql.query<TaskRow>(
+      `SELECT ${TASK_COLUMNS} FROM tasks WHERE status = 'RUNNING' AND deadline <= $1::timestamp
+       ORDER BY deadline, task_id LIMIT $2`,
+      [toSqlTime(now), limit],
+    );
+    return rows.map(taskFromRow);
+  }
+
+  async listTransitions(taskId: string): Promise<TransitionRecord[]> {
+    const { rows } = await this.sql.query<TransitionRow>(
+      `SELECT id, task_id, project_id, from_status, to_status, event, detail, at, by_instance
+       FROM task_transitions WHERE task_id = $1 ORDER BY id`,
+      [taskId],
+    );
+    return rows.map(transitionFromRow);
+  }
+
+  async maxFencingToken(): Promise<number> {
+    const { rows } = await this.sql.query<{ max: number }>(
+      'SELECT COALESCE(MAX(fencing_token), 0) AS max FROM tasks',
+    );
+    return rows[0]?.max ?? 0;
+  }
+
+  async countByStatus(projectId?: string): Promise<Partial<Record<TaskStatus, number>>> {
+    const { rows } =
+      projectId === undefined
+        ? await this.sql.query<{ status: TaskStatus; n: number }>(
+            'SELECT status, count(*)::integer AS n FROM tasks GROUP BY status',
+          )
+        : await this.sql.query<{ status: TaskStatus; n: number }>(
+            'SELECT status, count(*)::integer AS n FROM tasks WHERE project_id = $1 GROUP BY status',
+            [projectId],
+          );
+    const counts: Partial<Record<TaskStatus, number>> = {};
+    for (const r of rows) counts[r.status] = r.n;
+    return counts;
+  }
+
+  async listDueRetries(now: Date, limit: number): Promise<TaskRecord[]> {
+    const { rows } = await this.sql.query<TaskRow>(
+      `SELECT ${TASK_COLUMNS} FROM tasks WHERE status = 'PENDING' AND not_before <= $1::timestamp
+       ORDER BY not_before, task_id LIMIT $2`,
+      [toSqlTime(now), limit],
+    );
+    return rows.map(taskFromRow);
+  }
+
+  async listOutbox(limit: number): Promise<OutboxEvent[]> {
+    const { rows } = await this.sql.query<OutboxRow>(
+      `SELECT event_id, event_type, project_id, task_id, payload, at FROM outbox ORDER BY at, event_id LIMIT $1`,
+      [limit],
+    );
+    return rows.map(outboxFromRow);
+  }
+
+  /** Why a budget effect was refused, as the error to throw. */
+  async #budgetRefusal(budget: BudgetEffect): Promise<Error> {
+    const { rows } = await this.sql.query<ProjectBudgetRow>(PROJECT_BUDGET, [budget.projectId]);
+    const p = rows[0];
+    if (!p) return new ProjectNotFoundError(budget.projectId);
+    const requested = (budget.reserve ?? 0) - (budget.release ?? 0) + (budget.spend ?? 0);
+    const remaining =
+      p.state !== 'active' ? 0 : p.budget_limit === null ? Infinity : Math.max(p.budget_limit - p.spent - p.reserved, 0);
+    return new BudgetExceededError(budget.projectId, roundMoney(requested), roundMoney(remaining));
+  }
+
+  async #existingIds(taskIds: readonly string[]): Promise<string[]> {
+    const { rows } = await this.sql.query<{ task_id: string }>(
+      `SELECT task_id FROM tasks WHERE task_id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))
+       ORDER BY task_id`,
+      [JSON.stringify(taskIds)],
+    );
+    return rows.map((r) => r.task_id);
+  }
+
+  async #versionAndToken(taskId: string): Promise<{ version: number; token: number | null } | null> {
+    const { rows } = await this.sql.query<{ version: number; fencing_token: number | null }>(
+      'SELECT version, fencing_token FROM tasks WHERE task_id = $1',
+      [taskId],
+    );
+    return rows[0] ? { version: rows[0].version, token: rows[0].fencing_token } : null;
+  }
+
+  /** Constraint and type violations are the caller's input; anything else passes through. */
+  #invalid(err: unknown, message: string): unknown {
+    const code = pgCode(err);
+    if (code !== undefined && INVALID_INPUT.has(code)) {
+      return new ValidationError(message, [err instanceof Error ? err.message : String(err)], { cause: err });
+    }
+    return err;
+  }
+}

@@ -1,0 +1,157 @@
+import { expect, it } from 'vitest';
+import type { TaskStatus } from '../../src/domain/task.js';
+import { at, ids, newTask, write, type HarnessRef } from './task-store.fixtures.js';
+
+/** The read queries the scheduler, recovery and dependency checks use. */
+export function readContract(harness: HarnessRef): void {
+  const store = () => harness().store;
+
+  it('pages through exactly the non-final tasks, once each', async () => {
+    const statuses: [TaskStatus, number][] = [
+      ['PENDING', 0], ['READY', 0], ['RUNNING', 1], ['WAITING_APPROVAL', 0], ['FAILED', 1],
+      ['FAILED', 3], ['COMPLETED', 1], ['CANCELLED', 0],
+    ];
+    const all = ids(43, 'nf').map((id, i) => {
+      const [status, attempts] = statuses[(i * 5) % statuses.length]!;
+      return newTask(id, { status, attempts, maxAttempts: 3 });
+    });
+    await store().createTasks(all, 'orch-a');
+    const expected = all
+      .filter((t) => !['COMPLETED', 'CANCELLED'].includes(t.status) && !(t.status === 'FAILED' && t.attempts >= 3))
+      .map((t) => t.taskId);
+
+    const seen: string[] = [];
+    let after: string | undefined;
+    for (let guard = 0; guard < 100; guard++) {
+      const page = await store().loadNonFinal({ limit: 4, ...(after === undefined ? {} : { afterTaskId: after }) });
+      expect(page.length).toBeLessThanOrEqual(4);
+      seen.push(...page.map((t) => t.taskId));
+      if (page.length < 4) break;
+      after = page.at(-1)!.taskId;
+    }
+    expect(seen).toStrictEqual(expected); // ids are zero-padded: sort order is the same everywhere
+    expect(new Set(seen).size).toBe(seen.length);
+  });
+
+  it('lists a project, optionally by status, in creation order', async () => {
+    await store().createTasks(
+      [
+        newTask('p1c', { createdAt: at(3), status: 'READY' }),
+        newTask('p1a', { createdAt: at(1), status: 'RUNNING' }),
+        newTask('p1b', { createdAt: at(2), status: 'COMPLETED' }),
+        newTask('p1d', { createdAt: at(4), status: 'PENDING' }),
+        newTask('p2a', { createdAt: at(0), status: 'READY', projectId: 'prj-2' }),
+      ],
+      'orch-a',
+    );
+    const idsOf = (ts: { taskId: string }[]) => ts.map((t) => t.taskId);
+    expect(idsOf(await store().listByProject('prj-1'))).toStrictEqual(['p1a', 'p1b', 'p1c', 'p1d']);
+    expect(idsOf(await store().listByProject('prj-1', ['READY', 'RUNNING']))).toStrictEqual(['p1a', 'p1c']);
+    expect(await store().listByProject('prj-1', [])).toStrictEqual([]);
+    expect(idsOf(await store().listByProject('prj-2', ['READY']))).toStrictEqual(['p2a']);
+    expect(await store().listByProject('prj-none')).toStrictEqual([]);
+    expect(await store().countByStatus('prj-1')).toStrictEqual({ READY: 1, RUNNING: 1, COMPLETED: 1, PENDING: 1 });
+    expect(await store().countByStatus('prj-2')).toStrictEqual({ READY: 1 });
+    expect(await store().countByStatus()).toStrictEqual({ READY: 2, RUNNING: 1, COMPLETED: 1, PENDING: 1 });
+  });
+
+  it('lists READY tasks by priority, then the time they became READY', async () => {
+    // Ids sort the other way round from the READY times, so the order must come from ready_at.
+    await store().createTasks(
+      [
+        newTask('r-lo', { status: 'READY', priority: 100, createdAt: at(0) }),
+        newTask('r-hi-1', { priority: 900, createdAt: at(0) }),
+        newTask('r-hi-2', { priority: 900, createdAt: at(0) }),
+        newTask('r-mid-1', { status: 'READY', priority: 500, createdAt: at(50) }),
+        newTask('r-mid-2', { priority: 500, createdAt: at(0) }),
+        newTask('r-running', { status: 'RUNNING', priority: 1000 }),
+      ],
+      'orch-a',
+    );
+    await store().applyTransition(write('r-hi-1', { to: 'READY', at: at(30) }));
+    await store().applyTransition(write('r-hi-2', { to: 'READY', at: at(20) }));
+    await store().applyTransition(write('r-mid-2', { to: 'READY', at: at(40) }));
+    // Staying READY (a snapshot update) keeps the place in the queue.
+    await store().applyTransition(write('r-hi-2', { from: 'READY', to: 'READY', expectedVersion: 2, at: at(90) }));
+    const order = await store().listReady({ offset: 0, limit: 10 });
+    expect(order).toStrictEqual([
+      { taskId: 'r-hi-2', priority: 900 },
+      { taskId: 'r-hi-1', priority: 900 },
+      { taskId: 'r-mid-2', priority: 500 },
+      { taskId: 'r-mid-1', priority: 500 },
+      { taskId: 'r-lo', priority: 100 },
+    ]);
+    expect(await store().listReady({ offset: 1, limit: 2 })).toStrictEqual(order.slice(1, 3));
+    expect(await store().listReady({ offset: 5, limit: 2 })).toStrictEqual([]);
+  });
+
+  it('lists the dependents of a task', async () => {
+    await store().createTasks(
+      [
+        newTask('dep-a'),
+        newTask('dep-b', { dependencies: ['dep-a'] }),
+        newTask('dep-c', { dependencies: ['dep-x', 'dep-a'] }),
+        newTask('dep-d', { dependencies: ['dep-b'] }),
+        newTask('dep-a2', { dependencies: ['dep-a2x'] }), // prefix of nothing: exact match only
+      ],
+      'orch-a',
+    );
+    const idsOf = async (id: string) => (await store().listDependents(id)).map((t) => t.taskId).sort();
+    expect(await idsOf('dep-a')).toStrictEqual(['dep-b', 'dep-c']);
+    expect(await idsOf('dep-b')).toStrictEqual(['dep-d']);
+    expect(await idsOf('dep-d')).toStrictEqual([]);
+    expect(await idsOf('dep-a2')).toStrictEqual([]);
+  });
+
+  it('lists RUNNING tasks whose deadline has passed', async () => {
+    await store().createTasks(
+      [
+        newTask('e3', { status: 'RUNNING', deadline: at(30) }),
+        newTask('e1', { status: 'RUNNING', deadline: at(10) }),
+        newTask('e2', { status: 'RUNNING', deadline: at(20) }),
+        newTask('e4', { status: 'RUNNING', deadline: at(40) }),
+        newTask('e-ready', { status: 'READY', deadline: at(0) }),
+        newTask('e-none', { status: 'RUNNING', deadline: null }),
+      ],
+      'orch-a',
+    );
+    const idsOf = async (now: Date, limit: number) => (await store().listExpired(now, limit)).map((t) => t.taskId);
+    expect(await idsOf(at(30), 10)).toStrictEqual(['e1', 'e2', 'e3']); // at the deadline counts
+    expect(await idsOf(new Date(at(30).getTime() - 1), 10)).toStrictEqual(['e1', 'e2']);
+    expect(await idsOf(at(100), 2)).toStrictEqual(['e1', 'e2']);
+    expect(await idsOf(at(0), 10)).toStrictEqual([]);
+  });
+
+  it('reports the highest fencing token', async () => {
+    expect(await store().maxFencingToken()).toBe(0);
+    await store().createTasks(
+      [newTask('m1', { fencingToken: 3 }), newTask('m2', { fencingToken: null }), newTask('m3', { fencingToken: 41 })],
+      'orch-a',
+    );
+    expect(await store().maxFencingToken()).toBe(41);
+    await store().applyTransition(
+      write('m2', { to: 'RUNNING', fencingToken: 2 ** 33, patch: { status: 'RUNNING', fencingToken: 2 ** 33 } }),
+    );
+    expect(await store().maxFencingToken()).toBe(2 ** 33);
+  });
+
+  it('lists PENDING tasks whose back-off is over', async () => {
+    await store().createTasks(
+      [
+        newTask('due2', { notBefore: at(20) }),
+        newTask('due1', { notBefore: at(10) }),
+        newTask('due3', { notBefore: at(30) }),
+        newTask('due-none', { notBefore: null }),
+        newTask('due-ready', { status: 'READY', notBefore: at(0) }),
+        newTask('due-failed', { status: 'FAILED', attempts: 1, notBefore: at(0) }),
+      ],
+      'orch-a',
+    );
+    const idsOf = async (now: Date, limit: number) => (await store().listDueRetries(now, limit)).map((t) => t.taskId);
+    expect(await idsOf(at(20), 10)).toStrictEqual(['due1', 'due2']); // at the end of the back-off counts
+    expect(await idsOf(at(100), 2)).toStrictEqual(['due1', 'due2']);
+    expect(await idsOf(at(5), 10)).toStrictEqual([]);
+    const [due] = await store().listDueRetries(at(10), 1);
+    expect(due).toMatchObject({ taskId: 'due1', status: 'PENDING', notBefore: at(10), version: 1 });
+  });
+}
