@@ -89,13 +89,19 @@ export function snapshotForRecord(record: TaskRecord): { persisted: Snapshot<unk
   return { persisted: taskMachine.getPersistedSnapshot(snapshot), source: 'columns' };
 }
 
-function isPersistedTaskSnapshot(
-  value: unknown,
-  status: TaskStatus,
-): value is { value: TaskStatus; context: TaskContext } {
+function isPersistedTaskSnapshot(value: unknown, status: TaskStatus): boolean {
   if (typeof value !== 'object' || value === null) return false;
-  const v = value as { value?: unknown; context?: unknown };
-  return v.value === status && typeof v.context === 'object' && v.context !== null;
+  const v = value as { value?: unknown; status?: unknown; context?: Partial<Record<keyof TaskContext, unknown>> };
+  const c = v.context;
+  return (
+    v.value === status &&
+    (v.status === 'active' || v.status === 'done') &&
+    typeof c === 'object' &&
+    c !== null &&
+    typeof c.taskId === 'string' &&
+    typeof c.attempts === 'number' &&
+    typeof c.maxAttempts === 'number'
+  );
 }
 
 /** Details of an event worth keeping in the audit log. */
