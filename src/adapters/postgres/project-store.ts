@@ -154,7 +154,7 @@ export class PostgresProjectStore implements ProjectStore {
     at: Date,
   ): Promise<ProjectRecord | null> {
     const { rows } = await this.sql.query<ProjectRow>(
-      `UPDATE projects SET state = $2, paused_reason = CASE WHEN $2 = 'paused' THEN $3 ELSE NULL END,
+      `UPDATE projects SET state = $2::text, paused_reason = CASE WHEN $2::text = 'paused' THEN $3::text ELSE NULL END,
          version = version + 1, updated_at = $5::timestamp
        WHERE project_id = $1 AND state = ANY($4::text[])
        RETURNING ${PROJECT_COLUMNS}`,

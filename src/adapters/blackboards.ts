@@ -1,0 +1,80 @@
+import type { Logger } from 'pino';
+import type { OrchestratorConfig } from '../config/config.js';
+import { ServiceUnavailableError } from '../errors.js';
+import type { Clock } from '../ports/clock.js';
+import type { Blackboard } from '../orchestrator/factory.js';
+import { PGliteSqlClient, PgSqlClient, redactConnectionString, type SqlClient } from './postgres/sql-client.js';
+import { migrate } from './postgres/migrate.js';
+import { PostgresTaskStore } from './postgres/task-store.js';
+import { PostgresProjectStore } from './postgres/project-store.js';
+import { MemoryTaskQueue } from './memory/task-queue.js';
+import { MemoryLockManager } from './memory/lock-manager.js';
+import { createRedisClient, describeRedisTarget } from './redis/connection.js';
+import { RedisTaskQueue } from './redis/task-queue.js';
+import { RedisLockManager } from './redis/lock-manager.js';
+
+const HOW_TO_START = 'start it (for example `docker compose up -d`) or point the environment at it';
+
+function over(sql: SqlClient, rest: Pick<Blackboard, 'queue' | 'locks'>, close: () => Promise<void>): Blackboard {
+  return { tasks: new PostgresTaskStore(sql), projects: new PostgresProjectStore(sql), ...rest, close };
+}
+
+/**
+ * The embedded blackboard: PGlite (in-memory PostgreSQL, or on disk with `dataDir`) with
+ * the same migrations and SQL as the server, and the in-memory queue and leases. No server
+ * needed; the default of `orchestrator demo` and of fast tests.
+ */
+export async function createEmbeddedBlackboard(options: { dataDir?: string; clock?: Clock } = {}): Promise<Blackboard> {
+  const sql = new PGliteSqlClient(options.dataDir ? { dataDir: options.dataDir } : {});
+  await migrate(sql);
+  return over(
+    sql,
+    { queue: new MemoryTaskQueue(), locks: new MemoryLockManager(options.clock ? { clock: options.clock } : {}) },
+    () => sql.close(),
+  );
+}
+
+/**
+ * The production blackboard: PostgreSQL (migrations applied) and Redis. A server that
+ * cannot be reached fails with ServiceUnavailableError naming it, where, and how to start it.
+ */
+export async function createBlackboard(config: OrchestratorConfig, logger: Logger): Promise<Blackboard> {
+  const where = redactConnectionString(config.database.url);
+  const sql = new PgSqlClient({
+    connectionString: config.database.url,
+    ...(config.database.schema === 'public' ? {} : { schema: config.database.schema }),
+    max: config.database.poolSize,
+    applicationName: `orchestrator-${config.instanceId}`.slice(0, 63),
+    onError: (message, err) => logger.error({ err: err.message }, message),
+  });
+  try {
+    if (config.database.schema !== 'public') await sql.query(`CREATE SCHEMA IF NOT EXISTS ${config.database.schema}`);
+    await sql.query('SELECT 1');
+  } catch (err) {
+    await sql.close().catch(() => undefined);
+    throw new ServiceUnavailableError('postgres', `cannot reach PostgreSQL at ${where}: ${(err as Error).message}; ${HOW_TO_START}`, { cause: err });
+  }
+  await migrate(sql);
+  const redisOptions = {
+    ...(config.redis.url ? { url: config.redis.url } : { host: config.redis.host, port: config.redis.port, db: config.redis.db }),
+    ...(config.redis.password ? { password: config.redis.password } : {}),
+    connectionName: `orchestrator-${config.instanceId}`,
+    onError: (err: Error) => logger.warn({ err: err.message }, 'redis connection error'),
+  };
+  const redis = createRedisClient(redisOptions);
+  try {
+    await redis.ping();
+  } catch (err) {
+    redis.disconnect();
+    await sql.close();
+    throw new ServiceUnavailableError('redis', `cannot reach Redis at ${describeRedisTarget(redisOptions)}: ${(err as Error).message}; ${HOW_TO_START}`, { cause: err });
+  }
+  return over(
+    sql,
+    { queue: new RedisTaskQueue({ redis, key: config.queue.key }), locks: new RedisLockManager({ redis, prefix: config.redis.keyPrefix }) },
+    async () => {
+      await redis.quit().catch(() => redis.disconnect());
+      await sql.close();
+    },
+  );
+}
