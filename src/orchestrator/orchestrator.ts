@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { IllegalTransitionError, ProjectNotFoundError, ValidationError } from '../errors.js';
 import { PipelineEvent, type PipelineEventInput } from '../domain/pipeline.js';
+import { newTaskId, type NewTaskInput } from '../domain/task.js';
 import { ApprovalDecided, ControlRequest, Heartbeat, TaskResult, type BudgetStatus } from '../domain/messages.js';
 import type { InboundSubscription } from '../ports/event-bus.js';
 import type { ApprovalRecord, NewApproval, NewProject, ProjectRecord } from '../ports/project-store.js';
@@ -136,6 +137,24 @@ export class Orchestrator {
       await this.completeProject(event.projectId);
     }
     return result;
+  }
+
+  /**
+   * Adds tasks to an existing project directly (outside the pipeline's event map), with
+   * the same guarantees as an event: one transaction, idempotent by `eventId`.
+   */
+  async submitTasks(
+    projectId: string,
+    tasks: readonly Omit<NewTaskInput, 'projectId'>[],
+    eventId = `sub_${randomUUID().replaceAll('-', '')}`,
+  ): Promise<HandleEventResult> {
+    const project = await this.core.projects.getProject(projectId);
+    if (!project) throw new ProjectNotFoundError(projectId);
+    if (project.state === 'completed' || project.state === 'cancelled') {
+      throw new ValidationError(`project ${projectId} is ${project.state}: tasks refused`);
+    }
+    const planned = tasks.map((t) => ({ ...t, projectId, taskId: t.taskId ?? newTaskId(), input: t.input ?? {}, dependencies: t.dependencies ?? [] }));
+    return this.ingest({ id: eventId, type: 'TASKS_SUBMITTED', projectId, payload: {} }, planned, false);
   }
 
   async handleResult(projectId: string, input: TaskResult): Promise<void> {

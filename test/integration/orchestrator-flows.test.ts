@@ -1,0 +1,132 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { embedded } from '../helpers/blackboards.js';
+import { startHarness, type HarnessOptions } from '../helpers/pipeline-harness.js';
+import type { Blackboard } from '../../src/orchestrator/factory.js';
+import { ApprovalError } from '../../src/errors.js';
+
+/** Revision loops, QA repairs, retries and dead letters, approvals — on the embedded blackboard. */
+let cleanup: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const fn of cleanup.reverse()) await fn();
+  cleanup = [];
+});
+
+async function harness(options: HarnessOptions = {}): Promise<{ blackboard: Blackboard; h: Awaited<ReturnType<typeof startHarness>> }> {
+  const { blackboard, dispose } = await embedded.create();
+  const h = await startHarness(blackboard, options);
+  cleanup.push(dispose, () => h.stop());
+  return { blackboard, h };
+}
+
+const created = (projectId: string, payload: Record<string, unknown> = {}) => ({
+  id: `evt-${projectId}`,
+  type: 'PROJECT_CREATED',
+  projectId,
+  payload: { title: 'T', brief: 'a brief', budget: 100, ...payload },
+  occurredAt: new Date().toISOString(),
+});
+
+describe('revision loops', () => {
+  it('a rejection at SCENE_WRITTEN leads to REVISE_SCRIPT and a second approval request; a failed QA to EDIT_IMAGE and a new QA', async () => {
+    const { blackboard, h } = await harness({
+      reviewer: (req, n) =>
+        req.checkpoint === 'SCENE_WRITTEN' && n === 1
+          ? { decision: 'rejected', comment: 'make the ending darker', by: 'director' }
+          : { decision: 'approved', by: 'director' },
+      simulation: { failQaOnce: [1] },
+    });
+    await h.orchestrator.handleEvent(created('prj_rev'));
+    await h.waitForProjectState('prj_rev', 'completed');
+
+    const approvals = await blackboard.projects.listApprovals('prj_rev');
+    expect(approvals.map((a) => `${a.checkpoint}:${a.status}`)).toEqual([
+      'SCENE_WRITTEN:rejected',
+      'SCENE_WRITTEN:approved',
+      'SHOT_PLANNED:approved',
+      'PREVIEW_VIDEO_READY:approved',
+      'FINAL_VIDEO_READY:approved',
+    ]);
+    const tasks = await blackboard.tasks.listByProject('prj_rev');
+    const of = (type: string) => tasks.filter((t) => t.taskType === type);
+    const [revise] = of('REVISE_SCRIPT');
+    expect(revise).toMatchObject({ status: 'COMPLETED', input: { comment: 'make the ending darker' } });
+    // The PLAN_SHOTS of the rejected scene was cancelled; the one after the revision ran.
+    expect(of('PLAN_SHOTS').map((t) => t.status).sort()).toEqual(['CANCELLED', 'COMPLETED']);
+    // Shot 1 failed its first QA: EDIT_IMAGE, then a new QA that took the old one's place.
+    const [edit] = of('EDIT_IMAGE');
+    expect(edit).toMatchObject({ status: 'COMPLETED', input: { shotIndex: 1 } });
+    const qas = of('RUN_VISUAL_QA');
+    expect(qas).toHaveLength(4);
+    const redo = qas.find((q) => q.dependencies.includes(edit!.taskId))!;
+    const [consistency] = of('CHECK_CONSISTENCY');
+    expect(consistency!.dependencies).toContain(redo.taskId);
+    expect(consistency!.startedAt!.getTime()).toBeGreaterThanOrEqual(redo.completedAt!.getTime());
+    expect(tasks.filter((t) => t.status !== 'CANCELLED').every((t) => t.status === 'COMPLETED')).toBe(true);
+  });
+});
+
+describe('approvals', () => {
+  it('a double approval has one effect; a decision on an unknown or decided request is refused', async () => {
+    const { blackboard, h } = await harness({ reviewer: () => null });
+    await h.orchestrator.handleEvent(created('prj_apr'));
+    let pending: { approvalId: string }[] = [];
+    await waitUntil(async () => (pending = await blackboard.projects.listApprovals('prj_apr', 'pending')).length === 1);
+    const approvalId = pending[0]!.approvalId;
+    const results = await Promise.allSettled([
+      h.orchestrator.decide('prj_apr', { approvalId, decision: 'approved', by: 'a' }),
+      h.orchestrator.decide('prj_apr', { approvalId, decision: 'rejected', comment: 'no', by: 'b' }),
+    ]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    expect(refused.reason).toBeInstanceOf(ApprovalError);
+    await expect(h.orchestrator.decide('prj_apr', { approvalId: 'apr_nope', decision: 'approved', by: 'a' })).rejects.toThrow(/does not exist/);
+    await expect(h.orchestrator.decide('prj_apr', { approvalId, decision: 'approved', by: 'c' })).rejects.toThrow(/already/);
+    const tasks = await blackboard.tasks.listByProject('prj_apr');
+    expect(tasks.filter((t) => t.taskType === 'PLAN_SHOTS' || t.taskType === 'REVISE_SCRIPT')).toHaveLength(1);
+  });
+
+  it('an expired request follows the timeout policy and is announced', async () => {
+    const { blackboard, h } = await harness({
+      reviewer: () => null,
+      config: { approval: { timeoutMinutes: 0.0005, timeoutPolicy: 'reject' }, scheduler: { intervalSeconds: 0.02, retryBackoffSeconds: 0.005 } },
+    });
+    await h.orchestrator.handleEvent(created('prj_exp'));
+    await waitUntil(() => h.messages.some((m) => m.kind === 'approval_expired'));
+    const [first] = await blackboard.projects.listApprovals('prj_exp');
+    expect(first).toMatchObject({ checkpoint: 'SCENE_WRITTEN', status: 'rejected', decidedBy: 'orchestrator:timeout' });
+    await waitUntil(async () => (await blackboard.tasks.listByProject('prj_exp')).some((t) => t.taskType === 'REVISE_SCRIPT'));
+  });
+});
+
+describe('retries and dead letters', () => {
+  it('an always-failing task is tried maxAttempts times with growing delays and dead-lettered; the rest carry on', async () => {
+    const { blackboard, h } = await harness({
+      config: { approval: { enabled: false }, scheduler: { intervalSeconds: 0.02, retryBackoffSeconds: 0.02, maxAttempts: 4 } },
+      agentOverride: (task) => (task.taskType === 'GENERATE_CHARACTER_SHEET' ? { status: 'failed', error: 'model overloaded' } : undefined),
+    });
+    await h.orchestrator.handleEvent(created('prj_fail'));
+    // An extra, independent task that always fails, beside the normal pipeline.
+    const submitted = await h.orchestrator.submitTasks('prj_fail', [{ taskType: 'GENERATE_CHARACTER_SHEET', maxAttempts: 4 }]);
+    const failing = { taskId: submitted.taskIds[0]! };
+    await waitUntil(async () => (await blackboard.projects.listDeadLetters('prj_fail')).length === 1);
+    await h.waitForProjectState('prj_fail', 'completed');
+
+    const row = await blackboard.tasks.getTask(failing!.taskId);
+    expect(row).toMatchObject({ status: 'FAILED', attempts: 4, lastError: 'model overloaded' });
+    const audit = await blackboard.tasks.listTransitions(failing!.taskId);
+    const retries = audit.filter((t) => t.event === 'RETRY');
+    expect(retries).toHaveLength(3);
+    const delays = retries.map((t) => (t.detail!.notBefore as number) - t.at.getTime());
+    for (let i = 1; i < delays.length; i++) expect(delays[i]!).toBeGreaterThanOrEqual(delays[i - 1]!);
+    expect(delays[2]!).toBeGreaterThan(delays[0]!);
+    const [letter] = await blackboard.projects.listDeadLetters('prj_fail');
+    expect(letter).toMatchObject({ taskId: failing!.taskId, attempts: 4, lastError: 'model overloaded' });
+    const others = (await blackboard.tasks.listByProject('prj_fail')).filter((t) => t.taskId !== failing!.taskId);
+    expect(others.every((t) => t.status === 'COMPLETED')).toBe(true);
+  });
+});
+
+async function waitUntil(condition: () => boolean | Promise<boolean>): Promise<void> {
+  const { waitFor } = await import('../helpers/wait.js');
+  await waitFor(condition, { timeoutMs: 30_000 });
+}
