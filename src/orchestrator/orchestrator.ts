@@ -187,8 +187,10 @@ export class Orchestrator {
   /** Resumes dispatching: READY tasks go back in the queue, runnable PENDING ones are promoted. */
   async resumeProject(projectId: string): Promise<ProjectRecord> {
     const row = await this.projectEvent(projectId, { type: 'RESUME' });
-    await this.requeueReady(projectId);
     await this.promotePending(projectId);
+    // After the state change: a READY task a scheduler popped (and dropped) while the
+    // project was paused is back in the queue.
+    await this.requeueReady(projectId);
     this.scheduler.wake();
     return row;
   }

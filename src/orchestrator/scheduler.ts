@@ -130,7 +130,7 @@ export class TaskScheduler {
   /** Pops and dispatches while there is room. */
   private async dispatchReady(): Promise<number> {
     const max = this.core.config.scheduler.maxConcurrentTasks;
-    const projects = new Map<string, ProjectRecord | null>();
+    const projects = new Map<string, ProjectRecord>();
     let dispatched = 0;
     while (!this.stopping) {
       const room = max - this.running.size;
@@ -144,13 +144,15 @@ export class TaskScheduler {
     return dispatched;
   }
 
-  private async dispatchOne(taskId: string, projects: Map<string, ProjectRecord | null>): Promise<boolean> {
+  private async dispatchOne(taskId: string, projects: Map<string, ProjectRecord>): Promise<boolean> {
     const actor = await this.core.registry.get(taskId);
     if (actor.status !== 'READY') return false; // a stale queue entry
+    // Only "active" is cached within a pass: a project seen paused is read again for each
+    // task, so a task popped after a resume (which re-queues READY tasks) is not dropped.
     let project = projects.get(actor.projectId);
-    if (project === undefined) {
+    if (!project) {
       project = await this.core.projects.getProject(actor.projectId);
-      projects.set(actor.projectId, project);
+      if (project?.state === 'active') projects.set(actor.projectId, project);
     }
     // A paused project's tasks stay READY in the store; resuming puts them back in the queue.
     if (!project || project.state !== 'active') return false;
