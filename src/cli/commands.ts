@@ -7,6 +7,10 @@ export interface CliIo {
   out(line: string): void;
   err(line: string): void;
   env: NodeJS.ProcessEnv;
+  /** Raw output (no newline added), for live views. */
+  write?(text: string): void;
+  /** Whether standard output is a terminal. */
+  tty?: boolean;
 }
 
 export interface ParsedArgs {
@@ -26,6 +30,23 @@ export interface Command {
 const MACHINES = { task: taskMachine } as const;
 
 export const COMMANDS: readonly Command[] = [
+  {
+    name: 'demo',
+    usage: 'demo [--reject-first] [--shots N] [--budget USD] [--json]',
+    summary: 'run a whole video project with simulated agents, in one process, no servers needed',
+    help: [
+      'Runs PROJECT_CREATED to completion on the embedded adapters (PGlite, in-memory queue and',
+      'leases, in-process bus) with simulated agents and automatic approvals, then prints a summary.',
+      '  --reject-first  reject the first script to show a revision loop',
+      '  --shots N       shots the storyboard plans (default 3)',
+      '  --budget USD    the project budget (default 25)',
+    ].join('\n'),
+    options: { 'reject-first': { type: 'boolean' }, shots: { type: 'string' }, budget: { type: 'string' } },
+    async run(args, io) {
+      const { runDemoCommand } = await import('./demo-command.js');
+      return runDemoCommand(args, io);
+    },
+  },
   {
     name: 'migrate',
     usage: 'migrate',

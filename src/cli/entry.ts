@@ -5,4 +5,6 @@ process.exitCode = await run(process.argv.slice(2), {
   out: (line) => process.stdout.write(`${line}\n`),
   err: (line) => process.stderr.write(`${line}\n`),
   env: process.env,
+  write: (text) => process.stdout.write(text),
+  tty: Boolean(process.stdout.isTTY),
 });

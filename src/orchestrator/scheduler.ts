@@ -149,11 +149,8 @@ export class TaskScheduler {
     if (actor.status !== 'READY') return false; // a stale queue entry
     // Only "active" is cached within a pass: a project seen paused is read again for each
     // task, so a task popped after a resume (which re-queues READY tasks) is not dropped.
-    let project = projects.get(actor.projectId);
-    if (!project) {
-      project = await this.core.projects.getProject(actor.projectId);
-      if (project?.state === 'active') projects.set(actor.projectId, project);
-    }
+    let project = projects.get(actor.projectId) ?? (await this.core.projects.getProject(actor.projectId));
+    if (project?.state === 'active') projects.set(actor.projectId, project);
     // A paused project's tasks stay READY in the store; resuming puts them back in the queue.
     if (!project || project.state !== 'active') return false;
     if (!(await this.checkDependencies(taskId))) {
