@@ -1,4 +1,4 @@
-import { createActor, transition, type Actor, type InspectionEvent, type Observer } from 'xstate';
+import { createActor, transition, type Actor, type AnyActorRef, type InspectionEvent, type Observer } from 'xstate';
 import type { Logger } from 'pino';
 import { IllegalTransitionError, ProjectNotFoundError, VersionConflictError } from '../errors.js';
 import type { ProjectRecord, ProjectStore } from '../ports/project-store.js';
@@ -19,7 +19,7 @@ export interface ProjectActorDeps {
  * by the live actor. Illegal events throw IllegalTransitionError and change nothing.
  */
 export class ProjectActor {
-  private actor: Actor<ProjectMachine>;
+  private readonly actor: Actor<ProjectMachine>;
   private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -37,6 +37,16 @@ export class ProjectActor {
 
   get projectId(): string {
     return this.row.projectId;
+  }
+
+  /** The live actor: the parent of the project's task actors (the supervisor). */
+  get ref(): AnyActorRef {
+    return this.actor;
+  }
+
+  /** Stops a supervised task actor (evicted while not final). */
+  release(child: AnyActorRef): void {
+    this.actor.send({ type: 'RELEASE_TASK', ref: child });
   }
 
   /** The row as of the last read or write. */
@@ -86,17 +96,19 @@ export class ProjectActor {
     return updated;
   }
 
+  /** Takes the row's state when another process changed it (the live actor and its children stay). */
   private adopt(row: ProjectRecord): void {
-    const sameState = projectStateOf(this.actor.getSnapshot()) === row.state;
     this.row = row;
-    if (!sameState) {
-      this.actor.stop();
-      this.actor = this.spawn(row);
+    if (projectStateOf(this.actor.getSnapshot()) !== row.state) {
+      this.actor.send({ type: 'SYNC', state: row.state, reason: row.pausedReason });
     }
   }
 
   private spawn(row: ProjectRecord): Actor<ProjectMachine> {
-    const snapshot = projectMachine.resolveState({ value: row.state, context: { projectId: row.projectId, reason: row.pausedReason } });
+    const snapshot = projectMachine.resolveState({
+      value: row.state,
+      context: { projectId: row.projectId, reason: row.pausedReason, lastChildError: null },
+    });
     const actor = createActor(projectMachine, {
       id: `project:${row.projectId}`,
       systemId: `project:${row.projectId}`,

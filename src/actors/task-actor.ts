@@ -1,4 +1,4 @@
-import { createActor, transition, type Actor, type InspectionEvent, type Observer } from 'xstate';
+import { createActor, transition, type Actor, type AnyActorRef, type InspectionEvent, type Observer } from 'xstate';
 import type { Logger } from 'pino';
 import { IllegalTransitionError, StaleFencingTokenError } from '../errors.js';
 import type { TaskStatus } from '../domain/task.js';
@@ -35,6 +35,13 @@ export interface TaskActorDeps {
   logger: Logger;
   /** Opt-in inspection (Stately inspector); off the hot path when absent. */
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  /** The project actors that supervise task actors (a task actor is created as a child of its project's). */
+  supervisor?: TaskSupervisor;
+}
+
+export interface TaskSupervisor {
+  parentOf(projectId: string): AnyActorRef | undefined;
+  release(projectId: string, child: AnyActorRef): void;
 }
 
 export interface SendOptions {
@@ -66,6 +73,8 @@ export class TaskActor {
   readonly estimatedCost: number;
   readonly timeoutMs: number;
   private readonly actor: Actor<TaskMachine>;
+  /** The project actor supervising this one, when it was loaded. */
+  private readonly parent: AnyActorRef | undefined;
   private version: number;
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -88,13 +97,16 @@ export class TaskActor {
         'task snapshot from another machine version: state rebuilt from the row columns',
       );
     }
+    this.parent = deps.supervisor?.parentOf(record.projectId);
+    const systemId = `task:${record.taskId}`;
     this.actor = createActor(taskMachine, {
       id: record.taskId,
-      systemId: `task:${record.taskId}`,
+      // Under a supervisor the task joins the project's actor system (and its inspection).
+      ...(this.parent ? { parent: this.parent } : deps.inspect ? { inspect: deps.inspect } : {}),
+      ...(this.parent?.system.get(systemId) ? {} : { systemId }),
       snapshot: persisted,
       // Unused when restoring from a snapshot, but the machine declares its input.
       input: { taskId: record.taskId, projectId: record.projectId, taskType: record.taskType, maxAttempts: record.maxAttempts },
-      ...(deps.inspect ? { inspect: deps.inspect } : {}),
     });
     this.actor.subscribe({ error: (err) => deps.logger.error({ err, taskId: this.taskId }, 'task actor error') });
     this.actor.start();
@@ -132,8 +144,18 @@ export class TaskActor {
     return run;
   }
 
+  /** Stops the live actor (through its supervisor when it has one). */
   stop(): void {
-    this.actor.stop();
+    if (!this.parent) {
+      this.actor.stop();
+    } else if (this.actor.getSnapshot().status === 'active') {
+      this.deps.supervisor?.release(this.projectId, this.actor);
+    }
+  }
+
+  /** The supervising project actor, if any. */
+  get supervisor(): AnyActorRef | undefined {
+    return this.parent;
   }
 
   private async apply(event: TaskEvent, options: SendOptions): Promise<TaskTransition> {

@@ -1,4 +1,4 @@
-import { assign, setup, type SnapshotFrom } from 'xstate';
+import { assign, setup, stopChild, type AnyActorRef, type SnapshotFrom } from 'xstate';
 import type { ProjectState } from '../ports/project-store.js';
 
 /**
@@ -9,6 +9,8 @@ import type { ProjectState } from '../ports/project-store.js';
 export interface ProjectContext {
   projectId: string;
   reason: string | null;
+  /** The last error a supervised task actor reported (it does not take the project down). */
+  lastChildError: string | null;
 }
 
 export type ProjectEvent =
@@ -18,27 +20,53 @@ export type ProjectEvent =
   | { type: 'CANCEL'; reason: string };
 
 export const PROJECT_EVENT_TYPES: readonly ProjectEvent['type'][] = ['PAUSE', 'RESUME', 'COMPLETE', 'CANCEL'];
+
+/**
+ * Supervision events, sent by the project actor's wrapper only (never persisted):
+ * SYNC adopts a state another orchestrator process wrote; RELEASE_TASK stops a task
+ * actor the project supervises (an evicted, non-final task).
+ */
+export type ProjectInternalEvent =
+  | { type: 'SYNC'; state: ProjectState; reason: string | null }
+  | { type: 'RELEASE_TASK'; ref: AnyActorRef };
+
+const sync = (state: ProjectState) => ({
+  guard: ({ event }: { event: ProjectEvent | ProjectInternalEvent }) => event.type === 'SYNC' && event.state === state,
+  target: state,
+  actions: 'adoptReason' as const,
+});
 export const PROJECT_MACHINE_VERSION = '1';
 
 export const projectMachine = setup({
   types: {
     context: {} as ProjectContext,
-    events: {} as ProjectEvent,
+    events: {} as ProjectEvent | ProjectInternalEvent,
     input: {} as { projectId: string },
   },
   actions: {
     keepReason: assign({
       reason: ({ event }) => (event.type === 'PAUSE' || event.type === 'CANCEL' ? event.reason : null),
     }),
+    adoptReason: assign({ reason: ({ event }) => (event.type === 'SYNC' ? event.reason : null) }),
+    releaseTask: stopChild(({ event }) => (event.type === 'RELEASE_TASK' ? event.ref : '')),
+    recordChildError: assign({
+      lastChildError: ({ event }) => String((event as unknown as { error?: unknown }).error ?? 'unknown error'),
+    }),
   },
 }).createMachine({
   id: 'project',
   version: PROJECT_MACHINE_VERSION,
-  context: ({ input }) => ({ projectId: input.projectId, reason: null }),
+  context: ({ input }) => ({ projectId: input.projectId, reason: null, lastChildError: null }),
   initial: 'active',
+  on: {
+    RELEASE_TASK: { actions: 'releaseTask' },
+    // A task actor's error is recorded, never allowed to take the project actor down.
+    'xstate.error.actor.*': { actions: 'recordChildError' },
+  },
   states: {
     active: {
       on: {
+        SYNC: [sync('paused'), sync('completed'), sync('cancelled')],
         PAUSE: { target: 'paused', actions: 'keepReason' },
         COMPLETE: { target: 'completed', actions: 'keepReason' },
         CANCEL: { target: 'cancelled', actions: 'keepReason' },
@@ -47,6 +75,7 @@ export const projectMachine = setup({
     paused: {
       on: {
         // Pausing again only updates the reason (for example budget_exhausted after a manual pause).
+        SYNC: [sync('active'), sync('paused'), sync('completed'), sync('cancelled')],
         PAUSE: { target: 'paused', actions: 'keepReason' },
         RESUME: { target: 'active', actions: 'keepReason' },
         CANCEL: { target: 'cancelled', actions: 'keepReason' },

@@ -8,6 +8,7 @@ import type { ProjectStore } from '../ports/project-store.js';
 import type { TaskQueue } from '../ports/task-queue.js';
 import type { TaskStore } from '../ports/task-store.js';
 import type { TaskRegistry } from '../actors/task-registry.js';
+import type { ProjectActors } from '../actors/project-actors.js';
 import type { TaskTransition } from '../actors/task-actor.js';
 import type { EventMapper } from '../pipeline/event-mapper.js';
 
@@ -23,6 +24,8 @@ export interface Core {
   locks: LockManager;
   bus: EventBus;
   registry: TaskRegistry;
+  /** Live project actors, each supervising its project's live task actors. */
+  projectActors: ProjectActors;
   mapper: EventMapper;
   catalog: TaskTypeCatalog;
 }

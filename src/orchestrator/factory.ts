@@ -11,6 +11,7 @@ import type { ProjectStore } from '../ports/project-store.js';
 import type { TaskQueue } from '../ports/task-queue.js';
 import type { TaskStore } from '../ports/task-store.js';
 import { TaskRegistry } from '../actors/task-registry.js';
+import { ProjectActors } from '../actors/project-actors.js';
 import { EventMapper } from '../pipeline/event-mapper.js';
 import { VIDEO_PIPELINE } from '../pipeline/video-pipeline.js';
 import { Orchestrator } from './orchestrator.js';
@@ -50,6 +51,8 @@ export const OrchestratorFactory = {
     const catalog = new TaskTypeCatalog(options.taskTypes);
     const mapper = new EventMapper(options.pipeline ?? VIDEO_PIPELINE, catalog);
     let estimate: ((t: string, a: string, i: Record<string, unknown>) => number) | undefined;
+    const inspect = options.inspect ? { inspect: options.inspect } : {};
+    const projectActors = new ProjectActors({ projects: blackboard.projects, clock, logger, ...inspect });
     const registry = new TaskRegistry({
       store: blackboard.tasks,
       instanceId: parsed.instanceId,
@@ -59,7 +62,8 @@ export const OrchestratorFactory = {
       defaultTimeoutMs: parsed.scheduler.taskTimeoutMs,
       defaultMaxAttempts: parsed.scheduler.maxAttempts,
       estimateCost: (t, a, i) => (estimate ? estimate(t, a, i) : catalog.estimateCost(t, i)),
-      ...(options.inspect ? { inspect: options.inspect } : {}),
+      supervisor: projectActors,
+      ...inspect,
     });
     const orchestrator = new Orchestrator({
       config: parsed,
@@ -72,6 +76,7 @@ export const OrchestratorFactory = {
       locks: blackboard.locks,
       bus: eventBus,
       registry,
+      projectActors,
       mapper,
       catalog,
     });

@@ -7,7 +7,6 @@ import type { InboundSubscription } from '../ports/event-bus.js';
 import type { ApprovalRecord, NewApproval, NewProject, ProjectRecord } from '../ports/project-store.js';
 import type { OutboxEvent } from '../ports/task-store.js';
 import type { PlannedTask } from '../pipeline/event-mapper.js';
-import { ProjectActor } from '../actors/project-actor.js';
 import type { ProjectEvent } from '../machines/project-machine.js';
 import { BudgetChecker } from './budget-checker.js';
 import { ApprovalManager, requestBody } from './approvals.js';
@@ -39,7 +38,6 @@ export class Orchestrator {
   readonly scheduler: TaskScheduler;
   readonly approvals: ApprovalManager;
   private readonly flow: TaskFlow;
-  private readonly projectActors = new Map<string, ProjectActor>();
   private inbound: InboundSubscription | null = null;
   private running = false;
 
@@ -73,10 +71,13 @@ export class Orchestrator {
     const { core } = this;
     await this.budgetChecker.loadObservations();
     await core.locks.ensureFencingAbove(await core.tasks.maxFencingToken());
+    // Project actors first: restored task actors are created as their children.
+    const open = await core.projects.listProjects(['active', 'paused']);
+    for (const project of open) await core.projectActors.load(project.projectId);
     await core.registry.restore();
     await this.requeueReady();
     for (const event of await core.tasks.listOutbox(10_000)) await this.ingestRaised(event);
-    for (const project of await core.projects.listProjects(['active', 'paused'])) {
+    for (const project of open) {
       await this.approvals.recover(project.projectId);
       if (project.state === 'active') await this.promotePending(project.projectId);
     }
@@ -101,8 +102,7 @@ export class Orchestrator {
     this.inbound = null;
     this.flow.stop();
     this.core.registry.stopAll();
-    for (const actor of this.projectActors.values()) actor.stop();
-    this.projectActors.clear();
+    this.core.projectActors.stopAll();
     this.core.logger.info('orchestrator stopped');
   }
 
@@ -286,6 +286,7 @@ export class Orchestrator {
       ...(supersede.length ? { supersede } : {}),
     });
     if (!written) return { duplicate: true, taskIds: [], approvalId: null };
+    if (records.length) await core.projectActors.load(event.projectId);
     const created = core.registry.adopt(records);
     if (project) await core.bus.publish({ kind: 'project', body: { projectId: project.projectId, state: 'active', reason: null } });
     for (const r of created) {
@@ -332,17 +333,11 @@ export class Orchestrator {
   }
 
   private async projectEvent(projectId: string, event: ProjectEvent): Promise<ProjectRecord> {
-    let actor = this.projectActors.get(projectId);
-    if (!actor) {
-      actor = await ProjectActor.load(projectId, { projects: this.core.projects, clock: this.core.clock, logger: this.core.logger });
-      this.projectActors.set(projectId, actor);
-    }
+    const actor = await this.core.projectActors.load(projectId);
     const row = await actor.send(event);
     await this.core.bus.publish({ kind: 'project', body: { projectId, state: row.state, reason: row.pausedReason } });
-    if (row.state === 'completed' || row.state === 'cancelled') {
-      actor.stop();
-      this.projectActors.delete(projectId);
-    }
+    // A final project actor has stopped; its remaining task actors finish on their own.
+    if (row.state === 'completed' || row.state === 'cancelled') this.core.projectActors.drop(projectId);
     return row;
   }
 
