@@ -1,8 +1,10 @@
-// Rewrites the Mermaid diagram of the task machine in README.md from the machine definition.
+// Rewrites the Mermaid diagrams of the machines in README.md from their definitions.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { taskMachine } from '../src/machines/task-machine.js';
+import { MACHINE_DIAGRAMS } from './readme.js';
 import { toMermaid } from '../src/machines/mermaid.js';
 import { replaceDiagram } from './readme.js';
 
 const path = new URL('../README.md', import.meta.url);
-writeFileSync(path, replaceDiagram(readFileSync(path, 'utf8'), 'task-machine', toMermaid(taskMachine)));
+let readme = readFileSync(path, 'utf8');
+for (const [name, machine] of Object.entries(MACHINE_DIAGRAMS)) readme = replaceDiagram(readme, name, toMermaid(machine));
+writeFileSync(path, readme);

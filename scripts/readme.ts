@@ -9,3 +9,14 @@ export function replaceDiagram(readme: string, name: string, mermaid: string): s
   if (!re.test(readme)) throw new Error(`README has no ${name} markers`);
   return readme.replace(re, `<!-- ${name}:begin -->\n\`\`\`mermaid\n${mermaid}\n\`\`\`\n<!-- ${name}:end -->`);
 }
+
+import { taskMachine } from '../src/machines/task-machine.js';
+import { projectMachine } from '../src/machines/project-machine.js';
+import { schedulerMachine } from '../src/machines/scheduler-machine.js';
+
+/** The README's diagram markers and the machines they show. */
+export const MACHINE_DIAGRAMS = {
+  'task-machine': taskMachine,
+  'project-machine': projectMachine,
+  'scheduler-machine': schedulerMachine,
+} as const;

@@ -1,6 +1,8 @@
 import type { ParseArgsConfig } from 'node:util';
 import { loadConfig, redactedConfig } from '../config/config.js';
 import { taskMachine } from '../machines/task-machine.js';
+import { projectMachine } from '../machines/project-machine.js';
+import { schedulerMachine } from '../machines/scheduler-machine.js';
 import { toDefinitionJson, toMermaid } from '../machines/mermaid.js';
 
 export interface CliIo {
@@ -27,7 +29,7 @@ export interface Command {
   run(args: ParsedArgs, io: CliIo): Promise<number>;
 }
 
-const MACHINES = { task: taskMachine } as const;
+const MACHINES = { task: taskMachine, project: projectMachine, scheduler: schedulerMachine } as const;
 
 export const COMMANDS: readonly Command[] = [
   {
@@ -74,7 +76,10 @@ export const COMMANDS: readonly Command[] = [
     async run(args, io) {
       for (const [name, machine] of Object.entries(MACHINES)) {
         if (args.values.mermaid) io.out(`%% ${name} machine\n${toMermaid(machine)}`);
-        else io.out(JSON.stringify({ [name]: toDefinitionJson(machine) }, null, 2));
+      }
+      if (!args.values.mermaid) {
+        const all = Object.fromEntries(Object.entries(MACHINES).map(([name, m]) => [name, toDefinitionJson(m)]));
+        io.out(JSON.stringify(all, null, 2));
       }
       return 0;
     },

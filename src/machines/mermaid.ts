@@ -14,8 +14,7 @@ export function toMermaid(machine: AnyStateMachine): string {
     for (const [eventType, transitions] of node.transitions) {
       for (const t of transitions) {
         const targets = t.target?.length ? t.target.map((n: AnyStateNode) => n.key) : [node.key];
-        const guard = typeof t.guard === 'string' ? ` [${t.guard}]` : t.guard ? ' [guarded]' : '';
-        for (const target of targets) lines.push(`  ${node.key} --> ${target}: ${eventType}${guard}`);
+        for (const target of targets) lines.push(`  ${node.key} --> ${target}: ${eventLabel(eventType)}${guardLabel(t.guard)}`);
       }
     }
     for (const t of node.always ?? []) {
@@ -24,6 +23,26 @@ export function toMermaid(machine: AnyStateMachine): string {
     if (node.type === 'final') lines.push(`  ${node.key} --> [*]`);
   }
   return lines.join('\n');
+}
+
+/** XState's generated event names, shortened: `after interval`, `done`, `error`. */
+function eventLabel(eventType: string): string {
+  const after = /^xstate\.after\.([^.]+)\./.exec(eventType);
+  if (after) return `after ${after[1]}`;
+  if (eventType.startsWith('xstate.done.actor.')) return 'done';
+  if (eventType.startsWith('xstate.error.actor.')) return 'error';
+  return eventType;
+}
+
+function guardLabel(guard: unknown): string {
+  if (!guard) return '';
+  if (typeof guard === 'string') return ` [${guard}]`;
+  if (typeof guard === 'object' && guard !== null && 'type' in guard) {
+    const { type, params } = guard as { type: string; params?: unknown };
+    const shown = params && typeof params === 'object' ? Object.values(params).join(', ') : params;
+    return ` [${type}${shown === undefined ? '' : ` ${String(shown)}`}]`;
+  }
+  return ' [guarded]';
 }
 
 /** A machine's definition as JSON (the format the Stately editor imports). */

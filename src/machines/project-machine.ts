@@ -31,7 +31,7 @@ export type ProjectInternalEvent =
   | { type: 'RELEASE_TASK'; ref: AnyActorRef };
 
 const sync = (state: ProjectState) => ({
-  guard: ({ event }: { event: ProjectEvent | ProjectInternalEvent }) => event.type === 'SYNC' && event.state === state,
+  guard: { type: 'syncTo' as const, params: { state } },
   target: state,
   actions: 'adoptReason' as const,
 });
@@ -42,6 +42,9 @@ export const projectMachine = setup({
     context: {} as ProjectContext,
     events: {} as ProjectEvent | ProjectInternalEvent,
     input: {} as { projectId: string },
+  },
+  guards: {
+    syncTo: ({ event }, params: { state: ProjectState }) => event.type === 'SYNC' && event.state === params.state,
   },
   actions: {
     keepReason: assign({

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { InspectionEvent, Observer } from 'xstate';
 import type { OrchestratorConfig } from '../config/config.js';
 import type { TaskTypeCatalog } from '../domain/task-types.js';
 import type { Clock } from '../ports/clock.js';
@@ -28,6 +29,8 @@ export interface Core {
   projectActors: ProjectActors;
   mapper: EventMapper;
   catalog: TaskTypeCatalog;
+  /** Opt-in inspection of the actors (a Stately inspector); absent on the hot path. */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
 }
 
 export const BUDGET_EXHAUSTED = 'budget_exhausted';

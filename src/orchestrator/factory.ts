@@ -79,6 +79,7 @@ export const OrchestratorFactory = {
       projectActors,
       mapper,
       catalog,
+      ...inspect,
     });
     estimate = (t, a, i) => orchestrator.budgetChecker.estimateCost(t, a, i);
     return orchestrator;

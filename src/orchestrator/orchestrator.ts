@@ -49,7 +49,7 @@ export class Orchestrator {
       pauseForBudget: (projectId) => this.pauseForBudget(projectId),
       handleRaised: (events) => this.handleRaised(events),
     });
-    this.scheduler = new TaskScheduler(core, this.flow, { approvals: () => this.approvals.sweepExpired() });
+    this.scheduler = new TaskScheduler(core, this.flow, { approvals: () => this.approvals.sweepExpired() }, core.inspect);
     this.approvals = new ApprovalManager(core, this.flow, {
       ingestRevision: (approval, tasks) => this.ingestRevision(approval, tasks).then(() => undefined),
       completeProject: (projectId) => this.completeProject(projectId),

@@ -1,4 +1,6 @@
+import { createActor, fromPromise, waitFor, type Actor, type InspectionEvent, type Observer } from 'xstate';
 import { TaskNotFoundError, VersionConflictError, isOrchestratorError } from '../errors.js';
+import { schedulerMachine, type SchedulerMachine } from '../machines/scheduler-machine.js';
 import type { Lease } from '../ports/lock-manager.js';
 import type { ProjectRecord } from '../ports/project-store.js';
 import type { Core } from './core.js';
@@ -21,43 +23,68 @@ export interface SchedulerSweeps {
  */
 export class TaskScheduler {
   private readonly running = new Map<string, Lease>();
-  private timer: unknown = null;
-  private ticking: Promise<void> | null = null;
-  private again = false;
-  private started = false;
-  private stopping = false;
+  /** The pass in flight; passes never overlap (the loop's and `tick()` calls). */
+  private inflight: Promise<unknown> = Promise.resolve();
+  private readonly actor: Actor<SchedulerMachine>;
 
   constructor(
     private readonly core: Core,
     private readonly flow: TaskFlow,
     private readonly sweeps: SchedulerSweeps,
-  ) {}
+    inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void),
+  ) {
+    const logic = schedulerMachine.provide({
+      actors: {
+        tick: fromPromise(() => this.tick()),
+        drain: fromPromise(() => this.inflight.then(() => undefined)),
+      },
+    });
+    this.actor = createActor(logic, {
+      id: 'scheduler',
+      systemId: 'scheduler',
+      input: { intervalMs: core.config.scheduler.intervalMs },
+      clock: core.clock,
+      ...(inspect ? { inspect } : {}),
+    });
+    this.actor.subscribe({
+      next: (s) => {
+        if (s.context.lastError && s.context.failures > this.failuresLogged) {
+          this.failuresLogged = s.context.failures;
+          core.logger.error({ error: s.context.lastError }, 'scheduler pass failed');
+        }
+      },
+      error: (err) => core.logger.error({ err }, 'scheduler actor error'),
+    });
+    this.actor.start();
+  }
+
+  private failuresLogged = 0;
+  private stopping = false;
 
   get runningCount(): number {
     return this.running.size;
   }
 
+  /** The scheduler actor (for inspection). */
+  get ref(): Actor<SchedulerMachine> {
+    return this.actor;
+  }
+
   start(): void {
-    if (this.started) return;
-    this.started = true;
     this.stopping = false;
-    this.schedule(0);
+    this.actor.send({ type: 'START' });
   }
 
-  /** Stops ticking; resolves once a tick in progress has finished. */
+  /** Stops the loop; resolves once a pass in flight has finished. */
   async stop(): Promise<void> {
-    this.started = false;
     this.stopping = true;
-    if (this.timer !== null) this.core.clock.clearTimeout(this.timer);
-    this.timer = null;
-    await this.ticking;
+    this.actor.send({ type: 'STOP' });
+    await waitFor(this.actor, (s) => s.matches('stopped'), { timeout: Infinity });
   }
 
-  /** Asks for a tick as soon as possible (coalesced). */
+  /** Asks for a pass as soon as possible (coalesced with one in flight). */
   wake(): void {
-    if (!this.started) return;
-    if (this.ticking) this.again = true;
-    else this.schedule(0);
+    this.actor.send({ type: 'WAKE' });
   }
 
   /** `TaskScheduler.checkDependencies`: every dependency of the task is COMPLETED. */
@@ -65,20 +92,11 @@ export class TaskScheduler {
     return (await this.flow.dependencyState(taskId)).met;
   }
 
-  /** Runs one tick now; returns how many tasks it dispatched. */
-  async tick(): Promise<number> {
-    while (this.ticking) await this.ticking;
-    let dispatched = 0;
-    const run = (async () => {
-      dispatched = await this.runTick();
-    })();
-    this.ticking = run;
-    try {
-      await run;
-    } finally {
-      this.ticking = null;
-    }
-    return dispatched;
+  /** Runs one pass now (after one in flight); returns how many tasks it dispatched. */
+  tick(): Promise<number> {
+    const run = this.inflight.then(() => this.runTick());
+    this.inflight = run.catch(() => undefined);
+    return run;
   }
 
   /** A task left RUNNING (result, timeout, cancel): release its lease and free the slot. */
@@ -94,24 +112,6 @@ export class TaskScheduler {
   async extendLease(taskId: string, ttlMs: number): Promise<void> {
     const lease = this.running.get(taskId);
     if (lease) await this.core.locks.extend(lease, ttlMs + LEASE_GRACE_MS);
-  }
-
-  private schedule(ms: number): void {
-    if (!this.started) return;
-    if (this.timer !== null) this.core.clock.clearTimeout(this.timer);
-    this.timer = this.core.clock.setTimeout(() => {
-      this.timer = null;
-      void this.tick()
-        .catch((err) => this.core.logger.error({ err }, 'scheduler tick failed'))
-        .finally(() => {
-          if (this.again) {
-            this.again = false;
-            this.schedule(0);
-          } else if (this.timer === null) {
-            this.schedule(this.core.config.scheduler.intervalMs);
-          }
-        });
-    }, ms);
   }
 
   private async runTick(): Promise<number> {

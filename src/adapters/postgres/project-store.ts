@@ -1,4 +1,4 @@
-import { ApprovalError, ProjectNotFoundError } from '../../errors.js';
+import { ApprovalError, DuplicateTaskError, OrchestratorError, ProjectNotFoundError, ValidationError } from '../../errors.js';
 import type {
   ApprovalDecision,
   ApprovalRecord,
@@ -10,6 +10,8 @@ import type {
   ProjectState,
   ProjectStore,
 } from '../../ports/project-store.js';
+import type { NewTaskRecord } from '../../ports/task-store.js';
+import { invalidInput } from './pg-errors.js';
 import { toSqlTime, type SqlClient } from './sql-client.js';
 import { PostgresTaskStore } from './task-store.js';
 
@@ -45,6 +47,49 @@ interface ApprovalRow {
 
 const PROJECT_COLUMNS = `project_id, title, state, budget_limit, spent, reserved, paused_reason, warning_level,
   checkpoints, version, created_at, updated_at`;
+
+const APPROVAL_COLUMNS = `approval_id, project_id, checkpoint, status, event_id, summary, task_ids, comment,
+  decided_by, requested_at, expires_at, decided_at`;
+
+const DECISIONS: ReadonlySet<string> = new Set(['approved', 'rejected', 'expired']);
+
+/**
+ * Waiting dependents of $2 (old task) in project $1 depend on $3 (new task) instead:
+ * order kept, a dependency listed twice after the swap kept once.
+ */
+const SUPERSEDE = `
+UPDATE tasks t SET dependencies = (
+  SELECT COALESCE(jsonb_agg(to_jsonb(s.dep) ORDER BY s.pos), '[]'::jsonb)
+  FROM (SELECT CASE WHEN e.d = $2::text THEN $3::text ELSE e.d END AS dep, min(e.pos) AS pos
+        FROM jsonb_array_elements_text(t.dependencies) WITH ORDINALITY AS e(d, pos)
+        GROUP BY 1) s)
+WHERE t.project_id = $1::text AND t.status IN ('PENDING', 'WAITING_APPROVAL')
+  AND t.dependencies @> jsonb_build_array($2::text) AND t.task_id <> $3::text`;
+
+/**
+ * $1 project, $2 new limit (null: none), $3 at. The warning level is a percentage of
+ * the limit (see raiseWarningLevel): a level the new ratio (spent + reserved) / limit no
+ * longer reaches is reset to the ratio, so crossing it again is published again; levels
+ * still reached stay published. A zero limit counts as a ratio of 100%.
+ */
+const SET_BUDGET_LIMIT = `
+UPDATE projects SET
+  budget_limit = $2::numeric,
+  warning_level = CASE
+    WHEN $2::numeric IS NULL THEN 0
+    WHEN $2::numeric = 0 THEN LEAST(warning_level, 100)
+    ELSE LEAST(warning_level, trunc((spent + reserved) * 100 / $2::numeric, 4)) END,
+  version = version + 1,
+  updated_at = $3::timestamp
+WHERE project_id = $1::text
+RETURNING ${PROJECT_COLUMNS}`;
+
+/** Refuses NaN, infinities and (unless allowed) negative amounts before they reach SQL. */
+function requireAmount(what: string, value: number, { min = 0, max = Infinity } = {}): void {
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new ValidationError(`${what} must be a finite number in [${min}, ${max}]`, [`${what}: ${value}`]);
+  }
+}
 
 function projectFromRow(r: ProjectRow): ProjectRecord {
   return {
@@ -89,9 +134,11 @@ export class PostgresProjectStore implements ProjectStore {
 
   async ingestEvent(ingest: EventIngest): Promise<boolean> {
     return this.sql.transaction(async (tx) => {
+      // First: a concurrent ingest of the same event id waits here on the key until this
+      // transaction ends, then finds it (and writes nothing) or takes over after a rollback.
       const marked = await tx.query(
         `INSERT INTO processed_events (event_id, project_id, event_type, processed_at)
-         VALUES ($1, $2, $3, $4::timestamp) ON CONFLICT (event_id) DO NOTHING RETURNING event_id`,
+         VALUES ($1::text, $2::text, $3::text, $4::timestamp) ON CONFLICT (event_id) DO NOTHING RETURNING event_id`,
         [ingest.eventId, ingest.projectId, ingest.eventType, toSqlTime(ingest.at)],
       );
       if (marked.rowCount === 0) return false;
@@ -99,49 +146,42 @@ export class PostgresProjectStore implements ProjectStore {
         const p = ingest.project;
         await tx.query(
           `INSERT INTO projects (project_id, title, state, budget_limit, checkpoints, created_at, updated_at)
-           VALUES ($1, $2, 'active', $3, $4::jsonb, $5::timestamp, $5::timestamp)
+           VALUES ($1::text, $2::text, 'active', $3::numeric, $4::jsonb, $5::timestamp, $5::timestamp)
            ON CONFLICT (project_id) DO NOTHING`,
           [p.projectId, p.title, p.budgetLimit, p.checkpoints ? JSON.stringify(p.checkpoints) : null, toSqlTime(ingest.at)],
         );
       }
-      if (ingest.tasks.length) await new PostgresTaskStore(tx).createTasks(ingest.tasks, ingest.by);
+      if (ingest.tasks.length) await createTasksIn(tx, ingest.tasks, ingest.by);
       if (ingest.approval) {
         const a = ingest.approval;
         await tx.query(
           `INSERT INTO approvals (approval_id, project_id, checkpoint, status, event_id, summary, task_ids, requested_at, expires_at)
-           VALUES ($1, $2, $3, 'pending', $4, $5::jsonb, $6::jsonb, $7::timestamp, $8::timestamp)`,
+           VALUES ($1::text, $2::text, $3::text, 'pending', $4::text, $5::jsonb, $6::jsonb, $7::timestamp, $8::timestamp)`,
           [a.approvalId, a.projectId, a.checkpoint, a.eventId, JSON.stringify(a.summary), JSON.stringify(a.taskIds), toSqlTime(a.requestedAt), toSqlTime(a.expiresAt)],
         );
       }
-      for (const s of ingest.supersede ?? []) {
-        await tx.query(
-          `UPDATE tasks SET dependencies = (
-             SELECT COALESCE(jsonb_agg(CASE WHEN d = $2 THEN $3 ELSE d END), '[]'::jsonb)
-             FROM jsonb_array_elements_text(dependencies) AS d)
-           WHERE project_id = $1 AND status IN ('PENDING', 'WAITING_APPROVAL')
-             AND dependencies @> jsonb_build_array($2::text) AND task_id <> $3`,
-          [ingest.projectId, s.oldTaskId, s.newTaskId],
-        );
-      }
-      await tx.query('DELETE FROM outbox WHERE event_id = $1', [ingest.eventId]);
+      for (const s of ingest.supersede ?? []) await tx.query(SUPERSEDE, [ingest.projectId, s.oldTaskId, s.newTaskId]);
+      await tx.query('DELETE FROM outbox WHERE event_id = $1::text', [ingest.eventId]);
       return true;
     });
   }
 
   async isEventProcessed(eventId: string): Promise<boolean> {
-    const { rowCount } = await this.sql.query('SELECT 1 FROM processed_events WHERE event_id = $1', [eventId]);
+    const { rowCount } = await this.sql.query('SELECT 1 FROM processed_events WHERE event_id = $1::text', [eventId]);
     return rowCount > 0;
   }
 
   async getProject(projectId: string): Promise<ProjectRecord | null> {
-    const { rows } = await this.sql.query<ProjectRow>(`SELECT ${PROJECT_COLUMNS} FROM projects WHERE project_id = $1`, [projectId]);
+    const { rows } = await this.sql.query<ProjectRow>(`SELECT ${PROJECT_COLUMNS} FROM projects WHERE project_id = $1::text`, [projectId]);
     return rows[0] ? projectFromRow(rows[0]) : null;
   }
 
   async listProjects(states?: readonly ProjectState[]): Promise<ProjectRecord[]> {
     const { rows } = await this.sql.query<ProjectRow>(
-      `SELECT ${PROJECT_COLUMNS} FROM projects WHERE $1::text[] IS NULL OR state = ANY($1::text[]) ORDER BY created_at, project_id`,
-      [states ? [...states] : null],
+      `SELECT ${PROJECT_COLUMNS} FROM projects
+       WHERE $1::jsonb IS NULL OR state IN (SELECT jsonb_array_elements_text($1::jsonb))
+       ORDER BY created_at, project_id`,
+      [states ? JSON.stringify(states) : null],
     );
     return rows.map(projectFromRow);
   }
@@ -154,54 +194,62 @@ export class PostgresProjectStore implements ProjectStore {
     at: Date,
   ): Promise<ProjectRecord | null> {
     const { rows } = await this.sql.query<ProjectRow>(
-      `UPDATE projects SET state = $2::text, paused_reason = CASE WHEN $2::text = 'paused' THEN $3::text ELSE NULL END,
+      `UPDATE projects SET state = $2::text, paused_reason = CASE WHEN $2::text = 'paused' THEN $3::text END,
          version = version + 1, updated_at = $5::timestamp
-       WHERE project_id = $1 AND state = ANY($4::text[])
+       WHERE project_id = $1::text AND state IN (SELECT jsonb_array_elements_text($4::jsonb))
        RETURNING ${PROJECT_COLUMNS}`,
-      [projectId, to, reason, [...from], toSqlTime(at)],
-    );
+      [projectId, to, reason, JSON.stringify(from), toSqlTime(at)],
+    ).catch((err: unknown) => {
+      throw invalidInput(err, `cannot move project ${projectId} to ${to}`);
+    });
     if (rows[0]) return projectFromRow(rows[0]);
     if (!(await this.getProject(projectId))) throw new ProjectNotFoundError(projectId);
     return null;
   }
 
   async setBudgetLimit(projectId: string, limit: number | null, at: Date): Promise<ProjectRecord> {
-    const { rows } = await this.sql.query<ProjectRow>(
-      `UPDATE projects SET budget_limit = $2, warning_level = 0, version = version + 1, updated_at = $3::timestamp
-       WHERE project_id = $1 RETURNING ${PROJECT_COLUMNS}`,
-      [projectId, limit, toSqlTime(at)],
-    );
+    if (limit !== null) requireAmount('budget limit', limit);
+    const { rows } = await this.sql.query<ProjectRow>(SET_BUDGET_LIMIT, [projectId, limit, toSqlTime(at)]).catch((err: unknown) => {
+      throw invalidInput(err, `cannot set the budget limit of project ${projectId}`);
+    });
     if (!rows[0]) throw new ProjectNotFoundError(projectId);
     return projectFromRow(rows[0]);
   }
 
   async raiseWarningLevel(projectId: string, level: number): Promise<boolean> {
+    requireAmount('warning level', level, { max: 999 });
+    // Concurrent raises queue on the row lock and re-check the condition: one wins.
     const { rowCount } = await this.sql.query(
-      'UPDATE projects SET warning_level = $2 WHERE project_id = $1 AND warning_level < $2',
+      'UPDATE projects SET warning_level = $2::numeric WHERE project_id = $1::text AND warning_level < $2::numeric',
       [projectId, level],
     );
     return rowCount > 0;
   }
 
   async getApproval(approvalId: string): Promise<ApprovalRecord | null> {
-    const { rows } = await this.sql.query<ApprovalRow>('SELECT * FROM approvals WHERE approval_id = $1', [approvalId]);
+    const { rows } = await this.sql.query<ApprovalRow>(`SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE approval_id = $1::text`, [approvalId]);
     return rows[0] ? approvalFromRow(rows[0]) : null;
   }
 
   async listApprovals(projectId: string, status?: ApprovalStatus): Promise<ApprovalRecord[]> {
     const { rows } = await this.sql.query<ApprovalRow>(
-      'SELECT * FROM approvals WHERE project_id = $1 AND ($2::text IS NULL OR status = $2) ORDER BY requested_at, approval_id',
+      `SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE project_id = $1::text AND ($2::text IS NULL OR status = $2::text)
+       ORDER BY requested_at, approval_id`,
       [projectId, status ?? null],
     );
     return rows.map(approvalFromRow);
   }
 
   async decideApproval(d: ApprovalDecision): Promise<ApprovalRecord> {
+    if (!DECISIONS.has(d.status)) throw new ApprovalError(`approval ${d.approvalId}: ${String(d.status)} is not a decision`);
+    // Compare-and-set: concurrent deciders queue on the row lock; the later ones find it decided.
     const { rows } = await this.sql.query<ApprovalRow>(
-      `UPDATE approvals SET status = $2, comment = $3, decided_by = $4, decided_at = $5::timestamp
-       WHERE approval_id = $1 AND status = 'pending' RETURNING *`,
+      `UPDATE approvals SET status = $2::text, comment = $3::text, decided_by = $4::text, decided_at = $5::timestamp
+       WHERE approval_id = $1::text AND status = 'pending' RETURNING ${APPROVAL_COLUMNS}`,
       [d.approvalId, d.status, d.comment, d.by, toSqlTime(d.at)],
-    );
+    ).catch((err: unknown) => {
+      throw invalidInput(err, `cannot decide approval ${d.approvalId}`);
+    });
     if (rows[0]) return approvalFromRow(rows[0]);
     const existing = await this.getApproval(d.approvalId);
     if (!existing) throw new ApprovalError(`approval ${d.approvalId} does not exist`);
@@ -210,15 +258,18 @@ export class PostgresProjectStore implements ProjectStore {
 
   async listExpiredApprovals(now: Date, limit: number): Promise<ApprovalRecord[]> {
     const { rows } = await this.sql.query<ApprovalRow>(
-      `SELECT * FROM approvals WHERE status = 'pending' AND expires_at <= $1::timestamp ORDER BY expires_at, approval_id LIMIT $2`,
+      `SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE status = 'pending' AND expires_at <= $1::timestamp
+       ORDER BY expires_at, approval_id LIMIT $2::integer`,
       [toSqlTime(now), limit],
     );
     return rows.map(approvalFromRow);
   }
 
   async extendApproval(approvalId: string, expiresAt: Date): Promise<boolean> {
+    // Never moves an expiry back (a sweep with an older clock cannot shorten a reminder).
     const { rowCount } = await this.sql.query(
-      `UPDATE approvals SET expires_at = $2::timestamp WHERE approval_id = $1 AND status = 'pending' AND expires_at < $2::timestamp`,
+      `UPDATE approvals SET expires_at = $2::timestamp
+       WHERE approval_id = $1::text AND status = 'pending' AND expires_at < $2::timestamp`,
       [approvalId, toSqlTime(expiresAt)],
     );
     return rowCount > 0;
@@ -226,27 +277,36 @@ export class PostgresProjectStore implements ProjectStore {
 
   async recordDeadLetter(l: DeadLetter): Promise<void> {
     await this.sql.query(
-      `INSERT INTO dead_letters (task_id, project_id, reason, last_error, attempts, at) VALUES ($1, $2, $3, $4, $5, $6::timestamp)`,
+      `INSERT INTO dead_letters (task_id, project_id, reason, last_error, attempts, at)
+       VALUES ($1::text, $2::text, $3::text, $4::text, $5::integer, $6::timestamp)`,
       [l.taskId, l.projectId, l.reason, l.lastError, l.attempts, toSqlTime(l.at)],
-    );
+    ).catch((err: unknown) => {
+      throw invalidInput(err, `cannot record a dead letter for task ${l.taskId}`);
+    });
   }
 
   async listDeadLetters(projectId?: string): Promise<DeadLetter[]> {
     const { rows } = await this.sql.query<{ task_id: string; project_id: string; reason: string; last_error: string | null; attempts: number; at: Date }>(
-      'SELECT task_id, project_id, reason, last_error, attempts, at FROM dead_letters WHERE $1::text IS NULL OR project_id = $1 ORDER BY id',
+      'SELECT task_id, project_id, reason, last_error, attempts, at FROM dead_letters WHERE $1::text IS NULL OR project_id = $1::text ORDER BY id',
       [projectId ?? null],
     );
     return rows.map((r) => ({ taskId: r.task_id, projectId: r.project_id, reason: r.reason, lastError: r.last_error, attempts: r.attempts, at: r.at }));
   }
 
   async observeCost(taskType: string, agent: string, cost: number, alpha: number, at: Date): Promise<void> {
+    requireAmount('cost', cost);
+    requireAmount('alpha', alpha, { max: 1 });
+    // One upsert: concurrent observations of a pair queue on its row and none is lost.
     await this.sql.query(
-      `INSERT INTO cost_observations (task_type, agent, ewma, samples, updated_at) VALUES ($1, $2, $3, 1, $5::timestamp)
+      `INSERT INTO cost_observations (task_type, agent, ewma, samples, updated_at)
+       VALUES ($1::text, $2::text, $3::numeric, 1, $5::timestamp)
        ON CONFLICT (task_type, agent) DO UPDATE SET
          ewma = cost_observations.ewma + $4::numeric * ($3::numeric - cost_observations.ewma),
          samples = cost_observations.samples + 1, updated_at = $5::timestamp`,
       [taskType, agent, cost, alpha, toSqlTime(at)],
-    );
+    ).catch((err: unknown) => {
+      throw invalidInput(err, `cannot record a cost of ${taskType} by ${agent}`);
+    });
   }
 
   async listCostObservations(): Promise<CostObservation[]> {
@@ -254,5 +314,29 @@ export class PostgresProjectStore implements ProjectStore {
       'SELECT task_type, agent, ewma, samples FROM cost_observations ORDER BY task_type, agent',
     );
     return rows.map((r) => ({ taskType: r.task_type, agent: r.agent, ewma: r.ewma, samples: r.samples }));
+  }
+}
+
+/**
+ * Creates an event's tasks inside its transaction, under a savepoint: a refused insert
+ * aborts only the savepoint, so the transaction can still find out why (an id that
+ * already exists: DuplicateTaskError) and the caller's rollback leaves nothing written.
+ */
+async function createTasksIn(tx: SqlClient, tasks: readonly NewTaskRecord[], by: string): Promise<void> {
+  try {
+    await tx.transaction((sp) => new PostgresTaskStore(sp).createTasks(tasks, by));
+  } catch (err) {
+    // DuplicateTaskError (within the batch), ValidationError: already typed.
+    if (err instanceof OrchestratorError) throw err;
+    const ids = [...new Set(tasks.map((t) => t.taskId))];
+    const existing = await tx
+      .query<{ task_id: string }>(
+        `SELECT task_id FROM tasks WHERE task_id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY task_id`,
+        [JSON.stringify(ids)],
+      )
+      .then((r) => r.rows.map((row) => row.task_id))
+      .catch(() => []);
+    if (existing.length > 0) throw new DuplicateTaskError(existing);
+    throw err;
   }
 }

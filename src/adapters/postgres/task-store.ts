@@ -5,7 +5,6 @@ import {
   ProjectNotFoundError,
   StaleFencingTokenError,
   TaskNotFoundError,
-  ValidationError,
   VersionConflictError,
 } from '../../errors.js';
 import type {
@@ -18,6 +17,7 @@ import type {
   TransitionRecord,
   TransitionWrite,
 } from '../../ports/task-store.js';
+import { invalidInput, pgCode, UNIQUE_VIOLATION } from './pg-errors.js';
 import { toSqlTime, type SqlClient } from './sql-client.js';
 import {
   APPLY_TRANSITION,
@@ -40,15 +40,6 @@ import {
   type TransitionRow,
 } from './task-rows.js';
 
-/** PostgreSQL error codes mapped to typed errors. */
-const UNIQUE_VIOLATION = '23505';
-const INVALID_INPUT = new Set(['23502', '23514', '22001', '22003', '22007', '22008', '22P02']);
-
-function pgCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
-
 const roundMoney = (x: number): number => (Number.isFinite(x) ? Math.round(x * 10_000) / 10_000 : x);
 
 export class PostgresTaskStore implements TaskStore {
@@ -69,7 +60,7 @@ export class PostgresTaskStore implements TaskStore {
         const existing = await this.#existingIds([...seen]);
         throw new DuplicateTaskError(existing.length > 0 ? existing : [...seen]);
       }
-      throw this.#invalid(err, 'cannot create tasks');
+      throw invalidInput(err, 'cannot create tasks');
     }
   }
 
@@ -120,7 +111,7 @@ export class PostgresTaskStore implements TaskStore {
       outcome = rows[0];
     } catch (err) {
       if (pgCode(err) === BUDGET_REFUSED && w.budget) throw await this.#budgetRefusal(w.budget);
-      throw this.#invalid(err, `cannot apply ${w.event} to task ${w.taskId}`);
+      throw invalidInput(err, `cannot apply ${w.event} to task ${w.taskId}`);
     }
     if (outcome?.new_version != null) return outcome.new_version;
     if (!outcome?.found) throw new TaskNotFoundError(w.taskId);
@@ -271,14 +262,5 @@ export class PostgresTaskStore implements TaskStore {
       [taskId],
     );
     return rows[0] ? { version: rows[0].version, token: rows[0].fencing_token } : null;
-  }
-
-  /** Constraint and type violations are the caller's input; anything else passes through. */
-  #invalid(err: unknown, message: string): unknown {
-    const code = pgCode(err);
-    if (code !== undefined && INVALID_INPUT.has(code)) {
-      return new ValidationError(message, [err instanceof Error ? err.message : String(err)], { cause: err });
-    }
-    return err;
   }
 }

@@ -1,0 +1,241 @@
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { TaskDispatch } from '../../domain/messages.js';
+import { AgentName } from '../../domain/task.js';
+import { ClosedError, ServiceUnavailableError, ValidationError } from '../../errors.js';
+import { silentLogger, type Logger } from '../../logger.js';
+import type { EventBus, InboundHandlers, InboundSubscription, Outbound } from '../../ports/event-bus.js';
+import { startControlResponder } from './control.js';
+import { DEFAULT_DLQ_DATA_LIMIT, DeadLetterPublisher } from './dead-letter.js';
+import { InboundConsumer } from './inbound-consumer.js';
+import {
+  INBOUND_CONSUMER,
+  defaultStreamPrefix,
+  durableConfig,
+  ensureConsumer,
+  ensureStream,
+  jetstreamFailure,
+  streamConfig,
+  streamNames,
+  type StreamNames,
+  type StreamSettings,
+} from './streams.js';
+import { natsSubjects, type NatsSubjects } from './subjects.js';
+
+export interface NatsEventBusOptions extends StreamSettings {
+  /** An open connection (see `connectNats`); the bus never closes it. */
+  connection: NatsConnection;
+  /** First token(s) of every subject; default `lap`. */
+  subjectPrefix?: string;
+  /** Prefix of the stream names (`<P>_INBOUND`, `<P>_TASKS`, `<P>_DLQ`); default: the subject prefix upper-cased. */
+  streamPrefix?: string;
+  /** Inbound messages (and control requests) larger than this are rejected unparsed; default 1 MiB. */
+  maxPayloadBytes?: number;
+  logger?: Logger;
+  /** Deliveries of an inbound message whose handler keeps failing retryably, then it is dead-lettered; default 5. */
+  maxDeliveries?: number;
+  /** Time the server waits for an acknowledgement before redelivering; kept alive while a handler runs; default 60 s. */
+  ackWaitMs?: number;
+  /** `nak` delay after a retryable handler failure: base * 2^(deliveries-1), capped; default 1 s .. 30 s. */
+  retryDelay?: { baseMs?: number; maxMs?: number };
+  /** Inbound messages pulled ahead of the one being handled; default 10. */
+  prefetch?: number;
+  /** Name of the durable inbound consumer; default `orchestrator`. */
+  consumerName?: string;
+  /** Queue group of the control responder; default `orchestrator-control`. */
+  controlQueue?: string;
+  /** Dead letters carry at most this many characters of the rejected message; default 64 Ki. */
+  dlqDataLimit?: number;
+}
+
+/** Timeout of one JetStream publish (dispatches, dead letters). */
+const PUBLISH_TIMEOUT_MS = 10_000;
+
+/**
+ * The EventBus over NATS JetStream (see streams.ts for the layout):
+ * - inbound events, results, heartbeats and decisions are read from the `<P>_INBOUND`
+ *   work-queue stream by one durable consumer, handled one at a time in stream order,
+ *   acknowledged only after the handler resolved, dead-lettered when bad (InboundConsumer);
+ * - dispatches go through JetStream into `<P>_TASKS` with `Nats-Msg-Id` =
+ *   `<taskId>:<fencingToken>` (a repeated dispatch of the same attempt is dropped);
+ * - outbound notifications are core publishes (at most once, like the memory bus);
+ *   dead letters are stored in `<P>_DLQ`;
+ * - control requests are answered on `<prefix>.control.<projectId>` (queue group).
+ */
+export class NatsEventBus implements EventBus {
+  readonly subjects: NatsSubjects;
+  readonly streams: StreamNames;
+  private readonly nc: NatsConnection;
+  private readonly js: JetStreamClient;
+  private readonly logger: Logger;
+  private readonly deadLetters: DeadLetterPublisher;
+  private readonly maxPayloadBytes: number;
+  private readonly settings: StreamSettings;
+  private setupPromise: Promise<JetStreamManager> | null = null;
+  private active: InboundSubscription | null = null;
+
+  constructor(private readonly options: NatsEventBusOptions) {
+    const prefix = options.subjectPrefix ?? 'lap';
+    this.nc = options.connection;
+    this.subjects = natsSubjects(prefix);
+    this.streams = streamNames(options.streamPrefix ?? defaultStreamPrefix(prefix));
+    this.logger = options.logger ?? silentLogger();
+    this.js = jetstream(this.nc, { timeout: PUBLISH_TIMEOUT_MS });
+    this.maxPayloadBytes = options.maxPayloadBytes ?? 1_048_576;
+    this.deadLetters = new DeadLetterPublisher(this.js, this.subjects.dlq, this.logger, options.dlqDataLimit ?? DEFAULT_DLQ_DATA_LIMIT);
+    const { duplicateWindowMs, maxAgeMs, dlqMaxAgeMs, replicas } = options;
+    this.settings = { duplicateWindowMs, maxAgeMs, dlqMaxAgeMs, replicas };
+  }
+
+  /** Creates or updates the three streams; idempotent. Called by the other methods; callable at start-up to fail early. */
+  async ensureStreams(): Promise<void> {
+    await this.setup();
+  }
+
+  async dispatchTask(agent: string, task: TaskDispatch): Promise<void> {
+    if (!AgentName.safeParse(agent).success) {
+      throw new ValidationError(`cannot dispatch ${task.taskId}: invalid agent name`, [`agent=${JSON.stringify(agent)}`]);
+    }
+    this.checkOpen();
+    await this.setup();
+    try {
+      await this.js.publish(this.subjects.task(agent), JSON.stringify(task), { msgID: `${task.taskId}:${task.fencingToken}` });
+    } catch (err) {
+      throw jetstreamFailure(`dispatch of task ${task.taskId} to ${agent}`, err);
+    }
+  }
+
+  async publish(message: Outbound): Promise<void> {
+    this.checkOpen();
+    if (message.kind === 'dlq') {
+      await this.setup();
+      await this.deadLetters.send(message.body);
+      return;
+    }
+    const subject = this.outboundSubject(message);
+    try {
+      this.nc.publish(subject, JSON.stringify(message.body));
+    } catch (err) {
+      throw new ServiceUnavailableError('nats', `publish on ${subject} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /**
+   * Starts the inbound consumer and the control responder. One consumption per bus at a
+   * time; `close()` of the returned subscription stops taking messages and waits for the
+   * handlers running, after which another `consume()` may start.
+   */
+  async consume(handlers: InboundHandlers): Promise<InboundSubscription> {
+    if (this.active) throw new ValidationError('this NatsEventBus is already consuming; close the subscription first');
+    this.checkOpen();
+    const placeholder: InboundSubscription = { close: async () => undefined };
+    this.active = placeholder;
+    try {
+      await this.setup();
+      await this.ensureInboundConsumer();
+    } catch (err) {
+      this.active = null;
+      throw err;
+    }
+    const o = this.options;
+    const consumer = new InboundConsumer({
+      js: this.js,
+      stream: this.streams.inbound,
+      consumerName: this.consumerName,
+      recreate: async () => {
+        this.setupPromise = null;
+        await this.setup();
+        await this.ensureInboundConsumer();
+      },
+      subjectPrefix: this.subjects.prefix,
+      maxPayloadBytes: this.maxPayloadBytes,
+      maxDeliveries: this.maxDeliveries,
+      ackWaitMs: this.ackWaitMs,
+      retryDelay: { baseMs: o.retryDelay?.baseMs ?? 1_000, maxMs: o.retryDelay?.maxMs ?? 30_000 },
+      prefetch: o.prefetch ?? 10,
+      handlers,
+      deadLetters: this.deadLetters,
+      logger: this.logger,
+    });
+    const control = startControlResponder({
+      connection: this.nc,
+      subjectPrefix: this.subjects.prefix,
+      subject: this.subjects.controlWildcard,
+      queue: o.controlQueue ?? 'orchestrator-control',
+      maxPayloadBytes: this.maxPayloadBytes,
+      handlers,
+      logger: this.logger,
+    });
+    // The control subscription is registered at the server once this returns.
+    await this.nc.flush().catch(() => undefined);
+    let closing: Promise<void> | null = null;
+    const subscription: InboundSubscription = {
+      close: () => {
+        closing ??= (async () => {
+          await Promise.all([consumer.close(), control.close()]);
+          if (this.active === subscription) this.active = null;
+        })();
+        return closing;
+      },
+    };
+    this.active = subscription;
+    this.logger.info({ stream: this.streams.inbound, consumer: this.consumerName }, 'consuming inbound messages');
+    return subscription;
+  }
+
+  private get consumerName(): string {
+    return this.options.consumerName ?? INBOUND_CONSUMER;
+  }
+  private get maxDeliveries(): number {
+    return this.options.maxDeliveries ?? 5;
+  }
+  private get ackWaitMs(): number {
+    return this.options.ackWaitMs ?? 60_000;
+  }
+
+  private async ensureInboundConsumer(): Promise<void> {
+    const jsm = await this.setup();
+    const config = durableConfig(this.consumerName, { ackWaitMs: this.ackWaitMs, maxDeliver: this.maxDeliveries });
+    await ensureConsumer(jsm, this.streams.inbound, config);
+  }
+
+  private setup(): Promise<JetStreamManager> {
+    this.setupPromise ??= (async () => {
+      let jsm: JetStreamManager;
+      try {
+        jsm = await jetstreamManager(this.nc, { timeout: PUBLISH_TIMEOUT_MS });
+      } catch (err) {
+        throw jetstreamFailure('JetStream access (is JetStream enabled on the server?)', err);
+      }
+      for (const role of ['inbound', 'tasks', 'dlq'] as const) {
+        await ensureStream(jsm, streamConfig(role, this.streams, this.subjects, this.settings), 'update');
+      }
+      return jsm;
+    })();
+    const attempt = this.setupPromise;
+    attempt.catch(() => {
+      if (this.setupPromise === attempt) this.setupPromise = null;
+    });
+    return attempt;
+  }
+
+  private checkOpen(): void {
+    if (this.nc.isClosed()) throw new ClosedError('NATS connection');
+  }
+
+  private outboundSubject(message: Exclude<Outbound, { kind: 'dlq' }>): string {
+    const s = this.subjects;
+    switch (message.kind) {
+      case 'status':
+        return s.status(message.body.projectId, message.body.taskId);
+      case 'budget':
+        return s.budget(message.body.projectId);
+      case 'project':
+        return s.project(message.body.projectId);
+      case 'approval_requested':
+        return s.approvalRequested(message.body.projectId);
+      case 'approval_expired':
+        return s.approvalExpired(message.body.projectId);
+    }
+  }
+}

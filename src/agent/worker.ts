@@ -1,0 +1,295 @@
+import {
+  jetstream,
+  jetstreamManager,
+  type Consumer,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { TaskDispatch, TaskResult } from '../domain/messages.js';
+import { AgentName } from '../domain/task.js';
+import { ValidationError } from '../errors.js';
+import { silentLogger, type Logger } from '../logger.js';
+import { DeadLetterPublisher } from '../adapters/nats/dead-letter.js';
+import { bytesToText, formatIssues, parseJson } from '../adapters/nats/inbound.js';
+import {
+  agentConsumerName,
+  defaultStreamPrefix,
+  durableConfig,
+  ensureConsumer,
+  ensureStream,
+  jetstreamFailure,
+  streamConfig,
+  streamNames,
+} from '../adapters/nats/streams.js';
+import { natsSubjects, type NatsSubjects } from '../adapters/nats/subjects.js';
+
+export interface AgentTaskContext {
+  /** Aborted only by `stop({ abort: true })`; a plain `stop()` lets the handler finish. */
+  signal: AbortSignal;
+  /** Sends a heartbeat now (they are also sent every `heartbeatMs` while the handler runs). */
+  heartbeat(): Promise<void>;
+  /** 1 on the first delivery of this dispatch to the agent, more after a worker crash. */
+  delivery: number;
+}
+
+export interface AgentTaskOutcome {
+  output?: Record<string, unknown>;
+  actualCost?: number;
+}
+
+/** Does the work; resolves with the output and cost, or throws (→ a `failed` result with the message). */
+export type AgentTaskHandler = (task: TaskDispatch, context: AgentTaskContext) => Promise<AgentTaskOutcome>;
+
+export interface AgentWorkerOptions {
+  connection: NatsConnection;
+  /** The agent name (the `<agent>` of `lap.tasks.<agent>`). */
+  agent: string;
+  handle: AgentTaskHandler;
+  /** Default `lap`; must match the orchestrator's. */
+  subjectPrefix?: string;
+  /** Default: the subject prefix upper-cased; must match the orchestrator's. */
+  streamPrefix?: string;
+  /** Heartbeat period while a handler runs; default 10 000 ms. */
+  heartbeatMs?: number;
+  /** Tasks handled at the same time; default 1. */
+  concurrency?: number;
+  /** Deliveries of a dispatch (worker crashes) before the stream stops offering it; default 5. */
+  maxDeliveries?: number;
+  logger?: Logger;
+}
+
+export interface AgentWorker {
+  readonly agent: string;
+  /** Tasks being handled now. */
+  readonly running: number;
+  /**
+   * Stops pulling tasks, waits for the running handlers to finish and their results to
+   * be published, then resolves. With `abort`, the handlers' signal is aborted first.
+   */
+  stop(options?: { abort?: boolean }): Promise<void>;
+}
+
+const FETCH_EXPIRES_MS = 5_000;
+const RESULT_PUBLISH_ATTEMPTS = 3;
+const ERROR_MAX = 10_000;
+
+/**
+ * Starts an agent worker: a durable pull consumer (`agent_<agent>`) on the task
+ * work-queue stream, so dispatches made before the worker started are received, and
+ * shared by every process of the agent (each dispatch goes to one of them). A dispatch is
+ * pulled only when a slot is free (no prefetch: tasks may be long), kept alive with the
+ * heartbeats, and acknowledged once its result is stored in the inbound stream.
+ * Resolves once the consumer exists.
+ */
+export async function createAgentWorker(options: AgentWorkerOptions): Promise<AgentWorker> {
+  if (!AgentName.safeParse(options.agent).success) {
+    throw new ValidationError('invalid agent name', [`agent=${JSON.stringify(options.agent)}`]);
+  }
+  const concurrency = options.concurrency ?? 1;
+  const heartbeatMs = options.heartbeatMs ?? 10_000;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new ValidationError('concurrency must be a positive integer');
+  if (!(heartbeatMs > 0)) throw new ValidationError('heartbeatMs must be positive');
+  const prefix = options.subjectPrefix ?? 'lap';
+  const subjects = natsSubjects(prefix);
+  const names = streamNames(options.streamPrefix ?? defaultStreamPrefix(prefix));
+  const nc = options.connection;
+  const js = jetstream(nc);
+  const durable = agentConsumerName(options.agent);
+  try {
+    const jsm = await jetstreamManager(nc);
+    // The orchestrator owns the layout (it updates it); an agent only creates what is missing.
+    await ensureStream(jsm, streamConfig('tasks', names, subjects), 'create-if-missing');
+    await ensureStream(jsm, streamConfig('inbound', names, subjects), 'create-if-missing');
+    await ensureStream(jsm, streamConfig('dlq', names, subjects), 'create-if-missing');
+    const ackWaitMs = Math.max(30_000, heartbeatMs * 3);
+    await ensureConsumer(jsm, names.tasks, durableConfig(durable, {
+      ackWaitMs,
+      maxDeliver: options.maxDeliveries ?? 5,
+      filterSubject: subjects.task(options.agent),
+    }));
+    const consumer = await js.consumers.get(names.tasks, durable);
+    return new Worker({ ...options, concurrency, heartbeatMs }, subjects, js, consumer).start();
+  } catch (err) {
+    throw jetstreamFailure(`start of agent worker ${options.agent}`, err);
+  }
+}
+
+type WorkerSettings = AgentWorkerOptions & { concurrency: number; heartbeatMs: number };
+
+class Worker implements AgentWorker {
+  readonly agent: string;
+  private readonly logger: Logger;
+  private readonly deadLetters: DeadLetterPublisher;
+  private readonly active = new Set<Promise<void>>();
+  private readonly controllers = new Set<AbortController>();
+  private stopping = false;
+  private fetching: ConsumerMessages | null = null;
+  private wake: (() => void) | null = null;
+  private loop: Promise<void> = Promise.resolve();
+  private stopped: Promise<void> | null = null;
+
+  constructor(
+    private readonly settings: WorkerSettings,
+    private readonly subjects: NatsSubjects,
+    private readonly js: JetStreamClient,
+    private readonly consumer: Consumer,
+  ) {
+    this.agent = settings.agent;
+    this.logger = (settings.logger ?? silentLogger()).child({ agent: settings.agent });
+    this.deadLetters = new DeadLetterPublisher(js, subjects.dlq, this.logger);
+  }
+
+  get running(): number {
+    return this.active.size;
+  }
+
+  start(): this {
+    this.loop = this.run();
+    return this;
+  }
+
+  stop(options: { abort?: boolean } = {}): Promise<void> {
+    if (options.abort) for (const c of this.controllers) c.abort(new Error('agent worker stopped'));
+    this.stopped ??= (async () => {
+      this.stopping = true;
+      this.wake?.();
+      const fetching = this.fetching;
+      if (fetching) void fetching.close().catch(() => undefined);
+      await this.loop;
+      await Promise.allSettled([...this.active]);
+    })();
+    return this.stopped;
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopping) {
+      await this.freeSlot();
+      if (this.stopping) break;
+      if (this.settings.connection.isClosed()) {
+        this.logger.warn('NATS connection closed; the worker takes no more tasks');
+        return;
+      }
+      try {
+        const batch = await this.consumer.fetch({
+          max_messages: this.settings.concurrency - this.active.size,
+          expires: FETCH_EXPIRES_MS,
+        });
+        this.fetching = batch;
+        if (this.stopping) void batch.close();
+        for await (const m of batch) {
+          if (this.stopping) m.nak(); // not started: another worker of the agent may take it now
+          else this.launch(m);
+        }
+      } catch (err) {
+        if (this.stopping) break;
+        this.logger.warn({ err }, 'fetching tasks failed; retrying');
+        await this.pause(1_000);
+      } finally {
+        this.fetching = null;
+      }
+    }
+  }
+
+  private freeSlot(): Promise<void> {
+    if (this.active.size < this.settings.concurrency || this.stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.wake = resolve;
+    });
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  private launch(m: JsMsg): void {
+    const p = this.process(m)
+      .catch((err: unknown) => this.logger.error({ err, subject: m.subject }, 'task processing failed'))
+      .finally(() => {
+      this.active.delete(p);
+      const wake = this.wake;
+      this.wake = null;
+      wake?.();
+    });
+    this.active.add(p);
+  }
+
+  private async process(m: JsMsg): Promise<void> {
+    const json = parseJson(bytesToText(m.data));
+    const parsed = json.ok ? TaskDispatch.safeParse(json.value) : null;
+    if (!parsed?.success) {
+      const reason = !json.ok ? json.reason : `schema violation: ${formatIssues(parsed!.error)}`;
+      try {
+        await this.deadLetters.send({ subject: m.subject, reason, data: bytesToText(m.data) });
+        m.term();
+      } catch {
+        m.nak(5_000);
+      }
+      return;
+    }
+    const result = await this.run1(m, parsed.data);
+    try {
+      await this.publishResult(parsed.data, result);
+      m.ack();
+    } catch (err) {
+      this.logger.error({ err, taskId: parsed.data.taskId }, 'cannot publish the result; the task will be redelivered');
+      m.nak(5_000);
+    }
+  }
+
+  /** Runs the handler with heartbeats; always resolves with the result to publish. */
+  private async run1(m: JsMsg, task: TaskDispatch): Promise<TaskResult> {
+    const controller = new AbortController();
+    this.controllers.add(controller);
+    const heartbeat = async (): Promise<void> => {
+      m.working();
+      this.settings.connection.publish(this.subjects.heartbeats(task.projectId), JSON.stringify({ taskId: task.taskId, fencingToken: task.fencingToken }));
+    };
+    const beat = () => void heartbeat().catch((err: unknown) => this.logger.warn({ err, taskId: task.taskId }, 'heartbeat failed'));
+    beat();
+    const timer = setInterval(beat, this.settings.heartbeatMs);
+    const base = { taskId: task.taskId, fencingToken: task.fencingToken };
+    try {
+      const outcome = await this.settings.handle(task, { signal: controller.signal, heartbeat, delivery: m.info.deliveryCount });
+      const candidate = { ...base, status: 'completed' as const, ...pick(outcome) };
+      const checked = TaskResult.safeParse(candidate);
+      if (checked.success) return checked.data;
+      return { ...base, status: 'failed', error: `invalid handler outcome: ${formatIssues(checked.error)}` };
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      return { ...base, status: 'failed', error: (message || 'handler failed').slice(0, ERROR_MAX) };
+    } finally {
+      clearInterval(timer);
+      this.controllers.delete(controller);
+    }
+  }
+
+  private async publishResult(task: TaskDispatch, result: TaskResult): Promise<void> {
+    const subject = this.subjects.results(task.projectId);
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= RESULT_PUBLISH_ATTEMPTS; attempt++) {
+      try {
+        await this.js.publish(subject, JSON.stringify(result), { msgID: `${task.taskId}:${task.fencingToken}:result` });
+        return;
+      } catch (err) {
+        lastError = err;
+        await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+      }
+    }
+    throw lastError;
+  }
+}
+
+function pick(outcome: AgentTaskOutcome | undefined): Partial<Pick<TaskResult, 'output' | 'actualCost'>> {
+  const out: Partial<Pick<TaskResult, 'output' | 'actualCost'>> = {};
+  if (outcome?.output !== undefined) out.output = outcome.output;
+  if (outcome?.actualCost !== undefined) out.actualCost = outcome.actualCost;
+  return out;
+}

@@ -1,0 +1,68 @@
+/**
+ * The public API of @livingagent/orchestrator. Everything else is internal and may change.
+ */
+
+// The orchestrator and how to build one
+export { OrchestratorFactory, type Blackboard, type OrchestratorOptions } from './orchestrator/factory.js';
+export { Orchestrator, type HandleEventResult, type ProjectStatus } from './orchestrator/orchestrator.js';
+export { TaskScheduler } from './orchestrator/scheduler.js';
+export { BudgetChecker } from './orchestrator/budget-checker.js';
+export { createBlackboard, createEmbeddedBlackboard } from './adapters/blackboards.js';
+
+// Configuration and logging
+export { loadConfig, redactedConfig, type OrchestratorConfig, type ConfigOverrides } from './config/config.js';
+export { SETTINGS, type Setting } from './config/settings.js';
+export { createLogger, silentLogger, type Logger } from './logger.js';
+
+// Domain: tasks, task types, pipelines, wire messages
+export { Task, TaskStatus, NewTaskInput, TASK_STATUSES, isFinalStatus, newTaskId } from './domain/task.js';
+export { TaskTypeCatalog, DEFAULT_TASK_TYPES, type TaskTypeSpec, type TaskTypeSpecInput, type CostModel } from './domain/task-types.js';
+export { Pipeline, PipelineEvent, type PipelineInput, type PipelineEventInput, type TaskTemplate } from './domain/pipeline.js';
+export {
+  TaskDispatch,
+  TaskResult,
+  Heartbeat,
+  ApprovalDecided,
+  ControlRequest,
+  type ApprovalRequested,
+  type ApprovalExpired,
+  type TaskStatusMessage,
+  type BudgetStatus,
+  type BudgetLevel,
+  type ProjectStatusMessage,
+  type DeadLetterMessage,
+} from './domain/messages.js';
+export { EventMapper, type PlannedTask } from './pipeline/event-mapper.js';
+export { VIDEO_PIPELINE } from './pipeline/video-pipeline.js';
+
+// Machines and actors
+export { taskMachine, TASK_MACHINE_VERSION, type TaskEvent, type TaskContext, type TaskSnapshot } from './machines/task-machine.js';
+export { projectMachine, type ProjectEvent } from './machines/project-machine.js';
+export { schedulerMachine } from './machines/scheduler-machine.js';
+export { toMermaid, toDefinitionJson } from './machines/mermaid.js';
+export { TaskActor, type TaskTransition } from './actors/task-actor.js';
+export { TaskRegistry } from './actors/task-registry.js';
+export { ProjectActor } from './actors/project-actor.js';
+
+// Ports
+export type { TaskStore, TaskRecord, TransitionWrite, BudgetEffect, OutboxEvent } from './ports/task-store.js';
+export type { ProjectStore, ProjectRecord, ApprovalRecord } from './ports/project-store.js';
+export type { TaskQueue, QueueEntry } from './ports/task-queue.js';
+export type { LockManager, Lease } from './ports/lock-manager.js';
+export type { EventBus, Outbound, InboundHandlers } from './ports/event-bus.js';
+export { systemClock, type Clock } from './ports/clock.js';
+
+// Adapters
+export { PgSqlClient, PGliteSqlClient, type SqlClient } from './adapters/postgres/sql-client.js';
+export { migrate } from './adapters/postgres/migrate.js';
+export { PostgresTaskStore } from './adapters/postgres/task-store.js';
+export { PostgresProjectStore } from './adapters/postgres/project-store.js';
+export { createRedisClient } from './adapters/redis/connection.js';
+export { RedisTaskQueue, RedisTaskQueue as PriorityTaskQueue } from './adapters/redis/task-queue.js';
+export { RedisLockManager } from './adapters/redis/lock-manager.js';
+export { MemoryTaskQueue } from './adapters/memory/task-queue.js';
+export { MemoryLockManager } from './adapters/memory/lock-manager.js';
+export { InProcessEventBus } from './adapters/memory/event-bus.js';
+
+// Errors
+export * from './errors.js';
