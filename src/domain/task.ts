@@ -26,7 +26,7 @@ export const TaskId = z
   .string()
   .min(1)
   .max(ID_MAX)
-  .regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits and _ . : - only');
+  .regex(/^[A-Za-z0-9_:-]+$/, 'letters, digits and _ : - only (no dots: ids are NATS subject tokens)');
 export const ProjectId = TaskId;
 export const AgentName = z
   .string()

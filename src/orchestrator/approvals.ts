@@ -51,7 +51,7 @@ export class ApprovalManager {
       try {
         if (policy === 'remind') {
           const expiresAt = new Date(now + this.core.config.approval.timeoutMs);
-          if (!(await this.core.projects.extendApproval(approval.approvalId, expiresAt))) continue;
+          if (!approval.expiresAt || !(await this.core.projects.extendApproval(approval.approvalId, approval.expiresAt, expiresAt))) continue;
           await this.core.bus.publish({ kind: 'approval_requested', body: requestBody({ ...approval, expiresAt }, true) });
         } else {
           const decided = await this.core.projects.decideApproval({

@@ -134,8 +134,11 @@ export interface ProjectStore {
   decideApproval(decision: ApprovalDecision): Promise<ApprovalRecord>;
   /** Pending approvals whose expiry is at or before `now`. */
   listExpiredApprovals(now: Date, limit: number): Promise<ApprovalRecord[]>;
-  /** Keeps a pending approval waiting until `expiresAt` (the "remind" timeout policy). */
-  extendApproval(approvalId: string, expiresAt: Date): Promise<boolean>;
+  /**
+   * Keeps a pending approval waiting until `expiresAt` (the "remind" timeout policy), if
+   * its expiry is still `from` (compare-and-set: of two sweeps, one extends). True when extended.
+   */
+  extendApproval(approvalId: string, from: Date, expiresAt: Date): Promise<boolean>;
   recordDeadLetter(letter: DeadLetter): Promise<void>;
   listDeadLetters(projectId?: string): Promise<DeadLetter[]>;
   /** Folds an actual cost into the (task type, agent) mean: ewma += alpha * (cost - ewma). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { InspectionEvent } from 'xstate';
+import type { AnyActorRef, InspectionEvent } from 'xstate';
 import { InProcessEventBus } from '../../src/adapters/memory/event-bus.js';
 import { silentLogger } from '../../src/logger.js';
 import { OrchestratorFactory } from '../../src/orchestrator/factory.js';
@@ -27,7 +27,7 @@ describe('project actor supervision', () => {
       expect(project.ref.system.get(`task:${taskIds[0]}`)).toBeDefined();
       // The task's inspection events come from the project's actor system (same root).
       const projectRoot = events.find((e) => e.type === '@xstate.actor' && e.actorRef === project.ref)!.rootId;
-      const taskEvents = events.filter((e) => e.actorRef.id === taskIds[0]);
+      const taskEvents = events.filter((e) => (e.actorRef as AnyActorRef).id === taskIds[0]);
       expect(taskEvents.length).toBeGreaterThan(0);
       expect(taskEvents.every((e) => e.rootId === projectRoot)).toBe(true);
 

@@ -52,7 +52,7 @@ describe('scheduler machine', () => {
       inflight = p.catch(() => undefined);
       return p;
     };
-    const drain = () => inflight.then(() => undefined);
+    const drain = (): Promise<void> => inflight.then(() => undefined);
     const actor = createActor(schedulerMachine.provide({ actors: { tick: fromPromise(tick), drain: fromPromise(drain) } }), {
       input: { intervalMs: 1000 },
       clock,

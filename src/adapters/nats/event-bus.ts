@@ -139,6 +139,7 @@ export class NatsEventBus implements EventBus {
     }
     const o = this.options;
     const consumer = new InboundConsumer({
+      connection: this.nc,
       js: this.js,
       stream: this.streams.inbound,
       consumerName: this.consumerName,

@@ -1,4 +1,5 @@
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { isOrchestratorError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type { InboundHandlers } from '../../ports/event-bus.js';
@@ -6,6 +7,7 @@ import type { DeadLetterPublisher } from './dead-letter.js';
 import { bytesToText, decodeInbound, dispatchInbound } from './inbound.js';
 
 export interface InboundConsumerOptions {
+  connection: NatsConnection;
   js: JetStreamClient;
   stream: string;
   consumerName: string;
@@ -73,7 +75,7 @@ export class InboundConsumer {
     const { js, stream, consumerName, logger } = this.options;
     let restarts = 0;
     while (!this.stopping) {
-      if (js.nc.isClosed()) {
+      if (this.options.connection.isClosed()) {
         logger.warn({ stream, consumer: consumerName }, 'NATS connection closed; inbound consumer stopped');
         return;
       }

@@ -141,7 +141,11 @@ export class PostgresProjectStore implements ProjectStore {
          VALUES ($1::text, $2::text, $3::text, $4::timestamp) ON CONFLICT (event_id) DO NOTHING RETURNING event_id`,
         [ingest.eventId, ingest.projectId, ingest.eventType, toSqlTime(ingest.at)],
       );
-      if (marked.rowCount === 0) return false;
+      if (marked.rowCount === 0) {
+        // Already handled: a leftover outbox row of it (a replay) is cleared all the same.
+        await tx.query('DELETE FROM outbox WHERE event_id = $1::text', [ingest.eventId]);
+        return false;
+      }
       if (ingest.project) {
         const p = ingest.project;
         await tx.query(
@@ -265,12 +269,13 @@ export class PostgresProjectStore implements ProjectStore {
     return rows.map(approvalFromRow);
   }
 
-  async extendApproval(approvalId: string, expiresAt: Date): Promise<boolean> {
-    // Never moves an expiry back (a sweep with an older clock cannot shorten a reminder).
+  async extendApproval(approvalId: string, from: Date, expiresAt: Date): Promise<boolean> {
+    // Compare-and-set on the expiry the caller saw: of two sweeps, exactly one extends (and
+    // reminds); never moves an expiry back.
     const { rowCount } = await this.sql.query(
-      `UPDATE approvals SET expires_at = $2::timestamp
-       WHERE approval_id = $1::text AND status = 'pending' AND expires_at < $2::timestamp`,
-      [approvalId, toSqlTime(expiresAt)],
+      `UPDATE approvals SET expires_at = $3::timestamp
+       WHERE approval_id = $1::text AND status = 'pending' AND expires_at = $2::timestamp AND expires_at < $3::timestamp`,
+      [approvalId, toSqlTime(from), toSqlTime(expiresAt)],
     );
     return rowCount > 0;
   }

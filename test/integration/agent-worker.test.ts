@@ -1,0 +1,191 @@
+import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { NatsEventBus } from '../../src/adapters/nats/event-bus.js';
+import { createAgentWorker, type AgentWorker, type AgentWorkerOptions } from '../../src/agent/worker.js';
+import type { DeadLetterMessage, Heartbeat, TaskDispatch, TaskResult } from '../../src/domain/messages.js';
+import { atMost, collect, connectTestNats, deleteStreams, gate, randomNatsScope, waitFor, type Collected } from '../helpers/nats.js';
+import { uid } from '../helpers/recording-handlers.js';
+
+const scope = randomNatsScope();
+const P = scope.subjectPrefix;
+
+let orchestrator: NatsConnection;
+let agentNc: NatsConnection;
+let jsm: JetStreamManager;
+let bus: NatsEventBus;
+let results: Collected<TaskResult>[];
+let heartbeats: Collected<Heartbeat>[];
+let dlq: Collected<DeadLetterMessage>[];
+const workers: AgentWorker[] = [];
+
+beforeAll(async () => {
+  orchestrator = await connectTestNats('orchestrator');
+  agentNc = await connectTestNats('worker');
+  jsm = await jetstreamManager(orchestrator);
+  bus = new NatsEventBus({ connection: orchestrator, subjectPrefix: P, streamPrefix: scope.streamPrefix });
+  await bus.ensureStreams();
+  results = collect<TaskResult>(orchestrator, `${P}.results.>`).messages;
+  heartbeats = collect<Heartbeat>(orchestrator, `${P}.heartbeats.>`).messages;
+  dlq = collect<DeadLetterMessage>(orchestrator, `${P}.dlq`).messages;
+  await orchestrator.flush();
+});
+
+afterEach(async () => {
+  await atMost(Promise.all(workers.splice(0).map((w) => w.stop({ abort: true }))), 10_000);
+});
+
+afterAll(async () => {
+  try {
+    if (orchestrator) await deleteStreams(orchestrator, scope.streamPrefix);
+  } finally {
+    await orchestrator?.close();
+    await agentNc?.close();
+  }
+});
+
+async function startWorker(options: Omit<AgentWorkerOptions, 'connection' | 'subjectPrefix' | 'streamPrefix'>): Promise<AgentWorker> {
+  const worker = await createAgentWorker({ connection: agentNc, subjectPrefix: P, streamPrefix: scope.streamPrefix, ...options });
+  workers.push(worker);
+  return worker;
+}
+
+async function dispatch(agent: string, overrides: Partial<TaskDispatch> = {}): Promise<TaskDispatch> {
+  const task: TaskDispatch = {
+    taskId: uid('task'),
+    projectId: 'p1',
+    taskType: 'RENDER_SHOT',
+    input: { shot: 1 },
+    attempt: 1,
+    deadline: new Date(Date.now() + 60_000).toISOString(),
+    fencingToken: 3,
+    ...overrides,
+  };
+  await bus.dispatchTask(agent, task);
+  return task;
+}
+
+const resultOf = (taskId: string) => results.find((r) => r.body.taskId === taskId);
+const heartbeatsOf = (taskId: string) => heartbeats.filter((h) => h.body.taskId === taskId);
+
+async function pendingFor(agent: string): Promise<number> {
+  return (await jsm.consumers.info(bus.streams.tasks, `agent_${agent}`)).num_pending;
+}
+
+describe('agent worker', () => {
+  it('receives a task dispatched before it started, heartbeats while running and publishes the completed result', async () => {
+    const agent = uid('a');
+    const task = await dispatch(agent, { projectId: 'proj-7' });
+    const deliveries: number[] = [];
+    await startWorker({
+      agent,
+      heartbeatMs: 50,
+      handle: async (t, ctx) => {
+        deliveries.push(ctx.delivery);
+        await waitFor(() => heartbeatsOf(t.taskId).length >= 3, 'three heartbeats');
+        return { output: { video: 'shot-1.mp4' }, actualCost: 2.75 };
+      },
+    });
+    await waitFor(() => resultOf(task.taskId) !== undefined, 'result');
+    expect(resultOf(task.taskId)).toEqual({
+      subject: `${P}.results.proj-7`,
+      body: { taskId: task.taskId, status: 'completed', fencingToken: 3, output: { video: 'shot-1.mp4' }, actualCost: 2.75 },
+    });
+    expect(heartbeatsOf(task.taskId)[0]).toEqual({ subject: `${P}.heartbeats.proj-7`, body: { taskId: task.taskId, fencingToken: 3 } });
+    expect(deliveries).toEqual([1]);
+    await waitFor(async () => (await jsm.consumers.info(bus.streams.tasks, `agent_${agent}`)).num_ack_pending === 0, 'task acknowledged');
+  });
+
+  it('publishes a failed result with the error message when the handler throws, or returns an invalid outcome', async () => {
+    const agent = uid('a');
+    await startWorker({
+      agent,
+      handle: async (t) => {
+        if (t.input.mode === 'throw') throw new Error('model refused the prompt');
+        return { actualCost: -1 };
+      },
+    });
+    const thrown = await dispatch(agent, { input: { mode: 'throw' }, fencingToken: 9 });
+    const invalid = await dispatch(agent, { input: { mode: 'invalid' } });
+    await waitFor(() => resultOf(thrown.taskId) !== undefined && resultOf(invalid.taskId) !== undefined, 'two results');
+    expect(resultOf(thrown.taskId)!.body).toEqual({ taskId: thrown.taskId, status: 'failed', fencingToken: 9, error: 'model refused the prompt' });
+    expect(resultOf(invalid.taskId)!.body).toMatchObject({ status: 'failed', error: expect.stringMatching(/^invalid handler outcome: actualCost: /) });
+  });
+
+  it('runs up to `concurrency` tasks at once and leaves the rest in the stream', async () => {
+    const agent = uid('a');
+    const release = gate();
+    const started: string[] = [];
+    const worker = await startWorker({
+      agent,
+      concurrency: 2,
+      handle: async (t) => {
+        started.push(t.taskId);
+        await release.promise;
+        return {};
+      },
+    });
+    const tasks = [await dispatch(agent), await dispatch(agent), await dispatch(agent)];
+    await waitFor(() => started.length === 2, 'two running');
+    await waitFor(async () => (await pendingFor(agent)) === 1, 'third waits in the stream');
+    expect(worker.running).toBe(2);
+    release.open();
+    await waitFor(() => tasks.every((t) => resultOf(t.taskId)?.body.status === 'completed'), 'three results');
+    expect(started).toHaveLength(3);
+  });
+
+  it('stop() stops pulling, lets the running handler finish and publish, then resolves', async () => {
+    const agent = uid('a');
+    const release = gate();
+    const order: string[] = [];
+    const worker = await startWorker({
+      agent,
+      handle: async (t) => {
+        order.push(`start ${t.input.n}`);
+        if (t.input.n === 1) await release.promise;
+        order.push(`end ${t.input.n}`);
+        return { output: { n: t.input.n } };
+      },
+    });
+    const first = await dispatch(agent, { input: { n: 1 } });
+    await waitFor(() => order.length === 1, 'first started');
+    const stopped = worker.stop().then(() => order.push('stopped'));
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(order).toEqual(['start 1']);
+    release.open();
+    await stopped;
+    expect(order).toEqual(['start 1', 'end 1', 'stopped']);
+    await waitFor(() => resultOf(first.taskId) !== undefined, 'first result');
+    const second = await dispatch(agent, { input: { n: 2 } });
+    await waitFor(async () => (await pendingFor(agent)) === 1, 'second waits for a worker');
+    expect(order).not.toContain('start 2');
+    await startWorker({ agent, handle: async () => ({}) });
+    await waitFor(() => resultOf(second.taskId) !== undefined, 'second result by a new worker');
+  });
+
+  it('stop({ abort: true }) aborts the signal of the running handlers', async () => {
+    const agent = uid('a');
+    const worker = await startWorker({
+      agent,
+      handle: (_t, ctx) =>
+        new Promise((_resolve, reject) => {
+          ctx.signal.addEventListener('abort', () => reject(new Error('aborted by the worker')));
+        }),
+    });
+    const task = await dispatch(agent);
+    await waitFor(() => worker.running === 1, 'running');
+    await worker.stop({ abort: true });
+    await waitFor(() => resultOf(task.taskId) !== undefined, 'result');
+    expect(resultOf(task.taskId)!.body).toMatchObject({ status: 'failed', error: 'aborted by the worker' });
+  });
+
+  it('dead-letters a dispatch that is not a valid TaskDispatch and goes on', async () => {
+    const agent = uid('a');
+    await startWorker({ agent, handle: async () => ({}) });
+    await jetstream(orchestrator).publish(`${P}.tasks.${agent}`, JSON.stringify({ taskId: 'x' }));
+    const task = await dispatch(agent);
+    await waitFor(() => resultOf(task.taskId) !== undefined, 'next task handled');
+    await waitFor(() => dlq.some((d) => d.body.subject === `${P}.tasks.${agent}`), 'dead letter');
+    expect(dlq.find((d) => d.body.subject === `${P}.tasks.${agent}`)!.body.reason).toMatch(/^schema violation: /);
+  });
+});

@@ -1,0 +1,343 @@
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { NatsEventBus } from '../../src/adapters/nats/event-bus.js';
+import { createAgentWorker } from '../../src/agent/worker.js';
+import type { DeadLetterMessage, TaskDispatch } from '../../src/domain/messages.js';
+import { ProjectNotFoundError, ServiceUnavailableError, StaleFencingTokenError, ValidationError } from '../../src/errors.js';
+import type { InboundSubscription } from '../../src/ports/event-bus.js';
+import { atMost, collect, connectTestNats, deleteStreams, gate, randomNatsScope, waitFor, type Collected } from '../helpers/nats.js';
+import { RecordingHandlers, eventBody, uid } from '../helpers/recording-handlers.js';
+
+const scope = randomNatsScope();
+const P = scope.subjectPrefix;
+const MAX_PAYLOAD = 4096;
+
+let nc: NatsConnection; // the orchestrator's connection
+let agent: NatsConnection; // an agent's / another service's connection
+let js: JetStreamClient;
+let jsm: JetStreamManager;
+let bus: NatsEventBus;
+let dlq: Collected<DeadLetterMessage>[];
+let handlers: RecordingHandlers;
+let sub: InboundSubscription;
+
+beforeAll(async () => {
+  nc = await connectTestNats('bus');
+  agent = await connectTestNats('agent');
+  js = jetstream(agent);
+  jsm = await jetstreamManager(agent);
+  bus = new NatsEventBus({
+    connection: nc,
+    subjectPrefix: P,
+    streamPrefix: scope.streamPrefix,
+    maxPayloadBytes: MAX_PAYLOAD,
+    maxDeliveries: 3,
+    ackWaitMs: 10_000,
+    retryDelay: { baseMs: 50, maxMs: 200 },
+  });
+  await bus.ensureStreams();
+  dlq = collect<DeadLetterMessage>(agent, `${P}.dlq`).messages;
+  await agent.flush();
+});
+
+afterAll(async () => {
+  try {
+    await atMost(sub?.close(), 10_000);
+    if (nc) await deleteStreams(nc, scope.streamPrefix);
+  } finally {
+    await nc?.close();
+    await agent?.close();
+  }
+});
+
+beforeEach(async () => {
+  handlers = new RecordingHandlers();
+  sub = await bus.consume(handlers);
+});
+
+afterEach(async () => {
+  await sub.close();
+});
+
+/** Publishes through JetStream (stored when this resolves). */
+async function send(subject: string, body: unknown, msgID?: string): Promise<void> {
+  const data = typeof body === 'string' ? body : JSON.stringify(body);
+  await js.publish(subject, data, msgID === undefined ? undefined : { msgID });
+}
+
+/** A valid event that must be handled after whatever was sent before it. */
+async function marker(): Promise<void> {
+  const id = uid('marker');
+  await send(`${P}.events.p1.MARKER`, eventBody('p1', id, 'MARKER'));
+  await waitFor(() => handlers.doneFor(id).length === 1, `marker ${id}`);
+}
+
+async function inboundConsumerInfo() {
+  return jsm.consumers.info(bus.streams.inbound, 'orchestrator');
+}
+
+describe('NatsEventBus inbound', () => {
+  it('hands events, results, heartbeats and decisions to the handlers with parsed bodies', async () => {
+    const [e, t, a, d] = [uid('ev'), uid('task'), uid('appr'), uid('ev')];
+    await send(`${P}.events.p1.SCRIPT_READY`, eventBody('p1', e, 'SCRIPT_READY', { scenes: 3 }));
+    await send(`${P}.results.p1`, { taskId: t, status: 'completed', fencingToken: 4, output: { url: 's3://x' }, actualCost: 1.25 });
+    await send(`${P}.heartbeats.p1`, { taskId: t, fencingToken: 4 });
+    await send(`${P}.approvals.decided.p1`, { approvalId: a, decision: 'rejected', by: 'alice', comment: 'redo', shots: [1, 2] });
+    await send(`${P}.events.proj.with.dots.SHOTS_READY`, eventBody('proj.with.dots', d, 'SHOTS_READY'));
+    await waitFor(() => handlers.done.length >= 5, 'five calls');
+    const [event] = handlers.doneFor(e);
+    expect(event).toMatchObject({ kind: 'event', body: { id: e, type: 'SCRIPT_READY', projectId: 'p1', payload: { scenes: 3 } } });
+    expect(event!.kind === 'event' && event!.body.occurredAt).toBeInstanceOf(Date);
+    expect(handlers.doneFor(t).map((c) => c.kind)).toEqual(['result', 'heartbeat']);
+    expect(handlers.doneFor(t)[0]).toEqual({
+      kind: 'result',
+      projectId: 'p1',
+      body: { taskId: t, status: 'completed', fencingToken: 4, output: { url: 's3://x' }, actualCost: 1.25 },
+    });
+    expect(handlers.doneFor(t)[1]).toEqual({ kind: 'heartbeat', projectId: 'p1', body: { taskId: t, fencingToken: 4 } });
+    expect(handlers.doneFor(a)).toEqual([
+      { kind: 'decision', projectId: 'p1', body: { approvalId: a, decision: 'rejected', by: 'alice', comment: 'redo', shots: [1, 2] } },
+    ]);
+    expect(handlers.doneFor(d)[0]).toMatchObject({ kind: 'event', body: { projectId: 'proj.with.dots', type: 'SHOTS_READY' } });
+  });
+
+  it('acknowledges a message only after its handler resolved', async () => {
+    const id = uid('slow');
+    const release = gate();
+    handlers.behaviour = (call) => (call.kind === 'event' && call.body.id === id ? release.promise : undefined);
+    await send(`${P}.events.p1.SCRIPT_READY`, eventBody('p1', id));
+    await waitFor(() => handlers.callsFor(id).length === 1, 'handler entered');
+    await waitFor(async () => (await inboundConsumerInfo()).num_ack_pending === 1, 'one unacknowledged message');
+    expect(handlers.doneFor(id)).toHaveLength(0);
+    release.open();
+    await waitFor(async () => (await inboundConsumerInfo()).num_ack_pending === 0, 'acknowledged');
+    expect(handlers.doneFor(id)).toHaveLength(1);
+  });
+
+  it('redelivers a message whose handler failed with a retryable error, until it succeeds', async () => {
+    const id = uid('flaky');
+    handlers.behaviour = (call) => {
+      if (call.kind === 'event' && call.body.id === id && handlers.callsFor(id).length === 1) {
+        throw new ServiceUnavailableError('postgres', 'connection lost');
+      }
+    };
+    await send(`${P}.events.p1.SCRIPT_READY`, eventBody('p1', id));
+    await waitFor(() => handlers.doneFor(id).length === 1, 'handled on the second delivery');
+    await marker();
+    await waitFor(async () => (await inboundConsumerInfo()).num_ack_pending === 0, 'all acknowledged');
+    expect(handlers.callsFor(id)).toHaveLength(2);
+    expect(dlq.filter((m) => m.body.data.includes(id))).toHaveLength(0);
+  });
+
+  it('dead-letters a message whose handler keeps failing retryably after maxDeliveries', async () => {
+    const id = uid('doomed');
+    handlers.behaviour = (call) => {
+      if (call.kind === 'event' && call.body.id === id) throw new Error('database is down');
+    };
+    await send(`${P}.events.p1.SCRIPT_READY`, eventBody('p1', id));
+    await waitFor(() => dlq.some((m) => m.body.data.includes(id)), 'dead letter');
+    expect(handlers.callsFor(id)).toHaveLength(3);
+    expect(dlq.find((m) => m.body.data.includes(id))!.body.reason).toBe('gave up after 3 deliveries: database is down');
+  });
+
+  describe('dead-letters bad input and goes on with the next message', () => {
+    async function expectDeadLetter(subject: string, data: string, reason: RegExp): Promise<void> {
+      const before = dlq.length;
+      await send(subject, data);
+      await marker();
+      await waitFor(() => dlq.length > before, 'dead letter');
+      const letter = dlq.slice(before).find((m) => m.body.data === data);
+      expect(letter?.subject).toBe(`${P}.dlq`);
+      expect(letter?.body.subject).toBe(subject);
+      expect(letter?.body.reason).toMatch(reason);
+    }
+
+    it('not JSON', async () => {
+      await expectDeadLetter(`${P}.events.p1.SCRIPT_READY`, `{"id": "${uid('nj')}", oops`, /^not JSON: /);
+    });
+
+    it('schema violation, with the issues', async () => {
+      const data = JSON.stringify({ taskId: uid('t'), status: 'done' });
+      await expectDeadLetter(`${P}.results.p1`, data, /^schema violation: .*fencingToken/);
+      const decision = JSON.stringify({ approvalId: uid('a'), decision: 'maybe', by: 'bob' });
+      await expectDeadLetter(`${P}.approvals.decided.p1`, decision, /^schema violation: decision: /);
+    });
+
+    it('oversize payload, before parsing', async () => {
+      const data = JSON.stringify({ ...eventBody('p1', uid('big')), payload: { blob: 'x'.repeat(MAX_PAYLOAD) } });
+      await expectDeadLetter(`${P}.events.p1.SCRIPT_READY`, data, new RegExp(`^payload of ${data.length} bytes exceeds the limit of ${MAX_PAYLOAD} bytes`));
+    });
+
+    it('subject/body mismatch (project id, event type)', async () => {
+      const id = uid('mm');
+      await expectDeadLetter(`${P}.events.p1.SCRIPT_READY`, JSON.stringify(eventBody('p2', id)), /^subject\/body mismatch: .*p1.*p2/);
+      await expectDeadLetter(`${P}.events.p1.SCRIPT_READY`, JSON.stringify(eventBody('p1', id, 'OTHER')), /^subject\/body mismatch: .*event type/);
+      const hb = JSON.stringify({ taskId: uid('t'), fencingToken: 1, projectId: 'p9' });
+      await expectDeadLetter(`${P}.heartbeats.p1`, hb, /^subject\/body mismatch/);
+      expect(handlers.callsFor(id)).toHaveLength(0);
+    });
+
+    it('a non-retryable handler error such as a stale fencing token', async () => {
+      const taskId = uid('stale');
+      handlers.behaviour = (call) => {
+        if (call.kind === 'result' && call.body.taskId === taskId) throw new StaleFencingTokenError(taskId, 1, 2);
+      };
+      const data = JSON.stringify({ taskId, status: 'failed', fencingToken: 1, error: 'late' });
+      await expectDeadLetter(`${P}.results.p1`, data, /^ERR_STALE_FENCING_TOKEN: task .* fencing token 1 is older than the current token 2$/);
+      expect(handlers.callsFor(taskId)).toHaveLength(1);
+    });
+
+    it('keeps the dead letters in the DLQ stream', async () => {
+      await waitFor(async () => (await jsm.streams.info(bus.streams.dlq)).state.messages >= 8, 'stored dead letters');
+    });
+  });
+
+  it('delivers a message repeated with the same Nats-Msg-Id once', async () => {
+    const id = uid('dup');
+    for (let i = 0; i < 3; i++) {
+      const h = headers();
+      h.set('Nats-Msg-Id', id);
+      agent.publish(`${P}.events.p1.SCRIPT_READY`, JSON.stringify(eventBody('p1', id)), { headers: h });
+    }
+    await agent.flush();
+    await marker();
+    expect(handlers.callsFor(id)).toHaveLength(1);
+  });
+
+  it('captures core publishes made while no orchestrator consumes, and handles them once it is back', async () => {
+    await sub.close();
+    const id = uid('offline');
+    agent.publish(`${P}.events.p1.SCRIPT_READY`, JSON.stringify(eventBody('p1', id)));
+    await agent.flush();
+    await waitFor(async () => (await inboundConsumerInfo()).num_pending >= 1, 'message stored');
+    expect(handlers.callsFor(id)).toHaveLength(0);
+    handlers = new RecordingHandlers();
+    sub = await bus.consume(handlers);
+    await waitFor(() => handlers.doneFor(id).length === 1, 'handled after restart');
+  });
+
+  it('refuses a second consume() while one runs', async () => {
+    await expect(bus.consume(new RecordingHandlers())).rejects.toBeInstanceOf(ValidationError);
+  });
+});
+
+describe('NatsEventBus dispatch and outbound', () => {
+  function dispatch(overrides: Partial<TaskDispatch> = {}): TaskDispatch {
+    return {
+      taskId: uid('task'),
+      projectId: 'p1',
+      taskType: 'GENERATE_IMAGE',
+      input: { prompt: 'a cat' },
+      attempt: 1,
+      deadline: new Date(Date.now() + 60_000).toISOString(),
+      fencingToken: 7,
+      ...overrides,
+    };
+  }
+
+  it('reaches a core subscriber and an agent worker started after the dispatch (once per attempt)', async () => {
+    const { messages: seen, sub: seenSub } = collect<TaskDispatch>(agent, `${P}.tasks.painter`);
+    await agent.flush();
+    const task = dispatch();
+    await bus.dispatchTask('painter', task);
+    await bus.dispatchTask('painter', task); // same taskId:fencingToken → dropped by the stream
+    await waitFor(() => seen.length >= 1, 'core subscriber');
+    expect(seen[0]!.body).toEqual(task);
+    seenSub.unsubscribe();
+    const received: TaskDispatch[] = [];
+    const worker = await createAgentWorker({
+      connection: agent,
+      agent: 'painter',
+      subjectPrefix: P,
+      streamPrefix: scope.streamPrefix,
+      handle: async (t) => {
+        received.push(t);
+        return { output: { image: 'cat.png' }, actualCost: 0.5 };
+      },
+    });
+    try {
+      const results = () => handlers.doneFor(task.taskId).filter((c) => c.kind === 'result');
+      await waitFor(() => results().length === 1, 'result handled');
+      await marker();
+      expect(received).toEqual([task]);
+      expect(results()).toHaveLength(1);
+      expect(results()[0]).toEqual({
+        kind: 'result',
+        projectId: 'p1',
+        body: { taskId: task.taskId, status: 'completed', fencingToken: 7, output: { image: 'cat.png' }, actualCost: 0.5 },
+      });
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it('rejects an invalid agent name', async () => {
+    await expect(bus.dispatchTask('no.dots', dispatch())).rejects.toBeInstanceOf(ValidationError);
+  });
+
+  it('publishes outbound messages on their subjects', async () => {
+    const { messages: out, sub: outSub } = collect(agent, `${P}.>`);
+    await agent.flush();
+    const at = new Date().toISOString();
+    await bus.publish({ kind: 'status', body: { taskId: 't1', projectId: 'p1', taskType: 'X', from: 'READY', to: 'RUNNING', at, attempt: 1 } });
+    await bus.publish({ kind: 'project', body: { projectId: 'p1', state: 'paused', reason: 'budget' } });
+    await bus.publish({ kind: 'approval_expired', body: { approvalId: 'a1', projectId: 'p1', checkpoint: 'C', policy: 'reject', at } });
+    await bus.publish({ kind: 'dlq', body: { subject: 'elsewhere', reason: 'test', data: '{}' } });
+    await waitFor(() => out.length >= 4, 'four messages');
+    expect(out.map((m) => m.subject)).toEqual([`${P}.status.p1.t1`, `${P}.projects.p1`, `${P}.approvals.expired.p1`, `${P}.dlq`]);
+    expect(out[1]!.body).toEqual({ projectId: 'p1', state: 'paused', reason: 'budget' });
+    outSub.unsubscribe();
+  });
+});
+
+describe('NatsEventBus control', () => {
+  async function request(projectId: string, data: string): Promise<unknown> {
+    const reply = await agent.request(`${P}.control.${projectId}`, data, { timeout: 10_000 });
+    return reply.json();
+  }
+
+  it('answers with the handler result or its error, and rejects bad requests', async () => {
+    const seen: unknown[] = [];
+    handlers.control = async (projectId, req) => {
+      seen.push([projectId, req]);
+      if (projectId === 'missing') throw new ProjectNotFoundError(projectId);
+      return { state: 'active', limit: req.action === 'set_budget' ? req.limit : null };
+    };
+    expect(await request('p1', JSON.stringify({ action: 'set_budget', limit: 12.5 }))).toEqual({ ok: true, result: { state: 'active', limit: 12.5 } });
+    expect(await request('missing', JSON.stringify({ action: 'status' }))).toEqual({
+      ok: false,
+      error: { code: 'ERR_PROJECT_NOT_FOUND', message: 'project missing does not exist' },
+    });
+    expect(await request('p1', 'pause please')).toMatchObject({ ok: false, error: { code: 'ERR_VALIDATION', message: expect.stringMatching(/^not JSON/) } });
+    expect(await request('p1', JSON.stringify({ action: 'explode' }))).toMatchObject({ ok: false, error: { code: 'ERR_VALIDATION' } });
+    expect(seen).toEqual([['p1', { action: 'set_budget', limit: 12.5 }], ['missing', { action: 'status' }]]);
+  });
+});
+
+describe('NatsEventBus close()', () => {
+  it('stops taking messages and waits for the handler in flight, whose message is then acknowledged', async () => {
+    const id = uid('inflight');
+    const release = gate();
+    const order: string[] = [];
+    handlers.behaviour = async (call) => {
+      if (call.kind === 'event' && call.body.id === id) {
+        await release.promise;
+        order.push('handler done');
+      }
+    };
+    await send(`${P}.events.p1.SCRIPT_READY`, eventBody('p1', id));
+    await waitFor(() => handlers.callsFor(id).length === 1, 'handler entered');
+    const closed = sub.close().then(() => order.push('closed'));
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(order).toEqual([]);
+    release.open();
+    await closed;
+    expect(order).toEqual(['handler done', 'closed']);
+    await waitFor(async () => (await inboundConsumerInfo()).num_ack_pending === 0, 'acknowledged');
+    const later = uid('later');
+    await send(`${P}.events.p1.SCRIPT_READY`, eventBody('p1', later));
+    await waitFor(async () => (await inboundConsumerInfo()).num_pending >= 1, 'stored, not taken');
+    expect(handlers.callsFor(later)).toHaveLength(0);
+  });
+});
