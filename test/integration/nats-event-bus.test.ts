@@ -84,7 +84,7 @@ describe('NatsEventBus inbound', () => {
     await send(`${P}.results.p1`, { taskId: t, status: 'completed', fencingToken: 4, output: { url: 's3://x' }, actualCost: 1.25 });
     await send(`${P}.heartbeats.p1`, { taskId: t, fencingToken: 4 });
     await send(`${P}.approvals.decided.p1`, { approvalId: a, decision: 'rejected', by: 'alice', comment: 'redo', shots: [1, 2] });
-    await send(`${P}.events.proj.with.dots.SHOTS_READY`, eventBody('proj.with.dots', d, 'SHOTS_READY'));
+    await send(`${P}.events.proj-2.SHOTS_READY`, eventBody('proj-2', d, 'SHOTS_READY'));
     await waitFor(() => handlers.done.length >= 5, 'five calls');
     const [event] = handlers.doneFor(e);
     expect(event).toMatchObject({ kind: 'event', body: { id: e, type: 'SCRIPT_READY', projectId: 'p1', payload: { scenes: 3 } } });
@@ -99,7 +99,7 @@ describe('NatsEventBus inbound', () => {
     expect(handlers.doneFor(a)).toEqual([
       { kind: 'decision', projectId: 'p1', body: { approvalId: a, decision: 'rejected', by: 'alice', comment: 'redo', shots: [1, 2] } },
     ]);
-    expect(handlers.doneFor(d)[0]).toMatchObject({ kind: 'event', body: { projectId: 'proj.with.dots', type: 'SHOTS_READY' } });
+    expect(handlers.doneFor(d)[0]).toMatchObject({ kind: 'event', body: { projectId: 'proj-2', type: 'SHOTS_READY' } });
   });
 
   it('acknowledges a message only after its handler resolved', async () => {

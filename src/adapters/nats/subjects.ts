@@ -1,7 +1,8 @@
 /**
- * The subjects of the wire contract under a prefix (default `lap`). Project ids may
- * contain dots (the id syntax allows them); such an id spans several subject tokens,
- * which the inbound parser joins back. Agent names are single tokens.
+ * The subjects of the wire contract under a prefix (default `lap`). Ids and agent names
+ * are single subject tokens (their syntax has no dots); the inbound parser still joins
+ * extra tokens back into the project id, so such a message reaches validation and is
+ * dead-lettered with the reason instead of vanishing.
  */
 export interface NatsSubjects {
   readonly prefix: string;
