@@ -31,10 +31,48 @@ export interface Command {
 
 const MACHINES = { task: taskMachine, project: projectMachine, scheduler: schedulerMachine } as const;
 
+
+const projectCommand = (name: string, usage: string, summary: string, options: Command['options'] = {}): Command => ({
+  name,
+  usage,
+  summary,
+  options: { json: { type: 'boolean' }, ...options },
+  async run(args, io) {
+    const { runControlCommand } = await import('./remote-commands.js');
+    return runControlCommand(name, args, io, usage);
+  },
+});
+
+const decisionCommand = (name: 'approve' | 'reject'): Command => ({
+  name,
+  usage: `${name} <projectId> [--comment TEXT] [--approval ID] [--by NAME]${name === 'reject' ? ' [--shots 0,2]' : ''} [--json]`,
+  summary: `${name} the project's pending checkpoint (through NATS, as a reviewer would)`,
+  options: { json: { type: 'boolean' }, comment: { type: 'string' }, approval: { type: 'string' }, by: { type: 'string' }, shots: { type: 'string' } },
+  async run(args, io) {
+    const { runDecisionCommand } = await import('./remote-commands.js');
+    return runDecisionCommand(name === 'approve' ? 'approved' : 'rejected', args, io, this.usage);
+  },
+});
+
 export const COMMANDS: readonly Command[] = [
   {
+    name: 'start',
+    usage: 'start [--inspect ws://HOST:PORT]',
+    summary: 'run the orchestrator service (PostgreSQL, Redis, NATS from the environment) until SIGTERM/SIGINT',
+    help: [
+      'Applies the migrations, restores the tasks that were not final, consumes the NATS streams and',
+      'dispatches. SIGTERM or SIGINT stops it gracefully (in-flight writes finish) with exit code 0.',
+      '  --inspect URL  stream the actors to a Stately inspector listening on a WebSocket (opt-in)',
+    ].join('\n'),
+    options: { inspect: { type: 'string' } },
+    async run(args, io) {
+      const { runStartCommand } = await import('./start-command.js');
+      return runStartCommand(args, io);
+    },
+  },
+  {
     name: 'demo',
-    usage: 'demo [--reject-first] [--shots N] [--budget USD] [--json]',
+    usage: 'demo [--reject-first] [--shots N] [--budget USD]',
     summary: 'run a whole video project with simulated agents, in one process, no servers needed',
     help: [
       'Runs PROJECT_CREATED to completion on the embedded adapters (PGlite, in-memory queue and',
@@ -49,6 +87,13 @@ export const COMMANDS: readonly Command[] = [
       return runDemoCommand(args, io);
     },
   },
+  projectCommand('status', 'status <projectId> [--json]', 'a running project: state, budget, tasks per state, pending approvals'),
+  decisionCommand('approve'),
+  decisionCommand('reject'),
+  projectCommand('pause', 'pause <projectId> [--reason TEXT] [--json]', 'stop dispatching the project\'s tasks (running ones finish)', { reason: { type: 'string' } }),
+  projectCommand('resume', 'resume <projectId> [--json]', 'dispatch the project\'s tasks again'),
+  projectCommand('cancel', 'cancel <projectId> [--reason TEXT] [--json]', 'cancel every task of the project that is not final', { reason: { type: 'string' } }),
+  projectCommand('budget', 'budget <projectId> [--set AMOUNT|none] [--json]', 'show or set the project\'s budget limit', { set: { type: 'string' } }),
   {
     name: 'migrate',
     usage: 'migrate',

@@ -6,14 +6,13 @@ import { COMMANDS, type CliIo } from './commands.js';
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 export function usage(): string {
-  const width = Math.max(...COMMANDS.map((c) => c.usage.length));
   return [
     `orchestrator ${pkg.version} — task orchestration for multi-agent AI video pipelines`,
     '',
     'Usage: orchestrator <command> [options]',
     '',
     'Commands:',
-    ...COMMANDS.map((c) => `  ${c.usage.padEnd(width)}  ${c.summary}`),
+    ...COMMANDS.map((c) => `  ${c.usage}\n      ${c.summary}`),
     '',
     'Options:',
     '  -h, --help     show this help (or a command\'s: orchestrator <command> --help)',

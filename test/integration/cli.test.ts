@@ -19,7 +19,9 @@ describe('orchestrator command line', () => {
   it('--help lists its commands', () => {
     const r = cli(['--help']);
     expect(r.code).toBe(0);
-    for (const command of ['migrate', 'machines', 'config']) expect(r.stdout).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
+    for (const command of ['start', 'demo', 'status', 'approve', 'reject', 'pause', 'resume', 'cancel', 'budget', 'migrate', 'machines', 'config']) {
+      expect(r.stdout).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
+    }
   });
 
   it('an unknown command fails with the usage', () => {

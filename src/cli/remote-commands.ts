@@ -1,0 +1,135 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
+import { loadConfig, type OrchestratorConfig } from '../config/config.js';
+import { OrchestratorError, ServiceUnavailableError, ValidationError, ErrorCode } from '../errors.js';
+import { silentLogger } from '../logger.js';
+import type { BudgetStatus, ControlRequest } from '../domain/messages.js';
+import { connectNats } from '../adapters/nats/connection.js';
+import { natsSubjects } from '../adapters/nats/subjects.js';
+import { budgetBar, money } from '../demo/progress.js';
+import type { CliIo, ParsedArgs } from './commands.js';
+
+/** What `status` replies (an Orchestrator `ProjectStatus` as JSON). */
+interface StatusReply {
+  project: { projectId: string; title: string; state: string; pausedReason: string | null };
+  budget: BudgetStatus;
+  tasks: Record<string, number>;
+  pendingApprovals: { approvalId: string; checkpoint: string; requestedAt: string; expiresAt: string | null }[];
+}
+
+class RemoteError extends OrchestratorError {
+  constructor(code: string, message: string) {
+    super(ErrorCode.Validation, `${message} [${code}]`);
+  }
+}
+
+async function withConnection<T>(io: CliIo, fn: (nc: NatsConnection, config: OrchestratorConfig) => Promise<T>): Promise<T> {
+  const config = loadConfig(io.env);
+  const nc = await connectNats({ ...config.nats, name: 'orchestrator-cli', connectTimeoutMs: 3000 }, silentLogger());
+  try {
+    return await fn(nc, config);
+  } finally {
+    await nc.close();
+  }
+}
+
+async function control(nc: NatsConnection, config: OrchestratorConfig, projectId: string, request: ControlRequest): Promise<StatusReply> {
+  const subject = natsSubjects(config.nats.subjectPrefix).control(projectId);
+  let text: string;
+  try {
+    text = (await nc.request(subject, JSON.stringify(request), { timeout: 10_000 })).string();
+  } catch (err) {
+    throw new ServiceUnavailableError('orchestrator', `no orchestrator answered on ${subject} (${(err as Error).message}); is \`orchestrator start\` running with NATS_SUBJECT_PREFIX=${config.nats.subjectPrefix}?`, { cause: err });
+  }
+  const reply = JSON.parse(text) as { ok: true; result: StatusReply } | { ok: false; error: { code: string; message: string } };
+  if (!reply.ok) throw new RemoteError(reply.error.code, reply.error.message);
+  return reply.result;
+}
+
+function projectArg(args: ParsedArgs, usage: string): string {
+  const [projectId] = args.positionals;
+  if (!projectId) throw new ValidationError(`missing <projectId>; usage: orchestrator ${usage}`);
+  return projectId;
+}
+
+export function formatStatus(s: StatusReply): string {
+  const order = ['WAITING_APPROVAL', 'PENDING', 'READY', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED'];
+  const lines = [
+    `project  ${s.project.projectId} "${s.project.title}": ${s.project.state}${s.project.pausedReason ? ` (${s.project.pausedReason})` : ''}`,
+    `budget   ${budgetBar(s.budget)}`,
+    `forecast ${money(s.budget.forecast.total)} in all${s.budget.forecast.exceedsBudget ? ' — exceeds the budget' : ''}`,
+    `tasks    ${order.map((k) => `${k.toLowerCase()} ${s.tasks[k] ?? 0}`).join('  ')}`,
+  ];
+  for (const a of s.pendingApprovals) {
+    lines.push(`approval ${a.approvalId} ${a.checkpoint} waiting since ${a.requestedAt}${a.expiresAt ? `, expires ${a.expiresAt}` : ''}`);
+  }
+  return lines.join('\n');
+}
+
+function print(io: CliIo, args: ParsedArgs, result: StatusReply, note?: string): number {
+  if (args.values.json) io.out(JSON.stringify(result));
+  else io.out(`${note ? `${note}\n` : ''}${formatStatus(result)}`);
+  return 0;
+}
+
+/** `status`, `pause`, `resume`, `cancel`, `budget`: one control request each. */
+export async function runControlCommand(name: string, args: ParsedArgs, io: CliIo, usage: string): Promise<number> {
+  const projectId = projectArg(args, usage);
+  let request: ControlRequest;
+  switch (name) {
+    case 'pause':
+      request = { action: 'pause', ...(typeof args.values.reason === 'string' ? { reason: args.values.reason } : {}) };
+      break;
+    case 'cancel':
+      request = { action: 'cancel', ...(typeof args.values.reason === 'string' ? { reason: args.values.reason } : {}) };
+      break;
+    case 'resume':
+      request = { action: 'resume' };
+      break;
+    case 'budget': {
+      const raw = args.values.set;
+      if (raw === undefined) request = { action: 'status' };
+      else {
+        const limit = raw === 'none' ? null : Number(raw);
+        if (limit !== null && (!Number.isFinite(limit) || limit < 0)) throw new ValidationError(`--set expects an amount (or none), got ${String(raw)}`);
+        request = { action: 'set_budget', limit };
+      }
+      break;
+    }
+    default:
+      request = { action: 'status' };
+  }
+  return withConnection(io, async (nc, config) => print(io, args, await control(nc, config, projectId, request)));
+}
+
+/** `approve` / `reject`: decides the project's pending approval (or `--approval ID`). */
+export async function runDecisionCommand(decision: 'approved' | 'rejected', args: ParsedArgs, io: CliIo, usage: string): Promise<number> {
+  const projectId = projectArg(args, usage);
+  return withConnection(io, async (nc, config) => {
+    const before = await control(nc, config, projectId, { action: 'status' });
+    const wanted = typeof args.values.approval === 'string' ? args.values.approval : undefined;
+    const pending = wanted ? before.pendingApprovals.find((a) => a.approvalId === wanted) : before.pendingApprovals[0];
+    if (!pending) throw new ValidationError(wanted ? `approval ${wanted} is not pending in ${projectId}` : `project ${projectId} has no pending approval`);
+    const shots = typeof args.values.shots === 'string' ? args.values.shots.split(',').map((s) => Number(s.trim())) : undefined;
+    if (shots?.some((n) => !Number.isInteger(n) || n < 0)) throw new ValidationError('--shots expects shot indexes, such as 0,2');
+    const body = {
+      approvalId: pending.approvalId,
+      decision,
+      by: typeof args.values.by === 'string' ? args.values.by : (io.env.USER ?? 'cli'),
+      ...(typeof args.values.comment === 'string' ? { comment: args.values.comment } : {}),
+      ...(shots ? { shots } : {}),
+    };
+    const subject = natsSubjects(config.nats.subjectPrefix).approvalDecided(projectId);
+    await jetstream(nc).publish(subject, JSON.stringify(body), { msgID: `${pending.approvalId}:${decision}` });
+    // Decisions are handled in order with the other inbound messages: wait to see it applied.
+    for (let i = 0; i < 50; i++) {
+      const now = await control(nc, config, projectId, { action: 'status' });
+      if (!now.pendingApprovals.some((a) => a.approvalId === pending.approvalId)) {
+        return print(io, args, now, `${decision} ${pending.checkpoint} (${pending.approvalId})`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    io.err(`decision sent for ${pending.approvalId}; the orchestrator has not applied it yet`);
+    return 1;
+  });
+}

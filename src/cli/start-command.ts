@@ -1,0 +1,41 @@
+import { loadConfig, redactedConfig } from '../config/config.js';
+import { ServiceUnavailableError } from '../errors.js';
+import { createLogger } from '../logger.js';
+import { connectStatelyInspector } from '../inspect/stately.js';
+import { startService } from '../service.js';
+import type { CliIo, ParsedArgs } from './commands.js';
+
+const HINT = 'docker compose up -d (in this repository) starts PostgreSQL, Redis and NATS on their default ports';
+
+/**
+ * `orchestrator start`: the service with the real adapters from the environment,
+ * migrations applied, until SIGTERM or SIGINT, then a graceful stop and exit 0.
+ */
+export async function runStartCommand(args: ParsedArgs, io: CliIo): Promise<number> {
+  const config = loadConfig(io.env);
+  const logger = createLogger({ level: config.logLevel });
+  logger.info({ config: redactedConfig(config) }, 'starting');
+  const inspectUrl = typeof args.values.inspect === 'string' ? args.values.inspect : undefined;
+  const inspection = inspectUrl ? await connectStatelyInspector({ url: inspectUrl, logger }) : null;
+  let service;
+  try {
+    service = await startService(config, logger, inspection ? { inspect: inspection.observer } : {});
+  } catch (err) {
+    await inspection?.close();
+    if (err instanceof ServiceUnavailableError) {
+      io.err(`orchestrator start: ${err.message}\n  ${HINT}`);
+      return 1;
+    }
+    throw err;
+  }
+  io.out(`orchestrator ${config.instanceId} running (NATS prefix ${config.nats.subjectPrefix}); stop with Ctrl-C or SIGTERM`);
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  logger.info({ signal }, 'stopping');
+  await service.stop();
+  await inspection?.close();
+  logger.info('stopped');
+  return 0;
+}

@@ -1,0 +1,67 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { InspectionEvent, Observer } from 'xstate';
+import type { Logger } from 'pino';
+import type { OrchestratorConfig } from './config/config.js';
+import { createBlackboard } from './adapters/blackboards.js';
+import { connectNats } from './adapters/nats/connection.js';
+import { NatsEventBus } from './adapters/nats/event-bus.js';
+import { OrchestratorFactory, type Blackboard } from './orchestrator/factory.js';
+import type { Orchestrator } from './orchestrator/orchestrator.js';
+
+export interface OrchestratorService {
+  orchestrator: Orchestrator;
+  blackboard: Blackboard;
+  bus: NatsEventBus;
+  connection: NatsConnection;
+  /** Graceful: no new dispatches, in-flight handlers and writes finish, connections close. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The orchestrator as a service: PostgreSQL (migrations applied) and Redis as the
+ * blackboard, NATS as the event bus. A server that cannot be reached fails with a
+ * ServiceUnavailableError naming it and where; what was opened is closed again.
+ */
+export async function startService(
+  config: OrchestratorConfig,
+  logger: Logger,
+  options: { inspect?: Observer<InspectionEvent> } = {},
+): Promise<OrchestratorService> {
+  const blackboard = await createBlackboard(config, logger);
+  let connection: NatsConnection;
+  try {
+    connection = await connectNats({ ...config.nats, name: `orchestrator-${config.instanceId}` }, logger);
+  } catch (err) {
+    await blackboard.close();
+    throw err;
+  }
+  const bus = new NatsEventBus({
+    connection,
+    subjectPrefix: config.nats.subjectPrefix,
+    maxPayloadBytes: config.nats.maxPayloadBytes,
+    logger,
+  });
+  let orchestrator: Orchestrator;
+  try {
+    await bus.ensureStreams();
+    orchestrator = await OrchestratorFactory.createAndStart(blackboard, bus, config, {
+      logger,
+      ...(options.inspect ? { inspect: options.inspect } : {}),
+    });
+  } catch (err) {
+    await connection.close().catch(() => undefined);
+    await blackboard.close();
+    throw err;
+  }
+  return {
+    orchestrator,
+    blackboard,
+    bus,
+    connection,
+    async stop() {
+      await orchestrator.stop();
+      await connection.drain().catch(() => undefined);
+      await blackboard.close();
+    },
+  };
+}
