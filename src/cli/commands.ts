@@ -72,7 +72,7 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'demo',
-    usage: 'demo [--reject-first] [--shots N] [--budget USD]',
+    usage: 'demo [--reject-first] [--shots N] [--budget USD] [--services] [--inspect ws://HOST:PORT]',
     summary: 'run a whole video project with simulated agents, in one process, no servers needed',
     help: [
       'Runs PROJECT_CREATED to completion on the embedded adapters (PGlite, in-memory queue and',
@@ -80,8 +80,16 @@ export const COMMANDS: readonly Command[] = [
       '  --reject-first  reject the first script to show a revision loop',
       '  --shots N       shots the storyboard plans (default 3)',
       '  --budget USD    the project budget (default 25)',
+      '  --services      run against the real PostgreSQL, Redis and NATS of the environment, agents as NATS workers',
+      '  --inspect URL   stream the actors to a Stately inspector listening on a WebSocket',
     ].join('\n'),
-    options: { 'reject-first': { type: 'boolean' }, shots: { type: 'string' }, budget: { type: 'string' } },
+    options: {
+      'reject-first': { type: 'boolean' },
+      shots: { type: 'string' },
+      budget: { type: 'string' },
+      services: { type: 'boolean' },
+      inspect: { type: 'string' },
+    },
     async run(args, io) {
       const { runDemoCommand } = await import('./demo-command.js');
       return runDemoCommand(args, io);

@@ -3,6 +3,9 @@ import { ValidationError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { runDemo } from '../demo/demo.js';
 import { embeddedEnvironment } from '../demo/embedded-environment.js';
+import { servicesEnvironment } from '../demo/services-environment.js';
+import { connectStatelyInspector } from '../inspect/stately.js';
+import { ServiceUnavailableError } from '../errors.js';
 import type { CliIo, ParsedArgs } from './commands.js';
 
 function positive(value: unknown, name: string, fallback: number, integer: boolean): number {
@@ -23,7 +26,19 @@ export async function runDemoCommand(args: ParsedArgs, io: CliIo): Promise<numbe
     instanceId: 'demo',
   });
   const logger = createLogger({ level: io.env.LOG_LEVEL ?? 'warn', destination: process.stderr });
-  const environment = await embeddedEnvironment();
+  const services = Boolean(args.values.services);
+  let environment;
+  try {
+    environment = services ? await servicesEnvironment(config, logger) : await embeddedEnvironment();
+  } catch (err) {
+    if (err instanceof ServiceUnavailableError) {
+      io.err(`orchestrator demo --services: ${err.message}\n  docker compose up -d starts PostgreSQL, Redis and NATS (or run the demo without --services)`);
+      return 1;
+    }
+    throw err;
+  }
+  const inspectUrl = typeof args.values.inspect === 'string' ? args.values.inspect : undefined;
+  const inspection = inspectUrl ? await connectStatelyInspector({ url: inspectUrl, logger }) : null;
   try {
     const result = await runDemo({
       environment,
@@ -34,9 +49,11 @@ export async function runDemoCommand(args: ParsedArgs, io: CliIo): Promise<numbe
       rejectFirst: Boolean(args.values['reject-first']),
       shots,
       budget,
+      ...(inspection ? { inspect: inspection.observer } : {}),
     });
     return result.state === 'completed' ? 0 : 1;
   } finally {
+    await inspection?.close();
     await environment.close();
   }
 }
