@@ -63,6 +63,14 @@ export { RedisLockManager } from './adapters/redis/lock-manager.js';
 export { MemoryTaskQueue } from './adapters/memory/task-queue.js';
 export { MemoryLockManager } from './adapters/memory/lock-manager.js';
 export { InProcessEventBus } from './adapters/memory/event-bus.js';
+export { NatsEventBus, type NatsEventBusOptions } from './adapters/nats/event-bus.js';
+export { connectNats, type NatsConnectionOptions } from './adapters/nats/connection.js';
+export { natsSubjects, type NatsSubjects } from './adapters/nats/subjects.js';
+
+// The service, the agent SDK, inspection
+export { startService, type OrchestratorService } from './service.js';
+export { createAgentWorker, type AgentWorker, type AgentWorkerOptions, type AgentTaskHandler, type AgentTaskContext } from './agent/worker.js';
+export { connectStatelyInspector, type StatelyInspection } from './inspect/stately.js';
 
 // Errors
 export * from './errors.js';

@@ -1,0 +1,68 @@
+/**
+ * The agents as their own process: one NATS worker per agent of the default task-type
+ * catalogue, answering every task with a simulated output and cost. Run it next to
+ * `orchestrator start`, with the same NATS_URL and NATS_SUBJECT_PREFIX:
+ *
+ *   npx tsx examples/agents.ts
+ *
+ * AGENT_DURATION_MS (default 300) sets the simulated work time; SIGTERM or Ctrl-C lets
+ * the running tasks finish, publishes their results, then exits 0.
+ */
+import { createAgentWorker, type AgentTaskHandler, type AgentWorker } from '../src/agent/worker.js';
+import { connectNats } from '../src/adapters/nats/connection.js';
+import { loadConfig } from '../src/config/config.js';
+import { TaskTypeCatalog } from '../src/domain/task-types.js';
+import { SimulatedAgents } from '../src/demo/simulated-agents.js';
+import { createLogger } from '../src/logger.js';
+
+const config = loadConfig(process.env);
+const logger = createLogger({ level: config.logLevel });
+const simulated = new SimulatedAgents(new TaskTypeCatalog());
+const durationMs = Number(process.env.AGENT_DURATION_MS ?? 300);
+
+// An agent is this function: receive a task, do the work, return its output and cost.
+// A thrown error becomes a `failed` result (the orchestrator retries with back-off).
+const handle: AgentTaskHandler = async (task, { heartbeat, signal }) => {
+  logger.info({ taskId: task.taskId, taskType: task.taskType, attempt: task.attempt }, 'task received');
+  await sleep(durationMs * (0.5 + Math.random()), signal); // the "work"
+  await heartbeat(); // long tasks call this now and then (the worker also beats on its own)
+  const { output, actualCost } = simulated.run(task); // the data contract's output, a cost near the estimate
+  return { output, actualCost };
+};
+
+const connection = await connectNats({ ...config.nats, name: `agents-${process.pid}` }, logger);
+const workers: AgentWorker[] = [];
+for (const agent of simulated.agents()) {
+  workers.push(
+    await createAgentWorker({
+      connection,
+      agent,
+      handle,
+      subjectPrefix: config.nats.subjectPrefix,
+      concurrency: 4,
+      heartbeatMs: 5_000,
+      logger,
+    }),
+  );
+}
+process.stdout.write(`agents ready: ${workers.map((w) => w.agent).join(', ')} (NATS prefix ${config.nats.subjectPrefix})\n`);
+
+let stopping = false;
+async function shutdown(signal: NodeJS.Signals): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, 'stopping the agents');
+  await Promise.all(workers.map((w) => w.stop())); // running tasks finish, results are published
+  await connection.drain();
+  process.stdout.write('agents stopped\n');
+  process.exit(0);
+}
+process.once('SIGTERM', (s) => void shutdown(s));
+process.once('SIGINT', (s) => void shutdown(s));
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(timer), reject(signal.reason as Error)), { once: true });
+  });
+}
