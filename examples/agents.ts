@@ -8,12 +8,17 @@
  * AGENT_DURATION_MS (default 300) sets the simulated work time; SIGTERM or Ctrl-C lets
  * the running tasks finish, publishes their results, then exits 0.
  */
-import { createAgentWorker, type AgentTaskHandler, type AgentWorker } from '../src/agent/worker.js';
-import { connectNats } from '../src/adapters/nats/connection.js';
-import { loadConfig } from '../src/config/config.js';
-import { TaskTypeCatalog } from '../src/domain/task-types.js';
+import {
+  TaskTypeCatalog,
+  connectNats,
+  createAgentWorker,
+  createLogger,
+  loadConfig,
+  type AgentTaskHandler,
+  type AgentWorker,
+} from '../src/index.js';
+// The demo's simulated outputs (the README's data contract) and costs; not public API.
 import { SimulatedAgents } from '../src/demo/simulated-agents.js';
-import { createLogger } from '../src/logger.js';
 
 const config = loadConfig(process.env);
 const logger = createLogger({ level: config.logLevel });

@@ -20,3 +20,21 @@ export const MACHINE_DIAGRAMS = {
   'project-machine': projectMachine,
   'scheduler-machine': schedulerMachine,
 } as const;
+
+import { SETTINGS } from '../src/config/settings.js';
+
+/** The README's table of environment variables, from the settings list. */
+export function configTable(): string {
+  const rows = SETTINGS.map((s) => {
+    const def = s.default === undefined ? '—' : typeof s.default === 'object' ? '(none)' : `\`${String(s.default)}\``;
+    return `| \`${s.env}\` | ${s.description} | ${s.unit} | ${def} |`;
+  });
+  return ['| variable | meaning | unit | default |', '|---|---|---|---|', ...rows].join('\n');
+}
+
+/** Replaces the text between `<!-- NAME:begin -->` and `<!-- NAME:end -->`. */
+export function replaceBlock(readme: string, name: string, text: string): string {
+  const re = new RegExp(`<!-- ${name}:begin -->[\\s\\S]*?<!-- ${name}:end -->`);
+  if (!re.test(readme)) throw new Error(`README has no ${name} markers`);
+  return readme.replace(re, `<!-- ${name}:begin -->\n${text}\n<!-- ${name}:end -->`);
+}

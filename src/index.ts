@@ -34,6 +34,7 @@ export {
 } from './domain/messages.js';
 export { EventMapper, type PlannedTask } from './pipeline/event-mapper.js';
 export { VIDEO_PIPELINE } from './pipeline/video-pipeline.js';
+export { loadPipelineFile } from './pipeline/load.js';
 
 // Machines and actors
 export { taskMachine, TASK_MACHINE_VERSION, type TaskEvent, type TaskContext, type TaskSnapshot } from './machines/task-machine.js';

@@ -1,7 +1,7 @@
 import { createActor, transition, type Actor, type AnyActorRef, type InspectionEvent, type Observer } from 'xstate';
 import type { Logger } from 'pino';
 import { IllegalTransitionError, ProjectNotFoundError, VersionConflictError } from '../errors.js';
-import type { ProjectRecord, ProjectStore } from '../ports/project-store.js';
+import type { ApprovalRecord, ProjectRecord, ProjectStore } from '../ports/project-store.js';
 import type { Clock } from '../ports/clock.js';
 import { projectMachine, projectStateOf, type ProjectEvent, type ProjectMachine } from '../machines/project-machine.js';
 
@@ -32,7 +32,19 @@ export class ProjectActor {
   static async load(projectId: string, deps: ProjectActorDeps): Promise<ProjectActor> {
     const row = await deps.projects.getProject(projectId);
     if (!row) throw new ProjectNotFoundError(projectId);
-    return new ProjectActor(row, deps);
+    const actor = new ProjectActor(row, deps);
+    for (const approval of await deps.projects.listApprovals(projectId)) actor.noteApproval(approval);
+    return actor;
+  }
+
+  /** Records the budget as written in SQL (spent, reserved, limit). */
+  noteBudget(row: Pick<ProjectRecord, 'budgetLimit' | 'spent' | 'reserved'>): void {
+    this.actor.send({ type: 'BUDGET', limit: row.budgetLimit, spent: row.spent, reserved: row.reserved });
+  }
+
+  /** Records an approval request or decision of one of the project's checkpoints. */
+  noteApproval(approval: Pick<ApprovalRecord, 'approvalId' | 'checkpoint' | 'status'>): void {
+    this.actor.send({ type: 'APPROVAL', approvalId: approval.approvalId, checkpoint: approval.checkpoint, status: approval.status });
   }
 
   get projectId(): string {
@@ -93,12 +105,14 @@ export class ProjectActor {
     }
     this.actor.send(event);
     this.row = updated;
+    this.noteBudget(updated);
     return updated;
   }
 
   /** Takes the row's state when another process changed it (the live actor and its children stay). */
   private adopt(row: ProjectRecord): void {
     this.row = row;
+    this.noteBudget(row);
     if (projectStateOf(this.actor.getSnapshot()) !== row.state) {
       this.actor.send({ type: 'SYNC', state: row.state, reason: row.pausedReason });
     }
@@ -107,7 +121,13 @@ export class ProjectActor {
   private spawn(row: ProjectRecord): Actor<ProjectMachine> {
     const snapshot = projectMachine.resolveState({
       value: row.state,
-      context: { projectId: row.projectId, reason: row.pausedReason, lastChildError: null },
+      context: {
+        projectId: row.projectId,
+        reason: row.pausedReason,
+        lastChildError: null,
+        budget: { limit: row.budgetLimit, spent: row.spent, reserved: row.reserved },
+        approvals: {},
+      },
     });
     const actor = createActor(projectMachine, {
       id: `project:${row.projectId}`,

@@ -13,6 +13,8 @@ export interface OrchestratorConfig {
     taskTimeoutMs: number;
     maxAttempts: number;
     retryBackoffMs: number;
+    /** Per-agent limits on RUNNING tasks (per process); agents not named are limited only by maxConcurrentTasks. */
+    agentLimits: Record<string, number>;
   };
   budget: { checkEnabled: boolean; warningThreshold: number };
   approval: { enabled: boolean; timeoutMs: number; timeoutPolicy: 'reject' | 'approve' | 'remind' };
@@ -28,6 +30,8 @@ export interface OrchestratorConfig {
     tls?: { caFile?: string; certFile?: string; keyFile?: string };
     maxPayloadBytes: number;
   };
+  /** A JSON pipeline file replacing the default video pipeline. */
+  pipelineFile?: string;
   instanceId: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -47,6 +51,7 @@ export type ConfigOverrides = DeepPartial<{
     taskTimeoutSeconds: number;
     maxAttempts: number;
     retryBackoffSeconds: number;
+    agentLimits: Record<string, number>;
   };
   budget: { checkEnabled: boolean; warningThreshold: number };
   approval: { enabled: boolean; timeoutMinutes: number; timeoutPolicy: 'reject' | 'approve' | 'remind' };
@@ -62,6 +67,7 @@ export type ConfigOverrides = DeepPartial<{
     tls: { caFile: string; certFile: string; keyFile: string };
     maxPayloadBytes: number;
   };
+  pipelineFile: string;
   instanceId: string;
   logLevel: OrchestratorConfig['logLevel'];
 }>;
@@ -127,11 +133,12 @@ function finish(raw: Record<string, unknown>): OrchestratorConfig {
   const r = raw as {
     redis: OrchestratorConfig['redis'];
     queue: OrchestratorConfig['queue'];
-    scheduler: { maxConcurrentTasks: number; intervalSeconds: number; taskTimeoutSeconds: number; maxAttempts: number; retryBackoffSeconds: number };
+    scheduler: { maxConcurrentTasks: number; intervalSeconds: number; taskTimeoutSeconds: number; maxAttempts: number; retryBackoffSeconds: number; agentLimits: Record<string, number> };
     budget: OrchestratorConfig['budget'];
     approval: { enabled: boolean; timeoutMinutes: number; timeoutPolicy: OrchestratorConfig['approval']['timeoutPolicy'] };
     database: OrchestratorConfig['database'];
     nats: Omit<OrchestratorConfig['nats'], 'servers'> & { servers: string };
+    pipelineFile?: string;
     instanceId?: string;
     logLevel: OrchestratorConfig['logLevel'];
   };
@@ -144,6 +151,7 @@ function finish(raw: Record<string, unknown>): OrchestratorConfig {
       taskTimeoutMs: Math.round(r.scheduler.taskTimeoutSeconds * 1000),
       maxAttempts: r.scheduler.maxAttempts,
       retryBackoffMs: Math.round(r.scheduler.retryBackoffSeconds * 1000),
+      agentLimits: r.scheduler.agentLimits,
     },
     budget: r.budget,
     approval: {
@@ -153,6 +161,7 @@ function finish(raw: Record<string, unknown>): OrchestratorConfig {
     },
     database: r.database,
     nats: { ...r.nats, servers: r.nats.servers.split(',').map((s) => s.trim()) },
+    ...(r.pipelineFile ? { pipelineFile: r.pipelineFile } : {}),
     instanceId: r.instanceId ?? `${hostname()}-${process.pid}`.slice(0, 100),
     logLevel: r.logLevel,
   };

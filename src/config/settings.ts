@@ -87,6 +87,22 @@ const timeoutPolicy = z.preprocess(
   z.enum(['reject', 'approve', 'remind'], { error: 'expected reject, approve or remind' }),
 );
 
+/** `agent=limit,agent=limit` → { agent: limit }. */
+const agentLimits = z.preprocess(
+  (v) => {
+    const b = blankToUndefined(v);
+    if (typeof b !== 'string') return b;
+    const out: Record<string, number> = {};
+    for (const part of b.split(',')) {
+      const m = /^\s*([A-Za-z0-9_-]+)\s*=\s*(\d+)\s*$/.exec(part);
+      if (!m || Number(m[2]) < 1) return Symbol('invalid');
+      out[m[1]!] = Number(m[2]);
+    }
+    return out;
+  },
+  z.record(z.string(), z.number().int().positive(), { error: 'expected agent=limit pairs, such as video_generator=2,image_generator=4' }),
+);
+
 export interface Setting {
   env: string;
   path: readonly string[];
@@ -111,6 +127,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'MAX_CONCURRENT_TASKS', path: ['scheduler', 'maxConcurrentTasks'], schema: positiveInt(), default: 10, unit: 'tasks', description: 'Tasks RUNNING at once, per orchestrator process' },
   { env: 'SCHEDULER_INTERVAL', path: ['scheduler', 'intervalSeconds'], schema: positiveSeconds, default: 1, unit: 'seconds', description: 'Scheduler tick (it is also woken at once when tasks become READY)' },
   { env: 'TASK_TIMEOUT', path: ['scheduler', 'taskTimeoutSeconds'], schema: positiveSeconds, default: 300, unit: 'seconds', description: 'Per-attempt timeout of task types that set none; heartbeats extend it' },
+  { env: 'AGENT_CONCURRENCY', path: ['scheduler', 'agentLimits'], schema: agentLimits, default: {}, unit: 'agent=tasks,…', description: 'Per-agent limits on tasks RUNNING at once, per process (for example video_generator=2)' },
   { env: 'TASK_MAX_ATTEMPTS', path: ['scheduler', 'maxAttempts'], schema: positiveInt(), default: 3, unit: 'attempts', description: 'Attempts of task types that set none, before the dead letter' },
   { env: 'RETRY_BACKOFF_BASE', path: ['scheduler', 'retryBackoffSeconds'], schema: positiveSeconds, default: 2, unit: 'seconds', description: 'First retry delay; doubles per attempt, with jitter' },
   { env: 'BUDGET_CHECK_ENABLED', path: ['budget', 'checkEnabled'], schema: bool, default: true, unit: 'boolean', description: 'Refuse to dispatch what the project budget cannot pay (costs are recorded either way)' },
@@ -118,6 +135,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'APPROVAL_ENABLED', path: ['approval', 'enabled'], schema: bool, default: true, unit: 'boolean', description: 'Stop at the human approval checkpoints' },
   { env: 'APPROVAL_TIMEOUT', path: ['approval', 'timeoutMinutes'], schema: positiveAmount('minutes'), default: 60, unit: 'minutes', description: 'How long an approval request waits before its timeout policy applies' },
   { env: 'APPROVAL_TIMEOUT_POLICY', path: ['approval', 'timeoutPolicy'], schema: timeoutPolicy, default: 'remind', unit: 'reject | approve | remind', description: 'What happens when an approval request expires' },
+  { env: 'PIPELINE_FILE', path: ['pipelineFile'], schema: text('a file path').optional(), unit: 'path', description: 'A JSON pipeline definition replacing the default video pipeline' },
   { env: 'DATABASE_URL', path: ['database', 'url'], schema: urlWith(['postgres:', 'postgresql:'], 'a postgres:// URL'), default: 'postgres://postgres@127.0.0.1:5432/postgres', unit: 'URL', description: 'PostgreSQL connection (the source of truth)', url: true },
   { env: 'DATABASE_SCHEMA', path: ['database', 'schema'], schema: z.preprocess(blankToUndefined, z.string().regex(/^[a-z_][a-z0-9_]*$/, { error: 'expected a lower-case SQL identifier' })), default: 'public', unit: 'identifier', description: 'PostgreSQL schema holding the tables' },
   { env: 'DATABASE_POOL_SIZE', path: ['database', 'poolSize'], schema: positiveInt(), default: 10, unit: 'connections', description: 'PostgreSQL pool size' },

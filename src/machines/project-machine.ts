@@ -1,5 +1,5 @@
 import { assign, setup, stopChild, type AnyActorRef, type SnapshotFrom } from 'xstate';
-import type { ProjectState } from '../ports/project-store.js';
+import type { ApprovalStatus, ProjectState } from '../ports/project-store.js';
 
 /**
  * The project machine: active ⇄ paused, then completed or cancelled. Pure; the project
@@ -11,6 +11,10 @@ export interface ProjectContext {
   reason: string | null;
   /** The last error a supervised task actor reported (it does not take the project down). */
   lastChildError: string | null;
+  /** The budget as last written (the arithmetic itself is done in SQL). */
+  budget: { limit: number | null; spent: number; reserved: number };
+  /** The latest approval request of each checkpoint: its id and status. */
+  approvals: Record<string, { approvalId: string; status: ApprovalStatus }>;
 }
 
 export type ProjectEvent =
@@ -28,7 +32,9 @@ export const PROJECT_EVENT_TYPES: readonly ProjectEvent['type'][] = ['PAUSE', 'R
  */
 export type ProjectInternalEvent =
   | { type: 'SYNC'; state: ProjectState; reason: string | null }
-  | { type: 'RELEASE_TASK'; ref: AnyActorRef };
+  | { type: 'RELEASE_TASK'; ref: AnyActorRef }
+  | { type: 'BUDGET'; limit: number | null; spent: number; reserved: number }
+  | { type: 'APPROVAL'; approvalId: string; checkpoint: string; status: ApprovalStatus };
 
 const sync = (state: ProjectState) => ({
   guard: { type: 'syncTo' as const, params: { state } },
@@ -52,6 +58,16 @@ export const projectMachine = setup({
     }),
     adoptReason: assign({ reason: ({ event }) => (event.type === 'SYNC' ? event.reason : null) }),
     releaseTask: stopChild(({ event }) => (event.type === 'RELEASE_TASK' ? event.ref : '')),
+    recordBudget: assign({
+      budget: ({ context, event }) =>
+        event.type === 'BUDGET' ? { limit: event.limit, spent: event.spent, reserved: event.reserved } : context.budget,
+    }),
+    recordApproval: assign({
+      approvals: ({ context, event }) =>
+        event.type === 'APPROVAL'
+          ? { ...context.approvals, [event.checkpoint]: { approvalId: event.approvalId, status: event.status } }
+          : context.approvals,
+    }),
     recordChildError: assign({
       lastChildError: ({ event }) => String((event as unknown as { error?: unknown }).error ?? 'unknown error'),
     }),
@@ -59,10 +75,18 @@ export const projectMachine = setup({
 }).createMachine({
   id: 'project',
   version: PROJECT_MACHINE_VERSION,
-  context: ({ input }) => ({ projectId: input.projectId, reason: null, lastChildError: null }),
+  context: ({ input }) => ({
+    projectId: input.projectId,
+    reason: null,
+    lastChildError: null,
+    budget: { limit: null, spent: 0, reserved: 0 },
+    approvals: {},
+  }),
   initial: 'active',
   on: {
     RELEASE_TASK: { actions: 'releaseTask' },
+    BUDGET: { actions: 'recordBudget' },
+    APPROVAL: { actions: 'recordApproval' },
     // A task actor's error is recorded, never allowed to take the project actor down.
     'xstate.error.actor.*': { actions: 'recordChildError' },
   },

@@ -39,6 +39,7 @@ export class ApprovalManager {
       by: decision.by,
       at: new Date(this.core.clock.now()),
     });
+    this.core.projectActors.get(projectId)?.noteApproval(decided);
     await this.apply(decided, decision.shots);
     return decided;
   }
@@ -61,6 +62,7 @@ export class ApprovalManager {
             by: TIMEOUT_DECIDER,
             at: new Date(now),
           });
+          this.core.projectActors.get(decided.projectId)?.noteApproval(decided);
           await this.apply(decided);
         }
         await this.core.bus.publish({

@@ -57,6 +57,7 @@ export class BudgetChecker {
   async getBudgetStatus(projectId: string): Promise<BudgetStatus> {
     const project = await this.core.projects.getProject(projectId);
     if (!project) throw new ProjectNotFoundError(projectId);
+    this.core.projectActors.get(projectId)?.noteBudget(project);
     return this.statusOf(project, await this.forecastRemaining(projectId));
   }
 

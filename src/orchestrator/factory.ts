@@ -14,6 +14,7 @@ import { TaskRegistry } from '../actors/task-registry.js';
 import { ProjectActors } from '../actors/project-actors.js';
 import { EventMapper } from '../pipeline/event-mapper.js';
 import { VIDEO_PIPELINE } from '../pipeline/video-pipeline.js';
+import { loadPipelineFile } from '../pipeline/load.js';
 import { Orchestrator } from './orchestrator.js';
 
 /**
@@ -49,7 +50,8 @@ export const OrchestratorFactory = {
     const logger = options.logger ?? silentLogger();
     const clock = options.clock ?? systemClock;
     const catalog = new TaskTypeCatalog(options.taskTypes);
-    const mapper = new EventMapper(options.pipeline ?? VIDEO_PIPELINE, catalog);
+    const pipeline = options.pipeline ?? (parsed.pipelineFile ? loadPipelineFile(parsed.pipelineFile) : VIDEO_PIPELINE);
+    const mapper = new EventMapper(pipeline, catalog);
     let estimate: ((t: string, a: string, i: Record<string, unknown>) => number) | undefined;
     const inspect = options.inspect ? { inspect: options.inspect } : {};
     const projectActors = new ProjectActors({ projects: blackboard.projects, clock, logger, ...inspect });

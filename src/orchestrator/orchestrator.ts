@@ -286,7 +286,8 @@ export class Orchestrator {
       ...(supersede.length ? { supersede } : {}),
     });
     if (!written) return { duplicate: true, taskIds: [], approvalId: null };
-    if (records.length) await core.projectActors.load(event.projectId);
+    const projectActor = records.length || approval ? await core.projectActors.load(event.projectId) : undefined;
+    if (approval) projectActor?.noteApproval({ ...approval, status: 'pending' });
     const created = core.registry.adopt(records);
     if (project) await core.bus.publish({ kind: 'project', body: { projectId: project.projectId, state: 'active', reason: null } });
     for (const r of created) {

@@ -23,6 +23,9 @@ export interface SchedulerSweeps {
  */
 export class TaskScheduler {
   private readonly running = new Map<string, Lease>();
+  /** RUNNING tasks per agent (for AGENT_CONCURRENCY). */
+  private readonly perAgent = new Map<string, number>();
+  private readonly agentOf = new Map<string, string>();
   /** The pass in flight; passes never overlap (the loop's and `tick()` calls). */
   private inflight: Promise<unknown> = Promise.resolve();
   private readonly actor: Actor<SchedulerMachine>;
@@ -104,6 +107,9 @@ export class TaskScheduler {
     const lease = this.running.get(taskId);
     if (!lease) return;
     this.running.delete(taskId);
+    const agent = this.agentOf.get(taskId);
+    this.agentOf.delete(taskId);
+    if (agent !== undefined) this.perAgent.set(agent, (this.perAgent.get(agent) ?? 1) - 1);
     await this.core.locks.release(lease).catch((err) => this.core.logger.warn({ err, taskId }, 'could not release a lease'));
     this.wake();
   }
@@ -131,34 +137,55 @@ export class TaskScheduler {
   private async dispatchReady(): Promise<number> {
     const max = this.core.config.scheduler.maxConcurrentTasks;
     const projects = new Map<string, ProjectRecord>();
+    // Tasks whose agent is at its AGENT_CONCURRENCY limit go back in the queue after the
+    // pass (behind the tasks of their priority that are already waiting).
+    const deferred: { taskId: string; priority: number }[] = [];
     let dispatched = 0;
     while (!this.stopping) {
       const room = max - this.running.size;
       if (room <= 0) break;
       const ids = await this.core.queue.getMany(room);
       if (ids.length === 0) break;
+      let progress = 0;
       for (const id of ids) {
-        if (await this.guard(id, () => this.dispatchOne(id, projects))) dispatched++;
+        const outcome = await this.guard(id, () => this.dispatchOne(id, projects, deferred));
+        if (outcome === 'dispatched') progress++;
       }
+      dispatched += progress;
+      if (progress === 0 && deferred.length > 0) break;
     }
+    if (deferred.length) await this.core.queue.putMany(deferred);
     return dispatched;
   }
 
-  private async dispatchOne(taskId: string, projects: Map<string, ProjectRecord>): Promise<boolean> {
+  private agentFull(agent: string): boolean {
+    const limit = this.core.config.scheduler.agentLimits[agent];
+    return limit !== undefined && (this.perAgent.get(agent) ?? 0) >= limit;
+  }
+
+  private async dispatchOne(
+    taskId: string,
+    projects: Map<string, ProjectRecord>,
+    deferred: { taskId: string; priority: number }[],
+  ): Promise<'dispatched' | 'skipped' | 'deferred'> {
     const actor = await this.core.registry.get(taskId);
-    if (actor.status !== 'READY') return false; // a stale queue entry
+    if (actor.status !== 'READY') return 'skipped'; // a stale queue entry
+    if (this.agentFull(actor.assignedTo)) {
+      deferred.push({ taskId, priority: actor.priority });
+      return 'deferred';
+    }
     // Only "active" is cached within a pass: a project seen paused is read again for each
     // task, so a task popped after a resume (which re-queues READY tasks) is not dropped.
     let project = projects.get(actor.projectId) ?? (await this.core.projects.getProject(actor.projectId));
     if (project?.state === 'active') projects.set(actor.projectId, project);
     // A paused project's tasks stay READY in the store; resuming puts them back in the queue.
-    if (!project || project.state !== 'active') return false;
+    if (!project || project.state !== 'active') return 'skipped';
     if (!(await this.checkDependencies(taskId))) {
       this.core.logger.warn({ taskId }, 'READY task with unmet dependencies: left out of the queue');
-      return false;
+      return 'skipped';
     }
     const lease = await this.core.locks.acquire(`task:${taskId}`, actor.timeoutMs + LEASE_GRACE_MS);
-    if (!lease) return false; // another orchestrator is dispatching it
+    if (!lease) return 'skipped'; // another orchestrator is dispatching it
     const record = await this.core.tasks.getTask(taskId);
     if (!record) throw new TaskNotFoundError(taskId);
     const now = this.core.clock.now();
@@ -172,6 +199,8 @@ export class TaskScheduler {
       throw err;
     }
     this.running.set(taskId, lease);
+    this.agentOf.set(taskId, actor.assignedTo);
+    this.perAgent.set(actor.assignedTo, (this.perAgent.get(actor.assignedTo) ?? 0) + 1);
     try {
       await this.core.bus.dispatchTask(actor.assignedTo, {
         taskId,
@@ -186,7 +215,7 @@ export class TaskScheduler {
       // RUNNING is durable: the attempt times out and is retried.
       this.core.logger.error({ err, taskId }, 'dispatch failed; the attempt will time out and retry');
     }
-    return true;
+    return 'dispatched';
   }
 
   /** Frees slots of tasks that left RUNNING elsewhere (a result handled by another process). */
@@ -200,14 +229,14 @@ export class TaskScheduler {
     }
   }
 
-  /** Runs one task's step; a failure is logged and does not stop the tick. */
-  private async guard(taskId: string, fn: () => Promise<unknown>): Promise<boolean> {
+  /** Runs one task's step; a failure is logged and does not stop the pass. */
+  private async guard<T>(taskId: string, fn: () => Promise<T>): Promise<T | 'failed'> {
     try {
-      return (await fn()) !== false;
+      return await fn();
     } catch (err) {
       const level = err instanceof VersionConflictError || (isOrchestratorError(err) && err.retryable) ? 'warn' : 'error';
       this.core.logger[level]({ err, taskId }, 'scheduler step failed');
-      return false;
+      return 'failed';
     }
   }
 }

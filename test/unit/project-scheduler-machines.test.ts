@@ -20,7 +20,7 @@ describe('project machine', () => {
   for (const [state, allowed] of Object.entries(ALLOWED)) {
     for (const type of PROJECT_EVENT_TYPES) {
       it(`${state} + ${type} → ${allowed[type] ?? 'refused'}`, () => {
-        const snap = projectMachine.resolveState({ value: state, context: { projectId: 'p', reason: null, lastChildError: null } });
+        const snap = projectMachine.resolveState({ value: state, context: { projectId: 'p', reason: null, lastChildError: null, budget: { limit: null, spent: 0, reserved: 0 }, approvals: {} } });
         expect(snap.can(SAMPLE[type])).toBe(allowed[type] !== undefined);
         if (allowed[type]) expect(projectStateOf(transition(projectMachine, snap, SAMPLE[type])[0])).toBe(allowed[type]);
       });
