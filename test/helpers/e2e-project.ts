@@ -96,11 +96,12 @@ export interface TransitionRow {
   from_status: string | null;
   to_status: string;
   event: string;
+  by_instance: string;
 }
 
 export async function transitionsOf(sql: SqlClient, projectId: string): Promise<TransitionRow[]> {
   const r = await sql.query<TransitionRow>(
-    'SELECT id, task_id, from_status, to_status, event FROM task_transitions WHERE project_id = $1 ORDER BY id',
+    'SELECT id, task_id, from_status, to_status, event, by_instance FROM task_transitions WHERE project_id = $1 ORDER BY id',
     [projectId],
   );
   return r.rows;

@@ -98,6 +98,61 @@ describe('approvals', () => {
   });
 });
 
+describe('approval expiry policies', () => {
+  const expiring = (policy: 'remind' | 'approve' | 'reject', intervalSeconds = 0.02) => ({
+    reviewer: () => null,
+    config: { approval: { timeoutMinutes: 0.001, timeoutPolicy: policy }, scheduler: { intervalSeconds, retryBackoffSeconds: 0.005 } },
+  });
+
+  it('remind: the request keeps waiting, is published again, and the expiry is announced', async () => {
+    const { blackboard, h } = await harness(expiring('remind'));
+    await h.orchestrator.handleEvent(created('prj_remind'));
+    await waitUntil(() => h.messages.some((m) => m.kind === 'approval_requested' && m.body.reminder === true));
+    const [approval] = await blackboard.projects.listApprovals('prj_remind');
+    expect(approval!.status).toBe('pending');
+    expect(h.messages.some((m) => m.kind === 'approval_expired' && m.body.policy === 'remind')).toBe(true);
+    // Still decidable by a human afterwards.
+    await h.orchestrator.decide('prj_remind', { approvalId: approval!.approvalId, decision: 'approved', by: 'late reviewer' });
+    expect((await blackboard.projects.getApproval(approval!.approvalId))!.status).toBe('approved');
+  });
+
+  it('approve: an expired request is approved and the project goes on', async () => {
+    const { blackboard, h } = await harness(expiring('approve'));
+    await h.orchestrator.handleEvent(created('prj_autoapprove'));
+    await waitUntil(async () => (await blackboard.tasks.listByProject('prj_autoapprove')).some((t) => t.taskType === 'PLAN_SHOTS' && t.status === 'COMPLETED'));
+    const [first] = await blackboard.projects.listApprovals('prj_autoapprove');
+    expect(first).toMatchObject({ checkpoint: 'SCENE_WRITTEN', status: 'approved', decidedBy: 'orchestrator:timeout' });
+  });
+
+  it('a decision racing the timeout has exactly one outcome', async () => {
+    // A long interval: no pass of the scheduler sweeps on its own while the test races.
+    const { blackboard, h } = await harness(expiring('reject', 3600));
+    await h.orchestrator.handleEvent(created('prj_race'));
+    let approvalId = '';
+    await waitUntil(async () => {
+      const [a] = await blackboard.projects.listApprovals('prj_race', 'pending');
+      approvalId = a?.approvalId ?? '';
+      return a !== undefined && a.expiresAt!.getTime() < Date.now();
+    });
+    const results = await Promise.allSettled([
+      h.orchestrator.decide('prj_race', { approvalId, decision: 'approved', by: 'human' }),
+      h.orchestrator.approvals.sweepExpired(),
+    ]);
+    const approval = (await blackboard.projects.getApproval(approvalId))!;
+    const tasks = await blackboard.tasks.listByProject('prj_race');
+    if (approval.status === 'approved') {
+      expect(results[0]!.status).toBe('fulfilled');
+      expect(tasks.some((t) => t.taskType === 'REVISE_SCRIPT')).toBe(false);
+      expect(tasks.find((t) => t.taskType === 'PLAN_SHOTS')!.status).not.toBe('CANCELLED');
+    } else {
+      expect(approval).toMatchObject({ status: 'rejected', decidedBy: 'orchestrator:timeout' });
+      expect(results[0]!.status).toBe('rejected');
+      expect(tasks.filter((t) => t.taskType === 'REVISE_SCRIPT')).toHaveLength(1);
+      expect(tasks.find((t) => t.taskType === 'PLAN_SHOTS')!.status).toBe('CANCELLED');
+    }
+  });
+});
+
 describe('retries and dead letters', () => {
   it('an always-failing task is tried maxAttempts times with growing delays and dead-lettered; the rest carry on', async () => {
     const { blackboard, h } = await harness({

@@ -127,6 +127,12 @@ describe('orchestrator start killed in the middle of a project', () => {
       expect(transitionProblems(rows.map((r) => ({ from: r.from_status, to: r.to_status }))), t.task_id).toEqual([]);
     }
     expect(new Set(audit.map((r) => r.task_id))).toEqual(new Set(tasks.map((t) => t.task_id)));
+    // The keyframes were dispatched by the first process and completed by the second.
+    for (const id of keyframeIds) {
+      const running = audit.find((r) => r.task_id === id && r.to_status === 'RUNNING')!;
+      const completed = audit.find((r) => r.task_id === id && r.to_status === 'COMPLETED')!;
+      expect(running.by_instance).not.toBe(completed.by_instance);
+    }
 
     // Every checkpoint requested once and approved once; no raised event left unhandled.
     const approvals = await approvalsOf(scope.sql, projectId);
