@@ -81,7 +81,10 @@ export class ApprovalManager {
     for (const approval of await this.core.projects.listApprovals(projectId)) {
       if (approval.status === 'pending') continue;
       const tasks = await this.core.tasks.getTasks(approval.taskIds);
-      if (tasks.some((t) => t.status === 'WAITING_APPROVAL') || (approval.status === 'rejected' && approval.taskIds.length === 0)) {
+      // An approved checkpoint that completes the project (it has no tasks) is re-applied
+      // too: only this project is open, so its completion was interrupted.
+      const completes = approval.status === 'approved' && this.core.mapper.completesProject(approval.checkpoint);
+      if (tasks.some((t) => t.status === 'WAITING_APPROVAL') || (approval.status === 'rejected' && approval.taskIds.length === 0) || completes) {
         await this.apply(approval);
       }
     }

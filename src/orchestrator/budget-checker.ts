@@ -8,6 +8,8 @@ import { BUDGET_EXHAUSTED, type Core } from './core.js';
 export const MIN_COST_SAMPLES = 3;
 /** Weight of the newest actual cost in the exponentially weighted mean. */
 export const COST_EWMA_ALPHA = 0.3;
+/** Settles within this window are published as one budget status (the latest). */
+export const PUBLISH_COALESCE_MS = 50;
 
 /**
  * Budget status, checks, warnings and cost prediction. The amounts themselves (spent,
@@ -17,6 +19,8 @@ export const COST_EWMA_ALPHA = 0.3;
 export class BudgetChecker {
   /** (taskType|agent) → observed mean, refreshed from the store. */
   private observed = new Map<string, { ewma: number; samples: number }>();
+  /** Projects whose budget status is scheduled for publication. */
+  private readonly publishing = new Map<string, unknown>();
 
   constructor(private readonly core: Core) {}
 
@@ -62,18 +66,22 @@ export class BudgetChecker {
   }
 
   /**
-   * Publishes the budget status after a change: always on a settle, and once per
-   * crossing of the warning threshold or of exhaustion (across processes).
+   * After a change of the amounts: a crossing of the warning threshold or of exhaustion
+   * is published at once, once per crossing (across processes); a settle is published
+   * soon, coalesced with the other settles of the project in the same short window.
    */
-  async afterChange(projectId: string, settled: boolean): Promise<BudgetStatus> {
-    const status = await this.getBudgetStatus(projectId);
+  async afterChange(projectId: string, settled: boolean): Promise<void> {
+    const project = await this.core.projects.getProject(projectId);
+    if (!project) throw new ProjectNotFoundError(projectId);
+    this.core.projectActors.get(projectId)?.noteBudget(project);
+    const status = this.statusOf(project, 0);
     const level = status.level === 'exhausted' ? 100 : status.level === 'warning' ? Math.round(this.core.config.budget.warningThreshold * 100) : 0;
-    const crossed = level > 0 && (await this.core.projects.raiseWarningLevel(projectId, level));
-    if (crossed || settled) {
-      if (crossed) this.core.logger.warn({ projectId, level: status.level, ratio: status.ratio }, 'budget level crossed');
-      await this.core.bus.publish({ kind: 'budget', body: status });
+    if (level > 0 && (await this.core.projects.raiseWarningLevel(projectId, level))) {
+      this.core.logger.warn({ projectId, level: status.level, ratio: status.ratio }, 'budget level crossed');
+      await this.core.bus.publish({ kind: 'budget', body: await this.getBudgetStatus(projectId) });
+    } else if (settled) {
+      this.schedulePublish(projectId);
     }
-    return status;
   }
 
   statusOf(project: ProjectRecord, remainingCost: number): BudgetStatus {
@@ -102,13 +110,9 @@ export class BudgetChecker {
    * before it runs); stages raised only on a condition (a failed QA) are not predicted.
    */
   async forecastRemaining(projectId: string): Promise<number> {
-    const tasks = await this.core.tasks.listByProject(projectId);
-    let cost = 0;
-    const present = new Set<string>();
-    for (const t of tasks) {
-      present.add(t.taskType);
-      if (t.status === 'PENDING' || t.status === 'WAITING_APPROVAL') cost += t.estimatedCost ?? 0;
-    }
+    const { unreservedEstimate, taskTypes } = await this.core.tasks.summarizeProject(projectId);
+    const present = new Set(taskTypes);
+    let cost = unreservedEstimate;
     const { pipeline } = this.core.mapper;
     const conditional = new Set(pipeline.emits.filter((e) => e.when).map((e) => e.event));
     for (const rule of pipeline.rules) {
@@ -117,5 +121,27 @@ export class BudgetChecker {
       for (const t of rule.create) cost += this.estimateCost(t.type, this.core.catalog.get(t.type).agent, {});
     }
     return cost;
+  }
+
+  /** Publishes a project's budget status soon, coalescing the settles of a burst. */
+  private schedulePublish(projectId: string): void {
+    if (this.publishing.has(projectId)) return;
+    const handle = this.core.clock.setTimeout(() => {
+      this.publishing.delete(projectId);
+      this.getBudgetStatus(projectId)
+        .then((status) => this.core.bus.publish({ kind: 'budget', body: status }))
+        .catch((err) => this.core.logger.warn({ err, projectId }, 'could not publish the budget status'));
+    }, PUBLISH_COALESCE_MS);
+    this.publishing.set(projectId, handle);
+  }
+
+  /** Publishes what is still scheduled (at stop). */
+  async flush(): Promise<void> {
+    const ids = [...this.publishing.keys()];
+    for (const [, handle] of this.publishing) this.core.clock.clearTimeout(handle);
+    this.publishing.clear();
+    for (const projectId of ids) {
+      await this.core.bus.publish({ kind: 'budget', body: await this.getBudgetStatus(projectId) }).catch(() => undefined);
+    }
   }
 }

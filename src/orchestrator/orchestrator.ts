@@ -101,6 +101,7 @@ export class Orchestrator {
     await this.inbound?.close();
     this.inbound = null;
     this.flow.stop();
+    await this.budgetChecker.flush();
     this.core.registry.stopAll();
     this.core.projectActors.stopAll();
     this.core.logger.info('orchestrator stopped');
@@ -209,7 +210,8 @@ export class Orchestrator {
   async setBudget(projectId: string, limit: number | null): Promise<BudgetStatus> {
     const row = await this.core.projects.setBudgetLimit(projectId, limit, new Date(this.core.clock.now()));
     if (row.state === 'paused' && row.pausedReason === BUDGET_EXHAUSTED) await this.resumeProject(projectId);
-    return this.budgetChecker.afterChange(projectId, true);
+    await this.budgetChecker.afterChange(projectId, true);
+    return this.budgetChecker.getBudgetStatus(projectId);
   }
 
   async getBudgetStatus(projectId: string): Promise<BudgetStatus> {

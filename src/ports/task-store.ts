@@ -142,6 +142,11 @@ export interface TaskStore {
   /** The highest fencing token recorded on any task (0 when none). */
   maxFencingToken(): Promise<number>;
   countByStatus(projectId?: string): Promise<Partial<Record<TaskStatus, number>>>;
+  /**
+   * For the budget forecast, aggregated in the store: the estimates of the project's
+   * tasks not yet reserved (PENDING, WAITING_APPROVAL) and the task types it has.
+   */
+  summarizeProject(projectId: string): Promise<{ unreservedEstimate: number; taskTypes: string[] }>;
   /** PENDING tasks whose back-off is over (not_before <= now), for promotion after a retry. */
   listDueRetries(now: Date, limit: number): Promise<TaskRecord[]>;
   /** Outbox events not yet handled, oldest first (recovery after a crash). */

@@ -55,6 +55,22 @@ export function readContract(harness: HarnessRef): void {
     expect(await store().countByStatus()).toStrictEqual({ READY: 2, RUNNING: 1, COMPLETED: 1, PENDING: 1 });
   });
 
+  it('summarizes a project for the budget forecast', async () => {
+    await store().createTasks(
+      [
+        newTask('s1', { projectId: 'prj-s', status: 'PENDING', taskType: 'WRITE_SCRIPT', estimatedCost: 1.25 }),
+        newTask('s2', { projectId: 'prj-s', status: 'WAITING_APPROVAL', taskType: 'PLAN_SHOTS', estimatedCost: 0.5 }),
+        newTask('s3', { projectId: 'prj-s', status: 'READY', taskType: 'PLAN_SHOTS', estimatedCost: 7 }),
+        newTask('s4', { projectId: 'prj-other', status: 'PENDING', taskType: 'EDIT_IMAGE', estimatedCost: 9 }),
+      ],
+      'orch-a',
+    );
+    const summary = await store().summarizeProject('prj-s');
+    expect(summary.unreservedEstimate).toBeCloseTo(1.75, 4);
+    expect([...summary.taskTypes].sort()).toStrictEqual(['PLAN_SHOTS', 'WRITE_SCRIPT']);
+    expect(await store().summarizeProject('prj-none')).toStrictEqual({ unreservedEstimate: 0, taskTypes: [] });
+  });
+
   it('lists READY tasks by priority, then the time they became READY', async () => {
     // Ids sort the other way round from the READY times, so the order must come from ready_at.
     await store().createTasks(

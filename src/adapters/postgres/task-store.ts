@@ -204,6 +204,16 @@ export class PostgresTaskStore implements TaskStore {
     return rows[0]?.max ?? 0;
   }
 
+  async summarizeProject(projectId: string): Promise<{ unreservedEstimate: number; taskTypes: string[] }> {
+    const { rows } = await this.sql.query<{ unreserved: number; types: string[] | null }>(
+      `SELECT COALESCE(sum(estimated_cost) FILTER (WHERE status IN ('PENDING', 'WAITING_APPROVAL')), 0)::numeric AS unreserved,
+              array_agg(DISTINCT task_type) AS types
+       FROM tasks WHERE project_id = $1::text`,
+      [projectId],
+    );
+    return { unreservedEstimate: rows[0]?.unreserved ?? 0, taskTypes: rows[0]?.types ?? [] };
+  }
+
   async countByStatus(projectId?: string): Promise<Partial<Record<TaskStatus, number>>> {
     const { rows } =
       projectId === undefined
