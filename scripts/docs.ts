@@ -2,10 +2,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { MACHINE_DIAGRAMS } from './readme.js';
 import { toMermaid } from '../src/machines/mermaid.js';
-import { configTable, replaceBlock, replaceDiagram } from './readme.js';
+import { configTable, replaceBlock, replaceDiagram, taskTypesTable } from './readme.js';
 
 const path = new URL('../README.md', import.meta.url);
 let readme = readFileSync(path, 'utf8');
 for (const [name, machine] of Object.entries(MACHINE_DIAGRAMS)) readme = replaceDiagram(readme, name, toMermaid(machine));
 readme = replaceBlock(readme, 'config-table', configTable());
+readme = replaceBlock(readme, 'task-types', taskTypesTable());
 writeFileSync(path, readme);

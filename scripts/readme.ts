@@ -38,3 +38,15 @@ export function replaceBlock(readme: string, name: string, text: string): string
   if (!re.test(readme)) throw new Error(`README has no ${name} markers`);
   return readme.replace(re, `<!-- ${name}:begin -->\n${text}\n<!-- ${name}:end -->`);
 }
+
+import { TaskTypeCatalog } from '../src/domain/task-types.js';
+
+/** The README's table of the default task types, from the catalogue. */
+export function taskTypesTable(): string {
+  const catalog = new TaskTypeCatalog();
+  const rows = catalog.list().map((t) => {
+    const timeout = t.timeoutMs ? `${t.timeoutMs / 60_000} min` : 'TASK_TIMEOUT';
+    return `| \`${t.name}\` | ${t.agent} | ${t.priority} | ${timeout} | ${catalog.estimateCost(t.name).toFixed(2)} | ${t.description} |`;
+  });
+  return ['| task type | agent | priority | timeout | estimate (default input) | what it does |', '|---|---|---|---|---|---|', ...rows].join('\n');
+}

@@ -56,10 +56,10 @@ const t = (
  */
 export const DEFAULT_TASK_TYPES: readonly TaskTypeSpecInput[] = [
   // Writing
-  t('ANALYZE_BRIEF', 'script_writer', 900, null, { base: 0.02 }, 'Extract audience, tone, length and constraints from the brief'),
+  t('ANALYZE_BRIEF', 'script_writer', 900, 5, { base: 0.02 }, 'Extract audience, tone, length and constraints from the brief'),
   t('WRITE_SCRIPT', 'script_writer', 900, 10, { base: 0.15, perUnit: 0.01, unit: 'kchar', unitsFrom: 'targetChars', defaultUnits: 6 }, 'Write the scene script from the brief'),
   t('REVISE_SCRIPT', 'script_writer', 950, 10, { base: 0.1, perUnit: 0.01, unit: 'kchar', unitsFrom: 'targetChars', defaultUnits: 6 }, 'Revise the script following reviewer comments'),
-  t('WRITE_VOICEOVER_SCRIPT', 'script_writer', 700, null, { base: 0.05 }, 'Write narration lines timed to the shots'),
+  t('WRITE_VOICEOVER_SCRIPT', 'script_writer', 700, 5, { base: 0.05 }, 'Write narration lines timed to the shots'),
   t('DESIGN_CHARACTERS', 'character_designer', 800, 10, { base: 0.1 }, 'Describe each character: look, wardrobe, voice'),
   t('GENERATE_CHARACTER_SHEET', 'image_generator', 780, 10, { base: 0.04, perUnit: 0.04, unit: 'image', unitsFrom: 'views', defaultUnits: 4 }, 'Render reference sheets for each character'),
   t('CREATE_STYLE_GUIDE', 'art_director', 800, 10, { base: 0.08 }, 'Fix palette, lighting and lens language for the project'),
@@ -71,8 +71,8 @@ export const DEFAULT_TASK_TYPES: readonly TaskTypeSpecInput[] = [
   // Images
   t('GENERATE_KEYFRAME', 'image_generator', 600, 10, { base: 0.04, perUnit: 0.04, unit: 'image', unitsFrom: 'variants', defaultUnits: 1 }, 'Render the keyframe of one shot'),
   t('EDIT_IMAGE', 'image_generator', 650, 10, { base: 0.05 }, 'Repair or restyle a keyframe (inpainting, consistency fixes)'),
-  t('UPSCALE_IMAGE', 'image_generator', 400, null, { base: 0.01 }, 'Upscale a keyframe to delivery resolution'),
-  t('GENERATE_THUMBNAIL', 'image_generator', 300, null, { base: 0.04 }, 'Render the video thumbnail'),
+  t('UPSCALE_IMAGE', 'image_generator', 400, 5, { base: 0.01 }, 'Upscale a keyframe to delivery resolution'),
+  t('GENERATE_THUMBNAIL', 'image_generator', 300, 5, { base: 0.04 }, 'Render the video thumbnail'),
   // Video
   t('GENERATE_SHOT_VIDEO', 'video_generator', 550, 30, { base: 0, perUnit: 0.1, unit: 'second', unitsFrom: 'durationSeconds', defaultUnits: 5 }, 'Animate one shot from its keyframe'),
   t('GENERATE_PREVIEW_VIDEO', 'video_generator', 500, 30, { base: 0.05, perUnit: 0.05, unit: 'second', unitsFrom: 'durationSeconds', defaultUnits: 30 }, 'Render a low-resolution preview of the whole cut'),
@@ -82,7 +82,7 @@ export const DEFAULT_TASK_TYPES: readonly TaskTypeSpecInput[] = [
   t('COLOR_GRADE', 'video_editor', 400, 15, { base: 0.05 }, 'Grade the cut to the style guide'),
   t('ASSEMBLE_EDIT', 'video_editor', 480, 15, { base: 0.03 }, 'Assemble shots, transitions and audio into a timeline'),
   // Audio
-  t('CAST_VOICES', 'voice_actor', 600, null, { base: 0.02 }, 'Pick synthetic voices for characters and narrator'),
+  t('CAST_VOICES', 'voice_actor', 600, 5, { base: 0.02 }, 'Pick synthetic voices for characters and narrator'),
   t('GENERATE_VOICEOVER', 'voice_actor', 520, 15, { base: 0.01, perUnit: 0.18, unit: 'kchar', unitsFrom: 'scriptChars', defaultUnits: 1 }, 'Synthesise narration and dialogue'),
   t('SYNC_LIPS', 'lip_sync', 460, 30, { base: 0.02, perUnit: 0.05, unit: 'second', unitsFrom: 'durationSeconds', defaultUnits: 10 }, 'Lip-sync speaking characters to the dialogue'),
   t('COMPOSE_MUSIC', 'music_composer', 520, 20, { base: 0.1, perUnit: 0.002, unit: 'second', unitsFrom: 'durationSeconds', defaultUnits: 30 }, 'Compose the score to the cut'),
