@@ -113,10 +113,11 @@ describe('orchestrator start with the agents example, as separate processes', ()
     }
 
     // Budget: the last budget message's spent is the sum of the actual costs; nothing left reserved.
+    // (Settles are published coalesced, shortly after: wait for the one after the last settle.)
     const sum = tasks.reduce((acc, t) => acc + (t.actual_cost ?? 0), 0);
-    const budgets = watch.on<BudgetStatus>(`${scope.prefix}.budget.${projectId}`);
-    expect(budgets.length).toBeGreaterThan(0);
-    const last = budgets.at(-1)!.body;
+    const lastBudget = () => watch.on<BudgetStatus>(`${scope.prefix}.budget.${projectId}`).at(-1)?.body;
+    await until(() => Math.abs((lastBudget()?.spent ?? -1) - sum) < 1e-6, `a budget message with spent = ${sum}`, 20_000);
+    const last = lastBudget()!;
     expect(last.spent).toBeCloseTo(sum, 4);
     expect(last.reserved).toBeCloseTo(0, 4);
     const row = await projectRow(scope.sql, projectId);
