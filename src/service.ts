@@ -39,6 +39,7 @@ export async function startService(
     connection,
     subjectPrefix: config.nats.subjectPrefix,
     maxPayloadBytes: config.nats.maxPayloadBytes,
+    ackWaitMs: Math.round(config.nats.ackWaitSeconds * 1000),
     logger,
   });
   let orchestrator: Orchestrator;

@@ -124,6 +124,11 @@ export class TaskRegistry {
     }
   }
 
+  /** The live actors (non-final tasks this process holds). */
+  liveActors(): IterableIterator<TaskActor> {
+    return this.live.values();
+  }
+
   /** Drops a task's live actor (it is reloaded from the store when next needed). */
   evict(taskId: string): void {
     const actor = this.live.get(taskId);

@@ -29,6 +29,7 @@ export interface OrchestratorConfig {
     nkeySeedFile?: string;
     tls?: { caFile?: string; certFile?: string; keyFile?: string };
     maxPayloadBytes: number;
+    ackWaitSeconds: number;
   };
   /** A JSON pipeline file replacing the default video pipeline. */
   pipelineFile?: string;
@@ -66,6 +67,7 @@ export type ConfigOverrides = DeepPartial<{
     nkeySeedFile: string;
     tls: { caFile: string; certFile: string; keyFile: string };
     maxPayloadBytes: number;
+    ackWaitSeconds: number;
   };
   pipelineFile: string;
   instanceId: string;

@@ -32,6 +32,8 @@ export class ApprovalManager {
     if (!existing || existing.projectId !== projectId) {
       throw new ApprovalError(`approval ${decision.approvalId} does not exist in project ${projectId}`);
     }
+    // The same decision delivered again (a redelivery after a crash) has already had its effect.
+    if (existing.status === decision.decision && existing.decidedBy === decision.by) return existing;
     const decided = await this.core.projects.decideApproval({
       approvalId: decision.approvalId,
       status: decision.decision,

@@ -79,6 +79,10 @@ export class Orchestrator {
     for (const event of await core.tasks.listOutbox(10_000)) await this.ingestRaised(event);
     for (const project of open) {
       await this.approvals.recover(project.projectId);
+      // Announce open requests again: a crash may have come between storing one and publishing it.
+      for (const approval of await core.projects.listApprovals(project.projectId, 'pending')) {
+        await core.bus.publish({ kind: 'approval_requested', body: requestBody(approval) });
+      }
       if (project.state === 'active') await this.promotePending(project.projectId);
     }
     this.inbound = await core.bus.consume({
@@ -89,6 +93,9 @@ export class Orchestrator {
       control: (projectId, c) => this.control(projectId, c),
     });
     this.running = true;
+    // A crash may have come between a RUNNING write and its dispatch: send recent ones again
+    // (the bus drops a dispatch it already has, by its id). After consume: answers may be quick.
+    await this.scheduler.redispatchRecent();
     this.scheduler.start();
     core.logger.info({ instanceId: core.instanceId, live: core.registry.liveCount }, 'orchestrator started');
   }
@@ -167,6 +174,10 @@ export class Orchestrator {
     const hb = Heartbeat.parse(input);
     const actor = await this.core.registry.get(hb.taskId);
     if (actor.projectId !== projectId) throw new ValidationError(`task ${hb.taskId} is not a task of project ${projectId}`);
+    const stored = actor.getSnapshot().context.fencingToken;
+    // A heartbeat that crossed the result (or a timeout) on the way is harmless: ignored.
+    // One with an older token is not: it is refused below (and dead-lettered).
+    if (actor.status !== 'RUNNING' && (stored === null || hb.fencingToken >= stored)) return;
     const now = this.core.clock.now();
     await this.flow.send(hb.taskId, { type: 'HEARTBEAT', at: now, deadline: now + actor.timeoutMs }, { fencingToken: hb.fencingToken });
     await this.scheduler.extendLease(hb.taskId, actor.timeoutMs);

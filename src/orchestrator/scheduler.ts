@@ -6,6 +6,8 @@ import type { ProjectRecord } from '../ports/project-store.js';
 import type { Core } from './core.js';
 import type { TaskFlow } from './task-flow.js';
 
+/** RUNNING tasks dispatched this recently are dispatched again at start (within the bus's duplicate window). */
+export const REDISPATCH_WINDOW_MS = 110_000;
 /** Extra lease time past a task's deadline, so the lease outlives the attempt it guards. */
 export const LEASE_GRACE_MS = 30_000;
 const SWEEP_BATCH = 200;
@@ -100,6 +102,39 @@ export class TaskScheduler {
     const run = this.inflight.then(() => this.runTick());
     this.inflight = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * At start: dispatches again the RUNNING tasks whose attempt began within the bus's
+   * duplicate window, same attempt and fencing token. If a crash came between the RUNNING
+   * write and the dispatch, the agent now gets it; if not, the bus drops the copy.
+   */
+  async redispatchRecent(windowMs = REDISPATCH_WINDOW_MS): Promise<number> {
+    const since = this.core.clock.now() - windowMs;
+    const recent: string[] = [];
+    for (const actor of this.core.registry.liveActors()) {
+      const { startedAt } = actor.getSnapshot().context;
+      if (actor.status === 'RUNNING' && startedAt !== null && startedAt >= since) recent.push(actor.taskId);
+    }
+    let sent = 0;
+    for (const t of await this.core.tasks.getTasks(recent)) {
+      if (t.status !== 'RUNNING' || t.fencingToken === null || !t.deadline) continue;
+      try {
+        await this.core.bus.dispatchTask(t.assignedTo, {
+          taskId: t.taskId,
+          projectId: t.projectId,
+          taskType: t.taskType,
+          input: t.input,
+          attempt: t.attempts,
+          deadline: t.deadline.toISOString(),
+          fencingToken: t.fencingToken,
+        });
+        sent++;
+      } catch (err) {
+        this.core.logger.warn({ err, taskId: t.taskId }, 'could not dispatch again; the attempt will time out');
+      }
+    }
+    return sent;
   }
 
   /** A task left RUNNING (result, timeout, cancel): release its lease and free the slot. */

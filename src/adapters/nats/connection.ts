@@ -13,7 +13,7 @@ import { ConfigError, ServiceUnavailableError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 
 /** The parsed `nats` configuration, plus connection tuning (all optional). */
-export type NatsConnectionOptions = Omit<OrchestratorConfig['nats'], 'subjectPrefix' | 'maxPayloadBytes'> & {
+export type NatsConnectionOptions = Omit<OrchestratorConfig['nats'], 'subjectPrefix' | 'maxPayloadBytes' | 'ackWaitSeconds'> & {
   /** Client name, visible in the server's connection list (`connz`); default "orchestrator". */
   name?: string;
   /** Wait between reconnection attempts to the same server; default 2 000 ms. */

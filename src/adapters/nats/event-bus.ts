@@ -62,6 +62,13 @@ const PUBLISH_TIMEOUT_MS = 10_000;
  *   dead letters are stored in `<P>_DLQ`;
  * - control requests are answered on `<prefix>.control.<projectId>` (queue group).
  */
+/**
+ * How long the server waits for an inbound message's acknowledgement before it offers the
+ * message again: a crashed orchestrator's unacknowledged messages come back after this.
+ * A handler that runs longer keeps its message with `working()` every third of it.
+ */
+export const DEFAULT_ACK_WAIT_MS = 10_000;
+
 export class NatsEventBus implements EventBus {
   readonly subjects: NatsSubjects;
   readonly streams: StreamNames;
@@ -191,7 +198,7 @@ export class NatsEventBus implements EventBus {
     return this.options.maxDeliveries ?? 5;
   }
   private get ackWaitMs(): number {
-    return this.options.ackWaitMs ?? 60_000;
+    return this.options.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
   }
 
   private async ensureInboundConsumer(): Promise<void> {
