@@ -3,7 +3,10 @@
  *   - applyTransition, one at a time (a CTE: guarded UPDATE + audit INSERT, autocommit)
  *     vs a raw single-row UPDATE of the same table, autocommit;
  *   - createTasks in batches of 100 (one statement: jsonb_to_recordset + audit rows)
- *     vs a raw 100-row multi-VALUES INSERT into the same table (no audit rows).
+ *     vs a raw 100-row multi-VALUES INSERT into the same table (no audit rows);
+ *   - applyTransitions in batches of 100 (one statement: row locks, checks, UPDATE, audit
+ *     rows) vs applyTransition one at a time, the same transitions: without a budget effect
+ *     (promotion to READY) and with an enforced reservation (dispatch).
  * Both sides use named prepared statements (the store prepares its hot statements).
  * Several rounds, alternating the order, medians reported. Works in its own schema,
  * dropped at the end.
@@ -15,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { migrate } from '../src/adapters/postgres/migrate.js';
 import { PgSqlClient, type SqlClient } from '../src/adapters/postgres/sql-client.js';
 import { PostgresTaskStore } from '../src/adapters/postgres/task-store.js';
-import type { NewTaskRecord } from '../src/ports/task-store.js';
+import type { NewTaskRecord, TransitionWrite } from '../src/ports/task-store.js';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const ROUNDS = 7;
@@ -68,15 +71,48 @@ interface Round {
   rawUpdates: number;
   batchRows: number; // rows per second
   rawRows: number;
+  batchedTransitions: number; // applyTransitions ×100, transitions per second
+  batchedReservations: number; // the same with an enforced budget reservation each
+  singleReservations: number; // applyTransition one at a time, with the reservation
+}
+
+/** PENDING → READY (promotion), or with `reserve` READY → RUNNING with an enforced reservation (dispatch). */
+function transition(taskId: string, reserve: boolean): TransitionWrite {
+  const base = {
+    taskId, expectedVersion: 1, machineVersion: '1', by: 'bench', at: new Date(),
+  };
+  return reserve
+    ? {
+        ...base, from: 'READY', to: 'RUNNING', event: 'DISPATCH', fencingToken: 1,
+        patch: { status: 'RUNNING', attempts: 1, startedAt: base.at, deadline: new Date(base.at.getTime() + 600_000), fencingToken: 1 },
+        snapshot: { value: 'running', context: { taskId, attempt: 1 } },
+        budget: { projectId: 'bench', reserve: 0.35, enforce: true },
+      }
+    : {
+        ...base, from: 'PENDING', to: 'READY', event: 'DEPENDENCIES_MET',
+        patch: { status: 'READY' }, snapshot: { value: 'ready', context: { taskId } },
+      };
 }
 
 async function oneRound(sql: SqlClient, store: PostgresTaskStore, round: number, reverse: boolean): Promise<Round> {
-  await sql.query('TRUNCATE tasks, task_transitions');
+  await sql.query('TRUNCATE tasks, task_transitions, projects');
+  await sql.query(
+    `INSERT INTO projects (project_id, title, budget_limit, created_at, updated_at)
+     VALUES ('bench', 'bench', 1000000, now(), now())`,
+  );
   const tIds = Array.from({ length: TRANSITIONS }, (_, i) => `tr${round}_${i}`);
   const uIds = Array.from({ length: TRANSITIONS }, (_, i) => `up${round}_${i}`);
+  const rIds = Array.from({ length: TRANSITIONS }, (_, i) => `rs${round}_${i}`);
+  const btIds = Array.from({ length: BATCHES * BATCH }, (_, i) => `bt${round}_${i}`);
+  const brIds = Array.from({ length: BATCHES * BATCH }, (_, i) => `br${round}_${i}`);
   for (let i = 0; i < TRANSITIONS; i += BATCH) {
     await store.createTasks(tIds.slice(i, i + BATCH).map((id) => task(id)), 'bench');
     await store.createTasks(uIds.slice(i, i + BATCH).map((id) => task(id)), 'bench');
+    await store.createTasks(rIds.slice(i, i + BATCH).map((id) => task(id, 'READY')), 'bench');
+  }
+  for (let i = 0; i < BATCHES * BATCH; i += BATCH) {
+    await store.createTasks(btIds.slice(i, i + BATCH).map((id) => task(id)), 'bench');
+    await store.createTasks(brIds.slice(i, i + BATCH).map((id) => task(id, 'READY')), 'bench');
   }
 
   const transitions = async () => {
@@ -89,6 +125,19 @@ async function oneRound(sql: SqlClient, store: PostgresTaskStore, round: number,
       });
     }
     return TRANSITIONS / ((performance.now() - start) / 1000);
+  };
+  const singleReservations = async () => {
+    const start = performance.now();
+    for (const id of rIds) await store.applyTransition(transition(id, true));
+    return TRANSITIONS / ((performance.now() - start) / 1000);
+  };
+  const batched = (taskIds: string[], reserve: boolean) => async () => {
+    const start = performance.now();
+    for (let b = 0; b < BATCHES; b++) {
+      const outcomes = await store.applyTransitions(taskIds.slice(b * BATCH, (b + 1) * BATCH).map((id) => transition(id, reserve)));
+      if (!outcomes.every((o) => o.ok)) throw new Error('bench: a batched transition was refused');
+    }
+    return (BATCHES * BATCH) / ((performance.now() - start) / 1000);
   };
   const rawUpdates = async () => {
     const start = performance.now();
@@ -117,18 +166,17 @@ async function oneRound(sql: SqlClient, store: PostgresTaskStore, round: number,
     return (BATCHES * BATCH) / ((performance.now() - start) / 1000);
   };
 
+  const sides: [keyof Round, () => Promise<number>][] = [
+    ['transitions', transitions],
+    ['rawUpdates', rawUpdates],
+    ['batchRows', batches],
+    ['rawRows', rawInserts],
+    ['batchedTransitions', batched(btIds, false)],
+    ['singleReservations', singleReservations],
+    ['batchedReservations', batched(brIds, true)],
+  ];
   const r: Partial<Round> = {};
-  if (reverse) {
-    r.rawUpdates = await rawUpdates();
-    r.transitions = await transitions();
-    r.rawRows = await rawInserts();
-    r.batchRows = await batches();
-  } else {
-    r.transitions = await transitions();
-    r.rawUpdates = await rawUpdates();
-    r.batchRows = await batches();
-    r.rawRows = await rawInserts();
-  }
+  for (const [key, run] of reverse ? sides.reverse() : sides) r[key] = await run();
   return r as Round;
 }
 
@@ -149,7 +197,7 @@ async function main(): Promise<void> {
     const { rows } = await sql.query<{ v: string }>("SELECT current_setting('server_version') AS v");
     console.log(
       `\nPostgreSQL ${rows[0]?.v}, ${ROUNDS} rounds (alternating order) after a warm-up; medians; ` +
-        `${TRANSITIONS} transitions and ${BATCHES}×${BATCH} rows per side per round.\n`,
+        `${TRANSITIONS} single transitions and ${BATCHES}×${BATCH} rows or batched transitions per side per round.\n`,
     );
     console.log('| operation | store | raw SQL | store / raw |');
     console.log('|---|---:|---:|---:|');
@@ -158,6 +206,14 @@ async function main(): Promise<void> {
     );
     console.log(
       `| createTasks ×100 vs 100-row multi-VALUES INSERT (rows/s) | ${fmt(m('batchRows'))} | ${fmt(m('rawRows'))} | ${(m('batchRows') / m('rawRows')).toFixed(2)} |`,
+    );
+    console.log('\n| transitions per second | applyTransitions ×100 | applyTransition one at a time | batched / single |');
+    console.log('|---|---:|---:|---:|');
+    console.log(
+      `| PENDING → READY, no budget effect | ${fmt(m('batchedTransitions'))} | ${fmt(m('transitions'))} | ${(m('batchedTransitions') / m('transitions')).toFixed(1)} |`,
+    );
+    console.log(
+      `| READY → RUNNING, enforced reservation | ${fmt(m('batchedReservations'))} | ${fmt(m('singleReservations'))} | ${(m('batchedReservations') / m('singleReservations')).toFixed(1)} |`,
     );
   } finally {
     await sql.close();

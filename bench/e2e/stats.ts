@@ -32,8 +32,9 @@ export interface Summary {
   samples: number[];
 }
 
+/** NaN samples (nothing measured) are left out; infinite ones (never arrived) are kept. */
 export function summarize(values: readonly number[]): Summary {
-  const finite = values.filter((v) => Number.isFinite(v));
+  const finite = values.filter((v) => !Number.isNaN(v));
   return {
     median: median(finite),
     min: finite.length ? Math.min(...finite) : Number.NaN,
@@ -73,6 +74,7 @@ export function fmt(n: number): string {
 }
 
 export function fmtRatio(n: number): string {
+  if (n === Number.POSITIVE_INFINITY) return '∞';
   if (!Number.isFinite(n)) return '–';
   return n >= 10 ? n.toFixed(0) : n >= 1 ? n.toFixed(1) : n.toFixed(3);
 }
@@ -83,6 +85,7 @@ export function fmtMiB(bytes: number): string {
 
 /** "median (min–max)" */
 export function fmtSummary(s: Summary, f: (n: number) => string = fmt): string {
-  if (s.samples.length <= 1) return f(s.median);
+  if (Number.isNaN(s.median)) return '–';
+  if (s.samples.length <= 1 || s.min === s.max) return f(s.median);
   return `${f(s.median)} (${f(s.min)}–${f(s.max)})`;
 }

@@ -2,7 +2,7 @@ import { createActor, transition, type Actor, type AnyActorRef, type InspectionE
 import type { Logger } from 'pino';
 import { IllegalTransitionError, StaleFencingTokenError } from '../errors.js';
 import type { TaskStatus } from '../domain/task.js';
-import type { BudgetEffect, OutboxEvent, TaskRecord, TaskStore } from '../ports/task-store.js';
+import type { BudgetEffect, OutboxEvent, TaskRecord, TaskStore, TransitionWrite } from '../ports/task-store.js';
 import {
   TASK_MACHINE_VERSION,
   isTerminal,
@@ -44,6 +44,13 @@ export interface TaskSupervisor {
   release(projectId: string, child: AnyActorRef): void;
 }
 
+/** A checked event and the write it makes (see `TaskActor.prepare`). */
+export interface PreparedTransition {
+  event: TaskEvent;
+  write: TransitionWrite;
+  attempt: number;
+}
+
 export interface SendOptions {
   /** The fencing token of the lease the sender acts under (results and heartbeats). */
   fencingToken?: number;
@@ -72,6 +79,8 @@ export class TaskActor {
   readonly priority: number;
   readonly estimatedCost: number;
   readonly timeoutMs: number;
+  /** Whether the task waits on other tasks (a supersession can change which, not whether). */
+  readonly hasDependencies: boolean;
   private readonly actor: Actor<TaskMachine>;
   /** The project actor supervising this one, when it was loaded. */
   private readonly parent: AnyActorRef | undefined;
@@ -89,6 +98,7 @@ export class TaskActor {
     this.priority = record.priority;
     this.estimatedCost = record.estimatedCost ?? 0;
     this.timeoutMs = record.timeoutMs;
+    this.hasDependencies = record.dependencies.length > 0;
     this.version = record.version;
     const { persisted, source } = snapshotForRecord(record);
     if (source === 'columns') {
@@ -158,7 +168,12 @@ export class TaskActor {
     return this.parent;
   }
 
-  private async apply(event: TaskEvent, options: SendOptions): Promise<TaskTransition> {
+  /**
+   * Checks an event and computes its write, without writing (the batch path: the registry
+   * writes many in one round trip, then `commit`s each). Throws StaleFencingTokenError or
+   * IllegalTransitionError; nothing changes then.
+   */
+  prepare(event: TaskEvent, options: SendOptions = {}): PreparedTransition {
     const current = this.actor.getSnapshot();
     const from = statusOf(current);
     const stored = current.context.fencingToken;
@@ -173,7 +188,7 @@ export class TaskActor {
     const patch = patchFromSnapshot(next);
     if (event.type === 'COMPLETE' && options.output !== undefined) patch.output = options.output;
     const carried = event.type === 'DISPATCH' ? event.fencingToken : options.fencingToken;
-    this.version = await this.deps.store.applyTransition({
+    const write: TransitionWrite = {
       taskId: this.taskId,
       expectedVersion: this.version,
       from,
@@ -188,21 +203,33 @@ export class TaskActor {
       at: new Date(event.at),
       ...(options.budget ? { budget: options.budget } : {}),
       ...(options.raise?.length ? { raise: options.raise } : {}),
-    });
-    // Durable: now the live actor takes the same (deterministic) step.
-    this.actor.send(event);
+    };
+    return { event, write, attempt: next.context.attempts };
+  }
+
+  /** After the prepared write is durable (at `version`): the live actor takes the same step. */
+  commit(prepared: PreparedTransition, version: number): TaskTransition {
+    this.version = version;
+    this.actor.send(prepared.event);
     return {
       taskId: this.taskId,
       projectId: this.projectId,
       taskType: this.taskType,
-      from,
-      to,
-      event: event.type,
-      at: event.at,
-      attempt: next.context.attempts,
+      from: prepared.write.from,
+      to: prepared.write.to,
+      event: prepared.event.type,
+      at: prepared.event.at,
+      attempt: prepared.attempt,
       snapshot: this.actor.getSnapshot(),
-      version: this.version,
+      version,
     };
+  }
+
+  private async apply(event: TaskEvent, options: SendOptions): Promise<TaskTransition> {
+    const prepared = this.prepare(event, options);
+    const version = await this.deps.store.applyTransition(prepared.write);
+    // Durable: now the live actor takes the same (deterministic) step.
+    return this.commit(prepared, version);
   }
 }
 

@@ -10,8 +10,17 @@ import { NewTaskInput, newTaskId } from '../domain/task.js';
 import type { TaskTypeCatalog } from '../domain/task-types.js';
 import type { Clock } from '../ports/clock.js';
 import type { NewTaskRecord, TaskRecord } from '../ports/task-store.js';
-import { TASK_MACHINE_VERSION, type TaskEvent } from '../machines/task-machine.js';
-import { TaskActor, type SendOptions, type TaskActorDeps, type TaskTransition } from './task-actor.js';
+import { TASK_MACHINE_VERSION } from '../machines/task-machine.js';
+import { TaskActor, type PreparedTransition, type SendOptions, type TaskActorDeps, type TaskTransition } from './task-actor.js';
+import type { TaskEvent } from '../machines/task-machine.js';
+
+export interface BatchItem {
+  taskId: string;
+  event: TaskEvent;
+  options?: SendOptions;
+}
+
+export type BatchOutcome = { ok: true; transition: TaskTransition } | { ok: false; error: Error };
 import { initialTaskSnapshot, patchFromSnapshot, persistSnapshot } from './task-snapshot.js';
 
 export interface TaskRegistryDeps extends TaskActorDeps {
@@ -90,6 +99,60 @@ export class TaskRegistry {
     const actor = TaskActor.fromRecord(record, this.deps);
     if (!actor.terminal) this.live.set(taskId, actor);
     return actor;
+  }
+
+  /** The actors of many tasks: the live ones, the others restored with one store read. Missing ids are left out. */
+  async getMany(taskIds: readonly string[]): Promise<Map<string, TaskActor>> {
+    const found = new Map<string, TaskActor>();
+    const missing: string[] = [];
+    for (const id of taskIds) {
+      const live = this.live.get(id);
+      if (live) found.set(id, live);
+      else missing.push(id);
+    }
+    if (missing.length) {
+      for (const record of await this.deps.store.getTasks(missing)) {
+        const actor = this.live.get(record.taskId) ?? TaskActor.fromRecord(record, this.deps);
+        if (!actor.terminal) this.live.set(record.taskId, actor);
+        found.set(record.taskId, actor);
+      }
+    }
+    return found;
+  }
+
+  /**
+   * Sends many events (one per task) and writes all the transitions in one round trip.
+   * Each item succeeds or fails on its own, like `send`: an illegal event, a stale token,
+   * a version conflict or a budget that does not fit fail that item only.
+   */
+  async sendMany(items: readonly BatchItem[]): Promise<BatchOutcome[]> {
+    const outcomes: BatchOutcome[] = new Array(items.length);
+    const actors = await this.getMany(items.map((i) => i.taskId));
+    const pending: { index: number; actor: TaskActor; prepared: PreparedTransition }[] = [];
+    items.forEach((item, index) => {
+      const actor = actors.get(item.taskId);
+      if (!actor) {
+        outcomes[index] = { ok: false, error: new TaskNotFoundError(item.taskId) };
+        return;
+      }
+      try {
+        pending.push({ index, actor, prepared: actor.prepare(item.event, item.options) });
+      } catch (err) {
+        outcomes[index] = { ok: false, error: err as Error };
+      }
+    });
+    const written = await this.deps.store.applyTransitions(pending.map((p) => p.prepared.write));
+    written.forEach((outcome, i) => {
+      const { index, actor, prepared } = pending[i]!;
+      if (outcome.ok) {
+        outcomes[index] = { ok: true, transition: actor.commit(prepared, outcome.version) };
+        if (actor.terminal) this.evict(actor.taskId);
+      } else {
+        if (outcome.error instanceof VersionConflictError) this.evict(actor.taskId);
+        outcomes[index] = { ok: false, error: outcome.error };
+      }
+    });
+    return outcomes;
   }
 
   /**

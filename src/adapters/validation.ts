@@ -50,6 +50,21 @@ export function checkResource(resource: string): void {
   }
 }
 
+/** Every resource non-empty, none twice (a batch of leases takes each resource once). */
+export function checkDistinctResources(resources: readonly string[]): void {
+  if (!Array.isArray(resources)) throw new ValidationError('lock resources must be an array');
+  const seen = new Set<string>();
+  const repeated = new Set<string>();
+  for (const resource of resources) {
+    checkResource(resource);
+    if (seen.has(resource)) repeated.add(resource);
+    seen.add(resource);
+  }
+  if (repeated.size > 0) {
+    throw new ValidationError('lock resources must be distinct', [...repeated].slice(0, 10).map((r) => `repeated=${r}`));
+  }
+}
+
 export function checkFencingValue(value: number): void {
   if (!Number.isSafeInteger(value) || value < 0) {
     throw new ValidationError('fencing value must be a non-negative safe integer', [`value=${String(value)}`]);

@@ -40,14 +40,18 @@ export class BudgetChecker {
     return this.core.catalog.estimateCost(taskType, input);
   }
 
-  /** Records an actual cost (after the task's completion is durable). */
-  async observe(taskType: string, agent: string, cost: number): Promise<void> {
-    await this.core.projects.observeCost(taskType, agent, cost, COST_EWMA_ALPHA, new Date(this.core.clock.now()));
+  /**
+   * Records actual costs (after the completions are durable): `count` costs whose mean is
+   * `cost`, folded in as `count` samples of that mean.
+   */
+  async observe(taskType: string, agent: string, cost: number, count = 1): Promise<void> {
+    await this.core.projects.observeCost(taskType, agent, cost, COST_EWMA_ALPHA, new Date(this.core.clock.now()), count);
     const key = `${taskType}|${agent}`;
     const prev = this.observed.get(key);
+    const weight = 1 - (1 - COST_EWMA_ALPHA) ** count;
     this.observed.set(
       key,
-      prev ? { ewma: prev.ewma + COST_EWMA_ALPHA * (cost - prev.ewma), samples: prev.samples + 1 } : { ewma: cost, samples: 1 },
+      prev ? { ewma: prev.ewma + weight * (cost - prev.ewma), samples: prev.samples + count } : { ewma: cost, samples: count },
     );
   }
 

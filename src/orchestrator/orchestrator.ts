@@ -12,6 +12,7 @@ import { BudgetChecker } from './budget-checker.js';
 import { ApprovalManager, requestBody } from './approvals.js';
 import { TaskFlow } from './task-flow.js';
 import { TaskScheduler } from './scheduler.js';
+import { Batcher } from './batcher.js';
 import { BUDGET_EXHAUSTED, type Core } from './core.js';
 
 export interface HandleEventResult {
@@ -39,16 +40,21 @@ export class Orchestrator {
   readonly approvals: ApprovalManager;
   private readonly flow: TaskFlow;
   private inbound: InboundSubscription | null = null;
+  private readonly results: Batcher<{ projectId: string; result: TaskResult }>;
   private running = false;
 
   constructor(readonly core: Core) {
     this.budgetChecker = new BudgetChecker(core);
     this.flow = new TaskFlow(core, this.budgetChecker, {
-      settled: (id) => this.scheduler.settled(id),
+      settledMany: (ids) => this.scheduler.settledMany(ids),
       wake: () => this.scheduler.wake(),
       pauseForBudget: (projectId) => this.pauseForBudget(projectId),
       handleRaised: (events) => this.handleRaised(events),
     });
+    this.results = new Batcher(
+      (batch) => this.flow.batch.completeMany(batch),
+      (item) => item.result.taskId,
+    );
     this.scheduler = new TaskScheduler(core, this.flow, { approvals: () => this.approvals.sweepExpired() }, core.inspect);
     this.approvals = new ApprovalManager(core, this.flow, {
       ingestRevision: (approval, tasks) => this.ingestRevision(approval, tasks).then(() => undefined),
@@ -107,6 +113,7 @@ export class Orchestrator {
     await this.scheduler.stop();
     await this.inbound?.close();
     this.inbound = null;
+    await this.results.drain();
     this.flow.stop();
     await this.budgetChecker.flush();
     this.core.registry.stopAll();
@@ -165,8 +172,12 @@ export class Orchestrator {
     return this.ingest({ id: eventId, type: 'TASKS_SUBMITTED', projectId, payload: {} }, planned, false);
   }
 
-  async handleResult(projectId: string, input: TaskResult): Promise<void> {
-    await this.flow.handleResult(projectId, TaskResult.parse(input));
+  /**
+   * A result from an agent; resolves once its effects are durable. Results that arrive
+   * together (the bus hands several over at once) are written as one batch.
+   */
+  handleResult(projectId: string, input: TaskResult): Promise<void> {
+    return this.results.submit({ projectId, result: TaskResult.parse(input) });
   }
 
   /** A heartbeat extends the running attempt's deadline (and its lease). */
@@ -308,7 +319,8 @@ export class Orchestrator {
       await core.bus.publish({ kind: 'status', body });
     }
     if (approval) await core.bus.publish({ kind: 'approval_requested', body: requestBody(approval) });
-    for (const r of created) if (r.status === 'PENDING') await this.flow.promote(r.taskId);
+    const pending = created.filter((r) => r.status === 'PENDING').map((r) => r.taskId);
+    if (pending.length) await this.flow.batch.promoteMany(pending);
     return { duplicate: false, taskIds: records.map((r) => r.taskId), approvalId: approval?.approvalId ?? null };
   }
 
@@ -373,7 +385,8 @@ export class Orchestrator {
   }
 
   private async promotePending(projectId: string): Promise<void> {
-    for (const t of await this.core.tasks.listByProject(projectId, ['PENDING'])) await this.flow.promote(t.taskId);
+    const pending = await this.core.tasks.listByProject(projectId, ['PENDING']);
+    for (let i = 0; i < pending.length; i += 1000) await this.flow.batch.promoteMany(pending.slice(i, i + 1000).map((t) => t.taskId));
   }
 }
 

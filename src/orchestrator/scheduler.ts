@@ -1,5 +1,7 @@
 import { createActor, fromPromise, waitFor, type Actor, type InspectionEvent, type Observer } from 'xstate';
-import { TaskNotFoundError, VersionConflictError, isOrchestratorError } from '../errors.js';
+import { VersionConflictError, isOrchestratorError } from '../errors.js';
+import type { TaskActor } from '../actors/task-actor.js';
+import { BUDGET_EXHAUSTED, publishTransition } from './core.js';
 import { schedulerMachine, type SchedulerMachine } from '../machines/scheduler-machine.js';
 import type { Lease } from '../ports/lock-manager.js';
 import type { ProjectRecord } from '../ports/project-store.js';
@@ -10,7 +12,18 @@ import type { TaskFlow } from './task-flow.js';
 export const REDISPATCH_WINDOW_MS = 110_000;
 /** Extra lease time past a task's deadline, so the lease outlives the attempt it guards. */
 export const LEASE_GRACE_MS = 30_000;
+/** Tasks popped, checked, leased and written together in one dispatch batch. */
+export const DISPATCH_BATCH = 500;
 const SWEEP_BATCH = 200;
+
+/**
+ * Whether a project's READY tasks may be dispatched: when it is active, and when it is
+ * paused only because its budget is exhausted — a READY task already holds its
+ * reservation, so it runs; what does not fit stays PENDING.
+ */
+function dispatchable(project: ProjectRecord): boolean {
+  return project.state === 'active' || (project.state === 'paused' && project.pausedReason === BUDGET_EXHAUSTED);
+}
 
 export interface SchedulerSweeps {
   /** Expired approval requests (run on every tick). */
@@ -64,6 +77,7 @@ export class TaskScheduler {
   }
 
   private failuresLogged = 0;
+  private lastReconcile = 0;
   private stopping = false;
 
   get runningCount(): number {
@@ -139,13 +153,23 @@ export class TaskScheduler {
 
   /** A task left RUNNING (result, timeout, cancel): release its lease and free the slot. */
   async settled(taskId: string): Promise<void> {
-    const lease = this.running.get(taskId);
-    if (!lease) return;
-    this.running.delete(taskId);
-    const agent = this.agentOf.get(taskId);
-    this.agentOf.delete(taskId);
-    if (agent !== undefined) this.perAgent.set(agent, (this.perAgent.get(agent) ?? 1) - 1);
-    await this.core.locks.release(lease).catch((err) => this.core.logger.warn({ err, taskId }, 'could not release a lease'));
+    await this.settledMany([taskId]);
+  }
+
+  /** Tasks left RUNNING: release their leases (one round trip) and free their slots. */
+  async settledMany(taskIds: readonly string[]): Promise<void> {
+    const leases: Lease[] = [];
+    for (const taskId of taskIds) {
+      const lease = this.running.get(taskId);
+      if (!lease) continue;
+      leases.push(lease);
+      this.running.delete(taskId);
+      const agent = this.agentOf.get(taskId);
+      this.agentOf.delete(taskId);
+      if (agent !== undefined) this.perAgent.set(agent, (this.perAgent.get(agent) ?? 1) - 1);
+    }
+    if (!leases.length) return;
+    await this.core.locks.releaseMany(leases).catch((err) => this.core.logger.warn({ err }, 'could not release leases'));
     this.wake();
   }
 
@@ -161,9 +185,8 @@ export class TaskScheduler {
     for (const task of await this.core.tasks.listExpired(now, SWEEP_BATCH)) {
       await this.guard(task.taskId, () => this.flow.timeOut(task.taskId));
     }
-    for (const task of await this.core.tasks.listDueRetries(now, SWEEP_BATCH)) {
-      await this.guard(task.taskId, () => this.flow.promote(task.taskId));
-    }
+    const due = await this.core.tasks.listDueRetries(now, SWEEP_BATCH);
+    if (due.length) await this.guard('retries', () => this.flow.batch.promoteMany(due.map((t) => t.taskId)));
     await this.sweeps.approvals();
     return this.dispatchReady();
   }
@@ -177,14 +200,19 @@ export class TaskScheduler {
     const deferred: { taskId: string; priority: number }[] = [];
     let dispatched = 0;
     while (!this.stopping) {
-      const room = max - this.running.size;
+      const room = Math.min(max - this.running.size, DISPATCH_BATCH);
       if (room <= 0) break;
       const ids = await this.core.queue.getMany(room);
       if (ids.length === 0) break;
       let progress = 0;
-      for (const id of ids) {
-        const outcome = await this.guard(id, () => this.dispatchOne(id, projects, deferred));
-        if (outcome === 'dispatched') progress++;
+      try {
+        progress = await this.dispatchBatch(ids, projects, deferred);
+      } catch (err) {
+        // The popped tasks stay READY in the store; put them back for the next pass.
+        this.core.logger.error({ err }, 'dispatch batch failed');
+        const actors = await this.core.registry.getMany(ids).catch(() => new Map<string, TaskActor>());
+        await this.core.queue.putMany([...actors.values()].filter((a) => a.status === 'READY').map((a) => ({ taskId: a.taskId, priority: a.priority })));
+        break;
       }
       dispatched += progress;
       if (progress === 0 && deferred.length > 0) break;
@@ -193,74 +221,104 @@ export class TaskScheduler {
     return dispatched;
   }
 
-  private agentFull(agent: string): boolean {
-    const limit = this.core.config.scheduler.agentLimits[agent];
-    return limit !== undefined && (this.perAgent.get(agent) ?? 0) >= limit;
-  }
-
-  private async dispatchOne(
-    taskId: string,
+  /**
+   * Dispatches popped tasks, a batch at a time: their dependencies and projects checked in
+   * a few reads, their leases taken in one round trip, every RUNNING transition (fencing
+   * token, deadline) written in one, then the dispatches published together.
+   */
+  private async dispatchBatch(
+    ids: readonly string[],
     projects: Map<string, ProjectRecord>,
     deferred: { taskId: string; priority: number }[],
-  ): Promise<'dispatched' | 'skipped' | 'deferred'> {
-    const actor = await this.core.registry.get(taskId);
-    if (actor.status !== 'READY') return 'skipped'; // a stale queue entry
-    if (this.agentFull(actor.assignedTo)) {
-      deferred.push({ taskId, priority: actor.priority });
-      return 'deferred';
+  ): Promise<number> {
+    const actors = await this.core.registry.getMany(ids);
+    const pending = new Map<string, number>();
+    const candidates: TaskActor[] = [];
+    for (const id of ids) {
+      const actor = actors.get(id);
+      if (!actor || actor.status !== 'READY') continue; // a stale queue entry
+      const agent = actor.assignedTo;
+      const limit = this.core.config.scheduler.agentLimits[agent];
+      if (limit !== undefined && (this.perAgent.get(agent) ?? 0) + (pending.get(agent) ?? 0) >= limit) {
+        deferred.push({ taskId: id, priority: actor.priority });
+        continue;
+      }
+      // Only a dispatchable project is cached within a pass: one seen paused is read again,
+      // so a task popped after a resume (which re-queues READY tasks) is not dropped.
+      const project = projects.get(actor.projectId) ?? (await this.core.projects.getProject(actor.projectId));
+      if (project && dispatchable(project)) projects.set(actor.projectId, project);
+      // A paused project's tasks stay READY in the store; resuming puts them back in the queue.
+      else continue;
+      pending.set(agent, (pending.get(agent) ?? 0) + 1);
+      candidates.push(actor);
     }
-    // Only "active" is cached within a pass: a project seen paused is read again for each
-    // task, so a task popped after a resume (which re-queues READY tasks) is not dropped.
-    let project = projects.get(actor.projectId) ?? (await this.core.projects.getProject(actor.projectId));
-    if (project?.state === 'active') projects.set(actor.projectId, project);
-    // A paused project's tasks stay READY in the store; resuming puts them back in the queue.
-    if (!project || project.state !== 'active') return 'skipped';
-    if (!(await this.checkDependencies(taskId))) {
-      this.core.logger.warn({ taskId }, 'READY task with unmet dependencies: left out of the queue');
-      return 'skipped';
-    }
-    const lease = await this.core.locks.acquire(`task:${taskId}`, actor.timeoutMs + LEASE_GRACE_MS);
-    if (!lease) return 'skipped'; // another orchestrator is dispatching it
-    const record = await this.core.tasks.getTask(taskId);
-    if (!record) throw new TaskNotFoundError(taskId);
+    if (!candidates.length) return 0;
+    const records = new Map((await this.core.tasks.getTasks(candidates.map((a) => a.taskId))).map((r) => [r.taskId, r]));
+    const withDeps = [...records.values()].filter((r) => r.dependencies.length > 0);
+    const states = withDeps.length ? await this.flow.batch.dependencyStates(withDeps) : new Map<string, { met: boolean }>();
+    const runnable = candidates.filter((a) => {
+      if (!records.has(a.taskId)) return false;
+      if (states.get(a.taskId)?.met === false) {
+        this.core.logger.warn({ taskId: a.taskId }, 'READY task with unmet dependencies: left out of the queue');
+        return false;
+      }
+      return true;
+    });
+    const ttl = Math.max(...runnable.map((a) => a.timeoutMs), 0) + LEASE_GRACE_MS;
+    const leases = await this.core.locks.acquireMany(runnable.map((a) => `task:${a.taskId}`), ttl);
     const now = this.core.clock.now();
-    const deadline = now + actor.timeoutMs;
-    let attempt: number;
-    try {
-      const t = await this.flow.send(taskId, { type: 'DISPATCH', at: now, fencingToken: lease.fencingToken, deadline });
-      attempt = t.attempt;
-    } catch (err) {
-      await this.core.locks.release(lease).catch(() => undefined);
-      throw err;
+    const held = runnable.flatMap((a, i) => (leases[i] ? [{ actor: a, lease: leases[i]! }] : []));
+    const outcomes = await this.core.registry.sendMany(
+      held.map(({ actor, lease }) => ({
+        taskId: actor.taskId,
+        event: { type: 'DISPATCH' as const, at: now, fencingToken: lease.fencingToken, deadline: now + actor.timeoutMs },
+      })),
+    );
+    const refused: Lease[] = [];
+    const publishes: Promise<void>[] = [];
+    for (const [i, outcome] of outcomes.entries()) {
+      const { actor, lease } = held[i]!;
+      if (!outcome.ok) {
+        refused.push(lease);
+        if (!(outcome.error instanceof VersionConflictError)) this.core.logger.warn({ err: outcome.error, taskId: actor.taskId }, 'dispatch refused');
+        continue;
+      }
+      this.running.set(actor.taskId, lease);
+      this.agentOf.set(actor.taskId, actor.assignedTo);
+      this.perAgent.set(actor.assignedTo, (this.perAgent.get(actor.assignedTo) ?? 0) + 1);
+      await publishTransition(this.core, outcome.transition);
+      const record = records.get(actor.taskId)!;
+      publishes.push(
+        this.core.bus
+          .dispatchTask(actor.assignedTo, {
+            taskId: actor.taskId,
+            projectId: actor.projectId,
+            taskType: actor.taskType,
+            input: record.input,
+            attempt: outcome.transition.attempt,
+            deadline: new Date(now + actor.timeoutMs).toISOString(),
+            fencingToken: lease.fencingToken,
+          })
+          // RUNNING is durable: a lost dispatch times out and is retried.
+          .catch((err) => this.core.logger.error({ err, taskId: actor.taskId }, 'dispatch failed; the attempt will time out and retry')),
+      );
     }
-    this.running.set(taskId, lease);
-    this.agentOf.set(taskId, actor.assignedTo);
-    this.perAgent.set(actor.assignedTo, (this.perAgent.get(actor.assignedTo) ?? 0) + 1);
-    try {
-      await this.core.bus.dispatchTask(actor.assignedTo, {
-        taskId,
-        projectId: actor.projectId,
-        taskType: actor.taskType,
-        input: record.input,
-        attempt,
-        deadline: new Date(deadline).toISOString(),
-        fencingToken: lease.fencingToken,
-      });
-    } catch (err) {
-      // RUNNING is durable: the attempt times out and is retried.
-      this.core.logger.error({ err, taskId }, 'dispatch failed; the attempt will time out and retry');
-    }
-    return 'dispatched';
+    if (refused.length) await this.core.locks.releaseMany(refused).catch(() => undefined);
+    await Promise.all(publishes);
+    return publishes.length;
   }
 
-  /** Frees slots of tasks that left RUNNING elsewhere (a result handled by another process). */
+  /** Frees slots of tasks that left RUNNING elsewhere (a result handled by another process); at most once per interval. */
   private async reconcile(): Promise<void> {
     if (this.running.size === 0) return;
+    const now = this.core.clock.now();
+    if (now - this.lastReconcile < this.core.config.scheduler.intervalMs) return;
+    this.lastReconcile = now;
     const records = await this.core.tasks.getTasks([...this.running.keys()]);
     const byId = new Map(records.map((r) => [r.taskId, r]));
     for (const [taskId, lease] of this.running) {
       const r = byId.get(taskId);
-      if (!r || r.status !== 'RUNNING' || r.fencingToken !== lease.fencingToken) await this.settled(taskId);
+      if (!r || r.status !== 'RUNNING' || r.fencingToken !== lease.fencingToken) await this.settledMany([taskId]);
     }
   }
 

@@ -1,14 +1,16 @@
-import { BudgetExceededError, IllegalTransitionError, ValidationError } from '../errors.js';
-import type { TaskResult } from '../domain/messages.js';
+import { BudgetExceededError } from '../errors.js';
 import type { TaskEvent } from '../machines/task-machine.js';
 import type { SendOptions, TaskActor, TaskTransition } from '../actors/task-actor.js';
-import type { BudgetEffect, OutboxEvent } from '../ports/task-store.js';
+import type { OutboxEvent } from '../ports/task-store.js';
 import type { BudgetChecker } from './budget-checker.js';
+import { BatchFlow, type PromoteOutcome } from './batch-flow.js';
 import { backoffMs, publishTransition, type Core } from './core.js';
 
+export type { PromoteOutcome };
+
 export interface TaskFlowHooks {
-  /** The task left RUNNING: free its slot and release its lease. */
-  settled(taskId: string): Promise<void>;
+  /** Tasks left RUNNING: free their slots and release their leases. */
+  settledMany(taskIds: readonly string[]): Promise<void>;
   /** Tasks were queued: dispatch soon. */
   wake(): void;
   /** A reservation did not fit: pause the project (budget_exhausted). */
@@ -16,8 +18,6 @@ export interface TaskFlowHooks {
   /** Handle events a transition raised (already in the outbox). */
   handleRaised(events: readonly OutboxEvent[]): Promise<void>;
 }
-
-export type PromoteOutcome = 'ready' | 'waiting' | 'budget' | 'cancelled' | 'skipped';
 
 /**
  * The life of a task after creation: promotion to READY (dependencies, back-off, budget
@@ -27,12 +27,24 @@ export type PromoteOutcome = 'ready' | 'waiting' | 'budget' | 'cancelled' | 'ski
 export class TaskFlow {
   private readonly timers = new Set<unknown>();
   private stopped = false;
+  /** The batched hot paths (promotion, results). */
+  readonly batch: BatchFlow;
 
   constructor(
     private readonly core: Core,
     private readonly budget: BudgetChecker,
     private readonly hooks: TaskFlowHooks,
-  ) {}
+  ) {
+    this.batch = new BatchFlow(core, budget, {
+      settledMany: (ids) => hooks.settledMany(ids),
+      wake: () => hooks.wake(),
+      pauseForBudget: (projectId) => hooks.pauseForBudget(projectId),
+      handleRaised: (events) => hooks.handleRaised(events),
+      afterFailure: (taskId) => this.afterFailure(taskId),
+      cancelTask: (taskId, reason) => this.cancelTask(taskId, reason),
+      later: (ms, fn) => this.later(ms, fn),
+    });
+  }
 
   /** A durable transition, published on the status subject. */
   async send(taskId: string, event: TaskEvent, options?: SendOptions): Promise<TaskTransition> {
@@ -48,48 +60,13 @@ export class TaskFlow {
   /** Every dependency COMPLETED (`TaskScheduler.checkDependencies`). */
   async dependencyState(taskId: string): Promise<{ met: boolean; broken: string | null }> {
     const record = await this.core.tasks.getTask(taskId);
-    if (!record || record.dependencies.length === 0) return { met: true, broken: null };
-    const deps = await this.core.tasks.getTasks(record.dependencies);
-    let met = deps.length === record.dependencies.length;
-    for (const d of deps) {
-      if (d.status === 'CANCELLED' || (d.status === 'FAILED' && d.attempts >= d.maxAttempts)) {
-        return { met: false, broken: `dependency ${d.taskId} is ${d.status}` };
-      }
-      if (d.status !== 'COMPLETED') met = false;
-    }
-    return { met, broken: null };
+    if (!record) return { met: false, broken: null };
+    return (await this.batch.dependencyStates([record])).get(taskId)!;
   }
 
   /** Moves a PENDING task to READY when it may run, reserving its estimate. */
   async promote(taskId: string): Promise<PromoteOutcome> {
-    const actor = await this.core.registry.get(taskId);
-    if (actor.status !== 'PENDING') return 'skipped';
-    const notBefore = actor.getSnapshot().context.notBefore;
-    if (notBefore !== null && notBefore > this.now()) {
-      this.later(notBefore - this.now(), () => this.promote(taskId));
-      return 'waiting';
-    }
-    const deps = await this.dependencyState(taskId);
-    if (deps.broken) {
-      await this.cancelTask(taskId, deps.broken);
-      return 'cancelled';
-    }
-    if (!deps.met) return 'waiting';
-    const project = await this.core.projects.getProject(actor.projectId);
-    if (!project || project.state !== 'active') return 'waiting';
-    try {
-      await this.send(taskId, { type: 'DEPENDENCIES_MET', at: this.now() }, { budget: this.reserve(actor) });
-    } catch (err) {
-      if (err instanceof BudgetExceededError) {
-        await this.hooks.pauseForBudget(actor.projectId);
-        return 'budget';
-      }
-      if (err instanceof IllegalTransitionError) return 'skipped';
-      throw err;
-    }
-    await this.queue(actor);
-    await this.budget.afterChange(actor.projectId, false);
-    return 'ready';
+    return (await this.batch.promoteMany([taskId])).get(taskId) ?? 'skipped';
   }
 
   /** Approves a task waiting at a checkpoint: READY when it can run now, else PENDING. */
@@ -100,8 +77,9 @@ export class TaskFlow {
     const project = await this.core.projects.getProject(actor.projectId);
     if (deps.met && project?.state === 'active') {
       try {
-        await this.send(taskId, { type: 'APPROVE', at: this.now(), dependenciesMet: true }, { budget: this.reserve(actor) });
-        await this.queue(actor);
+        await this.send(taskId, { type: 'APPROVE', at: this.now(), dependenciesMet: true }, { budget: this.batch.reserve(actor) });
+        await this.core.queue.put({ taskId: actor.taskId, priority: actor.priority });
+        this.hooks.wake();
         await this.budget.afterChange(actor.projectId, false);
         return;
       } catch (err) {
@@ -111,36 +89,6 @@ export class TaskFlow {
     }
     await this.send(taskId, { type: 'APPROVE', at: this.now(), dependenciesMet: false });
     if (deps.broken) await this.cancelTask(taskId, deps.broken);
-  }
-
-  /** A result from an agent. Resolves once its effects are durable. */
-  async handleResult(projectId: string, result: TaskResult): Promise<void> {
-    const actor = await this.core.registry.get(result.taskId);
-    if (actor.projectId !== projectId) {
-      throw new ValidationError(`task ${result.taskId} is not a task of project ${projectId}`);
-    }
-    if (result.status === 'failed') {
-      await this.fail(actor, { type: 'FAIL', at: this.now(), error: result.error ?? 'failed' }, result.fencingToken, result.actualCost);
-      return;
-    }
-    const record = await this.core.tasks.getTask(result.taskId);
-    const output = result.output ?? {};
-    const at = this.now();
-    const raise: OutboxEvent[] = this.core.mapper
-      .eventsForCompletion({ taskId: actor.taskId, projectId, taskType: actor.taskType, input: record?.input ?? {}, output })
-      .map((e) => ({ eventId: `${actor.taskId}:${e.type}`, eventType: e.type, projectId, payload: e.payload, taskId: actor.taskId, at: new Date(at) }));
-    const actual = result.actualCost ?? null;
-    await this.send(
-      actor.taskId,
-      { type: 'COMPLETE', at, actualCost: actual },
-      { fencingToken: result.fencingToken, output, budget: this.settle(actor, actual), raise },
-    );
-    await this.hooks.settled(actor.taskId);
-    if (actual !== null) await this.budget.observe(actor.taskType, actor.assignedTo, actual);
-    await this.budget.afterChange(projectId, true);
-    // Raised events first: a redo may take over this task's dependents before they are pushed.
-    await this.hooks.handleRaised(raise);
-    await this.pushDependents(actor.taskId);
   }
 
   /** The deadline of a RUNNING task passed. */
@@ -157,9 +105,9 @@ export class TaskFlow {
     if (actor.terminal) return;
     const before = actor.status;
     const held = before === 'READY' || before === 'RUNNING';
-    await this.send(taskId, { type: 'CANCEL', at: this.now(), reason }, held ? { budget: this.release(actor, 0) } : {});
+    await this.send(taskId, { type: 'CANCEL', at: this.now(), reason }, held ? { budget: this.batch.release(actor, 0) } : {});
     if (before === 'READY') await this.core.queue.remove(taskId);
-    if (before === 'RUNNING') await this.hooks.settled(taskId);
+    if (before === 'RUNNING') await this.hooks.settledMany([taskId]);
     if (held) await this.budget.afterChange(actor.projectId, true);
     await this.cancelDependents(taskId, `dependency ${taskId} cancelled: ${reason}`);
   }
@@ -171,12 +119,6 @@ export class TaskFlow {
     }
   }
 
-  /** Tries to promote the PENDING dependents of a completed task. */
-  async pushDependents(taskId: string): Promise<void> {
-    for (const dep of await this.core.tasks.listDependents(taskId)) {
-      if (dep.status === 'PENDING') await this.promote(dep.taskId);
-    }
-  }
 
   stop(): void {
     this.stopped = true;
@@ -184,47 +126,34 @@ export class TaskFlow {
     this.timers.clear();
   }
 
-  private async fail(actor: TaskActor, event: TaskEvent, fencingToken?: number, actualCost?: number): Promise<void> {
-    const t = await this.send(actor.taskId, event, {
-      ...(fencingToken === undefined ? {} : { fencingToken }),
-      budget: this.release(actor, actualCost ?? 0),
-    });
-    await this.hooks.settled(actor.taskId);
+  private async fail(actor: TaskActor, event: TaskEvent): Promise<void> {
+    await this.send(actor.taskId, event, { budget: this.batch.release(actor, 0) });
+    await this.hooks.settledMany([actor.taskId]);
     await this.budget.afterChange(actor.projectId, true);
-    const { attempts, maxAttempts, lastError } = t.snapshot.context;
+    await this.afterFailure(actor.taskId);
+  }
+
+  /** A task just FAILED: retry it after a back-off while attempts remain, else dead-letter it. */
+  async afterFailure(taskId: string): Promise<void> {
+    const actor = await this.core.registry.get(taskId);
+    if (actor.status !== 'FAILED') return;
+    const { attempts, maxAttempts, lastError } = actor.getSnapshot().context;
     if (attempts < maxAttempts) {
       const delay = backoffMs(this.core.config.scheduler.retryBackoffMs, attempts);
-      await this.send(actor.taskId, { type: 'RETRY', at: this.now(), notBefore: this.now() + delay });
-      this.later(delay, () => this.promote(actor.taskId));
+      await this.send(taskId, { type: 'RETRY', at: this.now(), notBefore: this.now() + delay });
+      this.later(delay, () => this.promote(taskId));
       return;
     }
     await this.core.projects.recordDeadLetter({
-      taskId: actor.taskId,
+      taskId,
       projectId: actor.projectId,
       reason: `failed ${attempts} of ${maxAttempts} attempts`,
       lastError,
       attempts,
       at: new Date(this.now()),
     });
-    this.core.logger.warn({ taskId: actor.taskId, attempts, lastError }, 'task dead-lettered');
-    await this.cancelDependents(actor.taskId, `dependency ${actor.taskId} failed: ${lastError ?? 'unknown error'}`);
-  }
-
-  private async queue(actor: TaskActor): Promise<void> {
-    await this.core.queue.put({ taskId: actor.taskId, priority: actor.priority });
-    this.hooks.wake();
-  }
-
-  private reserve(actor: TaskActor): BudgetEffect {
-    return { projectId: actor.projectId, reserve: actor.estimatedCost, enforce: this.core.config.budget.checkEnabled };
-  }
-
-  private release(actor: TaskActor, spend: number): BudgetEffect {
-    return { projectId: actor.projectId, release: actor.estimatedCost, spend, enforce: false };
-  }
-
-  private settle(actor: TaskActor, actual: number | null): BudgetEffect {
-    return this.release(actor, actual ?? 0);
+    this.core.logger.warn({ taskId, attempts, lastError }, 'task dead-lettered');
+    await this.cancelDependents(taskId, `dependency ${taskId} failed: ${lastError ?? 'unknown error'}`);
   }
 
   /** Runs `fn` after `ms` on the injected clock (back-off); errors are logged. */

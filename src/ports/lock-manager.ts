@@ -18,6 +18,13 @@ export interface LockManager {
   /** Releases the lease; false when it was no longer held by this token. */
   release(lease: Lease): Promise<boolean>;
   /**
+   * Takes many leases in one round trip (the scheduler's batch dispatch): a lease or null
+   * per resource, at its index; each gets its own, increasing fencing token.
+   */
+  acquireMany(resources: readonly string[], ttlMs: number): Promise<(Lease | null)[]>;
+  /** Releases many leases in one round trip; per lease, whether it was still held. */
+  releaseMany(leases: readonly Lease[]): Promise<boolean[]>;
+  /**
    * Makes every later fencing token greater than `value`. Called at start with the
    * highest token recorded in the task store, so that a lock store that lost its data
    * never hands out a token the store would take as stale.

@@ -141,7 +141,10 @@ export interface ProjectStore {
   extendApproval(approvalId: string, from: Date, expiresAt: Date): Promise<boolean>;
   recordDeadLetter(letter: DeadLetter): Promise<void>;
   listDeadLetters(projectId?: string): Promise<DeadLetter[]>;
-  /** Folds an actual cost into the (task type, agent) mean: ewma += alpha * (cost - ewma). */
-  observeCost(taskType: string, agent: string, cost: number, alpha: number, at: Date): Promise<void>;
+  /**
+   * Folds actual costs into the (task type, agent) mean: `count` samples of `cost` (a batch's
+   * mean), ewma += (1 - (1 - alpha)^count) * (cost - ewma); the first sample sets it.
+   */
+  observeCost(taskType: string, agent: string, cost: number, alpha: number, at: Date, count?: number): Promise<void>;
   listCostObservations(): Promise<CostObservation[]>;
 }

@@ -112,6 +112,9 @@ export interface Page {
   limit: number;
 }
 
+/** The outcome of one write of a batch (see `applyTransitions`). */
+export type TransitionOutcome = { ok: true; version: number } | { ok: false; error: Error };
+
 export interface TaskStore {
   /**
    * Inserts tasks in one round trip, with an audit row each (from null). All or none:
@@ -127,6 +130,17 @@ export interface TaskStore {
    * is written then.
    */
   applyTransition(write: TransitionWrite): Promise<number>;
+  /**
+   * Applies many transitions in one round trip (the hot paths batch: promotion, dispatch,
+   * results). Each write succeeds or fails on its own, with the same checks and errors as
+   * `applyTransition` (TaskNotFoundError, VersionConflictError, StaleFencingTokenError,
+   * BudgetExceededError), in the outcome at its index; a failed write writes nothing.
+   * Budget reservations with `enforce` are granted in the order of the writes while they
+   * fit (spent + reserved <= limit, project active), under the project row's lock, so
+   * concurrent batches from several processes never overspend together. Writes for the
+   * same task in one batch are not allowed (ValidationError for the whole call).
+   */
+  applyTransitions(writes: readonly TransitionWrite[]): Promise<TransitionOutcome[]>;
   /** Non-final tasks (see isFinalStatus), ordered by task id, a page at a time. */
   loadNonFinal(page: Page): Promise<TaskRecord[]>;
   /** Tasks of a project, optionally of some statuses, ordered by creation. */
@@ -135,6 +149,8 @@ export interface TaskStore {
   listReady(page: { offset: number; limit: number }): Promise<{ taskId: string; priority: number }[]>;
   /** Tasks that depend on the given task (for pushing readiness on completion). */
   listDependents(taskId: string): Promise<TaskRecord[]>;
+  /** Tasks that depend on any of the given tasks, once each, ordered by task id. */
+  listDependentsOf(taskIds: readonly string[]): Promise<TaskRecord[]>;
   /** RUNNING tasks whose deadline is at or before `now`. */
   listExpired(now: Date, limit: number): Promise<TaskRecord[]>;
   /** The audit log of one task, oldest first. */

@@ -153,6 +153,112 @@ export function lockManagerContract(name: string, factory: LockManagerFactory): 
       expect(b.fencingToken).toBe(floor + 2);
     });
 
+    it('acquireMany: a lease per free resource, null exactly where another holder has it', async () => {
+      mustHold(await other.acquire('b-1', LONG_TTL));
+      const [held3] = await other.acquireMany(['b-3'], LONG_TTL);
+      mustHold(held3 ?? null);
+      const resources = ['b-0', 'b-1', 'b-2', 'b-3', 'b-4'];
+      const leases = await locks.acquireMany(resources, LONG_TTL);
+      expect(leases).toHaveLength(resources.length);
+      expect(leases.map((l) => l === null)).toEqual([false, true, false, true, false]);
+      const taken = leases.filter((l): l is Lease => l !== null);
+      expect(taken.map((l) => l.resource)).toEqual(['b-0', 'b-2', 'b-4']);
+      for (const lease of taken) {
+        expect(lease.ttlMs).toBe(LONG_TTL);
+        expect(lease.token.length).toBeGreaterThanOrEqual(16);
+        expect(Number.isSafeInteger(lease.fencingToken) && lease.fencingToken > 0).toBe(true);
+        const remaining = await h.remainingTtl(lease.resource);
+        expect(remaining!).toBeGreaterThan(0);
+        expect(remaining!).toBeLessThanOrEqual(LONG_TTL);
+        expect(await other.acquire(lease.resource, LONG_TTL)).toBeNull();
+      }
+      expect(new Set(taken.map((l) => l.token)).size).toBe(taken.length);
+      // Held now, by the batch or by the other holder: a second batch gets nothing.
+      expect(await other.acquireMany(resources, LONG_TTL)).toEqual([null, null, null, null, null]);
+      // Each lease of the batch is an ordinary lease.
+      expect(await locks.extend(taken[0]!, LONG_TTL)).toBe(true);
+      expect(await locks.release(taken[1]!)).toBe(true);
+      mustHold(await other.acquire('b-2', LONG_TTL));
+    });
+
+    it('acquireMany: fencing tokens strictly increase within and across batches, interleaved with single acquisitions', async () => {
+      const tokens: number[] = [];
+      tokens.push(mustHold(await locks.acquire('f-single-0', LONG_TTL)).fencingToken);
+      mustHold(await other.acquire('f-held', LONG_TTL));
+      const batch1 = await locks.acquireMany(['f-0', 'f-1', 'f-held', 'f-2', 'f-3'], LONG_TTL);
+      expect(batch1[2]).toBeNull();
+      tokens.push(...batch1.filter((l): l is Lease => l !== null).map((l) => l.fencingToken));
+      tokens.push(mustHold(await other.acquire('f-single-1', LONG_TTL)).fencingToken);
+      const batch2 = await other.acquireMany(['f-4', 'f-0', 'f-5'], LONG_TTL);
+      expect(batch2[1]).toBeNull();
+      tokens.push(...batch2.filter((l): l is Lease => l !== null).map((l) => l.fencingToken));
+      tokens.push(mustHold(await locks.acquire('f-single-2', LONG_TTL)).fencingToken);
+      expect(tokens).toHaveLength(9); // 3 singles, 4 + 2 from the batches
+      for (let i = 1; i < tokens.length; i++) expect(tokens[i]!).toBeGreaterThan(tokens[i - 1]!);
+    });
+
+    it('acquireMany gives each resource to exactly one of concurrent overlapping batches', async () => {
+      const resources = Array.from({ length: 30 }, (_, i) => `c-${i}`);
+      const batches = Array.from({ length: 6 }, (_, b) => {
+        // Each batch a different rotation of the same resources, some also taken one at a time.
+        const order = [...resources.slice(b * 5), ...resources.slice(0, b * 5)];
+        return (b % 2 === 0 ? locks : other).acquireMany(order, LONG_TTL);
+      });
+      const singles = resources.filter((_, i) => i % 7 === 0).map((r) => other.acquire(r, LONG_TTL));
+      const results = [...(await Promise.all(batches)).flat(), ...(await Promise.all(singles))];
+      const winners = new Map<string, number>();
+      for (const lease of results) {
+        if (lease !== null) winners.set(lease.resource, (winners.get(lease.resource) ?? 0) + 1);
+      }
+      expect([...winners.keys()].sort()).toEqual([...resources].sort());
+      for (const count of winners.values()) expect(count).toBe(1);
+      const fencing = results.filter((l): l is Lease => l !== null).map((l) => l.fencingToken);
+      expect(new Set(fencing).size).toBe(resources.length);
+    });
+
+    it('releaseMany: true only where the lease is still held by its token', async () => {
+      const [a, b] = (await locks.acquireMany(['m-a', 'm-b'], h.shortTtlMs)).map(mustHold);
+      const [c, d, e] = (await locks.acquireMany(['m-c', 'm-d', 'm-e'], LONG_TTL)).map(mustHold);
+      await h.expire('m-a');
+      await h.expire('m-b');
+      const rival = mustHold(await other.acquire('m-a', LONG_TTL)); // a: expired and taken by another holder
+      expect(await locks.release(c!)).toBe(true); // c: already released
+      const forged = { ...e!, token: 'f'.repeat(32) };
+      expect(await locks.releaseMany([a!, b!, c!, d!, forged, e!])).toEqual([false, false, false, true, false, true]);
+      // The rival keeps its lease; d and e are free again.
+      expect(await h.remainingTtl('m-a')).not.toBeNull();
+      expect(await locks.acquire('m-a', LONG_TTL)).toBeNull();
+      expect(await h.remainingTtl('m-d')).toBeNull();
+      expect(await h.remainingTtl('m-e')).toBeNull();
+      // A lease is released once: the same lease again (or twice in one call) is false.
+      const again = await other.releaseMany([rival, rival, d!]);
+      expect(again).toEqual([true, false, false]);
+      expect(await locks.releaseMany([])).toEqual([]);
+    });
+
+    it('acquireMany and releaseMany handle a batch of 1000 and keep large fencing tokens exact', async () => {
+      const floor = 2 ** 52 + 3;
+      await locks.ensureFencingAbove(floor);
+      const resources = Array.from({ length: 1000 }, (_, i) => `big-${i}`);
+      const leases = (await locks.acquireMany(resources, LONG_TTL)).map(mustHold);
+      expect(leases.map((l) => l.fencingToken)).toEqual(resources.map((_, i) => floor + 1 + i));
+      expect(leases.map((l) => l.resource)).toEqual(resources);
+      expect(await other.releaseMany(leases)).toEqual(resources.map(() => true));
+      const next = mustHold(await other.acquire('big-0', LONG_TTL));
+      expect(next.fencingToken).toBe(floor + 1001);
+    });
+
+    it('acquireMany refuses duplicate resources, takes nothing, and answers [] to an empty batch', async () => {
+      await expect(locks.acquireMany(['d-0', 'd-1', 'd-0'], LONG_TTL)).rejects.toBeInstanceOf(ValidationError);
+      expect(await h.remainingTtl('d-0')).toBeNull();
+      expect(await h.remainingTtl('d-1')).toBeNull();
+      expect(await locks.acquireMany([], LONG_TTL)).toEqual([]);
+      const [lease] = await locks.acquireMany(['d-0'], LONG_TTL);
+      const first = mustHold(lease ?? null);
+      const single = mustHold(await locks.acquire('d-1', LONG_TTL));
+      expect(single.fencingToken).toBe(first.fencingToken + 1); // the failed and the empty batch used no token
+    });
+
     it('rejects bad arguments with ValidationError', async () => {
       for (const ttl of [0, -1, 1.5, Number.NaN]) {
         await expect(locks.acquire('job-1', ttl)).rejects.toBeInstanceOf(ValidationError);
@@ -163,7 +269,13 @@ export function lockManagerContract(name: string, factory: LockManagerFactory): 
       for (const value of [-1, 0.5, Number.POSITIVE_INFINITY]) {
         await expect(locks.ensureFencingAbove(value)).rejects.toBeInstanceOf(ValidationError);
       }
+      for (const ttl of [0, -1, 1.5, Number.NaN]) {
+        await expect(locks.acquireMany(['job-2'], ttl)).rejects.toBeInstanceOf(ValidationError);
+      }
+      await expect(locks.acquireMany(['job-2', ''], LONG_TTL)).rejects.toBeInstanceOf(ValidationError);
+      await expect(locks.releaseMany([lease, { ...lease, resource: '' }])).rejects.toBeInstanceOf(ValidationError);
       expect(await locks.release(lease)).toBe(true);
+      expect(await h.remainingTtl('job-2')).toBeNull();
     });
   });
 }

@@ -37,6 +37,19 @@ describe('MemoryLockManager on a simulated clock', () => {
     expect(next!.fencingToken).toBe(lease!.fencingToken + 1);
   });
 
+  it('a batch is taken at one instant: every lease of it lasts exactly ttlMs', async () => {
+    const clock = new SimulatedClock();
+    const locks = new MemoryLockManager({ clock });
+    const leases = await locks.acquireMany(['a', 'b', 'c'], 1_000);
+    expect(leases.map((l) => l!.fencingToken)).toEqual([1, 2, 3]);
+    clock.increment(999);
+    for (const r of ['a', 'b', 'c']) expect(await locks.remainingTtl(r)).toBe(1);
+    expect(await locks.releaseMany([leases[0]!])).toEqual([true]);
+    clock.increment(1);
+    expect(await locks.releaseMany(leases.map((l) => l!))).toEqual([false, false, false]);
+    expect((await locks.acquireMany(['a', 'b', 'c'], 1_000)).map((l) => l!.fencingToken)).toEqual([4, 5, 6]);
+  });
+
   it('sweeps leases whose holders never came back', async () => {
     const clock = new SimulatedClock();
     const locks = new MemoryLockManager({ clock, sweepThreshold: 4 });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe } from 'vitest';
+import { batchContract } from './task-store.contract-batch.js';
 import { budgetContract } from './task-store.contract-budget.js';
 import { readContract } from './task-store.contract-reads.js';
 import { writeContract } from './task-store.contract-writes.js';
@@ -33,5 +34,6 @@ export function taskStoreContract(name: string, setup: () => Promise<TaskStoreHa
     describe('writes', () => writeContract(ref));
     describe('reads', () => readContract(ref));
     describe('budget and outbox', () => budgetContract(ref));
+    describe('batches', () => batchContract(ref));
   });
 }

@@ -115,7 +115,7 @@ describe('timeouts and heartbeats', () => {
   it('a silent attempt times out and is retried; heartbeats keep a long one alive', async () => {
     let first = true;
     const { blackboard, h } = await harness({
-      config: { ...noApprovals, scheduler: { ...noApprovals.scheduler, taskTimeoutSeconds: 0.3 } },
+      config: noApprovals,
       agentOverride: (task) => {
         if (task.taskType !== 'UPSCALE_IMAGE' && task.taskType !== 'CAST_VOICES') return null;
         if (task.taskType === 'UPSCALE_IMAGE' && first) {
@@ -135,7 +135,11 @@ describe('timeouts and heartbeats', () => {
       },
     });
     await project(h, 'prj_to', {});
-    const { taskIds } = await h.orchestrator.submitTasks('prj_to', [{ taskType: 'UPSCALE_IMAGE' }, { taskType: 'CAST_VOICES' }]);
+    // A per-attempt timeout of 300 ms for both.
+    const { taskIds } = await h.orchestrator.submitTasks('prj_to', [
+      { taskType: 'UPSCALE_IMAGE', timeoutMs: 300 },
+      { taskType: 'CAST_VOICES', timeoutMs: 300 },
+    ]);
     await waitFor(async () => (await blackboard.tasks.getTasks(taskIds)).every((t) => t.status === 'COMPLETED'), { timeoutMs: 30_000 });
     const [retried, beating] = await blackboard.tasks.getTasks(taskIds);
     expect(retried!.attempts).toBe(2);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { systemClock, type Clock } from '../../ports/clock.js';
 import type { Lease, LockManager } from '../../ports/lock-manager.js';
-import { checkFencingValue, checkResource, checkTtl } from '../validation.js';
+import { checkDistinctResources, checkFencingValue, checkResource, checkTtl } from '../validation.js';
 
 export interface MemoryLockManagerOptions {
   /** Time source for expiry; xstate's SimulatedClock in tests. Default: the system clock. */
@@ -63,6 +63,38 @@ export class MemoryLockManager implements LockManager {
     if (!isHolder(held, lease)) return false;
     this.#held.delete(lease.resource);
     return true;
+  }
+
+  /**
+   * All at one instant (one clock.now()): a lease or null per resource, at its index;
+   * fencing tokens of the leases taken grow with the index. Duplicates are a ValidationError.
+   */
+  async acquireMany(resources: readonly string[], ttlMs: number): Promise<(Lease | null)[]> {
+    checkTtl(ttlMs);
+    checkDistinctResources(resources);
+    if (resources.length === 0) return [];
+    const now = this.#clock.now();
+    const random = randomBytes(16 * resources.length).toString('hex');
+    const leases = resources.map((resource, i): Lease | null => {
+      if (this.#live(resource, now) !== undefined) return null;
+      const lease: Lease = { resource, token: random.slice(32 * i, 32 * (i + 1)), fencingToken: ++this.#fence, ttlMs };
+      this.#held.set(resource, { token: lease.token, fencingToken: lease.fencingToken, expiresAt: now + ttlMs });
+      return lease;
+    });
+    this.#maybeSweep(now);
+    return leases;
+  }
+
+  /** In order, at one instant: per lease, whether it was still held (and is now released). */
+  async releaseMany(leases: readonly Lease[]): Promise<boolean[]> {
+    for (const lease of leases) checkResource(lease.resource);
+    const now = this.#clock.now();
+    return leases.map((lease) => {
+      const held = this.#live(lease.resource, now);
+      if (!isHolder(held, lease)) return false;
+      this.#held.delete(lease.resource);
+      return true;
+    });
   }
 
   async ensureFencingAbove(value: number): Promise<void> {

@@ -298,17 +298,19 @@ export class PostgresProjectStore implements ProjectStore {
     return rows.map((r) => ({ taskId: r.task_id, projectId: r.project_id, reason: r.reason, lastError: r.last_error, attempts: r.attempts, at: r.at }));
   }
 
-  async observeCost(taskType: string, agent: string, cost: number, alpha: number, at: Date): Promise<void> {
+  async observeCost(taskType: string, agent: string, cost: number, alpha: number, at: Date, count = 1): Promise<void> {
     requireAmount('cost', cost);
     requireAmount('alpha', alpha, { max: 1 });
+    if (!Number.isInteger(count) || count < 1) throw new ValidationError(`count must be a positive integer, got ${count}`);
     // One upsert: concurrent observations of a pair queue on its row and none is lost.
+    // `count` samples of the same value move the mean by 1 - (1 - alpha)^count of the gap.
     await this.sql.query(
       `INSERT INTO cost_observations (task_type, agent, ewma, samples, updated_at)
-       VALUES ($1::text, $2::text, $3::numeric, 1, $5::timestamp)
+       VALUES ($1::text, $2::text, $3::numeric, $6::bigint, $5::timestamp)
        ON CONFLICT (task_type, agent) DO UPDATE SET
-         ewma = cost_observations.ewma + $4::numeric * ($3::numeric - cost_observations.ewma),
-         samples = cost_observations.samples + 1, updated_at = $5::timestamp`,
-      [taskType, agent, cost, alpha, toSqlTime(at)],
+         ewma = cost_observations.ewma + (1 - power(1 - $4::numeric, $6::integer)) * ($3::numeric - cost_observations.ewma),
+         samples = cost_observations.samples + $6::bigint, updated_at = $5::timestamp`,
+      [taskType, agent, cost, alpha, toSqlTime(at), count],
     ).catch((err: unknown) => {
       throw invalidInput(err, `cannot record a cost of ${taskType} by ${agent}`);
     });

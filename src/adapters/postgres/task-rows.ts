@@ -1,5 +1,5 @@
 import type { TaskStatus } from '../../domain/task.js';
-import type { NewTaskRecord, OutboxEvent, TaskRecord, TransitionRecord } from '../../ports/task-store.js';
+import type { NewTaskRecord, OutboxEvent, TaskRecord, TransitionRecord, TransitionWrite } from '../../ports/task-store.js';
 
 /**
  * Row shapes of `tasks` and `task_transitions` and their mapping to the port's records.
@@ -99,6 +99,36 @@ export function newTaskToJson(t: NewTaskRecord): Record<string, unknown> {
     // jsonb_to_recordset cannot tell a JSON null snapshot from a missing one: wrap it.
     snapshot: { v: t.snapshot ?? null },
     machine_version: t.machineVersion,
+  };
+}
+
+/**
+ * The JSON element APPLY_TRANSITIONS reads for one write of a batch, `idx` its index in
+ * the call. The patch keeps its camelCase keys (its Dates become ISO strings); the
+ * snapshot is wrapped like newTaskToJson's; the budget effect is flattened.
+ */
+export function transitionToJson(w: TransitionWrite, idx: number): Record<string, unknown> {
+  const b = w.budget;
+  return {
+    idx,
+    task_id: w.taskId,
+    expected_version: w.expectedVersion,
+    fencing_token: w.fencingToken ?? null,
+    from_status: w.from,
+    to_status: w.to,
+    event: w.event,
+    detail: w.detail ?? null,
+    patch: w.patch,
+    snapshot: { v: w.snapshot ?? null },
+    machine_version: w.machineVersion,
+    by_instance: w.by,
+    at: w.at.toISOString(),
+    budget_project: b?.projectId ?? null,
+    reserve: b?.reserve ?? null,
+    release: b?.release ?? null,
+    spend: b?.spend ?? null,
+    enforce: b?.enforce ?? null,
+    raise: w.raise?.length ? w.raise.map(outboxToJson) : null,
   };
 }
 

@@ -5,6 +5,7 @@ import {
   ProjectNotFoundError,
   StaleFencingTokenError,
   TaskNotFoundError,
+  ValidationError,
   VersionConflictError,
 } from '../../errors.js';
 import type {
@@ -14,6 +15,7 @@ import type {
   Page,
   TaskRecord,
   TaskStore,
+  TransitionOutcome,
   TransitionRecord,
   TransitionWrite,
 } from '../../ports/task-store.js';
@@ -21,12 +23,14 @@ import { invalidInput, pgCode, UNIQUE_VIOLATION } from './pg-errors.js';
 import { toSqlTime, type SqlClient } from './sql-client.js';
 import {
   APPLY_TRANSITION,
+  APPLY_TRANSITIONS,
   BUDGET_REFUSED,
   CREATE_TASKS,
   NON_FINAL,
   PROJECT_BUDGET,
+  type BatchResultRow,
   type ProjectBudgetRow,
-  type TransitionOutcome,
+  type TransitionResultRow,
 } from './task-sql.js';
 import {
   newTaskToJson,
@@ -35,12 +39,32 @@ import {
   TASK_COLUMNS,
   taskFromRow,
   transitionFromRow,
+  transitionToJson,
   type OutboxRow,
   type TaskRow,
   type TransitionRow,
 } from './task-rows.js';
 
 const roundMoney = (x: number): number => (Number.isFinite(x) ? Math.round(x * 10_000) / 10_000 : x);
+
+const budgetRequested = (b: BudgetEffect): number => (b.reserve ?? 0) - (b.release ?? 0) + (b.spend ?? 0);
+
+/** The outcome of one write of a batch, from its APPLY_TRANSITIONS row (same errors, same precedence as applyTransition). */
+function batchOutcome(w: TransitionWrite, r: BatchResultRow): TransitionOutcome {
+  if (r.new_version !== null) return { ok: true, version: r.new_version };
+  const fail = (error: Error): TransitionOutcome => ({ ok: false, error });
+  if (!r.found) return fail(new TaskNotFoundError(w.taskId));
+  if (w.fencingToken !== undefined && r.old_token !== null && w.fencingToken < r.old_token) {
+    return fail(new StaleFencingTokenError(w.taskId, w.fencingToken, r.old_token));
+  }
+  if (!r.task_ok) return fail(new VersionConflictError(w.taskId, w.expectedVersion, r.old_version ?? -1));
+  const b = w.budget;
+  if (!b) throw new Error(`applyTransitions: write for task ${w.taskId} passed its checks but was not applied`);
+  if (!r.project_found) return fail(new ProjectNotFoundError(b.projectId));
+  const remaining =
+    !r.active ? 0 : r.budget_limit === null ? Infinity : Math.max(r.budget_limit - (r.s_before ?? 0) - (r.r_before ?? 0), 0);
+  return fail(new BudgetExceededError(b.projectId, roundMoney(budgetRequested(b)), roundMoney(remaining)));
+}
 
 export class PostgresTaskStore implements TaskStore {
   constructor(private readonly sql: SqlClient) {}
@@ -86,9 +110,9 @@ export class PostgresTaskStore implements TaskStore {
   }
 
   async applyTransition(w: TransitionWrite): Promise<number> {
-    let outcome: TransitionOutcome | undefined;
+    let outcome: TransitionResultRow | undefined;
     try {
-      const { rows } = await this.sql.query<TransitionOutcome>(
+      const { rows } = await this.sql.query<TransitionResultRow>(
         APPLY_TRANSITION,
         [
           w.taskId,
@@ -130,6 +154,41 @@ export class PostgresTaskStore implements TaskStore {
     if (!now) throw new TaskNotFoundError(w.taskId);
     if (stale(now.token)) throw new StaleFencingTokenError(w.taskId, w.fencingToken!, now.token);
     throw new VersionConflictError(w.taskId, w.expectedVersion, now.version);
+  }
+
+  /**
+   * The batch in one statement (APPLY_TRANSITIONS), atomic as a statement; each write
+   * applies or not on its own, and the outcomes are read from the statement's rows.
+   * Enforced budget reservations are judged in the order of the writes on the running
+   * amounts of the accepted ones: the same result as applying the writes one at a time
+   * in that order (a refused reservation does not stop a smaller one after it). A refused
+   * one reports `remaining` as what was left just before it. Input the database refuses
+   * (a bad status, a value out of range) fails the whole call with ValidationError and
+   * writes nothing.
+   */
+  async applyTransitions(writes: readonly TransitionWrite[]): Promise<TransitionOutcome[]> {
+    if (writes.length === 0) return [];
+    const seen = new Set<string>();
+    const repeated = new Set<string>();
+    for (const w of writes) (seen.has(w.taskId) ? repeated : seen).add(w.taskId);
+    if (repeated.size > 0) {
+      throw new ValidationError('a batch of transitions names a task more than once', [...repeated].map((id) => `task ${id}`));
+    }
+
+    let rows: BatchResultRow[];
+    try {
+      ({ rows } = await this.sql.query<BatchResultRow>(
+        APPLY_TRANSITIONS,
+        [JSON.stringify(writes.map((w, i) => transitionToJson(w, i)))],
+        { name: 'task_store_apply_transitions' },
+      ));
+    } catch (err) {
+      throw invalidInput(err, `cannot apply a batch of ${writes.length} transitions`);
+    }
+    if (rows.length !== writes.length) {
+      throw new Error(`applyTransitions: ${rows.length} result rows for ${writes.length} writes`);
+    }
+    return rows.map((r, i) => batchOutcome(writes[i]!, r));
   }
 
   async loadNonFinal(page: Page): Promise<TaskRecord[]> {
@@ -175,6 +234,24 @@ export class PostgresTaskStore implements TaskStore {
     const { rows } = await this.sql.query<TaskRow>(
       `SELECT ${TASK_COLUMNS} FROM tasks WHERE dependencies @> $1::jsonb ORDER BY task_id`,
       [JSON.stringify([taskId])],
+    );
+    return rows.map(taskFromRow);
+  }
+
+  /**
+   * One query: `dependencies @> ANY (array of ["id"])`. The GIN index on dependencies is
+   * `jsonb_path_ops`, which serves `@>` but not `?|`; a bitmap index scan runs the `@>`
+   * probe once per element of the array and ORs the results, so each dependent comes
+   * once, from the index.
+   */
+  async listDependentsOf(taskIds: readonly string[]): Promise<TaskRecord[]> {
+    if (taskIds.length === 0) return [];
+    const { rows } = await this.sql.query<TaskRow>(
+      `SELECT ${TASK_COLUMNS} FROM tasks
+       WHERE dependencies @> ANY (ARRAY(SELECT jsonb_build_array(d) FROM jsonb_array_elements($1::jsonb) AS d))
+       ORDER BY task_id`,
+      [JSON.stringify([...new Set(taskIds)])],
+      { name: 'task_store_list_dependents_of' },
     );
     return rows.map(taskFromRow);
   }
@@ -251,7 +328,7 @@ export class PostgresTaskStore implements TaskStore {
     const { rows } = await this.sql.query<ProjectBudgetRow>(PROJECT_BUDGET, [budget.projectId]);
     const p = rows[0];
     if (!p) return new ProjectNotFoundError(budget.projectId);
-    const requested = (budget.reserve ?? 0) - (budget.release ?? 0) + (budget.spend ?? 0);
+    const requested = budgetRequested(budget);
     const remaining =
       p.state !== 'active' ? 0 : p.budget_limit === null ? Infinity : Math.max(p.budget_limit - p.spent - p.reserved, 0);
     return new BudgetExceededError(budget.projectId, roundMoney(requested), roundMoney(remaining));

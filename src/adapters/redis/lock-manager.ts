@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { ValidationError } from '../../errors.js';
 import type { Lease, LockManager } from '../../ports/lock-manager.js';
-import { checkFencingValue, checkResource, checkTtl } from '../validation.js';
+import { checkDistinctResources, checkFencingValue, checkResource, checkTtl } from '../validation.js';
 import { withCommands, type ScriptedRedis } from './scripts.js';
 import { redisFailure } from './connection.js';
 
@@ -12,7 +12,8 @@ export interface RedisLockManagerOptions {
   /**
    * Key prefix: leases live at `${prefix}:lock:${resource}`, the fencing counter at
    * `${prefix}:fence`. On Redis Cluster, leases and the counter must share a slot for
-   * acquire to be one script: use a hash tag (e.g. `{orchestrator}`).
+   * acquire (and acquireMany/releaseMany, which take many lock keys in one script) to be
+   * one script: use a hash tag (e.g. `{orchestrator}`).
    */
   prefix: string;
 }
@@ -22,6 +23,8 @@ export interface RedisLockManagerOptions {
  * release, and a global fencing counter (INCR in the same script as the SET, so a
  * token is handed out only with a lease). The stored value is `<token>:<fencing token>`,
  * which lets acquire recognise a resent command (see commands/lock-acquire.lua).
+ * acquireMany and releaseMany do the same for a whole batch in one script, one round
+ * trip (commands/lock-acquire-many.lua, lock-release-many.lua).
  *
  * Expiry is Redis' own (PX): a holder whose connection dropped loses the lease once the
  * TTL runs out, and its later extend/release find another value and are refused.
@@ -37,8 +40,10 @@ export class RedisLockManager implements LockManager {
     }
     this.#redis = withCommands(options.redis, [
       'orchLockAcquire',
+      'orchLockAcquireMany',
       'orchLockExtend',
       'orchLockRelease',
+      'orchLockReleaseMany',
       'orchFenceEnsureAbove',
     ]);
     this.#prefix = options.prefix;
@@ -81,6 +86,49 @@ export class RedisLockManager implements LockManager {
     } catch (err) {
       throw redisFailure('lock release', err);
     }
+  }
+
+  /**
+   * One script for the whole batch: a lease (own random token, own fencing token) or null
+   * per resource, at its index. The fencing tokens of the leases taken grow with the
+   * index and exceed every token handed out before. Duplicate resources are a
+   * ValidationError; an empty list answers [] without a round trip.
+   */
+  async acquireMany(resources: readonly string[], ttlMs: number): Promise<(Lease | null)[]> {
+    checkTtl(ttlMs);
+    checkDistinctResources(resources);
+    const n = resources.length;
+    if (n === 0) return [];
+    const random = randomBytes(16 * n).toString('hex');
+    const tokens = Array.from({ length: n }, (_, i) => random.slice(32 * i, 32 * (i + 1)));
+    const args: (string | number)[] = [this.#fenceKey];
+    for (const resource of resources) args.push(this.lockKey(resource));
+    args.push(ttlMs, ...tokens);
+    let replies: (number | null)[];
+    try {
+      replies = await this.#redis.orchLockAcquireMany(n + 1, ...args);
+    } catch (err) {
+      throw redisFailure('lock acquireMany', err);
+    }
+    return resources.map((resource, i) => {
+      const fencingToken = replies[i];
+      return fencingToken === null || fencingToken === undefined ? null : { resource, token: tokens[i]!, fencingToken, ttlMs };
+    });
+  }
+
+  /** One script for the whole batch: per lease, whether it was still held (and is now released). */
+  async releaseMany(leases: readonly Lease[]): Promise<boolean[]> {
+    for (const lease of leases) checkResource(lease.resource);
+    if (leases.length === 0) return [];
+    const args: string[] = leases.map((lease) => this.lockKey(lease.resource));
+    for (const lease of leases) args.push(storedValue(lease));
+    let replies: number[];
+    try {
+      replies = await this.#redis.orchLockReleaseMany(leases.length, ...args);
+    } catch (err) {
+      throw redisFailure('lock releaseMany', err);
+    }
+    return replies.map((reply) => reply === 1);
   }
 
   async ensureFencingAbove(value: number): Promise<void> {

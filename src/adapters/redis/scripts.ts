@@ -5,13 +5,18 @@ import type { ChainableCommander, Redis } from 'ioredis';
  * The Lua commands in ./commands, registered on a client with `defineCommand` so that
  * ioredis runs them with EVALSHA (and falls back to EVAL on NOSCRIPT, e.g. after a
  * Redis restart). The build copies the folder next to the emitted JS.
+ *
+ * `numberOfKeys: null` marks a command with a variable number of keys: its caller passes
+ * the key count first (as EVALSHA's numkeys).
  */
 const COMMANDS = {
   orchQueuePut: { file: 'queue-put.lua', numberOfKeys: 2 },
   orchQueueSwap: { file: 'queue-swap.lua', numberOfKeys: 2 },
   orchLockAcquire: { file: 'lock-acquire.lua', numberOfKeys: 2 },
+  orchLockAcquireMany: { file: 'lock-acquire-many.lua', numberOfKeys: null },
   orchLockExtend: { file: 'lock-extend.lua', numberOfKeys: 1 },
   orchLockRelease: { file: 'lock-release.lua', numberOfKeys: 1 },
+  orchLockReleaseMany: { file: 'lock-release-many.lua', numberOfKeys: null },
   orchFenceEnsureAbove: { file: 'fence-ensure-above.lua', numberOfKeys: 1 },
 } as const;
 
@@ -26,10 +31,17 @@ export interface ScriptCommands {
   orchQueueSwap(stagingKey: string, queueKey: string, expected: number): Promise<number>;
   /** KEYS lock, fence; ARGV token, ttlMs. Returns the fencing token or null. */
   orchLockAcquire(lockKey: string, fenceKey: string, token: string, ttlMs: number): Promise<number | null>;
+  /**
+   * numkeys = n + 1; KEYS fence, lock1..lockN; ARGV ttlMs, token1..tokenN. Returns, per
+   * lock key, its fencing token or null.
+   */
+  orchLockAcquireMany(numKeys: number, ...keysThenArgs: Arg[]): Promise<(number | null)[]>;
   /** KEYS lock; ARGV value, ttlMs. Returns 1 or 0. */
   orchLockExtend(lockKey: string, value: string, ttlMs: number): Promise<number>;
   /** KEYS lock; ARGV value. Returns 1 or 0. */
   orchLockRelease(lockKey: string, value: string): Promise<number>;
+  /** numkeys = n; KEYS lock1..lockN; ARGV value1..valueN. Returns 1 or 0 per lock key. */
+  orchLockReleaseMany(numKeys: number, ...keysThenArgs: Arg[]): Promise<number[]>;
   /** KEYS fence; ARGV value. Returns the counter. */
   orchFenceEnsureAbove(fenceKey: string, value: number): Promise<number>;
 }
@@ -54,7 +66,11 @@ export function withCommands(redis: Redis, names: readonly CommandName[]): Scrip
   const target = redis as unknown as Record<string, unknown>;
   for (const name of names) {
     if (typeof target[name] === 'function') continue;
-    redis.defineCommand(name, { numberOfKeys: COMMANDS[name].numberOfKeys, lua: loadCommandSource(name) });
+    const { numberOfKeys } = COMMANDS[name];
+    redis.defineCommand(name, {
+      lua: loadCommandSource(name),
+      ...(numberOfKeys === null ? {} : { numberOfKeys }),
+    });
   }
   return redis as ScriptedRedis;
 }

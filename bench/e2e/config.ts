@@ -1,0 +1,131 @@
+/**
+ * Settings of `npm run bench`, all from the environment (see bench/README.md). BENCH_N
+ * scales the other sizes unless they are given: `BENCH_N=2000` is a quick run.
+ */
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const RESULTS_DIR = fileURLToPath(new URL('../results/', import.meta.url));
+
+export const SCENARIOS = ['flat', 'deps', 'latency', 'scale', 'memory'] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+export interface BenchConfig {
+  runId: string;
+  /** Flat throughput: tasks / jobs per round. */
+  n: number;
+  /** Dependency throughput: parents per round, each waiting on `children` children. */
+  parents: number;
+  children: number;
+  /** A/B rounds (alternating) of the throughput and latency comparisons. */
+  rounds: number;
+  /** Time limit of one orchestrator run (flat, deps); the rate over what completed is reported past it. */
+  phaseLimitMs: number;
+  /** Time limit of one BullMQ run. */
+  bullLimitMs: number;
+  /** MAX_CONCURRENT_TASKS of the orchestrator and concurrency of the BullMQ Worker. */
+  concurrency: number;
+  /** Concurrency of the no-op agent worker (higher than the orchestrator's limit: never the bottleneck). */
+  agentConcurrency: number;
+  /** Tasks per event (flat) and parents per event (deps); the same chunks go to BullMQ's addBulk. */
+  eventSize: number;
+  parentsPerEvent: number;
+  priorityLevels: number;
+  seed: number;
+  latencySeconds: number;
+  /** Fixed latency load in events/s; default half the maximum each side showed in a burst. */
+  latencyRate: number | null;
+  /** Single-task events of the orchestrator's burst (BullMQ: 10 × as many adds). */
+  latencyProbe: number;
+  floorRequests: number;
+  scaleSmall: number;
+  scaleBig: number;
+  /** Dispatches timed per scale window, and the window's limit. */
+  scaleDispatches: number;
+  scaleWindowMs: number;
+  scaleRounds: number;
+  /** Tasks per project of the big backlog (default scaleSmall, like the small one). */
+  scalePerProject: number;
+  recoveryTasks: number;
+  finalTasks: number;
+  /** The whole run stops starting scenarios past this. */
+  totalLimitMs: number;
+  cpuProf: boolean;
+  /** Count the orchestrator's SQL statements and Redis commands (a wrapper in its process). */
+  ioStats: boolean;
+  only: Set<ScenarioName>;
+  databaseUrl: string;
+  redisUrl: string;
+  natsUrl: string;
+}
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = Number(raw.replaceAll('_', ''));
+  if (!Number.isInteger(value) || value < 0) throw new Error(`${name}=${raw}: expected a non-negative integer`);
+  return value;
+}
+
+function num(env: NodeJS.ProcessEnv, name: string, fallback: number | null): number | null {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name}=${raw}: expected a positive number`);
+  return value;
+}
+
+function flag(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (!raw) return fallback;
+  return ['1', 'true', 'yes', 'on'].includes(raw);
+}
+
+export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
+  const n = int(env, 'BENCH_N', 20_000);
+  const scale = n / 20_000;
+  const only = (env.BENCH_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const s of only) if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`BENCH_ONLY: unknown scenario ${s} (${SCENARIOS.join(', ')})`);
+  const config: BenchConfig = {
+    runId: randomBytes(3).toString('hex'),
+    n,
+    parents: int(env, 'BENCH_PARENTS', Math.max(10, Math.round(2_000 * scale))),
+    children: int(env, 'BENCH_CHILDREN', 5),
+    rounds: Math.max(1, int(env, 'BENCH_ROUNDS', 3)),
+    phaseLimitMs: int(env, 'BENCH_PHASE_LIMIT_S', 30) * 1000,
+    bullLimitMs: int(env, 'BENCH_BULL_LIMIT_S', 60) * 1000,
+    concurrency: Math.max(1, int(env, 'BENCH_CONCURRENCY', 50)),
+    agentConcurrency: Math.max(1, int(env, 'BENCH_AGENT_CONCURRENCY', 200)),
+    eventSize: Math.max(1, int(env, 'BENCH_EVENT_SIZE', 1_000)),
+    parentsPerEvent: Math.max(1, int(env, 'BENCH_PARENTS_PER_EVENT', 100)),
+    priorityLevels: Math.min(1001, Math.max(1, int(env, 'BENCH_PRIORITY_LEVELS', 10))),
+    seed: int(env, 'BENCH_SEED', 42),
+    latencySeconds: Math.max(1, int(env, 'BENCH_LATENCY_S', 6)),
+    latencyRate: num(env, 'BENCH_LATENCY_RATE', null),
+    latencyProbe: Math.max(10, int(env, 'BENCH_LATENCY_PROBE', 400)),
+    floorRequests: Math.max(10, int(env, 'BENCH_FLOOR_REQUESTS', 2_000)),
+    scaleSmall: Math.max(1, int(env, 'BENCH_SCALE_SMALL', 1_000)),
+    scaleBig: Math.max(1, int(env, 'BENCH_SCALE_BIG', Math.round(1_000_000 * scale))),
+    scaleDispatches: Math.max(10, int(env, 'BENCH_SCALE_DISPATCHES', 400)),
+    scaleWindowMs: int(env, 'BENCH_SCALE_WINDOW_S', 10) * 1000,
+    scaleRounds: Math.max(1, int(env, 'BENCH_SCALE_ROUNDS', 3)),
+    scalePerProject: Math.max(1, int(env, 'BENCH_SCALE_PER_PROJECT', int(env, 'BENCH_SCALE_SMALL', 1_000))),
+    recoveryTasks: Math.max(1, int(env, 'BENCH_RECOVERY_TASKS', Math.round(100_000 * scale))),
+    finalTasks: Math.max(1, int(env, 'BENCH_FINAL_TASKS', Math.round(1_000_000 * scale))),
+    totalLimitMs: int(env, 'BENCH_TOTAL_LIMIT_S', 570) * 1000,
+    cpuProf: flag(env, 'BENCH_CPU_PROF', false),
+    ioStats: flag(env, 'BENCH_IO_STATS', true),
+    only: new Set((only.length ? only : SCENARIOS) as ScenarioName[]),
+    databaseUrl: env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+    redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    natsUrl: env.NATS_URL ?? 'nats://127.0.0.1:4222',
+  };
+  if (config.scaleDispatches >= config.scaleSmall) config.scaleDispatches = Math.max(1, Math.floor(config.scaleSmall / 2));
+  return config;
+}
+
+/** What goes into the JSON file (the Set as an array). */
+export function configForReport(c: BenchConfig): Record<string, unknown> {
+  return { ...c, only: [...c.only] };
+}

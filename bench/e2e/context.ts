@@ -1,0 +1,164 @@
+/**
+ * What every scenario gets: the settings, the shared connections, the agents process,
+ * and how to start an orchestrator process on an environment; plus the status watcher.
+ */
+import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { RESULTS_DIR, type BenchConfig } from './config.js';
+import type { BenchEnv, Infra } from './infra.js';
+import { Child } from './ipc.js';
+import type { MemoryReport, OrchestratorProcSettings, StartedNotice } from './orchestrator-proc.js';
+import type { IoStats } from './io-stats.js';
+import { sleep, wallMs } from './stats.js';
+
+export interface Ctx {
+  config: BenchConfig;
+  infra: Infra;
+  agents: Child;
+  /** bench/results/<stamp>-<runId>/ : logs, profiles. */
+  outDir: string;
+  /** Epoch ms after which no new scenario starts. */
+  deadline: number;
+  log(message: string): void;
+}
+
+export function spawnAgents(config: BenchConfig, outDir: string): Child {
+  return Child.spawn('agents', 'bench/e2e/agents-proc.ts', {
+    env: { BENCH_AGENTS: JSON.stringify({ natsUrl: config.natsUrl, redisUrl: config.redisUrl }) },
+    logFile: join(outDir, 'logs', 'agents.log'),
+  });
+}
+
+export class OrchestratorProc {
+  private constructor(
+    readonly child: Child,
+    readonly label: string,
+    private readonly profDir: string | null,
+  ) {}
+
+  /** Spawns the orchestrator on `env`; resolves once it has started (start() resolved). */
+  static async start(ctx: Ctx, env: BenchEnv, label: string): Promise<{ proc: OrchestratorProc; started: StartedNotice; spawnAt: number }> {
+    const c = ctx.config;
+    const settings: OrchestratorProcSettings = {
+      databaseUrl: c.databaseUrl,
+      schema: env.schema,
+      redisUrl: c.redisUrl,
+      redisPrefix: env.redisPrefix,
+      queueKey: env.queueKey,
+      natsUrl: c.natsUrl,
+      subjectPrefix: env.subjectPrefix,
+      concurrency: c.concurrency,
+      priorityLevels: c.priorityLevels,
+      children: c.children,
+      ioStats: c.ioStats,
+      instanceId: `bench-${label}`.replace(/[^A-Za-z0-9_.-]/g, '_'),
+    };
+    // One directory per process: tsx's loader thread writes a profile of its own.
+    const profDir = join(ctx.outDir, 'profiles', `orchestrator-${label}`);
+    const nodeArgs = c.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
+    const spawnAt = wallMs();
+    const child = Child.spawn(`orchestrator(${label})`, 'bench/e2e/orchestrator-proc.ts', {
+      env: { BENCH_ORCH: JSON.stringify(settings) },
+      logFile: join(ctx.outDir, 'logs', `orchestrator-${label}.log`),
+      nodeArgs,
+    });
+    try {
+      const started = (await child.notice('started', 180_000)) as unknown as StartedNotice;
+      return { proc: new OrchestratorProc(child, label, c.cpuProf ? profDir : null), started, spawnAt };
+    } catch (err) {
+      await child.stop(2_000);
+      throw err;
+    }
+  }
+
+  memory(): Promise<MemoryReport> {
+    return this.child.request<MemoryReport>('memory');
+  }
+
+  io(): Promise<IoStats> {
+    return this.child.request<IoStats>('io');
+  }
+
+  /** Stops the process; with profiling, its main thread's profile becomes profiles/orchestrator-<label>.cpuprofile. */
+  async stop(): Promise<{ graceful: boolean }> {
+    const outcome = await this.child.stop(20_000);
+    if (this.profDir && existsSync(this.profDir)) {
+      // CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; the main thread is 0.
+      const main = readdirSync(this.profDir).find((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f));
+      if (main) renameSync(join(this.profDir, main), join(this.profDir, '..', `orchestrator-${this.label}.cpuprofile`));
+      rmSync(this.profDir, { recursive: true, force: true });
+    }
+    return outcome;
+  }
+}
+
+/**
+ * Watches `<prefix>.status.>` (core NATS, published by the orchestrator after every
+ * durable transition) and counts arrivals as they happen in this process.
+ */
+export class StatusWatch {
+  /** Every status message: each is one durable transition (creation included). */
+  transitions = 0;
+  created = 0;
+  lastCreatedAt = 0;
+  completed = 0;
+  readied = 0;
+  lastReadyAt = 0;
+  dispatched = 0;
+  failed = 0;
+  lastCompletedAt = 0;
+  firstDispatchAt = 0;
+  /** Arrival times of READY → RUNNING, when `recordDispatches`. */
+  dispatchTimes: number[] = [];
+  recordDispatches = false;
+  private readonly sub: Subscription;
+
+  constructor(private readonly nc: NatsConnection, subjectPrefix: string) {
+    this.sub = nc.subscribe(`${subjectPrefix}.status.>`, {
+      callback: (_err, m) => {
+        if (!m) return;
+        const body = m.json<{ from: string | null; to: string }>();
+        const now = wallMs();
+        this.transitions++;
+        if (body.from === null) {
+          this.created++;
+          this.lastCreatedAt = now;
+        }
+        if (body.to === 'COMPLETED') {
+          this.completed++;
+          this.lastCompletedAt = now;
+        } else if (body.to === 'READY') {
+          this.readied++;
+          this.lastReadyAt = now;
+        } else if (body.to === 'RUNNING' && body.from === 'READY') {
+          this.dispatched++;
+          if (!this.firstDispatchAt) this.firstDispatchAt = now;
+          if (this.recordDispatches) this.dispatchTimes.push(now);
+        } else if (body.to === 'FAILED' || body.to === 'CANCELLED') {
+          this.failed++;
+        }
+      },
+    });
+  }
+
+  /** Resolves once the subscription is registered at the server. */
+  async ready(): Promise<void> {
+    await this.nc.flush();
+  }
+
+  /** Waits until `check` holds or `deadline` (epoch ms); returns whether it held. */
+  async until(check: () => boolean, deadline: number): Promise<boolean> {
+    while (!check()) {
+      if (Date.now() >= deadline) return false;
+      await sleep(10);
+    }
+    return true;
+  }
+
+  close(): void {
+    this.sub.unsubscribe();
+  }
+}
+
+export const RESULTS = RESULTS_DIR;

@@ -1,0 +1,168 @@
+/** The run's report: machine description, the Markdown table, the I/O breakdown. */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { ROOT } from './config.js';
+import type { Infra } from './infra.js';
+import type { IoStats } from './io-stats.js';
+import { profileMarkdown, type ProfileSummary } from './profile.js';
+import { fmt, fmtInt, fmtMiB, fmtRatio, fmtSummary, type Summary } from './stats.js';
+import type { ThroughputResult } from '../scenarios/throughput.js';
+import type { LatencyResult } from '../scenarios/latency.js';
+import type { ScaleResult } from '../scenarios/scale.js';
+import type { MemoryResult } from '../scenarios/memory.js';
+
+export interface Report {
+  runId: string;
+  startedAt: string;
+  config: Record<string, unknown>;
+  machine: Record<string, unknown>;
+  scenarios: Record<string, unknown>;
+  errors: Record<string, string>;
+  skipped: string[];
+  /** Per scenario: seconds taken and the 1-minute load average before and after. */
+  timing: Record<string, { seconds: number; loadBefore: number; loadAfter: number }>;
+  seconds: number;
+  profiles?: ProfileSummary[];
+}
+
+function git(args: string[]): string {
+  try {
+    return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
+  } catch {
+    return '?';
+  }
+}
+
+export async function machineInfo(infra: Infra): Promise<Record<string, unknown>> {
+  const pgVersion = (await infra.pg.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v;
+  const redisVersion = /redis_version:(\S+)/.exec(await infra.redis.info('server'))?.[1];
+  const bullmq = (JSON.parse(readFileSync(join(ROOT, 'node_modules/bullmq/package.json'), 'utf8')) as { version: string }).version;
+  return {
+    cpu: cpus()[0]?.model ?? '?',
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+    postgres: pgVersion,
+    redis: redisVersion,
+    nats: infra.nc.info?.version ?? '?',
+    bullmq,
+    // BENCH_COMMIT: for a run from an exported tree (git archive), which has no .git.
+    commit: process.env.BENCH_COMMIT ?? `${git(['rev-parse', '--short', 'HEAD'])}${git(['status', '--porcelain', 'src']) ? ' (src modified)' : ''}`,
+    loadAverageAtStart: loadavg().map((l) => Number(l.toFixed(2))),
+  };
+}
+
+const ms = (n: number): string => (n === Number.POSITIVE_INFINITY ? '> 10 s' : `${fmt(n)}`);
+const secs = (n: number): string => `${fmt(n)} s`;
+
+function throughputRow(n: number, label: string, r: ThroughputResult | undefined): string[] {
+  if (!r) return [];
+  const capped = r.orchestrator.capped ? ` ⚠ capped in ${r.orchestrator.capped}/${r.orchestrator.rounds.length}` : '';
+  const i = r.ingest;
+  return [
+    `| ${n}. ${label}: first event / add → last completed (tasks/s) | ${fmtSummary(r.orchestrator)}${capped} | ${fmtSummary(r.bullmq)} | ${fmtSummary(r.ratio, fmtRatio)} |`,
+    `| ${n}b. same, intake: tasks written / jobs added (per s) | ${fmtSummary(i.orchestrator)} | ${fmtSummary(i.bullmq)} | ${fmtSummary(i.ratio, fmtRatio)} |`,
+  ];
+}
+
+export function markdownReport(r: Report): string {
+  const c = r.config as { n: number; parents: number; children: number; rounds: number; phaseLimitMs: number; concurrency: number; eventSize: number; parentsPerEvent: number };
+  const flat = r.scenarios.flat as ThroughputResult | undefined;
+  const deps = r.scenarios.deps as ThroughputResult | undefined;
+  const lat = r.scenarios.latency as LatencyResult | undefined;
+  const scale = r.scenarios.scale as ScaleResult | undefined;
+  const mem = r.scenarios.memory as MemoryResult | undefined;
+  const m = r.machine;
+  const lines = [
+    `### Run ${r.runId}, ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC, ${fmt(r.seconds)} s`,
+    '',
+    `${m.cores} × ${m.cpu}, ${m.memoryGiB} GiB, Linux ${m.kernel}; Node ${m.node}, PostgreSQL ${m.postgres}, Redis ${m.redis}, ` +
+      `NATS ${m.nats}, BullMQ ${m.bullmq}; commit ${m.commit}; load average at start ${(m.loadAverageAtStart as number[]).join(' ')}. ` +
+      `${c.rounds} alternating rounds, median (min–max); concurrency ${c.concurrency} on both sides; orchestrator runs capped at ${c.phaseLimitMs / 1000} s.`,
+    '',
+    '| figure | orchestrator | BullMQ | orchestrator ÷ BullMQ |',
+    '| --- | ---: | ---: | ---: |',
+    ...throughputRow(1, `flat, ${fmtInt(c.n)} tasks, random priorities, events of ${fmtInt(c.eventSize)}`, flat),
+    ...throughputRow(2, `fan-in, ${fmtInt(c.parents)} parents × ${c.children} children (${fmtInt(c.parents * (c.children + 1))} tasks), events of ${c.parentsPerEvent} parents`, deps),
+  ];
+  if (lat) {
+    const o = lat.orchestrator;
+    lines.push(
+      `| 3. latency p50, event → agent at ${fmt(o.rate)}/s${o.maximum ? ` (half of ${fmt(o.maximum)}/s)` : ''} (ms) | ${fmtSummary(o.p50, ms)} | ${fmtSummary(lat.bullmqSameRate.p50, ms)} | ${fmtSummary(lat.ratioP50, fmtRatio)} |`,
+      `| 3. latency p99, same load (ms) | ${fmtSummary(o.p99, ms)} | ${fmtSummary(lat.bullmqSameRate.p99, ms)} | ${fmtSummary(lat.ratioP99, fmtRatio)} |`,
+      `| 3. BullMQ at ${fmt(lat.bullmqOwnRate.rate)}/s${lat.bullmqOwnRate.maximum ? ` (half of ${fmt(lat.bullmqOwnRate.maximum)}/s)` : ''}: p50 / p99 (ms) | – | ${fmt(lat.bullmqOwnRate.p50.median)} / ${ms(lat.bullmqOwnRate.p99.median)} | – |`,
+      `| 3. floor: NATS request-reply round trip p50 / p99 (ms) | ${fmt(lat.natsFloor.p50.median)} / ${fmt(lat.natsFloor.p99.median)} | – | – |`,
+    );
+  }
+  if (scale) {
+    lines.push(
+      `| 4. dispatch rate, ${fmtInt(scale.small.queued)} READY tasks queued (/s) | ${fmtSummary(scale.small)} | – | – |`,
+      `| 4. dispatch rate, ${fmtInt(scale.big.queued)} READY tasks queued (/s); big ÷ small | ${fmtSummary(scale.big)} | – | ${fmtSummary(scale.ratio, fmtRatio)} |`,
+    );
+  }
+  if (mem) {
+    const heap = (x: { heapUsed: number; rss: number }): string => `heap ${fmtMiB(x.heapUsed)}, RSS ${fmtMiB(x.rss)}`;
+    lines.push(
+      `| 4. memory, no tasks (baseline) | ${heap(mem.baseline)} | – | – |`,
+      `| 4. memory, ${fmtInt(mem.nonFinal.tasks)} non-final tasks | ${heap(mem.nonFinal)} | – | – |`,
+      `| 4. memory, ${fmtInt(mem.final.tasks)} final tasks | ${heap(mem.final)} | – | – |`,
+      `| 5. recovery: restart with ${fmtInt(mem.recovery.tasks)} READY tasks → first dispatch | ${fmtSummary(mem.recovery, secs)} (start() ${fmtSummary(mem.recovery.startSeconds, secs)}) | – | – |`,
+    );
+  }
+  lines.push('', ...progressNotes('flat', flat), ...progressNotes('fan-in', deps));
+  const times = Object.entries(r.timing).map(([k, t]) => `${k} ${fmt(t.seconds)} s (load ${t.loadBefore.toFixed(1)} → ${t.loadAfter.toFixed(1)})`);
+  if (times.length) lines.push(`Scenario times: ${times.join(', ')}.`);
+  if (r.skipped.length) lines.push('', `Skipped (time limit): ${r.skipped.join(', ')}.`);
+  for (const [name, error] of Object.entries(r.errors)) lines.push('', `**${name} failed**: ${error}`);
+  lines.push(...ioSection(flat, 'flat'), ...ioSection(deps, 'fan-in'));
+  for (const p of r.profiles ?? []) lines.push('', profileMarkdown(p));
+  return lines.join('\n');
+}
+
+/** How far the orchestrator got in each round: READY (events ingested, tasks promoted), dispatched, completed. */
+function progressNotes(label: string, r: ThroughputResult | undefined): string[] {
+  const rounds = r?.orchestrator.rounds ?? [];
+  if (!rounds.length) return [];
+  const parts = rounds.map(
+    (s) =>
+      `${fmtInt(s.created ?? 0)} created (last after ${fmt(s.createdSeconds ?? Number.NaN)} s), ` +
+      `${fmtInt(s.readied ?? 0)} READY (last after ${fmt(s.readySeconds ?? Number.NaN)} s), first dispatch after ${fmt(s.firstDispatchSeconds ?? Number.NaN)} s, ` +
+      `${fmtInt(s.completed)} completed in ${fmt(s.seconds)} s${s.capped ? ' (capped)' : ''}`,
+  );
+  return [`Orchestrator ${label} rounds (of ${fmtInt(r!.total)}): ${parts.join('; ')}.`, ''];
+}
+
+/**
+ * Statements and commands of the orchestrator process per durable transition (every
+ * status message: created, READY, RUNNING, heartbeat, COMPLETED…) and per completed task,
+ * in the round with the most transitions.
+ */
+function ioSection(r: ThroughputResult | undefined, label: string): string[] {
+  const rounds = (r?.orchestrator.rounds ?? []).filter((s) => s.io && (s.transitions ?? 0) > 0);
+  if (!rounds.length) return [];
+  const mid = [...rounds].sort((a, b) => (a.transitions ?? 0) - (b.transitions ?? 0))[rounds.length >> 1]!;
+  const io = mid.io as IoStats;
+  const transitions = mid.transitions ?? 0;
+  const per = (n: number, d: number): string => (d > 0 ? (n / d).toFixed(2) : '–');
+  const sql = Object.entries(io.sql).sort((a, b) => b[1].ms - a[1].ms);
+  const totalCount = sql.reduce((s, [, v]) => s + v.count, 0);
+  const totalMs = sql.reduce((s, [, v]) => s + v.ms, 0);
+  const redis = Object.entries(io.redis).sort((a, b) => b[1] - a[1]);
+  const redisTotal = redis.reduce((s, [, v]) => s + v, 0);
+  return [
+    '',
+    `**Orchestrator I/O, ${label}** (median round: ${fmtInt(transitions)} transitions, ${fmtInt(mid.completed)} tasks completed, in ${fmt(mid.seconds)} s): ` +
+      `${per(totalCount, transitions)} SQL statements per transition (${per(totalCount, mid.completed)} per completed task), ` +
+      `${fmt(totalMs / 1000)} s spent waiting on SQL in all (summed over concurrent statements); ` +
+      `${per(redisTotal, transitions)} Redis commands per transition (${redis.map(([k, v]) => `${k} ${per(v, transitions)}`).join(', ')}).`,
+    '',
+    '| statement (prepared name, or verb, table and condition) | per transition | mean ms | share of SQL wait |',
+    '| --- | ---: | ---: | ---: |',
+    ...sql.slice(0, 10).map(([k, v]) => `| \`${k.replaceAll('|', '\\|')}\` | ${per(v.count, transitions)} | ${(v.ms / v.count).toFixed(2)} | ${((v.ms / totalMs) * 100).toFixed(0)} % |`),
+  ];
+}
+
+export type { Summary };

@@ -1,0 +1,120 @@
+/**
+ * `npm run bench`: the orchestrator end to end against BullMQ on this machine's
+ * PostgreSQL, Redis and NATS (see bench/README.md for what each figure means).
+ *
+ *   npm run bench                      default sizes (< 10 minutes)
+ *   BENCH_N=2000 npm run bench         a quick run (the other sizes scale with N)
+ *   BENCH_ONLY=flat,latency npm run bench
+ *   BENCH_CPU_PROF=1 npm run bench     CPU profiles of the orchestrator processes
+ *
+ * Prints a Markdown table and writes bench/results/e2e-<stamp>-<run>.json (plus logs and
+ * profiles under bench/results/e2e-<stamp>-<run>/). Everything the run creates (schemas,
+ * Redis keys, streams) carries its run id and is removed at the end, also on failure or
+ * Ctrl-C.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { configForReport, loadBenchConfig, RESULTS_DIR, type ScenarioName } from './e2e/config.js';
+import { spawnAgents, type Ctx } from './e2e/context.js';
+import { Infra } from './e2e/infra.js';
+import type { Child } from './e2e/ipc.js';
+import { machineInfo, markdownReport, type Report } from './e2e/report.js';
+import { summarizeProfiles } from './e2e/profile.js';
+import { runThroughput } from './scenarios/throughput.js';
+import { runLatency } from './scenarios/latency.js';
+import { runScale } from './scenarios/scale.js';
+import { runMemory } from './scenarios/memory.js';
+
+const config = loadBenchConfig();
+const started = Date.now();
+const stamp = new Date(started).toISOString().replace(/[:.]/g, '-').slice(0, 19);
+const outDir = join(RESULTS_DIR, `e2e-${stamp}-${config.runId}`);
+mkdirSync(outDir, { recursive: true });
+const log = (message: string): void => console.error(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${message}`);
+
+let infra: Infra | null = null;
+let agents: Child | null = null;
+let cleaning: Promise<void> | null = null;
+
+async function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    if (agents) await agents.stop(10_000).catch(() => undefined);
+    if (infra) {
+      const problems = await infra.cleanupAll();
+      for (const p of problems) log(`cleanup: ${p}`);
+      await infra.close();
+    }
+  })();
+  return cleaning;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log(`${signal}: cleaning up`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+async function main(): Promise<number> {
+  log(`run ${config.runId}: N=${config.n}, parents=${config.parents}, rounds=${config.rounds}, scenarios=${[...config.only].join(',')}`);
+  infra = await Infra.connect(config);
+  agents = spawnAgents(config, outDir);
+  await agents.notice('started', 60_000);
+  const ctx: Ctx = { config, infra, agents, outDir, deadline: started + config.totalLimitMs, log };
+  const report: Report = {
+    runId: config.runId,
+    startedAt: new Date(started).toISOString(),
+    config: configForReport(config),
+    machine: await machineInfo(infra),
+    scenarios: {},
+    errors: {},
+    skipped: [],
+    timing: {},
+    seconds: 0,
+  };
+  const scenarios: [ScenarioName, () => Promise<unknown>][] = [
+    ['flat', () => runThroughput(ctx, 'flat')],
+    ['deps', () => runThroughput(ctx, 'deps')],
+    ['latency', () => runLatency(ctx)],
+    ['scale', () => runScale(ctx)],
+    ['memory', () => runMemory(ctx)],
+  ];
+  for (const [name, run] of scenarios) {
+    if (!config.only.has(name)) continue;
+    if (Date.now() > ctx.deadline) {
+      log(`${name}: skipped (BENCH_TOTAL_LIMIT_S reached)`);
+      report.skipped.push(name);
+      continue;
+    }
+    log(`${name}: start (load average ${loadavg()[0]!.toFixed(2)})`);
+    const load = loadavg()[0]!;
+    const t = Date.now();
+    try {
+      report.scenarios[name] = await run();
+    } catch (err) {
+      log(`${name}: FAILED ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+      report.errors[name] = err instanceof Error ? err.message : String(err);
+    }
+    report.timing[name] = { seconds: (Date.now() - t) / 1000, loadBefore: load, loadAfter: loadavg()[0]! };
+  }
+  await cleanup();
+  if (config.cpuProf) report.profiles = summarizeProfiles(join(outDir, 'profiles'));
+  report.seconds = (Date.now() - started) / 1000;
+  const markdown = markdownReport(report);
+  const file = join(RESULTS_DIR, `e2e-${stamp}-${config.runId}.json`);
+  writeFileSync(file, `${JSON.stringify({ ...report, markdown }, null, 2)}\n`);
+  console.log(markdown);
+  log(`results: ${file} (logs${config.cpuProf ? ', profiles' : ''}: ${outDir})`);
+  return Object.keys(report.errors).length ? 1 : 0;
+}
+
+main()
+  .then((code) => {
+    process.exitCode = code;
+  })
+  .catch(async (err: unknown) => {
+    console.error(err);
+    await cleanup().catch(() => undefined);
+    process.exitCode = 1;
+  });

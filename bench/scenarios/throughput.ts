@@ -1,0 +1,191 @@
+/**
+ * Figures 1 and 2: throughput from the first event / add to the last COMPLETED / completed.
+ *
+ * - flat: N independent tasks with random priorities (BENCH_FLAT events of eventSize
+ *   tasks) against BullMQ addBulk of the same N jobs, same priorities, same chunks;
+ * - deps: `parents` parents each waiting on `children` children (BENCH_FANIN events of
+ *   parentsPerEvent parents) against FlowProducer.addBulk of the same flows.
+ *
+ * Rounds alternate the order (orchestrator first, then BullMQ first, …). Every
+ * orchestrator round runs on a fresh environment (empty schema, Redis prefix, streams)
+ * with a fresh orchestrator process, and stops at phaseLimitMs: then the rate is what
+ * completed divided by the time taken, marked as capped.
+ */
+import { FlowProducer, Queue } from 'bullmq';
+import type { Ctx } from '../e2e/context.js';
+import { OrchestratorProc, StatusWatch } from '../e2e/context.js';
+import { redisOptions } from '../e2e/infra.js';
+import type { IoStats } from '../e2e/io-stats.js';
+import { pairedRatios, summarize, wallMs, type Summary } from '../e2e/stats.js';
+import { fanInWork, flatWork } from '../e2e/workload.js';
+
+export type ThroughputKind = 'flat' | 'deps';
+
+export interface ThroughputSample {
+  /** Tasks (jobs) per second, first publish / add → last COMPLETED / completed. */
+  rate: number;
+  total: number;
+  completed: number;
+  seconds: number;
+  capped: boolean;
+  /** Orchestrator only: seconds from the first publish to the last publish acknowledged, the first dispatch, the last task READY. */
+  publishSeconds?: number;
+  firstDispatchSeconds?: number;
+  /** Tasks that became READY, and when the last did (all events ingested and their tasks promoted). */
+  readied?: number;
+  readySeconds?: number;
+  dispatched?: number;
+  /** Tasks created (written with their event), and when the last was. */
+  created?: number;
+  createdSeconds?: number;
+  /** Status messages seen: durable transitions, creation included. */
+  transitions?: number;
+  /** BullMQ only: seconds the adds took. */
+  addSeconds?: number;
+  statusCounts?: Record<string, number>;
+  io?: IoStats;
+  gracefulStop?: boolean;
+}
+
+export interface ThroughputResult {
+  kind: ThroughputKind;
+  total: number;
+  orchestrator: Summary & { rounds: ThroughputSample[]; capped: number };
+  bullmq: Summary & { rounds: ThroughputSample[]; capped: number };
+  /** orchestrator ÷ BullMQ, per round. */
+  ratio: Summary;
+  /**
+   * Intake, per second: tasks written by the orchestrator (event published → rows
+   * created, seen as `from: null` status messages) against jobs added by addBulk.
+   */
+  ingest: { orchestrator: Summary; bullmq: Summary; ratio: Summary };
+}
+
+export async function runThroughput(ctx: Ctx, kind: ThroughputKind): Promise<ThroughputResult> {
+  const orch: ThroughputSample[] = [];
+  const bull: ThroughputSample[] = [];
+  for (let round = 0; round < ctx.config.rounds; round++) {
+    const order = round % 2 === 0 ? (['orchestrator', 'bullmq'] as const) : (['bullmq', 'orchestrator'] as const);
+    for (const side of order) {
+      const sample = side === 'orchestrator' ? await orchestratorRound(ctx, kind, round) : await bullRound(ctx, kind, round);
+      (side === 'orchestrator' ? orch : bull).push(sample);
+      const extra =
+        sample.readied === undefined ? '' : `; READY ${sample.readied} (last at ${sample.readySeconds?.toFixed(1)} s), dispatched ${sample.dispatched}`;
+      ctx.log(
+        `${kind} round ${round + 1}/${ctx.config.rounds} ${side}: ${sample.completed}/${sample.total} completed in ${sample.seconds.toFixed(1)} s = ` +
+          `${sample.rate.toFixed(1)}/s${sample.capped ? ' (capped)' : ''}${extra}`,
+      );
+    }
+  }
+  const total = orch[0]?.total ?? bull[0]?.total ?? 0;
+  const orchIngest = orch.map((s) => (s.created ?? 0) / (s.createdSeconds ?? Number.NaN));
+  const bullIngest = bull.map((s) => s.total / (s.addSeconds ?? Number.NaN));
+  return {
+    ingest: { orchestrator: summarize(orchIngest), bullmq: summarize(bullIngest), ratio: pairedRatios(orchIngest, bullIngest) },
+    kind,
+    total,
+    orchestrator: { ...summarize(orch.map((s) => s.rate)), rounds: orch, capped: orch.filter((s) => s.capped).length },
+    bullmq: { ...summarize(bull.map((s) => s.rate)), rounds: bull, capped: bull.filter((s) => s.capped).length },
+    ratio: pairedRatios(orch.map((s) => s.rate), bull.map((s) => s.rate)),
+  };
+}
+
+async function orchestratorRound(ctx: Ctx, kind: ThroughputKind, round: number): Promise<ThroughputSample> {
+  const c = ctx.config;
+  const env = ctx.infra.newEnv(`${kind}${round}`);
+  const projectId = `bench_${kind}`;
+  const work =
+    kind === 'flat'
+      ? { type: 'BENCH_FLAT', ...flatWork(c.n, c.eventSize, c.priorityLevels, c.seed + round) }
+      : { type: 'BENCH_FANIN', ...fanInWork(c.parents, c.children, c.parentsPerEvent, 'unused') };
+  let orchestrator: OrchestratorProc | null = null;
+  let watch: StatusWatch | null = null;
+  let agentsUp = false;
+  try {
+    ({ proc: orchestrator } = await OrchestratorProc.start(ctx, env, `${kind}-${round}`));
+    await ctx.agents.request('startNats', { subjectPrefix: env.subjectPrefix, concurrency: c.agentConcurrency });
+    agentsUp = true;
+    watch = new StatusWatch(ctx.infra.nc, env.subjectPrefix);
+    await watch.ready();
+    await ctx.infra.publishEvent(env, projectId, 'PROJECT_CREATED', `${env.id}_created`, { title: `bench ${kind}` });
+    await ctx.infra.waitForProject(env, projectId);
+    if (c.ioStats) await orchestrator.io(); // reset: count only the measured work
+
+    const t0 = wallMs();
+    const deadline = Date.now() + c.phaseLimitMs;
+    for (const [i, payload] of work.events.entries()) {
+      await ctx.infra.publishEvent(env, projectId, work.type, `${env.id}_e${i}`, payload);
+    }
+    const published = wallMs();
+    const w = watch;
+    const done = await w.until(() => w.completed >= work.total, deadline);
+    const end = done ? w.lastCompletedAt : wallMs();
+    const completed = w.completed;
+    const io = c.ioStats ? await orchestrator.io() : undefined;
+    const statusCounts = await ctx.infra.countByStatus(env);
+    if (done && (statusCounts.COMPLETED ?? 0) !== completed) {
+      ctx.log(`${kind} ${round}: the status subject showed ${completed} COMPLETED, PostgreSQL has ${statusCounts.COMPLETED ?? 0}`);
+    }
+    const seconds = (end - t0) / 1000;
+    return {
+      rate: completed / seconds,
+      total: work.total,
+      completed,
+      seconds,
+      capped: !done,
+      publishSeconds: (published - t0) / 1000,
+      firstDispatchSeconds: w.firstDispatchAt ? (w.firstDispatchAt - t0) / 1000 : Number.NaN,
+      readied: w.readied,
+      readySeconds: w.lastReadyAt ? (w.lastReadyAt - t0) / 1000 : Number.NaN,
+      dispatched: w.dispatched,
+      created: w.created,
+      createdSeconds: w.lastCreatedAt ? (w.lastCreatedAt - t0) / 1000 : Number.NaN,
+      transitions: w.transitions,
+      statusCounts,
+      ...(io ? { io } : {}),
+    };
+  } finally {
+    watch?.close();
+    const stopped = orchestrator ? await orchestrator.stop() : { graceful: true };
+    if (!stopped.graceful) ctx.log(`orchestrator ${kind}-${round} did not stop in time: killed`);
+    if (agentsUp) await ctx.agents.request('stopNats');
+    await ctx.infra.dropEnv(env);
+  }
+}
+
+async function bullRound(ctx: Ctx, kind: ThroughputKind, round: number): Promise<ThroughputSample> {
+  const c = ctx.config;
+  const queueName = `${kind}_${round}`;
+  const prefix = ctx.infra.bullPrefix;
+  const connection = redisOptions(c.redisUrl);
+  const flat = kind === 'flat' ? flatWork(c.n, c.eventSize, c.priorityLevels, c.seed + round) : null;
+  const fanIn = kind === 'deps' ? fanInWork(c.parents, c.children, c.parentsPerEvent, queueName) : null;
+  const total = flat?.total ?? fanIn!.total;
+  const queue = new Queue(queueName, { connection, prefix });
+  const flows = fanIn ? new FlowProducer({ connection, prefix }) : null;
+  let workerUp = false;
+  try {
+    await queue.waitUntilReady();
+    await flows?.waitUntilReady();
+    await ctx.agents.request('startBull', { queueName, prefix, concurrency: c.concurrency });
+    workerUp = true;
+    const t0 = wallMs();
+    const deadline = Date.now() + c.bullLimitMs;
+    if (flat) for (const bulk of flat.jobs) await queue.addBulk(bulk);
+    else for (const bulk of fanIn!.flows) await flows!.addBulk(bulk);
+    const added = wallMs();
+    const r = await ctx.agents.request<{ completed: number; lastCompletedAt: number }>(
+      'waitBull',
+      { target: total, deadline },
+      c.bullLimitMs + 30_000,
+    );
+    const done = r.completed >= total;
+    const seconds = ((done ? r.lastCompletedAt : wallMs()) - t0) / 1000;
+    return { rate: r.completed / seconds, total, completed: r.completed, seconds, capped: !done, addSeconds: (added - t0) / 1000 };
+  } finally {
+    if (workerUp) await ctx.agents.request('stopBull');
+    await flows?.close();
+    await queue.close();
+    await ctx.infra.deleteRedisKeys(`${prefix}:${queueName}:*`);
+  }
+}
