@@ -77,7 +77,7 @@ export class TaskScheduler {
   }
 
   private failuresLogged = 0;
-  private lastReconcile = 0;
+  private lastSweep = Number.NEGATIVE_INFINITY;
   private stopping = false;
 
   get runningCount(): number {
@@ -180,14 +180,19 @@ export class TaskScheduler {
   }
 
   private async runTick(): Promise<number> {
-    await this.reconcile();
-    const now = new Date(this.core.clock.now());
-    for (const task of await this.core.tasks.listExpired(now, SWEEP_BATCH)) {
-      await this.guard(task.taskId, () => this.flow.timeOut(task.taskId));
+    // The sweeps run once per interval, not on every wake: under load a pass runs for every
+    // batch of results, and the dispatching must not pay for three sweeping queries each time.
+    const now = this.core.clock.now();
+    if (now - this.lastSweep >= this.core.config.scheduler.intervalMs) {
+      this.lastSweep = now;
+      await this.reconcile();
+      for (const task of await this.core.tasks.listExpired(new Date(now), SWEEP_BATCH)) {
+        await this.guard(task.taskId, () => this.flow.timeOut(task.taskId));
+      }
+      const due = await this.core.tasks.listDueRetries(new Date(now), SWEEP_BATCH);
+      if (due.length) await this.guard('retries', () => this.flow.batch.promoteMany(due.map((t) => t.taskId)));
+      await this.sweeps.approvals();
     }
-    const due = await this.core.tasks.listDueRetries(now, SWEEP_BATCH);
-    if (due.length) await this.guard('retries', () => this.flow.batch.promoteMany(due.map((t) => t.taskId)));
-    await this.sweeps.approvals();
     return this.dispatchReady();
   }
 
@@ -308,12 +313,9 @@ export class TaskScheduler {
     return publishes.length;
   }
 
-  /** Frees slots of tasks that left RUNNING elsewhere (a result handled by another process); at most once per interval. */
+  /** Frees slots of tasks that left RUNNING elsewhere (a result handled by another process). */
   private async reconcile(): Promise<void> {
     if (this.running.size === 0) return;
-    const now = this.core.clock.now();
-    if (now - this.lastReconcile < this.core.config.scheduler.intervalMs) return;
-    this.lastReconcile = now;
     const records = await this.core.tasks.getTasks([...this.running.keys()]);
     const byId = new Map(records.map((r) => [r.taskId, r]));
     for (const [taskId, lease] of this.running) {
