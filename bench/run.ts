@@ -82,6 +82,11 @@ async function main(): Promise<number> {
   ];
   for (const [name, run] of scenarios) {
     if (!config.only.has(name)) continue;
+    const others = await infra.otherRuns().catch(() => []);
+    if (others.length) {
+      log(`warning: other benchmark runs are using this server (${others.join(', ')}): the figures will be disturbed`);
+      report.concurrentRuns = [...new Set([...(report.concurrentRuns ?? []), ...others])];
+    }
     if (Date.now() > ctx.deadline) {
       log(`${name}: skipped (BENCH_TOTAL_LIMIT_S reached)`);
       report.skipped.push(name);

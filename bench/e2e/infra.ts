@@ -142,6 +142,14 @@ export class Infra {
     if (errors.length) throw new Error(`cleanup of ${env.id} incomplete: ${errors.map(String).join('; ')}`);
   }
 
+  /** Run ids of other benchmark runs with schemas on this server now (another `npm run bench` disturbs the figures). */
+  async otherRuns(): Promise<string[]> {
+    const { rows } = await this.pg.query<{ nspname: string }>(`SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench\\_e2e\\_%'`);
+    const ids = new Set(rows.map((r) => r.nspname.split('_')[2] ?? '?'));
+    ids.delete(this.config.runId);
+    return [...ids];
+  }
+
   /** Removes everything of this run: known environments, then anything else carrying the run id. */
   async cleanupAll(): Promise<string[]> {
     const problems: string[] = [];

@@ -25,6 +25,8 @@ export interface Report {
   timing: Record<string, { seconds: number; loadBefore: number; loadAfter: number }>;
   seconds: number;
   profiles?: ProfileSummary[];
+  /** Other benchmark runs seen on the same servers while this one ran. */
+  concurrentRuns?: string[];
 }
 
 function git(args: string[]): string {
@@ -115,6 +117,7 @@ export function markdownReport(r: Report): string {
   lines.push('', ...progressNotes('flat', flat), ...progressNotes('fan-in', deps));
   const times = Object.entries(r.timing).map(([k, t]) => `${k} ${fmt(t.seconds)} s (load ${t.loadBefore.toFixed(1)} → ${t.loadAfter.toFixed(1)})`);
   if (times.length) lines.push(`Scenario times: ${times.join(', ')}.`);
+  if (r.concurrentRuns?.length) lines.push('', `⚠ Other benchmark runs used the same servers meanwhile (${r.concurrentRuns.join(', ')}): figures disturbed.`);
   if (r.skipped.length) lines.push('', `Skipped (time limit): ${r.skipped.join(', ')}.`);
   for (const [name, error] of Object.entries(r.errors)) lines.push('', `**${name} failed**: ${error}`);
   lines.push(...ioSection(flat, 'flat'), ...ioSection(deps, 'fan-in'));
