@@ -19,6 +19,8 @@ import { createRedisClient } from '../src/adapters/redis/connection.js';
 import { RedisLockManager } from '../src/adapters/redis/lock-manager.js';
 import { execPipeline, scriptPipeline, withCommands } from '../src/adapters/redis/scripts.js';
 import type { Lease } from '../src/ports/lock-manager.js';
+import { median } from './e2e/stats.js';
+import { deleteWithPrefix } from './redis-keys.js';
 
 const LEASES = 10_000;
 const ROUNDS = 5;
@@ -113,21 +115,6 @@ function variants(redis: Redis): Record<string, Variant> {
     all[`pipelined${batch}`] = pipelined(batch);
   }
   return all;
-}
-
-async function deleteWithPrefix(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 async function main(): Promise<void> {

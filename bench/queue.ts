@@ -14,6 +14,8 @@ import { performance } from 'node:perf_hooks';
 import type { Redis } from 'ioredis';
 import { createRedisClient } from '../src/adapters/redis/connection.js';
 import { RedisTaskQueue } from '../src/adapters/redis/task-queue.js';
+import { median } from './e2e/stats.js';
+import { deleteWithPrefix } from './redis-keys.js';
 
 const OPS_PER_ROUND = 20_000;
 const IDS = OPS_PER_ROUND / 2;
@@ -97,21 +99,6 @@ function variants(redis: Redis): Record<string, Variant> {
     return { put, get };
   };
   return { queueOne, rawOne, queueBatch, rawPipelined, rawSingleCommand };
-}
-
-async function deleteWithPrefix(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 async function main(): Promise<void> {
