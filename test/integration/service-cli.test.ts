@@ -54,6 +54,22 @@ describe('orchestrator commands over NATS', () => {
     expect(unknown.stderr).toContain('project prj_nope does not exist');
   });
 
+  it('demo --services runs a whole project on the real PostgreSQL, Redis and NATS', async () => {
+    // Its own scope: no other orchestrator consumes its streams.
+    const own = await createServiceScope();
+    try {
+      const r = await runCli(['demo', '--services', '--shots', '2'], own.env, 110_000);
+      expect(r.stderr).not.toMatch(/error/i);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/project demo_\w+ completed/);
+      expect(r.stdout).toMatch(/\| GENERATE_KEYFRAME\s+\|\s+2 \|\s+2 \|/);
+      const { rows } = await own.sql.query<{ state: string }>(`SELECT state FROM projects WHERE project_id LIKE 'demo_%'`);
+      expect(rows.map((p) => p.state)).toEqual(['completed']);
+    } finally {
+      await own.cleanup();
+    }
+  }, 120_000);
+
   it('start names the server it cannot reach, where, and how to start it', async () => {
     for (const [variable, value, name] of [
       ['DATABASE_URL', 'postgres://postgres@127.0.0.1:1/test', 'PostgreSQL'],
