@@ -1,12 +1,8 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { migrate } from '../../src/adapters/postgres/migrate.js';
-import { PostgresProjectStore } from '../../src/adapters/postgres/project-store.js';
-import type { PgSqlClient } from '../../src/adapters/postgres/sql-client.js';
-import { PostgresTaskStore } from '../../src/adapters/postgres/task-store.js';
+import { describe, expect, it } from 'vitest';
 import { BudgetExceededError, VersionConflictError } from '../../src/errors.js';
 import type { TaskRecord, TransitionOutcome, TransitionWrite } from '../../src/ports/task-store.js';
-import { at, ids, newTask, write } from '../contract/task-store.fixtures.js';
-import { createTestSchema, type TestSchema } from '../helpers/pg-schema.js';
+import { ids, newTask, write } from '../contract/task-store.fixtures.js';
+import { budgetRace, RESERVE, SPENT } from '../helpers/budget-race.js';
 
 /**
  * Batched budget reservations (applyTransitions) on the real server: two pools (two
@@ -17,59 +13,8 @@ import { createTestSchema, type TestSchema } from '../helpers/pg-schema.js';
  */
 describe('batched budget reservations across two pools (PostgreSQL)', () => {
   const PROJECT = 'prj-batch';
-  const RESERVE = 0.1; // not exact in binary floating point: the sums are SQL numerics
-  const SPENT = 2.5;
-  const LIMIT = 12.5; // SPENT + 100 reservations, exactly
-  let schema: TestSchema;
-  let sampler: PgSqlClient;
-  let projects: PostgresProjectStore;
-  let pools: [PostgresTaskStore, PostgresTaskStore];
-
-  beforeAll(async () => {
-    schema = await createTestSchema();
-    const a = schema.client({ max: 10 });
-    await migrate(a);
-    pools = [new PostgresTaskStore(a), new PostgresTaskStore(schema.client({ max: 10 }))];
-    projects = new PostgresProjectStore(a);
-    sampler = schema.client({ max: 1 });
-  });
-  afterAll(async () => {
-    await schema?.drop();
-  });
-
-  beforeEach(async () => {
-    await sampler.query('TRUNCATE tasks, task_transitions, projects, outbox, processed_events RESTART IDENTITY');
-    const project = { projectId: PROJECT, title: 'Batch budget race', budgetLimit: LIMIT, checkpoints: null };
-    await projects.ingestEvent({ eventId: 'created', eventType: 'PROJECT_CREATED', projectId: PROJECT, at: at(0), by: 'orch-a', project, tasks: [] });
-    await pools[0].createTasks([newTask('spent', { projectId: PROJECT, status: 'RUNNING' })], 'orch-a');
-    await pools[0].applyTransition(
-      write('spent', { from: 'RUNNING', to: 'COMPLETED', budget: { projectId: PROJECT, spend: SPENT, enforce: false } }),
-    );
-  });
-
-  /** Samples spent + reserved against the limit, on its own connection, until `done` settles. */
-  async function sampleUntil<T>(done: Promise<T>): Promise<{ result: T; samples: number; over: unknown[] }> {
-    let finished = false;
-    const settled = done.finally(() => {
-      finished = true;
-    });
-    const over: unknown[] = [];
-    let samples = 0;
-    do {
-      const { rows } = await sampler.query<{ within: boolean; used: number }>(
-        'SELECT spent + reserved <= budget_limit AS within, spent + reserved AS used FROM projects WHERE project_id = $1',
-        [PROJECT],
-      );
-      samples++;
-      if (!rows[0]?.within) over.push(rows[0]);
-    } while (!finished);
-    return { result: await settled, samples, over };
-  }
-
-  async function budget(): Promise<{ spent: number; reserved: number }> {
-    const p = (await projects.getProject(PROJECT))!;
-    return { spent: p.spent, reserved: p.reserved };
-  }
+  const stage = budgetRace(PROJECT, 'Batch budget race');
+  const { sampleUntil, budget } = stage;
 
   const reserve = (id: string, by: string): TransitionWrite =>
     write(id, { to: 'READY', by, budget: { projectId: PROJECT, reserve: RESERVE, enforce: true } });
@@ -86,21 +31,21 @@ describe('batched budget reservations across two pools (PostgreSQL)', () => {
     for (const id of won) expect(outcomes.get(id)).toStrictEqual({ ok: true, version: 2 });
     expect(await budget()).toStrictEqual({ spent: SPENT, reserved: Number((won.length * RESERVE).toFixed(4)) });
 
-    const after = new Map((await pools[1].getTasks(taskIds)).map((t) => [t.taskId, t]));
+    const after = new Map((await stage.pools[1].getTasks(taskIds)).map((t) => [t.taskId, t]));
     for (const id of lost) {
       expect(after.get(id)).toStrictEqual(before.get(id));
-      expect(await pools[1].listTransitions(id)).toHaveLength(1);
+      expect(await stage.pools[1].listTransitions(id)).toHaveLength(1);
     }
     for (const id of won) {
       expect(after.get(id)).toMatchObject<Partial<TaskRecord>>({ status: 'READY', version: 2 });
-      expect((await pools[1].listTransitions(id)).map((t) => t.toStatus)).toStrictEqual(['PENDING', 'READY']);
+      expect((await stage.pools[1].listTransitions(id)).map((t) => t.toStatus)).toStrictEqual(['PENDING', 'READY']);
     }
     return { won, lost };
   }
 
   async function seed(taskIds: readonly string[]): Promise<Map<string, TaskRecord>> {
-    await pools[0].createTasks(taskIds.map((id) => newTask(id, { projectId: PROJECT })), 'orch-a');
-    return new Map((await pools[0].getTasks(taskIds)).map((t) => [t.taskId, t]));
+    await stage.pools[0].createTasks(taskIds.map((id) => newTask(id, { projectId: PROJECT })), 'orch-a');
+    return new Map((await stage.pools[0].getTasks(taskIds)).map((t) => [t.taskId, t]));
   }
 
   it('grants exactly the 100 reservations that fit, out of two concurrent batches of 100', async () => {
@@ -108,7 +53,7 @@ describe('batched budget reservations across two pools (PostgreSQL)', () => {
     const before = await seed(taskIds);
     const halves = [taskIds.filter((_, i) => i % 2 === 0), taskIds.filter((_, i) => i % 2 === 1)] as const;
 
-    const race = Promise.all(halves.map((half, p) => pools[p]!.applyTransitions(half.map((id) => reserve(id, `orch-${p}`)))));
+    const race = Promise.all(halves.map((half, p) => stage.pools[p]!.applyTransitions(half.map((id) => reserve(id, `orch-${p}`)))));
     const { result, samples, over } = await sampleUntil(race);
 
     expect(samples).toBeGreaterThan(0);
@@ -119,7 +64,7 @@ describe('batched budget reservations across two pools (PostgreSQL)', () => {
     expect(lost).toHaveLength(100);
     // The batches ran one after the other on the project lock: the first took it all.
     for (const o of lost.map((id) => outcomes.get(id)!)) expect(o).toMatchObject({ error: { remaining: 0 } });
-    expect(await pools[0].countByStatus(PROJECT)).toStrictEqual({ READY: 100, PENDING: 100, COMPLETED: 1 });
+    expect(await stage.pools[0].countByStatus(PROJECT)).toStrictEqual({ READY: 100, PENDING: 100, COMPLETED: 1 });
   });
 
   it('grants exactly 100 out of 240 reservations: twenty concurrent batches of 10 and 40 single writes', async () => {
@@ -131,9 +76,9 @@ describe('batched budget reservations across two pools (PostgreSQL)', () => {
     const singles = taskIds.slice(200); // 40 single-write reservations racing with the batches
 
     const race = Promise.all([
-      ...batches.map((batch, b) => pools[b % 2]!.applyTransitions(batch.map((id) => reserve(id, `orch-${b % 2}`)))),
+      ...batches.map((batch, b) => stage.pools[b % 2]!.applyTransitions(batch.map((id) => reserve(id, `orch-${b % 2}`)))),
       ...singles.map((id, i) =>
-        pools[i % 2]!.applyTransition(reserve(id, `orch-${i % 2}`)).then(
+        stage.pools[i % 2]!.applyTransition(reserve(id, `orch-${i % 2}`)).then(
           (version): TransitionOutcome[] => [{ ok: true, version }],
           (error: Error): TransitionOutcome[] => [{ ok: false, error }],
         ),
@@ -156,13 +101,13 @@ describe('batched budget reservations across two pools (PostgreSQL)', () => {
     // orders, one batch of every other task, and single writes of a few. Each task moves
     // exactly once; everyone else gets a version conflict.
     const writers: Promise<[string, TransitionOutcome][]>[] = [
-      pools[0].applyTransitions(taskIds.map((id) => reserve(id, 'orch-a'))).then((os) => os.map((o, i) => [taskIds[i]!, o])),
-      pools[1].applyTransitions(reversed.map((id) => reserve(id, 'orch-b'))).then((os) => os.map((o, i) => [reversed[i]!, o])),
-      pools[0]
+      stage.pools[0].applyTransitions(taskIds.map((id) => reserve(id, 'orch-a'))).then((os) => os.map((o, i) => [taskIds[i]!, o])),
+      stage.pools[1].applyTransitions(reversed.map((id) => reserve(id, 'orch-b'))).then((os) => os.map((o, i) => [reversed[i]!, o])),
+      stage.pools[0]
         .applyTransitions(taskIds.filter((_, i) => i % 2 === 1).map((id) => reserve(id, 'orch-c')))
         .then((os) => os.map((o, i) => [taskIds.filter((_, j) => j % 2 === 1)[i]!, o])),
       ...taskIds.slice(0, 10).map((id) =>
-        pools[1].applyTransition(reserve(id, 'orch-d')).then(
+        stage.pools[1].applyTransition(reserve(id, 'orch-d')).then(
           (version): [string, TransitionOutcome][] => [[id, { ok: true, version }]],
           (error: Error): [string, TransitionOutcome][] => [[id, { ok: false, error }]],
         ),
@@ -180,7 +125,7 @@ describe('batched budget reservations across two pools (PostgreSQL)', () => {
         expect(o.ok ? undefined : o.error).toBeInstanceOf(VersionConflictError);
         expect(o).toMatchObject({ error: { expectedVersion: 1, actualVersion: 2 } });
       }
-      expect(await pools[0].listTransitions(id)).toHaveLength(2);
+      expect(await stage.pools[0].listTransitions(id)).toHaveLength(2);
     }
     expect(await budget()).toStrictEqual({ spent: SPENT, reserved: 10 });
   });

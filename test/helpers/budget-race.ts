@@ -1,0 +1,67 @@
+import { afterAll, beforeAll, beforeEach } from 'vitest';
+import { migrate } from '../../src/adapters/postgres/migrate.js';
+import { PostgresProjectStore } from '../../src/adapters/postgres/project-store.js';
+import type { PgSqlClient } from '../../src/adapters/postgres/sql-client.js';
+import { PostgresTaskStore } from '../../src/adapters/postgres/task-store.js';
+import { at, newTask, write } from '../contract/task-store.fixtures.js';
+import { createTestSchema, type TestSchema } from './pg-schema.js';
+
+export const RESERVE = 0.1; // not exact in binary floating point: the sums are SQL numerics
+export const SPENT = 2.5;
+export const LIMIT = 12.5; // SPENT + 100 reservations, exactly
+
+/**
+ * The stage of a budget race on the real server, for a describe block: an own schema,
+ * two pools (two "processes"), and before each test one project with SPENT already spent
+ * and a limit that fits exactly 100 reservations of RESERVE.
+ */
+export function budgetRace(projectId: string, title: string) {
+  let schema: TestSchema;
+  let sampler: PgSqlClient;
+  const stage = {
+    pools: undefined as unknown as [PostgresTaskStore, PostgresTaskStore],
+    projects: undefined as unknown as PostgresProjectStore,
+    /** Samples spent + reserved against the limit, on its own connection, until `done` settles. */
+    async sampleUntil<T>(done: Promise<T>): Promise<{ result: T; samples: number; over: unknown[] }> {
+      let finished = false;
+      const settled = done.finally(() => {
+        finished = true;
+      });
+      const over: unknown[] = [];
+      let samples = 0;
+      do {
+        const { rows } = await sampler.query<{ within: boolean; used: number }>(
+          'SELECT spent + reserved <= budget_limit AS within, spent + reserved AS used FROM projects WHERE project_id = $1',
+          [projectId],
+        );
+        samples++;
+        if (!rows[0]?.within) over.push(rows[0]);
+      } while (!finished);
+      return { result: await settled, samples, over };
+    },
+    async budget(): Promise<{ spent: number; reserved: number }> {
+      const p = (await stage.projects.getProject(projectId))!;
+      return { spent: p.spent, reserved: p.reserved };
+    },
+  };
+  beforeAll(async () => {
+    schema = await createTestSchema();
+    const a = schema.client({ max: 10 });
+    await migrate(a);
+    stage.pools = [new PostgresTaskStore(a), new PostgresTaskStore(schema.client({ max: 10 }))];
+    stage.projects = new PostgresProjectStore(a);
+    sampler = schema.client({ max: 1 });
+  });
+  afterAll(async () => {
+    await schema?.drop();
+  });
+  beforeEach(async () => {
+    await sampler.query('TRUNCATE tasks, task_transitions, projects, outbox, processed_events RESTART IDENTITY');
+    const project = { projectId, title, budgetLimit: LIMIT, checkpoints: null };
+    await stage.projects.ingestEvent({ eventId: 'created', eventType: 'PROJECT_CREATED', projectId, at: at(0), by: 'orch-a', project, tasks: [] });
+    // Something already spent: the limit counts it.
+    await stage.pools[0].createTasks([newTask('spent', { projectId, status: 'RUNNING' })], 'orch-a');
+    await stage.pools[0].applyTransition(write('spent', { from: 'RUNNING', to: 'COMPLETED', budget: { projectId, spend: SPENT, enforce: false } }));
+  });
+  return stage;
+}
