@@ -51,7 +51,7 @@ export interface AgentWorkerOptions {
   subjectPrefix?: string;
   /** Default: the subject prefix upper-cased; must match the orchestrator's. */
   streamPrefix?: string;
-  /** Heartbeat period while a handler runs; default 10 000 ms. */
+  /** Heartbeat period while a handler runs (the first one after one period); default 10 000 ms. */
   heartbeatMs?: number;
   /** Tasks handled at the same time; default 1. */
   concurrency?: number;
@@ -166,6 +166,8 @@ class Worker implements AgentWorker {
   private async run(): Promise<void> {
     while (!this.stopping) {
       await this.freeSlot();
+      // Let the tasks finishing at the same moment free their slots too: one bigger pull.
+      if (this.active.size > 0) await new Promise<void>((resolve) => setImmediate(resolve));
       if (this.stopping) break;
       if (this.settings.connection.isClosed()) {
         this.logger.warn('NATS connection closed; the worker takes no more tasks');
@@ -253,7 +255,8 @@ class Worker implements AgentWorker {
       this.settings.connection.publish(this.subjects.heartbeats(task.projectId), JSON.stringify({ taskId: task.taskId, fencingToken: task.fencingToken }));
     };
     const beat = () => void heartbeat().catch((err: unknown) => this.logger.warn({ err, taskId: task.taskId }, 'heartbeat failed'));
-    beat();
+    // The first heartbeat after one period, not at the start: the dispatch set the deadline,
+    // and a task shorter than the period sends none (one inbound message per task, its result).
     const timer = setInterval(beat, this.settings.heartbeatMs);
     const base = { taskId: task.taskId, fencingToken: task.fencingToken };
     try {
@@ -271,6 +274,11 @@ class Worker implements AgentWorker {
     }
   }
 
+  /**
+   * Stores the result in the inbound stream (resolves on the stream's acknowledgement, so
+   * the dispatch is acknowledged only after). One round trip per task, but not one after
+   * another: every running task publishes its own, and the connection pipelines them.
+   */
   private async publishResult(task: TaskDispatch, result: TaskResult): Promise<void> {
     const subject = this.subjects.results(task.projectId);
     let lastError: unknown;
@@ -280,7 +288,7 @@ class Worker implements AgentWorker {
         return;
       } catch (err) {
         lastError = err;
-        await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+        if (attempt < RESULT_PUBLISH_ATTEMPTS) await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
       }
     }
     throw lastError;

@@ -7,7 +7,8 @@ import type { DeadLetterMessage, TaskDispatch } from '../../src/domain/messages.
 import { ProjectNotFoundError, ServiceUnavailableError, StaleFencingTokenError, ValidationError } from '../../src/errors.js';
 import type { InboundSubscription } from '../../src/ports/event-bus.js';
 import { atMost, collect, connectTestNats, deleteStreams, gate, randomNatsScope, waitFor, type Collected } from '../helpers/nats.js';
-import { RecordingHandlers, eventBody, uid } from '../helpers/recording-handlers.js';
+import { Gates, turns } from '../helpers/gates.js';
+import { RecordingHandlers, eventBody, keyOf, uid } from '../helpers/recording-handlers.js';
 
 const scope = randomNatsScope();
 const P = scope.subjectPrefix;
@@ -76,6 +77,19 @@ async function marker(): Promise<void> {
 async function inboundConsumerInfo() {
   return jsm.consumers.info(bus.streams.inbound, 'orchestrator');
 }
+
+/** Waits until the inbound consumer holds `ackPending` unacknowledged messages and `pending` wait in the stream. */
+async function holding(ackPending: number, pending = 0): Promise<void> {
+  await waitFor(async () => {
+    const info = await inboundConsumerInfo();
+    return info.num_ack_pending === ackPending && info.num_pending === pending;
+  }, `${ackPending} unacknowledged, ${pending} in the stream`);
+}
+
+const sendResult = (taskId: string) => send(`${P}.results.p1`, { taskId, status: 'completed', fencingToken: 1 });
+const sendHeartbeat = (taskId: string) => send(`${P}.heartbeats.p1`, { taskId, fencingToken: 1 });
+const sendEvent = (id: string) => send(`${P}.events.p1.SCRIPT_READY`, eventBody('p1', id));
+const sendDecision = (approvalId: string) => send(`${P}.approvals.decided.p1`, { approvalId, decision: 'approved', by: 'alice' });
 
 describe('NatsEventBus inbound', () => {
   it('hands events, results, heartbeats and decisions to the handlers with parsed bodies', async () => {
@@ -222,6 +236,142 @@ describe('NatsEventBus inbound', () => {
   });
 });
 
+describe('NatsEventBus inbound concurrency and order', () => {
+  let gates: Gates;
+
+  beforeEach(async () => {
+    await holding(0); // nothing of an earlier test left
+    gates = new Gates();
+    handlers.behaviour = gates.behaviour;
+  });
+
+  it('handles results and heartbeats concurrently: a held result does not stop the next ones from being handled and acknowledged', async () => {
+    const [a, b, c] = [uid('ra'), uid('rb'), uid('hc')];
+    gates.hold(a, 'A');
+    await sendResult(a);
+    await sendResult(b);
+    await sendHeartbeat(c);
+    await waitFor(() => handlers.doneFor(b).length === 1 && handlers.doneFor(c).length === 1, 'B and C handled');
+    await holding(1); // B and C acknowledged, A still held
+    expect(gates.log).toEqual(['enter A']);
+    expect(handlers.doneFor(a)).toHaveLength(0);
+    gates.open('A');
+    await holding(0);
+    expect(gates.log).toEqual(['enter A', 'exit A']);
+    expect(handlers.doneFor(a)).toHaveLength(1);
+  });
+
+  it('an event waits for every message before it, and the messages after it wait for the event', async () => {
+    const ids = { r1: uid('r1'), r2: uid('r2'), ev: uid('ev'), r3: uid('r3'), r4: uid('r4') };
+    for (const [label, id] of Object.entries(ids)) gates.hold(id, label);
+    await sendResult(ids.r1);
+    await sendResult(ids.r2);
+    await sendEvent(ids.ev);
+    await sendResult(ids.r3);
+    await sendResult(ids.r4);
+    await holding(5); // all five taken from the stream
+    await waitFor(() => gates.entered('r1') && gates.entered('r2'), 'r1 and r2 running');
+    await turns();
+    expect(gates.log).toEqual(['enter r1', 'enter r2']);
+
+    gates.open('r2'); // r1 still running: the event still waits
+    await holding(4);
+    await turns();
+    expect(gates.log).toEqual(['enter r1', 'enter r2', 'exit r2']);
+
+    gates.open('r1');
+    await waitFor(() => gates.entered('ev'), 'event started');
+    await holding(3);
+    await turns();
+    expect(gates.log).toEqual(['enter r1', 'enter r2', 'exit r2', 'exit r1', 'enter ev']); // r3, r4 wait
+
+    gates.open('ev');
+    await waitFor(() => gates.entered('r3') && gates.entered('r4'), 'r3 and r4 running together');
+    gates.open('r4');
+    await waitFor(() => gates.exited('r4'), 'r4 done');
+    gates.open('r3');
+    await holding(0);
+    expect(gates.log).toEqual([
+      'enter r1', 'enter r2', 'exit r2', 'exit r1',
+      'enter ev', 'exit ev',
+      'enter r3', 'enter r4', 'exit r4', 'exit r3',
+    ]);
+  });
+
+  it('a decision is a barrier too', async () => {
+    const ids = { a: uid('ra'), d: uid('dec'), b: uid('rb') };
+    for (const [label, id] of Object.entries(ids)) gates.hold(id, label);
+    await sendResult(ids.a);
+    await sendDecision(ids.d);
+    await sendResult(ids.b);
+    await holding(3);
+    await waitFor(() => gates.entered('a'), 'a running');
+    await turns();
+    expect(gates.log).toEqual(['enter a']);
+    gates.open('a');
+    await waitFor(() => gates.entered('d'), 'decision started');
+    await turns();
+    expect(gates.log).toEqual(['enter a', 'exit a', 'enter d']);
+    gates.open('d');
+    await waitFor(() => gates.entered('b'), 'b started');
+    gates.open('b');
+    await holding(0);
+    expect(gates.log).toEqual(['enter a', 'exit a', 'enter d', 'exit d', 'enter b', 'exit b']);
+  });
+
+  it('holds at most inboundConcurrency messages: the others stay in the stream until a slot frees', async () => {
+    const small = randomNatsScope();
+    const smallBus = new NatsEventBus({
+      connection: nc,
+      subjectPrefix: small.subjectPrefix,
+      streamPrefix: small.streamPrefix,
+      inboundConcurrency: 3,
+    });
+    const recorded = new RecordingHandlers();
+    const window = new Gates();
+    recorded.behaviour = window.behaviour;
+    let smallSub: InboundSubscription | undefined;
+    const state = (ackPending: number, pending: number) =>
+      waitFor(async () => {
+        const info = await jsm.consumers.info(smallBus.streams.inbound, 'orchestrator');
+        return info.num_ack_pending === ackPending && info.num_pending === pending;
+      }, `${ackPending} unacknowledged, ${pending} in the stream`);
+    try {
+      await smallBus.ensureStreams();
+      const ids = Array.from({ length: 7 }, (_, i) => uid(`w${i}`));
+      ids.forEach((id, i) => window.hold(id, `w${i}`));
+      for (const id of ids) {
+        await js.publish(`${small.subjectPrefix}.results.p1`, JSON.stringify({ taskId: id, status: 'completed', fencingToken: 1 }));
+      }
+      smallSub = await smallBus.consume(recorded);
+      await waitFor(() => window.running === 3, 'three running');
+      await state(3, 4);
+      expect(recorded.calls).toHaveLength(3);
+
+      window.open('w0');
+      await waitFor(() => recorded.calls.length === 4, 'a fourth taken once a slot freed');
+      await state(3, 3);
+      expect(window.running).toBe(3);
+
+      window.open('w1', 'w2', 'w3');
+      await waitFor(() => recorded.calls.length === 7, 'the last three taken');
+      await state(3, 0);
+      window.openAll();
+      await state(0, 0);
+      expect(recorded.done).toHaveLength(7);
+      expect(window.maxRunning).toBe(3);
+    } finally {
+      await atMost(smallSub?.close(), 10_000);
+      await deleteStreams(nc, small.streamPrefix);
+    }
+  });
+
+  it('rejects an inboundConcurrency that is not a positive integer', () => {
+    expect(() => new NatsEventBus({ connection: nc, subjectPrefix: P, inboundConcurrency: 0 })).toThrow(ValidationError);
+    expect(() => new NatsEventBus({ connection: nc, subjectPrefix: P, inboundConcurrency: 2.5 })).toThrow(ValidationError);
+  });
+});
+
 describe('NatsEventBus dispatch and outbound', () => {
   function dispatch(overrides: Partial<TaskDispatch> = {}): TaskDispatch {
     return {
@@ -316,6 +466,44 @@ describe('NatsEventBus control', () => {
 });
 
 describe('NatsEventBus close()', () => {
+  it('waits for every handler in flight; what waits behind a barrier goes back to the stream, in order', async () => {
+    await holding(0);
+    const gates = new Gates();
+    handlers.behaviour = gates.behaviour;
+    const ids = { r1: uid('r1'), r2: uid('r2'), r3: uid('r3'), ev: uid('ev'), r4: uid('r4') };
+    for (const [label, id] of Object.entries(ids)) gates.hold(id, label);
+    await sendResult(ids.r1);
+    await sendResult(ids.r2);
+    await sendResult(ids.r3);
+    await sendEvent(ids.ev);
+    await sendResult(ids.r4);
+    await holding(5);
+    await waitFor(() => gates.running === 3, 'r1, r2, r3 running');
+    const closed = sub.close().then(() => gates.log.push('closed'));
+    await turns();
+    gates.open('r2');
+    await waitFor(() => gates.exited('r2'), 'r2 done');
+    gates.open('r1');
+    await waitFor(() => gates.exited('r1'), 'r1 done');
+    await turns();
+    expect(gates.log).toEqual(['enter r1', 'enter r2', 'enter r3', 'exit r2', 'exit r1']);
+    gates.open('r3');
+    await closed;
+    expect(gates.log).toEqual(['enter r1', 'enter r2', 'enter r3', 'exit r2', 'exit r1', 'exit r3', 'closed']);
+    expect(handlers.doneFor(ids.r3)).toHaveLength(1);
+    expect(handlers.callsFor(ids.ev)).toHaveLength(0);
+    expect(handlers.callsFor(ids.r4)).toHaveLength(0);
+    // r1..r3 acknowledged; ev and r4 nak'd (unacknowledged for the server until redelivered).
+    await waitFor(async () => (await inboundConsumerInfo()).num_ack_pending === 2, 'r1..r3 acknowledged');
+
+    // The next consumer gets the event, then the result after it.
+    handlers = new RecordingHandlers();
+    sub = await bus.consume(handlers);
+    await waitFor(() => handlers.doneFor(ids.ev).length === 1 && handlers.doneFor(ids.r4).length === 1, 'handed-back messages handled');
+    expect(handlers.calls.map(keyOf)).toEqual([ids.ev, ids.r4]); // in order, once each
+    await holding(0);
+  });
+
   it('stops taking messages and waits for the handler in flight, whose message is then acknowledged', async () => {
     const id = uid('inflight');
     const release = gate();

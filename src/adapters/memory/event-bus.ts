@@ -1,7 +1,17 @@
 import { isOrchestratorError } from '../../errors.js';
+import { isBarrier, windowSize, type InboundKind } from '../inbound-order.js';
 import type { ApprovalDecided, ControlRequest, DeadLetterMessage, Heartbeat, TaskDispatch, TaskResult } from '../../domain/messages.js';
 import type { PipelineEventInput } from '../../domain/pipeline.js';
 import type { EventBus, InboundHandlers, InboundSubscription, Outbound } from '../../ports/event-bus.js';
+
+export interface InProcessEventBusOptions {
+  /** Inbound results and heartbeats handled at the same time, at most; default 256 (see inbound-order.ts). */
+  inboundConcurrency?: number;
+  /** Attempts of a message whose handler keeps failing with a retryable error before it is dead-lettered; default 5. */
+  maxDeliveries?: number;
+  /** Pause before the n-th retry: base * 2^(n-1), capped; default 5 ms .. 100 ms. */
+  retryDelay?: { baseMs?: number; maxMs?: number };
+}
 
 export type AgentHandler = (task: TaskDispatch) => void | Promise<void>;
 export type OutboundListener = (message: Outbound) => void;
@@ -9,18 +19,45 @@ export type OutboundListener = (message: Outbound) => void;
 /**
  * The in-process event bus: the embedded default and the bus of fast tests. Dispatches
  * go to agents registered in the same process (or wait in a per-agent backlog until one
- * registers, as a work-queue stream would keep them); inbound messages are handed to the
- * orchestrator's handlers one at a time per kind, in order. A handler's non-retryable
- * error dead-letters the message (a `dlq` outbound message), like the NATS adapter does.
+ * registers, as a work-queue stream would keep them). Inbound messages are handed to the
+ * orchestrator's handlers with the rule of the NATS adapter (inbound-order.ts): in the
+ * order sent, results and heartbeats concurrently (up to `inboundConcurrency` running),
+ * events and decisions as barriers (each starts once everything sent before it has
+ * settled; what is sent after it starts once it has settled).
+ *
+ * A handler's error dead-letters the message (a `dlq` outbound message), except a
+ * `retryable` OrchestratorError (a store or lock service briefly unavailable): that one is
+ * retried after a short pause, up to `maxDeliveries` attempts in all, then dead-lettered
+ * (`gave up after N deliveries: …`), like the NATS adapter does. (NATS retries any error
+ * that is not a non-retryable OrchestratorError; here a plain error — a bug, or a body the
+ * handler's schema refuses, which NATS catches before the handler — is dead-lettered at
+ * once, as before.) A message being retried keeps its place: its slot of the window and,
+ * for an event or a decision, the barrier (stricter than NATS, which hands a retried
+ * message back to the stream and goes on).
  */
 export class InProcessEventBus implements EventBus {
   private readonly agents = new Map<string, AgentHandler>();
   private readonly backlog = new Map<string, TaskDispatch[]>();
   private readonly listeners = new Set<OutboundListener>();
   private handlers: InboundHandlers | null = null;
-  private readonly pending: (() => Promise<void>)[] = [];
-  private draining = false;
+  /** Sent, not started yet (in the order sent). */
+  private readonly waiting: Inbound[] = [];
+  /** Started, not settled. */
+  private running = 0;
+  /** A barrier (event, decision) is running: nothing else starts. */
+  private barrierRunning = false;
   private idleWaiters: (() => void)[] = [];
+  private readonly window: number;
+  private readonly maxDeliveries: number;
+  private readonly retryBaseMs: number;
+  private readonly retryMaxMs: number;
+
+  constructor(options: InProcessEventBusOptions = {}) {
+    this.window = windowSize(options.inboundConcurrency);
+    this.maxDeliveries = windowSize(options.maxDeliveries ?? 5, 'maxDeliveries');
+    this.retryBaseMs = options.retryDelay?.baseMs ?? 5;
+    this.retryMaxMs = options.retryDelay?.maxMs ?? 100;
+  }
 
   async dispatchTask(agent: string, task: TaskDispatch): Promise<void> {
     const handler = this.agents.get(agent);
@@ -62,18 +99,19 @@ export class InProcessEventBus implements EventBus {
     return () => this.listeners.delete(listener);
   }
 
-  // Inbound, as an agent or another service would send it.
+  // Inbound, as an agent or another service would send it. Each resolves once the message
+  // is handled (or dead-lettered).
   sendEvent(event: PipelineEventInput): Promise<void> {
-    return this.enqueue('events', event, (h) => h.event(event));
+    return this.enqueue('event', 'events', event, (h) => h.event(event));
   }
   sendResult(projectId: string, result: TaskResult): Promise<void> {
-    return this.enqueue('results', result, (h) => h.result(projectId, result));
+    return this.enqueue('result', 'results', result, (h) => h.result(projectId, result));
   }
   sendHeartbeat(projectId: string, heartbeat: Heartbeat): Promise<void> {
-    return this.enqueue('heartbeats', heartbeat, (h) => h.heartbeat(projectId, heartbeat));
+    return this.enqueue('heartbeat', 'heartbeats', heartbeat, (h) => h.heartbeat(projectId, heartbeat));
   }
   sendDecision(projectId: string, decision: ApprovalDecided): Promise<void> {
-    return this.enqueue('approvals.decided', decision, (h) => h.decision(projectId, decision));
+    return this.enqueue('decision', 'approvals.decided', decision, (h) => h.decision(projectId, decision));
   }
 
   /** A control request, answered like the NATS request-reply subject. */
@@ -89,7 +127,7 @@ export class InProcessEventBus implements EventBus {
 
   /** Resolves when every inbound message sent so far has been handled. */
   idle(): Promise<void> {
-    if (!this.draining && this.pending.length === 0) return Promise.resolve();
+    if (this.running === 0 && this.waiting.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -101,37 +139,64 @@ export class InProcessEventBus implements EventBus {
     }
   }
 
-  private enqueue(subject: string, data: unknown, run: (h: InboundHandlers) => Promise<void>): Promise<void> {
+  private enqueue(kind: InboundKind, subject: string, data: unknown, run: (h: InboundHandlers) => Promise<void>): Promise<void> {
     return new Promise<void>((resolve) => {
-      this.pending.push(async () => {
-        const handlers = this.handlers;
-        if (!handlers) {
-          await this.deadLetter({ subject, reason: 'no consumer is running', data: JSON.stringify(data) });
-        } else {
-          try {
-            await run(handlers);
-          } catch (err) {
-            const reason = isOrchestratorError(err) ? `${err.code}: ${err.message}` : (err as Error).message;
-            await this.deadLetter({ subject, reason, data: JSON.stringify(data) });
-          }
-        }
-        resolve();
-      });
-      void this.drain();
+      this.waiting.push({ barrier: isBarrier(kind), subject, data, run, done: resolve });
+      this.pump();
     });
+  }
+
+  /** Starts what the rule allows, in the order sent. */
+  private pump(): void {
+    while (this.waiting.length && !this.barrierRunning) {
+      const next = this.waiting[0]!;
+      if (next.barrier ? this.running > 0 : this.running >= this.window) return;
+      this.waiting.shift();
+      this.running += 1;
+      if (next.barrier) this.barrierRunning = true;
+      void this.handle(next).finally(() => {
+        this.running -= 1;
+        if (next.barrier) this.barrierRunning = false;
+        next.done();
+        this.pump();
+        if (this.running === 0 && this.waiting.length === 0) {
+          const waiters = this.idleWaiters;
+          this.idleWaiters = [];
+          for (const w of waiters) w();
+        }
+      });
+    }
+  }
+
+  /** Runs the handler (retrying what may succeed later); dead-letters what fails for good. Never rejects. */
+  private async handle(message: Inbound): Promise<void> {
+    const letter = (reason: string) => this.deadLetter({ subject: message.subject, reason, data: JSON.stringify(message.data) }).catch(() => undefined);
+    for (let delivery = 1; ; delivery++) {
+      const handlers = this.handlers;
+      if (!handlers) return letter('no consumer is running');
+      try {
+        await message.run(handlers);
+        return;
+      } catch (err) {
+        const reason = isOrchestratorError(err) ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err);
+        if (!isOrchestratorError(err) || !err.retryable) return letter(reason);
+        if (delivery >= this.maxDeliveries) return letter(`gave up after ${delivery} deliveries: ${reason}`);
+        const delay = Math.min(this.retryBaseMs * 2 ** (delivery - 1), this.retryMaxMs);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
   }
 
   private async deadLetter(body: DeadLetterMessage): Promise<void> {
     await this.publish({ kind: 'dlq', body });
   }
+}
 
-  private async drain(): Promise<void> {
-    if (this.draining) return;
-    this.draining = true;
-    while (this.pending.length) await this.pending.shift()!();
-    this.draining = false;
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const w of waiters) w();
-  }
+interface Inbound {
+  barrier: boolean;
+  subject: string;
+  data: unknown;
+  run: (h: InboundHandlers) => Promise<void>;
+  /** Resolves the sender's promise. */
+  done: () => void;
 }

@@ -7,6 +7,7 @@ import { silentLogger, type Logger } from '../../logger.js';
 import type { EventBus, InboundHandlers, InboundSubscription, Outbound } from '../../ports/event-bus.js';
 import { startControlResponder } from './control.js';
 import { DEFAULT_DLQ_DATA_LIMIT, DeadLetterPublisher } from './dead-letter.js';
+import { windowSize } from '../inbound-order.js';
 import { InboundConsumer } from './inbound-consumer.js';
 import {
   INBOUND_CONSUMER,
@@ -38,7 +39,14 @@ export interface NatsEventBusOptions extends StreamSettings {
   ackWaitMs?: number;
   /** `nak` delay after a retryable handler failure: base * 2^(deliveries-1), capped; default 1 s .. 30 s. */
   retryDelay?: { baseMs?: number; maxMs?: number };
-  /** Inbound messages pulled ahead of the one being handled; default 10. */
+  /**
+   * Inbound messages held at a time (taken from the stream, not yet acknowledged): results
+   * and heartbeats are handled concurrently within this window, events and decisions are
+   * barriers (see inbound-order.ts); default 256. The server's own limit on unacknowledged
+   * messages of the consumer is raised to it when it is larger than 1 000.
+   */
+  inboundConcurrency?: number;
+  /** @deprecated Ignored: the inbound consumer pulls as many messages as `inboundConcurrency` has room for. */
   prefetch?: number;
   /** Name of the durable inbound consumer; default `orchestrator`. */
   consumerName?: string;
@@ -48,14 +56,19 @@ export interface NatsEventBusOptions extends StreamSettings {
   dlqDataLimit?: number;
 }
 
+/** The server's default limit on unacknowledged messages of a consumer. */
+const SERVER_MAX_ACK_PENDING = 1_000;
+
 /** Timeout of one JetStream publish (dispatches, dead letters). */
 const PUBLISH_TIMEOUT_MS = 10_000;
 
 /**
  * The EventBus over NATS JetStream (see streams.ts for the layout):
  * - inbound events, results, heartbeats and decisions are read from the `<P>_INBOUND`
- *   work-queue stream by one durable consumer, handled one at a time in stream order,
- *   acknowledged only after the handler resolved, dead-lettered when bad (InboundConsumer);
+ *   work-queue stream by one durable consumer, in stream order: results and heartbeats
+ *   handled concurrently (up to `inboundConcurrency` at a time), events and decisions as
+ *   barriers (after everything before them, before everything after them); each message
+ *   acknowledged only after its handler resolved, dead-lettered when bad (InboundConsumer);
  * - dispatches go through JetStream into `<P>_TASKS` with `Nats-Msg-Id` =
  *   `<taskId>:<fencingToken>` (a repeated dispatch of the same attempt is dropped);
  * - outbound notifications are core publishes (at most once, like the memory bus);
@@ -78,6 +91,7 @@ export class NatsEventBus implements EventBus {
   private readonly deadLetters: DeadLetterPublisher;
   private readonly maxPayloadBytes: number;
   private readonly settings: StreamSettings;
+  private readonly inboundConcurrency: number;
   private setupPromise: Promise<JetStreamManager> | null = null;
   private active: InboundSubscription | null = null;
 
@@ -89,6 +103,7 @@ export class NatsEventBus implements EventBus {
     this.logger = options.logger ?? silentLogger();
     this.js = jetstream(this.nc, { timeout: PUBLISH_TIMEOUT_MS });
     this.maxPayloadBytes = options.maxPayloadBytes ?? 1_048_576;
+    this.inboundConcurrency = windowSize(options.inboundConcurrency);
     this.deadLetters = new DeadLetterPublisher(this.js, this.subjects.dlq, this.logger, options.dlqDataLimit ?? DEFAULT_DLQ_DATA_LIMIT);
     const { duplicateWindowMs, maxAgeMs, dlqMaxAgeMs, replicas } = options;
     this.settings = { duplicateWindowMs, maxAgeMs, dlqMaxAgeMs, replicas };
@@ -160,7 +175,7 @@ export class NatsEventBus implements EventBus {
       maxDeliveries: this.maxDeliveries,
       ackWaitMs: this.ackWaitMs,
       retryDelay: { baseMs: o.retryDelay?.baseMs ?? 1_000, maxMs: o.retryDelay?.maxMs ?? 30_000 },
-      prefetch: o.prefetch ?? 10,
+      concurrency: this.inboundConcurrency,
       handlers,
       deadLetters: this.deadLetters,
       logger: this.logger,
@@ -203,7 +218,13 @@ export class NatsEventBus implements EventBus {
 
   private async ensureInboundConsumer(): Promise<void> {
     const jsm = await this.setup();
-    const config = durableConfig(this.consumerName, { ackWaitMs: this.ackWaitMs, maxDeliver: this.maxDeliveries });
+    const window = this.inboundConcurrency;
+    const config = durableConfig(this.consumerName, {
+      ackWaitMs: this.ackWaitMs,
+      maxDeliver: this.maxDeliveries,
+      // The server default (1 000) would cap a larger window; a smaller one needs no change.
+      ...(window > SERVER_MAX_ACK_PENDING ? { maxAckPending: window } : {}),
+    });
     await ensureConsumer(jsm, this.streams.inbound, config);
   }
 

@@ -1,8 +1,9 @@
-import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { isOrchestratorError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type { InboundHandlers } from '../../ports/event-bus.js';
+import { isBarrier } from '../inbound-order.js';
 import type { DeadLetterPublisher } from './dead-letter.js';
 import { bytesToText, decodeInbound, dispatchInbound } from './inbound.js';
 
@@ -19,8 +20,11 @@ export interface InboundConsumerOptions {
   maxDeliveries: number;
   ackWaitMs: number;
   retryDelay: { baseMs: number; maxMs: number };
-  /** Messages pulled ahead of the one being handled. */
-  prefetch: number;
+  /**
+   * The window: messages taken from the stream and not yet acknowledged (or nak'd, or
+   * dead-lettered), at most. Results and heartbeats run concurrently within it.
+   */
+  concurrency: number;
   handlers: InboundHandlers;
   deadLetters: DeadLetterPublisher;
   logger: Logger;
@@ -28,6 +32,8 @@ export interface InboundConsumerOptions {
 
 const RESTART_PAUSE_MS = 1_000;
 const ACK_TIMEOUT_MS = 5_000;
+/** Lifetime of one pull request; an idle consumer issues a new one this often. */
+const FETCH_EXPIRES_MS = 10_000;
 
 function describeError(err: unknown): string {
   if (isOrchestratorError(err)) return `${err.code}: ${err.message}`;
@@ -39,34 +45,74 @@ export function retryDelay(deliveries: number, baseMs: number, maxMs: number): n
   return Math.min(baseMs * 2 ** Math.min(Math.max(deliveries - 1, 0), 30), maxMs);
 }
 
+/** Runs `fn`, turning a synchronous throw into a rejection: resolves with the failure, or null. */
+function outcome(fn: () => Promise<void>): Promise<{ err: unknown } | null> {
+  try {
+    return fn().then(
+      () => null,
+      (err: unknown) => ({ err }),
+    );
+  } catch (err) {
+    return Promise.resolve({ err });
+  }
+}
+
 /**
- * The orchestrator's side of the inbound stream: one durable pull consumer whose
- * messages are handled ONE AT A TIME in stream order (so the messages of a project are
- * handled in the order they were stored; a retried message is the exception, see
- * `handle`). A message is acknowledged only after its handler resolved.
+ * The orchestrator's side of the inbound stream: one durable pull consumer, read in
+ * stream order, with the rule of inbound-order.ts:
  *
- * The loop survives reconnects (the client re-issues its pull requests) and a deleted
- * consumer (re-created through `recreate`).
+ * - results and heartbeats are handled CONCURRENTLY: at most `concurrency` messages are
+ *   held (taken and not yet acknowledged / nak'd / dead-lettered) at a time, because the
+ *   consumer pulls (`fetch`) only as many as the window has room for. Each is
+ *   acknowledged when ITS handler resolved, whatever the others do.
+ * - events and decisions are BARRIERS: such a message starts once the handlers of every
+ *   message taken before it have settled, and the messages after it start once its own
+ *   handler has settled.
+ *
+ * A message is acknowledged only after its handler resolved. Every held message, running
+ * or waiting behind a barrier, is kept with `working()` so the server does not offer it
+ * again meanwhile. A handler that never settles holds its slot (and every later barrier):
+ * the other results and heartbeats go on in the rest of the window.
+ *
+ * The loop survives reconnects and a deleted consumer (re-created through `recreate`).
  */
 export class InboundConsumer {
   private stopping = false;
-  private messages: ConsumerMessages | null = null;
+  private batch: ConsumerMessages | null = null;
+  private consumer: Consumer | null = null;
   private readonly loop: Promise<void>;
-  private wake: (() => void) | null = null;
   private closing: Promise<void> | null = null;
+  /** Taken from the stream, not yet acknowledged / nak'd / terminated. */
+  private held = 0;
+  /** Started (handler or dead-lettering running), not yet settled. */
+  private handling = 0;
+  /** Everything started, until acknowledged: close() waits for these. */
+  private readonly inFlight = new Set<Promise<void>>();
+  private waiters: (() => void)[] = [];
+  /** Naks of the messages taken but not started when closing, in stream order. */
+  private readonly returned: (() => void)[] = [];
+  /** Ends the pause between restarts (on close). */
+  private wake: (() => void) | null = null;
 
   constructor(private readonly options: InboundConsumerOptions) {
     this.loop = this.run();
   }
 
-  /** Stops pulling, lets the message being handled finish (and be acknowledged), hands the prefetched ones back. */
+  /**
+   * Stops pulling; the messages held but not started (waiting behind a barrier, or
+   * received after the close) are handed back (nak), the handlers running finish and
+   * their messages are acknowledged, then this resolves.
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.stopping = true;
       this.wake?.();
-      const messages = this.messages;
-      if (messages) void messages.close().catch(() => undefined);
+      this.changed();
+      const batch = this.batch;
+      if (batch) void batch.close().catch(() => undefined);
       await this.loop;
+      if (this.returned.length) await this.handBackAll();
+      while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
     })();
     return this.closing;
   }
@@ -82,40 +128,44 @@ export class InboundConsumer {
       try {
         if (restarts > 0) await this.options.recreate();
         const consumer = await js.consumers.get(stream, consumerName);
-        const messages = await consumer.consume({ max_messages: this.options.prefetch });
-        this.messages = messages;
-        if (this.stopping) void messages.close();
-        void this.watch(messages);
-        for await (const m of messages) {
-          if (this.stopping) {
-            m.nak(); // prefetched but not started: back to the stream for the next consumer
-            continue;
-          }
-          await this.handle(m);
+        this.consumer = consumer;
+        while (!this.stopping) {
+          await this.until(() => this.held < this.options.concurrency);
+          // Let the completions of the same moment free their slots: one bigger pull.
+          if (this.held > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+          if (this.stopping) break;
+          const batch = await consumer.fetch({ max_messages: this.options.concurrency - this.held, expires: FETCH_EXPIRES_MS });
+          this.batch = batch;
+          if (this.stopping) void batch.close();
+          const lost = this.watch(batch);
+          for await (const m of batch) await this.take(m);
+          this.batch = null;
+          if (await lost) throw new Error('inbound consumer lost');
         }
       } catch (err) {
         if (!this.stopping) logger.warn({ err, stream, consumer: consumerName }, 'inbound consumer stopped; restarting');
       } finally {
-        this.messages = null;
+        this.batch = null;
       }
       restarts += 1;
       if (!this.stopping) await this.pause(RESTART_PAUSE_MS);
     }
   }
 
-  /** Ends the current `consume()` when the consumer or stream is gone, so the loop re-creates it. */
-  private async watch(messages: ConsumerMessages): Promise<void> {
+  /** Closes the pull when the consumer or stream is gone; resolves true then, false when the pull ended otherwise. */
+  private async watch(batch: ConsumerMessages): Promise<boolean> {
     try {
-      for await (const s of messages.status()) {
+      for await (const s of batch.status()) {
         if (s.type === 'consumer_deleted' || s.type === 'consumer_not_found' || s.type === 'stream_not_found') {
           this.options.logger.warn({ notification: s.type }, 'inbound consumer lost; re-creating it');
-          await messages.close();
-          return;
+          await batch.close().catch(() => undefined);
+          return true;
         }
       }
     } catch {
       // the status stream ends with the messages
     }
+    return false;
   }
 
   private pause(ms: number): Promise<void> {
@@ -129,35 +179,109 @@ export class InboundConsumer {
     });
   }
 
+  /** Wakes whoever waits for a slot or for the handlers before a barrier. */
+  private changed(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Resolves once `condition` holds or the consumer is stopping. */
+  private async until(condition: () => boolean): Promise<void> {
+    while (!condition() && !this.stopping) await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
   /**
-   * - invalid (size, subject, JSON, schema, subject/body mismatch): dead-lettered, `term()`.
+   * One message from the stream, in stream order: waits (for a barrier) until it may
+   * start, starts it, and for a barrier waits until its handler settled, so that the
+   * next message is taken only then.
+   */
+  private async take(m: JsMsg): Promise<void> {
+    const o = this.options;
+    this.held += 1;
+    const keepAlive = setInterval(() => {
+      try {
+        m.working(); // held (running or waiting): restart the server's ack timer
+      } catch {
+        // connection closed: the message will be redelivered
+      }
+    }, Math.max(1_000, Math.floor(o.ackWaitMs / 3)));
+    const release = (): void => {
+      clearInterval(keepAlive);
+      this.held -= 1;
+      this.changed();
+    };
+    if (this.stopping) return this.handBack(m, release);
+    const decoded = decodeInbound(o.subjectPrefix, m.subject, m.data, o.maxPayloadBytes);
+    const barrier = decoded.ok && isBarrier(decoded.message.kind);
+    if (barrier) {
+      await this.until(() => this.handling === 0);
+      if (this.stopping) return this.handBack(m, release);
+    }
+    this.handling += 1;
+    const handled = decoded.ok ? outcome(() => dispatchInbound(o.handlers, decoded.message)) : null;
+    const settled = (async () => {
+      try {
+        if (!decoded.ok) await this.reject(m, decoded.reason);
+        else await this.settle(m, await handled!);
+      } catch (err) {
+        o.logger.error({ err, subject: m.subject }, 'inbound message handling failed');
+      } finally {
+        release();
+      }
+    })();
+    this.inFlight.add(settled);
+    void settled.finally(() => this.inFlight.delete(settled));
+    // The handler (or the dead-lettering) is done; the acknowledgement may still be on its way.
+    const started = handled ?? settled;
+    void started.finally(() => {
+      this.handling -= 1;
+      this.changed();
+    });
+    if (barrier) await started;
+  }
+
+  /**
+   * Taken but not started when the consumer closes: handed back to the stream (`nak`) for
+   * the next consumer, in order, once the pull is closed (a nak while our pull request is
+   * still open would offer the message straight back to it).
+   */
+  private handBack(m: JsMsg, release: () => void): void {
+    this.returned.push(() => {
+      m.nak();
+      release();
+    });
+  }
+
+  /**
+   * Naks the messages taken but not started, in stream order. First the server must have
+   * dropped our closed pull request: a NATS 2.9 server that redelivers a nak'd message
+   * while a pull request whose requester is gone is still waiting loses track of it (the
+   * message comes back only after the ack wait, and the next one twice). A consumer info
+   * request makes the server check its waiting requests' interest and drop ours.
+   */
+  private async handBackAll(): Promise<void> {
+    await this.options.connection.flush().catch(() => undefined);
+    await this.consumer?.info(false).catch(() => undefined);
+    for (const nak of this.returned.splice(0)) nak();
+  }
+
+  /**
+   * What becomes of a message whose handler settled:
    * - handler resolved: acknowledged (after, never before).
    * - handler rejected, non-retryable OrchestratorError: dead-lettered with `code: message`.
    * - handler rejected otherwise (retryable, or an unexpected error such as a dropped
    *   database connection): `nak(delay)` with an exponential delay, and dead-lettered on
    *   the last allowed delivery. Later messages are handled meanwhile, so a retried
-   *   message can be handled after a younger message of the same project; the handlers
-   *   are idempotent (event ids, fencing tokens) and guarded by the state machines.
+   *   message can be handled after a younger message of the same project (even a retried
+   *   event or decision: the barrier holds for its delivery, not across redeliveries);
+   *   the handlers are idempotent (event ids, fencing tokens) and guarded by the state
+   *   machines.
+   * (Invalid messages — size, subject, JSON, schema, subject/body mismatch — never reach
+   * a handler: dead-lettered, `term()`.)
    */
-  private async handle(m: JsMsg): Promise<void> {
+  private async settle(m: JsMsg, failure: { err: unknown } | null): Promise<void> {
     const o = this.options;
-    const decoded = decodeInbound(o.subjectPrefix, m.subject, m.data, o.maxPayloadBytes);
-    if (!decoded.ok) return this.reject(m, decoded.reason);
-    const keepAlive = setInterval(() => {
-      try {
-        m.working(); // the handler is still on it: restart the server's ack timer
-      } catch {
-        // connection closed: the message will be redelivered
-      }
-    }, Math.max(1_000, Math.floor(o.ackWaitMs / 3)));
-    let failure: { err: unknown } | null = null;
-    try {
-      await dispatchInbound(o.handlers, decoded.message);
-    } catch (err) {
-      failure = { err };
-    } finally {
-      clearInterval(keepAlive);
-    }
     if (!failure) return this.ack(m);
     const { err } = failure;
     if (isOrchestratorError(err) && !err.retryable) return this.reject(m, describeError(err));

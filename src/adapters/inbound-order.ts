@@ -1,0 +1,34 @@
+import { ValidationError } from '../errors.js';
+
+/**
+ * The order in which both event buses (NATS and in-process) hand inbound messages to the
+ * orchestrator's handlers. Messages are taken in arrival (stream) order and:
+ *
+ * - results and heartbeats (and inbound messages that fail validation, which are only
+ *   dead-lettered) run CONCURRENTLY, up to a window of `inboundConcurrency` messages that
+ *   are taken and not yet settled;
+ * - events and approval decisions are BARRIERS: one starts only once every message taken
+ *   before it (of any kind) has settled, and no message taken after it starts before it
+ *   has settled. Events and decisions change which tasks of a project exist, so they
+ *   neither overtake nor are overtaken.
+ *
+ * A handler that never settles keeps its slot of the window: the others go on in the
+ * remaining slots, but the next barrier (and a close) waits for it. There is no handler
+ * timeout; a handler is expected to settle (the store and lock calls it makes time out).
+ */
+export type InboundKind = 'event' | 'result' | 'heartbeat' | 'decision';
+
+/** Messages taken and not yet settled, by default. */
+export const DEFAULT_INBOUND_CONCURRENCY = 256;
+
+/** Events and decisions are barriers; results and heartbeats run concurrently. */
+export function isBarrier(kind: InboundKind): boolean {
+  return kind === 'event' || kind === 'decision';
+}
+
+/** Checks an `inboundConcurrency` option (a positive integer); returns the default when unset. */
+export function windowSize(value: number | undefined, option = 'inboundConcurrency'): number {
+  const size = value ?? DEFAULT_INBOUND_CONCURRENCY;
+  if (!Number.isInteger(size) || size < 1) throw new ValidationError(`${option} must be a positive integer`, [`${option}=${String(value)}`]);
+  return size;
+}
