@@ -151,11 +151,6 @@ export class TaskScheduler {
     return sent;
   }
 
-  /** A task left RUNNING (result, timeout, cancel): release its lease and free the slot. */
-  async settled(taskId: string): Promise<void> {
-    await this.settledMany([taskId]);
-  }
-
   /** Tasks left RUNNING: release their leases (one round trip) and free their slots. */
   async settledMany(taskIds: readonly string[]): Promise<void> {
     const leases: Lease[] = [];

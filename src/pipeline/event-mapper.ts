@@ -39,7 +39,7 @@ export class EventMapper {
   readonly pipeline: Pipeline;
   private readonly rules: ReadonlyMap<string, EventRule>;
 
-  constructor(pipeline: PipelineInput, private readonly catalog: TaskTypeCatalog) {
+  constructor(pipeline: PipelineInput, catalog: TaskTypeCatalog) {
     const parsed = Pipeline.safeParse(pipeline);
     if (!parsed.success) {
       throw new ValidationError('invalid pipeline', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
