@@ -24,10 +24,15 @@ export interface BenchConfig {
   phaseLimitMs: number;
   /** Time limit of one BullMQ run. */
   bullLimitMs: number;
-  /** MAX_CONCURRENT_TASKS of the orchestrator and concurrency of the BullMQ Worker. */
+  /** Concurrency of the BullMQ Worker: jobs in its processor at once. */
   concurrency: number;
-  /** Concurrency of the no-op agent worker (higher than the orchestrator's limit: never the bottleneck). */
+  /** Concurrency of the no-op agent worker: tasks in its handler at once (the same as the Worker's by default). */
   agentConcurrency: number;
+  /**
+   * MAX_CONCURRENT_TASKS of the orchestrator: tasks RUNNING at once, which counts those on
+   * their way to the agent and their results on their way back, not only those in a handler.
+   */
+  maxRunning: number;
   /** Tasks per event (flat) and parents per event (deps); the same chunks go to BullMQ's addBulk. */
   eventSize: number;
   parentsPerEvent: number;
@@ -96,7 +101,8 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
     phaseLimitMs: int(env, 'BENCH_PHASE_LIMIT_S', 30) * 1000,
     bullLimitMs: int(env, 'BENCH_BULL_LIMIT_S', 60) * 1000,
     concurrency: Math.max(1, int(env, 'BENCH_CONCURRENCY', 50)),
-    agentConcurrency: Math.max(1, int(env, 'BENCH_AGENT_CONCURRENCY', 200)),
+    agentConcurrency: Math.max(1, int(env, 'BENCH_AGENT_CONCURRENCY', int(env, 'BENCH_CONCURRENCY', 50))),
+    maxRunning: Math.max(1, int(env, 'BENCH_MAX_RUNNING', 1_000)),
     eventSize: Math.max(1, int(env, 'BENCH_EVENT_SIZE', 1_000)),
     parentsPerEvent: Math.max(1, int(env, 'BENCH_PARENTS_PER_EVENT', 100)),
     priorityLevels: Math.min(1001, Math.max(1, int(env, 'BENCH_PRIORITY_LEVELS', 10))),

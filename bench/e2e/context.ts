@@ -48,7 +48,7 @@ export class OrchestratorProc {
       queueKey: env.queueKey,
       natsUrl: c.natsUrl,
       subjectPrefix: env.subjectPrefix,
-      concurrency: c.concurrency,
+      maxRunning: c.maxRunning,
       priorityLevels: c.priorityLevels,
       children: c.children,
       ioStats: c.ioStats,

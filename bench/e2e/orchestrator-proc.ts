@@ -27,7 +27,7 @@ export interface OrchestratorProcSettings {
   queueKey: string;
   natsUrl: string;
   subjectPrefix: string;
-  concurrency: number;
+  maxRunning: number;
   priorityLevels: number;
   children: number;
   ioStats: boolean;
@@ -63,7 +63,7 @@ const config = loadConfig({}, {
   redis: { url: s.redisUrl, keyPrefix: s.redisPrefix },
   queue: { key: s.queueKey },
   nats: { servers: s.natsUrl, subjectPrefix: s.subjectPrefix },
-  scheduler: { maxConcurrentTasks: s.concurrency, intervalSeconds: 1 },
+  scheduler: { maxConcurrentTasks: s.maxRunning, intervalSeconds: 1 },
   budget: { checkEnabled: false },
   approval: { enabled: false },
   instanceId: s.instanceId,

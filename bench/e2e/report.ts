@@ -71,7 +71,7 @@ function throughputRow(n: number, label: string, r: ThroughputResult | undefined
 }
 
 export function markdownReport(r: Report): string {
-  const c = r.config as { n: number; parents: number; children: number; rounds: number; phaseLimitMs: number; concurrency: number; eventSize: number; parentsPerEvent: number };
+  const c = r.config as { n: number; parents: number; children: number; rounds: number; phaseLimitMs: number; concurrency: number; agentConcurrency: number; maxRunning: number; eventSize: number; parentsPerEvent: number };
   const flat = r.scenarios.flat as ThroughputResult | undefined;
   const deps = r.scenarios.deps as ThroughputResult | undefined;
   const lat = r.scenarios.latency as LatencyResult | undefined;
@@ -83,7 +83,7 @@ export function markdownReport(r: Report): string {
     '',
     `${m.cores} × ${m.cpu}, ${m.memoryGiB} GiB, Linux ${m.kernel}; Node ${m.node}, PostgreSQL ${m.postgres}, Redis ${m.redis}, ` +
       `NATS ${m.nats}, BullMQ ${m.bullmq}; commit ${m.commit}; load average at start ${(m.loadAverageAtStart as number[]).join(' ')}. ` +
-      `${c.rounds} alternating rounds, median (min–max); concurrency ${c.concurrency} on both sides; orchestrator runs capped at ${c.phaseLimitMs / 1000} s.`,
+      `${c.rounds} alternating rounds, median (min–max); worker concurrency ${c.concurrency} (BullMQ Worker) and ${c.agentConcurrency} (no-op agent), orchestrator MAX_CONCURRENT_TASKS ${c.maxRunning}; orchestrator runs capped at ${c.phaseLimitMs / 1000} s.`,
     '',
     '| figure | orchestrator | BullMQ | orchestrator ÷ BullMQ |',
     '| --- | ---: | ---: | ---: |',

@@ -8,6 +8,7 @@
 import { transition } from 'xstate';
 import { initialTaskSnapshot, persistSnapshot } from '../../src/actors/task-snapshot.js';
 import { TASK_MACHINE_VERSION, taskMachine } from '../../src/machines/task-machine.js';
+import { createTaskSteps } from '../../src/machines/task-steps.js';
 import type { BenchEnv, Infra } from './infra.js';
 import { NOOP_AGENT, NOOP_TYPE, orchestratorPriority } from './workload.js';
 
@@ -29,7 +30,7 @@ export function seedLevel(g: number, levels: number): number {
 
 function snapshot(status: SeedStatus, projectId: string): unknown {
   const now = Date.now();
-  const s0 = initialTaskSnapshot({ taskId: 'x', projectId, taskType: NOOP_TYPE, maxAttempts: 3 }, { awaitingApproval: false, at: now });
+  const s0 = initialTaskSnapshot(createTaskSteps(), { taskId: 'x', projectId, taskType: NOOP_TYPE, maxAttempts: 3 }, { awaitingApproval: false, at: now });
   const [ready] = transition(taskMachine, s0, { type: 'DEPENDENCIES_MET', at: now });
   if (status === 'READY') return persistSnapshot(ready);
   const [running] = transition(taskMachine, ready, { type: 'DISPATCH', at: now, fencingToken: 1, deadline: now + 300_000 });

@@ -1,4 +1,4 @@
-import { createActor, transition, type Actor, type AnyActorRef, type InspectionEvent, type Observer } from 'xstate';
+import { createActor, type Actor, type AnyActorRef, type InspectionEvent, type Observer } from 'xstate';
 import type { Logger } from 'pino';
 import { IllegalTransitionError, StaleFencingTokenError } from '../errors.js';
 import type { TaskStatus } from '../domain/task.js';
@@ -12,6 +12,7 @@ import {
   type TaskMachine,
   type TaskSnapshot,
 } from '../machines/task-machine.js';
+import type { TaskSteps } from '../machines/task-steps.js';
 import { auditDetail, patchFromSnapshot, persistSnapshot, snapshotForRecord } from './task-snapshot.js';
 
 export interface TaskTransition {
@@ -33,7 +34,13 @@ export interface TaskActorDeps {
   /** This orchestrator instance, recorded in the audit log. */
   instanceId: string;
   logger: Logger;
-  /** Opt-in inspection (Stately inspector); off the hot path when absent. */
+  /** The task machine's pure steps (one shared scope; see machines/task-steps.ts). */
+  steps: TaskSteps;
+  /**
+   * Opt-in inspection (Stately inspector); off the hot path when absent. With it, every
+   * task actor is also a live XState actor (a child of its project's actor when
+   * supervised), so the inspector sees each task machine's events.
+   */
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
   /** The project actors that supervise task actors (a task actor is created as a child of its project's). */
   supervisor?: TaskSupervisor;
@@ -49,6 +56,8 @@ export interface PreparedTransition {
   event: TaskEvent;
   write: TransitionWrite;
   attempt: number;
+  /** The snapshot the actor takes once the write is durable. */
+  next: TaskSnapshot;
 }
 
 export interface SendOptions {
@@ -63,12 +72,18 @@ export interface SendOptions {
 }
 
 /**
- * A task as a persisted XState actor. `send` computes the next snapshot with the pure
- * `transition()`, writes it to the store (row-version and fencing checked there), and only
- * then advances the live actor and resolves: a transition is acknowledged once durable.
+ * A task as a persisted XState actor. `send` computes the next snapshot with the machine's
+ * pure transition, writes it to the store (row-version and fencing checked there), and
+ * only then takes the step and resolves: a transition is acknowledged once durable.
  * A refused event (illegal in this state, stale fencing token, version conflict, store
  * failure) throws a typed error and leaves the actor exactly as it was.
  * Sends to one task are serialised.
+ *
+ * Between events the actor is passivated: its state is its snapshot (the same one the
+ * store holds) and its behaviour the machine, which is all a pure machine without timers
+ * or children needs — no live XState `Actor` object per task, which costs CPU on every
+ * step and ~3 KB of heap per task. With inspection on, a live actor runs alongside,
+ * joined to its project actor's system, and takes every committed event too.
  */
 export class TaskActor {
   readonly taskId: string;
@@ -81,8 +96,10 @@ export class TaskActor {
   readonly timeoutMs: number;
   /** Whether the task waits on other tasks (a supersession can change which, not whether). */
   readonly hasDependencies: boolean;
-  private readonly actor: Actor<TaskMachine>;
-  /** The project actor supervising this one, when it was loaded. */
+  private snapshot: TaskSnapshot;
+  /** The live XState actor, with inspection only. */
+  private readonly live: Actor<TaskMachine> | undefined;
+  /** The project actor supervising the live actor, when it was loaded. */
   private readonly parent: AnyActorRef | undefined;
   private version: number;
   private queue: Promise<unknown> = Promise.resolve();
@@ -90,6 +107,7 @@ export class TaskActor {
   private constructor(
     record: TaskRecord,
     private readonly deps: TaskActorDeps,
+    initial?: TaskSnapshot,
   ) {
     this.taskId = record.taskId;
     this.projectId = record.projectId;
@@ -100,39 +118,51 @@ export class TaskActor {
     this.timeoutMs = record.timeoutMs;
     this.hasDependencies = record.dependencies.length > 0;
     this.version = record.version;
-    const { persisted, source } = snapshotForRecord(record);
-    if (source === 'columns') {
-      deps.logger.warn(
-        { taskId: record.taskId, found: record.machineVersion, expected: TASK_MACHINE_VERSION },
-        'task snapshot from another machine version: state rebuilt from the row columns',
-      );
+    let persisted: ReturnType<typeof persistSnapshot> | undefined;
+    if (initial) {
+      this.snapshot = initial;
+    } else {
+      const restored = snapshotForRecord(record);
+      if (restored.source === 'columns') {
+        deps.logger.warn(
+          { taskId: record.taskId, found: record.machineVersion, expected: TASK_MACHINE_VERSION },
+          'task snapshot from another machine version: state rebuilt from the row columns',
+        );
+      }
+      persisted = restored.persisted;
+      this.snapshot = deps.steps.restore(restored.persisted);
+    }
+    if (!deps.inspect) {
+      this.parent = undefined;
+      this.live = undefined;
+      return;
     }
     this.parent = deps.supervisor?.parentOf(record.projectId);
     const systemId = `task:${record.taskId}`;
-    this.actor = createActor(taskMachine, {
+    this.live = createActor(taskMachine, {
       id: record.taskId,
       // Under a supervisor the task joins the project's actor system (and its inspection).
-      ...(this.parent ? { parent: this.parent } : deps.inspect ? { inspect: deps.inspect } : {}),
+      ...(this.parent ? { parent: this.parent } : { inspect: deps.inspect }),
       ...(this.parent?.system.get(systemId) ? {} : { systemId }),
-      snapshot: persisted,
+      snapshot: persisted ?? persistSnapshot(this.snapshot),
       // Unused when restoring from a snapshot, but the machine declares its input.
       input: { taskId: record.taskId, projectId: record.projectId, taskType: record.taskType, maxAttempts: record.maxAttempts },
     });
-    this.actor.subscribe({ error: (err) => deps.logger.error({ err, taskId: this.taskId }, 'task actor error') });
-    this.actor.start();
+    this.live.subscribe({ error: (err) => deps.logger.error({ err, taskId: this.taskId }, 'task actor error') });
+    this.live.start();
   }
 
   /** Restores the actor of a stored task (after a restart, or on demand). */
-  static fromRecord(record: TaskRecord, deps: TaskActorDeps): TaskActor {
-    return new TaskActor(record, deps);
+  static fromRecord(record: TaskRecord, deps: TaskActorDeps, snapshot?: TaskSnapshot): TaskActor {
+    return new TaskActor(record, deps, snapshot);
   }
 
   getSnapshot(): TaskSnapshot {
-    return this.actor.getSnapshot();
+    return this.snapshot;
   }
 
   get status(): TaskStatus {
-    return statusOf(this.actor.getSnapshot());
+    return statusOf(this.snapshot);
   }
 
   get rowVersion(): number {
@@ -140,12 +170,12 @@ export class TaskActor {
   }
 
   get terminal(): boolean {
-    return isTerminal(this.actor.getSnapshot());
+    return isTerminal(this.snapshot);
   }
 
   /** Whether `event` would be accepted now (without fencing or store checks). */
   can(event: TaskEvent): boolean {
-    return this.actor.getSnapshot().can(event);
+    return this.snapshot.can(event);
   }
 
   send(event: TaskEvent, options: SendOptions = {}): Promise<TaskTransition> {
@@ -156,10 +186,11 @@ export class TaskActor {
 
   /** Stops the live actor (through its supervisor when it has one). */
   stop(): void {
+    if (!this.live) return;
     if (!this.parent) {
-      this.actor.stop();
-    } else if (this.actor.getSnapshot().status === 'active') {
-      this.deps.supervisor?.release(this.projectId, this.actor);
+      this.live.stop();
+    } else if (this.live.getSnapshot().status === 'active') {
+      this.deps.supervisor?.release(this.projectId, this.live);
     }
   }
 
@@ -174,7 +205,7 @@ export class TaskActor {
    * IllegalTransitionError; nothing changes then.
    */
   prepare(event: TaskEvent, options: SendOptions = {}): PreparedTransition {
-    const current = this.actor.getSnapshot();
+    const current = this.snapshot;
     const from = statusOf(current);
     const stored = current.context.fencingToken;
     if (options.fencingToken !== undefined && stored !== null && options.fencingToken < stored) {
@@ -183,7 +214,7 @@ export class TaskActor {
     if (!current.can(event)) {
       throw new IllegalTransitionError(this.taskId, from, event.type, refusalDetail(current, event));
     }
-    const [next] = transition(taskMachine, current, event);
+    const next = this.deps.steps.step(current, event);
     const to = statusOf(next);
     const patch = patchFromSnapshot(next);
     if (event.type === 'COMPLETE' && options.output !== undefined) patch.output = options.output;
@@ -204,13 +235,14 @@ export class TaskActor {
       ...(options.budget ? { budget: options.budget } : {}),
       ...(options.raise?.length ? { raise: options.raise } : {}),
     };
-    return { event, write, attempt: next.context.attempts };
+    return { event, write, attempt: next.context.attempts, next };
   }
 
   /** After the prepared write is durable (at `version`): the live actor takes the same step. */
   commit(prepared: PreparedTransition, version: number): TaskTransition {
     this.version = version;
-    this.actor.send(prepared.event);
+    this.snapshot = prepared.next;
+    this.live?.send(prepared.event);
     return {
       taskId: this.taskId,
       projectId: this.projectId,
@@ -220,7 +252,7 @@ export class TaskActor {
       event: prepared.event.type,
       at: prepared.event.at,
       attempt: prepared.attempt,
-      snapshot: this.actor.getSnapshot(),
+      snapshot: this.snapshot,
       version,
     };
   }

@@ -22,8 +22,12 @@ export interface BatchItem {
 
 export type BatchOutcome = { ok: true; transition: TaskTransition } | { ok: false; error: Error };
 import { initialTaskSnapshot, patchFromSnapshot, persistSnapshot } from './task-snapshot.js';
+import { createTaskSteps, type TaskSteps } from '../machines/task-steps.js';
+import type { TaskSnapshot } from '../machines/task-machine.js';
 
-export interface TaskRegistryDeps extends TaskActorDeps {
+export interface TaskRegistryDeps extends Omit<TaskActorDeps, 'steps'> {
+  /** The task machine's steps (default: made once per registry). */
+  steps?: TaskSteps;
   catalog: TaskTypeCatalog;
   clock: Clock;
   /** TASK_TIMEOUT: the per-attempt timeout of task types that set none. */
@@ -47,8 +51,13 @@ export interface CreateTasksOptions {
  */
 export class TaskRegistry {
   private readonly live = new Map<string, TaskActor>();
+  private readonly deps: TaskRegistryDeps & TaskActorDeps;
+  /** Initial snapshots of built rows, taken by `adopt` (so a new actor does not restore what was just computed). */
+  private readonly initial = new WeakMap<NewTaskRecord, TaskSnapshot>();
 
-  constructor(private readonly deps: TaskRegistryDeps) {}
+  constructor(deps: TaskRegistryDeps) {
+    this.deps = { ...deps, steps: deps.steps ?? createTaskSteps() };
+  }
 
   get liveCount(): number {
     return this.live.size;
@@ -86,7 +95,7 @@ export class TaskRegistry {
   /** Starts the live actors of rows just written. */
   adopt(records: readonly NewTaskRecord[]): TaskRecord[] {
     const created = records.map((r) => ({ ...r, version: 1, updatedAt: r.createdAt }));
-    for (const record of created) this.live.set(record.taskId, TaskActor.fromRecord(record, this.deps));
+    created.forEach((record, i) => this.live.set(record.taskId, TaskActor.fromRecord(record, this.deps, this.initial.get(records[i]!))));
     return created;
   }
 
@@ -210,11 +219,12 @@ export class TaskRegistry {
     const maxAttempts = input.maxAttempts ?? spec.maxAttempts ?? this.deps.defaultMaxAttempts ?? 3;
     const assignedTo = input.assignedTo ?? spec.agent;
     const snapshot = initialTaskSnapshot(
+      this.deps.steps,
       { taskId, projectId: input.projectId, taskType: input.taskType, maxAttempts },
       { awaitingApproval, at: now },
     );
     const patch = patchFromSnapshot(snapshot);
-    return {
+    const record: NewTaskRecord = {
       taskId,
       projectId: input.projectId,
       taskType: input.taskType,
@@ -241,6 +251,8 @@ export class TaskRegistry {
       snapshot: persistSnapshot(snapshot),
       machineVersion: TASK_MACHINE_VERSION,
     };
+    this.initial.set(record, snapshot);
+    return record;
   }
 
   private async checkDependencies(records: readonly NewTaskRecord[]): Promise<void> {

@@ -1,4 +1,5 @@
-import { initialTransition, transition, type Snapshot } from 'xstate';
+import type { Snapshot } from 'xstate';
+import type { TaskSteps } from '../machines/task-steps.js';
 import type { TaskStatus } from '../domain/task.js';
 import type { TaskPatch, TaskRecord } from '../ports/task-store.js';
 import {
@@ -25,13 +26,13 @@ function toMs(date: Date | null): number | null {
  * follow-up tasks) reached by the machine's own REQUIRE_APPROVAL transition.
  */
 export function initialTaskSnapshot(
+  steps: TaskSteps,
   input: TaskMachineInput,
   options: { awaitingApproval: boolean; at: number },
 ): TaskSnapshot {
-  const [initial] = initialTransition(taskMachine, input);
+  const initial = steps.initial(input);
   if (!options.awaitingApproval) return initial;
-  const [waiting] = transition(taskMachine, initial, { type: 'REQUIRE_APPROVAL', at: options.at });
-  return waiting;
+  return steps.step(initial, { type: 'REQUIRE_APPROVAL', at: options.at });
 }
 
 export function persistSnapshot(snapshot: TaskSnapshot): Snapshot<unknown> {

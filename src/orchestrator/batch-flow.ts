@@ -1,11 +1,11 @@
 import { BudgetExceededError, IllegalTransitionError, TaskNotFoundError, ValidationError } from '../errors.js';
 import type { TaskResult } from '../domain/messages.js';
-import type { TaskActor } from '../actors/task-actor.js';
+import type { TaskActor, TaskTransition } from '../actors/task-actor.js';
 import type { BatchItem } from '../actors/task-registry.js';
 import type { ProjectRecord } from '../ports/project-store.js';
 import type { BudgetEffect, OutboxEvent, TaskRecord } from '../ports/task-store.js';
 import type { BudgetChecker } from './budget-checker.js';
-import { publishTransition, type Core } from './core.js';
+import { publishTransitions, type Core } from './core.js';
 
 export type PromoteOutcome = 'ready' | 'waiting' | 'budget' | 'cancelled' | 'skipped';
 
@@ -111,10 +111,11 @@ export class BatchFlow {
     const queued: { taskId: string; priority: number }[] = [];
     const exhausted = new Set<string>();
     const changed = new Set<string>();
+    const done: TaskTransition[] = [];
     for (const [i, r] of results.entries()) {
       const actor = eligible[i]!;
       if (r.ok) {
-        await publishTransition(this.core, r.transition);
+        done.push(r.transition);
         queued.push({ taskId: actor.taskId, priority: actor.priority });
         changed.add(actor.projectId);
         outcome.set(actor.taskId, 'ready');
@@ -126,6 +127,7 @@ export class BatchFlow {
         outcome.set(actor.taskId, 'skipped');
       }
     }
+    await publishTransitions(this.core, done);
     if (queued.length) {
       await this.core.queue.putMany(queued);
       this.hooks.wake();
@@ -185,6 +187,7 @@ export class BatchFlow {
     const raised: OutboxEvent[] = [];
     const costs = new Map<string, { taskType: string; agent: string; sum: number; n: number }>();
     const projects = new Set<string>();
+    const done: TaskTransition[] = [];
     for (const [i, r] of outcomes.entries()) {
       const index = indexes[i]!;
       if (!r.ok) {
@@ -193,7 +196,7 @@ export class BatchFlow {
       }
       const { result } = batch[index]!;
       const actor = actors.get(result.taskId)!;
-      await publishTransition(this.core, r.transition);
+      done.push(r.transition);
       settled.push(actor.taskId);
       projects.add(actor.projectId);
       if (result.status === 'failed') failed.push(actor.taskId);
@@ -207,6 +210,7 @@ export class BatchFlow {
         costs.set(key, c);
       }
     }
+    await publishTransitions(this.core, done);
     await this.hooks.settledMany(settled);
     for (const c of costs.values()) await this.budget.observe(c.taskType, c.agent, c.sum / c.n, c.n);
     for (const projectId of projects) await this.budget.afterChange(projectId, true);

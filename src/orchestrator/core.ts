@@ -36,23 +36,33 @@ export interface Core {
 export const BUDGET_EXHAUSTED = 'budget_exhausted';
 
 /** Publishes a durable transition on the status subject; never throws. */
-export async function publishTransition(core: Core, t: TaskTransition): Promise<void> {
-  try {
-    await core.bus.publish({
-      kind: 'status',
-      body: {
-        taskId: t.taskId,
-        projectId: t.projectId,
-        taskType: t.taskType,
-        from: t.from,
-        to: t.to,
-        at: new Date(t.at).toISOString(),
-        attempt: t.attempt,
-      },
-    });
-  } catch (err) {
-    core.logger.warn({ err, taskId: t.taskId }, 'could not publish a task status');
-  }
+export function publishTransition(core: Core, t: TaskTransition): Promise<void> {
+  return publishTransitions(core, [t]);
+}
+
+/**
+ * Publishes durable transitions on the status subject; never throws. Every message is
+ * handed to the bus before the first await, so the NATS client writes them to its socket
+ * together (it flushes once per microtask turn, not once per message).
+ */
+export async function publishTransitions(core: Core, ts: readonly TaskTransition[]): Promise<void> {
+  const sent = ts.map((t) =>
+    core.bus
+      .publish({
+        kind: 'status',
+        body: {
+          taskId: t.taskId,
+          projectId: t.projectId,
+          taskType: t.taskType,
+          from: t.from,
+          to: t.to,
+          at: new Date(t.at).toISOString(),
+          attempt: t.attempt,
+        },
+      })
+      .catch((err: unknown) => core.logger.warn({ err, taskId: t.taskId }, 'could not publish a task status')),
+  );
+  await Promise.all(sent);
 }
 
 /** Exponential back-off with full jitter: base * 2^(attempt-1), jittered within [50%, 100%]. */

@@ -1,7 +1,7 @@
 import { createActor, fromPromise, waitFor, type Actor, type InspectionEvent, type Observer } from 'xstate';
 import { VersionConflictError, isOrchestratorError } from '../errors.js';
-import type { TaskActor } from '../actors/task-actor.js';
-import { BUDGET_EXHAUSTED, publishTransition } from './core.js';
+import type { TaskActor, TaskTransition } from '../actors/task-actor.js';
+import { BUDGET_EXHAUSTED, publishTransitions } from './core.js';
 import { schedulerMachine, type SchedulerMachine } from '../machines/scheduler-machine.js';
 import type { Lease } from '../ports/lock-manager.js';
 import type { ProjectRecord } from '../ports/project-store.js';
@@ -276,6 +276,7 @@ export class TaskScheduler {
     );
     const refused: Lease[] = [];
     const publishes: Promise<void>[] = [];
+    const done: TaskTransition[] = [];
     for (const [i, outcome] of outcomes.entries()) {
       const { actor, lease } = held[i]!;
       if (!outcome.ok) {
@@ -286,7 +287,7 @@ export class TaskScheduler {
       this.running.set(actor.taskId, lease);
       this.agentOf.set(actor.taskId, actor.assignedTo);
       this.perAgent.set(actor.assignedTo, (this.perAgent.get(actor.assignedTo) ?? 0) + 1);
-      await publishTransition(this.core, outcome.transition);
+      done.push(outcome.transition);
       const record = records.get(actor.taskId)!;
       publishes.push(
         this.core.bus
@@ -303,6 +304,7 @@ export class TaskScheduler {
           .catch((err) => this.core.logger.error({ err, taskId: actor.taskId }, 'dispatch failed; the attempt will time out and retry')),
       );
     }
+    publishes.push(publishTransitions(this.core, done));
     if (refused.length) await this.core.locks.releaseMany(refused).catch(() => undefined);
     await Promise.all(publishes);
     return publishes.length;

@@ -46,6 +46,9 @@ export async function buildConnectOptions(options: NatsConnectionOptions): Promi
     // The first connection must succeed: a wrong URL is reported at start-up, not hidden.
     waitOnFirstConnect: false,
     timeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    // No Error (and stack capture) made up front for every request and JetStream publish —
+    // one per dispatch on the hot path; failures still carry their own message and cause.
+    noAsyncTraces: true,
   };
   if (options.user !== undefined) opts.user = options.user;
   if (options.password !== undefined) opts.pass = options.password;
