@@ -314,10 +314,15 @@ export class Orchestrator {
     if (approval) projectActor?.noteApproval({ ...approval, status: 'pending' });
     const created = core.registry.adopt(records);
     if (project) await core.bus.publish({ kind: 'project', body: { projectId: project.projectId, state: 'active', reason: null } });
-    for (const r of created) {
-      const body = { taskId: r.taskId, projectId: r.projectId, taskType: r.taskType, from: null, to: r.status, at: new Date(now).toISOString(), attempt: 0 };
-      await core.bus.publish({ kind: 'status', body });
-    }
+    // Handed to the bus together, so they leave in one socket write.
+    const at = new Date(now).toISOString();
+    await Promise.all(
+      created.map((r) =>
+        core.bus
+          .publish({ kind: 'status', body: { taskId: r.taskId, projectId: r.projectId, taskType: r.taskType, from: null, to: r.status, at, attempt: 0 } })
+          .catch((err: unknown) => core.logger.warn({ err, taskId: r.taskId }, 'could not publish a task status')),
+      ),
+    );
     if (approval) await core.bus.publish({ kind: 'approval_requested', body: requestBody(approval) });
     const pending = created.filter((r) => r.status === 'PENDING').map((r) => r.taskId);
     if (pending.length) await this.flow.batch.promoteMany(pending);
