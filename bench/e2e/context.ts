@@ -25,6 +25,7 @@ export interface Ctx {
 
 export function spawnAgents(config: BenchConfig, outDir: string): Child {
   return Child.spawn('agents', 'bench/e2e/agents-proc.ts', {
+    ...(config.cpuProf ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', join(outDir, 'profiles', 'agents')] } : {}),
     env: { BENCH_AGENTS: JSON.stringify({ natsUrl: config.natsUrl, redisUrl: config.redisUrl }) },
     logFile: join(outDir, 'logs', 'agents.log'),
   });

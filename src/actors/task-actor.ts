@@ -51,6 +51,12 @@ export interface TaskSupervisor {
   release(projectId: string, child: AnyActorRef): void;
 }
 
+/** The snapshot of a task just built (so the actor need not restore it), and the step that led to it at creation. */
+export interface InitialSnapshot {
+  snapshot: TaskSnapshot;
+  before?: { snapshot: TaskSnapshot; event: TaskEvent };
+}
+
 /** A checked event and the write it makes (see `TaskActor.prepare`). */
 export interface PreparedTransition {
   event: TaskEvent;
@@ -107,7 +113,7 @@ export class TaskActor {
   private constructor(
     record: TaskRecord,
     private readonly deps: TaskActorDeps,
-    initial?: TaskSnapshot,
+    initial?: InitialSnapshot,
   ) {
     this.taskId = record.taskId;
     this.projectId = record.projectId;
@@ -120,7 +126,7 @@ export class TaskActor {
     this.version = record.version;
     let persisted: ReturnType<typeof persistSnapshot> | undefined;
     if (initial) {
-      this.snapshot = initial;
+      this.snapshot = initial.snapshot;
     } else {
       const restored = snapshotForRecord(record);
       if (restored.source === 'columns') {
@@ -144,17 +150,19 @@ export class TaskActor {
       // Under a supervisor the task joins the project's actor system (and its inspection).
       ...(this.parent ? { parent: this.parent } : { inspect: deps.inspect }),
       ...(this.parent?.system.get(systemId) ? {} : { systemId }),
-      snapshot: persisted ?? persistSnapshot(this.snapshot),
+      snapshot: persisted ?? persistSnapshot(initial?.before?.snapshot ?? this.snapshot),
       // Unused when restoring from a snapshot, but the machine declares its input.
       input: { taskId: record.taskId, projectId: record.projectId, taskType: record.taskType, maxAttempts: record.maxAttempts },
     });
     this.live.subscribe({ error: (err) => deps.logger.error({ err, taskId: this.taskId }, 'task actor error') });
     this.live.start();
+    // Created READY: the inspector sees the step from PENDING as it happened.
+    if (initial?.before) this.live.send(initial.before.event);
   }
 
   /** Restores the actor of a stored task (after a restart, or on demand). */
-  static fromRecord(record: TaskRecord, deps: TaskActorDeps, snapshot?: TaskSnapshot): TaskActor {
-    return new TaskActor(record, deps, snapshot);
+  static fromRecord(record: TaskRecord, deps: TaskActorDeps, initial?: InitialSnapshot): TaskActor {
+    return new TaskActor(record, deps, initial);
   }
 
   getSnapshot(): TaskSnapshot {

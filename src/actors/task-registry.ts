@@ -11,7 +11,7 @@ import type { TaskTypeCatalog } from '../domain/task-types.js';
 import type { Clock } from '../ports/clock.js';
 import type { NewTaskRecord, TaskRecord } from '../ports/task-store.js';
 import { TASK_MACHINE_VERSION } from '../machines/task-machine.js';
-import { TaskActor, type PreparedTransition, type SendOptions, type TaskActorDeps, type TaskTransition } from './task-actor.js';
+import { TaskActor, type InitialSnapshot, type PreparedTransition, type SendOptions, type TaskActorDeps, type TaskTransition } from './task-actor.js';
 import type { TaskEvent } from '../machines/task-machine.js';
 
 export interface BatchItem {
@@ -53,7 +53,7 @@ export class TaskRegistry {
   private readonly live = new Map<string, TaskActor>();
   private readonly deps: TaskRegistryDeps & TaskActorDeps;
   /** Initial snapshots of built rows, taken by `adopt` (so a new actor does not restore what was just computed). */
-  private readonly initial = new WeakMap<NewTaskRecord, TaskSnapshot>();
+  private readonly initial = new WeakMap<NewTaskRecord, InitialSnapshot>();
 
   constructor(deps: TaskRegistryDeps) {
     this.deps = { ...deps, steps: deps.steps ?? createTaskSteps() };
@@ -92,9 +92,29 @@ export class TaskRegistry {
     return records;
   }
 
-  /** Starts the live actors of rows just written. */
+  /**
+   * The READY variants of built PENDING rows without dependencies: each one's machine
+   * takes DEPENDENCIES_MET at `at`, so the row can be written READY at once
+   * (`createdReady`; see EventIngest.ready). The rows given are left as they are.
+   */
+  readyVariants(records: readonly NewTaskRecord[], at: number): NewTaskRecord[] {
+    const out: NewTaskRecord[] = [];
+    for (const r of records) {
+      const initial = this.initial.get(r)?.snapshot;
+      if (r.status !== 'PENDING' || r.dependencies.length > 0 || !initial) continue;
+      const event: TaskEvent = { type: 'DEPENDENCIES_MET', at };
+      const next = this.deps.steps.step(initial, event);
+      const patch = patchFromSnapshot(next);
+      const variant: NewTaskRecord = { ...r, status: patch.status, snapshot: persistSnapshot(next), createdReady: true };
+      this.initial.set(variant, { snapshot: next, before: { snapshot: initial, event } });
+      out.push(variant);
+    }
+    return out;
+  }
+
+  /** Holds the actors of rows just written (version 1, or 2 when created READY). */
   adopt(records: readonly NewTaskRecord[]): TaskRecord[] {
-    const created = records.map((r) => ({ ...r, version: 1, updatedAt: r.createdAt }));
+    const created = records.map(({ createdReady, ...r }) => ({ ...r, version: createdReady ? 2 : 1, updatedAt: r.createdAt }));
     created.forEach((record, i) => this.live.set(record.taskId, TaskActor.fromRecord(record, this.deps, this.initial.get(records[i]!))));
     return created;
   }
@@ -251,7 +271,7 @@ export class TaskRegistry {
       snapshot: persistSnapshot(snapshot),
       machineVersion: TASK_MACHINE_VERSION,
     };
-    this.initial.set(record, snapshot);
+    this.initial.set(record, { snapshot });
     return record;
   }
 

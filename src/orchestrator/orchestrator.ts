@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { IllegalTransitionError, ProjectNotFoundError, ValidationError } from '../errors.js';
 import { PipelineEvent, type PipelineEventInput } from '../domain/pipeline.js';
 import { newTaskId, type NewTaskInput } from '../domain/task.js';
-import { ApprovalDecided, ControlRequest, Heartbeat, TaskResult, type BudgetStatus } from '../domain/messages.js';
+import { ApprovalDecided, ControlRequest, Heartbeat, TaskResult, type BudgetStatus, type TaskStatusMessage } from '../domain/messages.js';
 import type { InboundSubscription } from '../ports/event-bus.js';
 import type { ApprovalRecord, NewApproval, NewProject, ProjectRecord } from '../ports/project-store.js';
-import type { OutboxEvent } from '../ports/task-store.js';
+import type { OutboxEvent, TaskRecord } from '../ports/task-store.js';
 import type { PlannedTask } from '../pipeline/event-mapper.js';
 import type { ProjectEvent } from '../machines/project-machine.js';
 import { BudgetChecker } from './budget-checker.js';
@@ -298,6 +298,10 @@ export class Orchestrator {
         }
       : undefined;
     const supersede = planned.flatMap((p) => (p.supersedes ? [{ oldTaskId: p.supersedes, newTaskId: p.taskId }] : []));
+    // Tasks without dependencies are written READY in the same transaction, their estimates
+    // reserved with them, when the project is active and the reservation fits; otherwise
+    // they are written PENDING and promoted one by one below, as tasks with dependencies are.
+    const readyTasks = atCheckpoint || supersede.length ? [] : core.registry.readyVariants(records, now);
     const written = await core.projects.ingestEvent({
       eventId: event.id,
       eventType: event.type,
@@ -308,25 +312,44 @@ export class Orchestrator {
       tasks: records,
       ...(approval ? { approval } : {}),
       ...(supersede.length ? { supersede } : {}),
+      ...(readyTasks.length
+        ? { ready: { tasks: readyTasks, reserve: readyTasks.reduce((sum, t) => sum + (t.estimatedCost ?? 0), 0), enforce: core.config.budget.checkEnabled } }
+        : {}),
     });
-    if (!written) return { duplicate: true, taskIds: [], approvalId: null };
+    if (!written.written) return { duplicate: true, taskIds: [], approvalId: null };
     const projectActor = records.length || approval ? await core.projectActors.load(event.projectId) : undefined;
     if (approval) projectActor?.noteApproval({ ...approval, status: 'pending' });
-    const created = core.registry.adopt(records);
+    const readyById = new Map(written.ready ? readyTasks.map((t) => [t.taskId, t]) : []);
+    const created = core.registry.adopt(records.map((r) => readyById.get(r.taskId) ?? r));
     if (project) await core.bus.publish({ kind: 'project', body: { projectId: project.projectId, state: 'active', reason: null } });
-    // Handed to the bus together, so they leave in one socket write.
-    const at = new Date(now).toISOString();
-    await Promise.all(
-      created.map((r) =>
-        core.bus
-          .publish({ kind: 'status', body: { taskId: r.taskId, projectId: r.projectId, taskType: r.taskType, from: null, to: r.status, at, attempt: 0 } })
-          .catch((err: unknown) => core.logger.warn({ err, taskId: r.taskId }, 'could not publish a task status')),
-      ),
-    );
+    await this.publishCreated(created, readyById, now);
     if (approval) await core.bus.publish({ kind: 'approval_requested', body: requestBody(approval) });
+    if (readyById.size) {
+      await core.queue.putMany(created.filter((r) => readyById.has(r.taskId)).map((r) => ({ taskId: r.taskId, priority: r.priority })));
+      this.scheduler.wake();
+      await this.budgetChecker.afterChange(event.projectId, false);
+    }
     const pending = created.filter((r) => r.status === 'PENDING').map((r) => r.taskId);
     if (pending.length) await this.flow.batch.promoteMany(pending);
     return { duplicate: false, taskIds: records.map((r) => r.taskId), approvalId: approval?.approvalId ?? null };
+  }
+
+  /** The statuses of created tasks (and of those created READY, their promotion), handed to the bus together. */
+  private async publishCreated(created: readonly TaskRecord[], ready: ReadonlyMap<string, unknown>, now: number): Promise<void> {
+    const at = new Date(now).toISOString();
+    const bodies = created.flatMap((r): TaskStatusMessage[] => {
+      const base = { taskId: r.taskId, projectId: r.projectId, taskType: r.taskType, at, attempt: 0 };
+      return ready.has(r.taskId)
+        ? [{ ...base, from: null, to: 'PENDING' }, { ...base, from: 'PENDING', to: r.status }]
+        : [{ ...base, from: null, to: r.status }];
+    });
+    await Promise.all(
+      bodies.map((body) =>
+        this.core.bus
+          .publish({ kind: 'status', body })
+          .catch((err: unknown) => this.core.logger.warn({ err, taskId: body.taskId }, 'could not publish a task status')),
+      ),
+    );
   }
 
   private async handleRaised(events: readonly OutboxEvent[]): Promise<void> {

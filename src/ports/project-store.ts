@@ -63,6 +63,24 @@ export interface EventIngest {
   approval?: NewApproval;
   /** Redo tasks: waiting dependents of `oldTaskId` depend on `newTaskId` instead. */
   supersede?: readonly { oldTaskId: string; newTaskId: string }[];
+  /**
+   * Tasks that may start READY (no dependencies, not at a checkpoint): the same tasks as
+   * in `tasks`, already moved PENDING → READY by their machine (`createdReady`). They
+   * replace their PENDING rows, and `reserve` (their estimates) is added to the project's
+   * reserved amount, when the project is active and — with `enforce` — the reservation
+   * fits within its limit; otherwise `tasks` is written as it is (all or nothing). Not
+   * combined with `supersede` (the reservation's project lock would come before the
+   * superseded task rows' locks, the reverse of the transitions' order).
+   */
+  ready?: { tasks: readonly NewTaskRecord[]; reserve: number; enforce: boolean };
+}
+
+/** What `ingestEvent` did. */
+export interface IngestResult {
+  /** False: the event id was already processed; nothing was written. */
+  written: boolean;
+  /** The `ready` tasks were written READY (and reserved). */
+  ready: boolean;
 }
 
 export interface ApprovalDecision {
@@ -101,7 +119,7 @@ export interface ProjectStore {
    * event processed, all or nothing. Returns false, writing nothing, when the event id
    * was processed before.
    */
-  ingestEvent(ingest: EventIngest): Promise<boolean>;
+  ingestEvent(ingest: EventIngest): Promise<IngestResult>;
   isEventProcessed(eventId: string): Promise<boolean>;
   getProject(projectId: string): Promise<ProjectRecord | null>;
   listProjects(states?: readonly ProjectState[]): Promise<ProjectRecord[]>;

@@ -22,7 +22,14 @@ export interface TaskRecord extends Task {
 }
 
 /** A task to insert: everything but the bookkeeping the store fills in. */
-export type NewTaskRecord = Omit<TaskRecord, 'version' | 'updatedAt'>;
+export type NewTaskRecord = Omit<TaskRecord, 'version' | 'updatedAt'> & {
+  /**
+   * Created PENDING and moved to READY by DEPENDENCIES_MET in the same write (a task
+   * without dependencies): `status` and `snapshot` are READY's, the audit log gets both
+   * transitions and the row starts at version 2.
+   */
+  createdReady?: boolean;
+};
 
 /** The columns a transition may change; absent keys stay as they are. */
 export interface TaskPatch {

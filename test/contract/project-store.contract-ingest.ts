@@ -56,7 +56,7 @@ export function ingestContract(harness: ProjectHarnessRef): void {
       }),
     );
 
-    expect(written).toBe(true);
+    expect(written).toStrictEqual({ written: true, ready: false });
     expect(await store().isEventProcessed('ev-1')).toBe(true);
     expect(await store().getProject('prj-1')).toStrictEqual({
       projectId: 'prj-1',
@@ -102,14 +102,14 @@ export function ingestContract(harness: ProjectHarnessRef): void {
       await store().ingestEvent(
         ingest('ev-1', { eventType: 'PROJECT_CREATED', at: at(50), project: newProject('prj-1', { title: 'Other', budgetLimit: 99 }) }),
       ),
-    ).toBe(true);
+    ).toMatchObject({ written: true });
     expect(await store().getProject('prj-1')).toStrictEqual(before);
     expect(await store().getProject('missing')).toBeNull();
   });
 
   it('returns false and writes nothing for an event id processed before', async () => {
     await seedDependents();
-    expect(await store().ingestEvent(ingest('ev-1', { tasks: [newTask('first')] }))).toBe(true);
+    expect(await store().ingestEvent(ingest('ev-1', { tasks: [newTask('first')] }))).toMatchObject({ written: true });
     const before = await everything();
     const again = ingest('ev-1', {
       project: newProject('prj-1'),
@@ -117,14 +117,14 @@ export function ingestContract(harness: ProjectHarnessRef): void {
       approval: newApproval('apr-1'),
       supersede: [{ oldTaskId: 'q-old', newTaskId: 'q-new' }],
     });
-    expect(await store().ingestEvent(again)).toBe(false);
-    expect(await harness().peer.store.ingestEvent(again)).toBe(false);
+    expect(await store().ingestEvent(again)).toMatchObject({ written: false });
+    expect(await harness().peer.store.ingestEvent(again)).toMatchObject({ written: false });
     expect(await everything()).toStrictEqual(before);
     expect(await store().getApproval('apr-1')).toBeNull();
     // An event without effects is marked too.
-    expect(await store().ingestEvent(ingest('ev-empty'))).toBe(true);
+    expect(await store().ingestEvent(ingest('ev-empty'))).toMatchObject({ written: true });
     expect(await store().isEventProcessed('ev-empty')).toBe(true);
-    expect(await store().ingestEvent(ingest('ev-empty'))).toBe(false);
+    expect(await store().ingestEvent(ingest('ev-empty'))).toMatchObject({ written: false });
   });
 
   it('fails with DuplicateTaskError on an existing task id, writing nothing', async () => {
@@ -157,7 +157,7 @@ export function ingestContract(harness: ProjectHarnessRef): void {
     expect(await store().isEventProcessed('ev-1')).toBe(false);
 
     // Not marked processed: the event can still be handled.
-    expect(await store().ingestEvent({ ...failing, tasks: [newTask('n1'), newTask('q-new')] })).toBe(true);
+    expect(await store().ingestEvent({ ...failing, tasks: [newTask('n1'), newTask('q-new')] })).toMatchObject({ written: true });
     expect(await store().isEventProcessed('ev-1')).toBe(true);
     expect(await tasks().listOutbox(100)).toStrictEqual([]);
     expect((await tasks().getTask('d-pending'))!.dependencies).toStrictEqual(['q-new', 'x-other']);
@@ -185,7 +185,7 @@ export function ingestContract(harness: ProjectHarnessRef): void {
       ]),
     );
     for (const [i, eventId] of rounds.entries()) {
-      const [a, b] = [results[2 * i], results[2 * i + 1]];
+      const [a, b] = [results[2 * i]!.written, results[2 * i + 1]!.written];
       expect([a, b].sort()).toStrictEqual([false, true]);
       const winner = a ? 'a' : 'b';
       const loser = a ? 'b' : 'a';
@@ -195,5 +195,61 @@ export function ingestContract(harness: ProjectHarnessRef): void {
       expect(await store().isEventProcessed(eventId)).toBe(true);
     }
     expect(await tasks().countByStatus()).toStrictEqual({ PENDING: rounds.length });
+  });
+
+  /** The READY variant of a PENDING fixture task, as the registry builds it. */
+  const readyOf = (t: ReturnType<typeof newTask>) => ({ ...t, status: 'READY' as const, createdReady: true });
+
+  it('writes tasks READY with their reservation when the project is active and the estimates fit', async () => {
+    await createProject(store(), 'prj-1', { budgetLimit: 1 });
+    const created = [newTask('r1', { estimatedCost: 0.25 }), newTask('r2', { estimatedCost: 0.5 }), newTask('w1', { dependencies: ['r1'] })];
+    const result = await store().ingestEvent(
+      ingest('ev-1', { tasks: created, ready: { tasks: [readyOf(created[0]!), readyOf(created[1]!)], reserve: 0.75, enforce: true } }),
+    );
+    expect(result).toStrictEqual({ written: true, ready: true });
+    const r1 = (await tasks().getTask('r1'))!;
+    expect(r1).toMatchObject({ status: 'READY', version: 2 });
+    expect(await tasks().getTask('w1')).toMatchObject({ status: 'PENDING', version: 1 });
+    expect((await tasks().listTransitions('r1')).map((t) => [t.fromStatus, t.toStatus, t.event])).toStrictEqual([
+      [null, 'PENDING', 'CREATED'],
+      ['PENDING', 'READY', 'DEPENDENCIES_MET'],
+    ]);
+    expect((await tasks().listTransitions('w1')).map((t) => [t.fromStatus, t.toStatus, t.event])).toStrictEqual([[null, 'PENDING', 'CREATED']]);
+    expect((await store().getProject('prj-1'))!.reserved).toBeCloseTo(0.75);
+    expect(await tasks().listReady({ offset: 0, limit: 10 })).toHaveLength(2);
+  });
+
+  it('writes the tasks PENDING and reserves nothing when the estimates do not fit, the project is not active, or tasks are superseded', async () => {
+    await seedDependents();
+    await createProject(store(), 'prj-1', { budgetLimit: 0.5 });
+    await createProject(store(), 'prj-2');
+    const t = (id: string, projectId = 'prj-1') => newTask(id, { projectId, estimatedCost: 0.4 });
+    const tooBig = [t('a1'), t('a2')];
+    expect(
+      await store().ingestEvent(ingest('ev-1', { tasks: tooBig, ready: { tasks: tooBig.map(readyOf), reserve: 0.8, enforce: true } })),
+    ).toStrictEqual({ written: true, ready: false });
+    // Not enforced, the same amount is reserved (budget checks off)…
+    const unchecked = [t('b1')];
+    expect(
+      await store().ingestEvent(ingest('ev-2', { tasks: unchecked, ready: { tasks: unchecked.map(readyOf), reserve: 0.8, enforce: false } })),
+    ).toStrictEqual({ written: true, ready: true });
+    expect((await store().getProject('prj-1'))!.reserved).toBeCloseTo(0.8);
+    // … but never for a project that is not active.
+    await store().setProjectState('prj-2', 'paused', ['active'], 'manual', at(5));
+    const paused = [t('c1', 'prj-2')];
+    expect(
+      await store().ingestEvent(
+        ingest('ev-3', { projectId: 'prj-2', tasks: paused, ready: { tasks: paused.map(readyOf), reserve: 0.4, enforce: false } }),
+      ),
+    ).toStrictEqual({ written: true, ready: false });
+    const redo = [t('q-new')];
+    expect(
+      await store().ingestEvent(
+        ingest('ev-4', { tasks: redo, supersede: [{ oldTaskId: 'q-old', newTaskId: 'q-new' }], ready: { tasks: redo.map(readyOf), reserve: 0.4, enforce: false } }),
+      ),
+    ).toStrictEqual({ written: true, ready: false });
+    for (const id of ['a1', 'a2', 'c1', 'q-new']) expect(await tasks().getTask(id)).toMatchObject({ status: 'PENDING', version: 1 });
+    expect((await store().getProject('prj-1'))!.reserved).toBeCloseTo(0.8);
+    expect((await store().getProject('prj-2'))!.reserved).toBe(0);
   });
 }

@@ -32,7 +32,7 @@ export async function createProject(store: ProjectStore, projectId = 'prj-1', ov
   const written = await store.ingestEvent(
     ingest(`created-${projectId}`, { eventType: 'PROJECT_CREATED', projectId, at: at(0), project: newProject(projectId, overrides) }),
   );
-  if (!written) throw new Error(`project ${projectId} was not created`);
+  if (!written.written) throw new Error(`project ${projectId} was not created`);
 }
 
 /** Moves a new task PENDING → READY with a reservation (not enforced): reserved += amount. */

@@ -6,6 +6,7 @@ import type {
   CostObservation,
   DeadLetter,
   EventIngest,
+  IngestResult,
   ProjectRecord,
   ProjectState,
   ProjectStore,
@@ -65,6 +66,23 @@ UPDATE tasks t SET dependencies = (
         GROUP BY 1) s)
 WHERE t.project_id = $1::text AND t.status IN ('PENDING', 'WAITING_APPROVAL')
   AND t.dependencies @> jsonb_build_array($2::text) AND t.task_id <> $3::text`;
+
+/**
+ * $1 project, $2 amount, $3 enforce, $4 at: reserves the estimates of tasks created READY,
+ * when the project is active and, with enforce, spent + reserved stay within the limit.
+ * No row: nothing reserved (the tasks are created PENDING and promoted one by one).
+ */
+const RESERVE_FOR_READY = `
+UPDATE projects SET reserved = reserved + $2::numeric, updated_at = $4::timestamp
+WHERE project_id = $1::text AND state = 'active'
+  AND (NOT $3::boolean OR budget_limit IS NULL OR spent + reserved + $2::numeric <= budget_limit)
+RETURNING project_id`;
+
+/** `tasks` with the READY variant of each task that has one. */
+function withReady(tasks: readonly NewTaskRecord[], ready: readonly NewTaskRecord[]): NewTaskRecord[] {
+  const byId = new Map(ready.map((t) => [t.taskId, t]));
+  return tasks.map((t) => byId.get(t.taskId) ?? t);
+}
 
 /**
  * $1 project, $2 new limit (null: none), $3 at. The warning level is a percentage of
@@ -132,7 +150,7 @@ function approvalFromRow(r: ApprovalRow): ApprovalRecord {
 export class PostgresProjectStore implements ProjectStore {
   constructor(private readonly sql: SqlClient) {}
 
-  async ingestEvent(ingest: EventIngest): Promise<boolean> {
+  async ingestEvent(ingest: EventIngest): Promise<IngestResult> {
     return this.sql.transaction(async (tx) => {
       // First: a concurrent ingest of the same event id waits here on the key until this
       // transaction ends, then finds it (and writes nothing) or takes over after a rollback.
@@ -144,7 +162,7 @@ export class PostgresProjectStore implements ProjectStore {
       if (marked.rowCount === 0) {
         // Already handled: a leftover outbox row of it (a replay) is cleared all the same.
         await tx.query('DELETE FROM outbox WHERE event_id = $1::text', [ingest.eventId]);
-        return false;
+        return { written: false, ready: false };
       }
       if (ingest.project) {
         const p = ingest.project;
@@ -155,7 +173,14 @@ export class PostgresProjectStore implements ProjectStore {
           [p.projectId, p.title, p.budgetLimit, p.checkpoints ? JSON.stringify(p.checkpoints) : null, toSqlTime(ingest.at)],
         );
       }
-      if (ingest.tasks.length) await createTasksIn(tx, ingest.tasks, ingest.by);
+      let ready = false;
+      if (ingest.ready?.tasks.length && !ingest.supersede?.length) {
+        const r = ingest.ready;
+        const reserved = await tx.query(RESERVE_FOR_READY, [ingest.projectId, r.reserve, r.enforce, toSqlTime(ingest.at)]);
+        ready = reserved.rowCount > 0;
+      }
+      const tasks = ready ? withReady(ingest.tasks, ingest.ready!.tasks) : ingest.tasks;
+      if (tasks.length) await createTasksIn(tx, tasks, ingest.by);
       if (ingest.approval) {
         const a = ingest.approval;
         await tx.query(
@@ -166,7 +191,7 @@ export class PostgresProjectStore implements ProjectStore {
       }
       for (const s of ingest.supersede ?? []) await tx.query(SUPERSEDE, [ingest.projectId, s.oldTaskId, s.newTaskId]);
       await tx.query('DELETE FROM outbox WHERE event_id = $1::text', [ingest.eventId]);
-      return true;
+      return { written: true, ready };
     });
   }
 

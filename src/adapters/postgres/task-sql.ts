@@ -11,7 +11,8 @@ export const BUDGET_REFUSED = 'LA001';
 
 /**
  * $1 the batch as a JSON array (see newTaskToJson), $2 the creating instance.
- * Inserts the tasks, then one creation audit row per task.
+ * Inserts the tasks, then their audit rows: the creation (null → PENDING, or the initial
+ * status), and for a task created READY (`created_ready`) its PENDING → READY step too.
  */
 export const CREATE_TASKS = `
 WITH batch AS (
@@ -20,7 +21,7 @@ WITH batch AS (
     input jsonb, output jsonb, dependencies jsonb, estimated_cost numeric, actual_cost numeric,
     created_at timestamp, started_at timestamp, completed_at timestamp, attempts integer,
     max_attempts integer, last_error text, deadline timestamp, not_before timestamp,
-    fencing_token bigint, timeout_ms integer, snapshot jsonb, machine_version text)
+    fencing_token bigint, timeout_ms integer, snapshot jsonb, machine_version text, created_ready boolean)
 ), inserted AS (
   INSERT INTO tasks (task_id, project_id, task_type, assigned_to, status, priority, input, output,
     dependencies, estimated_cost, actual_cost, created_at, started_at, completed_at, attempts,
@@ -29,12 +30,22 @@ WITH batch AS (
   SELECT task_id, project_id, task_type, assigned_to, status, priority, input, output,
     COALESCE(dependencies, '[]'::jsonb), estimated_cost, actual_cost, created_at, started_at,
     completed_at, attempts, max_attempts, last_error, deadline, not_before, fencing_token, timeout_ms,
-    snapshot -> 'v', machine_version, 1, CASE WHEN status = 'READY' THEN created_at END, created_at
+    snapshot -> 'v', machine_version, CASE WHEN created_ready THEN 2 ELSE 1 END,
+    CASE WHEN status = 'READY' THEN created_at END, created_at
   FROM batch
-  RETURNING task_id, project_id, status, created_at
+  RETURNING task_id, project_id, status, created_at, version
 )
 INSERT INTO task_transitions (task_id, project_id, from_status, to_status, event, detail, at, by_instance)
-SELECT task_id, project_id, NULL, status, 'CREATED', NULL, created_at, $2::text FROM inserted ORDER BY task_id`;
+SELECT task_id, project_id, from_status, to_status, event, NULL, created_at, $2::text
+FROM (
+  SELECT task_id, project_id, NULL AS from_status, CASE WHEN version = 2 THEN 'PENDING' ELSE status END AS to_status,
+         'CREATED' AS event, created_at, 0 AS step
+  FROM inserted
+  UNION ALL
+  SELECT task_id, project_id, 'PENDING', status, 'DEPENDENCIES_MET', created_at, 1
+  FROM inserted WHERE version = 2
+) steps
+ORDER BY task_id, step`;
 
 /**
  * One statement for a whole transition:
