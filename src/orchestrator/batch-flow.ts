@@ -5,7 +5,7 @@ import type { BatchItem } from '../actors/task-registry.js';
 import type { ProjectRecord } from '../ports/project-store.js';
 import type { BudgetEffect, OutboxEvent, TaskRecord } from '../ports/task-store.js';
 import type { BudgetChecker } from './budget-checker.js';
-import { publishTransitions, type Core } from './core.js';
+import { acceptsWork, publishTransitions, type Core } from './core.js';
 
 export type PromoteOutcome = 'ready' | 'waiting' | 'budget' | 'cancelled' | 'skipped';
 
@@ -95,7 +95,7 @@ export class BatchFlow {
       if (state.broken) {
         await this.hooks.cancelTask(actor.taskId, state.broken);
         outcome.set(actor.taskId, 'cancelled');
-      } else if (!state.met || projects.get(actor.projectId)?.state !== 'active') {
+      } else if (!state.met || !acceptsWork(projects.get(actor.projectId)?.state)) {
         outcome.set(actor.taskId, 'waiting');
       } else {
         eligible.push(actor);

@@ -35,6 +35,15 @@ export interface Core {
 
 export const BUDGET_EXHAUSTED = 'budget_exhausted';
 
+/**
+ * Whether a project's tasks may become READY: while it is active, and once it has
+ * completed — its remaining tasks (an extra task, a retry under way) finish on their own.
+ * Paused and cancelled projects start nothing new.
+ */
+export function acceptsWork(state: string | undefined): boolean {
+  return state === 'active' || state === 'completed';
+}
+
 /** Publishes a durable transition on the status subject; never throws. */
 export function publishTransition(core: Core, t: TaskTransition): Promise<void> {
   return publishTransitions(core, [t]);

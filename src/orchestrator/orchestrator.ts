@@ -128,15 +128,20 @@ export class Orchestrator {
       throw new ValidationError('invalid event', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
     }
     const event = parsed.data;
-    if (await this.core.projects.isEventProcessed(event.id)) return { duplicate: true, taskIds: [], approvalId: null };
+    // A duplicate is found by the ingest's transaction (the processed mark is its first
+    // write); only an event that would be refused is checked for one first, so that a
+    // redelivered event of a finished project is a duplicate, not an error.
+    const duplicate = { duplicate: true, taskIds: [], approvalId: null };
     const project = await this.core.projects.getProject(event.projectId);
     let newProject: NewProject | undefined;
     if (event.type === 'PROJECT_CREATED') {
       if (!project) newProject = projectFromPayload(event.projectId, event.payload);
     } else if (!project) {
+      if (await this.core.projects.isEventProcessed(event.id)) return duplicate;
       throw new ProjectNotFoundError(event.projectId);
     }
     if (project && (project.state === 'completed' || project.state === 'cancelled')) {
+      if (await this.core.projects.isEventProcessed(event.id)) return duplicate;
       throw new ValidationError(`project ${event.projectId} is ${project.state}: event ${event.type} refused`);
     }
     const checkpoints = project?.checkpoints ?? newProject?.checkpoints ?? this.core.mapper.pipeline.checkpoints;

@@ -1,7 +1,7 @@
 import { createActor, fromPromise, waitFor, type Actor, type InspectionEvent, type Observer } from 'xstate';
 import { VersionConflictError, isOrchestratorError } from '../errors.js';
 import type { TaskActor, TaskTransition } from '../actors/task-actor.js';
-import { BUDGET_EXHAUSTED, publishTransitions } from './core.js';
+import { BUDGET_EXHAUSTED, acceptsWork, publishTransitions } from './core.js';
 import { schedulerMachine, type SchedulerMachine } from '../machines/scheduler-machine.js';
 import type { Lease } from '../ports/lock-manager.js';
 import type { ProjectRecord } from '../ports/project-store.js';
@@ -17,12 +17,13 @@ export const DISPATCH_BATCH = 500;
 const SWEEP_BATCH = 200;
 
 /**
- * Whether a project's READY tasks may be dispatched: when it is active, and when it is
+ * Whether a project's READY tasks may be dispatched: when it accepts work (active, or
+ * completed with tasks left), and when it is
  * paused only because its budget is exhausted — a READY task already holds its
  * reservation, so it runs; what does not fit stays PENDING.
  */
 function dispatchable(project: ProjectRecord): boolean {
-  return project.state === 'active' || (project.state === 'paused' && project.pausedReason === BUDGET_EXHAUSTED);
+  return acceptsWork(project.state) || (project.state === 'paused' && project.pausedReason === BUDGET_EXHAUSTED);
 }
 
 export interface SchedulerSweeps {

@@ -4,7 +4,7 @@ import type { SendOptions, TaskActor, TaskTransition } from '../actors/task-acto
 import type { OutboxEvent } from '../ports/task-store.js';
 import type { BudgetChecker } from './budget-checker.js';
 import { BatchFlow, type PromoteOutcome } from './batch-flow.js';
-import { backoffMs, publishTransition, type Core } from './core.js';
+import { acceptsWork, backoffMs, publishTransition, type Core } from './core.js';
 
 export type { PromoteOutcome };
 
@@ -75,7 +75,7 @@ export class TaskFlow {
     if (actor.status !== 'WAITING_APPROVAL') return;
     const deps = await this.dependencyState(taskId);
     const project = await this.core.projects.getProject(actor.projectId);
-    if (deps.met && project?.state === 'active') {
+    if (deps.met && acceptsWork(project?.state)) {
       try {
         await this.send(taskId, { type: 'APPROVE', at: this.now(), dependenciesMet: true }, { budget: this.batch.reserve(actor) });
         await this.core.queue.put({ taskId: actor.taskId, priority: actor.priority });

@@ -179,6 +179,23 @@ describe('retries and dead letters', () => {
     const others = (await blackboard.tasks.listByProject('prj_fail')).filter((t) => t.taskId !== failing!.taskId);
     expect(others.every((t) => t.status === 'COMPLETED')).toBe(true);
   });
+
+  it('a task still retrying when its project completes runs to its end', async () => {
+    let projectCompleted = false;
+    const { blackboard, h } = await harness({
+      config: { approval: { enabled: false }, scheduler: { intervalSeconds: 0.02, retryBackoffSeconds: 0.02, maxAttempts: 50 } },
+      // Fails until the project has completed: at least one retry comes after the completion.
+      agentOverride: (task) => (task.taskType === 'GENERATE_CHARACTER_SHEET' && !projectCompleted ? { status: 'failed', error: 'not yet' } : undefined),
+    });
+    await h.orchestrator.handleEvent(created('prj_late'));
+    const { taskIds } = await h.orchestrator.submitTasks('prj_late', [{ taskType: 'GENERATE_CHARACTER_SHEET', maxAttempts: 50 }]);
+    await h.waitForProjectState('prj_late', 'completed');
+    projectCompleted = true;
+    await waitUntil(async () => (await blackboard.tasks.getTask(taskIds[0]!))?.status === 'COMPLETED');
+    const audit = await blackboard.tasks.listTransitions(taskIds[0]!);
+    expect(audit.filter((t) => t.event === 'RETRY').length).toBeGreaterThan(0);
+    expect(await blackboard.projects.listDeadLetters('prj_late')).toStrictEqual([]);
+  });
 });
 
 async function waitUntil(condition: () => boolean | Promise<boolean>): Promise<void> {

@@ -154,16 +154,15 @@ export class PostgresProjectStore implements ProjectStore {
     return this.sql.transaction(async (tx) => {
       // First: a concurrent ingest of the same event id waits here on the key until this
       // transaction ends, then finds it (and writes nothing) or takes over after a rollback.
+      // The event's own outbox row (a raised event, or its replay) goes in the same
+      // statement: cleared whether the event is new or was handled before.
       const marked = await tx.query(
-        `INSERT INTO processed_events (event_id, project_id, event_type, processed_at)
+        `WITH cleared AS (DELETE FROM outbox WHERE event_id = $1::text)
+         INSERT INTO processed_events (event_id, project_id, event_type, processed_at)
          VALUES ($1::text, $2::text, $3::text, $4::timestamp) ON CONFLICT (event_id) DO NOTHING RETURNING event_id`,
         [ingest.eventId, ingest.projectId, ingest.eventType, toSqlTime(ingest.at)],
       );
-      if (marked.rowCount === 0) {
-        // Already handled: a leftover outbox row of it (a replay) is cleared all the same.
-        await tx.query('DELETE FROM outbox WHERE event_id = $1::text', [ingest.eventId]);
-        return { written: false, ready: false };
-      }
+      if (marked.rowCount === 0) return { written: false, ready: false };
       if (ingest.project) {
         const p = ingest.project;
         await tx.query(
@@ -190,7 +189,6 @@ export class PostgresProjectStore implements ProjectStore {
         );
       }
       for (const s of ingest.supersede ?? []) await tx.query(SUPERSEDE, [ingest.projectId, s.oldTaskId, s.newTaskId]);
-      await tx.query('DELETE FROM outbox WHERE event_id = $1::text', [ingest.eventId]);
       return { written: true, ready };
     });
   }

@@ -53,7 +53,7 @@ ORDER BY task_id, step`;
  *   is not older than the stored one; patch keys absent from $5 keep their column;
  * - `audit`: the transition row, only if `updated` wrote;
  * - `budget`: the project's reserved/spent, only if `updated` wrote; with `enforce`, only
- *   if the project is active and spent + reserved stay within the limit. The row lock
+ *   if the project is active (or completed: its remaining tasks finish) and spent + reserved stay within the limit. The row lock
  *   makes a concurrent reservation re-check against the committed amounts, so several
  *   processes cannot overspend together;
  * - `raised`: the outbox rows, only if `updated` wrote;
@@ -104,7 +104,7 @@ WITH before AS (
     updated_at = $8::timestamp
   FROM effect e
   WHERE p.project_id = e.project_id AND EXISTS (SELECT 1 FROM updated)
-    AND (NOT e.enforce OR (p.state = 'active' AND (p.budget_limit IS NULL
+    AND (NOT e.enforce OR (p.state IN ('active', 'completed') AND (p.budget_limit IS NULL
       OR p.spent + e.spend + GREATEST(p.reserved + e.reserve - e.release, 0) <= p.budget_limit)))
   RETURNING p.project_id
 ), raised AS (
@@ -173,7 +173,7 @@ export const BATCH_INVARIANT = 'LA002';
  *   single writes do not deadlock either. The ARRAY(...) sublink reads all of `chk`
  *   before the first project is locked;
  * - budget decision, per project, in the order of the writes: a write without `enforce`
- *   always applies; an enforced one applies when the project is active and spent +
+ *   always applies; an enforced one applies when the project is active (or completed) and spent +
  *   reserved after it stays within the limit, judged on the running amounts of the
  *   writes accepted before it — exactly as if the writes had been applied one at a time
  *   in order, so a misfit does not stop a smaller write after it. Reserved is clamped at
@@ -218,7 +218,7 @@ WITH RECURSIVE w AS (
            AND (w.fencing_token IS NULL OR c.fencing_token IS NULL OR c.fencing_token <= w.fencing_token), false) AS task_ok
   FROM w LEFT JOIN cur c ON c.task_id = w.task_id
 ), proj AS MATERIALIZED (
-  SELECT p.project_id, p.state = 'active' AS active, p.budget_limit::numeric AS budget_limit,
+  SELECT p.project_id, p.state IN ('active', 'completed') AS active, p.budget_limit::numeric AS budget_limit,
          p.spent::numeric AS spent, p.reserved::numeric AS reserved
   FROM projects p
   WHERE p.project_id = ANY (ARRAY(SELECT DISTINCT budget_project FROM chk WHERE task_ok AND budget_project IS NOT NULL))

@@ -175,6 +175,9 @@ export class PostgresTaskStore implements TaskStore {
       throw new ValidationError('a batch of transitions names a task more than once', [...repeated].map((id) => `task ${id}`));
     }
 
+    // One write: the single-transition statement (same checks and effects) is about three
+    // times cheaper for PostgreSQL to run than the batch statement with one element.
+    if (writes.length === 1) return [await this.#single(writes[0]!)];
     let rows: BatchResultRow[];
     try {
       ({ rows } = await this.sql.query<BatchResultRow>(
@@ -189,6 +192,21 @@ export class PostgresTaskStore implements TaskStore {
       throw new Error(`applyTransitions: ${rows.length} result rows for ${writes.length} writes`);
     }
     return rows.map((r, i) => batchOutcome(writes[i]!, r));
+  }
+
+  async #single(w: TransitionWrite): Promise<TransitionOutcome> {
+    try {
+      return { ok: true, version: await this.applyTransition(w) };
+    } catch (err) {
+      const perWrite =
+        err instanceof TaskNotFoundError ||
+        err instanceof StaleFencingTokenError ||
+        err instanceof VersionConflictError ||
+        err instanceof BudgetExceededError ||
+        err instanceof ProjectNotFoundError;
+      if (perWrite) return { ok: false, error: err };
+      throw err;
+    }
   }
 
   async loadNonFinal(page: Page): Promise<TaskRecord[]> {
@@ -330,7 +348,7 @@ export class PostgresTaskStore implements TaskStore {
     if (!p) return new ProjectNotFoundError(budget.projectId);
     const requested = budgetRequested(budget);
     const remaining =
-      p.state !== 'active' ? 0 : p.budget_limit === null ? Infinity : Math.max(p.budget_limit - p.spent - p.reserved, 0);
+      p.state !== 'active' && p.state !== 'completed' ? 0 : p.budget_limit === null ? Infinity : Math.max(p.budget_limit - p.spent - p.reserved, 0);
     return new BudgetExceededError(budget.projectId, roundMoney(requested), roundMoney(remaining));
   }
 
