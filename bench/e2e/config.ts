@@ -113,7 +113,7 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
     floorRequests: Math.max(10, int(env, 'BENCH_FLOOR_REQUESTS', 2_000)),
     scaleSmall: Math.max(1, int(env, 'BENCH_SCALE_SMALL', 1_000)),
     scaleBig: Math.max(1, int(env, 'BENCH_SCALE_BIG', Math.round(1_000_000 * scale))),
-    scaleDispatches: Math.max(10, int(env, 'BENCH_SCALE_DISPATCHES', 400)),
+    scaleDispatches: Math.max(10, int(env, 'BENCH_SCALE_DISPATCHES', 900)),
     scaleWindowMs: int(env, 'BENCH_SCALE_WINDOW_S', 10) * 1000,
     scaleRounds: Math.max(1, int(env, 'BENCH_SCALE_ROUNDS', 3)),
     scalePerProject: Math.max(1, int(env, 'BENCH_SCALE_PER_PROJECT', int(env, 'BENCH_SCALE_SMALL', 1_000))),

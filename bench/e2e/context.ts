@@ -39,7 +39,13 @@ export class OrchestratorProc {
   ) {}
 
   /** Spawns the orchestrator on `env`; resolves once it has started (start() resolved). */
-  static async start(ctx: Ctx, env: BenchEnv, label: string): Promise<{ proc: OrchestratorProc; started: StartedNotice; spawnAt: number }> {
+  /** `maxRunning` overrides the orchestrator's MAX_CONCURRENT_TASKS (default: the configured one). */
+  static async start(
+    ctx: Ctx,
+    env: BenchEnv,
+    label: string,
+    maxRunning?: number,
+  ): Promise<{ proc: OrchestratorProc; started: StartedNotice; spawnAt: number }> {
     const c = ctx.config;
     const settings: OrchestratorProcSettings = {
       databaseUrl: c.databaseUrl,
@@ -49,7 +55,7 @@ export class OrchestratorProc {
       queueKey: env.queueKey,
       natsUrl: c.natsUrl,
       subjectPrefix: env.subjectPrefix,
-      maxRunning: c.maxRunning,
+      maxRunning: maxRunning ?? c.maxRunning,
       priorityLevels: c.priorityLevels,
       children: c.children,
       ioStats: c.ioStats,

@@ -1,7 +1,9 @@
 /**
  * Figure 4a: the dispatch rate with a small and with a huge READY backlog.
  *
- * One orchestrator (and the no-op agent) runs on a fresh environment. `scaleBig` READY
+ * One orchestrator (and the no-op agent) runs on a fresh environment, with
+ * MAX_CONCURRENT_TASKS = the workers' concurrency (50), so the dispatches of a window are
+ * paced by completions over many passes. `scaleBig` READY
  * tasks are seeded in PostgreSQL and ZADDed (queue-put.lua's scores) into an aside key,
  * and per round `scaleSmall` fresh READY tasks into another aside key. A window RENAMEs
  * one aside key over the live queue (O(1)), times the READY → RUNNING transitions seen on
@@ -46,7 +48,9 @@ export async function runScale(ctx: Ctx): Promise<ScaleResult> {
   let watch: StatusWatch | null = null;
   let natsUp = false;
   try {
-    ({ proc: orchestrator } = await OrchestratorProc.start(ctx, env, 'scale'));
+    // MAX_CONCURRENT_TASKS at the workers' concurrency: dispatches are paced by completions,
+    // pass after pass, so the window times many pops, not one batch popped at once.
+    ({ proc: orchestrator } = await OrchestratorProc.start(ctx, env, 'scale', c.concurrency));
     await ctx.agents.request('startNats', { subjectPrefix: env.subjectPrefix, concurrency: c.agentConcurrency });
     natsUp = true;
     watch = new StatusWatch(ctx.infra.nc, env.subjectPrefix);
