@@ -15,7 +15,7 @@ import { NOOP_AGENT } from './workload.js';
 
 const settings = JSON.parse(process.env.BENCH_AGENTS ?? 'null') as { natsUrl: string; redisUrl: string } | null;
 if (!settings) throw new Error('BENCH_AGENTS is not set: this process is started by bench/run.ts');
-const nc = await connect({ servers: settings.natsUrl.split(','), name: 'bench-agents' });
+const nc = await connect({ servers: settings.natsUrl.split(','), name: 'bench-agents', noAsyncTraces: true });
 const logger = createLogger({ level: 'warn', name: 'bench-agents' });
 
 /**

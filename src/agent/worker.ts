@@ -129,6 +129,8 @@ class Worker implements AgentWorker {
   private wake: (() => void) | null = null;
   private loop: Promise<void> = Promise.resolve();
   private stopped: Promise<void> | null = null;
+  /** Results waiting for the next flush (see `settle`). */
+  private readonly finished: { m: JsMsg; task: TaskDispatch; result: TaskResult; done: () => void }[] = [];
 
   constructor(
     private readonly settings: WorkerSettings,
@@ -237,13 +239,46 @@ class Worker implements AgentWorker {
       return;
     }
     const result = await this.run1(m, parsed.data);
-    try {
-      await this.publishResult(parsed.data, result);
-      m.ack();
-    } catch (err) {
-      this.logger.error({ err, taskId: parsed.data.taskId }, 'cannot publish the result; the task will be redelivered');
-      m.nak(5_000);
-    }
+    await this.settle(m, parsed.data, result);
+  }
+
+  /**
+   * Publishes a result and then acknowledges its dispatch. Results that finish in the same
+   * turn of the event loop are published in one synchronous pass (one socket write for all
+   * of them), and their dispatches acknowledged together once the stream has stored them.
+   */
+  private settle(m: JsMsg, task: TaskDispatch, result: TaskResult): Promise<void> {
+    return new Promise((resolve) => {
+      this.finished.push({ m, task, result, done: resolve });
+      if (this.finished.length === 1) setImmediate(() => void this.flushResults());
+    });
+  }
+
+  private async flushResults(): Promise<void> {
+    const batch = this.finished.splice(0);
+    const stored = await Promise.allSettled(batch.map(({ task, result }) => this.publishOnce(task, result)));
+    // A result the stream did not take at once is retried on its own (a few attempts).
+    const retried = await Promise.all(
+      batch.map(async ({ task, result }, i) => {
+        if (stored[i]!.status === 'fulfilled') return null;
+        try {
+          await this.publishResult(task, result, 2);
+          return null;
+        } catch (err) {
+          return err;
+        }
+      }),
+    );
+    batch.forEach(({ m, task, done }, i) => {
+      const err = retried[i];
+      if (err) {
+        this.logger.error({ err, taskId: task.taskId }, 'cannot publish the result; the task will be redelivered');
+        m.nak(5_000);
+      } else {
+        m.ack();
+      }
+      done();
+    });
   }
 
   /** Runs the handler with heartbeats; always resolves with the result to publish. */
@@ -276,22 +311,28 @@ class Worker implements AgentWorker {
 
   /**
    * Stores the result in the inbound stream (resolves on the stream's acknowledgement, so
-   * the dispatch is acknowledged only after). One round trip per task, but not one after
-   * another: every running task publishes its own, and the connection pipelines them.
+   * the dispatch is acknowledged only after), attempts `first` to RESULT_PUBLISH_ATTEMPTS,
+   * with a growing pause before each retry.
    */
-  private async publishResult(task: TaskDispatch, result: TaskResult): Promise<void> {
-    const subject = this.subjects.results(task.projectId);
+  private async publishResult(task: TaskDispatch, result: TaskResult, first = 1): Promise<void> {
     let lastError: unknown;
-    for (let attempt = 1; attempt <= RESULT_PUBLISH_ATTEMPTS; attempt++) {
+    for (let attempt = first; attempt <= RESULT_PUBLISH_ATTEMPTS; attempt++) {
+      if (attempt > 1) await new Promise((resolve) => setTimeout(resolve, 500 * (attempt - 1)));
       try {
-        await this.js.publish(subject, JSON.stringify(result), { msgID: `${task.taskId}:${task.fencingToken}:result` });
+        await this.publishOnce(task, result);
         return;
       } catch (err) {
         lastError = err;
-        if (attempt < RESULT_PUBLISH_ATTEMPTS) await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
       }
     }
     throw lastError;
+  }
+
+  /** One attempt; the message is handed to the connection before the first await. */
+  private async publishOnce(task: TaskDispatch, result: TaskResult): Promise<void> {
+    await this.js.publish(this.subjects.results(task.projectId), JSON.stringify(result), {
+      msgID: `${task.taskId}:${task.fencingToken}:result`,
+    });
   }
 }
 
