@@ -233,32 +233,45 @@ export class TaskScheduler {
     deferred: { taskId: string; priority: number }[],
   ): Promise<number> {
     const actors = await this.core.registry.getMany(ids);
-    const pending = new Map<string, number>();
-    const candidates: TaskActor[] = [];
+    const ready: TaskActor[] = [];
     for (const id of ids) {
       const actor = actors.get(id);
-      if (!actor || actor.status !== 'READY') continue; // a stale queue entry
+      if (actor && actor.status === 'READY') ready.push(actor); // else a stale queue entry
+    }
+    if (!ready.length) return 0;
+    // The projects not read yet in this pass and the task rows (inputs, dependencies), together.
+    const unread = [...new Set(ready.map((a) => a.projectId))].filter((p) => !projects.has(p));
+    const [fresh, rows] = await Promise.all([
+      Promise.all(unread.map((p) => this.core.projects.getProject(p))),
+      this.core.tasks.getTasks(ready.map((a) => a.taskId)),
+    ]);
+    // Only a dispatchable project is cached within a pass: one seen paused is read again,
+    // so a task popped after a resume (which re-queues READY tasks) is not dropped.
+    const paused = new Set<string>();
+    unread.forEach((projectId, i) => {
+      const project = fresh[i];
+      if (project && dispatchable(project)) projects.set(projectId, project);
+      else paused.add(projectId);
+    });
+    const records = new Map(rows.map((r) => [r.taskId, r]));
+    const pending = new Map<string, number>();
+    const candidates: TaskActor[] = [];
+    for (const actor of ready) {
+      // A paused project's tasks stay READY in the store; resuming puts them back in the queue.
+      if (paused.has(actor.projectId) || !records.has(actor.taskId)) continue;
       const agent = actor.assignedTo;
       const limit = this.core.config.scheduler.agentLimits[agent];
       if (limit !== undefined && (this.perAgent.get(agent) ?? 0) + (pending.get(agent) ?? 0) >= limit) {
-        deferred.push({ taskId: id, priority: actor.priority });
+        deferred.push({ taskId: actor.taskId, priority: actor.priority });
         continue;
       }
-      // Only a dispatchable project is cached within a pass: one seen paused is read again,
-      // so a task popped after a resume (which re-queues READY tasks) is not dropped.
-      const project = projects.get(actor.projectId) ?? (await this.core.projects.getProject(actor.projectId));
-      if (project && dispatchable(project)) projects.set(actor.projectId, project);
-      // A paused project's tasks stay READY in the store; resuming puts them back in the queue.
-      else continue;
       pending.set(agent, (pending.get(agent) ?? 0) + 1);
       candidates.push(actor);
     }
     if (!candidates.length) return 0;
-    const records = new Map((await this.core.tasks.getTasks(candidates.map((a) => a.taskId))).map((r) => [r.taskId, r]));
-    const withDeps = [...records.values()].filter((r) => r.dependencies.length > 0);
+    const withDeps = candidates.map((a) => records.get(a.taskId)!).filter((r) => r.dependencies.length > 0);
     const states = withDeps.length ? await this.flow.batch.dependencyStates(withDeps) : new Map<string, { met: boolean }>();
     const runnable = candidates.filter((a) => {
-      if (!records.has(a.taskId)) return false;
       if (states.get(a.taskId)?.met === false) {
         this.core.logger.warn({ taskId: a.taskId }, 'READY task with unmet dependencies: left out of the queue');
         return false;

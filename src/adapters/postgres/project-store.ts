@@ -1,4 +1,4 @@
-import { ApprovalError, DuplicateTaskError, OrchestratorError, ProjectNotFoundError, ValidationError } from '../../errors.js';
+import { ApprovalError, DuplicateTaskError, ProjectNotFoundError, ValidationError } from '../../errors.js';
 import type {
   ApprovalDecision,
   ApprovalRecord,
@@ -347,26 +347,10 @@ export class PostgresProjectStore implements ProjectStore {
   }
 }
 
-/**
- * Creates an event's tasks inside its transaction, under a savepoint: a refused insert
- * aborts only the savepoint, so the transaction can still find out why (an id that
- * already exists: DuplicateTaskError) and the caller's rollback leaves nothing written.
- */
+/** Creates an event's tasks inside its transaction; an id that exists already fails it (DuplicateTaskError). */
 async function createTasksIn(tx: SqlClient, tasks: readonly NewTaskRecord[], by: string): Promise<void> {
-  try {
-    await tx.transaction((sp) => new PostgresTaskStore(sp).createTasks(tasks, by));
-  } catch (err) {
-    // DuplicateTaskError (within the batch), ValidationError: already typed.
-    if (err instanceof OrchestratorError) throw err;
-    const ids = [...new Set(tasks.map((t) => t.taskId))];
-    const existing = await tx
-      .query<{ task_id: string }>(
-        `SELECT task_id FROM tasks WHERE task_id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY task_id`,
-        [JSON.stringify(ids)],
-      )
-      .then((r) => r.rows.map((row) => row.task_id))
-      .catch(() => []);
-    if (existing.length > 0) throw new DuplicateTaskError(existing);
-    throw err;
-  }
+  // A taken id is skipped by the insert, not raised: the transaction stays usable, and
+  // throwing here rolls all of it back.
+  const skipped = await new PostgresTaskStore(tx).createNewTasks(tasks, by);
+  if (skipped.length > 0) throw new DuplicateTaskError(skipped);
 }

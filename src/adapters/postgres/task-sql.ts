@@ -13,8 +13,12 @@ export const BUDGET_REFUSED = 'LA001';
  * $1 the batch as a JSON array (see newTaskToJson), $2 the creating instance.
  * Inserts the tasks, then their audit rows: the creation (null → PENDING, or the initial
  * status), and for a task created READY (`created_ready`) its PENDING → READY step too.
+ * With `skipExisting`, a task id that exists already is skipped instead of failing the
+ * statement (no savepoint needed inside a transaction): the result row lists the skipped
+ * ids, and the caller fails the transaction.
  */
-export const CREATE_TASKS = `
+function createTasksStatement(skipExisting: boolean): string {
+  return `
 WITH batch AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
     task_id text, project_id text, task_type text, assigned_to text, status text, priority integer,
@@ -32,20 +36,29 @@ WITH batch AS (
     completed_at, attempts, max_attempts, last_error, deadline, not_before, fencing_token, timeout_ms,
     snapshot -> 'v', machine_version, CASE WHEN created_ready THEN 2 ELSE 1 END,
     CASE WHEN status = 'READY' THEN created_at END, created_at
-  FROM batch
+  FROM batch${skipExisting ? ' ON CONFLICT (task_id) DO NOTHING' : ''}
   RETURNING task_id, project_id, status, created_at, version
+), audit AS (
+  INSERT INTO task_transitions (task_id, project_id, from_status, to_status, event, detail, at, by_instance)
+  SELECT task_id, project_id, from_status, to_status, event, NULL, created_at, $2::text
+  FROM (
+    SELECT task_id, project_id, NULL AS from_status, CASE WHEN version = 2 THEN 'PENDING' ELSE status END AS to_status,
+           'CREATED' AS event, created_at, 0 AS step
+    FROM inserted
+    UNION ALL
+    SELECT task_id, project_id, 'PENDING', status, 'DEPENDENCIES_MET', created_at, 1
+    FROM inserted WHERE version = 2
+  ) steps
+  ORDER BY task_id, step
 )
-INSERT INTO task_transitions (task_id, project_id, from_status, to_status, event, detail, at, by_instance)
-SELECT task_id, project_id, from_status, to_status, event, NULL, created_at, $2::text
-FROM (
-  SELECT task_id, project_id, NULL AS from_status, CASE WHEN version = 2 THEN 'PENDING' ELSE status END AS to_status,
-         'CREATED' AS event, created_at, 0 AS step
-  FROM inserted
-  UNION ALL
-  SELECT task_id, project_id, 'PENDING', status, 'DEPENDENCIES_MET', created_at, 1
-  FROM inserted WHERE version = 2
-) steps
-ORDER BY task_id, step`;
+SELECT ${skipExisting
+    ? `COALESCE((SELECT jsonb_agg(b.task_id ORDER BY b.task_id) FROM batch b
+    WHERE NOT EXISTS (SELECT 1 FROM inserted i WHERE i.task_id = b.task_id)), '[]'::jsonb)`
+    : `'[]'::jsonb`} AS skipped`;
+}
+
+export const CREATE_TASKS = createTasksStatement(false);
+export const CREATE_NEW_TASKS = createTasksStatement(true);
 
 /**
  * One statement for a whole transition:

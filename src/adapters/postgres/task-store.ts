@@ -26,6 +26,7 @@ import {
   APPLY_TRANSITIONS,
   BUDGET_REFUSED,
   CREATE_TASKS,
+  CREATE_NEW_TASKS,
   NON_FINAL,
   PROJECT_BUDGET,
   type BatchResultRow,
@@ -84,6 +85,29 @@ export class PostgresTaskStore implements TaskStore {
         const existing = await this.#existingIds([...seen]);
         throw new DuplicateTaskError(existing.length > 0 ? existing : [...seen]);
       }
+      throw invalidInput(err, 'cannot create tasks');
+    }
+  }
+
+  /**
+   * Inside a transaction: inserts the tasks, skipping ids that exist already, and returns
+   * those (the caller then fails its transaction). Unlike `createTasks`, a taken id does
+   * not abort the transaction, so no savepoint is needed around it.
+   */
+  async createNewTasks(tasks: readonly NewTaskRecord[], by: string): Promise<string[]> {
+    if (tasks.length === 0) return [];
+    const seen = new Set<string>();
+    const repeated = new Set<string>();
+    for (const t of tasks) (seen.has(t.taskId) ? repeated : seen).add(t.taskId);
+    if (repeated.size > 0) throw new DuplicateTaskError([...repeated]);
+    try {
+      const { rows } = await this.sql.query<{ skipped: string[] }>(
+        CREATE_NEW_TASKS,
+        [JSON.stringify(tasks.map(newTaskToJson)), by],
+        { name: 'task_store_create_new_tasks' },
+      );
+      return rows[0]?.skipped ?? [];
+    } catch (err) {
       throw invalidInput(err, 'cannot create tasks');
     }
   }
