@@ -12,6 +12,7 @@ import { AgentName } from '../domain/task.js';
 import { ValidationError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { DeadLetterPublisher } from '../adapters/nats/dead-letter.js';
+import { JetStreamPublisher } from '../adapters/nats/jetstream-publisher.js';
 import { bytesToText, formatIssues, parseJson } from '../adapters/nats/inbound.js';
 import {
   agentConsumerName,
@@ -73,6 +74,7 @@ export interface AgentWorker {
 
 const FETCH_EXPIRES_MS = 5_000;
 const RESULT_PUBLISH_ATTEMPTS = 3;
+const RESULT_PUBLISH_TIMEOUT_MS = 10_000;
 const ERROR_MAX = 10_000;
 
 /**
@@ -122,6 +124,8 @@ class Worker implements AgentWorker {
   readonly agent: string;
   private readonly logger: Logger;
   private readonly deadLetters: DeadLetterPublisher;
+  /** Results: stored in the inbound stream, acknowledgements on one subscription. */
+  private readonly results: JetStreamPublisher;
   private readonly active = new Set<Promise<void>>();
   private readonly controllers = new Set<AbortController>();
   private stopping = false;
@@ -141,6 +145,7 @@ class Worker implements AgentWorker {
     this.agent = settings.agent;
     this.logger = (settings.logger ?? silentLogger()).child({ agent: settings.agent });
     this.deadLetters = new DeadLetterPublisher(js, subjects.dlq, this.logger);
+    this.results = new JetStreamPublisher(settings.connection, RESULT_PUBLISH_TIMEOUT_MS);
   }
 
   get running(): number {
@@ -330,9 +335,7 @@ class Worker implements AgentWorker {
 
   /** One attempt; the message is handed to the connection before the first await. */
   private async publishOnce(task: TaskDispatch, result: TaskResult): Promise<void> {
-    await this.js.publish(this.subjects.results(task.projectId), JSON.stringify(result), {
-      msgID: `${task.taskId}:${task.fencingToken}:result`,
-    });
+    await this.results.publish(this.subjects.results(task.projectId), JSON.stringify(result), `${task.taskId}:${task.fencingToken}:result`);
   }
 }
 

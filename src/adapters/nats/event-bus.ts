@@ -9,6 +9,7 @@ import { startControlResponder } from './control.js';
 import { DEFAULT_DLQ_DATA_LIMIT, DeadLetterPublisher } from './dead-letter.js';
 import { windowSize } from '../inbound-order.js';
 import { InboundConsumer } from './inbound-consumer.js';
+import { JetStreamPublisher } from './jetstream-publisher.js';
 import {
   INBOUND_CONSUMER,
   defaultStreamPrefix,
@@ -87,6 +88,8 @@ export class NatsEventBus implements EventBus {
   readonly streams: StreamNames;
   private readonly nc: NatsConnection;
   private readonly js: JetStreamClient;
+  /** Dispatches: acknowledgements collected on one subscription (see jetstream-publisher.ts). */
+  private readonly dispatches: JetStreamPublisher;
   private readonly logger: Logger;
   private readonly deadLetters: DeadLetterPublisher;
   private readonly maxPayloadBytes: number;
@@ -94,6 +97,8 @@ export class NatsEventBus implements EventBus {
   private readonly inboundConcurrency: number;
   private setupPromise: Promise<JetStreamManager> | null = null;
   private active: InboundSubscription | null = null;
+  /** Agent names already checked. */
+  private readonly agentNames = new Set<string>();
 
   constructor(private readonly options: NatsEventBusOptions) {
     const prefix = options.subjectPrefix ?? 'lap';
@@ -102,6 +107,7 @@ export class NatsEventBus implements EventBus {
     this.streams = streamNames(options.streamPrefix ?? defaultStreamPrefix(prefix));
     this.logger = options.logger ?? silentLogger();
     this.js = jetstream(this.nc, { timeout: PUBLISH_TIMEOUT_MS });
+    this.dispatches = new JetStreamPublisher(this.nc, PUBLISH_TIMEOUT_MS);
     this.maxPayloadBytes = options.maxPayloadBytes ?? 1_048_576;
     this.inboundConcurrency = windowSize(options.inboundConcurrency);
     this.deadLetters = new DeadLetterPublisher(this.js, this.subjects.dlq, this.logger, options.dlqDataLimit ?? DEFAULT_DLQ_DATA_LIMIT);
@@ -115,13 +121,14 @@ export class NatsEventBus implements EventBus {
   }
 
   async dispatchTask(agent: string, task: TaskDispatch): Promise<void> {
-    if (!AgentName.safeParse(agent).success) {
+    if (!this.agentNames.has(agent) && !AgentName.safeParse(agent).success) {
       throw new ValidationError(`cannot dispatch ${task.taskId}: invalid agent name`, [`agent=${JSON.stringify(agent)}`]);
     }
+    this.agentNames.add(agent);
     this.checkOpen();
     await this.setup();
     try {
-      await this.js.publish(this.subjects.task(agent), JSON.stringify(task), { msgID: `${task.taskId}:${task.fencingToken}` });
+      await this.dispatches.publish(this.subjects.task(agent), JSON.stringify(task), `${task.taskId}:${task.fencingToken}`);
     } catch (err) {
       throw jetstreamFailure(`dispatch of task ${task.taskId} to ${agent}`, err);
     }
