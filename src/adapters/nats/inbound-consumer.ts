@@ -31,6 +31,7 @@ export interface InboundConsumerOptions {
 }
 
 const RESTART_PAUSE_MS = 1_000;
+const ACK_TIMEOUT_MS = 5_000;
 /** Lifetime of one pull request; an idle consumer issues a new one this often. */
 const FETCH_EXPIRES_MS = 10_000;
 
@@ -296,17 +297,17 @@ export class InboundConsumer {
   }
 
   /**
-   * A plain acknowledgement (no confirmation round trip: a request per message was a
-   * tenth of the hot path's CPU). The effect is already durable; should the ack be lost,
-   * the redelivery is recognised by the handlers (event ids, fencing tokens, the state
-   * machines). `close()` flushes the connection, so acks sent before it reach the server
-   * before anything is handed back.
+   * Acknowledges with the server's confirmation. (A plain ack, without the round trip,
+   * measured no better in paired throughput ratios and gave less steady latency tails in
+   * the benchmark, so the confirmed one stays.) The effect is already durable; an ack the
+   * server did not confirm only means a possible redelivery, which the handlers recognise
+   * (event ids, fencing tokens, the state machines).
    */
   private async ack(m: JsMsg): Promise<void> {
     try {
-      m.ack();
+      await m.ackAck({ timeout: ACK_TIMEOUT_MS });
     } catch (err) {
-      this.options.logger.warn({ err, subject: m.subject }, 'acknowledgement not sent; the message may be redelivered');
+      this.options.logger.warn({ err, subject: m.subject }, 'acknowledgement not confirmed; the message may be redelivered');
     }
   }
 
