@@ -10,6 +10,14 @@ export const MIN_COST_SAMPLES = 3;
 export const COST_EWMA_ALPHA = 0.3;
 /** Settles within this window are published as one budget status (the latest). */
 export const PUBLISH_COALESCE_MS = 50;
+/**
+ * The window grows with the cost of the status (its forecast aggregates the project's
+ * tasks): at least this many times the last computation's duration, so that a big busy
+ * project spends at most ~1/20 of the time computing statuses nobody asked for.
+ */
+export const PUBLISH_COST_FACTOR = 20;
+/** Marks a project whose scheduled status is being computed (in `publishing`). */
+const COMPUTING = Symbol('computing');
 
 /**
  * Budget status, checks, warnings and cost prediction. The amounts themselves (spent,
@@ -21,6 +29,10 @@ export class BudgetChecker {
   private observed = new Map<string, { ewma: number; samples: number }>();
   /** Projects whose budget status is scheduled for publication. */
   private readonly publishing = new Map<string, unknown>();
+  /** How long the last scheduled status of a project took to compute (ms). */
+  private readonly statusCostMs = new Map<string, number>();
+  /** Projects settled again while their scheduled status was being computed. */
+  private readonly again = new Set<string>();
 
   constructor(private readonly core: Core) {}
 
@@ -129,21 +141,36 @@ export class BudgetChecker {
 
   /** Publishes a project's budget status soon, coalescing the settles of a burst. */
   private schedulePublish(projectId: string): void {
-    if (this.publishing.has(projectId)) return;
-    const handle = this.core.clock.setTimeout(() => {
-      this.publishing.delete(projectId);
+    if (this.publishing.has(projectId)) {
+      if (this.publishing.get(projectId) === COMPUTING) this.again.add(projectId);
+      return;
+    }
+    const { clock } = this.core;
+    const delay = Math.max(PUBLISH_COALESCE_MS, PUBLISH_COST_FACTOR * (this.statusCostMs.get(projectId) ?? 0));
+    const handle = clock.setTimeout(() => {
+      this.publishing.set(projectId, COMPUTING);
+      const started = clock.now();
       this.getBudgetStatus(projectId)
-        .then((status) => this.core.bus.publish({ kind: 'budget', body: status }))
-        .catch((err) => this.core.logger.warn({ err, projectId }, 'could not publish the budget status'));
-    }, PUBLISH_COALESCE_MS);
+        .then((status) => {
+          this.statusCostMs.set(projectId, clock.now() - started);
+          return this.core.bus.publish({ kind: 'budget', body: status });
+        })
+        .catch((err) => this.core.logger.warn({ err, projectId }, 'could not publish the budget status'))
+        .finally(() => {
+          this.publishing.delete(projectId);
+          // Settles that came while this one was computed: the latest amounts, next window.
+          if (this.again.delete(projectId)) this.schedulePublish(projectId);
+        });
+    }, delay);
     this.publishing.set(projectId, handle);
   }
 
   /** Publishes what is still scheduled (at stop). */
   async flush(): Promise<void> {
     const ids = [...this.publishing.keys()];
-    for (const [, handle] of this.publishing) this.core.clock.clearTimeout(handle);
+    for (const [, handle] of this.publishing) if (handle !== COMPUTING) this.core.clock.clearTimeout(handle);
     this.publishing.clear();
+    this.again.clear();
     for (const projectId of ids) {
       await this.core.bus.publish({ kind: 'budget', body: await this.getBudgetStatus(projectId) }).catch(() => undefined);
     }
