@@ -79,8 +79,9 @@ export class OrchestratorProc {
     }
   }
 
-  memory(): Promise<MemoryReport> {
-    return this.child.request<MemoryReport>('memory');
+  /** The process's memory; with `loadAll`, after loading the actor of every non-final task. */
+  memory(loadAll = false): Promise<MemoryReport> {
+    return this.child.request<MemoryReport>('memory', { loadAll });
   }
 
   io(): Promise<IoStats> {

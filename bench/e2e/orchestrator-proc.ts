@@ -110,7 +110,12 @@ function memory(): MemoryReport {
 }
 
 serve({
-  memory: async () => memory(),
+  // With `loadAll`, every non-final task's actor is loaded first (at start only RUNNING ones
+  // are; the others load when needed): the heap then holds one live actor per non-final task.
+  memory: async (args) => {
+    if ((args as { loadAll?: boolean } | undefined)?.loadAll) await orchestrator.core.registry.restore();
+    return memory();
+  },
   io: async () => takeIoStats(),
   stop: async () => {
     await stop();

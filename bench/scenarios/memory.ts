@@ -5,8 +5,9 @@
  * 1. baseline: empty tables (the project only);
  * 2. recovery: `recoveryTasks` READY tasks seeded in PostgreSQL and in the Redis queue
  *    (what a crash leaves behind), then a restart: process spawned → first READY → RUNNING
- *    on the status subject, split into process boot, start() (restore of the actors,
- *    queue re-filled) and start() → first dispatch; memory once it dispatched. Repeated
+ *    on the status subject, split into process boot, start() (restore of the RUNNING
+ *    actors, queue re-filled) and start() → first dispatch; then memory, once every
+ *    non-final task's actor is loaded (they load on demand after a restart). Repeated
  *    `rounds` times (each restart finds the same backlog, minus ≤ MAX_CONCURRENT_TASKS
  *    that went RUNNING);
  * 3. final: those tasks made COMPLETED, `finalTasks` COMPLETED tasks added, a restart:
@@ -69,13 +70,13 @@ export async function runMemory(ctx: Ctx): Promise<MemoryResult> {
       try {
         const ok = await watch.until(() => watch.firstDispatchAt > 0, Date.now() + 60_000);
         if (!ok) throw new Error('no dispatch within 60 s of the restart');
-        const memory = await proc.memory();
+        const memory = await proc.memory(true);
         rounds.push({
           total: (watch.firstDispatchAt - spawnAt) / 1000,
           boot: (started.loadedAt - spawnAt) / 1000,
           start: (started.startedAt - started.startAt) / 1000,
           toFirstDispatch: (watch.firstDispatchAt - started.startedAt) / 1000,
-          live: started.live,
+          live: memory.live,
           memory,
         });
         const r = rounds.at(-1)!;

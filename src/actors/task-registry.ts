@@ -6,7 +6,7 @@ import {
   ValidationError,
   VersionConflictError,
 } from '../errors.js';
-import { NewTaskInput, newTaskId } from '../domain/task.js';
+import { NewTaskInput, newTaskId, type TaskStatus } from '../domain/task.js';
 import type { TaskTypeCatalog } from '../domain/task-types.js';
 import type { Clock } from '../ports/clock.js';
 import type { NewTaskRecord, TaskRecord } from '../ports/task-store.js';
@@ -201,12 +201,16 @@ export class TaskRegistry {
     }
   }
 
-  /** Restores the actors of every non-final task, a page at a time. Returns how many. */
-  async restore(pageSize = 1000): Promise<number> {
+  /**
+   * Restores the actors of the non-final tasks (only of `statuses` when given), a page at
+   * a time. Returns how many. Actors not restored are loaded from the store when first
+   * needed (`get`, `getMany`), like any actor evicted before.
+   */
+  async restore(pageSize = 1000, statuses?: readonly TaskStatus[]): Promise<number> {
     let after: string | undefined;
     let count = 0;
     for (;;) {
-      const page = await this.deps.store.loadNonFinal({ limit: pageSize, ...(after ? { afterTaskId: after } : {}) });
+      const page = await this.deps.store.loadNonFinal({ limit: pageSize, ...(after ? { afterTaskId: after } : {}), ...(statuses ? { statuses } : {}) });
       for (const record of page) {
         if (!this.live.has(record.taskId)) this.live.set(record.taskId, TaskActor.fromRecord(record, this.deps));
         count++;

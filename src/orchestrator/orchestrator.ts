@@ -67,7 +67,7 @@ export class Orchestrator {
   }
 
   /**
-   * Recovers and starts: restores the actors of non-final tasks, lifts the fencing
+   * Recovers and starts: restores the actors of RUNNING tasks, lifts the fencing
    * counter above every stored token, puts READY tasks back in the queue (it may have
    * lost them), replays unhandled raised events and interrupted decisions, promotes what
    * became runnable, then consumes the event bus and starts the scheduler.
@@ -80,7 +80,11 @@ export class Orchestrator {
     // Project actors first: restored task actors are created as their children.
     const open = await core.projects.listProjects(['active', 'paused']);
     for (const project of open) await core.projectActors.load(project.projectId);
-    await core.registry.restore();
+    // RUNNING tasks only (their dispatches may be sent again below); the others' passivated
+    // actors are loaded from their rows when first needed — a batch at a time, by the
+    // scheduler, the results and the promotions — so a restart does not read every
+    // waiting task before it dispatches the first.
+    await core.registry.restore(1000, ['RUNNING']);
     await this.requeueReady();
     for (const event of await core.tasks.listOutbox(10_000)) await this.ingestRaised(event);
     for (const project of open) {

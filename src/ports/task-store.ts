@@ -148,8 +148,8 @@ export interface TaskStore {
    * same task in one batch are not allowed (ValidationError for the whole call).
    */
   applyTransitions(writes: readonly TransitionWrite[]): Promise<TransitionOutcome[]>;
-  /** Non-final tasks (see isFinalStatus), ordered by task id, a page at a time. */
-  loadNonFinal(page: Page): Promise<TaskRecord[]>;
+  /** Non-final tasks (see isFinalStatus), ordered by task id, a page at a time; only of `statuses` when given. */
+  loadNonFinal(page: Page & { statuses?: readonly TaskStatus[] }): Promise<TaskRecord[]>;
   /** Tasks of a project, optionally of some statuses, ordered by creation. */
   listByProject(projectId: string, statuses?: readonly TaskStatus[]): Promise<TaskRecord[]>;
   /** READY tasks in queue order (priority desc, then time they became READY), a page at a time. */

@@ -31,6 +31,19 @@ export function readContract(harness: HarnessRef): void {
     }
     expect(seen).toStrictEqual(expected); // ids are zero-padded: sort order is the same everywhere
     expect(new Set(seen).size).toBe(seen.length);
+
+    // Only some statuses: the same order, the same paging.
+    const running: string[] = [];
+    after = undefined;
+    for (let guard = 0; guard < 100; guard++) {
+      const page = await store().loadNonFinal({ limit: 2, statuses: ['RUNNING', 'FAILED'], ...(after === undefined ? {} : { afterTaskId: after }) });
+      running.push(...page.map((t) => t.taskId));
+      if (page.length < 2) break;
+      after = page.at(-1)!.taskId;
+    }
+    const retryable = all.filter((t) => t.status === 'RUNNING' || (t.status === 'FAILED' && t.attempts < 3)).map((t) => t.taskId);
+    expect(retryable.length).toBeGreaterThan(2);
+    expect(running).toStrictEqual(retryable);
   });
 
   it('lists a project, optionally by status, in creation order', async () => {

@@ -233,16 +233,18 @@ export class PostgresTaskStore implements TaskStore {
     }
   }
 
-  async loadNonFinal(page: Page): Promise<TaskRecord[]> {
+  async loadNonFinal(page: Page & { statuses?: readonly TaskStatus[] }): Promise<TaskRecord[]> {
+    const statuses = page.statuses ? JSON.stringify(page.statuses) : null;
+    const ofStatus = `($2::jsonb IS NULL OR status IN (SELECT jsonb_array_elements_text($2::jsonb)))`;
     const { rows } =
       page.afterTaskId === undefined
         ? await this.sql.query<TaskRow>(
-            `SELECT ${TASK_COLUMNS} FROM tasks WHERE ${NON_FINAL} ORDER BY task_id LIMIT $1`,
-            [page.limit],
+            `SELECT ${TASK_COLUMNS} FROM tasks WHERE ${NON_FINAL} AND ${ofStatus} ORDER BY task_id LIMIT $1`,
+            [page.limit, statuses],
           )
         : await this.sql.query<TaskRow>(
-            `SELECT ${TASK_COLUMNS} FROM tasks WHERE ${NON_FINAL} AND task_id > $1 ORDER BY task_id LIMIT $2`,
-            [page.afterTaskId, page.limit],
+            `SELECT ${TASK_COLUMNS} FROM tasks WHERE ${NON_FINAL} AND ${ofStatus} AND task_id > $3 ORDER BY task_id LIMIT $1`,
+            [page.limit, statuses, page.afterTaskId],
           );
     return rows.map(taskFromRow);
   }
