@@ -23,7 +23,6 @@ export interface BatchItem {
 export type BatchOutcome = { ok: true; transition: TaskTransition } | { ok: false; error: Error };
 import { initialTaskSnapshot, patchFromSnapshot, persistSnapshot } from './task-snapshot.js';
 import { createTaskSteps, type TaskSteps } from '../machines/task-steps.js';
-import type { TaskSnapshot } from '../machines/task-machine.js';
 
 export interface TaskRegistryDeps extends Omit<TaskActorDeps, 'steps'> {
   /** The task machine's steps (default: made once per registry). */

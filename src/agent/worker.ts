@@ -139,7 +139,7 @@ class Worker implements AgentWorker {
   constructor(
     private readonly settings: WorkerSettings,
     private readonly subjects: NatsSubjects,
-    private readonly js: JetStreamClient,
+    js: JetStreamClient,
     private readonly consumer: Consumer,
   ) {
     this.agent = settings.agent;

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { InspectionEvent, Observer } from 'xstate';
 import type { OrchestratorConfig } from '../config/config.js';
+import type { TaskStatusMessage } from '../domain/messages.js';
 import type { TaskTypeCatalog } from '../domain/task-types.js';
 import type { Clock } from '../ports/clock.js';
 import type { EventBus } from '../ports/event-bus.js';
@@ -49,29 +50,35 @@ export function publishTransition(core: Core, t: TaskTransition): Promise<void> 
   return publishTransitions(core, [t]);
 }
 
-/**
- * Publishes durable transitions on the status subject; never throws. Every message is
- * handed to the bus before the first await, so the NATS client writes them to its socket
- * together (it flushes once per microtask turn, not once per message).
- */
-export async function publishTransitions(core: Core, ts: readonly TaskTransition[]): Promise<void> {
-  const sent = ts.map((t) =>
-    core.bus
-      .publish({
-        kind: 'status',
-        body: {
-          taskId: t.taskId,
-          projectId: t.projectId,
-          taskType: t.taskType,
-          from: t.from,
-          to: t.to,
-          at: new Date(t.at).toISOString(),
-          attempt: t.attempt,
-        },
-      })
-      .catch((err: unknown) => core.logger.warn({ err, taskId: t.taskId }, 'could not publish a task status')),
+/** Publishes durable transitions on the status subject; never throws. */
+export function publishTransitions(core: Core, ts: readonly TaskTransition[]): Promise<void> {
+  return publishStatuses(
+    core,
+    ts.map((t) => ({
+      taskId: t.taskId,
+      projectId: t.projectId,
+      taskType: t.taskType,
+      from: t.from,
+      to: t.to,
+      at: new Date(t.at).toISOString(),
+      attempt: t.attempt,
+    })),
   );
-  await Promise.all(sent);
+}
+
+/**
+ * Publishes status messages; never throws. Every message is handed to the bus before the
+ * first await, so the NATS client writes them to its socket together (it flushes once per
+ * microtask turn, not once per message).
+ */
+export async function publishStatuses(core: Core, bodies: readonly TaskStatusMessage[]): Promise<void> {
+  await Promise.all(
+    bodies.map((body) =>
+      core.bus
+        .publish({ kind: 'status', body })
+        .catch((err: unknown) => core.logger.warn({ err, taskId: body.taskId }, 'could not publish a task status')),
+    ),
+  );
 }
 
 /** Exponential back-off with full jitter: base * 2^(attempt-1), jittered within [50%, 100%]. */

@@ -13,7 +13,7 @@ import { ApprovalManager, requestBody } from './approvals.js';
 import { TaskFlow } from './task-flow.js';
 import { TaskScheduler } from './scheduler.js';
 import { Batcher } from './batcher.js';
-import { BUDGET_EXHAUSTED, type Core } from './core.js';
+import { BUDGET_EXHAUSTED, publishStatuses, type Core } from './core.js';
 
 export interface HandleEventResult {
   duplicate: boolean;
@@ -343,8 +343,8 @@ export class Orchestrator {
     return { duplicate: false, taskIds: records.map((r) => r.taskId), approvalId: approval?.approvalId ?? null };
   }
 
-  /** The statuses of created tasks (and of those created READY, their promotion), handed to the bus together. */
-  private async publishCreated(created: readonly TaskRecord[], ready: ReadonlyMap<string, unknown>, now: number): Promise<void> {
+  /** The statuses of created tasks (and of those created READY, their promotion). */
+  private publishCreated(created: readonly TaskRecord[], ready: ReadonlyMap<string, unknown>, now: number): Promise<void> {
     const at = new Date(now).toISOString();
     const bodies = created.flatMap((r): TaskStatusMessage[] => {
       const base = { taskId: r.taskId, projectId: r.projectId, taskType: r.taskType, at, attempt: 0 };
@@ -352,13 +352,7 @@ export class Orchestrator {
         ? [{ ...base, from: null, to: 'PENDING' }, { ...base, from: 'PENDING', to: r.status }]
         : [{ ...base, from: null, to: r.status }];
     });
-    await Promise.all(
-      bodies.map((body) =>
-        this.core.bus
-          .publish({ kind: 'status', body })
-          .catch((err: unknown) => this.core.logger.warn({ err, taskId: body.taskId }, 'could not publish a task status')),
-      ),
-    );
+    return publishStatuses(this.core, bodies);
   }
 
   private async handleRaised(events: readonly OutboxEvent[]): Promise<void> {
