@@ -13,6 +13,8 @@ import type { NewTaskRecord, TaskRecord } from '../ports/task-store.js';
 import { TASK_MACHINE_VERSION } from '../machines/task-machine.js';
 import { TaskActor, type InitialSnapshot, type PreparedTransition, type SendOptions, type TaskActorDeps, type TaskTransition } from './task-actor.js';
 import type { TaskEvent } from '../machines/task-machine.js';
+import { createTaskSteps, type TaskSteps } from '../machines/task-steps.js';
+import { initialTaskSnapshot, patchFromSnapshot, persistSnapshot } from './task-snapshot.js';
 
 export interface BatchItem {
   taskId: string;
@@ -21,8 +23,6 @@ export interface BatchItem {
 }
 
 export type BatchOutcome = { ok: true; transition: TaskTransition } | { ok: false; error: Error };
-import { initialTaskSnapshot, patchFromSnapshot, persistSnapshot } from './task-snapshot.js';
-import { createTaskSteps, type TaskSteps } from '../machines/task-steps.js';
 
 export interface TaskRegistryDeps extends Omit<TaskActorDeps, 'steps'> {
   /** The task machine's steps (default: made once per registry). */

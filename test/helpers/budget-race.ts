@@ -1,8 +1,9 @@
-import { afterAll, beforeAll, beforeEach } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
 import { migrate } from '../../src/adapters/postgres/migrate.js';
 import { PostgresProjectStore } from '../../src/adapters/postgres/project-store.js';
 import type { PgSqlClient } from '../../src/adapters/postgres/sql-client.js';
 import { PostgresTaskStore } from '../../src/adapters/postgres/task-store.js';
+import type { TaskRecord } from '../../src/ports/task-store.js';
 import { at, newTask, write } from '../contract/task-store.fixtures.js';
 import { createTestSchema, type TestSchema } from './pg-schema.js';
 
@@ -42,6 +43,21 @@ export function budgetRace(projectId: string, title: string) {
     async budget(): Promise<{ spent: number; reserved: number }> {
       const p = (await stage.projects.getProject(projectId))!;
       return { spent: p.spent, reserved: p.reserved };
+    },
+    /**
+     * After a race of PENDING → READY reservations: the refused tasks wrote nothing (row and
+     * audit as created, `before`), the accepted ones are READY at version 2 with the step audited.
+     */
+    async expectOnlyWinnersPromoted(won: readonly string[], lost: readonly string[], before: Map<string, TaskRecord>): Promise<void> {
+      const after = new Map((await stage.pools[1].getTasks([...won, ...lost])).map((t) => [t.taskId, t]));
+      for (const id of lost) {
+        expect(after.get(id)).toStrictEqual(before.get(id));
+        expect(await stage.pools[1].listTransitions(id)).toHaveLength(1);
+      }
+      for (const id of won) {
+        expect(after.get(id)).toMatchObject<Partial<TaskRecord>>({ status: 'READY', version: 2 });
+        expect((await stage.pools[1].listTransitions(id)).map((t) => t.toStatus)).toStrictEqual(['PENDING', 'READY']);
+      }
     },
   };
   beforeAll(async () => {

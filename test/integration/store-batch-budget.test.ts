@@ -31,15 +31,7 @@ describe('batched budget reservations across two pools (PostgreSQL)', () => {
     for (const id of won) expect(outcomes.get(id)).toStrictEqual({ ok: true, version: 2 });
     expect(await budget()).toStrictEqual({ spent: SPENT, reserved: Number((won.length * RESERVE).toFixed(4)) });
 
-    const after = new Map((await stage.pools[1].getTasks(taskIds)).map((t) => [t.taskId, t]));
-    for (const id of lost) {
-      expect(after.get(id)).toStrictEqual(before.get(id));
-      expect(await stage.pools[1].listTransitions(id)).toHaveLength(1);
-    }
-    for (const id of won) {
-      expect(after.get(id)).toMatchObject<Partial<TaskRecord>>({ status: 'READY', version: 2 });
-      expect((await stage.pools[1].listTransitions(id)).map((t) => t.toStatus)).toStrictEqual(['PENDING', 'READY']);
-    }
+    await stage.expectOnlyWinnersPromoted(won, lost, before);
     return { won, lost };
   }
 

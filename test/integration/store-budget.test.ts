@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { BudgetExceededError } from '../../src/errors.js';
-import type { TaskRecord } from '../../src/ports/task-store.js';
 import { ids, newTask, write } from '../contract/task-store.fixtures.js';
 import { budgetRace, RESERVE, SPENT } from '../helpers/budget-race.js';
 
@@ -44,15 +43,7 @@ describe('budget reservations across two pools (PostgreSQL)', () => {
     expect(await budget()).toStrictEqual({ spent: SPENT, reserved: 10 });
 
     // The refused transitions wrote nothing: the rows and their audit are as created.
-    const after = new Map((await stage.pools[1].getTasks(taskIds)).map((t) => [t.taskId, t]));
-    for (const id of lost) {
-      expect(after.get(id)).toStrictEqual(before.get(id));
-      expect(await stage.pools[1].listTransitions(id)).toHaveLength(1);
-    }
-    for (const id of won) {
-      expect(after.get(id)).toMatchObject<Partial<TaskRecord>>({ status: 'READY', version: 2 });
-      expect((await stage.pools[1].listTransitions(id)).map((t) => t.toStatus)).toStrictEqual(['PENDING', 'READY']);
-    }
+    await stage.expectOnlyWinnersPromoted(won, lost, before);
     expect(await stage.pools[0].countByStatus(PROJECT)).toStrictEqual({ READY: 100, PENDING: 100, COMPLETED: 1 });
   });
 
