@@ -132,6 +132,14 @@ export class Orchestrator {
       throw new ValidationError('invalid event', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
     }
     const event = parsed.data;
+    // A project this process holds active in memory is not read first: the ingest writes
+    // only if the row is still active, and otherwise leaves the event to the general way.
+    const held = event.type === 'PROJECT_CREATED' ? undefined : this.core.projectActors.get(event.projectId);
+    if (held?.record.state === 'active') {
+      const result = await this.ingestPipelineEvent(event, held.record, undefined, true);
+      if (result) return result;
+      await held.refresh().catch(() => undefined); // its state changed elsewhere: learn it
+    }
     // A duplicate is found by the ingest's transaction (the processed mark is its first
     // write); only an event that would be refused is checked for one first, so that a
     // redelivered event of a finished project is a duplicate, not an error.
@@ -148,6 +156,16 @@ export class Orchestrator {
       if (await this.core.projects.isEventProcessed(event.id)) return duplicate;
       throw new ValidationError(`project ${event.projectId} is ${project.state}: event ${event.type} refused`);
     }
+    return (await this.ingestPipelineEvent(event, project, newProject, false))!;
+  }
+
+  /** An event of a known or new project; null when `onlyIfActive` and the project was not active. */
+  private async ingestPipelineEvent(
+    event: PipelineEvent,
+    project: ProjectRecord | null,
+    newProject: NewProject | undefined,
+    onlyIfActive: boolean,
+  ): Promise<HandleEventResult | null> {
     const checkpoints = project?.checkpoints ?? newProject?.checkpoints ?? this.core.mapper.pipeline.checkpoints;
     const atCheckpoint = this.core.config.approval.enabled && checkpoints.includes(event.type);
     const planned = this.core.mapper.mapEventToTasks(event);
@@ -156,8 +174,9 @@ export class Orchestrator {
       planned,
       atCheckpoint,
       newProject,
+      onlyIfActive,
     );
-    if (!result.duplicate && !atCheckpoint && this.core.mapper.completesProject(event.type)) {
+    if (result && !result.duplicate && !atCheckpoint && this.core.mapper.completesProject(event.type)) {
       await this.completeProject(event.projectId);
     }
     return result;
@@ -178,7 +197,7 @@ export class Orchestrator {
       throw new ValidationError(`project ${projectId} is ${project.state}: tasks refused`);
     }
     const planned = tasks.map((t) => ({ ...t, projectId, taskId: t.taskId ?? newTaskId(), input: t.input ?? {}, dependencies: t.dependencies ?? [] }));
-    return this.ingest({ id: eventId, type: 'TASKS_SUBMITTED', projectId, payload: {} }, planned, false);
+    return (await this.ingest({ id: eventId, type: 'TASKS_SUBMITTED', projectId, payload: {} }, planned, false))!;
   }
 
   /**
@@ -284,13 +303,17 @@ export class Orchestrator {
 
   // -------------------------------------------------------------------------------------
 
-  /** Writes an event's tasks (and approval) in one transaction, then makes them go. */
+  /**
+   * Writes an event's tasks (and approval) in one transaction, then makes them go; null
+   * when `onlyIfActive` and the project was not active (nothing written).
+   */
   private async ingest(
     event: { id: string; type: string; projectId: string; payload: Record<string, unknown> },
     planned: readonly PlannedTask[],
     atCheckpoint: boolean,
     project?: NewProject,
-  ): Promise<HandleEventResult> {
+    onlyIfActive = false,
+  ): Promise<HandleEventResult | null> {
     const { core } = this;
     const now = core.clock.now();
     const records = await core.registry.prepare(planned, { awaitingApproval: atCheckpoint });
@@ -324,7 +347,9 @@ export class Orchestrator {
       ...(readyTasks.length
         ? { ready: { tasks: readyTasks, reserve: readyTasks.reduce((sum, t) => sum + (t.estimatedCost ?? 0), 0), enforce: core.config.budget.checkEnabled } }
         : {}),
+      ...(onlyIfActive ? { onlyIfActive } : {}),
     });
+    if (written.skipped) return null;
     if (!written.written) return { duplicate: true, taskIds: [], approvalId: null };
     const projectActor = records.length || approval ? await core.projectActors.load(event.projectId) : undefined;
     if (approval) projectActor?.noteApproval({ ...approval, status: 'pending' });
@@ -363,7 +388,7 @@ export class Orchestrator {
     await this.handleEvent({ id: e.eventId, type: e.eventType, projectId: e.projectId, payload: e.payload, occurredAt: e.at });
   }
 
-  private async ingestRevision(approval: ApprovalRecord, tasks: PlannedTask[]): Promise<HandleEventResult> {
+  private async ingestRevision(approval: ApprovalRecord, tasks: PlannedTask[]): Promise<HandleEventResult | null> {
     return this.ingest(
       { id: `${approval.approvalId}:rejected`, type: `${approval.checkpoint}_REJECTED`, projectId: approval.projectId, payload: { comment: approval.comment } },
       tasks,

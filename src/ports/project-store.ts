@@ -73,6 +73,13 @@ export interface EventIngest {
    * superseded task rows' locks, the reverse of the transitions' order).
    */
   ready?: { tasks: readonly NewTaskRecord[]; reserve: number; enforce: boolean };
+  /**
+   * The caller did not read the project first (it had it, active, in memory): write only
+   * if the project is active; otherwise write nothing and report `skipped` (the caller then
+   * reads the project and ingests the event without this flag). A duplicate event id of an
+   * active project is reported as not written.
+   */
+  onlyIfActive?: boolean;
 }
 
 /** What `ingestEvent` did. */
@@ -81,6 +88,8 @@ export interface IngestResult {
   written: boolean;
   /** The `ready` tasks were written READY (and reserved). */
   ready: boolean;
+  /** With `onlyIfActive`: the project was not active; nothing was written. */
+  skipped: boolean;
 }
 
 export interface ApprovalDecision {

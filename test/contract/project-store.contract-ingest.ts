@@ -1,4 +1,4 @@
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DuplicateTaskError } from '../../src/errors.js';
 import type { ProjectHarnessRef } from './project-store.contract.js';
 import { at, createProject, ids, ingest, newApproval, newProject, newTask, raiseEvent } from './project-store.fixtures.js';
@@ -56,7 +56,7 @@ export function ingestContract(harness: ProjectHarnessRef): void {
       }),
     );
 
-    expect(written).toStrictEqual({ written: true, ready: false });
+    expect(written).toStrictEqual({ written: true, ready: false, skipped: false });
     expect(await store().isEventProcessed('ev-1')).toBe(true);
     expect(await store().getProject('prj-1')).toStrictEqual({
       projectId: 'prj-1',
@@ -206,7 +206,7 @@ export function ingestContract(harness: ProjectHarnessRef): void {
     const result = await store().ingestEvent(
       ingest('ev-1', { tasks: created, ready: { tasks: [readyOf(created[0]!), readyOf(created[1]!)], reserve: 0.75, enforce: true } }),
     );
-    expect(result).toStrictEqual({ written: true, ready: true });
+    expect(result).toStrictEqual({ written: true, ready: true, skipped: false });
     const r1 = (await tasks().getTask('r1'))!;
     expect(r1).toMatchObject({ status: 'READY', version: 2 });
     expect(await tasks().getTask('w1')).toMatchObject({ status: 'PENDING', version: 1 });
@@ -227,12 +227,12 @@ export function ingestContract(harness: ProjectHarnessRef): void {
     const tooBig = [t('a1'), t('a2')];
     expect(
       await store().ingestEvent(ingest('ev-1', { tasks: tooBig, ready: { tasks: tooBig.map(readyOf), reserve: 0.8, enforce: true } })),
-    ).toStrictEqual({ written: true, ready: false });
+    ).toStrictEqual({ written: true, ready: false, skipped: false });
     // Not enforced, the same amount is reserved (budget checks off)…
     const unchecked = [t('b1')];
     expect(
       await store().ingestEvent(ingest('ev-2', { tasks: unchecked, ready: { tasks: unchecked.map(readyOf), reserve: 0.8, enforce: false } })),
-    ).toStrictEqual({ written: true, ready: true });
+    ).toStrictEqual({ written: true, ready: true, skipped: false });
     expect((await store().getProject('prj-1'))!.reserved).toBeCloseTo(0.8);
     // … but never for a project that is not active.
     await store().setProjectState('prj-2', 'paused', ['active'], 'manual', at(5));
@@ -241,15 +241,100 @@ export function ingestContract(harness: ProjectHarnessRef): void {
       await store().ingestEvent(
         ingest('ev-3', { projectId: 'prj-2', tasks: paused, ready: { tasks: paused.map(readyOf), reserve: 0.4, enforce: false } }),
       ),
-    ).toStrictEqual({ written: true, ready: false });
+    ).toStrictEqual({ written: true, ready: false, skipped: false });
     const redo = [t('q-new')];
     expect(
       await store().ingestEvent(
         ingest('ev-4', { tasks: redo, supersede: [{ oldTaskId: 'q-old', newTaskId: 'q-new' }], ready: { tasks: redo.map(readyOf), reserve: 0.4, enforce: false } }),
       ),
-    ).toStrictEqual({ written: true, ready: false });
+    ).toStrictEqual({ written: true, ready: false, skipped: false });
     for (const id of ['a1', 'a2', 'c1', 'q-new']) expect(await tasks().getTask(id)).toMatchObject({ status: 'PENDING', version: 1 });
     expect((await store().getProject('prj-1'))!.reserved).toBeCloseTo(0.8);
     expect((await store().getProject('prj-2'))!.reserved).toBe(0);
+  });
+
+  describe('onlyIfActive (the caller did not read the project)', () => {
+    const skipped = { written: false, ready: false, skipped: true };
+
+    it('writes an active project\'s event as without the flag: tasks READY with their reservation, the outbox row cleared', async () => {
+      await createProject(store(), 'prj-1', { budgetLimit: 1 });
+      await raiseEvent(tasks(), 'ev-1', 'src-1');
+      const created = [newTask('r1', { estimatedCost: 0.25 }), newTask('w1', { dependencies: ['r1'] })];
+      const result = await store().ingestEvent(
+        ingest('ev-1', { tasks: created, onlyIfActive: true, ready: { tasks: [readyOf(created[0]!)], reserve: 0.25, enforce: true } }),
+      );
+      expect(result).toStrictEqual({ written: true, ready: true, skipped: false });
+      expect(await tasks().getTask('r1')).toMatchObject({ status: 'READY', version: 2 });
+      expect(await tasks().getTask('w1')).toMatchObject({ status: 'PENDING', version: 1 });
+      expect((await tasks().listTransitions('r1')).map((t) => [t.fromStatus, t.toStatus, t.event, t.by])).toStrictEqual([
+        [null, 'PENDING', 'CREATED', 'orch-a'],
+        ['PENDING', 'READY', 'DEPENDENCIES_MET', 'orch-a'],
+      ]);
+      expect((await store().getProject('prj-1'))!.reserved).toBeCloseTo(0.25);
+      expect(await store().isEventProcessed('ev-1')).toBe(true);
+      expect(await tasks().listOutbox(100)).toStrictEqual([]);
+      // Again: a duplicate, nothing more written, from either client.
+      const again = ingest('ev-1', { tasks: [newTask('r9')], onlyIfActive: true });
+      expect(await store().ingestEvent(again)).toStrictEqual({ written: false, ready: false, skipped: false });
+      expect(await harness().peer.store.ingestEvent(again)).toStrictEqual({ written: false, ready: false, skipped: false });
+      expect(await tasks().getTask('r9')).toBeNull();
+      expect((await store().getProject('prj-1'))!.reserved).toBeCloseTo(0.25);
+    });
+
+    it('writes nothing and reports skipped for a paused, completed or unknown project, with or without approval', async () => {
+      await createProject(store(), 'prj-1');
+      await createProject(store(), 'prj-2');
+      await store().setProjectState('prj-1', 'paused', ['active'], 'manual', at(5));
+      await store().setProjectState('prj-2', 'completed', ['active'], null, at(5));
+      await raiseEvent(tasks(), 'ev-1', 'src-1');
+      const before = await everything();
+      for (const projectId of ['prj-1', 'prj-2', 'missing']) {
+        const t = newTask('n1', { projectId });
+        expect(await store().ingestEvent(ingest('ev-1', { projectId, tasks: [t], onlyIfActive: true, ready: { tasks: [readyOf(t)], reserve: 0, enforce: false } }))).toStrictEqual(skipped);
+        expect(await store().ingestEvent(ingest('ev-1', { projectId, tasks: [t], onlyIfActive: true, approval: newApproval('apr-1', { projectId }) }))).toStrictEqual(skipped);
+      }
+      expect(await everything()).toStrictEqual(before);
+      // Without the flag, the same event is written (the caller has read the project).
+      expect(await store().ingestEvent(ingest('ev-1', { tasks: [newTask('n1')] }))).toMatchObject({ written: true });
+    });
+
+    it('writes the tasks PENDING when the reservation does not fit, and fails with DuplicateTaskError on a taken id, writing nothing', async () => {
+      await createProject(store(), 'prj-1', { budgetLimit: 0.5 });
+      const big = [newTask('a1', { estimatedCost: 0.4 }), newTask('a2', { estimatedCost: 0.4 })];
+      expect(
+        await store().ingestEvent(ingest('ev-1', { tasks: big, onlyIfActive: true, ready: { tasks: big.map(readyOf), reserve: 0.8, enforce: true } })),
+      ).toStrictEqual({ written: true, ready: false, skipped: false });
+      for (const id of ['a1', 'a2']) expect(await tasks().getTask(id)).toMatchObject({ status: 'PENDING', version: 1 });
+      expect((await store().getProject('prj-1'))!.reserved).toBe(0);
+
+      await raiseEvent(tasks(), 'ev-2', 'src-2');
+      const before = await everything();
+      const taken = [newTask('n1'), newTask('a1')];
+      const err = await store()
+        .ingestEvent(ingest('ev-2', { tasks: taken, onlyIfActive: true, ready: { tasks: taken.map(readyOf), reserve: 0, enforce: false } }))
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DuplicateTaskError);
+      expect(err).toMatchObject({ taskIds: ['a1'] });
+      expect(await everything()).toStrictEqual(before);
+      expect(await store().isEventProcessed('ev-2')).toBe(false);
+      expect((await store().getProject('prj-1'))!.reserved).toBe(0);
+    });
+
+    it('handles an event once when two clients ingest it concurrently', async () => {
+      await createProject(store(), 'prj-1');
+      const { peer } = harness();
+      const rounds = ids(10, 'race-');
+      const one = (eventId: string, suffix: string) => {
+        const t = newTask(`${eventId}-${suffix}`, { estimatedCost: 0.1 });
+        return ingest(eventId, { tasks: [t], onlyIfActive: true, ready: { tasks: [readyOf(t)], reserve: 0.1, enforce: false } });
+      };
+      const results = await Promise.all(rounds.flatMap((eventId) => [store().ingestEvent(one(eventId, 'a')), peer.store.ingestEvent(one(eventId, 'b'))]));
+      for (const [i, eventId] of rounds.entries()) {
+        expect([results[2 * i]!.written, results[2 * i + 1]!.written].sort()).toStrictEqual([false, true]);
+        expect(await store().isEventProcessed(eventId)).toBe(true);
+      }
+      expect(await tasks().countByStatus()).toStrictEqual({ READY: rounds.length });
+      expect((await store().getProject('prj-1'))!.reserved).toBeCloseTo(0.1 * rounds.length);
+    });
   });
 }

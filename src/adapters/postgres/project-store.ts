@@ -12,7 +12,9 @@ import type {
   ProjectStore,
 } from '../../ports/project-store.js';
 import type { NewTaskRecord } from '../../ports/task-store.js';
-import { invalidInput } from './pg-errors.js';
+import { INGEST_ACTIVE, INGEST_INCOMPLETE, RESERVE_FOR_READY } from './ingest-sql.js';
+import { invalidInput, pgCode } from './pg-errors.js';
+import { newTaskToJson } from './task-rows.js';
 import { toSqlTime, type SqlClient } from './sql-client.js';
 import { PostgresTaskStore } from './task-store.js';
 
@@ -67,16 +69,7 @@ UPDATE tasks t SET dependencies = (
 WHERE t.project_id = $1::text AND t.status IN ('PENDING', 'WAITING_APPROVAL')
   AND t.dependencies @> jsonb_build_array($2::text) AND t.task_id <> $3::text`;
 
-/**
- * $1 project, $2 amount, $3 enforce, $4 at: reserves the estimates of tasks created READY,
- * when the project is active and, with enforce, spent + reserved stay within the limit.
- * No row: nothing reserved (the tasks are created PENDING and promoted one by one).
- */
-const RESERVE_FOR_READY = `
-UPDATE projects SET reserved = reserved + $2::numeric, updated_at = $4::timestamp
-WHERE project_id = $1::text AND state = 'active'
-  AND (NOT $3::boolean OR budget_limit IS NULL OR spent + reserved + $2::numeric <= budget_limit)
-RETURNING project_id`;
+const SKIPPED: IngestResult = { written: false, ready: false, skipped: true };
 
 /** `tasks` with the READY variant of each task that has one. */
 function withReady(tasks: readonly NewTaskRecord[], ready: readonly NewTaskRecord[]): NewTaskRecord[] {
@@ -151,7 +144,20 @@ export class PostgresProjectStore implements ProjectStore {
   constructor(private readonly sql: SqlClient) {}
 
   async ingestEvent(ingest: EventIngest): Promise<IngestResult> {
+    if (ingest.onlyIfActive && !ingest.project && !ingest.approval && !ingest.supersede?.length) {
+      return this.#ingestActive(ingest);
+    }
+    return this.#ingestInTransaction(ingest);
+  }
+
+  async #ingestInTransaction(ingest: EventIngest): Promise<IngestResult> {
     return this.sql.transaction(async (tx) => {
+      if (ingest.onlyIfActive) {
+        // No lock (a share lock here, then the reservation's update lock, could deadlock two
+        // ingests): a state change may land just after, as after the caller's own read.
+        const { rowCount } = await tx.query(`SELECT 1 FROM projects WHERE project_id = $1::text AND state = 'active'`, [ingest.projectId]);
+        if (rowCount === 0) return SKIPPED;
+      }
       // First: a concurrent ingest of the same event id waits here on the key until this
       // transaction ends, then finds it (and writes nothing) or takes over after a rollback.
       // The event's own outbox row (a raised event, or its replay) goes in the same
@@ -162,7 +168,7 @@ export class PostgresProjectStore implements ProjectStore {
          VALUES ($1::text, $2::text, $3::text, $4::timestamp) ON CONFLICT (event_id) DO NOTHING RETURNING event_id`,
         [ingest.eventId, ingest.projectId, ingest.eventType, toSqlTime(ingest.at)],
       );
-      if (marked.rowCount === 0) return { written: false, ready: false };
+      if (marked.rowCount === 0) return { written: false, ready: false, skipped: false };
       if (ingest.project) {
         const p = ingest.project;
         await tx.query(
@@ -189,8 +195,31 @@ export class PostgresProjectStore implements ProjectStore {
         );
       }
       for (const s of ingest.supersede ?? []) await tx.query(SUPERSEDE, [ingest.projectId, s.oldTaskId, s.newTaskId]);
-      return { written: true, ready };
+      return { written: true, ready, skipped: false };
     });
+  }
+
+  /** `onlyIfActive` without project, approval or supersession: INGEST_ACTIVE, one round trip. */
+  async #ingestActive(ingest: EventIngest): Promise<IngestResult> {
+    const ready = ingest.ready?.tasks.length ? ingest.ready : undefined;
+    const tasks = ready ? withReady(ingest.tasks, ready.tasks) : ingest.tasks;
+    const taskIds = new Set(tasks.map((t) => t.taskId));
+    if (taskIds.size < tasks.length) throw new DuplicateTaskError(tasks.map((t) => t.taskId).filter((id, i, all) => all.indexOf(id) !== i));
+    try {
+      const { rows } = await this.sql.query<{ active: boolean; written: boolean }>(
+        INGEST_ACTIVE,
+        [ingest.eventId, ingest.projectId, ingest.eventType, toSqlTime(ingest.at), JSON.stringify(tasks.map(newTaskToJson)), ingest.by, ready ? ready.reserve : null, ready?.enforce ?? false],
+        { name: 'project_store_ingest_active' },
+      );
+      const row = rows[0]!;
+      if (!row.active) return SKIPPED;
+      return { written: row.written, ready: row.written && ready !== undefined, skipped: false };
+    } catch (err) {
+      // The reservation did not fit or a task id was taken: the transaction sorts it out
+      // (the tasks written PENDING, or DuplicateTaskError).
+      if (pgCode(err) === INGEST_INCOMPLETE) return this.#ingestInTransaction(ingest);
+      throw invalidInput(err, 'cannot ingest event');
+    }
   }
 
   async isEventProcessed(eventId: string): Promise<boolean> {

@@ -10,22 +10,22 @@ export const NON_FINAL = `NOT (status IN ('COMPLETED', 'CANCELLED') OR (status =
 export const BUDGET_REFUSED = 'LA001';
 
 /**
- * $1 the batch as a JSON array (see newTaskToJson), $2 the creating instance.
- * Inserts the tasks, then their audit rows: the creation (null → PENDING, or the initial
- * status), and for a task created READY (`created_ready`) its PENDING → READY step too.
- * With `skipExisting`, a task id that exists already is skipped instead of failing the
- * statement (no savepoint needed inside a transaction): the result row lists the skipped
- * ids, and the caller fails the transaction.
+ * The CTEs `batch`, `inserted` and `audit` that insert new tasks: `tasks` is the batch as
+ * a JSON array (see newTaskToJson), `by` the creating instance, `gate` a condition every
+ * row is inserted under (e.g. that the event was marked processed). Inserts the tasks,
+ * then their audit rows: the creation (null → PENDING, or the initial status), and for a
+ * task created READY (`created_ready`) its PENDING → READY step too. With `skipExisting`,
+ * a task id that exists already is skipped instead of failing the statement.
  */
-function createTasksStatement(skipExisting: boolean): string {
-  return `
-WITH batch AS (
-  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+export function createTasksCtes(tasks: string, by: string, gate: string, skipExisting: boolean): string {
+  return `batch AS (
+  SELECT * FROM jsonb_to_recordset(${tasks}::jsonb) AS x(
     task_id text, project_id text, task_type text, assigned_to text, status text, priority integer,
     input jsonb, output jsonb, dependencies jsonb, estimated_cost numeric, actual_cost numeric,
     created_at timestamp, started_at timestamp, completed_at timestamp, attempts integer,
     max_attempts integer, last_error text, deadline timestamp, not_before timestamp,
     fencing_token bigint, timeout_ms integer, snapshot jsonb, machine_version text, created_ready boolean)
+  WHERE ${gate}
 ), inserted AS (
   INSERT INTO tasks (task_id, project_id, task_type, assigned_to, status, priority, input, output,
     dependencies, estimated_cost, actual_cost, created_at, started_at, completed_at, attempts,
@@ -40,7 +40,7 @@ WITH batch AS (
   RETURNING task_id, project_id, status, created_at, version
 ), audit AS (
   INSERT INTO task_transitions (task_id, project_id, from_status, to_status, event, detail, at, by_instance)
-  SELECT task_id, project_id, from_status, to_status, event, NULL, created_at, $2::text
+  SELECT task_id, project_id, from_status, to_status, event, NULL, created_at, ${by}::text
   FROM (
     SELECT task_id, project_id, NULL AS from_status, CASE WHEN version = 2 THEN 'PENDING' ELSE status END AS to_status,
            'CREATED' AS event, created_at, 0 AS step
@@ -50,11 +50,22 @@ WITH batch AS (
     FROM inserted WHERE version = 2
   ) steps
   ORDER BY task_id, step
-)
-SELECT ${skipExisting
-    ? `COALESCE((SELECT jsonb_agg(b.task_id ORDER BY b.task_id) FROM batch b
-    WHERE NOT EXISTS (SELECT 1 FROM inserted i WHERE i.task_id = b.task_id)), '[]'::jsonb)`
-    : `'[]'::jsonb`} AS skipped`;
+)`;
+}
+
+/** The batch's ids that were not inserted (taken already), as a JSON array. */
+export const SKIPPED_IDS = `COALESCE((SELECT jsonb_agg(b.task_id ORDER BY b.task_id) FROM batch b
+    WHERE NOT EXISTS (SELECT 1 FROM inserted i WHERE i.task_id = b.task_id)), '[]'::jsonb)`;
+
+/**
+ * $1 the batch as a JSON array (see newTaskToJson), $2 the creating instance (see
+ * createTasksCtes). With `skipExisting` (no savepoint needed inside a transaction), the
+ * result row lists the skipped ids, and the caller fails the transaction.
+ */
+function createTasksStatement(skipExisting: boolean): string {
+  return `
+WITH ${createTasksCtes('$1', '$2', 'true', skipExisting)}
+SELECT ${skipExisting ? SKIPPED_IDS : `'[]'::jsonb`} AS skipped`;
 }
 
 export const CREATE_TASKS = createTasksStatement(false);

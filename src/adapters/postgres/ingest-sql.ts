@@ -1,0 +1,56 @@
+/** The statements of an event's ingest (PostgresProjectStore.ingestEvent). */
+import { SKIPPED_IDS, createTasksCtes } from './task-sql.js';
+
+/** SQLSTATE raised (via orchestrator_fail) when INGEST_ACTIVE cannot write all it was given. */
+export const INGEST_INCOMPLETE = 'LA003';
+
+/**
+ * $1 project, $2 amount, $3 enforce, $4 at: reserves the estimates of tasks created READY,
+ * when the project is active and, with enforce, spent + reserved stay within the limit.
+ * No row: nothing reserved (the tasks are created PENDING and promoted one by one).
+ */
+export const RESERVE_FOR_READY = `
+UPDATE projects SET reserved = reserved + $2::numeric, updated_at = $4::timestamp
+WHERE project_id = $1::text AND state = 'active'
+  AND (NOT $3::boolean OR budget_limit IS NULL OR spent + reserved + $2::numeric <= budget_limit)
+RETURNING project_id`;
+
+/**
+ * An event of an active project in one statement (one round trip, atomic on its own),
+ * for `onlyIfActive` ingests without project, approval or supersession:
+ *
+ * - `p`: the project, only if it is active (read without a lock: as the transaction's own
+ *   check would, a concurrent state change may land just after);
+ * - `cleared`, `marked`: the event's outbox row cleared and its processed mark, only when
+ *   `p` found the project — the mark is the first write, so a concurrent ingest of the
+ *   same id waits on it and then finds it taken (written = false);
+ * - `reserved`: with READY tasks ($7 not null), their estimates under the project row's
+ *   lock, state and limit re-checked there;
+ * - `batch`/`inserted`/`audit`: the tasks (READY variants where given), only when marked;
+ * - the final row: active, written. When the event was marked but the reservation did not
+ *   fit or a task id was taken, INGEST_INCOMPLETE aborts the statement (nothing written)
+ *   and the caller ingests the event the general way.
+ *
+ * $1 event id, $2 project, $3 event type, $4 at, $5 the tasks as a JSON array (see
+ * newTaskToJson), $6 by, $7 the READY tasks' estimates (null: no READY task), $8 enforce.
+ */
+export const INGEST_ACTIVE = `
+WITH p AS MATERIALIZED (
+  SELECT project_id FROM projects WHERE project_id = $2::text AND state = 'active'
+), cleared AS (
+  DELETE FROM outbox WHERE event_id = $1::text AND EXISTS (SELECT 1 FROM p)
+), marked AS (
+  INSERT INTO processed_events (event_id, project_id, event_type, processed_at)
+  SELECT $1::text, $2::text, $3::text, $4::timestamp FROM p
+  ON CONFLICT (event_id) DO NOTHING RETURNING event_id
+), reserved AS (
+  UPDATE projects SET reserved = reserved + $7::numeric, updated_at = $4::timestamp
+  WHERE project_id = $2::text AND $7::numeric IS NOT NULL AND state = 'active'
+    AND (NOT $8::boolean OR budget_limit IS NULL OR spent + reserved + $7::numeric <= budget_limit)
+    AND EXISTS (SELECT 1 FROM marked)
+  RETURNING project_id
+), ${createTasksCtes('$5', '$6', 'EXISTS (SELECT 1 FROM marked)', true)}
+SELECT EXISTS (SELECT 1 FROM p) AS active, EXISTS (SELECT 1 FROM marked) AS written,
+  CASE WHEN EXISTS (SELECT 1 FROM marked)
+        AND (($7::numeric IS NOT NULL AND NOT EXISTS (SELECT 1 FROM reserved)) OR ${SKIPPED_IDS} <> '[]'::jsonb)
+    THEN orchestrator_fail('${INGEST_INCOMPLETE}', 'event not ingested in one statement') END AS incomplete`;
