@@ -51,10 +51,11 @@ export interface TaskSupervisor {
   release(projectId: string, child: AnyActorRef): void;
 }
 
-/** The snapshot of a task just built (so the actor need not restore it), and the step that led to it at creation. */
+/** The snapshot of a task just built (so the actor need not restore it), and the steps that led to it at creation. */
 export interface InitialSnapshot {
   snapshot: TaskSnapshot;
-  before?: { snapshot: TaskSnapshot; event: TaskEvent };
+  /** Each step's snapshot before it and its event, in order (a task created READY or RUNNING). */
+  history?: readonly { snapshot: TaskSnapshot; event: TaskEvent }[];
 }
 
 /** A checked event and the write it makes (see `TaskActor.prepare`). */
@@ -150,14 +151,14 @@ export class TaskActor {
       // Under a supervisor the task joins the project's actor system (and its inspection).
       ...(this.parent ? { parent: this.parent } : { inspect: deps.inspect }),
       ...(this.parent?.system.get(systemId) ? {} : { systemId }),
-      snapshot: persisted ?? persistSnapshot(initial?.before?.snapshot ?? this.snapshot),
+      snapshot: persisted ?? persistSnapshot(initial?.history?.[0]?.snapshot ?? this.snapshot),
       // Unused when restoring from a snapshot, but the machine declares its input.
       input: { taskId: record.taskId, projectId: record.projectId, taskType: record.taskType, maxAttempts: record.maxAttempts },
     });
     this.live.subscribe({ error: (err) => deps.logger.error({ err, taskId: this.taskId }, 'task actor error') });
     this.live.start();
-    // Created READY: the inspector sees the step from PENDING as it happened.
-    if (initial?.before) this.live.send(initial.before.event);
+    // Created READY or RUNNING: the inspector sees the steps from PENDING as they happened.
+    for (const step of initial?.history ?? []) this.live.send(step.event);
   }
 
   /** Restores the actor of a stored task (after a restart, or on demand). */

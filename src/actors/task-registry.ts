@@ -14,7 +14,7 @@ import { TASK_MACHINE_VERSION } from '../machines/task-machine.js';
 import { TaskActor, type InitialSnapshot, type PreparedTransition, type SendOptions, type TaskActorDeps, type TaskTransition } from './task-actor.js';
 import type { TaskEvent } from '../machines/task-machine.js';
 import { createTaskSteps, type TaskSteps } from '../machines/task-steps.js';
-import { initialTaskSnapshot, patchFromSnapshot, persistSnapshot } from './task-snapshot.js';
+import { auditDetail, initialTaskSnapshot, patchFromSnapshot, persistSnapshot } from './task-snapshot.js';
 
 export interface BatchItem {
   taskId: string;
@@ -94,26 +94,47 @@ export class TaskRegistry {
   /**
    * The READY variants of built PENDING rows without dependencies: each one's machine
    * takes DEPENDENCIES_MET at `at`, so the row can be written READY at once
-   * (`createdReady`; see EventIngest.ready). The rows given are left as they are.
+   * (`createdSteps`; see EventIngest.ready). The rows given are left as they are.
    */
   readyVariants(records: readonly NewTaskRecord[], at: number): NewTaskRecord[] {
     const out: NewTaskRecord[] = [];
     for (const r of records) {
-      const initial = this.initial.get(r)?.snapshot;
-      if (r.status !== 'PENDING' || r.dependencies.length > 0 || !initial) continue;
-      const event: TaskEvent = { type: 'DEPENDENCIES_MET', at };
-      const next = this.deps.steps.step(initial, event);
-      const patch = patchFromSnapshot(next);
-      const variant: NewTaskRecord = { ...r, status: patch.status, snapshot: persistSnapshot(next), createdReady: true };
-      this.initial.set(variant, { snapshot: next, before: { snapshot: initial, event } });
-      out.push(variant);
+      if (r.status !== 'PENDING' || r.dependencies.length > 0 || !this.initial.has(r)) continue;
+      out.push(this.stepVariant(r, { type: 'DEPENDENCIES_MET', at }));
     }
     return out;
   }
 
-  /** Holds the actors of rows just written (version 1, or 2 when created READY). */
+  /**
+   * The RUNNING variant of a READY variant (see readyVariants): its machine takes DISPATCH
+   * with the lease's fencing token, so the row can be written RUNNING at once — the task
+   * dispatched in the same write that creates it.
+   */
+  dispatchVariant(ready: NewTaskRecord, dispatch: { at: number; fencingToken: number; deadline: number }): NewTaskRecord {
+    return this.stepVariant(ready, { type: 'DISPATCH', ...dispatch });
+  }
+
+  /** `record` after one more step of its machine, not yet written. */
+  private stepVariant(record: NewTaskRecord, event: TaskEvent): NewTaskRecord {
+    const built = this.initial.get(record);
+    if (!built) throw new Error(`task ${record.taskId}: not a row built by this registry`);
+    const next = this.deps.steps.step(built.snapshot, event);
+    const patch = patchFromSnapshot(next);
+    const from = record.status;
+    const variant: NewTaskRecord = {
+      ...record,
+      ...patch,
+      output: record.output,
+      snapshot: persistSnapshot(next),
+      createdSteps: [...(record.createdSteps ?? []), { from, to: patch.status, event: event.type, detail: auditDetail(event) }],
+    };
+    this.initial.set(variant, { snapshot: next, history: [...(built.history ?? []), { snapshot: built.snapshot, event }] });
+    return variant;
+  }
+
+  /** Holds the actors of rows just written (version 1, or 1 + the steps of one created past PENDING). */
   adopt(records: readonly NewTaskRecord[]): TaskRecord[] {
-    const created = records.map(({ createdReady, ...r }) => ({ ...r, version: createdReady ? 2 : 1, updatedAt: r.createdAt }));
+    const created = records.map(({ createdSteps, ...r }) => ({ ...r, version: 1 + (createdSteps?.length ?? 0), updatedAt: r.createdAt }));
     created.forEach((record, i) => this.live.set(record.taskId, TaskActor.fromRecord(record, this.deps, this.initial.get(records[i]!))));
     return created;
   }

@@ -210,14 +210,20 @@ export class BatchFlow {
         costs.set(key, c);
       }
     }
-    await publishTransitions(this.core, done);
-    await this.hooks.settledMany(settled);
-    for (const c of costs.values()) await this.budget.observe(c.taskType, c.agent, c.sum / c.n, c.n);
-    for (const projectId of projects) await this.budget.afterChange(projectId, true);
-    for (const taskId of failed) await this.hooks.afterFailure(taskId);
-    // Raised events first: a redo may take over a task's dependents before they are pushed.
-    if (raised.length) await this.hooks.handleRaised(raised);
-    await this.pushDependents(completed);
+    // What follows the durable writes, side by side: the slots and leases, the cost means
+    // and budget statuses, and the flow (retries, raised events, dependents).
+    await Promise.all([
+      publishTransitions(this.core, done),
+      this.hooks.settledMany(settled),
+      ...[...costs.values()].map((c) => this.budget.observe(c.taskType, c.agent, c.sum / c.n, c.n)),
+      ...[...projects].map((projectId) => this.budget.afterChange(projectId, true)),
+      (async () => {
+        for (const taskId of failed) await this.hooks.afterFailure(taskId);
+        // Raised events first: a redo may take over a task's dependents before they are pushed.
+        if (raised.length) await this.hooks.handleRaised(raised);
+        await this.pushDependents(completed);
+      })(),
+    ]);
     return errors;
   }
 

@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { IllegalTransitionError, ProjectNotFoundError, ValidationError } from '../errors.js';
 import { PipelineEvent, type PipelineEventInput } from '../domain/pipeline.js';
 import { newTaskId, type NewTaskInput } from '../domain/task.js';
-import { ApprovalDecided, ControlRequest, Heartbeat, TaskResult, type BudgetStatus, type TaskStatusMessage } from '../domain/messages.js';
+import { ApprovalDecided, ControlRequest, Heartbeat, TaskResult, type BudgetStatus } from '../domain/messages.js';
 import type { InboundSubscription } from '../ports/event-bus.js';
-import type { ApprovalRecord, NewApproval, NewProject, ProjectRecord } from '../ports/project-store.js';
-import type { OutboxEvent, TaskRecord } from '../ports/task-store.js';
+import type { ApprovalRecord, NewProject, ProjectRecord } from '../ports/project-store.js';
+import type { OutboxEvent } from '../ports/task-store.js';
 import type { PlannedTask } from '../pipeline/event-mapper.js';
 import type { ProjectEvent } from '../machines/project-machine.js';
 import { BudgetChecker } from './budget-checker.js';
@@ -13,7 +13,8 @@ import { ApprovalManager, requestBody } from './approvals.js';
 import { TaskFlow } from './task-flow.js';
 import { TaskScheduler } from './scheduler.js';
 import { Batcher } from './batcher.js';
-import { BUDGET_EXHAUSTED, publishStatuses, type Core } from './core.js';
+import { Ingest } from './ingest.js';
+import { BUDGET_EXHAUSTED, type Core } from './core.js';
 
 export interface HandleEventResult {
   duplicate: boolean;
@@ -39,6 +40,7 @@ export class Orchestrator {
   readonly scheduler: TaskScheduler;
   readonly approvals: ApprovalManager;
   private readonly flow: TaskFlow;
+  private readonly ingestion: Ingest;
   private inbound: InboundSubscription | null = null;
   private readonly results: Batcher<{ projectId: string; result: TaskResult }>;
   private running = false;
@@ -56,6 +58,7 @@ export class Orchestrator {
       (item) => item.result.taskId,
     );
     this.scheduler = new TaskScheduler(core, this.flow, { approvals: () => this.approvals.sweepExpired() }, core.inspect);
+    this.ingestion = new Ingest(core, this.scheduler, this.budgetChecker, this.flow);
     this.approvals = new ApprovalManager(core, this.flow, {
       ingestRevision: (approval, tasks) => this.ingestRevision(approval, tasks).then(() => undefined),
       completeProject: (projectId) => this.completeProject(projectId),
@@ -169,7 +172,7 @@ export class Orchestrator {
     const checkpoints = project?.checkpoints ?? newProject?.checkpoints ?? this.core.mapper.pipeline.checkpoints;
     const atCheckpoint = this.core.config.approval.enabled && checkpoints.includes(event.type);
     const planned = this.core.mapper.mapEventToTasks(event);
-    const result = await this.ingest(
+    const result = await this.ingestion.ingest(
       { id: event.id, type: event.type, projectId: event.projectId, payload: event.payload },
       planned,
       atCheckpoint,
@@ -197,7 +200,7 @@ export class Orchestrator {
       throw new ValidationError(`project ${projectId} is ${project.state}: tasks refused`);
     }
     const planned = tasks.map((t) => ({ ...t, projectId, taskId: t.taskId ?? newTaskId(), input: t.input ?? {}, dependencies: t.dependencies ?? [] }));
-    return (await this.ingest({ id: eventId, type: 'TASKS_SUBMITTED', projectId, payload: {} }, planned, false))!;
+    return (await this.ingestion.ingest({ id: eventId, type: 'TASKS_SUBMITTED', projectId, payload: {} }, planned, false))!;
   }
 
   /**
@@ -303,83 +306,6 @@ export class Orchestrator {
 
   // -------------------------------------------------------------------------------------
 
-  /**
-   * Writes an event's tasks (and approval) in one transaction, then makes them go; null
-   * when `onlyIfActive` and the project was not active (nothing written).
-   */
-  private async ingest(
-    event: { id: string; type: string; projectId: string; payload: Record<string, unknown> },
-    planned: readonly PlannedTask[],
-    atCheckpoint: boolean,
-    project?: NewProject,
-    onlyIfActive = false,
-  ): Promise<HandleEventResult | null> {
-    const { core } = this;
-    const now = core.clock.now();
-    const records = await core.registry.prepare(planned, { awaitingApproval: atCheckpoint });
-    const approval: NewApproval | undefined = atCheckpoint
-      ? {
-          approvalId: `apr_${randomUUID().replaceAll('-', '')}`,
-          projectId: event.projectId,
-          checkpoint: event.type,
-          eventId: event.id,
-          summary: event.payload,
-          taskIds: records.map((r) => r.taskId),
-          requestedAt: new Date(now),
-          expiresAt: new Date(now + core.config.approval.timeoutMs),
-        }
-      : undefined;
-    const supersede = planned.flatMap((p) => (p.supersedes ? [{ oldTaskId: p.supersedes, newTaskId: p.taskId }] : []));
-    // Tasks without dependencies are written READY in the same transaction, their estimates
-    // reserved with them, when the project is active and the reservation fits; otherwise
-    // they are written PENDING and promoted one by one below, as tasks with dependencies are.
-    const readyTasks = atCheckpoint || supersede.length ? [] : core.registry.readyVariants(records, now);
-    const written = await core.projects.ingestEvent({
-      eventId: event.id,
-      eventType: event.type,
-      projectId: event.projectId,
-      at: new Date(now),
-      by: core.instanceId,
-      ...(project ? { project } : {}),
-      tasks: records,
-      ...(approval ? { approval } : {}),
-      ...(supersede.length ? { supersede } : {}),
-      ...(readyTasks.length
-        ? { ready: { tasks: readyTasks, reserve: readyTasks.reduce((sum, t) => sum + (t.estimatedCost ?? 0), 0), enforce: core.config.budget.checkEnabled } }
-        : {}),
-      ...(onlyIfActive ? { onlyIfActive } : {}),
-    });
-    if (written.skipped) return null;
-    if (!written.written) return { duplicate: true, taskIds: [], approvalId: null };
-    const projectActor = records.length || approval ? await core.projectActors.load(event.projectId) : undefined;
-    if (approval) projectActor?.noteApproval({ ...approval, status: 'pending' });
-    const readyById = new Map(written.ready ? readyTasks.map((t) => [t.taskId, t]) : []);
-    const created = core.registry.adopt(records.map((r) => readyById.get(r.taskId) ?? r));
-    if (project) await core.bus.publish({ kind: 'project', body: { projectId: project.projectId, state: 'active', reason: null } });
-    await this.publishCreated(created, readyById, now);
-    if (approval) await core.bus.publish({ kind: 'approval_requested', body: requestBody(approval) });
-    if (readyById.size) {
-      await core.queue.putMany(created.filter((r) => readyById.has(r.taskId)).map((r) => ({ taskId: r.taskId, priority: r.priority })));
-      this.scheduler.wake();
-      await this.budgetChecker.afterChange(event.projectId, false);
-    }
-    const pending = created.filter((r) => r.status === 'PENDING').map((r) => r.taskId);
-    if (pending.length) await this.flow.batch.promoteMany(pending);
-    return { duplicate: false, taskIds: records.map((r) => r.taskId), approvalId: approval?.approvalId ?? null };
-  }
-
-  /** The statuses of created tasks (and of those created READY, their promotion). */
-  private publishCreated(created: readonly TaskRecord[], ready: ReadonlyMap<string, unknown>, now: number): Promise<void> {
-    const at = new Date(now).toISOString();
-    const bodies = created.flatMap((r): TaskStatusMessage[] => {
-      const base = { taskId: r.taskId, projectId: r.projectId, taskType: r.taskType, at, attempt: 0 };
-      return ready.has(r.taskId)
-        ? [{ ...base, from: null, to: 'PENDING' }, { ...base, from: 'PENDING', to: r.status }]
-        : [{ ...base, from: null, to: r.status }];
-    });
-    return publishStatuses(this.core, bodies);
-  }
-
   private async handleRaised(events: readonly OutboxEvent[]): Promise<void> {
     for (const e of events) await this.ingestRaised(e);
   }
@@ -389,7 +315,7 @@ export class Orchestrator {
   }
 
   private async ingestRevision(approval: ApprovalRecord, tasks: PlannedTask[]): Promise<HandleEventResult | null> {
-    return this.ingest(
+    return this.ingestion.ingest(
       { id: `${approval.approvalId}:rejected`, type: `${approval.checkpoint}_REJECTED`, projectId: approval.projectId, payload: { comment: approval.comment } },
       tasks,
       false,

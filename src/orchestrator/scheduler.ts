@@ -5,6 +5,7 @@ import { BUDGET_EXHAUSTED, acceptsWork, publishTransitions } from './core.js';
 import { schedulerMachine, type SchedulerMachine } from '../machines/scheduler-machine.js';
 import type { Lease } from '../ports/lock-manager.js';
 import type { ProjectRecord } from '../ports/project-store.js';
+import type { TaskRecord } from '../ports/task-store.js';
 import type { Core } from './core.js';
 import type { TaskFlow } from './task-flow.js';
 
@@ -15,6 +16,21 @@ export const LEASE_GRACE_MS = 30_000;
 /** Tasks popped, checked, leased and written together in one dispatch batch. */
 export const DISPATCH_BATCH = 500;
 const SWEEP_BATCH = 200;
+
+/** A task about to be created READY, as `claimDirect` judges it. */
+export interface DirectCandidate {
+  taskId: string;
+  assignedTo: string;
+  priority: number;
+  timeoutMs: number;
+}
+
+/** A task claimed for dispatch at creation: its slot and lease. */
+export interface DirectClaim {
+  taskId: string;
+  agent: string;
+  lease: Lease;
+}
 
 /**
  * Whether a project's READY tasks may be dispatched: when it accepts work (active, or
@@ -42,6 +58,8 @@ export class TaskScheduler {
   /** RUNNING tasks per agent (for AGENT_CONCURRENCY). */
   private readonly perAgent = new Map<string, number>();
   private readonly agentOf = new Map<string, string>();
+  /** Leases of tasks claimed for dispatch at creation (claimDirect), not yet written RUNNING (null: being taken). */
+  private readonly claims = new Map<string, Lease | null>();
   /** The pass in flight; passes never overlap (the loop's and `tick()` calls). */
   private inflight: Promise<unknown> = Promise.resolve();
   private readonly actor: Actor<SchedulerMachine>;
@@ -80,6 +98,7 @@ export class TaskScheduler {
   private failuresLogged = 0;
   private lastSweep = Number.NEGATIVE_INFINITY;
   private stopping = false;
+  private started = false;
 
   get runningCount(): number {
     return this.running.size;
@@ -92,12 +111,14 @@ export class TaskScheduler {
 
   start(): void {
     this.stopping = false;
+    this.started = true;
     this.actor.send({ type: 'START' });
   }
 
   /** Stops the loop; resolves once a pass in flight has finished. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.started = false;
     this.actor.send({ type: 'STOP' });
     await waitFor(this.actor, (s) => s.matches('stopped'), { timeout: Infinity });
   }
@@ -175,6 +196,109 @@ export class TaskScheduler {
     if (lease) await this.core.locks.extend(lease, ttlMs + LEASE_GRACE_MS);
   }
 
+  /**
+   * Dispatch at creation: of tasks about to be written READY (`candidates`), claims those
+   * that may start at once — the scheduler runs, nothing waits in the queue (a waiting
+   * task would come first), there is room within MAX_CONCURRENT_TASKS and each agent's
+   * limit — highest priority first, and takes their leases. The caller writes the claimed
+   * tasks RUNNING (with the leases' fencing tokens) in the same write that creates them,
+   * then calls `confirmDirect` with what it wrote, or `abandonDirect`.
+   */
+  async claimDirect(candidates: readonly DirectCandidate[]): Promise<DirectClaim[]> {
+    if (!this.started || this.stopping || candidates.length === 0) return [];
+    const max = this.core.config.scheduler.maxConcurrentTasks;
+    const picked: DirectCandidate[] = [];
+    const taken = new Map<string, number>();
+    for (const c of [...candidates].sort((a, b) => b.priority - a.priority)) {
+      if (this.running.size + this.claims.size + picked.length >= max) break;
+      const limit = this.core.config.scheduler.agentLimits[c.assignedTo];
+      const busy = (this.perAgent.get(c.assignedTo) ?? 0) + (taken.get(c.assignedTo) ?? 0);
+      if (limit !== undefined && busy >= limit) continue;
+      taken.set(c.assignedTo, (taken.get(c.assignedTo) ?? 0) + 1);
+      picked.push(c);
+    }
+    if (!picked.length) return [];
+    // The slots are held while the queue is checked and the leases taken.
+    for (const c of picked) this.perAgent.set(c.assignedTo, (this.perAgent.get(c.assignedTo) ?? 0) + 1);
+    for (const c of picked) this.claims.set(c.taskId, null);
+    const ttl = Math.max(...picked.map((c) => c.timeoutMs)) + LEASE_GRACE_MS;
+    let claims: DirectClaim[] = [];
+    try {
+      const [waiting, leases] = await Promise.all([
+        this.core.queue.size(),
+        this.core.locks.acquireMany(picked.map((c) => `task:${c.taskId}`), ttl),
+      ]);
+      claims = picked.flatMap((c, i) => (leases[i] ? [{ taskId: c.taskId, agent: c.assignedTo, lease: leases[i]! }] : []));
+      const missed = picked.filter((_, i) => !leases[i]);
+      this.unclaim(missed.map((c) => ({ taskId: c.taskId, agent: c.assignedTo })));
+      if (waiting > 0) {
+        await this.abandonDirect(claims);
+        return [];
+      }
+      for (const c of claims) this.claims.set(c.taskId, c.lease);
+      return claims;
+    } catch (err) {
+      this.unclaim(picked.map((c) => ({ taskId: c.taskId, agent: c.assignedTo })));
+      if (claims.length) await this.core.locks.releaseMany(claims.map((c) => c.lease)).catch(() => undefined);
+      this.core.logger.warn({ err }, 'dispatch at creation unavailable; the tasks go through the queue');
+      return [];
+    }
+  }
+
+  /**
+   * The claimed tasks are durable RUNNING: they take their slots and are dispatched
+   * (`tasks`: the rows written, with their inputs).
+   */
+  async confirmDirect(tasks: readonly TaskRecord[]): Promise<void> {
+    const publishes: Promise<void>[] = [];
+    for (const t of tasks) {
+      const lease = this.claims.get(t.taskId);
+      if (!lease) continue;
+      this.claims.delete(t.taskId);
+      this.running.set(t.taskId, lease);
+      this.agentOf.set(t.taskId, t.assignedTo);
+      publishes.push(this.dispatch(t, t.input, t.attempts, t.deadline!.getTime(), lease.fencingToken));
+    }
+    await Promise.all(publishes);
+  }
+
+  /** The claimed tasks were not written RUNNING: their slots and leases are given back. */
+  async abandonDirect(claims: readonly DirectClaim[]): Promise<void> {
+    const held = claims.filter((c) => this.claims.has(c.taskId));
+    if (!held.length) return;
+    this.unclaim(held);
+    await this.core.locks.releaseMany(held.map((c) => c.lease)).catch((err) => this.core.logger.warn({ err }, 'could not release leases'));
+    this.wake();
+  }
+
+  private unclaim(claims: readonly { taskId: string; agent: string }[]): void {
+    for (const c of claims) {
+      if (!this.claims.delete(c.taskId)) continue;
+      this.perAgent.set(c.agent, (this.perAgent.get(c.agent) ?? 1) - 1);
+    }
+  }
+
+  /** Publishes a dispatch (RUNNING is durable: a lost dispatch times out and is retried). */
+  private dispatch(
+    task: Pick<TaskRecord, 'taskId' | 'projectId' | 'taskType' | 'assignedTo'>,
+    input: Record<string, unknown>,
+    attempt: number,
+    deadline: number,
+    fencingToken: number,
+  ): Promise<void> {
+    return this.core.bus
+      .dispatchTask(task.assignedTo, {
+        taskId: task.taskId,
+        projectId: task.projectId,
+        taskType: task.taskType,
+        input,
+        attempt,
+        deadline: new Date(deadline).toISOString(),
+        fencingToken,
+      })
+      .catch((err) => this.core.logger.error({ err, taskId: task.taskId }, 'dispatch failed; the attempt will time out and retry'));
+  }
+
   private async runTick(): Promise<number> {
     // The sweeps run once per interval, not on every wake: under load a pass runs for every
     // batch of results, and the dispatching must not pay for three sweeping queries each time.
@@ -201,7 +325,7 @@ export class TaskScheduler {
     const deferred: { taskId: string; priority: number }[] = [];
     let dispatched = 0;
     while (!this.stopping) {
-      const room = Math.min(max - this.running.size, DISPATCH_BATCH);
+      const room = Math.min(max - this.running.size - this.claims.size, DISPATCH_BATCH);
       if (room <= 0) break;
       const ids = await this.core.queue.getMany(room);
       if (ids.length === 0) break;
@@ -303,20 +427,7 @@ export class TaskScheduler {
       this.perAgent.set(actor.assignedTo, (this.perAgent.get(actor.assignedTo) ?? 0) + 1);
       done.push(outcome.transition);
       const record = records.get(actor.taskId)!;
-      publishes.push(
-        this.core.bus
-          .dispatchTask(actor.assignedTo, {
-            taskId: actor.taskId,
-            projectId: actor.projectId,
-            taskType: actor.taskType,
-            input: record.input,
-            attempt: outcome.transition.attempt,
-            deadline: new Date(now + actor.timeoutMs).toISOString(),
-            fencingToken: lease.fencingToken,
-          })
-          // RUNNING is durable: a lost dispatch times out and is retried.
-          .catch((err) => this.core.logger.error({ err, taskId: actor.taskId }, 'dispatch failed; the attempt will time out and retry')),
-      );
+      publishes.push(this.dispatch(actor, record.input, outcome.transition.attempt, now + actor.timeoutMs, lease.fencingToken));
     }
     publishes.push(publishTransitions(this.core, done));
     if (refused.length) await this.core.locks.releaseMany(refused).catch(() => undefined);

@@ -24,12 +24,22 @@ export interface TaskRecord extends Task {
 /** A task to insert: everything but the bookkeeping the store fills in. */
 export type NewTaskRecord = Omit<TaskRecord, 'version' | 'updatedAt'> & {
   /**
-   * Created PENDING and moved to READY by DEPENDENCIES_MET in the same write (a task
-   * without dependencies): `status` and `snapshot` are READY's, the audit log gets both
-   * transitions and the row starts at version 2.
+   * Created PENDING and moved on by its machine in the same write: DEPENDENCIES_MET (a
+   * task without dependencies, created READY), then possibly DISPATCH (dispatched at
+   * once, created RUNNING). The columns and `snapshot` are the last step's; the audit log
+   * gets the creation (null → PENDING) and every step; the row starts at version
+   * 1 + the number of steps.
    */
-  createdReady?: boolean;
+  createdSteps?: readonly CreationStep[];
 };
+
+/** A transition a new task took before its row was first written (see NewTaskRecord). */
+export interface CreationStep {
+  from: TaskStatus;
+  to: TaskStatus;
+  event: string;
+  detail: Record<string, unknown> | null;
+}
 
 /** The columns a transition may change; absent keys stay as they are. */
 export interface TaskPatch {

@@ -198,7 +198,11 @@ export function ingestContract(harness: ProjectHarnessRef): void {
   });
 
   /** The READY variant of a PENDING fixture task, as the registry builds it. */
-  const readyOf = (t: ReturnType<typeof newTask>) => ({ ...t, status: 'READY' as const, createdReady: true });
+  const readyOf = (t: ReturnType<typeof newTask>) => ({
+    ...t,
+    status: 'READY' as const,
+    createdSteps: [{ from: 'PENDING' as const, to: 'READY' as const, event: 'DEPENDENCIES_MET', detail: null }],
+  });
 
   it('writes tasks READY with their reservation when the project is active and the estimates fit', async () => {
     await createProject(store(), 'prj-1', { budgetLimit: 1 });

@@ -99,7 +99,7 @@ export function newTaskToJson(t: NewTaskRecord): Record<string, unknown> {
     // jsonb_to_recordset cannot tell a JSON null snapshot from a missing one: wrap it.
     snapshot: { v: t.snapshot ?? null },
     machine_version: t.machineVersion,
-    created_ready: t.createdReady === true,
+    created_steps: t.createdSteps?.length ? t.createdSteps : null,
   };
 }
 

@@ -14,7 +14,8 @@ export const BUDGET_REFUSED = 'LA001';
  * a JSON array (see newTaskToJson), `by` the creating instance, `gate` a condition every
  * row is inserted under (e.g. that the event was marked processed). Inserts the tasks,
  * then their audit rows: the creation (null → PENDING, or the initial status), and for a
- * task created READY (`created_ready`) its PENDING → READY step too. With `skipExisting`,
+ * task that took steps before its first write (`created_steps`, e.g. PENDING → READY →
+ * RUNNING) one row per step, in order; such a row starts at version 1 + its steps. With `skipExisting`,
  * a task id that exists already is skipped instead of failing the statement.
  */
 export function createTasksCtes(tasks: string, by: string, gate: string, skipExisting: boolean): string {
@@ -24,7 +25,7 @@ export function createTasksCtes(tasks: string, by: string, gate: string, skipExi
     input jsonb, output jsonb, dependencies jsonb, estimated_cost numeric, actual_cost numeric,
     created_at timestamp, started_at timestamp, completed_at timestamp, attempts integer,
     max_attempts integer, last_error text, deadline timestamp, not_before timestamp,
-    fencing_token bigint, timeout_ms integer, snapshot jsonb, machine_version text, created_ready boolean)
+    fencing_token bigint, timeout_ms integer, snapshot jsonb, machine_version text, created_steps jsonb)
   WHERE ${gate}
 ), inserted AS (
   INSERT INTO tasks (task_id, project_id, task_type, assigned_to, status, priority, input, output,
@@ -34,20 +35,23 @@ export function createTasksCtes(tasks: string, by: string, gate: string, skipExi
   SELECT task_id, project_id, task_type, assigned_to, status, priority, input, output,
     COALESCE(dependencies, '[]'::jsonb), estimated_cost, actual_cost, created_at, started_at,
     completed_at, attempts, max_attempts, last_error, deadline, not_before, fencing_token, timeout_ms,
-    snapshot -> 'v', machine_version, CASE WHEN created_ready THEN 2 ELSE 1 END,
-    CASE WHEN status = 'READY' THEN created_at END, created_at
+    snapshot -> 'v', machine_version, 1 + COALESCE(jsonb_array_length(created_steps), 0),
+    CASE WHEN status = 'READY' OR created_steps @> '[{"to": "READY"}]' THEN created_at END, created_at
   FROM batch${skipExisting ? ' ON CONFLICT (task_id) DO NOTHING' : ''}
   RETURNING task_id, project_id, status, created_at, version
 ), audit AS (
   INSERT INTO task_transitions (task_id, project_id, from_status, to_status, event, detail, at, by_instance)
-  SELECT task_id, project_id, from_status, to_status, event, NULL, created_at, ${by}::text
+  SELECT task_id, project_id, from_status, to_status, event, detail, created_at, ${by}::text
   FROM (
-    SELECT task_id, project_id, NULL AS from_status, CASE WHEN version = 2 THEN 'PENDING' ELSE status END AS to_status,
-           'CREATED' AS event, created_at, 0 AS step
-    FROM inserted
+    SELECT i.task_id, i.project_id, NULL AS from_status, CASE WHEN i.version > 1 THEN 'PENDING' ELSE i.status END AS to_status,
+           'CREATED' AS event, NULL::jsonb AS detail, i.created_at, 0::bigint AS step
+    FROM inserted i
     UNION ALL
-    SELECT task_id, project_id, 'PENDING', status, 'DEPENDENCIES_MET', created_at, 1
-    FROM inserted WHERE version = 2
+    SELECT i.task_id, i.project_id, s.step ->> 'from', s.step ->> 'to', s.step ->> 'event',
+           NULLIF(s.step -> 'detail', 'null'::jsonb), i.created_at, s.n
+    FROM inserted i JOIN batch b ON b.task_id = i.task_id
+    CROSS JOIN LATERAL jsonb_array_elements(b.created_steps) WITH ORDINALITY AS s(step, n)
+    WHERE i.version > 1
   ) steps
   ORDER BY task_id, step
 )`;

@@ -1,0 +1,143 @@
+import { randomUUID } from 'node:crypto';
+import type { TaskStatusMessage } from '../domain/messages.js';
+import type { NewApproval, NewProject } from '../ports/project-store.js';
+import type { NewTaskRecord, TaskRecord } from '../ports/task-store.js';
+import type { PlannedTask } from '../pipeline/event-mapper.js';
+import type { BudgetChecker } from './budget-checker.js';
+import type { TaskFlow } from './task-flow.js';
+import type { DirectClaim, TaskScheduler } from './scheduler.js';
+import { requestBody } from './approvals.js';
+import { publishStatuses, type Core } from './core.js';
+
+export interface IngestedEvent {
+  id: string;
+  type: string;
+  projectId: string;
+  payload: Record<string, unknown>;
+}
+
+export interface IngestOutcome {
+  duplicate: boolean;
+  taskIds: string[];
+  approvalId: string | null;
+}
+
+/**
+ * Writes an event's effects in one transaction (or one statement) and makes its tasks go:
+ *
+ * - tasks without dependencies are written READY, their estimates reserved with them,
+ *   when the project is active and the reservation fits (else PENDING, promoted after);
+ * - of those, the ones the scheduler can start at once (room, nothing waiting in the
+ *   queue; see TaskScheduler.claimDirect) are written RUNNING in the same write, with
+ *   their leases' fencing tokens, and dispatched right after it — no queue round trip,
+ *   no second commit;
+ * - the rest of the READY ones go in the queue; PENDING ones are promoted.
+ */
+export class Ingest {
+  constructor(
+    private readonly core: Core,
+    private readonly scheduler: TaskScheduler,
+    private readonly budget: BudgetChecker,
+    private readonly flow: TaskFlow,
+  ) {}
+
+  /** Null when `onlyIfActive` and the project was not active (nothing written). */
+  async ingest(
+    event: IngestedEvent,
+    planned: readonly PlannedTask[],
+    atCheckpoint: boolean,
+    project?: NewProject,
+    onlyIfActive = false,
+  ): Promise<IngestOutcome | null> {
+    const { core } = this;
+    const now = core.clock.now();
+    const records = await core.registry.prepare(planned, { awaitingApproval: atCheckpoint });
+    const approval: NewApproval | undefined = atCheckpoint
+      ? {
+          approvalId: `apr_${randomUUID().replaceAll('-', '')}`,
+          projectId: event.projectId,
+          checkpoint: event.type,
+          eventId: event.id,
+          summary: event.payload,
+          taskIds: records.map((r) => r.taskId),
+          requestedAt: new Date(now),
+          expiresAt: new Date(now + core.config.approval.timeoutMs),
+        }
+      : undefined;
+    const supersede = planned.flatMap((p) => (p.supersedes ? [{ oldTaskId: p.supersedes, newTaskId: p.taskId }] : []));
+    // Not combined with supersession (see EventIngest.ready) nor a checkpoint (WAITING_APPROVAL).
+    const readyTasks = atCheckpoint || supersede.length ? [] : core.registry.readyVariants(records, now);
+    const claims = await this.scheduler.claimDirect(readyTasks);
+    const variants = this.withDispatches(readyTasks, claims);
+    let written;
+    try {
+      written = await core.projects.ingestEvent({
+        eventId: event.id,
+        eventType: event.type,
+        projectId: event.projectId,
+        at: new Date(now),
+        by: core.instanceId,
+        ...(project ? { project } : {}),
+        tasks: records,
+        ...(approval ? { approval } : {}),
+        ...(supersede.length ? { supersede } : {}),
+        ...(variants.length
+          ? { ready: { tasks: variants, reserve: variants.reduce((sum, t) => sum + (t.estimatedCost ?? 0), 0), enforce: core.config.budget.checkEnabled } }
+          : {}),
+        ...(onlyIfActive ? { onlyIfActive } : {}),
+      });
+    } catch (err) {
+      await this.scheduler.abandonDirect(claims);
+      throw err;
+    }
+    if (!written.ready) await this.scheduler.abandonDirect(claims);
+    if (written.skipped) return null;
+    if (!written.written) return { duplicate: true, taskIds: [], approvalId: null };
+    const projectActor = records.length || approval ? await core.projectActors.load(event.projectId) : undefined;
+    if (approval) projectActor?.noteApproval({ ...approval, status: 'pending' });
+    const variantById = new Map(written.ready ? variants.map((t) => [t.taskId, t]) : []);
+    const created = core.registry.adopt(records.map((r) => variantById.get(r.taskId) ?? r));
+    if (project) await core.bus.publish({ kind: 'project', body: { projectId: project.projectId, state: 'active', reason: null } });
+    const running = created.filter((r) => r.status === 'RUNNING');
+    // The dispatches first: they are what the agents wait for.
+    const dispatched = running.length ? this.scheduler.confirmDirect(running) : Promise.resolve();
+    await Promise.all([dispatched, this.publishCreated(created, variantById, now)]);
+    if (approval) await core.bus.publish({ kind: 'approval_requested', body: requestBody(approval) });
+    if (variantById.size) {
+      const queued = created.filter((r) => r.status === 'READY');
+      if (queued.length) {
+        await core.queue.putMany(queued.map((r) => ({ taskId: r.taskId, priority: r.priority })));
+        this.scheduler.wake();
+      }
+      await this.budget.afterChange(event.projectId, false);
+    }
+    const pending = created.filter((r) => r.status === 'PENDING').map((r) => r.taskId);
+    if (pending.length) await this.flow.batch.promoteMany(pending);
+    return { duplicate: false, taskIds: records.map((r) => r.taskId), approvalId: approval?.approvalId ?? null };
+  }
+
+  /** The READY variants, the claimed ones moved on to RUNNING with their leases. */
+  private withDispatches(ready: readonly NewTaskRecord[], claims: readonly DirectClaim[]): NewTaskRecord[] {
+    if (!claims.length) return [...ready];
+    const byId = new Map(claims.map((c) => [c.taskId, c]));
+    const at = this.core.clock.now();
+    return ready.map((t) => {
+      const claim = byId.get(t.taskId);
+      return claim ? this.core.registry.dispatchVariant(t, { at, fencingToken: claim.lease.fencingToken, deadline: at + t.timeoutMs }) : t;
+    });
+  }
+
+  /** The statuses of created tasks, with the steps of those created past PENDING. */
+  private publishCreated(created: readonly TaskRecord[], variants: ReadonlyMap<string, NewTaskRecord>, now: number): Promise<void> {
+    const at = new Date(now).toISOString();
+    const bodies = created.flatMap((r): TaskStatusMessage[] => {
+      const base = { taskId: r.taskId, projectId: r.projectId, taskType: r.taskType, at, attempt: 0 };
+      const steps = variants.get(r.taskId)?.createdSteps ?? [];
+      return [
+        { ...base, from: null, to: steps.length ? 'PENDING' : r.status },
+        ...steps.map((s): TaskStatusMessage => ({ ...base, from: s.from, to: s.to, attempt: s.to === 'RUNNING' ? r.attempts : 0 })),
+      ];
+    });
+    return publishStatuses(this.core, bodies);
+  }
+}
