@@ -7,13 +7,16 @@ import { ValidationError } from '../errors.js';
  * - results and heartbeats (and inbound messages that fail validation, which are only
  *   dead-lettered) run CONCURRENTLY, up to a window of `inboundConcurrency` messages that
  *   are taken and not yet settled;
- * - events and approval decisions are BARRIERS: one starts only once every message taken
- *   before it (of any kind) has settled, and no message taken after it starts before it
- *   has settled. Events and decisions change which tasks of a project exist, so they
- *   neither overtake nor are overtaken.
+ * - events and approval decisions are BARRIERS: they run one at a time, in arrival
+ *   order — one starts only once every barrier taken before it has settled — so events
+ *   and decisions, which change which tasks of a project exist, neither overtake nor are
+ *   overtaken by each other. Results and heartbeats neither wait for them nor hold them
+ *   back: they concern tasks that exist already, every write they make is checked against
+ *   the task's row version and fencing token, and the events their completions raise
+ *   are ingested alongside them anyway.
  *
  * A handler that never settles keeps its slot of the window: the others go on in the
- * remaining slots, but the next barrier (and a close) waits for it. There is no handler
+ * remaining slots; a barrier that never settles holds back the next barriers (and a close). There is no handler
  * timeout; a handler is expected to settle (the store and lock calls it makes time out).
  */
 export type InboundKind = 'event' | 'result' | 'heartbeat' | 'decision';

@@ -85,9 +85,11 @@ export class BudgetChecker {
    * After a change of the amounts: a crossing of the warning threshold or of exhaustion
    * is published at once, once per crossing (across processes); a settle is published
    * soon, coalesced with the other settles of the project in the same short window.
+   * `known`: the project's row as the write that changed the amounts returned it.
    */
-  async afterChange(projectId: string, settled: boolean): Promise<void> {
-    const project = await this.core.projects.getProject(projectId);
+  async afterChange(projectId: string, settled: boolean, known?: ProjectRecord): Promise<void> {
+    // `known`: the row as a write just returned it (no read needed).
+    const project = known ?? (await this.core.projects.getProject(projectId));
     if (!project) throw new ProjectNotFoundError(projectId);
     this.core.projectActors.get(projectId)?.noteBudget(project);
     const status = this.statusOf(project, 0);

@@ -109,7 +109,7 @@ export class Ingest {
         await core.queue.putMany(queued.map((r) => ({ taskId: r.taskId, priority: r.priority })));
         this.scheduler.wake();
       }
-      await this.budget.afterChange(event.projectId, false);
+      await this.budget.afterChange(event.projectId, false, written.project);
     }
     const pending = created.filter((r) => r.status === 'PENDING').map((r) => r.taskId);
     if (pending.length) await this.flow.batch.promoteMany(pending);

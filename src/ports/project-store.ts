@@ -90,6 +90,8 @@ export interface IngestResult {
   ready: boolean;
   /** With `onlyIfActive`: the project was not active; nothing was written. */
   skipped: boolean;
+  /** With `ready` written: the project's row just after the reservation (its amounts for budget checks). */
+  project?: ProjectRecord;
 }
 
 export interface ApprovalDecision {

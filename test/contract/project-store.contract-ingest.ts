@@ -210,7 +210,8 @@ export function ingestContract(harness: ProjectHarnessRef): void {
     const result = await store().ingestEvent(
       ingest('ev-1', { tasks: created, ready: { tasks: [readyOf(created[0]!), readyOf(created[1]!)], reserve: 0.75, enforce: true } }),
     );
-    expect(result).toStrictEqual({ written: true, ready: true, skipped: false });
+    expect(result).toStrictEqual({ written: true, ready: true, skipped: false, project: await store().getProject('prj-1') });
+    expect(result.project).toMatchObject({ reserved: 0.75, budgetLimit: 1, state: 'active' });
     const r1 = (await tasks().getTask('r1'))!;
     expect(r1).toMatchObject({ status: 'READY', version: 2 });
     expect(await tasks().getTask('w1')).toMatchObject({ status: 'PENDING', version: 1 });
@@ -236,7 +237,7 @@ export function ingestContract(harness: ProjectHarnessRef): void {
     const unchecked = [t('b1')];
     expect(
       await store().ingestEvent(ingest('ev-2', { tasks: unchecked, ready: { tasks: unchecked.map(readyOf), reserve: 0.8, enforce: false } })),
-    ).toStrictEqual({ written: true, ready: true, skipped: false });
+    ).toMatchObject({ written: true, ready: true, skipped: false, project: { reserved: 0.8 } });
     expect((await store().getProject('prj-1'))!.reserved).toBeCloseTo(0.8);
     // … but never for a project that is not active.
     await store().setProjectState('prj-2', 'paused', ['active'], 'manual', at(5));
@@ -267,7 +268,8 @@ export function ingestContract(harness: ProjectHarnessRef): void {
       const result = await store().ingestEvent(
         ingest('ev-1', { tasks: created, onlyIfActive: true, ready: { tasks: [readyOf(created[0]!)], reserve: 0.25, enforce: true } }),
       );
-      expect(result).toStrictEqual({ written: true, ready: true, skipped: false });
+      expect(result).toStrictEqual({ written: true, ready: true, skipped: false, project: await store().getProject('prj-1') });
+      expect(result.project).toMatchObject({ reserved: 0.25, budgetLimit: 1 });
       expect(await tasks().getTask('r1')).toMatchObject({ status: 'READY', version: 2 });
       expect(await tasks().getTask('w1')).toMatchObject({ status: 'PENDING', version: 1 });
       expect((await tasks().listTransitions('r1')).map((t) => [t.fromStatus, t.toStatus, t.event, t.by])).toStrictEqual([

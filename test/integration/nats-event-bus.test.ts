@@ -261,62 +261,46 @@ describe('NatsEventBus inbound concurrency and order', () => {
     expect(handlers.doneFor(a)).toHaveLength(1);
   });
 
-  it('an event waits for every message before it, and the messages after it wait for the event', async () => {
-    const ids = { r1: uid('r1'), r2: uid('r2'), ev: uid('ev'), r3: uid('r3'), r4: uid('r4') };
+  it('an event runs alongside the results before and after it: results neither wait for it nor hold it back', async () => {
+    const ids = { r1: uid('r1'), ev: uid('ev'), r2: uid('r2') };
     for (const [label, id] of Object.entries(ids)) gates.hold(id, label);
     await sendResult(ids.r1);
-    await sendResult(ids.r2);
     await sendEvent(ids.ev);
-    await sendResult(ids.r3);
-    await sendResult(ids.r4);
-    await holding(5); // all five taken from the stream
-    await waitFor(() => gates.entered('r1') && gates.entered('r2'), 'r1 and r2 running');
-    await turns();
-    expect(gates.log).toEqual(['enter r1', 'enter r2']);
-
-    gates.open('r2'); // r1 still running: the event still waits
-    await holding(4);
-    await turns();
-    expect(gates.log).toEqual(['enter r1', 'enter r2', 'exit r2']);
-
-    gates.open('r1');
-    await waitFor(() => gates.entered('ev'), 'event started');
-    await holding(3);
-    await turns();
-    expect(gates.log).toEqual(['enter r1', 'enter r2', 'exit r2', 'exit r1', 'enter ev']); // r3, r4 wait
-
+    await sendResult(ids.r2);
+    await waitFor(() => gates.running === 3, 'all three running');
+    expect(gates.log).toEqual(['enter r1', 'enter ev', 'enter r2']);
     gates.open('ev');
-    await waitFor(() => gates.entered('r3') && gates.entered('r4'), 'r3 and r4 running together');
-    gates.open('r4');
-    await waitFor(() => gates.exited('r4'), 'r4 done');
-    gates.open('r3');
+    await holding(2); // the event acknowledged, both results still held
+    gates.open('r2', 'r1');
     await holding(0);
-    expect(gates.log).toEqual([
-      'enter r1', 'enter r2', 'exit r2', 'exit r1',
-      'enter ev', 'exit ev',
-      'enter r3', 'enter r4', 'exit r4', 'exit r3',
-    ]);
+    expect(gates.log).toEqual(['enter r1', 'enter ev', 'enter r2', 'exit ev', 'exit r2', 'exit r1']);
   });
 
-  it('a decision is a barrier too', async () => {
-    const ids = { a: uid('ra'), d: uid('dec'), b: uid('rb') };
+  it('barriers (events, decisions) run one at a time, in stream order; the results after a waiting barrier go on', async () => {
+    const ids = { e1: uid('e1'), d: uid('dec'), r: uid('r'), e2: uid('e2'), h: uid('hb') };
     for (const [label, id] of Object.entries(ids)) gates.hold(id, label);
-    await sendResult(ids.a);
+    await sendEvent(ids.e1);
     await sendDecision(ids.d);
-    await sendResult(ids.b);
-    await holding(3);
-    await waitFor(() => gates.entered('a'), 'a running');
+    await sendResult(ids.r);
+    await sendEvent(ids.e2);
+    await sendHeartbeat(ids.h);
+    await holding(5);
+    await waitFor(() => gates.running === 3, 'e1, r and h running');
     await turns();
-    expect(gates.log).toEqual(['enter a']);
-    gates.open('a');
+    expect(gates.log).toEqual(['enter e1', 'enter r', 'enter h']); // d and e2 wait for e1
+    gates.open('r', 'h');
+    await holding(3);
+    await turns();
+    expect(gates.log).toEqual(['enter e1', 'enter r', 'enter h', 'exit r', 'exit h']);
+    gates.open('e1');
     await waitFor(() => gates.entered('d'), 'decision started');
     await turns();
-    expect(gates.log).toEqual(['enter a', 'exit a', 'enter d']);
+    expect(gates.log.slice(5)).toEqual(['exit e1', 'enter d']); // e2 still waits
     gates.open('d');
-    await waitFor(() => gates.entered('b'), 'b started');
-    gates.open('b');
+    await waitFor(() => gates.entered('e2'), 'e2 started');
+    gates.open('e2');
     await holding(0);
-    expect(gates.log).toEqual(['enter a', 'exit a', 'enter d', 'exit d', 'enter b', 'exit b']);
+    expect(gates.log.slice(5)).toEqual(['exit e1', 'enter d', 'exit d', 'enter e2', 'exit e2']);
   });
 
   it('holds at most inboundConcurrency messages: the others stay in the stream until a slot frees', async () => {
@@ -466,41 +450,41 @@ describe('NatsEventBus control', () => {
 });
 
 describe('NatsEventBus close()', () => {
-  it('waits for every handler in flight; what waits behind a barrier goes back to the stream, in order', async () => {
+  it('waits for every handler in flight; the barriers waiting for their turn go back to the stream, in order', async () => {
     await holding(0);
     const gates = new Gates();
     handlers.behaviour = gates.behaviour;
-    const ids = { r1: uid('r1'), r2: uid('r2'), r3: uid('r3'), ev: uid('ev'), r4: uid('r4') };
+    const ids = { r1: uid('r1'), e1: uid('e1'), r2: uid('r2'), e2: uid('e2'), d3: uid('d3'), r3: uid('r3') };
     for (const [label, id] of Object.entries(ids)) gates.hold(id, label);
     await sendResult(ids.r1);
+    await sendEvent(ids.e1);
     await sendResult(ids.r2);
+    await sendEvent(ids.e2);
+    await sendDecision(ids.d3);
     await sendResult(ids.r3);
-    await sendEvent(ids.ev);
-    await sendResult(ids.r4);
-    await holding(5);
-    await waitFor(() => gates.running === 3, 'r1, r2, r3 running');
+    await holding(6);
+    await waitFor(() => gates.running === 4, 'r1, e1, r2, r3 running');
     const closed = sub.close().then(() => gates.log.push('closed'));
     await turns();
-    gates.open('r2');
-    await waitFor(() => gates.exited('r2'), 'r2 done');
-    gates.open('r1');
-    await waitFor(() => gates.exited('r1'), 'r1 done');
+    gates.open('r2', 'r3');
+    await waitFor(() => gates.exited('r2') && gates.exited('r3'), 'r2, r3 done');
+    gates.open('e1');
+    await waitFor(() => gates.exited('e1'), 'e1 done');
     await turns();
-    expect(gates.log).toEqual(['enter r1', 'enter r2', 'enter r3', 'exit r2', 'exit r1']);
-    gates.open('r3');
+    expect(gates.log).toEqual(['enter r1', 'enter e1', 'enter r2', 'enter r3', 'exit r2', 'exit r3', 'exit e1']); // e2, d3 not started
+    gates.open('r1');
     await closed;
-    expect(gates.log).toEqual(['enter r1', 'enter r2', 'enter r3', 'exit r2', 'exit r1', 'exit r3', 'closed']);
-    expect(handlers.doneFor(ids.r3)).toHaveLength(1);
-    expect(handlers.callsFor(ids.ev)).toHaveLength(0);
-    expect(handlers.callsFor(ids.r4)).toHaveLength(0);
-    // r1..r3 acknowledged; ev and r4 nak'd (unacknowledged for the server until redelivered).
-    await waitFor(async () => (await inboundConsumerInfo()).num_ack_pending === 2, 'r1..r3 acknowledged');
+    expect(gates.log.slice(7)).toEqual(['exit r1', 'closed']);
+    expect(handlers.callsFor(ids.e2)).toHaveLength(0);
+    expect(handlers.callsFor(ids.d3)).toHaveLength(0);
+    // r1, e1, r2, r3 acknowledged; e2 and d3 nak'd (unacknowledged for the server until redelivered).
+    await waitFor(async () => (await inboundConsumerInfo()).num_ack_pending === 2, 'the others acknowledged');
 
-    // The next consumer gets the event, then the result after it.
+    // The next consumer gets them, in stream order, once each.
     handlers = new RecordingHandlers();
     sub = await bus.consume(handlers);
-    await waitFor(() => handlers.doneFor(ids.ev).length === 1 && handlers.doneFor(ids.r4).length === 1, 'handed-back messages handled');
-    expect(handlers.calls.map(keyOf)).toEqual([ids.ev, ids.r4]); // in order, once each
+    await waitFor(() => handlers.doneFor(ids.e2).length === 1 && handlers.doneFor(ids.d3).length === 1, 'handed-back messages handled');
+    expect(handlers.calls.map(keyOf)).toEqual([ids.e2, ids.d3]);
     await holding(0);
   });
 

@@ -51,64 +51,46 @@ describe('InProcessEventBus inbound concurrency and order', () => {
     expect(gates.log).toEqual(['enter A', 'exit A']);
   });
 
-  it('an event waits for every message before it, and the messages after it wait for the event', async () => {
+  it('an event runs alongside the results before and after it: results neither wait for it nor hold it back', async () => {
     const { bus, gates, send } = await setup();
-    const ids = { r1: uid('r1'), r2: uid('r2'), ev: uid('ev'), r3: uid('r3'), r4: uid('r4') };
+    const ids = { r1: uid('r1'), ev: uid('ev'), r2: uid('r2') };
     for (const [label, id] of Object.entries(ids)) gates.hold(id, label);
     void send.result(ids.r1);
-    void send.result(ids.r2);
     void send.event(ids.ev);
-    void send.result(ids.r3);
-    void send.result(ids.r4);
-    const idle = tracked(bus.idle());
+    void send.result(ids.r2);
     await turns();
-    expect(gates.log).toEqual(['enter r1', 'enter r2']);
-
-    gates.open('r2');
-    await waitFor(() => gates.exited('r2'), { what: 'r2 done' });
-    await turns();
-    expect(gates.log).toEqual(['enter r1', 'enter r2', 'exit r2']); // r1 still running: the event waits
-
-    gates.open('r1');
-    await waitFor(() => gates.entered('ev'), { what: 'event started' });
-    await turns();
-    expect(gates.log).toEqual(['enter r1', 'enter r2', 'exit r2', 'exit r1', 'enter ev']); // r3, r4 wait
-
+    expect(gates.log).toEqual(['enter r1', 'enter ev', 'enter r2']);
     gates.open('ev');
-    await waitFor(() => gates.entered('r3') && gates.entered('r4'), { what: 'r3 and r4 running together' });
-    gates.open('r4');
-    await waitFor(() => gates.exited('r4'), { what: 'r4 done' });
-    expect(idle.done).toBe(false);
-    gates.open('r3');
-    await waitFor(() => idle.done, { what: 'idle' });
-    expect(gates.log).toEqual([
-      'enter r1', 'enter r2', 'exit r2', 'exit r1',
-      'enter ev', 'exit ev',
-      'enter r3', 'enter r4', 'exit r4', 'exit r3',
-    ]);
+    await waitFor(() => gates.exited('ev'), { what: 'event done' });
+    gates.open('r2', 'r1');
+    await bus.idle();
+    expect(gates.log).toEqual(['enter r1', 'enter ev', 'enter r2', 'exit ev', 'exit r2', 'exit r1']);
   });
 
-  it('a decision is a barrier too, and consecutive barriers run one at a time', async () => {
+  it('barriers (events, decisions) run one at a time, in the order sent; the results after a waiting barrier go on', async () => {
     const { bus, gates, send } = await setup();
-    const ids = { a: uid('ra'), d: uid('dec'), e: uid('ev'), b: uid('rb') };
+    const ids = { e1: uid('e1'), d: uid('dec'), r: uid('r'), e2: uid('e2'), h: uid('hb') };
     for (const [label, id] of Object.entries(ids)) gates.hold(id, label);
-    void send.result(ids.a);
+    void send.event(ids.e1);
     void send.decision(ids.d);
-    void send.event(ids.e);
-    void send.result(ids.b);
+    void send.result(ids.r);
+    void send.event(ids.e2);
+    void send.heartbeat(ids.h);
     await turns();
-    expect(gates.log).toEqual(['enter a']);
-    gates.open('a');
+    expect(gates.log).toEqual(['enter e1', 'enter r', 'enter h']); // d and e2 wait for e1
+    gates.open('r', 'h');
+    await waitFor(() => gates.exited('r') && gates.exited('h'), { what: 'r and h done' });
+    await turns();
+    expect(gates.log).toEqual(['enter e1', 'enter r', 'enter h', 'exit r', 'exit h']);
+    gates.open('e1');
     await waitFor(() => gates.entered('d'), { what: 'decision started' });
     await turns();
-    expect(gates.log).toEqual(['enter a', 'exit a', 'enter d']);
+    expect(gates.log.slice(5)).toEqual(['exit e1', 'enter d']); // e2 still waits
     gates.open('d');
-    await waitFor(() => gates.entered('e'), { what: 'event started' });
-    await turns();
-    expect(gates.log).toEqual(['enter a', 'exit a', 'enter d', 'exit d', 'enter e']);
-    gates.open('e', 'b');
+    await waitFor(() => gates.entered('e2'), { what: 'e2 started' });
+    gates.open('e2');
     await bus.idle();
-    expect(gates.log).toEqual(['enter a', 'exit a', 'enter d', 'exit d', 'enter e', 'exit e', 'enter b', 'exit b']);
+    expect(gates.log.slice(5)).toEqual(['exit e1', 'enter d', 'exit d', 'enter e2', 'exit e2']);
   });
 
   it('runs at most inboundConcurrency handlers; the others start as slots free, in order', async () => {
@@ -140,9 +122,10 @@ describe('InProcessEventBus inbound concurrency and order', () => {
     const idle = tracked(bus.idle());
     await turns();
     expect(idle.done).toBe(false);
+    expect(handlers.done.map(keyOf)).toEqual([e, b]);
     gates.open('a');
     await waitFor(() => idle.done, { what: 'idle' });
-    expect(handlers.done.map(keyOf)).toEqual([a, e, b]);
+    expect(handlers.done.map(keyOf)).toEqual([e, b, a]);
     await bus.idle(); // and at once when nothing is pending
   });
 
@@ -214,15 +197,16 @@ describe('InProcessEventBus handler failures', () => {
     ]);
   });
 
-  it('a retried event keeps its place: the messages after it wait for its retries', async () => {
+  it('a retried event keeps its turn: the next event waits for its retries, a result does not', async () => {
     const { bus, handlers, send } = await setup({ retryDelay: { baseMs: 1, maxMs: 5 } });
-    const [e, r] = [uid('ev'), uid('r')];
+    const [e, r, e2] = [uid('ev'), uid('r'), uid('ev2')];
     handlers.behaviour = (call) => {
       if (keyOf(call) === e && handlers.callsFor(e).length < 3) throw new ServiceUnavailableError('postgres', 'connection lost');
     };
     void send.event(e);
     void send.result(r);
+    void send.event(e2);
     await bus.idle();
-    expect(handlers.calls.map(keyOf)).toEqual([e, e, e, r]);
+    expect(handlers.calls.map(keyOf)).toEqual([e, r, e, e, e2]);
   });
 });

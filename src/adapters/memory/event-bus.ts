@@ -22,8 +22,8 @@ export type OutboundListener = (message: Outbound) => void;
  * registers, as a work-queue stream would keep them). Inbound messages are handed to the
  * orchestrator's handlers with the rule of the NATS adapter (inbound-order.ts): in the
  * order sent, results and heartbeats concurrently (up to `inboundConcurrency` running),
- * events and decisions as barriers (each starts once everything sent before it has
- * settled; what is sent after it starts once it has settled).
+ * events and decisions as barriers, one at a time in the order sent (each starts once the
+ * barriers sent before it have settled; results and heartbeats do not wait for them).
  *
  * A handler's error dead-letters the message (a `dlq` outbound message), except a
  * `retryable` OrchestratorError (a store or lock service briefly unavailable): that one is
@@ -32,8 +32,8 @@ export type OutboundListener = (message: Outbound) => void;
  * that is not a non-retryable OrchestratorError; here a plain error — a bug, or a body the
  * handler's schema refuses, which NATS catches before the handler — is dead-lettered at
  * once, as before.) A message being retried keeps its place: its slot of the window and,
- * for an event or a decision, the barrier (stricter than NATS, which hands a retried
- * message back to the stream and goes on).
+ * for an event or a decision, its turn among the barriers (stricter than NATS, which
+ * hands a retried message back to the stream and goes on).
  */
 export class InProcessEventBus implements EventBus {
   private readonly agents = new Map<string, AgentHandler>();
@@ -44,7 +44,7 @@ export class InProcessEventBus implements EventBus {
   private readonly waiting: Inbound[] = [];
   /** Started, not settled. */
   private running = 0;
-  /** A barrier (event, decision) is running: nothing else starts. */
+  /** A barrier (event, decision) is running: the next barrier waits. */
   private barrierRunning = false;
   private idleWaiters: (() => void)[] = [];
   private readonly window: number;
@@ -146,12 +146,24 @@ export class InProcessEventBus implements EventBus {
     });
   }
 
-  /** Starts what the rule allows, in the order sent. */
+  /**
+   * Starts what the rule allows: results and heartbeats in the order sent, while the window
+   * has room; barriers one at a time, in the order sent (a waiting barrier does not hold
+   * back the results sent after it).
+   */
   private pump(): void {
-    while (this.waiting.length && !this.barrierRunning) {
-      const next = this.waiting[0]!;
-      if (next.barrier ? this.running > 0 : this.running >= this.window) return;
-      this.waiting.shift();
+    // A barrier running or waiting ahead: the barriers behind it wait.
+    let barrierAhead = this.barrierRunning;
+    for (let i = 0; i < this.waiting.length && this.running < this.window; ) {
+      const next = this.waiting[i]!;
+      if (next.barrier) {
+        if (barrierAhead) {
+          i++;
+          continue;
+        }
+        barrierAhead = true;
+      }
+      this.waiting.splice(i, 1);
       this.running += 1;
       if (next.barrier) this.barrierRunning = true;
       void this.handle(next).finally(() => {

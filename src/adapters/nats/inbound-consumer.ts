@@ -65,14 +65,14 @@ function outcome(fn: () => Promise<void>): Promise<{ err: unknown } | null> {
  *   held (taken and not yet acknowledged / nak'd / dead-lettered) at a time, because the
  *   consumer pulls (`fetch`) only as many as the window has room for. Each is
  *   acknowledged when ITS handler resolved, whatever the others do.
- * - events and decisions are BARRIERS: such a message starts once the handlers of every
- *   message taken before it have settled, and the messages after it start once its own
- *   handler has settled.
+ * - events and decisions are BARRIERS: one at a time, in stream order — such a message
+ *   starts once the handlers of the barriers taken before it have settled; results and
+ *   heartbeats neither wait for a barrier nor hold one back.
  *
  * A message is acknowledged only after its handler resolved. Every held message, running
- * or waiting behind a barrier, is kept with `working()` so the server does not offer it
- * again meanwhile. A handler that never settles holds its slot (and every later barrier):
- * the other results and heartbeats go on in the rest of the window.
+ * or waiting for its turn, is kept with `working()` so the server does not offer it
+ * again meanwhile. A handler that never settles holds its slot (and, a barrier's, every
+ * later barrier): the other messages go on in the rest of the window.
  *
  * The loop survives reconnects and a deleted consumer (re-created through `recreate`).
  */
@@ -84,13 +84,13 @@ export class InboundConsumer {
   private closing: Promise<void> | null = null;
   /** Taken from the stream, not yet acknowledged / nak'd / terminated. */
   private held = 0;
-  /** Started (handler or dead-lettering running), not yet settled. */
-  private handling = 0;
-  /** Everything started, until acknowledged: close() waits for these. */
+  /** Settles once the handler of the last barrier taken has settled (the next barrier's turn). */
+  private barriers: Promise<void> = Promise.resolve();
+  /** Everything started or waiting for its turn, until acknowledged: close() waits for these. */
   private readonly inFlight = new Set<Promise<void>>();
   private waiters: (() => void)[] = [];
-  /** Naks of the messages taken but not started when closing, in stream order. */
-  private readonly returned: (() => void)[] = [];
+  /** Naks of the messages taken but not started when closing (sorted into stream order). */
+  private readonly returned: { seq: number; nak: () => void }[] = [];
   /** Ends the pause between restarts (on close). */
   private wake: (() => void) | null = null;
 
@@ -111,8 +111,9 @@ export class InboundConsumer {
       const batch = this.batch;
       if (batch) void batch.close().catch(() => undefined);
       await this.loop;
-      if (this.returned.length) await this.handBackAll();
+      // Running handlers finish; barriers still waiting for their turn are handed back.
       while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
+      if (this.returned.length) await this.handBackAll();
       // The acknowledgements of the last handlers reach the server before close() resolves.
       if (!this.options.connection.isClosed()) await this.options.connection.flush().catch(() => undefined);
     })();
@@ -194,9 +195,9 @@ export class InboundConsumer {
   }
 
   /**
-   * One message from the stream, in stream order: waits (for a barrier) until it may
-   * start, starts it, and for a barrier waits until its handler settled, so that the
-   * next message is taken only then.
+   * One message from the stream, in stream order. A result or heartbeat starts at once; a
+   * barrier (event, decision) starts once the barriers taken before it have settled, and
+   * the messages after it do not wait for it.
    */
   private async take(m: JsMsg): Promise<void> {
     const o = this.options;
@@ -216,31 +217,41 @@ export class InboundConsumer {
     if (this.stopping) return this.handBack(m, release);
     const decoded = decodeInbound(o.subjectPrefix, m.subject, m.data, o.maxPayloadBytes);
     const barrier = decoded.ok && isBarrier(decoded.message.kind);
+    /** Runs the handler (or the dead-lettering) and settles the message; resolves with the handler's end. */
+    const start = (): { handled: Promise<unknown>; settled: Promise<void> } => {
+      const handled = decoded.ok ? outcome(() => dispatchInbound(o.handlers, decoded.message)) : null;
+      const settled = (async () => {
+        try {
+          if (!decoded.ok) await this.reject(m, decoded.reason);
+          else await this.settle(m, await handled!);
+        } catch (err) {
+          o.logger.error({ err, subject: m.subject }, 'inbound message handling failed');
+        } finally {
+          release();
+        }
+      })();
+      // The handler (or the dead-lettering) is done; the acknowledgement may still be on its way.
+      return { handled: handled ?? settled, settled };
+    };
+    let settled: Promise<void>;
     if (barrier) {
-      await this.until(() => this.handling === 0);
-      if (this.stopping) return this.handBack(m, release);
+      const turn = this.barriers;
+      let handled!: () => void;
+      this.barriers = new Promise<void>((resolve) => (handled = resolve));
+      settled = turn.then(async () => {
+        if (this.stopping) {
+          this.handBack(m, release);
+          return handled();
+        }
+        const run = start();
+        void run.handled.finally(handled);
+        await run.settled;
+      });
+    } else {
+      settled = start().settled;
     }
-    this.handling += 1;
-    const handled = decoded.ok ? outcome(() => dispatchInbound(o.handlers, decoded.message)) : null;
-    const settled = (async () => {
-      try {
-        if (!decoded.ok) await this.reject(m, decoded.reason);
-        else await this.settle(m, await handled!);
-      } catch (err) {
-        o.logger.error({ err, subject: m.subject }, 'inbound message handling failed');
-      } finally {
-        release();
-      }
-    })();
     this.inFlight.add(settled);
     void settled.finally(() => this.inFlight.delete(settled));
-    // The handler (or the dead-lettering) is done; the acknowledgement may still be on its way.
-    const started = handled ?? settled;
-    void started.finally(() => {
-      this.handling -= 1;
-      this.changed();
-    });
-    if (barrier) await started;
   }
 
   /**
@@ -249,9 +260,12 @@ export class InboundConsumer {
    * still open would offer the message straight back to it).
    */
   private handBack(m: JsMsg, release: () => void): void {
-    this.returned.push(() => {
-      m.nak();
-      release();
+    this.returned.push({
+      seq: m.info.streamSequence,
+      nak: () => {
+        m.nak();
+        release();
+      },
     });
   }
 
@@ -265,7 +279,7 @@ export class InboundConsumer {
   private async handBackAll(): Promise<void> {
     await this.options.connection.flush().catch(() => undefined);
     await this.consumer?.info(false).catch(() => undefined);
-    for (const nak of this.returned.splice(0)) nak();
+    for (const r of this.returned.splice(0).sort((a, b) => a.seq - b.seq)) r.nak();
   }
 
   /**

@@ -1,4 +1,5 @@
 /** The statements of an event's ingest (PostgresProjectStore.ingestEvent). */
+import { PROJECT_COLUMNS } from './project-rows.js';
 import { SKIPPED_IDS, createTasksCtes } from './task-sql.js';
 
 /** SQLSTATE raised (via orchestrator_fail) when INGEST_ACTIVE cannot write all it was given. */
@@ -7,13 +8,13 @@ export const INGEST_INCOMPLETE = 'LA003';
 /**
  * $1 project, $2 amount, $3 enforce, $4 at: reserves the estimates of tasks created READY,
  * when the project is active and, with enforce, spent + reserved stay within the limit.
- * No row: nothing reserved (the tasks are created PENDING and promoted one by one).
+ * The row after it; none: nothing reserved (the tasks are created PENDING and promoted one by one).
  */
 export const RESERVE_FOR_READY = `
 UPDATE projects SET reserved = reserved + $2::numeric, updated_at = $4::timestamp
 WHERE project_id = $1::text AND state = 'active'
   AND (NOT $3::boolean OR budget_limit IS NULL OR spent + reserved + $2::numeric <= budget_limit)
-RETURNING project_id`;
+RETURNING ${PROJECT_COLUMNS}`;
 
 /**
  * An event of an active project in one statement (one round trip, atomic on its own),
@@ -27,7 +28,8 @@ RETURNING project_id`;
  * - `reserved`: with READY tasks ($7 not null), their estimates under the project row's
  *   lock, state and limit re-checked there;
  * - `batch`/`inserted`/`audit`: the tasks (READY variants where given), only when marked;
- * - the final row: active, written. When the event was marked but the reservation did not
+ * - the final row: active, written, and the project's columns after the reservation
+ *   (nulls without one). When the event was marked but the reservation did not
  *   fit or a task id was taken, INGEST_INCOMPLETE aborts the statement (nothing written)
  *   and the caller ingests the event the general way.
  *
@@ -48,9 +50,10 @@ WITH p AS MATERIALIZED (
   WHERE project_id = $2::text AND $7::numeric IS NOT NULL AND state = 'active'
     AND (NOT $8::boolean OR budget_limit IS NULL OR spent + reserved + $7::numeric <= budget_limit)
     AND EXISTS (SELECT 1 FROM marked)
-  RETURNING project_id
+  RETURNING ${PROJECT_COLUMNS}
 ), ${createTasksCtes('$5', '$6', 'EXISTS (SELECT 1 FROM marked)', true)}
-SELECT EXISTS (SELECT 1 FROM p) AS active, EXISTS (SELECT 1 FROM marked) AS written,
+SELECT EXISTS (SELECT 1 FROM p) AS active, EXISTS (SELECT 1 FROM marked) AS written, r.*,
   CASE WHEN EXISTS (SELECT 1 FROM marked)
         AND (($7::numeric IS NOT NULL AND NOT EXISTS (SELECT 1 FROM reserved)) OR ${SKIPPED_IDS} <> '[]'::jsonb)
-    THEN orchestrator_fail('${INGEST_INCOMPLETE}', 'event not ingested in one statement') END AS incomplete`;
+    THEN orchestrator_fail('${INGEST_INCOMPLETE}', 'event not ingested in one statement') END AS incomplete
+FROM (SELECT 1) AS one LEFT JOIN reserved r ON true`;

@@ -17,42 +17,7 @@ import { invalidInput, pgCode } from './pg-errors.js';
 import { newTaskToJson } from './task-rows.js';
 import { toSqlTime, type SqlClient } from './sql-client.js';
 import { PostgresTaskStore } from './task-store.js';
-
-interface ProjectRow {
-  project_id: string;
-  title: string;
-  state: ProjectState;
-  budget_limit: number | null;
-  spent: number;
-  reserved: number;
-  paused_reason: string | null;
-  warning_level: number;
-  checkpoints: string[] | null;
-  version: number;
-  created_at: Date;
-  updated_at: Date;
-}
-
-interface ApprovalRow {
-  approval_id: string;
-  project_id: string;
-  checkpoint: string;
-  status: ApprovalStatus;
-  event_id: string;
-  summary: Record<string, unknown> | null;
-  task_ids: string[];
-  comment: string | null;
-  decided_by: string | null;
-  requested_at: Date;
-  expires_at: Date | null;
-  decided_at: Date | null;
-}
-
-const PROJECT_COLUMNS = `project_id, title, state, budget_limit, spent, reserved, paused_reason, warning_level,
-  checkpoints, version, created_at, updated_at`;
-
-const APPROVAL_COLUMNS = `approval_id, project_id, checkpoint, status, event_id, summary, task_ids, comment,
-  decided_by, requested_at, expires_at, decided_at`;
+import { APPROVAL_COLUMNS, PROJECT_COLUMNS, approvalFromRow, projectFromRow, type ApprovalRow, type ProjectRow } from './project-rows.js';
 
 const DECISIONS: ReadonlySet<string> = new Set(['approved', 'rejected', 'expired']);
 
@@ -102,40 +67,6 @@ function requireAmount(what: string, value: number, { min = 0, max = Infinity } 
   }
 }
 
-function projectFromRow(r: ProjectRow): ProjectRecord {
-  return {
-    projectId: r.project_id,
-    title: r.title,
-    state: r.state,
-    budgetLimit: r.budget_limit,
-    spent: r.spent,
-    reserved: r.reserved,
-    pausedReason: r.paused_reason,
-    warningLevel: r.warning_level,
-    checkpoints: r.checkpoints,
-    version: r.version,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-  };
-}
-
-function approvalFromRow(r: ApprovalRow): ApprovalRecord {
-  return {
-    approvalId: r.approval_id,
-    projectId: r.project_id,
-    checkpoint: r.checkpoint,
-    status: r.status,
-    eventId: r.event_id,
-    summary: r.summary ?? {},
-    taskIds: r.task_ids,
-    comment: r.comment,
-    decidedBy: r.decided_by,
-    requestedAt: r.requested_at,
-    expiresAt: r.expires_at,
-    decidedAt: r.decided_at,
-  };
-}
-
 /**
  * Projects, approvals, idempotency, dead letters and cost observations on PostgreSQL
  * (or PGlite: the same SQL). Every write is one statement or one transaction.
@@ -179,10 +110,12 @@ export class PostgresProjectStore implements ProjectStore {
         );
       }
       let ready = false;
+      let project: ProjectRecord | undefined;
       if (ingest.ready?.tasks.length && !ingest.supersede?.length) {
         const r = ingest.ready;
-        const reserved = await tx.query(RESERVE_FOR_READY, [ingest.projectId, r.reserve, r.enforce, toSqlTime(ingest.at)]);
-        ready = reserved.rowCount > 0;
+        const reserved = await tx.query<ProjectRow>(RESERVE_FOR_READY, [ingest.projectId, r.reserve, r.enforce, toSqlTime(ingest.at)]);
+        project = reserved.rows[0] ? projectFromRow(reserved.rows[0]) : undefined;
+        ready = project !== undefined;
       }
       const tasks = ready ? withReady(ingest.tasks, ingest.ready!.tasks) : ingest.tasks;
       if (tasks.length) await createTasksIn(tx, tasks, ingest.by);
@@ -195,7 +128,7 @@ export class PostgresProjectStore implements ProjectStore {
         );
       }
       for (const s of ingest.supersede ?? []) await tx.query(SUPERSEDE, [ingest.projectId, s.oldTaskId, s.newTaskId]);
-      return { written: true, ready, skipped: false };
+      return { written: true, ready, skipped: false, ...(project ? { project } : {}) };
     });
   }
 
@@ -206,14 +139,15 @@ export class PostgresProjectStore implements ProjectStore {
     const taskIds = new Set(tasks.map((t) => t.taskId));
     if (taskIds.size < tasks.length) throw new DuplicateTaskError(tasks.map((t) => t.taskId).filter((id, i, all) => all.indexOf(id) !== i));
     try {
-      const { rows } = await this.sql.query<{ active: boolean; written: boolean }>(
+      const { rows } = await this.sql.query<{ active: boolean; written: boolean } & ProjectRow>(
         INGEST_ACTIVE,
         [ingest.eventId, ingest.projectId, ingest.eventType, toSqlTime(ingest.at), JSON.stringify(tasks.map(newTaskToJson)), ingest.by, ready ? ready.reserve : null, ready?.enforce ?? false],
         { name: 'project_store_ingest_active' },
       );
       const row = rows[0]!;
       if (!row.active) return SKIPPED;
-      return { written: row.written, ready: row.written && ready !== undefined, skipped: false };
+      if (!row.written || !ready) return { written: row.written, ready: false, skipped: false };
+      return { written: true, ready: true, skipped: false, project: projectFromRow(row) };
     } catch (err) {
       // The reservation did not fit or a task id was taken: the transaction sorts it out
       // (the tasks written PENDING, or DuplicateTaskError).
