@@ -5,7 +5,8 @@ import type { NewTaskRecord, TaskRecord } from '../ports/task-store.js';
 import type { PlannedTask } from '../pipeline/event-mapper.js';
 import type { BudgetChecker } from './budget-checker.js';
 import type { TaskFlow } from './task-flow.js';
-import type { DirectClaim, TaskScheduler } from './scheduler.js';
+import type { TaskScheduler } from './scheduler.js';
+import type { DirectClaim } from './direct-dispatch.js';
 import { requestBody } from './approvals.js';
 import { publishStatuses, type Core } from './core.js';
 
@@ -28,7 +29,7 @@ export interface IngestOutcome {
  * - tasks without dependencies are written READY, their estimates reserved with them,
  *   when the project is active and the reservation fits (else PENDING, promoted after);
  * - of those, the ones the scheduler can start at once (room, nothing waiting in the
- *   queue; see TaskScheduler.claimDirect) are written RUNNING in the same write, with
+ *   queue; see DirectDispatch) are written RUNNING in the same write, with
  *   their leases' fencing tokens, and dispatched right after it — no queue round trip,
  *   no second commit;
  * - the rest of the READY ones go in the queue; PENDING ones are promoted.
@@ -67,7 +68,7 @@ export class Ingest {
     const supersede = planned.flatMap((p) => (p.supersedes ? [{ oldTaskId: p.supersedes, newTaskId: p.taskId }] : []));
     // Not combined with supersession (see EventIngest.ready) nor a checkpoint (WAITING_APPROVAL).
     const readyTasks = atCheckpoint || supersede.length ? [] : core.registry.readyVariants(records, now);
-    const claims = await this.scheduler.claimDirect(readyTasks);
+    const claims = await this.scheduler.direct.claim(readyTasks);
     const variants = this.withDispatches(readyTasks, claims);
     let written;
     try {
@@ -87,10 +88,10 @@ export class Ingest {
         ...(onlyIfActive ? { onlyIfActive } : {}),
       });
     } catch (err) {
-      await this.scheduler.abandonDirect(claims);
+      await this.scheduler.direct.abandon(claims);
       throw err;
     }
-    if (!written.ready) await this.scheduler.abandonDirect(claims);
+    if (!written.ready) await this.scheduler.direct.abandon(claims);
     if (written.skipped) return null;
     if (!written.written) return { duplicate: true, taskIds: [], approvalId: null };
     const projectActor = records.length || approval ? await core.projectActors.load(event.projectId) : undefined;
@@ -100,7 +101,7 @@ export class Ingest {
     if (project) await core.bus.publish({ kind: 'project', body: { projectId: project.projectId, state: 'active', reason: null } });
     const running = created.filter((r) => r.status === 'RUNNING');
     // The dispatches first: they are what the agents wait for.
-    const dispatched = running.length ? this.scheduler.confirmDirect(running) : Promise.resolve();
+    const dispatched = running.length ? this.scheduler.direct.confirm(running) : Promise.resolve();
     await Promise.all([dispatched, this.publishCreated(created, variantById, now)]);
     if (approval) await core.bus.publish({ kind: 'approval_requested', body: requestBody(approval) });
     if (variantById.size) {

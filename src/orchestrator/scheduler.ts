@@ -7,30 +7,15 @@ import type { Lease } from '../ports/lock-manager.js';
 import type { ProjectRecord } from '../ports/project-store.js';
 import type { TaskRecord } from '../ports/task-store.js';
 import type { Core } from './core.js';
+import { LEASE_GRACE_MS, Slots } from './slots.js';
+import { DirectDispatch } from './direct-dispatch.js';
 import type { TaskFlow } from './task-flow.js';
 
 /** RUNNING tasks dispatched this recently are dispatched again at start (within the bus's duplicate window). */
 export const REDISPATCH_WINDOW_MS = 110_000;
-/** Extra lease time past a task's deadline, so the lease outlives the attempt it guards. */
-export const LEASE_GRACE_MS = 30_000;
 /** Tasks popped, checked, leased and written together in one dispatch batch. */
 export const DISPATCH_BATCH = 500;
 const SWEEP_BATCH = 200;
-
-/** A task about to be created READY, as `claimDirect` judges it. */
-export interface DirectCandidate {
-  taskId: string;
-  assignedTo: string;
-  priority: number;
-  timeoutMs: number;
-}
-
-/** A task claimed for dispatch at creation: its slot and lease. */
-export interface DirectClaim {
-  taskId: string;
-  agent: string;
-  lease: Lease;
-}
 
 /**
  * Whether a project's READY tasks may be dispatched: when it accepts work (active, or
@@ -54,12 +39,9 @@ export interface SchedulerSweeps {
  * lease (the fencing token goes into the RUNNING transition) and dispatches it to its agent.
  */
 export class TaskScheduler {
-  private readonly running = new Map<string, Lease>();
-  /** RUNNING tasks per agent (for AGENT_CONCURRENCY). */
-  private readonly perAgent = new Map<string, number>();
-  private readonly agentOf = new Map<string, string>();
-  /** Leases of tasks claimed for dispatch at creation (claimDirect), not yet written RUNNING (null: being taken). */
-  private readonly claims = new Map<string, Lease | null>();
+  private readonly slots = new Slots();
+  /** Dispatch at creation (see DirectDispatch). */
+  readonly direct: DirectDispatch;
   /** The pass in flight; passes never overlap (the loop's and `tick()` calls). */
   private inflight: Promise<unknown> = Promise.resolve();
   private readonly actor: Actor<SchedulerMachine>;
@@ -93,6 +75,11 @@ export class TaskScheduler {
       error: (err) => core.logger.error({ err }, 'scheduler actor error'),
     });
     this.actor.start();
+    this.direct = new DirectDispatch(core, this.slots, {
+      accepting: () => this.started && !this.stopping,
+      dispatch: (task, fencingToken) => this.dispatch(task, task.input, task.attempts, task.deadline!.getTime(), fencingToken),
+      wake: () => this.wake(),
+    });
   }
 
   private failuresLogged = 0;
@@ -101,7 +88,7 @@ export class TaskScheduler {
   private started = false;
 
   get runningCount(): number {
-    return this.running.size;
+    return this.slots.runningCount;
   }
 
   /** The scheduler actor (for inspection). */
@@ -175,16 +162,7 @@ export class TaskScheduler {
 
   /** Tasks left RUNNING: release their leases (one round trip) and free their slots. */
   async settledMany(taskIds: readonly string[]): Promise<void> {
-    const leases: Lease[] = [];
-    for (const taskId of taskIds) {
-      const lease = this.running.get(taskId);
-      if (!lease) continue;
-      leases.push(lease);
-      this.running.delete(taskId);
-      const agent = this.agentOf.get(taskId);
-      this.agentOf.delete(taskId);
-      if (agent !== undefined) this.perAgent.set(agent, (this.perAgent.get(agent) ?? 1) - 1);
-    }
+    const leases = this.slots.free(taskIds);
     if (!leases.length) return;
     await this.core.locks.releaseMany(leases).catch((err) => this.core.logger.warn({ err }, 'could not release leases'));
     this.wake();
@@ -192,90 +170,8 @@ export class TaskScheduler {
 
   /** A heartbeat extended the task's deadline: extend its lease as well. */
   async extendLease(taskId: string, ttlMs: number): Promise<void> {
-    const lease = this.running.get(taskId);
+    const lease = this.slots.lease(taskId);
     if (lease) await this.core.locks.extend(lease, ttlMs + LEASE_GRACE_MS);
-  }
-
-  /**
-   * Dispatch at creation: of tasks about to be written READY (`candidates`), claims those
-   * that may start at once — the scheduler runs, nothing waits in the queue (a waiting
-   * task would come first), there is room within MAX_CONCURRENT_TASKS and each agent's
-   * limit — highest priority first, and takes their leases. The caller writes the claimed
-   * tasks RUNNING (with the leases' fencing tokens) in the same write that creates them,
-   * then calls `confirmDirect` with what it wrote, or `abandonDirect`.
-   */
-  async claimDirect(candidates: readonly DirectCandidate[]): Promise<DirectClaim[]> {
-    if (!this.started || this.stopping || candidates.length === 0) return [];
-    const max = this.core.config.scheduler.maxConcurrentTasks;
-    const picked: DirectCandidate[] = [];
-    const taken = new Map<string, number>();
-    for (const c of [...candidates].sort((a, b) => b.priority - a.priority)) {
-      if (this.running.size + this.claims.size + picked.length >= max) break;
-      const limit = this.core.config.scheduler.agentLimits[c.assignedTo];
-      const busy = (this.perAgent.get(c.assignedTo) ?? 0) + (taken.get(c.assignedTo) ?? 0);
-      if (limit !== undefined && busy >= limit) continue;
-      taken.set(c.assignedTo, (taken.get(c.assignedTo) ?? 0) + 1);
-      picked.push(c);
-    }
-    if (!picked.length) return [];
-    // The slots are held while the queue is checked and the leases taken.
-    for (const c of picked) this.perAgent.set(c.assignedTo, (this.perAgent.get(c.assignedTo) ?? 0) + 1);
-    for (const c of picked) this.claims.set(c.taskId, null);
-    const ttl = Math.max(...picked.map((c) => c.timeoutMs)) + LEASE_GRACE_MS;
-    let claims: DirectClaim[] = [];
-    try {
-      const [waiting, leases] = await Promise.all([
-        this.core.queue.size(),
-        this.core.locks.acquireMany(picked.map((c) => `task:${c.taskId}`), ttl),
-      ]);
-      claims = picked.flatMap((c, i) => (leases[i] ? [{ taskId: c.taskId, agent: c.assignedTo, lease: leases[i]! }] : []));
-      const missed = picked.filter((_, i) => !leases[i]);
-      this.unclaim(missed.map((c) => ({ taskId: c.taskId, agent: c.assignedTo })));
-      if (waiting > 0) {
-        await this.abandonDirect(claims);
-        return [];
-      }
-      for (const c of claims) this.claims.set(c.taskId, c.lease);
-      return claims;
-    } catch (err) {
-      this.unclaim(picked.map((c) => ({ taskId: c.taskId, agent: c.assignedTo })));
-      if (claims.length) await this.core.locks.releaseMany(claims.map((c) => c.lease)).catch(() => undefined);
-      this.core.logger.warn({ err }, 'dispatch at creation unavailable; the tasks go through the queue');
-      return [];
-    }
-  }
-
-  /**
-   * The claimed tasks are durable RUNNING: they take their slots and are dispatched
-   * (`tasks`: the rows written, with their inputs).
-   */
-  async confirmDirect(tasks: readonly TaskRecord[]): Promise<void> {
-    const publishes: Promise<void>[] = [];
-    for (const t of tasks) {
-      const lease = this.claims.get(t.taskId);
-      if (!lease) continue;
-      this.claims.delete(t.taskId);
-      this.running.set(t.taskId, lease);
-      this.agentOf.set(t.taskId, t.assignedTo);
-      publishes.push(this.dispatch(t, t.input, t.attempts, t.deadline!.getTime(), lease.fencingToken));
-    }
-    await Promise.all(publishes);
-  }
-
-  /** The claimed tasks were not written RUNNING: their slots and leases are given back. */
-  async abandonDirect(claims: readonly DirectClaim[]): Promise<void> {
-    const held = claims.filter((c) => this.claims.has(c.taskId));
-    if (!held.length) return;
-    this.unclaim(held);
-    await this.core.locks.releaseMany(held.map((c) => c.lease)).catch((err) => this.core.logger.warn({ err }, 'could not release leases'));
-    this.wake();
-  }
-
-  private unclaim(claims: readonly { taskId: string; agent: string }[]): void {
-    for (const c of claims) {
-      if (!this.claims.delete(c.taskId)) continue;
-      this.perAgent.set(c.agent, (this.perAgent.get(c.agent) ?? 1) - 1);
-    }
   }
 
   /** Publishes a dispatch (RUNNING is durable: a lost dispatch times out and is retried). */
@@ -325,7 +221,7 @@ export class TaskScheduler {
     const deferred: { taskId: string; priority: number }[] = [];
     let dispatched = 0;
     while (!this.stopping) {
-      const room = Math.min(max - this.running.size - this.claims.size, DISPATCH_BATCH);
+      const room = Math.min(max - this.slots.taken, DISPATCH_BATCH);
       if (room <= 0) break;
       const ids = await this.core.queue.getMany(room);
       if (ids.length === 0) break;
@@ -385,7 +281,7 @@ export class TaskScheduler {
       if (paused.has(actor.projectId) || !records.has(actor.taskId)) continue;
       const agent = actor.assignedTo;
       const limit = this.core.config.scheduler.agentLimits[agent];
-      if (limit !== undefined && (this.perAgent.get(agent) ?? 0) + (pending.get(agent) ?? 0) >= limit) {
+      if (limit !== undefined && this.slots.busy(agent) + (pending.get(agent) ?? 0) >= limit) {
         deferred.push({ taskId: actor.taskId, priority: actor.priority });
         continue;
       }
@@ -422,9 +318,7 @@ export class TaskScheduler {
         if (!(outcome.error instanceof VersionConflictError)) this.core.logger.warn({ err: outcome.error, taskId: actor.taskId }, 'dispatch refused');
         continue;
       }
-      this.running.set(actor.taskId, lease);
-      this.agentOf.set(actor.taskId, actor.assignedTo);
-      this.perAgent.set(actor.assignedTo, (this.perAgent.get(actor.assignedTo) ?? 0) + 1);
+      this.slots.occupy(actor.taskId, actor.assignedTo, lease);
       done.push(outcome.transition);
       const record = records.get(actor.taskId)!;
       publishes.push(this.dispatch(actor, record.input, outcome.transition.attempt, now + actor.timeoutMs, lease.fencingToken));
@@ -437,10 +331,13 @@ export class TaskScheduler {
 
   /** Frees slots of tasks that left RUNNING elsewhere (a result handled by another process). */
   private async reconcile(): Promise<void> {
-    if (this.running.size === 0) return;
-    const records = await this.core.tasks.getTasks([...this.running.keys()]);
+    const ids = this.slots.runningIds();
+    if (ids.length === 0) return;
+    const records = await this.core.tasks.getTasks(ids);
     const byId = new Map(records.map((r) => [r.taskId, r]));
-    for (const [taskId, lease] of this.running) {
+    for (const taskId of ids) {
+      const lease = this.slots.lease(taskId);
+      if (!lease) continue;
       const r = byId.get(taskId);
       if (!r || r.status !== 'RUNNING' || r.fencingToken !== lease.fencingToken) await this.settledMany([taskId]);
     }

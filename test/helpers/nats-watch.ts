@@ -17,10 +17,10 @@ export class NatsWatch {
   readonly messages: Seen[] = [];
   private readonly subs: Subscription[] = [];
 
-  private constructor(private readonly nc: NatsConnection) {}
+  private constructor() {}
 
   static async start(nc: NatsConnection, subjects: readonly string[]): Promise<NatsWatch> {
-    const watch = new NatsWatch(nc);
+    const watch = new NatsWatch();
     for (const subject of subjects) {
       watch.subs.push(
         nc.subscribe(subject, {

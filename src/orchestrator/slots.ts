@@ -1,0 +1,101 @@
+import type { Lease } from '../ports/lock-manager.js';
+
+/** Extra lease time past a task's deadline, so the lease outlives the attempt it guards. */
+export const LEASE_GRACE_MS = 30_000;
+
+/**
+ * The scheduler's slots: the RUNNING tasks this process dispatched (with their leases and
+ * agents), for MAX_CONCURRENT_TASKS and each agent's limit, and the claims of tasks being
+ * written RUNNING at creation (DirectDispatch.claim), which count as taken.
+ */
+export class Slots {
+  private readonly running = new Map<string, { lease: Lease; agent: string }>();
+  /** Claimed tasks: their agent, and their lease once taken. */
+  private readonly claims = new Map<string, { agent: string; lease: Lease | null }>();
+  private readonly perAgent = new Map<string, number>();
+
+  /** Slots taken: running tasks and claims. */
+  get taken(): number {
+    return this.running.size + this.claims.size;
+  }
+
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  /** Tasks of `agent` running or claimed. */
+  busy(agent: string): number {
+    return this.perAgent.get(agent) ?? 0;
+  }
+
+  lease(taskId: string): Lease | undefined {
+    return this.running.get(taskId)?.lease;
+  }
+
+  runningIds(): string[] {
+    return [...this.running.keys()];
+  }
+
+  /** A task written RUNNING by this process. */
+  occupy(taskId: string, agent: string, lease: Lease): void {
+    this.running.set(taskId, { lease, agent });
+    this.count(agent, 1);
+  }
+
+  /** Tasks that left RUNNING: their slots freed; returns their leases. */
+  free(taskIds: readonly string[]): Lease[] {
+    const leases: Lease[] = [];
+    for (const taskId of taskIds) {
+      const slot = this.running.get(taskId);
+      if (!slot) continue;
+      this.running.delete(taskId);
+      this.count(slot.agent, -1);
+      leases.push(slot.lease);
+    }
+    return leases;
+  }
+
+  /** Claims slots for tasks to be written RUNNING at creation (their leases come later). */
+  claim(tasks: readonly { taskId: string; agent: string }[]): void {
+    for (const t of tasks) {
+      this.claims.set(t.taskId, { agent: t.agent, lease: null });
+      this.count(t.agent, 1);
+    }
+  }
+
+  /** The lease a claim holds, once taken. */
+  setClaimLease(taskId: string, lease: Lease): void {
+    const claim = this.claims.get(taskId);
+    if (claim) claim.lease = lease;
+  }
+
+  isClaimed(taskId: string): boolean {
+    return this.claims.has(taskId);
+  }
+
+  /** A claimed task was written RUNNING: its claim becomes a running slot. Returns its lease. */
+  confirm(taskId: string): Lease | undefined {
+    const claim = this.claims.get(taskId);
+    if (!claim?.lease) return undefined;
+    this.claims.delete(taskId);
+    this.running.set(taskId, { lease: claim.lease, agent: claim.agent });
+    return claim.lease;
+  }
+
+  /** Claims given up; returns the leases they held. */
+  unclaim(taskIds: readonly string[]): Lease[] {
+    const leases: Lease[] = [];
+    for (const taskId of taskIds) {
+      const claim = this.claims.get(taskId);
+      if (!claim) continue;
+      this.claims.delete(taskId);
+      this.count(claim.agent, -1);
+      if (claim.lease) leases.push(claim.lease);
+    }
+    return leases;
+  }
+
+  private count(agent: string, delta: number): void {
+    this.perAgent.set(agent, (this.perAgent.get(agent) ?? 0) + delta);
+  }
+}
