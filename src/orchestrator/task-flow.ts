@@ -113,7 +113,7 @@ export class TaskFlow {
   }
 
   async cancelDependents(taskId: string, reason: string): Promise<void> {
-    for (const dep of await this.core.tasks.listDependents(taskId)) {
+    for (const dep of await this.core.tasks.listDependentsOf([taskId])) {
       if (dep.status === 'COMPLETED' || dep.status === 'CANCELLED') continue;
       await this.cancelTask(dep.taskId, reason);
     }

@@ -164,8 +164,6 @@ export interface TaskStore {
   listByProject(projectId: string, statuses?: readonly TaskStatus[]): Promise<TaskRecord[]>;
   /** READY tasks in queue order (priority desc, then time they became READY), a page at a time. */
   listReady(page: { offset: number; limit: number }): Promise<{ taskId: string; priority: number }[]>;
-  /** Tasks that depend on the given task (for pushing readiness on completion). */
-  listDependents(taskId: string): Promise<TaskRecord[]>;
   /** Tasks that depend on any of the given tasks, once each, ordered by task id. */
   listDependentsOf(taskIds: readonly string[]): Promise<TaskRecord[]>;
   /** RUNNING tasks whose deadline is at or before `now`. */

@@ -31,7 +31,7 @@ export function ingestContract(harness: ProjectHarnessRef): void {
       processed: await store().isEventProcessed('ev-1'),
       outbox: await tasks().listOutbox(100),
       counts: await tasks().countByStatus(),
-      dependents: await tasks().listDependents('q-old'),
+      dependents: await tasks().listDependentsOf(['q-old']),
       newTasks: await tasks().getTasks(['n1', 'q-new']),
     };
   }

@@ -125,7 +125,7 @@ export function readContract(harness: HarnessRef): void {
       ],
       'orch-a',
     );
-    const idsOf = async (id: string) => (await store().listDependents(id)).map((t) => t.taskId).sort();
+    const idsOf = async (id: string) => (await store().listDependentsOf([id])).map((t) => t.taskId).sort();
     expect(await idsOf('dep-a')).toStrictEqual(['dep-b', 'dep-c']);
     expect(await idsOf('dep-b')).toStrictEqual(['dep-d']);
     expect(await idsOf('dep-d')).toStrictEqual([]);

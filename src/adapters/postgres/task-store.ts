@@ -274,14 +274,6 @@ export class PostgresTaskStore implements TaskStore {
     return rows.map((r) => ({ taskId: r.task_id, priority: r.priority }));
   }
 
-  async listDependents(taskId: string): Promise<TaskRecord[]> {
-    const { rows } = await this.sql.query<TaskRow>(
-      `SELECT ${TASK_COLUMNS} FROM tasks WHERE dependencies @> $1::jsonb ORDER BY task_id`,
-      [JSON.stringify([taskId])],
-    );
-    return rows.map(taskFromRow);
-  }
-
   /**
    * One query: `dependencies @> ANY (array of ["id"])`. The GIN index on dependencies is
    * `jsonb_path_ops`, which serves `@>` but not `?|`; a bitmap index scan runs the `@>`
