@@ -2,6 +2,7 @@ import type { TaskRecord } from '../ports/task-store.js';
 import type { Lease } from '../ports/lock-manager.js';
 import type { Core } from './core.js';
 import { LEASE_GRACE_MS, type Slots } from './slots.js';
+import type { WatchedQueue } from './watched-queue.js';
 
 /** A task about to be created READY, as `DirectDispatch.claim` judges it. */
 export interface DirectCandidate {
@@ -35,6 +36,7 @@ export interface DirectDispatchHooks {
 export class DirectDispatch {
   constructor(
     private readonly core: Core,
+    private readonly queue: WatchedQueue,
     private readonly slots: Slots,
     private readonly hooks: DirectDispatchHooks,
   ) {}
@@ -48,7 +50,8 @@ export class DirectDispatch {
    * then calls `confirm` with what it wrote, or `abandon`.
    */
   async claim(candidates: readonly DirectCandidate[]): Promise<DirectClaim[]> {
-    if (!this.hooks.accepting() || candidates.length === 0) return [];
+    // Tasks this process queued may still wait there: new ones queue behind them.
+    if (!this.hooks.accepting() || candidates.length === 0 || this.queue.maybeWaiting) return [];
     const max = this.core.config.scheduler.maxConcurrentTasks;
     const picked: DirectCandidate[] = [];
     const taken = new Map<string, number>();
@@ -66,7 +69,7 @@ export class DirectDispatch {
     try {
       const ttl = Math.max(...picked.map((c) => c.timeoutMs)) + LEASE_GRACE_MS;
       const [waiting, leases] = await Promise.all([
-        this.core.queue.size(),
+        this.queue.size(),
         this.core.locks.acquireMany(picked.map((c) => `task:${c.taskId}`), ttl),
       ]);
       picked.forEach((c, i) => {

@@ -14,6 +14,7 @@ import { TaskFlow } from './task-flow.js';
 import { TaskScheduler } from './scheduler.js';
 import { Batcher } from './batcher.js';
 import { Ingest } from './ingest.js';
+import { WatchedQueue } from './watched-queue.js';
 import { BUDGET_EXHAUSTED, type Core } from './core.js';
 
 export interface HandleEventResult {
@@ -45,7 +46,12 @@ export class Orchestrator {
   private readonly results: Batcher<{ projectId: string; result: TaskResult }>;
   private running = false;
 
-  constructor(readonly core: Core) {
+  readonly core: Core;
+
+  constructor(core: Core) {
+    const queue = new WatchedQueue(core.queue);
+    core = { ...core, queue };
+    this.core = core;
     this.budgetChecker = new BudgetChecker(core);
     this.flow = new TaskFlow(core, this.budgetChecker, {
       settledMany: (ids) => this.scheduler.settledMany(ids),
@@ -57,7 +63,7 @@ export class Orchestrator {
       (batch) => this.flow.batch.completeMany(batch),
       (item) => item.result.taskId,
     );
-    this.scheduler = new TaskScheduler(core, this.flow, { approvals: () => this.approvals.sweepExpired() }, core.inspect);
+    this.scheduler = new TaskScheduler(core, queue, this.flow, { approvals: () => this.approvals.sweepExpired() }, core.inspect);
     this.ingestion = new Ingest(core, this.scheduler, this.budgetChecker, this.flow);
     this.approvals = new ApprovalManager(core, this.flow, {
       ingestRevision: (approval, tasks) => this.ingestRevision(approval, tasks).then(() => undefined),

@@ -9,6 +9,7 @@ import type { TaskRecord } from '../ports/task-store.js';
 import type { Core } from './core.js';
 import { LEASE_GRACE_MS, Slots } from './slots.js';
 import { DirectDispatch } from './direct-dispatch.js';
+import type { WatchedQueue } from './watched-queue.js';
 import type { TaskFlow } from './task-flow.js';
 
 /** RUNNING tasks dispatched this recently are dispatched again at start (within the bus's duplicate window). */
@@ -48,6 +49,7 @@ export class TaskScheduler {
 
   constructor(
     private readonly core: Core,
+    private readonly queue: WatchedQueue,
     private readonly flow: TaskFlow,
     private readonly sweeps: SchedulerSweeps,
     inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void),
@@ -75,7 +77,7 @@ export class TaskScheduler {
       error: (err) => core.logger.error({ err }, 'scheduler actor error'),
     });
     this.actor.start();
-    this.direct = new DirectDispatch(core, this.slots, {
+    this.direct = new DirectDispatch(core, queue, this.slots, {
       accepting: () => this.started && !this.stopping,
       dispatch: (task, fencingToken) => this.dispatch(task, task.input, task.attempts, task.deadline!.getTime(), fencingToken),
       wake: () => this.wake(),
@@ -223,7 +225,9 @@ export class TaskScheduler {
     while (!this.stopping) {
       const room = Math.min(max - this.slots.taken, DISPATCH_BATCH);
       if (room <= 0) break;
-      const ids = await this.core.queue.getMany(room);
+      const mark = this.queue.mark();
+      const ids = await this.queue.getMany(room);
+      if (ids.length < room) this.queue.drained(mark); // emptied (what is deferred is put back after)
       if (ids.length === 0) break;
       let progress = 0;
       try {

@@ -38,8 +38,10 @@ async function harness(scheduler: Record<string, unknown> = {}, options: Harness
 
 type Harness = Awaited<ReturnType<typeof harness>>['h'];
 
+/** Creates the project and waits until its WRITE_SCRIPT is dispatched (it holds a slot from then on). */
 async function project(h: Harness, projectId: string, payload: Record<string, unknown> = {}) {
   await h.orchestrator.handleEvent({ id: `c-${projectId}`, type: 'PROJECT_CREATED', projectId, payload: { title: 'T', ...payload }, occurredAt: new Date().toISOString() });
+  await waitFor(() => h.dispatches.some((d) => d.projectId === projectId && d.taskType === 'WRITE_SCRIPT'), { what: 'WRITE_SCRIPT dispatched' });
 }
 
 const statusesOf = (h: Harness, taskId: string) =>
