@@ -9,7 +9,7 @@ import {
 import { NewTaskInput, newTaskId, type TaskStatus } from '../domain/task.js';
 import type { TaskTypeCatalog } from '../domain/task-types.js';
 import type { Clock } from '../ports/clock.js';
-import type { NewTaskRecord, TaskRecord } from '../ports/task-store.js';
+import type { NewTaskRecord, ProjectBudget, TaskRecord } from '../ports/task-store.js';
 import { TASK_MACHINE_VERSION } from '../machines/task-machine.js';
 import { TaskActor, type InitialSnapshot, type PreparedTransition, type SendOptions, type TaskActorDeps, type TaskTransition } from './task-actor.js';
 import type { TaskEvent } from '../machines/task-machine.js';
@@ -22,7 +22,8 @@ export interface BatchItem {
   options?: SendOptions;
 }
 
-export type BatchOutcome = { ok: true; transition: TaskTransition } | { ok: false; error: Error };
+/** Per item: the durable transition (and its project's budget after the write, when it had an effect), or the refusal. */
+export type BatchOutcome = { ok: true; transition: TaskTransition; project?: ProjectBudget } | { ok: false; error: Error };
 
 export interface TaskRegistryDeps extends Omit<TaskActorDeps, 'steps'> {
   /** The task machine's steps (default: made once per registry). */
@@ -194,7 +195,8 @@ export class TaskRegistry {
     written.forEach((outcome, i) => {
       const { index, actor, prepared } = pending[i]!;
       if (outcome.ok) {
-        outcomes[index] = { ok: true, transition: actor.commit(prepared, outcome.version) };
+        const transition = actor.commit(prepared, outcome.version);
+        outcomes[index] = outcome.project ? { ok: true, transition, project: outcome.project } : { ok: true, transition };
         if (actor.terminal) this.evict(actor.taskId);
       } else {
         if (outcome.error instanceof VersionConflictError) this.evict(actor.taskId);

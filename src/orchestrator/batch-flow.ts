@@ -3,7 +3,7 @@ import type { TaskResult } from '../domain/messages.js';
 import type { TaskActor, TaskTransition } from '../actors/task-actor.js';
 import type { BatchItem } from '../actors/task-registry.js';
 import type { ProjectRecord } from '../ports/project-store.js';
-import type { BudgetEffect, OutboxEvent, TaskRecord } from '../ports/task-store.js';
+import type { BudgetEffect, OutboxEvent, ProjectBudget, TaskRecord } from '../ports/task-store.js';
 import type { BudgetChecker } from './budget-checker.js';
 import { acceptsWork, publishTransitions, type Core } from './core.js';
 
@@ -111,6 +111,7 @@ export class BatchFlow {
     const queued: { taskId: string; priority: number }[] = [];
     const exhausted = new Set<string>();
     const changed = new Set<string>();
+    const budgets = new Map<string, ProjectBudget>();
     const done: TaskTransition[] = [];
     for (const [i, r] of results.entries()) {
       const actor = eligible[i]!;
@@ -118,6 +119,7 @@ export class BatchFlow {
         done.push(r.transition);
         queued.push({ taskId: actor.taskId, priority: actor.priority });
         changed.add(actor.projectId);
+        if (r.project) budgets.set(r.project.projectId, r.project);
         outcome.set(actor.taskId, 'ready');
       } else if (r.error instanceof BudgetExceededError) {
         exhausted.add(actor.projectId);
@@ -133,7 +135,8 @@ export class BatchFlow {
       this.hooks.wake();
     }
     for (const projectId of exhausted) await this.hooks.pauseForBudget(projectId);
-    for (const projectId of changed) await this.budget.afterChange(projectId, false);
+    // A project paused just above is read again (its state changed after the write).
+    for (const projectId of changed) await this.budget.afterChange(projectId, false, exhausted.has(projectId) ? undefined : budgets.get(projectId));
     return outcome;
   }
 
@@ -187,6 +190,8 @@ export class BatchFlow {
     const raised: OutboxEvent[] = [];
     const costs = new Map<string, { taskType: string; agent: string; sum: number; n: number }>();
     const projects = new Set<string>();
+    /** Each project's budget as the write left it (no read needed for the checks). */
+    const budgets = new Map<string, ProjectBudget>();
     const done: TaskTransition[] = [];
     for (const [i, r] of outcomes.entries()) {
       const index = indexes[i]!;
@@ -199,6 +204,7 @@ export class BatchFlow {
       done.push(r.transition);
       settled.push(actor.taskId);
       projects.add(actor.projectId);
+      if (r.project) budgets.set(r.project.projectId, r.project);
       if (result.status === 'failed') failed.push(actor.taskId);
       else completed.push(actor.taskId);
       raised.push(...(raisedBy.get(index) ?? []));
@@ -216,7 +222,7 @@ export class BatchFlow {
       publishTransitions(this.core, done),
       this.hooks.settledMany(settled),
       ...[...costs.values()].map((c) => this.budget.observe(c.taskType, c.agent, c.sum / c.n, c.n)),
-      ...[...projects].map((projectId) => this.budget.afterChange(projectId, true)),
+      ...[...projects].map((projectId) => this.budget.afterChange(projectId, true, budgets.get(projectId))),
       (async () => {
         for (const taskId of failed) await this.hooks.afterFailure(taskId);
         // Raised events first: a redo may take over a task's dependents before they are pushed.

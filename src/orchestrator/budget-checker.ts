@@ -1,7 +1,7 @@
 import { ProjectNotFoundError } from '../errors.js';
 import { roundMoney } from '../domain/task-types.js';
 import type { BudgetLevel, BudgetStatus } from '../domain/messages.js';
-import type { ProjectRecord } from '../ports/project-store.js';
+import type { ProjectBudget } from '../ports/task-store.js';
 import { BUDGET_EXHAUSTED, type Core } from './core.js';
 
 /** Samples of a (task type, agent) before its observed mean replaces the catalogue estimate. */
@@ -85,9 +85,9 @@ export class BudgetChecker {
    * After a change of the amounts: a crossing of the warning threshold or of exhaustion
    * is published at once, once per crossing (across processes); a settle is published
    * soon, coalesced with the other settles of the project in the same short window.
-   * `known`: the project's row as the write that changed the amounts returned it.
+   * `known`: the project as the write that changed the amounts returned it.
    */
-  async afterChange(projectId: string, settled: boolean, known?: ProjectRecord): Promise<void> {
+  async afterChange(projectId: string, settled: boolean, known?: ProjectBudget): Promise<void> {
     // `known`: the row as a write just returned it (no read needed).
     const project = known ?? (await this.core.projects.getProject(projectId));
     if (!project) throw new ProjectNotFoundError(projectId);
@@ -102,7 +102,7 @@ export class BudgetChecker {
     }
   }
 
-  statusOf(project: ProjectRecord, remainingCost: number): BudgetStatus {
+  statusOf(project: ProjectBudget, remainingCost: number): BudgetStatus {
     const { budgetLimit: limit, spent, reserved } = project;
     const remaining = limit === null ? null : roundMoney(limit - spent - reserved);
     const ratio = limit === null ? null : limit === 0 ? 1 : (spent + reserved) / limit;

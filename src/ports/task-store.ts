@@ -1,4 +1,5 @@
 import type { Task, TaskStatus } from '../domain/task.js';
+import type { ProjectState } from './project-store.js';
 
 /**
  * A task as stored: the original `tasks` columns plus what durability needs.
@@ -130,7 +131,24 @@ export interface Page {
 }
 
 /** The outcome of one write of a batch (see `applyTransitions`). */
-export type TransitionOutcome = { ok: true; version: number } | { ok: false; error: Error };
+/**
+ * A project's state and amounts as a write that changed them left them (see
+ * TransitionOutcome): enough for the budget checks that follow, without reading it again.
+ */
+export interface ProjectBudget {
+  projectId: string;
+  state: ProjectState;
+  pausedReason: string | null;
+  budgetLimit: number | null;
+  spent: number;
+  reserved: number;
+}
+
+/**
+ * Per write: its new row version and, when it carried a budget effect, the project as the
+ * statement left it (after every write of the call); or why it was refused.
+ */
+export type TransitionOutcome = { ok: true; version: number; project?: ProjectBudget } | { ok: false; error: Error };
 
 export interface TaskStore {
   /**

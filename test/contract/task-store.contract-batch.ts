@@ -105,6 +105,16 @@ export function batchContract(harness: HarnessRef): void {
     expect((outcomes[1] as { error: Error }).error).toBeInstanceOf(VersionConflictError);
     expect((outcomes[3] as { error: Error }).error).toBeInstanceOf(StaleFencingTokenError);
     expect((outcomes[4] as { error: Error }).error).toBeInstanceOf(TaskNotFoundError);
+    // A written write with a budget effect carries its project after the statement (the
+    // refused m-conflict's spend not in it); the others none.
+    const budget = await harness().readBudget('prj-1');
+    expect(outcomes[2]).toStrictEqual({
+      ok: true,
+      version: 2,
+      project: { projectId: 'prj-1', state: 'active', pausedReason: null, budgetLimit: expect.any(Number), ...budget },
+    });
+    expect(outcomes[0]).toStrictEqual({ ok: true, version: 2 });
+    expect(outcomes[6]).toStrictEqual({ ok: true, version: 3 });
 
     // The successful writes: columns, audit rows (in write order), outbox rows, budget.
     expect(await store().getTask('m-ok1')).toMatchObject({ status: 'READY', version: 2, updatedAt: at(60) });
@@ -172,10 +182,12 @@ export function batchContract(harness: HarnessRef): void {
         budget: { projectId: 'prj-1', release: 0.15, spend: 0.1234, enforce: false },
       });
     expect(await store().applyTransition(dispatch('eq-single'))).toBe(2);
-    expect(await store().applyTransitions([dispatch('eq-batch')])).toStrictEqual([{ ok: true, version: 2 }]);
+    // With a budget effect, the outcome carries the project as the statement left it.
+    const project = (spent: number, reserved: number) => ({ projectId: 'prj-1', state: 'active', pausedReason: null, budgetLimit: expect.any(Number), spent, reserved });
+    expect(await store().applyTransitions([dispatch('eq-batch')])).toStrictEqual([{ ok: true, version: 2, project: project(0, 0.3) }]);
     expect(await harness().readBudget('prj-1')).toStrictEqual({ spent: 0, reserved: 0.3 });
     expect(await store().applyTransition(complete('eq-single'))).toBe(3);
-    expect(await store().applyTransitions([complete('eq-batch')])).toStrictEqual([{ ok: true, version: 3 }]);
+    expect(await store().applyTransitions([complete('eq-batch')])).toStrictEqual([{ ok: true, version: 3, project: project(0.2468, 0) }]);
     expect(await harness().readBudget('prj-1')).toStrictEqual({ spent: 0.2468, reserved: 0 });
 
     const [single, batch] = await store().getTasks(['eq-single', 'eq-batch']);

@@ -2,6 +2,7 @@
  * The statements of PostgresTaskStore. Each write is a single statement, so it is
  * atomic on its own (autocommit) and costs one round trip.
  */
+import type { ProjectState } from '../../ports/project-store.js';
 
 /** The predicate of `tasks_non_final_idx`, repeated verbatim so the planner uses it. */
 export const NON_FINAL = `NOT (status IN ('COMPLETED', 'CANCELLED') OR (status = 'FAILED' AND attempts >= max_attempts))`;
@@ -85,7 +86,8 @@ export const CREATE_NEW_TASKS = createTasksStatement(true);
  *   makes a concurrent reservation re-check against the committed amounts, so several
  *   processes cannot overspend together;
  * - `raised`: the outbox rows, only if `updated` wrote;
- * - the final row tells what happened. When the task was written but the budget was
+ * - the final row tells what happened, with the project's state and amounts after
+ *   `budget` (`p_*`; nulls without it). When the task was written but the budget was
  *   refused, orchestrator_fail aborts the statement, undoing everything.
  *
  * $1 task id, $2 expected version, $3 carried fencing token, $4 to, $5 patch (JSON),
@@ -134,7 +136,7 @@ WITH before AS (
   WHERE p.project_id = e.project_id AND EXISTS (SELECT 1 FROM updated)
     AND (NOT e.enforce OR (p.state IN ('active', 'completed') AND (p.budget_limit IS NULL
       OR p.spent + e.spend + GREATEST(p.reserved + e.reserve - e.release, 0) <= p.budget_limit)))
-  RETURNING p.project_id
+  RETURNING p.project_id, p.state, p.paused_reason, p.budget_limit, p.spent, p.reserved
 ), raised AS (
   INSERT INTO outbox (event_id, event_type, project_id, task_id, payload, at)
   SELECT r.event_id, r.event_type, r.project_id, r.task_id, r.payload, r.at
@@ -147,13 +149,26 @@ SELECT (SELECT version FROM updated) AS new_version,
        (SELECT version FROM before) AS old_version,
        (SELECT fencing_token FROM before) AS old_fencing_token,
        EXISTS (SELECT 1 FROM before) AS found,
+       b.project_id AS p_id, b.state AS p_state, b.paused_reason AS p_paused_reason,
+       b.budget_limit AS p_limit, b.spent AS p_spent, b.reserved AS p_reserved,
        CASE WHEN EXISTS (SELECT 1 FROM effect) AND EXISTS (SELECT 1 FROM updated)
              AND NOT EXISTS (SELECT 1 FROM budget)
             THEN orchestrator_fail('${BUDGET_REFUSED}', 'budget effect refused')
-            ELSE true END AS budget_ok`;
+            ELSE true END AS budget_ok
+FROM (SELECT 1) AS one LEFT JOIN budget b ON true`;
+
+/** The project columns after a statement's budget update (nulls without one). */
+export interface ProjectBudgetColumns {
+  p_id: string | null;
+  p_state: ProjectState | null;
+  p_paused_reason: string | null;
+  p_limit: number | null;
+  p_spent: number | null;
+  p_reserved: number | null;
+}
 
 /** The row APPLY_TRANSITION returns. */
-export interface TransitionResultRow {
+export interface TransitionResultRow extends ProjectBudgetColumns {
   new_version: number | null;
   old_version: number | null;
   old_fencing_token: number | null;
@@ -219,7 +234,8 @@ export const BATCH_INVARIANT = 'LA002';
  *   by `proj`;
  * - the final rows, one per write in order, tell what happened and why (the before-state
  *   of the task, the project's state and the amounts before the write), so refusals need
- *   no second round trip. `updated` re-checks the version all the same; should a write
+ *   no second round trip; a written write with a budget effect also gets its project's
+ *   state and amounts after the statement (`p_*`, from `budget`). `updated` re-checks the version all the same; should a write
  *   decided under the lock not be written, the final row aborts the whole statement
  *   (SQLSTATE LA002) rather than report budgets that were not applied. It cannot happen
  *   while the locks above hold.
@@ -334,17 +350,21 @@ WITH RECURSIVE w AS (
   FROM (SELECT project_id, sum(spend) AS spend, sum(dr) AS dr, min(dr_run) AS dr_min, max(at) AS at
         FROM applied GROUP BY project_id) e
   WHERE p.project_id = e.project_id
+  RETURNING p.project_id, p.state, p.paused_reason, p.budget_limit, p.spent, p.reserved
 )
 SELECT d.idx, u.version AS new_version, d.found, d.old_version, d.old_token, d.task_ok, d.project_found,
        d.active, d.budget_limit, d.s_before, d.r_before,
+       b.project_id AS p_id, b.state AS p_state, b.paused_reason AS p_paused_reason,
+       b.budget_limit AS p_limit, b.spent AS p_spent, b.reserved AS p_reserved,
        CASE WHEN d.apply AND u.idx IS NULL
             THEN orchestrator_fail('${BATCH_INVARIANT}', 'task ' || d.task_id || ' passed its checks under lock but was not written')
             ELSE true END AS written_as_decided
 FROM dec d LEFT JOIN updated u ON u.idx = d.idx
+LEFT JOIN budget b ON b.project_id = d.budget_project AND u.idx IS NOT NULL
 ORDER BY d.idx`;
 
 /** A row of APPLY_TRANSITIONS: one per write, in the order of the writes. */
-export interface BatchResultRow {
+export interface BatchResultRow extends ProjectBudgetColumns {
   idx: number;
   /** The new row version when the write applied; null otherwise. */
   new_version: number | null;

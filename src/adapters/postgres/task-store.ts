@@ -45,27 +45,7 @@ import {
   type TaskRow,
   type TransitionRow,
 } from './task-rows.js';
-
-const roundMoney = (x: number): number => (Number.isFinite(x) ? Math.round(x * 10_000) / 10_000 : x);
-
-const budgetRequested = (b: BudgetEffect): number => (b.reserve ?? 0) - (b.release ?? 0) + (b.spend ?? 0);
-
-/** The outcome of one write of a batch, from its APPLY_TRANSITIONS row (same errors, same precedence as applyTransition). */
-function batchOutcome(w: TransitionWrite, r: BatchResultRow): TransitionOutcome {
-  if (r.new_version !== null) return { ok: true, version: r.new_version };
-  const fail = (error: Error): TransitionOutcome => ({ ok: false, error });
-  if (!r.found) return fail(new TaskNotFoundError(w.taskId));
-  if (w.fencingToken !== undefined && r.old_token !== null && w.fencingToken < r.old_token) {
-    return fail(new StaleFencingTokenError(w.taskId, w.fencingToken, r.old_token));
-  }
-  if (!r.task_ok) return fail(new VersionConflictError(w.taskId, w.expectedVersion, r.old_version ?? -1));
-  const b = w.budget;
-  if (!b) throw new Error(`applyTransitions: write for task ${w.taskId} passed its checks but was not applied`);
-  if (!r.project_found) return fail(new ProjectNotFoundError(b.projectId));
-  const remaining =
-    !r.active ? 0 : r.budget_limit === null ? Infinity : Math.max(r.budget_limit - (r.s_before ?? 0) - (r.r_before ?? 0), 0);
-  return fail(new BudgetExceededError(b.projectId, roundMoney(budgetRequested(b)), roundMoney(remaining)));
-}
+import { batchOutcome, budgetRequested, roundMoney, written } from './transition-outcomes.js';
 
 export class PostgresTaskStore implements TaskStore {
   constructor(private readonly sql: SqlClient) {}
@@ -134,6 +114,11 @@ export class PostgresTaskStore implements TaskStore {
   }
 
   async applyTransition(w: TransitionWrite): Promise<number> {
+    return (await this.#applyOne(w)).new_version;
+  }
+
+  /** APPLY_TRANSITION; its row when the write was applied, else the refusal thrown. */
+  async #applyOne(w: TransitionWrite): Promise<TransitionResultRow & { new_version: number }> {
     let outcome: TransitionResultRow | undefined;
     try {
       const { rows } = await this.sql.query<TransitionResultRow>(
@@ -161,7 +146,7 @@ export class PostgresTaskStore implements TaskStore {
       if (pgCode(err) === BUDGET_REFUSED && w.budget) throw await this.#budgetRefusal(w.budget);
       throw invalidInput(err, `cannot apply ${w.event} to task ${w.taskId}`);
     }
-    if (outcome?.new_version != null) return outcome.new_version;
+    if (outcome?.new_version != null) return outcome as TransitionResultRow & { new_version: number };
     if (!outcome?.found) throw new TaskNotFoundError(w.taskId);
 
     const stale = (stored: number | null): stored is number =>
@@ -220,7 +205,8 @@ export class PostgresTaskStore implements TaskStore {
 
   async #single(w: TransitionWrite): Promise<TransitionOutcome> {
     try {
-      return { ok: true, version: await this.applyTransition(w) };
+      const row = await this.#applyOne(w);
+      return written(row.new_version, row);
     } catch (err) {
       const perWrite =
         err instanceof TaskNotFoundError ||
