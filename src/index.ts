@@ -46,8 +46,18 @@ export { TaskRegistry } from './actors/task-registry.js';
 export { ProjectActor } from './actors/project-actor.js';
 
 // Ports
-export type { TaskStore, TaskRecord, TransitionWrite, BudgetEffect, OutboxEvent } from './ports/task-store.js';
-export type { ProjectStore, ProjectRecord, ApprovalRecord } from './ports/project-store.js';
+export type {
+  TaskStore,
+  TaskRecord,
+  NewTaskRecord,
+  CreationStep,
+  TransitionWrite,
+  TransitionOutcome,
+  ProjectBudget,
+  BudgetEffect,
+  OutboxEvent,
+} from './ports/task-store.js';
+export type { ProjectStore, ProjectRecord, ApprovalRecord, EventIngest, IngestResult } from './ports/project-store.js';
 export type { TaskQueue, QueueEntry } from './ports/task-queue.js';
 export type { LockManager, Lease } from './ports/lock-manager.js';
 export type { EventBus, Outbound, InboundHandlers } from './ports/event-bus.js';

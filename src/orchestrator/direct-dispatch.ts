@@ -19,11 +19,14 @@ export interface DirectClaim {
   lease: Lease;
 }
 
+/** What a dispatch of a task written RUNNING at creation is made of. */
+export type DirectTask = Pick<TaskRecord, 'taskId' | 'projectId' | 'taskType' | 'assignedTo' | 'input' | 'attempts' | 'deadline'>;
+
 export interface DirectDispatchHooks {
   /** The scheduler runs (started, not stopping). */
   accepting(): boolean;
   /** Publishes the dispatch of a task written RUNNING. */
-  dispatch(task: TaskRecord, fencingToken: number): Promise<void>;
+  dispatch(task: DirectTask, fencingToken: number): Promise<void>;
   wake(): void;
 }
 
@@ -68,17 +71,20 @@ export class DirectDispatch {
     const ids = picked.map((c) => c.taskId);
     try {
       const ttl = Math.max(...picked.map((c) => c.timeoutMs)) + LEASE_GRACE_MS;
-      const [waiting, leases] = await Promise.all([
+      const [size, acquired] = await Promise.allSettled([
         this.queue.size(),
         this.core.locks.acquireMany(picked.map((c) => `task:${c.taskId}`), ttl),
       ]);
+      if (acquired.status === 'rejected') throw acquired.reason;
+      const leases = acquired.value;
       picked.forEach((c, i) => {
         if (leases[i]) this.slots.setClaimLease(c.taskId, leases[i]!);
       });
       this.slots.unclaim(picked.filter((_, i) => !leases[i]).map((c) => c.taskId));
       const claims = picked.flatMap((c, i) => (leases[i] ? [{ taskId: c.taskId, agent: c.assignedTo, lease: leases[i]! }] : []));
-      if (waiting > 0) {
+      if (size.status === 'rejected' || size.value > 0) {
         await this.abandon(claims);
+        if (size.status === 'rejected') throw size.reason;
         return [];
       }
       return claims;
@@ -94,7 +100,7 @@ export class DirectDispatch {
    * The claimed tasks are durable RUNNING: they take their slots and are dispatched
    * (`tasks`: the rows written, with their inputs).
    */
-  async confirm(tasks: readonly TaskRecord[]): Promise<void> {
+  async confirm(tasks: readonly DirectTask[]): Promise<void> {
     const publishes: Promise<void>[] = [];
     for (const t of tasks) {
       const lease = this.slots.confirm(t.taskId);

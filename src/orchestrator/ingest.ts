@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { TaskStatusMessage } from '../domain/messages.js';
 import type { NewApproval, NewProject } from '../ports/project-store.js';
-import type { NewTaskRecord, TaskRecord } from '../ports/task-store.js';
+import type { NewTaskRecord, ProjectBudget, TaskRecord } from '../ports/task-store.js';
 import type { PlannedTask } from '../pipeline/event-mapper.js';
 import type { BudgetChecker } from './budget-checker.js';
 import type { TaskFlow } from './task-flow.js';
@@ -94,27 +94,45 @@ export class Ingest {
     if (!written.ready) await this.scheduler.direct.abandon(claims);
     if (written.skipped) return null;
     if (!written.written) return { duplicate: true, taskIds: [], approvalId: null };
-    const projectActor = records.length || approval ? await core.projectActors.load(event.projectId) : undefined;
-    if (approval) projectActor?.noteApproval({ ...approval, status: 'pending' });
-    const variantById = new Map(written.ready ? variants.map((t) => [t.taskId, t]) : []);
-    const created = core.registry.adopt(records.map((r) => variantById.get(r.taskId) ?? r));
-    if (project) await core.bus.publish({ kind: 'project', body: { projectId: project.projectId, state: 'active', reason: null } });
-    const running = created.filter((r) => r.status === 'RUNNING');
-    // The dispatches first: they are what the agents wait for.
-    const dispatched = running.length ? this.scheduler.direct.confirm(running) : Promise.resolve();
-    await Promise.all([dispatched, this.publishCreated(created, variantById, now)]);
+    // Written RUNNING is durable: those tasks are dispatched whatever fails below.
+    const running = written.ready ? variants.filter((t) => t.status === 'RUNNING') : [];
+    let dispatched: Promise<void> | null = null;
+    try {
+      const projectActor = records.length || approval ? await core.projectActors.load(event.projectId) : undefined;
+      if (approval) projectActor?.noteApproval({ ...approval, status: 'pending' });
+      const variantById = new Map(written.ready ? variants.map((t) => [t.taskId, t]) : []);
+      const created = core.registry.adopt(records.map((r) => variantById.get(r.taskId) ?? r));
+      // The dispatches first: they are what the agents wait for.
+      dispatched = running.length ? this.scheduler.direct.confirm(running) : Promise.resolve();
+      if (project) await core.bus.publish({ kind: 'project', body: { projectId: project.projectId, state: 'active', reason: null } });
+      await Promise.all([dispatched, this.publishCreated(created, variantById, now)]);
+      await this.afterCreated(event, created, variantById.size > 0, approval, written.project);
+      return { duplicate: false, taskIds: records.map((r) => r.taskId), approvalId: approval?.approvalId ?? null };
+    } finally {
+      if (!dispatched && running.length) await this.scheduler.direct.confirm(running);
+    }
+  }
+
+  /** After the write: the approval request announced, READY tasks queued, PENDING ones promoted. */
+  private async afterCreated(
+    event: IngestedEvent,
+    created: readonly TaskRecord[],
+    ready: boolean,
+    approval: NewApproval | undefined,
+    project: ProjectBudget | undefined,
+  ): Promise<void> {
+    const { core } = this;
     if (approval) await core.bus.publish({ kind: 'approval_requested', body: requestBody(approval) });
-    if (variantById.size) {
+    if (ready) {
       const queued = created.filter((r) => r.status === 'READY');
       if (queued.length) {
         await core.queue.putMany(queued.map((r) => ({ taskId: r.taskId, priority: r.priority })));
         this.scheduler.wake();
       }
-      await this.budget.afterChange(event.projectId, false, written.project);
+      await this.budget.afterChange(event.projectId, false, project);
     }
     const pending = created.filter((r) => r.status === 'PENDING').map((r) => r.taskId);
     if (pending.length) await this.flow.batch.promoteMany(pending);
-    return { duplicate: false, taskIds: records.map((r) => r.taskId), approvalId: approval?.approvalId ?? null };
   }
 
   /** The READY variants, the claimed ones moved on to RUNNING with their leases. */

@@ -131,6 +131,29 @@ describe('dispatch at creation', () => {
   });
 });
 
+describe('dispatch at creation, failures', () => {
+  it('a task written RUNNING is dispatched even when what follows the write fails', async () => {
+    const { blackboard, h } = await harness();
+    await project(h, 'prj_fail');
+    const actors = h.orchestrator.core.projectActors;
+    const load = actors.load.bind(actors);
+    actors.load = async () => {
+      actors.load = load;
+      throw new Error('project actor unavailable');
+    };
+    const before = h.orchestrator.scheduler.runningCount;
+    await expect(h.orchestrator.submitTasks('prj_fail', [{ taskId: 'tsk_after_fail', taskType: 'EDIT_IMAGE' }])).rejects.toThrow('project actor unavailable');
+    expect(await blackboard.tasks.getTask('tsk_after_fail')).toMatchObject({ status: 'RUNNING', version: 3 });
+    expect(h.dispatches.filter((d) => d.taskId === 'tsk_after_fail')).toHaveLength(1);
+    expect(h.orchestrator.scheduler.runningCount).toBe(before + 1);
+    // Its result is handled as any other (the actor is loaded from its row).
+    const d = h.dispatches.find((x) => x.taskId === 'tsk_after_fail')!;
+    await h.bus.sendResult('prj_fail', { taskId: d.taskId, fencingToken: d.fencingToken, status: 'completed', output: {}, actualCost: 0.01 });
+    expect(await blackboard.tasks.getTask('tsk_after_fail')).toMatchObject({ status: 'COMPLETED' });
+    expect(h.orchestrator.scheduler.runningCount).toBe(before);
+  });
+});
+
 describe('events of a project held active in memory', () => {
   const scene = (projectId: string, id: string) => ({ id, type: 'SCENE_WRITTEN', projectId, payload: { script: 's' }, occurredAt: new Date().toISOString() });
 
