@@ -95,6 +95,33 @@ export function ingestContract(harness: ProjectHarnessRef): void {
     expect(await tasks().listOutbox(100)).toStrictEqual([other]);
   });
 
+  it('supersedes several tasks in one event, each waiting dependent following its own', async () => {
+    await tasks().createTasks(
+      [
+        newTask('old-a', { status: 'COMPLETED' }),
+        newTask('old-b', { status: 'COMPLETED' }),
+        newTask('dep-ab', { dependencies: ['old-b', 'x', 'old-a'] }),
+        newTask('dep-b', { status: 'WAITING_APPROVAL', dependencies: ['old-b'] }),
+        newTask('dep-done', { status: 'COMPLETED', dependencies: ['old-a'] }),
+      ],
+      'orch-a',
+    );
+    await store().ingestEvent(
+      ingest('ev-redo', {
+        tasks: [newTask('new-a', { dependencies: ['old-a'] }), newTask('new-b')],
+        supersede: [
+          { oldTaskId: 'old-a', newTaskId: 'new-a' },
+          { oldTaskId: 'old-b', newTaskId: 'new-b' },
+        ],
+      }),
+    );
+    const deps = async (id: string) => (await tasks().getTask(id))!.dependencies;
+    expect(await deps('dep-ab')).toStrictEqual(['new-b', 'x', 'new-a']);
+    expect(await deps('dep-b')).toStrictEqual(['new-b']);
+    expect(await deps('dep-done')).toStrictEqual(['old-a']); // not waiting
+    expect(await deps('new-a')).toStrictEqual(['old-a']); // the new task itself keeps it
+  });
+
   it('leaves an existing project as it is', async () => {
     await createProject(store(), 'prj-1', { title: 'Original', budgetLimit: 10, checkpoints: ['A'] });
     const before = await store().getProject('prj-1');

@@ -22,17 +22,28 @@ import { APPROVAL_COLUMNS, PROJECT_COLUMNS, approvalFromRow, projectFromRow, typ
 const DECISIONS: ReadonlySet<string> = new Set(['approved', 'rejected', 'expired']);
 
 /**
- * Waiting dependents of $2 (old task) in project $1 depend on $3 (new task) instead:
- * order kept, a dependency listed twice after the swap kept once.
+ * For each pair of $2 (a JSON array of {old, new}), the waiting dependents of `old` in
+ * project $1 depend on `new` instead (a new task itself keeps its dependency on the old
+ * one): order kept, a dependency listed twice after the swap kept once. The rows are locked
+ * in task id order first, the order the transition batches lock theirs in, so the two
+ * cannot deadlock.
  */
 const SUPERSEDE = `
+WITH s AS (
+  SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(old text, new text)
+), target AS MATERIALIZED (
+  SELECT t.task_id FROM tasks t
+  WHERE t.project_id = $1::text AND t.status IN ('PENDING', 'WAITING_APPROVAL')
+    AND EXISTS (SELECT 1 FROM s WHERE t.dependencies @> jsonb_build_array(s.old) AND t.task_id <> s.new)
+  ORDER BY t.task_id
+  FOR NO KEY UPDATE
+)
 UPDATE tasks t SET dependencies = (
-  SELECT COALESCE(jsonb_agg(to_jsonb(s.dep) ORDER BY s.pos), '[]'::jsonb)
-  FROM (SELECT CASE WHEN e.d = $2::text THEN $3::text ELSE e.d END AS dep, min(e.pos) AS pos
+  SELECT COALESCE(jsonb_agg(to_jsonb(x.dep) ORDER BY x.pos), '[]'::jsonb)
+  FROM (SELECT COALESCE((SELECT s.new FROM s WHERE s.old = e.d AND s.new <> t.task_id LIMIT 1), e.d) AS dep, min(e.pos) AS pos
         FROM jsonb_array_elements_text(t.dependencies) WITH ORDINALITY AS e(d, pos)
-        GROUP BY 1) s)
-WHERE t.project_id = $1::text AND t.status IN ('PENDING', 'WAITING_APPROVAL')
-  AND t.dependencies @> jsonb_build_array($2::text) AND t.task_id <> $3::text`;
+        GROUP BY 1) x)
+FROM target WHERE t.task_id = target.task_id`;
 
 const SKIPPED: IngestResult = { written: false, ready: false, skipped: true };
 
@@ -127,7 +138,9 @@ export class PostgresProjectStore implements ProjectStore {
           [a.approvalId, a.projectId, a.checkpoint, a.eventId, JSON.stringify(a.summary), JSON.stringify(a.taskIds), toSqlTime(a.requestedAt), toSqlTime(a.expiresAt)],
         );
       }
-      for (const s of ingest.supersede ?? []) await tx.query(SUPERSEDE, [ingest.projectId, s.oldTaskId, s.newTaskId]);
+      if (ingest.supersede?.length) {
+        await tx.query(SUPERSEDE, [ingest.projectId, JSON.stringify(ingest.supersede.map((s) => ({ old: s.oldTaskId, new: s.newTaskId })))]);
+      }
       return { written: true, ready, skipped: false, ...(project ? { project } : {}) };
     });
   }
