@@ -144,16 +144,21 @@ export class Orchestrator {
     // A project this process holds active in memory is not read first: the ingest writes
     // only if the row is still active, and otherwise leaves the event to the general way.
     const held = event.type === 'PROJECT_CREATED' ? undefined : this.core.projectActors.get(event.projectId);
+    let project: ProjectRecord | null | undefined;
     if (held?.record.state === 'active') {
       const result = await this.ingestPipelineEvent(event, held.record, undefined, true);
       if (result) return result;
-      await held.refresh().catch(() => undefined); // its state changed elsewhere: learn it
+      // Its state changed elsewhere: read here, and learnt by the actor.
+      project = await held.refresh().catch((err: unknown) => {
+        if (err instanceof ProjectNotFoundError) return null;
+        throw err;
+      });
     }
     // A duplicate is found by the ingest's transaction (the processed mark is its first
     // write); only an event that would be refused is checked for one first, so that a
     // redelivered event of a finished project is a duplicate, not an error.
     const duplicate = { duplicate: true, taskIds: [], approvalId: null };
-    const project = await this.core.projects.getProject(event.projectId);
+    if (project === undefined) project = await this.core.projects.getProject(event.projectId);
     let newProject: NewProject | undefined;
     if (event.type === 'PROJECT_CREATED') {
       if (!project) newProject = projectFromPayload(event.projectId, event.payload);

@@ -89,6 +89,9 @@ export class TaskFlow {
     }
     await this.send(taskId, { type: 'APPROVE', at: this.now(), dependenciesMet: false });
     if (deps.broken) await this.cancelTask(taskId, deps.broken);
+    // A dependency may have completed since it was read above, its result looking for
+    // dependents to push before this write made the task PENDING: checked again after it.
+    else if (!deps.met) await this.batch.promoteMany([taskId]);
   }
 
   /** The deadline of a RUNNING task passed. */

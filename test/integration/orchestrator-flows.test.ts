@@ -3,6 +3,7 @@ import { embedded } from '../helpers/blackboards.js';
 import { startHarness, type HarnessOptions } from '../helpers/pipeline-harness.js';
 import type { Blackboard } from '../../src/orchestrator/factory.js';
 import { ApprovalError } from '../../src/errors.js';
+import type { TaskFlow } from '../../src/orchestrator/task-flow.js';
 
 /** Revision loops, QA repairs, retries and dead letters, approvals — on the embedded blackboard. */
 let cleanup: (() => Promise<void>)[] = [];
@@ -97,6 +98,49 @@ describe('approvals', () => {
     await waitUntil(async () => (await blackboard.tasks.listByProject('prj_exp')).some((t) => t.taskType === 'REVISE_SCRIPT'));
   });
 });
+
+describe('approvals and results racing', () => {
+  it('a task approved while its dependency\'s result is handled goes on (checked again after its write)', async () => {
+    // The keyframe's result is held back and handed in by the test, at the worst moment:
+    // after the QA's approval read the keyframe's state, before it wrote the QA PENDING.
+    const { blackboard, h } = await harness({ reviewer: () => null, agentOverride: (task) => (task.taskType === 'GENERATE_KEYFRAME' ? null : undefined) });
+    await h.orchestrator.handleEvent(created('prj_race', { budget: 100 }));
+    await h.orchestrator.decide('prj_race', { approvalId: (await waitForPending(blackboard, 'prj_race'))[0]!.approvalId, decision: 'approved', by: 'a' });
+    await waitUntil(async () => (await blackboard.tasks.listByProject('prj_race')).some((t) => t.taskType === 'PLAN_SHOTS' && t.status === 'COMPLETED'));
+    await h.orchestrator.handleEvent({ id: 'shots-1', type: 'SHOT_PLANNED', projectId: 'prj_race', payload: { shots: ['a lighthouse'] }, occurredAt: new Date().toISOString() });
+    const [request] = await waitForPending(blackboard, 'prj_race');
+    const tasks = await blackboard.tasks.getTasks(request!.taskIds);
+    const keyframe = tasks.find((t) => t.taskType === 'GENERATE_KEYFRAME')!;
+    const qa = tasks.find((t) => t.taskType === 'RUN_VISUAL_QA')!;
+
+    // The approval reads the QA's dependencies (the keyframe: not completed yet), then the
+    // keyframe's result is handled in full, then the approval writes the QA.
+    const flow = (h.orchestrator as unknown as { flow: TaskFlow }).flow;
+    const dependencyState = flow.dependencyState.bind(flow);
+    let raced = false;
+    flow.dependencyState = async (taskId) => {
+      const state = await dependencyState(taskId);
+      if (taskId === qa.taskId && !raced) {
+        raced = true;
+        await waitUntil(() => h.dispatches.some((d) => d.taskId === keyframe.taskId));
+        const d = h.dispatches.find((x) => x.taskId === keyframe.taskId)!;
+        await h.orchestrator.handleResult('prj_race', { taskId: d.taskId, fencingToken: d.fencingToken, status: 'completed', output: { image: 'k.png' }, actualCost: 0.01 });
+      }
+      return state;
+    };
+    await h.orchestrator.decide('prj_race', { approvalId: request!.approvalId, decision: 'approved', by: 'a' });
+    expect(raced).toBe(true);
+    expect((await blackboard.tasks.getTask(keyframe.taskId))!.status).toBe('COMPLETED');
+    await waitUntil(() => h.dispatches.some((d) => d.taskId === qa.taskId));
+    expect((await blackboard.tasks.getTask(qa.taskId))!.status).not.toBe('PENDING');
+  });
+});
+
+async function waitForPending(blackboard: Blackboard, projectId: string) {
+  let pending: Awaited<ReturnType<Blackboard['projects']['listApprovals']>> = [];
+  await waitUntil(async () => (pending = await blackboard.projects.listApprovals(projectId, 'pending')).length > 0);
+  return pending;
+}
 
 describe('approval expiry policies', () => {
   const expiring = (policy: 'remind' | 'approve' | 'reject', intervalSeconds = 0.02) => ({
