@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { ValidationError } from '../errors.js';
 import type { TaskStatusMessage } from '../domain/messages.js';
 import type { NewApproval, NewProject } from '../ports/project-store.js';
 import type { NewTaskRecord, ProjectBudget, TaskRecord } from '../ports/task-store.js';
@@ -160,3 +161,23 @@ export class Ingest {
     return publishStatuses(this.core, bodies);
   }
 }
+
+/** The project a PROJECT_CREATED event's payload describes (title, budget, checkpoints), validated. */
+export function projectFromPayload(projectId: string, payload: Record<string, unknown>): NewProject {
+  const title = typeof payload.title === 'string' && payload.title.trim() ? payload.title : projectId;
+  const budget = payload.budget;
+  if (budget !== undefined && budget !== null && (typeof budget !== 'number' || !Number.isFinite(budget) || budget < 0)) {
+    throw new ValidationError('PROJECT_CREATED payload.budget must be a non-negative number');
+  }
+  const checkpoints = payload.checkpoints;
+  if (checkpoints !== undefined && !(Array.isArray(checkpoints) && checkpoints.every((c) => typeof c === 'string'))) {
+    throw new ValidationError('PROJECT_CREATED payload.checkpoints must be an array of event types');
+  }
+  return {
+    projectId,
+    title: title.slice(0, 500),
+    budgetLimit: typeof budget === 'number' ? budget : null,
+    checkpoints: (checkpoints as string[] | undefined) ?? null,
+  };
+}
+

@@ -13,7 +13,7 @@ import { ApprovalManager, requestBody } from './approvals.js';
 import { TaskFlow } from './task-flow.js';
 import { TaskScheduler } from './scheduler.js';
 import { Batcher } from './batcher.js';
-import { Ingest } from './ingest.js';
+import { Ingest, projectFromPayload } from './ingest.js';
 import { WatchedQueue } from './watched-queue.js';
 import { BUDGET_EXHAUSTED, type Core } from './core.js';
 
@@ -382,22 +382,3 @@ export class Orchestrator {
     for (let i = 0; i < pending.length; i += 1000) await this.flow.batch.promoteMany(pending.slice(i, i + 1000).map((t) => t.taskId));
   }
 }
-
-function projectFromPayload(projectId: string, payload: Record<string, unknown>): NewProject {
-  const title = typeof payload.title === 'string' && payload.title.trim() ? payload.title : projectId;
-  const budget = payload.budget;
-  if (budget !== undefined && budget !== null && (typeof budget !== 'number' || !Number.isFinite(budget) || budget < 0)) {
-    throw new ValidationError('PROJECT_CREATED payload.budget must be a non-negative number');
-  }
-  const checkpoints = payload.checkpoints;
-  if (checkpoints !== undefined && !(Array.isArray(checkpoints) && checkpoints.every((c) => typeof c === 'string'))) {
-    throw new ValidationError('PROJECT_CREATED payload.checkpoints must be an array of event types');
-  }
-  return {
-    projectId,
-    title: title.slice(0, 500),
-    budgetLimit: typeof budget === 'number' ? budget : null,
-    checkpoints: (checkpoints as string[] | undefined) ?? null,
-  };
-}
-
