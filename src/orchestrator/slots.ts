@@ -44,15 +44,7 @@ export class Slots {
 
   /** Tasks that left RUNNING: their slots freed; returns their leases. */
   free(taskIds: readonly string[]): Lease[] {
-    const leases: Lease[] = [];
-    for (const taskId of taskIds) {
-      const slot = this.running.get(taskId);
-      if (!slot) continue;
-      this.running.delete(taskId);
-      this.count(slot.agent, -1);
-      leases.push(slot.lease);
-    }
-    return leases;
+    return this.release(this.running, taskIds);
   }
 
   /** Claims slots for tasks to be written RUNNING at creation (their leases come later). */
@@ -84,13 +76,18 @@ export class Slots {
 
   /** Claims given up; returns the leases they held. */
   unclaim(taskIds: readonly string[]): Lease[] {
+    return this.release(this.claims, taskIds);
+  }
+
+  /** Removes the tasks' entries from `slots`, freeing their agents' counts; returns their leases. */
+  private release<S extends { agent: string; lease: Lease | null }>(slots: Map<string, S>, taskIds: readonly string[]): Lease[] {
     const leases: Lease[] = [];
     for (const taskId of taskIds) {
-      const claim = this.claims.get(taskId);
-      if (!claim) continue;
-      this.claims.delete(taskId);
-      this.count(claim.agent, -1);
-      if (claim.lease) leases.push(claim.lease);
+      const slot = slots.get(taskId);
+      if (!slot) continue;
+      slots.delete(taskId);
+      this.count(slot.agent, -1);
+      if (slot.lease) leases.push(slot.lease);
     }
     return leases;
   }
