@@ -40,8 +40,10 @@ export class InProcessEventBus implements EventBus {
   private readonly backlog = new Map<string, TaskDispatch[]>();
   private readonly listeners = new Set<OutboundListener>();
   private handlers: InboundHandlers | null = null;
-  /** Sent, not started yet (in the order sent). */
+  /** Results and heartbeats sent, not started yet (in the order sent). */
   private readonly waiting: Inbound[] = [];
+  /** Barriers sent, not started yet (in the order sent): they start one at a time. */
+  private readonly barriers: Inbound[] = [];
   /** Started, not settled. */
   private running = 0;
   /** A barrier (event, decision) is running: the next barrier waits. */
@@ -127,7 +129,7 @@ export class InProcessEventBus implements EventBus {
 
   /** Resolves when every inbound message sent so far has been handled. */
   idle(): Promise<void> {
-    if (this.running === 0 && this.waiting.length === 0) return Promise.resolve();
+    if (this.running === 0 && this.waiting.length === 0 && this.barriers.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -141,7 +143,8 @@ export class InProcessEventBus implements EventBus {
 
   private enqueue(kind: InboundKind, subject: string, data: unknown, run: (h: InboundHandlers) => Promise<void>): Promise<void> {
     return new Promise<void>((resolve) => {
-      this.waiting.push({ barrier: isBarrier(kind), subject, data, run, done: resolve });
+      const message = { barrier: isBarrier(kind), subject, data, run, done: resolve };
+      (message.barrier ? this.barriers : this.waiting).push(message);
       this.pump();
     });
   }
@@ -152,18 +155,9 @@ export class InProcessEventBus implements EventBus {
    * back the results sent after it).
    */
   private pump(): void {
-    // A barrier running or waiting ahead: the barriers behind it wait.
-    let barrierAhead = this.barrierRunning;
-    for (let i = 0; i < this.waiting.length && this.running < this.window; ) {
-      const next = this.waiting[i]!;
-      if (next.barrier) {
-        if (barrierAhead) {
-          i++;
-          continue;
-        }
-        barrierAhead = true;
-      }
-      this.waiting.splice(i, 1);
+    while (this.running < this.window) {
+      const next = !this.barrierRunning && this.barriers.length ? this.barriers.shift()! : this.waiting.shift();
+      if (!next) return;
       this.running += 1;
       if (next.barrier) this.barrierRunning = true;
       void this.handle(next).finally(() => {
@@ -171,7 +165,7 @@ export class InProcessEventBus implements EventBus {
         if (next.barrier) this.barrierRunning = false;
         next.done();
         this.pump();
-        if (this.running === 0 && this.waiting.length === 0) {
+        if (this.running === 0 && this.waiting.length === 0 && this.barriers.length === 0) {
           const waiters = this.idleWaiters;
           this.idleWaiters = [];
           for (const w of waiters) w();
