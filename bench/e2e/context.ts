@@ -63,7 +63,7 @@ export class OrchestratorProc {
     };
     // One directory per process: tsx's loader thread writes a profile of its own.
     const profDir = join(ctx.outDir, 'profiles', `orchestrator-${label}`);
-    const nodeArgs = c.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
+    const nodeArgs = [...(process.env.BENCH_ORCH_NODE_ARGS ?? '').split(' ').filter(Boolean), ...(c.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [])];
     const spawnAt = wallMs();
     const child = Child.spawn(`orchestrator(${label})`, 'bench/e2e/orchestrator-proc.ts', {
       env: { BENCH_ORCH: JSON.stringify(settings) },

@@ -56,6 +56,11 @@ export interface AgentWorkerOptions {
   heartbeatMs?: number;
   /** Tasks handled at the same time; default 1. */
   concurrency?: number;
+  /**
+   * Results of one project that finish in the same turn of the event loop go to the
+   * orchestrator in one message (`{ "results": [...] }`); default true. False: one message per result.
+   */
+  batchResults?: boolean;
   /** Deliveries of a dispatch (worker crashes) before the stream stops offering it; default 5. */
   maxDeliveries?: number;
   logger?: Logger;
@@ -76,6 +81,10 @@ const FETCH_EXPIRES_MS = 5_000;
 const RESULT_PUBLISH_ATTEMPTS = 3;
 const RESULT_PUBLISH_TIMEOUT_MS = 10_000;
 const ERROR_MAX = 10_000;
+/** A results message carries at most this many results … */
+const RESULTS_PER_MESSAGE = 500;
+/** … and about this many bytes of them (a result bigger than this goes alone). */
+const RESULT_BYTES_PER_MESSAGE = 256 * 1024;
 
 /**
  * Starts an agent worker: a durable pull consumer (`agent_<agent>`) on the task
@@ -249,8 +258,9 @@ class Worker implements AgentWorker {
 
   /**
    * Publishes a result and then acknowledges its dispatch. Results that finish in the same
-   * turn of the event loop are published in one synchronous pass (one socket write for all
-   * of them), and their dispatches acknowledged together once the stream has stored them.
+   * turn of the event loop are published together: those of one project in one message
+   * (`batchResults`), the messages in one synchronous pass; each dispatch is acknowledged
+   * once the stream has stored the message with its result.
    */
   private settle(m: JsMsg, task: TaskDispatch, result: TaskResult): Promise<void> {
     return new Promise((resolve) => {
@@ -260,30 +270,27 @@ class Worker implements AgentWorker {
   }
 
   private async flushResults(): Promise<void> {
-    const batch = this.finished.splice(0);
-    const stored = await Promise.allSettled(batch.map(({ task, result }) => this.publishOnce(task, result)));
-    // A result the stream did not take at once is retried on its own (a few attempts).
-    const retried = await Promise.all(
-      batch.map(async ({ task, result }, i) => {
-        if (stored[i]!.status === 'fulfilled') return null;
+    const finished = this.finished.splice(0).map((f) => ({ ...f, json: JSON.stringify(f.result) }));
+    const batch = this.settings.batchResults ?? true;
+    await Promise.all(
+      (batch ? resultMessages(finished) : finished.map((f) => [f])).map(async (group) => {
+        let err: unknown = null;
         try {
-          await this.publishResult(task, result, 2);
-          return null;
-        } catch (err) {
-          return err;
+          await this.publishResults(group);
+        } catch (e) {
+          err = e;
+        }
+        for (const { m, task, done } of group) {
+          if (err) {
+            this.logger.error({ err, taskId: task.taskId }, 'cannot publish the result; the task will be redelivered');
+            m.nak(5_000);
+          } else {
+            m.ack();
+          }
+          done();
         }
       }),
     );
-    batch.forEach(({ m, task, done }, i) => {
-      const err = retried[i];
-      if (err) {
-        this.logger.error({ err, taskId: task.taskId }, 'cannot publish the result; the task will be redelivered');
-        m.nak(5_000);
-      } else {
-        m.ack();
-      }
-      done();
-    });
   }
 
   /** Runs the handler with heartbeats; always resolves with the result to publish. */
@@ -315,16 +322,24 @@ class Worker implements AgentWorker {
   }
 
   /**
-   * Stores the result in the inbound stream (resolves on the stream's acknowledgement, so
-   * the dispatch is acknowledged only after), attempts `first` to RESULT_PUBLISH_ATTEMPTS,
-   * with a growing pause before each retry.
+   * Stores results of one project in the inbound stream — one alone as a TaskResult, more
+   * as a TaskResultBatch — and resolves on the stream's acknowledgement (the dispatches are
+   * acknowledged only after), up to RESULT_PUBLISH_ATTEMPTS attempts with a growing pause
+   * between them. Every attempt carries the same message id: a retry of a message the
+   * stream did store is dropped as a duplicate.
    */
-  private async publishResult(task: TaskDispatch, result: TaskResult, first = 1): Promise<void> {
+  private async publishResults(group: readonly { task: TaskDispatch; json: string }[]): Promise<void> {
+    const first = group[0]!.task;
+    const subject = this.subjects.results(first.projectId);
+    const [body, id] =
+      group.length === 1
+        ? [group[0]!.json, `${first.taskId}:${first.fencingToken}:result`]
+        : [`{"results":[${group.map((g) => g.json).join(',')}]}`, `${first.taskId}:${first.fencingToken}:results:${group.length}`];
     let lastError: unknown;
-    for (let attempt = first; attempt <= RESULT_PUBLISH_ATTEMPTS; attempt++) {
+    for (let attempt = 1; attempt <= RESULT_PUBLISH_ATTEMPTS; attempt++) {
       if (attempt > 1) await new Promise((resolve) => setTimeout(resolve, 500 * (attempt - 1)));
       try {
-        await this.publishOnce(task, result);
+        await this.results.publish(subject, body, id);
         return;
       } catch (err) {
         lastError = err;
@@ -332,11 +347,26 @@ class Worker implements AgentWorker {
     }
     throw lastError;
   }
+}
 
-  /** One attempt; the message is handed to the connection before the first await. */
-  private async publishOnce(task: TaskDispatch, result: TaskResult): Promise<void> {
-    await this.results.publish(this.subjects.results(task.projectId), JSON.stringify(result), `${task.taskId}:${task.fencingToken}:result`);
+/**
+ * Results finished together, grouped into messages: by project, at most
+ * RESULTS_PER_MESSAGE and about RESULT_BYTES_PER_MESSAGE of JSON each (a bigger result goes alone).
+ */
+function resultMessages<T extends { task: TaskDispatch; json: string }>(finished: readonly T[]): T[][] {
+  const open = new Map<string, { items: T[]; bytes: number }>();
+  const messages: T[][] = [];
+  for (const f of finished) {
+    let current = open.get(f.task.projectId);
+    if (!current || current.items.length >= RESULTS_PER_MESSAGE || current.bytes + f.json.length > RESULT_BYTES_PER_MESSAGE) {
+      current = { items: [], bytes: 0 };
+      open.set(f.task.projectId, current);
+      messages.push(current.items);
+    }
+    current.items.push(f);
+    current.bytes += f.json.length + 1;
   }
+  return messages;
 }
 
 function pick(outcome: AgentTaskOutcome | undefined): Partial<Pick<TaskResult, 'output' | 'actualCost'>> {

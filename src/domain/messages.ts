@@ -32,6 +32,17 @@ export const TaskResult = z
   .refine((r) => r.status !== 'failed' || r.error !== undefined, { message: 'a failed result needs error', path: ['error'] });
 export type TaskResult = z.infer<typeof TaskResult>;
 
+/** Results one message may carry (see TaskResultBatch). */
+export const MAX_RESULTS_PER_MESSAGE = 1_000;
+
+/**
+ * `lap.results.<projectId>` (inbound), the batch form: `{ "results": [TaskResult, …] }`,
+ * results of tasks of that project. Each result is handled as if it had come alone; the
+ * message is acknowledged once every one of them is durable or dead-lettered.
+ */
+export const TaskResultBatch = z.object({ results: z.array(TaskResult).min(1).max(MAX_RESULTS_PER_MESSAGE) });
+export type TaskResultBatch = z.infer<typeof TaskResultBatch>;
+
 /** `lap.heartbeats.<projectId>` (inbound): extends the running attempt's deadline. */
 export const Heartbeat = z.object({ taskId: TaskId, fencingToken: z.number().int().nonnegative() });
 export type Heartbeat = z.infer<typeof Heartbeat>;

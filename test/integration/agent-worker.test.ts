@@ -3,7 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { NatsEventBus } from '../../src/adapters/nats/event-bus.js';
 import { createAgentWorker, type AgentWorker, type AgentWorkerOptions } from '../../src/agent/worker.js';
-import type { DeadLetterMessage, Heartbeat, TaskDispatch, TaskResult } from '../../src/domain/messages.js';
+import type { DeadLetterMessage, Heartbeat, TaskDispatch, TaskResult, TaskResultBatch } from '../../src/domain/messages.js';
 import { atMost, collect, connectTestNats, deleteStreams, gate, randomNatsScope, waitFor, type Collected } from '../helpers/nats.js';
 import { uid } from '../helpers/recording-handlers.js';
 
@@ -14,7 +14,8 @@ let orchestrator: NatsConnection;
 let agentNc: NatsConnection;
 let jsm: JetStreamManager;
 let bus: NatsEventBus;
-let results: Collected<TaskResult>[];
+/** Results messages as published: one result, or a batch. */
+let messages: Collected<TaskResult | TaskResultBatch>[];
 let heartbeats: Collected<Heartbeat>[];
 let dlq: Collected<DeadLetterMessage>[];
 const workers: AgentWorker[] = [];
@@ -25,7 +26,7 @@ beforeAll(async () => {
   jsm = await jetstreamManager(orchestrator);
   bus = new NatsEventBus({ connection: orchestrator, subjectPrefix: P, streamPrefix: scope.streamPrefix });
   await bus.ensureStreams();
-  results = collect<TaskResult>(orchestrator, `${P}.results.>`).messages;
+  messages = collect<TaskResult | TaskResultBatch>(orchestrator, `${P}.results.>`).messages;
   heartbeats = collect<Heartbeat>(orchestrator, `${P}.heartbeats.>`).messages;
   dlq = collect<DeadLetterMessage>(orchestrator, `${P}.dlq`).messages;
   await orchestrator.flush();
@@ -65,7 +66,11 @@ async function dispatch(agent: string, overrides: Partial<TaskDispatch> = {}): P
   return task;
 }
 
-const resultOf = (taskId: string) => results.find((r) => r.body.taskId === taskId);
+/** Every result published, batches taken apart, each with the subject of its message. */
+const results = (): Collected<TaskResult>[] =>
+  messages.flatMap((m) => ('results' in m.body ? m.body.results : [m.body]).map((body) => ({ subject: m.subject, body })));
+const resultOf = (taskId: string) => results().find((r) => r.body.taskId === taskId);
+const messageOf = (taskId: string) => messages.find((m) => ('results' in m.body ? m.body.results : [m.body]).some((r) => r.taskId === taskId));
 const heartbeatsOf = (taskId: string) => heartbeats.filter((h) => h.body.taskId === taskId);
 
 async function pendingFor(agent: string): Promise<number> {
@@ -132,6 +137,45 @@ describe('agent worker', () => {
     release.open();
     await waitFor(() => tasks.every((t) => resultOf(t.taskId)?.body.status === 'completed'), 'three results');
     expect(started).toHaveLength(3);
+  });
+
+  it('sends the results of one project that finish together in one message, one message each with batchResults: false', async () => {
+    for (const batchResults of [true, false]) {
+      const agent = uid('a');
+      const release = gate();
+      const started: string[] = [];
+      await startWorker({
+        agent,
+        concurrency: 4,
+        batchResults,
+        handle: async (t) => {
+          started.push(t.taskId);
+          await release.promise;
+          return { output: { n: t.input.shot } };
+        },
+      });
+      const tasks = [
+        await dispatch(agent, { projectId: 'pa', input: { shot: 1 } }),
+        await dispatch(agent, { projectId: 'pa', input: { shot: 2 } }),
+        await dispatch(agent, { projectId: 'pa', input: { shot: 3 } }),
+        await dispatch(agent, { projectId: 'pb', input: { shot: 4 } }),
+      ];
+      await waitFor(() => started.length === 4, 'four running');
+      release.open();
+      await waitFor(() => tasks.every((t) => resultOf(t.taskId) !== undefined), 'four results');
+      await waitFor(async () => (await jsm.consumers.info(bus.streams.tasks, `agent_${agent}`)).num_ack_pending === 0, 'dispatches acknowledged');
+      const [a1, a2, a3, b] = tasks.map((t) => messageOf(t.taskId)!);
+      if (batchResults) {
+        expect(a1).toBe(a2);
+        expect(a1).toBe(a3);
+        expect(a1!.subject).toBe(`${P}.results.pa`);
+        expect(a1!.body).toEqual({ results: tasks.slice(0, 3).map((t, i) => ({ taskId: t.taskId, status: 'completed', fencingToken: 3, output: { n: i + 1 } })) });
+        expect(b).toEqual({ subject: `${P}.results.pb`, body: { taskId: tasks[3]!.taskId, status: 'completed', fencingToken: 3, output: { n: 4 } } });
+      } else {
+        expect(new Set([a1, a2, a3, b]).size).toBe(4);
+        expect([a1, a2, a3, b].every((m) => !('results' in m!.body))).toBe(true);
+      }
+    }
   });
 
   it('stop() stops pulling, lets the running handler finish and publish, then resolves', async () => {

@@ -91,7 +91,10 @@ describe('orchestrator start killed in the middle of a project', () => {
 
     // The agents finish the keyframes while no orchestrator runs; their results are kept.
     await until(
-      () => watch.on<{ taskId: string }>(`${scope.prefix}.results.${projectId}`, (r) => keyframeIds.has(r.taskId)).length >= 1,
+      () =>
+        watch.on<{ taskId?: string; results?: { taskId: string }[] }>(`${scope.prefix}.results.${projectId}`, (r) =>
+          (r.results ?? [r]).some((x) => keyframeIds.has(x.taskId!)),
+        ).length >= 1,
       `a keyframe result published while the service is down\n${agents.describe()}`,
       60_000,
     );

@@ -50,6 +50,23 @@ describe('decodeInbound', () => {
     });
   });
 
+  it('accepts the batch form of results, and rejects the whole message when one entry is invalid', () => {
+    const ok = { taskId: 't1', status: 'completed', fencingToken: 3, output: { a: 1 } };
+    const failed = { taskId: 't2', status: 'failed', fencingToken: 4, error: 'boom' };
+    expect(decodeInbound('lap', 'lap.results.p1', enc({ results: [ok, failed] }), 1000)).toEqual({
+      ok: true,
+      message: { kind: 'results', projectId: 'p1', body: [ok, failed] },
+    });
+    const reason = (body: unknown) => {
+      const d = decodeInbound('lap', 'lap.results.p1', enc(body), 1_000_000);
+      return d.ok ? 'ok' : d.reason;
+    };
+    expect(reason({ results: [ok, { taskId: 't3', status: 'failed', fencingToken: 1 }] })).toBe('schema violation: results.1.error: a failed result needs error');
+    expect(reason({ results: [] })).toMatch(/^schema violation: results: /);
+    expect(reason({ results: Array.from({ length: 1001 }, () => ok) })).toMatch(/^schema violation: results: /);
+    expect(reason({ results: [ok], projectId: 'p2' })).toMatch(/^subject\/body mismatch: subject names project p1/);
+  });
+
   it('rejects, in order: size, subject, JSON, mismatch, schema', () => {
     const reason = (subject: string, data: Uint8Array, max = 1000) => {
       const d = decodeInbound('lap', subject, data, max);

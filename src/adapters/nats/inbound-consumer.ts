@@ -2,6 +2,7 @@ import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from '@nats-i
 import type { NatsConnection } from '@nats-io/transport-node';
 import { isOrchestratorError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
+import type { TaskResult } from '../../domain/messages.js';
 import type { InboundHandlers } from '../../ports/event-bus.js';
 import { isBarrier } from '../inbound-order.js';
 import type { DeadLetterPublisher } from './dead-letter.js';
@@ -31,6 +32,7 @@ export interface InboundConsumerOptions {
 }
 
 const RESTART_PAUSE_MS = 1_000;
+const BATCH_PROGRESS_LIMIT = 10_000;
 const ACK_TIMEOUT_MS = 5_000;
 /** Lifetime of one pull request; an idle consumer issues a new one this often. */
 const FETCH_EXPIRES_MS = 10_000;
@@ -93,6 +95,12 @@ export class InboundConsumer {
   private readonly returned: { seq: number; nak: () => void }[] = [];
   /** Ends the pause between restarts (on close). */
   private wake: (() => void) | null = null;
+  /**
+   * Results batches handed back (nak) with some entries done, by stream sequence: the
+   * entries settled (durable, or dead-lettered) are not handled again when the batch
+   * comes back to this process. Oldest forgotten first beyond BATCH_PROGRESS_LIMIT.
+   */
+  private readonly batchProgress = new Map<number, Set<number>>();
 
   constructor(private readonly options: InboundConsumerOptions) {
     this.loop = this.run();
@@ -216,14 +224,21 @@ export class InboundConsumer {
     };
     if (this.stopping) return this.handBack(m, release);
     const decoded = decodeInbound(o.subjectPrefix, m.subject, m.data, o.maxPayloadBytes);
-    const barrier = decoded.ok && isBarrier(decoded.message.kind);
-    /** Runs the handler (or the dead-lettering) and settles the message; resolves with the handler's end. */
+    const barrier = decoded.ok && decoded.message.kind !== 'results' && isBarrier(decoded.message.kind);
+    /** Runs the handler(s) (or the dead-lettering) and settles the message; resolves with the handlers' end. */
     const start = (): { handled: Promise<unknown>; settled: Promise<void> } => {
-      const handled = decoded.ok ? outcome(() => dispatchInbound(o.handlers, decoded.message)) : null;
+      let handled: Promise<() => Promise<void>> | null = null;
+      if (decoded.ok) {
+        const message = decoded.message;
+        handled =
+          message.kind === 'results'
+            ? this.runBatch(m, message.projectId, message.body)
+            : outcome(() => dispatchInbound(o.handlers, message)).then((failure) => () => this.settle(m, failure));
+      }
       const settled = (async () => {
         try {
           if (!decoded.ok) await this.reject(m, decoded.reason);
-          else await this.settle(m, await handled!);
+          else await (await handled!)();
         } catch (err) {
           o.logger.error({ err, subject: m.subject }, 'inbound message handling failed');
         } finally {
@@ -308,6 +323,60 @@ export class InboundConsumer {
     const delay = retryDelay(deliveries, o.retryDelay.baseMs, o.retryDelay.maxMs);
     o.logger.warn({ subject: m.subject, deliveries, delayMs: delay, error: describeError(err) }, 'inbound handler failed; will retry');
     m.nak(delay);
+  }
+
+  /**
+   * A results batch: each entry goes to the result handler as if it had come alone (all
+   * at once, so they share the orchestrator's next write). Resolves with the settlement.
+   */
+  private async runBatch(m: JsMsg, projectId: string, results: readonly TaskResult[]): Promise<() => Promise<void>> {
+    const seq = m.info.streamSequence;
+    const done = this.batchProgress.get(seq) ?? new Set<number>();
+    this.batchProgress.delete(seq);
+    const failures = await Promise.all(
+      results.map((r, i) => (done.has(i) ? null : outcome(() => this.options.handlers.result(projectId, r)))),
+    );
+    failures.forEach((f, i) => {
+      if (!f) done.add(i);
+    });
+    return () => this.settleBatch(m, results, failures, done);
+  }
+
+  /**
+   * What becomes of a results batch whose entries settled, with settle()'s rules per entry:
+   * - every entry durable: acknowledged;
+   * - an entry failed retryably (and deliveries are left): the message is handed back
+   *   (`nak(delay)`); the entries already durable are remembered and not handled again
+   *   when it comes back here (in another process they are refused as duplicates);
+   * - otherwise each failed entry is dead-lettered on its own (its JSON, its reason; on the
+   *   last delivery the retryable ones too) and the message acknowledged.
+   */
+  private async settleBatch(m: JsMsg, results: readonly TaskResult[], failures: ({ err: unknown } | null)[], done: Set<number>): Promise<void> {
+    const o = this.options;
+    const seq = m.info.streamSequence;
+    const deliveries = m.info.deliveryCount;
+    const failed = failures.flatMap((f, i) => (f ? [{ i, err: f.err, retry: !(isOrchestratorError(f.err) && !f.err.retryable) }] : []));
+    const handBack = (delay: number): void => {
+      this.batchProgress.set(seq, done);
+      if (this.batchProgress.size > BATCH_PROGRESS_LIMIT) this.batchProgress.delete(this.batchProgress.keys().next().value!);
+      m.nak(delay);
+    };
+    if (failed.some((f) => f.retry) && deliveries < o.maxDeliveries) {
+      const delay = retryDelay(deliveries, o.retryDelay.baseMs, o.retryDelay.maxMs);
+      const first = failed.find((f) => f.retry)!;
+      o.logger.warn({ subject: m.subject, deliveries, delayMs: delay, failed: failed.length, error: describeError(first.err) }, 'results batch: a handler failed; will retry');
+      return handBack(delay);
+    }
+    try {
+      for (const { i, err, retry } of failed) {
+        const reason = retry ? `gave up after ${deliveries} deliveries: ${describeError(err)}` : describeError(err);
+        await o.deadLetters.send({ subject: m.subject, reason, data: JSON.stringify(results[i]) });
+        done.add(i);
+      }
+    } catch {
+      return handBack(retryDelay(deliveries, o.retryDelay.baseMs, o.retryDelay.maxMs));
+    }
+    await this.ack(m);
   }
 
   /**

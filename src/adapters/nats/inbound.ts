@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { ApprovalDecided, Heartbeat, TaskResult } from '../../domain/messages.js';
+import { ApprovalDecided, Heartbeat, TaskResult, TaskResultBatch } from '../../domain/messages.js';
 import { PipelineEvent } from '../../domain/pipeline.js';
 import { ProjectId } from '../../domain/task.js';
 import type { InboundHandlers } from '../../ports/event-bus.js';
@@ -9,6 +9,8 @@ import { parseInboundSubject } from './subjects.js';
 export type InboundMessage =
   | { kind: 'event'; projectId: string; body: PipelineEvent }
   | { kind: 'result'; projectId: string; body: TaskResult }
+  /** The batch form of a results message: each entry is handled as a result of its own. */
+  | { kind: 'results'; projectId: string; body: TaskResult[] }
   | { kind: 'heartbeat'; projectId: string; body: Heartbeat }
   | { kind: 'decision'; projectId: string; body: ApprovalDecided };
 
@@ -75,6 +77,9 @@ export function decodeInbound(prefix: string, subject: string, data: Uint8Array,
       return { ok: true, message: { kind: 'event', projectId: target.projectId, body: parsed.data } };
     }
     case 'result':
+      if (Array.isArray((raw as { results?: unknown }).results)) {
+        return checked(TaskResultBatch.safeParse(raw), (body) => ({ kind: 'results', projectId: target.projectId, body: body.results }));
+      }
       return checked(TaskResult.safeParse(raw), (body) => ({ kind: 'result', projectId: target.projectId, body }));
     case 'heartbeat':
       return checked(Heartbeat.safeParse(raw), (body) => ({ kind: 'heartbeat', projectId: target.projectId, body }));
@@ -88,8 +93,8 @@ function checked<T>(parsed: z.ZodSafeParseResult<T>, build: (body: T) => Inbound
   return { ok: true, message: build(parsed.data) };
 }
 
-/** Hands a validated message to its handler. */
-export function dispatchInbound(handlers: InboundHandlers, message: InboundMessage): Promise<void> {
+/** Hands a validated single message to its handler (a batch goes entry by entry: see the consumer). */
+export function dispatchInbound(handlers: InboundHandlers, message: Exclude<InboundMessage, { kind: 'results' }>): Promise<void> {
   switch (message.kind) {
     case 'event':
       return handlers.event(message.body);
