@@ -220,10 +220,12 @@ export class TaskActor {
     if (options.fencingToken !== undefined && stored !== null && options.fencingToken < stored) {
       throw new StaleFencingTokenError(this.taskId, options.fencingToken, stored);
     }
-    if (!current.can(event)) {
+    // The step leaves the very snapshot when the machine does not take the event (no
+    // enabled transition: what can() would compute, without computing it twice).
+    const next = this.deps.steps.step(current, event);
+    if (next === current) {
       throw new IllegalTransitionError(this.taskId, from, event.type, refusalDetail(current, event));
     }
-    const next = this.deps.steps.step(current, event);
     const to = statusOf(next);
     const patch = patchFromSnapshot(next);
     if (event.type === 'COMPLETE' && options.output !== undefined) patch.output = options.output;

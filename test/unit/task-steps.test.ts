@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { initialTransition, transition } from 'xstate';
 import { taskMachine } from '../../src/machines/task-machine.js';
 import { createTaskSteps } from '../../src/machines/task-steps.js';
+import { persistSnapshot } from '../../src/actors/task-snapshot.js';
 import { EVENTS, SITUATIONS, snapshotIn } from '../helpers/transition-table.js';
 
 /** The shared-scope steps give exactly what xstate's pure transition() gives. */
@@ -23,10 +24,29 @@ describe('task machine steps (one shared scope)', () => {
         const [theirs] = transition(taskMachine, before, event);
         expect(persisted(ours)).toEqual(persisted(theirs));
         expect(ours.can(event)).toBe(theirs.can(event));
+        // The actor refuses an event by this identity (no separate can() computation).
+        expect(ours !== before).toBe(before.can(event));
         expect(JSON.stringify(persisted(before))).toBe(frozen);
       }
     });
   }
+
+  it('an event the machine does not accept leaves the very same snapshot; an accepted one never does', () => {
+    for (const situation of SITUATIONS) {
+      for (const event of Object.values(EVENTS)) {
+        const before = snapshotIn(situation);
+        expect(steps.step(before, event) === before, `${situation} + ${event.type}`).toBe(!before.can(event));
+      }
+    }
+  });
+
+  it("persistSnapshot gives exactly xstate's getPersistedSnapshot, in every state", () => {
+    for (const situation of SITUATIONS) {
+      const snapshot = snapshotIn(situation);
+      expect(persistSnapshot(snapshot)).toStrictEqual(taskMachine.getPersistedSnapshot(snapshot));
+      expect(JSON.stringify(persistSnapshot(snapshot))).toBe(JSON.stringify(taskMachine.getPersistedSnapshot(snapshot)));
+    }
+  });
 
   it('restores a persisted snapshot to the same state, which steps on', () => {
     const running = snapshotIn('RUNNING');
