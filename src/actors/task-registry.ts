@@ -22,8 +22,13 @@ export interface BatchItem {
   options?: SendOptions;
 }
 
-/** Per item: the durable transition (and its project's budget after the write, when it had an effect), or the refusal. */
-export type BatchOutcome = { ok: true; transition: TaskTransition; project?: ProjectBudget } | { ok: false; error: Error };
+/**
+ * Per item: the durable transition (and its project's budget after the write, when it had
+ * an effect; the task's input, when it entered RUNNING), or the refusal.
+ */
+export type BatchOutcome =
+  | { ok: true; transition: TaskTransition; project?: ProjectBudget; input?: Record<string, unknown> }
+  | { ok: false; error: Error };
 
 export interface TaskRegistryDeps extends Omit<TaskActorDeps, 'steps'> {
   /** The task machine's steps (default: made once per registry). */
@@ -196,7 +201,10 @@ export class TaskRegistry {
       const { index, actor, prepared } = pending[i]!;
       if (outcome.ok) {
         const transition = actor.commit(prepared, outcome.version);
-        outcomes[index] = outcome.project ? { ok: true, transition, project: outcome.project } : { ok: true, transition };
+        const ok: BatchOutcome = { ok: true, transition };
+        if (outcome.project) ok.project = outcome.project;
+        if (outcome.input) ok.input = outcome.input;
+        outcomes[index] = ok;
         if (actor.terminal) this.evict(actor.taskId);
       } else {
         if (outcome.error instanceof VersionConflictError) this.evict(actor.taskId);

@@ -85,6 +85,8 @@ export class TaskScheduler {
   }
 
   private failuresLogged = 0;
+  /** Dispatch batches handed to the bus and not yet confirmed by it. */
+  private readonly sending = new Set<Promise<void>>();
   private lastSweep = Number.NEGATIVE_INFINITY;
   private stopping = false;
   private started = false;
@@ -110,6 +112,7 @@ export class TaskScheduler {
     this.started = false;
     this.actor.send({ type: 'STOP' });
     await waitFor(this.actor, (s) => s.matches('stopped'), { timeout: Infinity });
+    await Promise.all([...this.sending]);
   }
 
   /** Asks for a pass as soon as possible (coalesced with one in flight). */
@@ -263,11 +266,13 @@ export class TaskScheduler {
       if (actor && actor.status === 'READY') ready.push(actor); // else a stale queue entry
     }
     if (!ready.length) return 0;
-    // The projects not read yet in this pass and the task rows (inputs, dependencies), together.
+    // The projects not read yet in this pass and the rows of the tasks with dependencies
+    // (checked again below), together. The inputs come back with the RUNNING writes.
     const unread = [...new Set(ready.map((a) => a.projectId))].filter((p) => !projects.has(p));
+    const waiting = ready.filter((a) => a.hasDependencies).map((a) => a.taskId);
     const [fresh, rows] = await Promise.all([
       Promise.all(unread.map((p) => this.core.projects.getProject(p))),
-      this.core.tasks.getTasks(ready.map((a) => a.taskId)),
+      waiting.length ? this.core.tasks.getTasks(waiting) : Promise.resolve([]),
     ]);
     // Only a dispatchable project is cached within a pass: one seen paused is read again,
     // so a task popped after a resume (which re-queues READY tasks) is not dropped.
@@ -282,7 +287,7 @@ export class TaskScheduler {
     const candidates: TaskActor[] = [];
     for (const actor of ready) {
       // A paused project's tasks stay READY in the store; resuming puts them back in the queue.
-      if (paused.has(actor.projectId) || !records.has(actor.taskId)) continue;
+      if (paused.has(actor.projectId) || (actor.hasDependencies && !records.has(actor.taskId))) continue;
       const agent = actor.assignedTo;
       const limit = this.core.config.scheduler.agentLimits[agent];
       if (limit !== undefined && this.slots.busy(agent) + (pending.get(agent) ?? 0) >= limit) {
@@ -293,7 +298,7 @@ export class TaskScheduler {
       candidates.push(actor);
     }
     if (!candidates.length) return 0;
-    const withDeps = candidates.map((a) => records.get(a.taskId)!).filter((r) => r.dependencies.length > 0);
+    const withDeps = candidates.flatMap((a) => (a.hasDependencies ? [records.get(a.taskId)!] : [])).filter((r) => r.dependencies.length > 0);
     const states = withDeps.length ? await this.flow.batch.dependencyStates(withDeps) : new Map<string, { met: boolean }>();
     const runnable = candidates.filter((a) => {
       if (states.get(a.taskId)?.met === false) {
@@ -313,8 +318,8 @@ export class TaskScheduler {
       })),
     );
     const refused: Lease[] = [];
-    const publishes: Promise<void>[] = [];
     const done: TaskTransition[] = [];
+    const dispatches: { actor: TaskActor; lease: Lease; attempt: number; input: Record<string, unknown> | undefined }[] = [];
     for (const [i, outcome] of outcomes.entries()) {
       const { actor, lease } = held[i]!;
       if (!outcome.ok) {
@@ -324,13 +329,23 @@ export class TaskScheduler {
       }
       this.slots.occupy(actor.taskId, actor.assignedTo, lease);
       done.push(outcome.transition);
-      const record = records.get(actor.taskId)!;
-      publishes.push(this.dispatch(actor, record.input, outcome.transition.attempt, now + actor.timeoutMs, lease.fencingToken));
+      dispatches.push({ actor, lease, attempt: outcome.transition.attempt, input: outcome.input ?? records.get(actor.taskId)?.input });
     }
+    // Every store returns the input with the RUNNING write; should one not, it is read.
+    const unknown = dispatches.filter((d) => d.input === undefined).map((d) => d.actor.taskId);
+    const inputs = new Map(unknown.length ? (await this.core.tasks.getTasks(unknown)).map((r) => [r.taskId, r.input]) : []);
+    const publishes = dispatches.map(({ actor, lease, attempt, input }) =>
+      this.dispatch(actor, input ?? inputs.get(actor.taskId) ?? {}, attempt, now + actor.timeoutMs, lease.fencingToken),
+    );
     publishes.push(publishTransitions(this.core, done));
+    // The pass goes on without waiting for the bus to confirm the dispatches (RUNNING is
+    // durable; a lost one times out and is retried, and each failure is logged): the next
+    // batch's reads and writes overlap with them. stop() waits for them.
+    const sent = Promise.all(publishes).then(() => undefined);
+    this.sending.add(sent);
+    void sent.finally(() => this.sending.delete(sent));
     if (refused.length) await this.core.locks.releaseMany(refused).catch(() => undefined);
-    await Promise.all(publishes);
-    return publishes.length;
+    return done.length;
   }
 
   /** Frees slots of tasks that left RUNNING elsewhere (a result handled by another process). */

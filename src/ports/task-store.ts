@@ -145,10 +145,14 @@ export interface ProjectBudget {
 }
 
 /**
- * Per write: its new row version and, when it carried a budget effect, the project as the
- * statement left it (after every write of the call); or why it was refused.
+ * Per write: its new row version; when it carried a budget effect, the project as the
+ * statement left it (after every write of the call); when it moved the task into RUNNING
+ * (a dispatch), the task's input, so that the dispatch reads nothing more. Or why it was
+ * refused.
  */
-export type TransitionOutcome = { ok: true; version: number; project?: ProjectBudget } | { ok: false; error: Error };
+export type TransitionOutcome =
+  | { ok: true; version: number; project?: ProjectBudget; input?: Record<string, unknown> }
+  | { ok: false; error: Error };
 
 export interface TaskStore {
   /**

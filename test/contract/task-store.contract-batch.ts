@@ -184,7 +184,10 @@ export function batchContract(harness: HarnessRef): void {
     expect(await store().applyTransition(dispatch('eq-single'))).toBe(2);
     // With a budget effect, the outcome carries the project as the statement left it.
     const project = (spent: number, reserved: number) => ({ projectId: 'prj-1', state: 'active', pausedReason: null, budgetLimit: expect.any(Number), spent, reserved });
-    expect(await store().applyTransitions([dispatch('eq-batch')])).toStrictEqual([{ ok: true, version: 2, project: project(0, 0.3) }]);
+    // A dispatch's outcome also carries the task's input.
+    expect(await store().applyTransitions([dispatch('eq-batch')])).toStrictEqual([
+      { ok: true, version: 2, project: project(0, 0.3), input: { brief: 'a short film' } },
+    ]);
     expect(await harness().readBudget('prj-1')).toStrictEqual({ spent: 0, reserved: 0.3 });
     expect(await store().applyTransition(complete('eq-single'))).toBe(3);
     expect(await store().applyTransitions([complete('eq-batch')])).toStrictEqual([{ ok: true, version: 3, project: project(0.2468, 0) }]);
@@ -334,6 +337,31 @@ export function batchContract(harness: HarnessRef): void {
     expect(err).toBeInstanceOf(ValidationError);
     expect((err as ValidationError).issues).toStrictEqual(['task d1']);
     expect(await state(['d1', 'd2'])).toStrictEqual(before);
+  });
+
+  it("returns the task's input with a write into RUNNING (what its dispatch carries), and with no other", async () => {
+    await harness().seedProject({ projectId: 'prj-1', budgetLimit: 10 });
+    await store().createTasks(
+      [
+        newTask('in-1', { status: 'READY', input: { shot: 1, prompt: 'dusk' } }),
+        newTask('in-2', { status: 'READY', input: { shot: 2 } }),
+        newTask('in-3', { status: 'RUNNING', fencingToken: 4 }),
+        newTask('in-4'),
+      ],
+      'orch-a',
+    );
+    const running = (taskId: string, token: number) =>
+      write(taskId, { from: 'READY', to: 'RUNNING', patch: { status: 'RUNNING', attempts: 1, fencingToken: token }, fencingToken: token });
+    const batch = await store().applyTransitions([
+      running('in-1', 5),
+      running('in-2', 6),
+      write('in-3', { from: 'RUNNING', to: 'RUNNING', event: 'HEARTBEAT', patch: { status: 'RUNNING' }, fencingToken: 4 }),
+      write('in-4', { to: 'READY' }),
+    ]);
+    expect(batch.map((o) => (o.ok ? (o.input ?? null) : 'refused'))).toStrictEqual([{ shot: 1, prompt: 'dusk' }, { shot: 2 }, null, null]);
+    await store().createTasks([newTask('in-5', { status: 'READY', input: { alone: true } })], 'orch-a');
+    const [single] = await store().applyTransitions([running('in-5', 7)]);
+    expect(single).toMatchObject({ ok: true, version: 2, input: { alone: true } });
   });
 
   it('returns nothing for an empty batch', async () => {

@@ -116,7 +116,7 @@ WITH before AS (
     version = t.version + 1
   WHERE t.task_id = $1::text AND t.version = $2::bigint
     AND ($3::bigint IS NULL OR t.fencing_token IS NULL OR t.fencing_token <= $3::bigint)
-  RETURNING t.task_id, t.project_id, t.version
+  RETURNING t.task_id, t.project_id, t.version, CASE WHEN $4::text = 'RUNNING' AND $9::text <> 'RUNNING' THEN t.input END AS input
 ), audit AS (
   INSERT INTO task_transitions (task_id, project_id, from_status, to_status, event, detail, at, by_instance)
   SELECT task_id, project_id, $9::text, $4::text, $10::text, $11::jsonb, $8::timestamp, $12::text FROM updated
@@ -146,6 +146,7 @@ WITH before AS (
   ON CONFLICT (event_id) DO NOTHING
 )
 SELECT (SELECT version FROM updated) AS new_version,
+       (SELECT input FROM updated) AS input,
        (SELECT version FROM before) AS old_version,
        (SELECT fencing_token FROM before) AS old_fencing_token,
        EXISTS (SELECT 1 FROM before) AS found,
@@ -170,6 +171,8 @@ export interface ProjectBudgetColumns {
 /** The row APPLY_TRANSITION returns. */
 export interface TransitionResultRow extends ProjectBudgetColumns {
   new_version: number | null;
+  /** The task's input, when the write moved it into RUNNING (what its dispatch carries). */
+  input: Record<string, unknown> | null;
   old_version: number | null;
   old_fencing_token: number | null;
   found: boolean;
@@ -323,7 +326,7 @@ WITH RECURSIVE w AS (
   UPDATE tasks t SET ${PATCHED_COLUMNS}
   FROM dec d
   WHERE d.apply AND t.task_id = d.task_id AND t.version = d.expected_version
-  RETURNING d.idx, t.project_id, t.version
+  RETURNING d.idx, t.project_id, t.version, CASE WHEN d.to_status = 'RUNNING' AND d.from_status <> 'RUNNING' THEN t.input END AS input
 ), audit AS (
   INSERT INTO task_transitions (task_id, project_id, from_status, to_status, event, detail, at, by_instance)
   SELECT d.task_id, u.project_id, d.from_status, d.to_status, d.event, d.detail, d.at, d.by_instance
@@ -352,7 +355,7 @@ WITH RECURSIVE w AS (
   WHERE p.project_id = e.project_id
   RETURNING p.project_id, p.state, p.paused_reason, p.budget_limit, p.spent, p.reserved
 )
-SELECT d.idx, u.version AS new_version, d.found, d.old_version, d.old_token, d.task_ok, d.project_found,
+SELECT d.idx, u.version AS new_version, u.input, d.found, d.old_version, d.old_token, d.task_ok, d.project_found,
        d.active, d.budget_limit, d.s_before, d.r_before,
        b.project_id AS p_id, b.state AS p_state, b.paused_reason AS p_paused_reason,
        b.budget_limit AS p_limit, b.spent AS p_spent, b.reserved AS p_reserved,
@@ -368,6 +371,8 @@ export interface BatchResultRow extends ProjectBudgetColumns {
   idx: number;
   /** The new row version when the write applied; null otherwise. */
   new_version: number | null;
+  /** The task's input, when the write moved it into RUNNING (what its dispatch carries). */
+  input: Record<string, unknown> | null;
   found: boolean;
   old_version: number | null;
   old_token: number | null;

@@ -20,10 +20,12 @@ function projectBudget(r: ProjectBudgetColumns): ProjectBudget | undefined {
   };
 }
 
-/** A written write's outcome: its version, and its project's budget when it changed it. */
-export function written(version: number, r: ProjectBudgetColumns): TransitionOutcome {
+/** A written write's outcome: its version, its project's budget when it changed it, the task's input when it entered RUNNING. */
+export function written(version: number, r: ProjectBudgetColumns & { input: Record<string, unknown> | null }): TransitionOutcome {
   const project = projectBudget(r);
-  return project ? { ok: true, version, project } : { ok: true, version };
+  const outcome: TransitionOutcome = project ? { ok: true, version, project } : { ok: true, version };
+  if (r.input !== null) outcome.input = r.input;
+  return outcome;
 }
 
 /** The outcome of one write of a batch, from its APPLY_TRANSITIONS row (same errors, same precedence as applyTransition). */
