@@ -217,11 +217,11 @@ export class BatchFlow {
       }
     }
     // What follows the durable writes, side by side: the slots and leases, the cost means
-    // and budget statuses, and the flow (retries, raised events, dependents).
+    // (stored behind), budget statuses, and the flow (retries, raised events, dependents).
+    for (const c of costs.values()) this.budget.observe(c.taskType, c.agent, c.sum / c.n, c.n);
     await Promise.all([
       publishTransitions(this.core, done),
       this.hooks.settledMany(settled),
-      ...[...costs.values()].map((c) => this.budget.observe(c.taskType, c.agent, c.sum / c.n, c.n)),
       ...[...projects].map((projectId) => this.budget.afterChange(projectId, true, budgets.get(projectId))),
       (async () => {
         for (const taskId of failed) await this.hooks.afterFailure(taskId);
@@ -233,7 +233,10 @@ export class BatchFlow {
     return errors;
   }
 
-  /** Promotes the PENDING dependents of completed tasks. */
+  /**
+   * Promotes the PENDING dependents of completed tasks. Looked up after the completing
+   * write (not in it): a dependent an event created meanwhile is seen by one side or the other.
+   */
   async pushDependents(taskIds: readonly string[]): Promise<void> {
     if (!taskIds.length) return;
     const dependents = await this.core.tasks.listDependentsOf(taskIds);

@@ -33,6 +33,9 @@ export class BudgetChecker {
   private readonly statusCostMs = new Map<string, number>();
   /** Projects settled again while their scheduled status was being computed. */
   private readonly again = new Set<string>();
+  /** Cost observations not stored yet, in order (see observe). */
+  private readonly unwritten: { taskType: string; agent: string; cost: number; count: number; at: Date }[] = [];
+  private writingCosts: Promise<void> | null = null;
 
   constructor(private readonly core: Core) {}
 
@@ -54,10 +57,14 @@ export class BudgetChecker {
 
   /**
    * Records actual costs (after the completions are durable): `count` costs whose mean is
-   * `cost`, folded in as `count` samples of that mean.
+   * `cost`, folded in as `count` samples of that mean. The estimate this process makes
+   * changes at once; the stored mean (`cost_observations`, what a restarted process starts
+   * from) is written behind it, one observation after another in the order they came, so
+   * that the results waiting on this batch do not wait for it. A write that fails is
+   * logged and lost: the mean is an estimate and the next observations refine it again.
+   * `flush()` waits for the writes.
    */
-  async observe(taskType: string, agent: string, cost: number, count = 1): Promise<void> {
-    await this.core.projects.observeCost(taskType, agent, cost, COST_EWMA_ALPHA, new Date(this.core.clock.now()), count);
+  observe(taskType: string, agent: string, cost: number, count = 1): void {
     const key = `${taskType}|${agent}`;
     const prev = this.observed.get(key);
     const weight = 1 - (1 - COST_EWMA_ALPHA) ** count;
@@ -65,6 +72,21 @@ export class BudgetChecker {
       key,
       prev ? { ewma: prev.ewma + weight * (cost - prev.ewma), samples: prev.samples + count } : { ewma: cost, samples: count },
     );
+    this.unwritten.push({ taskType, agent, cost, count, at: new Date(this.core.clock.now()) });
+    this.writingCosts ??= this.writeCosts();
+  }
+
+  private async writeCosts(): Promise<void> {
+    try {
+      for (let next = this.unwritten.shift(); next; next = this.unwritten.shift()) {
+        const { taskType, agent, cost, count, at } = next;
+        await this.core.projects
+          .observeCost(taskType, agent, cost, COST_EWMA_ALPHA, at, count)
+          .catch((err: unknown) => this.core.logger.warn({ err, taskType, agent }, 'could not store a cost observation'));
+      }
+    } finally {
+      this.writingCosts = null;
+    }
   }
 
   /** Whether `estimatedCost` fits in the project's remaining budget now. */
@@ -169,6 +191,7 @@ export class BudgetChecker {
 
   /** Publishes what is still scheduled (at stop). */
   async flush(): Promise<void> {
+    await this.writingCosts;
     const ids = [...this.publishing.keys()];
     for (const [, handle] of this.publishing) if (handle !== COMPUTING) this.core.clock.clearTimeout(handle);
     this.publishing.clear();
