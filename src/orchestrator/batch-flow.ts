@@ -3,7 +3,7 @@ import type { TaskResult } from '../domain/messages.js';
 import type { TaskActor, TaskTransition } from '../actors/task-actor.js';
 import type { BatchItem } from '../actors/task-registry.js';
 import type { ProjectRecord } from '../ports/project-store.js';
-import type { BudgetEffect, OutboxEvent, ProjectBudget, TaskRecord } from '../ports/task-store.js';
+import type { BudgetEffect, OutboxEvent, ProjectBudget, TaskLinks, TaskRecord } from '../ports/task-store.js';
 import type { BudgetChecker } from './budget-checker.js';
 import { acceptsWork, publishTransitions, type Core } from './core.js';
 
@@ -27,7 +27,7 @@ export interface BatchHooks {
 }
 
 /** Whether a dependency blocks for good. */
-function brokenDependency(d: TaskRecord): boolean {
+function brokenDependency(d: TaskLinks): boolean {
   return d.status === 'CANCELLED' || (d.status === 'FAILED' && d.attempts >= d.maxAttempts);
 }
 
@@ -43,10 +43,12 @@ export class BatchFlow {
     private readonly hooks: BatchHooks,
   ) {}
 
-  /** Dependency states of many tasks, in two queries. */
-  async dependencyStates(records: readonly TaskRecord[]): Promise<Map<string, { met: boolean; broken: string | null }>> {
+  /** Dependency states of many tasks (their dependencies given), in one narrow read. */
+  async dependencyStates(
+    records: readonly Pick<TaskRecord, 'taskId' | 'dependencies'>[],
+  ): Promise<Map<string, { met: boolean; broken: string | null }>> {
     const depIds = [...new Set(records.flatMap((r) => r.dependencies))];
-    const deps = new Map((depIds.length ? await this.core.tasks.getTasks(depIds) : []).map((d) => [d.taskId, d]));
+    const deps = new Map((depIds.length ? await this.core.tasks.getLinks(depIds) : []).map((d) => [d.taskId, d]));
     const states = new Map<string, { met: boolean; broken: string | null }>();
     for (const r of records) {
       let met = true;
@@ -66,7 +68,7 @@ export class BatchFlow {
    * Moves PENDING tasks to READY where they may run (dependencies COMPLETED, back-off
    * over, project active), reserving their estimates, highest priority first.
    */
-  async promoteMany(taskIds: readonly string[]): Promise<Map<string, PromoteOutcome>> {
+  async promoteMany(taskIds: readonly string[], known?: ReadonlyMap<string, Pick<TaskRecord, 'taskId' | 'dependencies'>>): Promise<Map<string, PromoteOutcome>> {
     const outcome = new Map<string, PromoteOutcome>();
     const actors = await this.core.registry.getMany([...new Set(taskIds)]);
     const now = this.core.clock.now();
@@ -86,8 +88,11 @@ export class BatchFlow {
       candidates.push(actor);
     }
     if (!candidates.length) return outcome;
+    // Their dependency lists: `known` (read after the writes that completed dependencies) or read now.
     const withDeps = candidates.filter((a) => a.hasDependencies);
-    const states = withDeps.length ? await this.dependencyStates(await this.core.tasks.getTasks(withDeps.map((a) => a.taskId))) : new Map();
+    const unknown = withDeps.filter((a) => !known?.has(a.taskId)).map((a) => a.taskId);
+    const lists = [...withDeps.flatMap((a) => known?.get(a.taskId) ?? []), ...(unknown.length ? await this.core.tasks.getLinks(unknown) : [])];
+    const states = withDeps.length ? await this.dependencyStates(lists) : new Map();
     const projects = await this.projectsOf(candidates);
     const eligible: TaskActor[] = [];
     for (const actor of candidates) {
@@ -240,8 +245,8 @@ export class BatchFlow {
   async pushDependents(taskIds: readonly string[]): Promise<void> {
     if (!taskIds.length) return;
     const dependents = await this.core.tasks.listDependentsOf(taskIds);
-    const pending = dependents.filter((d) => d.status === 'PENDING').map((d) => d.taskId);
-    if (pending.length) await this.promoteMany(pending);
+    const pending = dependents.filter((d) => d.status === 'PENDING');
+    if (pending.length) await this.promoteMany(pending.map((d) => d.taskId), new Map(pending.map((d) => [d.taskId, d])));
   }
 
   private async projectsOf(actors: readonly TaskActor[]): Promise<Map<string, ProjectRecord | null>> {

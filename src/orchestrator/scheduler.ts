@@ -266,13 +266,13 @@ export class TaskScheduler {
       if (actor && actor.status === 'READY') ready.push(actor); // else a stale queue entry
     }
     if (!ready.length) return 0;
-    // The projects not read yet in this pass and the rows of the tasks with dependencies
-    // (checked again below), together. The inputs come back with the RUNNING writes.
+    // The projects not read yet in this pass and the dependency lists of the tasks with
+    // dependencies (checked again below), together. The inputs come back with the RUNNING writes.
     const unread = [...new Set(ready.map((a) => a.projectId))].filter((p) => !projects.has(p));
     const waiting = ready.filter((a) => a.hasDependencies).map((a) => a.taskId);
     const [fresh, rows] = await Promise.all([
       Promise.all(unread.map((p) => this.core.projects.getProject(p))),
-      waiting.length ? this.core.tasks.getTasks(waiting) : Promise.resolve([]),
+      waiting.length ? this.core.tasks.getLinks(waiting) : Promise.resolve([]),
     ]);
     // Only a dispatchable project is cached within a pass: one seen paused is read again,
     // so a task popped after a resume (which re-queues READY tasks) is not dropped.
@@ -329,7 +329,7 @@ export class TaskScheduler {
       }
       this.slots.occupy(actor.taskId, actor.assignedTo, lease);
       done.push(outcome.transition);
-      dispatches.push({ actor, lease, attempt: outcome.transition.attempt, input: outcome.input ?? records.get(actor.taskId)?.input });
+      dispatches.push({ actor, lease, attempt: outcome.transition.attempt, input: outcome.input });
     }
     // Every store returns the input with the RUNNING write; should one not, it is read.
     const unknown = dispatches.filter((d) => d.input === undefined).map((d) => d.actor.taskId);

@@ -35,6 +35,9 @@ export type NewTaskRecord = Omit<TaskRecord, 'version' | 'updatedAt'> & {
 };
 
 /** A transition a new task took before its row was first written (see NewTaskRecord). */
+/** A task's place in the dependency graph and whether it is done (see TaskStore.getLinks). */
+export type TaskLinks = Pick<TaskRecord, 'taskId' | 'status' | 'attempts' | 'maxAttempts' | 'dependencies'>;
+
 export interface CreationStep {
   from: TaskStatus;
   to: TaskStatus;
@@ -162,6 +165,11 @@ export interface TaskStore {
   createTasks(tasks: readonly NewTaskRecord[], by: string): Promise<void>;
   getTask(taskId: string): Promise<TaskRecord | null>;
   getTasks(taskIds: readonly string[]): Promise<TaskRecord[]>;
+  /**
+   * What dependency checks need of tasks (status, attempts, dependencies), for those that
+   * exist among `taskIds`, in the order asked: a narrow read of the same rows as getTasks.
+   */
+  getLinks(taskIds: readonly string[]): Promise<TaskLinks[]>;
   /**
    * Applies one transition if the row version still matches: status columns, snapshot
    * and the audit row in one transaction. Returns the new row version.

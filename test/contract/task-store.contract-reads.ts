@@ -132,6 +132,24 @@ export function readContract(harness: HarnessRef): void {
     expect(await idsOf('dep-a2')).toStrictEqual([]);
   });
 
+  it("reads tasks' links (status, attempts, dependencies) as getTasks has them, in the order asked, unknown ids left out", async () => {
+    await store().createTasks(
+      [
+        newTask('ln-a', { status: 'RUNNING', attempts: 2, maxAttempts: 4, fencingToken: 1 }),
+        newTask('ln-b', { dependencies: ['ln-a', 'ln-x'] }),
+      ],
+      'orch-a',
+    );
+    const links = await store().getLinks(['ln-b', 'ln-missing', 'ln-a', 'ln-b']);
+    expect(links).toStrictEqual([
+      { taskId: 'ln-b', status: 'PENDING', attempts: 0, maxAttempts: 3, dependencies: ['ln-a', 'ln-x'] },
+      { taskId: 'ln-a', status: 'RUNNING', attempts: 2, maxAttempts: 4, dependencies: [] },
+    ]);
+    const full = await store().getTasks(['ln-b', 'ln-a']);
+    expect(links).toStrictEqual(full.map(({ taskId, status, attempts, maxAttempts, dependencies }) => ({ taskId, status, attempts, maxAttempts, dependencies })));
+    expect(await store().getLinks([])).toStrictEqual([]);
+  });
+
   it('lists RUNNING tasks whose deadline has passed', async () => {
     await store().createTasks(
       [

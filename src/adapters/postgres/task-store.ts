@@ -13,6 +13,7 @@ import type {
   NewTaskRecord,
   OutboxEvent,
   Page,
+  TaskLinks,
   TaskRecord,
   TaskStore,
   TransitionOutcome,
@@ -111,6 +112,21 @@ export class PostgresTaskStore implements TaskStore {
     );
     const byId = new Map(rows.map((r) => [r.task_id, taskFromRow(r)]));
     return [...new Set(taskIds)].flatMap((id) => byId.get(id) ?? []);
+  }
+
+  async getLinks(taskIds: readonly string[]): Promise<TaskLinks[]> {
+    if (taskIds.length === 0) return [];
+    const { rows } = await this.sql.query<{ task_id: string; status: TaskStatus; attempts: number; max_attempts: number; dependencies: string[] }>(
+      `SELECT task_id, status, attempts, max_attempts, dependencies FROM tasks
+       WHERE task_id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))`,
+      [JSON.stringify(taskIds)],
+      { name: 'task_store_get_links' },
+    );
+    const byId = new Map(rows.map((r) => [r.task_id, r]));
+    return [...new Set(taskIds)].flatMap((id) => {
+      const r = byId.get(id);
+      return r ? [{ taskId: r.task_id, status: r.status, attempts: r.attempts, maxAttempts: r.max_attempts, dependencies: r.dependencies }] : [];
+    });
   }
 
   async applyTransition(w: TransitionWrite): Promise<number> {
