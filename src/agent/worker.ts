@@ -61,6 +61,12 @@ export interface AgentWorkerOptions {
    * orchestrator in one message (`{ "results": [...] }`); default true. False: one message per result.
    */
   batchResults?: boolean;
+  /**
+   * A results message carries about this many bytes of results at most (a result bigger
+   * than this goes alone); default 64 KiB. Keep it under the orchestrator's
+   * MAX_PAYLOAD_BYTES, which a message is checked against as a whole.
+   */
+  resultBatchBytes?: number;
   /** Deliveries of a dispatch (worker crashes) before the stream stops offering it; default 5. */
   maxDeliveries?: number;
   logger?: Logger;
@@ -81,10 +87,10 @@ const FETCH_EXPIRES_MS = 5_000;
 const RESULT_PUBLISH_ATTEMPTS = 3;
 const RESULT_PUBLISH_TIMEOUT_MS = 10_000;
 const ERROR_MAX = 10_000;
-/** A results message carries at most this many results … */
+/** A results message carries at most this many results. */
 const RESULTS_PER_MESSAGE = 500;
-/** … and about this many bytes of them (a result bigger than this goes alone). */
-const RESULT_BYTES_PER_MESSAGE = 256 * 1024;
+/** Default `resultBatchBytes`. */
+const RESULT_BATCH_BYTES = 64 * 1024;
 
 /**
  * Starts an agent worker: a durable pull consumer (`agent_<agent>`) on the task
@@ -273,7 +279,7 @@ class Worker implements AgentWorker {
     const finished = this.finished.splice(0).map((f) => ({ ...f, json: JSON.stringify(f.result) }));
     const batch = this.settings.batchResults ?? true;
     await Promise.all(
-      (batch ? resultMessages(finished) : finished.map((f) => [f])).map(async (group) => {
+      (batch ? resultMessages(finished, this.settings.resultBatchBytes ?? RESULT_BATCH_BYTES) : finished.map((f) => [f])).map(async (group) => {
         let err: unknown = null;
         try {
           await this.publishResults(group);
@@ -351,14 +357,14 @@ class Worker implements AgentWorker {
 
 /**
  * Results finished together, grouped into messages: by project, at most
- * RESULTS_PER_MESSAGE and about RESULT_BYTES_PER_MESSAGE of JSON each (a bigger result goes alone).
+ * RESULTS_PER_MESSAGE and about `maxBytes` of JSON each (a bigger result goes alone).
  */
-function resultMessages<T extends { task: TaskDispatch; json: string }>(finished: readonly T[]): T[][] {
+function resultMessages<T extends { task: TaskDispatch; json: string }>(finished: readonly T[], maxBytes: number): T[][] {
   const open = new Map<string, { items: T[]; bytes: number }>();
   const messages: T[][] = [];
   for (const f of finished) {
     let current = open.get(f.task.projectId);
-    if (!current || current.items.length >= RESULTS_PER_MESSAGE || current.bytes + f.json.length > RESULT_BYTES_PER_MESSAGE) {
+    if (!current || current.items.length >= RESULTS_PER_MESSAGE || current.bytes + f.json.length > maxBytes) {
       current = { items: [], bytes: 0 };
       open.set(f.task.projectId, current);
       messages.push(current.items);

@@ -178,6 +178,29 @@ describe('agent worker', () => {
     }
   });
 
+  it('keeps a results message within resultBatchBytes: results that do not fit go in messages of their own', async () => {
+    const agent = uid('a');
+    const release = gate();
+    const started: string[] = [];
+    await startWorker({
+      agent,
+      concurrency: 3,
+      resultBatchBytes: 1,
+      handle: async (t) => {
+        started.push(t.taskId);
+        await release.promise;
+        return {};
+      },
+    });
+    const tasks = [await dispatch(agent, { projectId: 'pc' }), await dispatch(agent, { projectId: 'pc' }), await dispatch(agent, { projectId: 'pc' })];
+    await waitFor(() => started.length === 3, 'three running');
+    release.open();
+    await waitFor(() => tasks.every((t) => resultOf(t.taskId) !== undefined), 'three results');
+    const sent = tasks.map((t) => messageOf(t.taskId)!);
+    expect(new Set(sent).size).toBe(3);
+    expect(sent.every((m) => !('results' in m.body))).toBe(true);
+  });
+
   it('stop() stops pulling, lets the running handler finish and publish, then resolves', async () => {
     const agent = uid('a');
     const release = gate();

@@ -374,6 +374,9 @@ export class InboundConsumer {
         done.add(i);
       }
     } catch {
+      if (deliveries >= o.maxDeliveries) {
+        o.logger.error({ subject: m.subject }, 'cannot dead-letter entries of a results batch on its last delivery; it stays unhandled in the stream');
+      }
       return handBack(retryDelay(deliveries, o.retryDelay.baseMs, o.retryDelay.maxMs));
     }
     await this.ack(m);
