@@ -1,12 +1,12 @@
 import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { isOrchestratorError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
-import type { TaskResult } from '../../domain/messages.js';
 import type { InboundHandlers } from '../../ports/event-bus.js';
 import { isBarrier } from '../inbound-order.js';
 import type { DeadLetterPublisher } from './dead-letter.js';
 import { bytesToText, decodeInbound, dispatchInbound } from './inbound.js';
+import { describeError, outcome, retryable, retryDelay } from './inbound-retry.js';
+import { ResultsBatches } from './results-batch.js';
 
 export interface InboundConsumerOptions {
   connection: NatsConnection;
@@ -32,32 +32,9 @@ export interface InboundConsumerOptions {
 }
 
 const RESTART_PAUSE_MS = 1_000;
-const BATCH_PROGRESS_LIMIT = 10_000;
 const ACK_TIMEOUT_MS = 5_000;
 /** Lifetime of one pull request; an idle consumer issues a new one this often. */
 const FETCH_EXPIRES_MS = 10_000;
-
-function describeError(err: unknown): string {
-  if (isOrchestratorError(err)) return `${err.code}: ${err.message}`;
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** Delay before the n-th redelivery (n = deliveries so far, 1-based): exponential, capped. */
-export function retryDelay(deliveries: number, baseMs: number, maxMs: number): number {
-  return Math.min(baseMs * 2 ** Math.min(Math.max(deliveries - 1, 0), 30), maxMs);
-}
-
-/** Runs `fn`, turning a synchronous throw into a rejection: resolves with the failure, or null. */
-function outcome(fn: () => Promise<void>): Promise<{ err: unknown } | null> {
-  try {
-    return fn().then(
-      () => null,
-      (err: unknown) => ({ err }),
-    );
-  } catch (err) {
-    return Promise.resolve({ err });
-  }
-}
 
 /**
  * The orchestrator's side of the inbound stream: one durable pull consumer, read in
@@ -95,14 +72,11 @@ export class InboundConsumer {
   private readonly returned: { seq: number; nak: () => void }[] = [];
   /** Ends the pause between restarts (on close). */
   private wake: (() => void) | null = null;
-  /**
-   * Results batches handed back (nak) with some entries done, by stream sequence: the
-   * entries settled (durable, or dead-lettered) are not handled again when the batch
-   * comes back to this process. Oldest forgotten first beyond BATCH_PROGRESS_LIMIT.
-   */
-  private readonly batchProgress = new Map<number, Set<number>>();
+  /** Results batches: their entries handled and settled one by one (results-batch.ts). */
+  private readonly batches: ResultsBatches;
 
   constructor(private readonly options: InboundConsumerOptions) {
+    this.batches = new ResultsBatches(options, (m) => this.ack(m));
     this.loop = this.run();
   }
 
@@ -232,7 +206,7 @@ export class InboundConsumer {
         const message = decoded.message;
         handled =
           message.kind === 'results'
-            ? this.runBatch(m, message.projectId, message.body)
+            ? this.batches.run(m, message.projectId, message.body)
             : outcome(() => dispatchInbound(o.handlers, message)).then((failure) => () => this.settle(m, failure));
       }
       const settled = (async () => {
@@ -315,7 +289,7 @@ export class InboundConsumer {
     const o = this.options;
     if (!failure) return this.ack(m);
     const { err } = failure;
-    if (isOrchestratorError(err) && !err.retryable) return this.reject(m, describeError(err));
+    if (!retryable(err)) return this.reject(m, describeError(err));
     const deliveries = m.info.deliveryCount;
     if (deliveries >= o.maxDeliveries) {
       return this.reject(m, `gave up after ${deliveries} deliveries: ${describeError(err)}`);
@@ -323,63 +297,6 @@ export class InboundConsumer {
     const delay = retryDelay(deliveries, o.retryDelay.baseMs, o.retryDelay.maxMs);
     o.logger.warn({ subject: m.subject, deliveries, delayMs: delay, error: describeError(err) }, 'inbound handler failed; will retry');
     m.nak(delay);
-  }
-
-  /**
-   * A results batch: each entry goes to the result handler as if it had come alone (all
-   * at once, so they share the orchestrator's next write). Resolves with the settlement.
-   */
-  private async runBatch(m: JsMsg, projectId: string, results: readonly TaskResult[]): Promise<() => Promise<void>> {
-    const seq = m.info.streamSequence;
-    const done = this.batchProgress.get(seq) ?? new Set<number>();
-    this.batchProgress.delete(seq);
-    const failures = await Promise.all(
-      results.map((r, i) => (done.has(i) ? null : outcome(() => this.options.handlers.result(projectId, r)))),
-    );
-    failures.forEach((f, i) => {
-      if (!f) done.add(i);
-    });
-    return () => this.settleBatch(m, results, failures, done);
-  }
-
-  /**
-   * What becomes of a results batch whose entries settled, with settle()'s rules per entry:
-   * - every entry durable: acknowledged;
-   * - an entry failed retryably (and deliveries are left): the message is handed back
-   *   (`nak(delay)`); the entries already durable are remembered and not handled again
-   *   when it comes back here (in another process they are refused as duplicates);
-   * - otherwise each failed entry is dead-lettered on its own (its JSON, its reason; on the
-   *   last delivery the retryable ones too) and the message acknowledged.
-   */
-  private async settleBatch(m: JsMsg, results: readonly TaskResult[], failures: ({ err: unknown } | null)[], done: Set<number>): Promise<void> {
-    const o = this.options;
-    const seq = m.info.streamSequence;
-    const deliveries = m.info.deliveryCount;
-    const failed = failures.flatMap((f, i) => (f ? [{ i, err: f.err, retry: !(isOrchestratorError(f.err) && !f.err.retryable) }] : []));
-    const handBack = (delay: number): void => {
-      this.batchProgress.set(seq, done);
-      if (this.batchProgress.size > BATCH_PROGRESS_LIMIT) this.batchProgress.delete(this.batchProgress.keys().next().value!);
-      m.nak(delay);
-    };
-    if (failed.some((f) => f.retry) && deliveries < o.maxDeliveries) {
-      const delay = retryDelay(deliveries, o.retryDelay.baseMs, o.retryDelay.maxMs);
-      const first = failed.find((f) => f.retry)!;
-      o.logger.warn({ subject: m.subject, deliveries, delayMs: delay, failed: failed.length, error: describeError(first.err) }, 'results batch: a handler failed; will retry');
-      return handBack(delay);
-    }
-    try {
-      for (const { i, err, retry } of failed) {
-        const reason = retry ? `gave up after ${deliveries} deliveries: ${describeError(err)}` : describeError(err);
-        await o.deadLetters.send({ subject: m.subject, reason, data: JSON.stringify(results[i]) });
-        done.add(i);
-      }
-    } catch {
-      if (deliveries >= o.maxDeliveries) {
-        o.logger.error({ subject: m.subject }, 'cannot dead-letter entries of a results batch on its last delivery; it stays unhandled in the stream');
-      }
-      return handBack(retryDelay(deliveries, o.retryDelay.baseMs, o.retryDelay.maxMs));
-    }
-    await this.ack(m);
   }
 
   /**
