@@ -51,6 +51,27 @@ async function startWorker(options: Omit<AgentWorkerOptions, 'connection' | 'sub
   return worker;
 }
 
+/** A worker whose handler records each task it starts, then waits until `release.open()`; resolves with `output(task)`. */
+async function startHeld(
+  agent: string,
+  options: Omit<AgentWorkerOptions, 'connection' | 'subjectPrefix' | 'streamPrefix' | 'agent' | 'handle'>,
+  output: (t: TaskDispatch) => Record<string, unknown> | undefined = () => undefined,
+) {
+  const release = gate();
+  const started: string[] = [];
+  const worker = await startWorker({
+    agent,
+    ...options,
+    handle: async (t) => {
+      started.push(t.taskId);
+      await release.promise;
+      const out = output(t);
+      return out ? { output: out } : {};
+    },
+  });
+  return { worker, release, started };
+}
+
 async function dispatch(agent: string, overrides: Partial<TaskDispatch> = {}): Promise<TaskDispatch> {
   const task: TaskDispatch = {
     taskId: uid('task'),
@@ -119,17 +140,7 @@ describe('agent worker', () => {
 
   it('runs up to `concurrency` tasks at once and leaves the rest in the stream', async () => {
     const agent = uid('a');
-    const release = gate();
-    const started: string[] = [];
-    const worker = await startWorker({
-      agent,
-      concurrency: 2,
-      handle: async (t) => {
-        started.push(t.taskId);
-        await release.promise;
-        return {};
-      },
-    });
+    const { worker, release, started } = await startHeld(agent, { concurrency: 2 });
     const tasks = [await dispatch(agent), await dispatch(agent), await dispatch(agent)];
     await waitFor(() => started.length === 2, 'two running');
     await waitFor(async () => (await pendingFor(agent)) === 1, 'third waits in the stream');
@@ -142,18 +153,7 @@ describe('agent worker', () => {
   it('sends the results of one project that finish together in one message, one message each with batchResults: false', async () => {
     for (const batchResults of [true, false]) {
       const agent = uid('a');
-      const release = gate();
-      const started: string[] = [];
-      await startWorker({
-        agent,
-        concurrency: 4,
-        batchResults,
-        handle: async (t) => {
-          started.push(t.taskId);
-          await release.promise;
-          return { output: { n: t.input.shot } };
-        },
-      });
+      const { release, started } = await startHeld(agent, { concurrency: 4, batchResults }, (t) => ({ n: t.input.shot }));
       const tasks = [
         await dispatch(agent, { projectId: 'pa', input: { shot: 1 } }),
         await dispatch(agent, { projectId: 'pa', input: { shot: 2 } }),
@@ -180,18 +180,7 @@ describe('agent worker', () => {
 
   it('keeps a results message within resultBatchBytes: results that do not fit go in messages of their own', async () => {
     const agent = uid('a');
-    const release = gate();
-    const started: string[] = [];
-    await startWorker({
-      agent,
-      concurrency: 3,
-      resultBatchBytes: 1,
-      handle: async (t) => {
-        started.push(t.taskId);
-        await release.promise;
-        return {};
-      },
-    });
+    const { release, started } = await startHeld(agent, { concurrency: 3, resultBatchBytes: 1 });
     const tasks = [await dispatch(agent, { projectId: 'pc' }), await dispatch(agent, { projectId: 'pc' }), await dispatch(agent, { projectId: 'pc' })];
     await waitFor(() => started.length === 3, 'three running');
     release.open();
