@@ -21,6 +21,7 @@ export { Pipeline, PipelineEvent, type PipelineInput, type PipelineEventInput, t
 export {
   TaskDispatch,
   TaskResult,
+  TaskResultBatch,
   Heartbeat,
   ApprovalDecided,
   ControlRequest,

@@ -36,8 +36,8 @@ export type TaskResult = z.infer<typeof TaskResult>;
 export const MAX_RESULTS_PER_MESSAGE = 1_000;
 
 /**
- * `lap.results.<projectId>` (inbound), the batch form: `{ "results": [TaskResult, …] }`,
- * results of tasks of that project. Each result is handled as if it had come alone; the
+ * `lap.results.<projectId>` (inbound), the batch form: `{ "results": [TaskResult, …] }`
+ * (no `taskId` of its own), results of tasks of that project. Each result is handled as if it had come alone; the
  * message is acknowledged once every one of them is durable or dead-lettered.
  */
 export const TaskResultBatch = z.object({ results: z.array(TaskResult).min(1).max(MAX_RESULTS_PER_MESSAGE) });

@@ -65,6 +65,9 @@ describe('decodeInbound', () => {
     expect(reason({ results: [] })).toMatch(/^schema violation: results: /);
     expect(reason({ results: Array.from({ length: 1001 }, () => ok) })).toMatch(/^schema violation: results: /);
     expect(reason({ results: [ok], projectId: 'p2' })).toMatch(/^subject\/body mismatch: subject names project p1/);
+    // A single result with an extra `results` field stays a single result.
+    const single = decodeInbound('lap', 'lap.results.p1', enc({ ...ok, results: [] }), 1000);
+    expect(single.ok && single.message.kind).toBe('result');
   });
 
   it('rejects, in order: size, subject, JSON, mismatch, schema', () => {

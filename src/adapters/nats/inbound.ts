@@ -77,7 +77,8 @@ export function decodeInbound(prefix: string, subject: string, data: Uint8Array,
       return { ok: true, message: { kind: 'event', projectId: target.projectId, body: parsed.data } };
     }
     case 'result':
-      if (Array.isArray((raw as { results?: unknown }).results)) {
+      // The batch form: a `results` array and no `taskId` (a single result may carry extra fields).
+      if (Array.isArray((raw as { results?: unknown }).results) && !('taskId' in raw)) {
         return checked(TaskResultBatch.safeParse(raw), (body) => ({ kind: 'results', projectId: target.projectId, body: body.results }));
       }
       return checked(TaskResult.safeParse(raw), (body) => ({ kind: 'result', projectId: target.projectId, body }));
