@@ -9,7 +9,7 @@ import {
 import { NewTaskInput, newTaskId, type TaskStatus } from '../domain/task.js';
 import type { TaskTypeCatalog } from '../domain/task-types.js';
 import type { Clock } from '../ports/clock.js';
-import type { NewTaskRecord, ProjectBudget, TaskRecord } from '../ports/task-store.js';
+import type { NewTaskRecord, TaskRecord, TransitionOutcome } from '../ports/task-store.js';
 import { TASK_MACHINE_VERSION } from '../machines/task-machine.js';
 import { TaskActor, type InitialSnapshot, type PreparedTransition, type SendOptions, type TaskActorDeps, type TaskTransition } from './task-actor.js';
 import type { TaskEvent } from '../machines/task-machine.js';
@@ -22,13 +22,11 @@ export interface BatchItem {
   options?: SendOptions;
 }
 
-/**
- * Per item: the durable transition (and its project's budget after the write, when it had
- * an effect; the task's input, when it entered RUNNING), or the refusal.
- */
-export type BatchOutcome =
-  | { ok: true; transition: TaskTransition; project?: ProjectBudget; input?: Record<string, unknown> }
-  | { ok: false; error: Error };
+/** What the store returns with a written transition besides its version (see TransitionOutcome). */
+type WrittenExtras = Omit<Extract<TransitionOutcome, { ok: true }>, 'ok' | 'version'>;
+
+/** Per item: the durable transition, with what the store returned with it; or the refusal. */
+export type BatchOutcome = ({ ok: true; transition: TaskTransition } & WrittenExtras) | { ok: false; error: Error };
 
 export interface TaskRegistryDeps extends Omit<TaskActorDeps, 'steps'> {
   /** The task machine's steps (default: made once per registry). */

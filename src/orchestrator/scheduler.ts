@@ -298,7 +298,7 @@ export class TaskScheduler {
       candidates.push(actor);
     }
     if (!candidates.length) return 0;
-    const withDeps = candidates.flatMap((a) => (a.hasDependencies ? [records.get(a.taskId)!] : [])).filter((r) => r.dependencies.length > 0);
+    const withDeps = candidates.flatMap((a) => records.get(a.taskId) ?? []).filter((r) => r.dependencies.length > 0);
     const states = withDeps.length ? await this.flow.batch.dependencyStates(withDeps) : new Map<string, { met: boolean }>();
     const runnable = candidates.filter((a) => {
       if (states.get(a.taskId)?.met === false) {
@@ -331,12 +331,12 @@ export class TaskScheduler {
       done.push(outcome.transition);
       dispatches.push({ actor, lease, attempt: outcome.transition.attempt, input: outcome.input });
     }
-    // Every store returns the input with the RUNNING write; should one not, it is read.
-    const unknown = dispatches.filter((d) => d.input === undefined).map((d) => d.actor.taskId);
-    const inputs = new Map(unknown.length ? (await this.core.tasks.getTasks(unknown)).map((r) => [r.taskId, r.input]) : []);
-    const publishes = dispatches.map(({ actor, lease, attempt, input }) =>
-      this.dispatch(actor, input ?? inputs.get(actor.taskId) ?? {}, attempt, now + actor.timeoutMs, lease.fencingToken),
-    );
+    // The store returns the input with every write into RUNNING (TaskStore contract).
+    const publishes = dispatches.map(({ actor, lease, attempt, input }) => {
+      if (input) return this.dispatch(actor, input, attempt, now + actor.timeoutMs, lease.fencingToken);
+      this.core.logger.error({ taskId: actor.taskId }, 'the store returned no input with the RUNNING write; the attempt will time out and retry');
+      return Promise.resolve();
+    });
     publishes.push(publishTransitions(this.core, done));
     // The pass goes on without waiting for the bus to confirm the dispatches (RUNNING is
     // durable; a lost one times out and is retried, and each failure is logged): the next
