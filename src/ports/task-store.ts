@@ -200,7 +200,10 @@ export interface TaskStore {
   listExpired(now: Date, limit: number): Promise<TaskRecord[]>;
   /** The audit log of one task, oldest first. */
   listTransitions(taskId: string): Promise<TransitionRecord[]>;
-  /** The highest fencing token recorded on any task (0 when none). */
+  /**
+   * The highest fencing token held by a task that can still run (0 when none). A final
+   * task never takes a lease again, so a token below its own cannot be refused for it.
+   */
   maxFencingToken(): Promise<number>;
   countByStatus(projectId?: string): Promise<Partial<Record<TaskStatus, number>>>;
   /**

@@ -182,6 +182,20 @@ export function readContract(harness: HarnessRef): void {
     expect(await store().maxFencingToken()).toBe(2 ** 33);
   });
 
+  it('leaves final tasks out of the highest fencing token', async () => {
+    await store().createTasks(
+      [
+        newTask('f-done', { status: 'COMPLETED', fencingToken: 90 }),
+        newTask('f-cancelled', { status: 'CANCELLED', fencingToken: 80 }),
+        newTask('f-dead', { status: 'FAILED', attempts: 3, maxAttempts: 3, fencingToken: 70 }),
+        newTask('f-retry', { status: 'FAILED', attempts: 1, maxAttempts: 3, fencingToken: 7 }),
+        newTask('f-ready', { status: 'READY', fencingToken: 5 }),
+      ],
+      'orch-a',
+    );
+    expect(await store().maxFencingToken()).toBe(7);
+  });
+
   it('lists PENDING tasks whose back-off is over', async () => {
     await store().createTasks(
       [

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadMigrations, migrate } from '../../src/adapters/postgres/migrate.js';
 import { PGliteSqlClient, type SqlClient } from '../../src/adapters/postgres/sql-client.js';
+import { LIST_DEPENDENTS_OF } from '../../src/adapters/postgres/task-store.js';
 import { MigrationError } from '../../src/errors.js';
 import { createTestSchema, type TestSchema } from '../helpers/pg-schema.js';
 
@@ -65,6 +66,24 @@ describe('migrate (PostgreSQL)', () => {
     );
     await expect(sql.query(`UPDATE task_transitions SET event = 'X'`)).rejects.toThrow(/append-only/);
     await expect(sql.query(`DELETE FROM task_transitions`)).rejects.toThrow(/append-only/);
+  });
+
+  it('serves the dependents lookup from the dependencies index, which holds only tasks with dependencies', async () => {
+    const sql = (await freshSchema()).client();
+    await migrate(sql);
+    const plan = await sql.transaction(async (tx) => {
+      await tx.query('SET LOCAL enable_seqscan = off');
+      const { rows } = await tx.query<{ 'QUERY PLAN': string }>(
+        `EXPLAIN ${LIST_DEPENDENTS_OF.replace('$1::jsonb', `'["t1", "t2"]'::jsonb`)}`,
+      );
+      return rows.map((r) => r['QUERY PLAN']).join('\n');
+    });
+    expect(plan).toContain('tasks_dependencies_idx');
+    const { rows } = await sql.query<{ predicate: string | null }>(
+      `SELECT pg_get_expr(indpred, indrelid) AS predicate FROM pg_index
+       WHERE indexrelid = 'tasks_dependencies_idx'::regclass`,
+    );
+    expect(rows[0]?.predicate).toMatch(/dependencies <> '\[\]'::jsonb/);
   });
 
   it('lets two processes migrate a fresh schema at once, applying each migration once', async () => {

@@ -48,6 +48,15 @@ import {
 } from './task-rows.js';
 import { batchOutcome, budgetRequested, roundMoney, written } from './transition-outcomes.js';
 
+/**
+ * The dependents of a JSON array of task ids. `tasks_dependencies_idx` holds only rows with
+ * dependencies; its predicate is repeated here so the planner can use it.
+ */
+export const LIST_DEPENDENTS_OF = `SELECT ${TASK_COLUMNS} FROM tasks
+  WHERE dependencies @> ANY (ARRAY(SELECT jsonb_build_array(d) FROM jsonb_array_elements($1::jsonb) AS d))
+    AND dependencies <> '[]'::jsonb
+  ORDER BY task_id`;
+
 export class PostgresTaskStore implements TaskStore {
   constructor(private readonly sql: SqlClient) {}
 
@@ -285,9 +294,7 @@ export class PostgresTaskStore implements TaskStore {
   async listDependentsOf(taskIds: readonly string[]): Promise<TaskRecord[]> {
     if (taskIds.length === 0) return [];
     const { rows } = await this.sql.query<TaskRow>(
-      `SELECT ${TASK_COLUMNS} FROM tasks
-       WHERE dependencies @> ANY (ARRAY(SELECT jsonb_build_array(d) FROM jsonb_array_elements($1::jsonb) AS d))
-       ORDER BY task_id`,
+      LIST_DEPENDENTS_OF,
       [JSON.stringify([...new Set(taskIds)])],
       { name: 'task_store_list_dependents_of' },
     );
@@ -314,7 +321,7 @@ export class PostgresTaskStore implements TaskStore {
 
   async maxFencingToken(): Promise<number> {
     const { rows } = await this.sql.query<{ max: number }>(
-      'SELECT COALESCE(MAX(fencing_token), 0) AS max FROM tasks',
+      `SELECT COALESCE(MAX(fencing_token), 0) AS max FROM tasks WHERE ${NON_FINAL}`,
     );
     return rows[0]?.max ?? 0;
   }
