@@ -17,6 +17,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { configForReport, loadBenchConfig, RESULTS_DIR, type ScenarioName } from './e2e/config.js';
 import { spawnAgents, type Ctx } from './e2e/context.js';
+import { CpuMeter } from './e2e/cpu.js';
 import { Infra } from './e2e/infra.js';
 import type { Child } from './e2e/ipc.js';
 import { machineInfo, markdownReport, type Report } from './e2e/report.js';
@@ -61,7 +62,8 @@ async function main(): Promise<number> {
   infra = await Infra.connect(config);
   agents = spawnAgents(config, outDir);
   await agents.notice('started', 60_000);
-  const ctx: Ctx = { config, infra, agents, outDir, deadline: started + config.totalLimitMs, log };
+  const cpu = await CpuMeter.find(infra, agents.pid);
+  const ctx: Ctx = { config, infra, agents, cpu, outDir, deadline: started + config.totalLimitMs, log };
   const report: Report = {
     runId: config.runId,
     startedAt: new Date(started).toISOString(),

@@ -6,6 +6,7 @@ import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { RESULTS_DIR, type BenchConfig } from './config.js';
+import type { CpuMeter } from './cpu.js';
 import type { BenchEnv, Infra } from './infra.js';
 import { Child } from './ipc.js';
 import type { MemoryReport, OrchestratorProcSettings, StartedNotice } from './orchestrator-proc.js';
@@ -16,6 +17,8 @@ export interface Ctx {
   config: BenchConfig;
   infra: Infra;
   agents: Child;
+  /** CPU per process group over a window; null where /proc is missing. */
+  cpu: CpuMeter | null;
   /** bench/results/<stamp>-<runId>/ : logs, profiles. */
   outDir: string;
   /** Epoch ms after which no new scenario starts. */

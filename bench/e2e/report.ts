@@ -7,8 +7,9 @@ import { ROOT } from './config.js';
 import type { Infra } from './infra.js';
 import type { IoStats } from './io-stats.js';
 import { profileMarkdown, type ProfileSummary } from './profile.js';
-import { fmt, fmtInt, fmtMiB, fmtRatio, fmtSummary, type Summary } from './stats.js';
-import type { ThroughputResult } from '../scenarios/throughput.js';
+import { fmt, fmtInt, fmtMiB, fmtRatio, fmtSummary, summarize, type Summary } from './stats.js';
+import type { ThroughputResult, ThroughputSample } from '../scenarios/throughput.js';
+import type { CpuGroup, CpuUsage } from './cpu.js';
 import type { LatencyResult } from '../scenarios/latency.js';
 import type { ScaleResult } from '../scenarios/scale.js';
 import type { MemoryResult } from '../scenarios/memory.js';
@@ -120,6 +121,7 @@ export function markdownReport(r: Report): string {
   if (r.concurrentRuns?.length) lines.push('', `⚠ Other benchmark runs used the same servers meanwhile (${r.concurrentRuns.join(', ')}): figures disturbed.`);
   if (r.skipped.length) lines.push('', `Skipped (time limit): ${r.skipped.join(', ')}.`);
   for (const [name, error] of Object.entries(r.errors)) lines.push('', `**${name} failed**: ${error}`);
+  lines.push(...cpuSection(flat, 'flat'), ...cpuSection(deps, 'fan-in'));
   lines.push(...ioSection(flat, 'flat'), ...ioSection(deps, 'fan-in'));
   for (const p of r.profiles ?? []) lines.push('', profileMarkdown(p));
   return lines.join('\n');
@@ -136,6 +138,46 @@ function progressNotes(label: string, r: ThroughputResult | undefined): string[]
       `${fmtInt(s.completed)} completed in ${fmt(s.seconds)} s${s.capped ? ' (capped)' : ''}`,
   );
   return [`Orchestrator ${label} rounds (of ${fmtInt(r!.total)}): ${parts.join('; ')}.`, ''];
+}
+
+/** Per group: its label, and whether it takes part in BullMQ's rounds. */
+const CPU_ROWS: [CpuGroup, string, boolean][] = [
+  ['orchestrator', 'orchestrator process', false],
+  ['agents', 'agents process: no-op agents over NATS / BullMQ Worker with a no-op processor', true],
+  ['bench', 'bench process: status watcher / producer (addBulk)', true],
+  ['postgres', 'PostgreSQL (all its processes)', false],
+  ['nats', 'NATS server', false],
+  ['redis', 'Redis', true],
+];
+
+/**
+ * CPU per task (per job) of each process over the measured windows, median over rounds:
+ * all of them share the machine's cores, so this is what bounds the rate.
+ */
+function cpuSection(r: ThroughputResult | undefined, label: string): string[] {
+  const sides = [r?.orchestrator.rounds ?? [], r?.bullmq.rounds ?? []].map((rounds) => rounds.filter((s) => s.cpu && s.completed > 0));
+  if (!sides[0]!.length || !sides[1]!.length) return [];
+  const perTask = (rounds: ThroughputSample[], group?: CpuGroup): number => {
+    const values = rounds.map((s) => {
+      const cpu = s.cpu as CpuUsage;
+      const seconds = group ? (cpu[group] ?? 0) : Object.values(cpu).reduce((a, b) => a + (b ?? 0), 0);
+      return (seconds / s.completed) * 1e6;
+    });
+    return summarize(values).median;
+  };
+  const busy = (rounds: ThroughputSample[]): number =>
+    summarize(rounds.map((s) => Object.values(s.cpu as CpuUsage).reduce((a, b) => a + (b ?? 0), 0) / s.seconds)).median;
+  const [orch, bull] = sides as [ThroughputSample[], ThroughputSample[]];
+  return [
+    '',
+    `**CPU per task, ${label}** (µs of CPU time per completed task (job) in each process over the measured window, median of rounds; ` +
+      `${cpus().length} cores busy ${fmt(busy(orch))} (orchestrator rounds) and ${fmt(busy(bull))} (BullMQ rounds) on average):`,
+    '',
+    '| process | orchestrator | BullMQ |',
+    '| --- | ---: | ---: |',
+    ...CPU_ROWS.map(([group, label, inBull]) => `| ${label} | ${fmt(perTask(orch, group))} | ${inBull ? fmt(perTask(bull, group)) : '–'} |`),
+    `| all | ${fmt(perTask(orch))} | ${fmt(perTask(bull))} |`,
+  ];
 }
 
 /**

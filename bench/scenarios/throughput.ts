@@ -13,6 +13,7 @@
  */
 import { FlowProducer, Queue } from 'bullmq';
 import type { Ctx } from '../e2e/context.js';
+import { CpuMeter, type CpuUsage } from '../e2e/cpu.js';
 import { OrchestratorProc, StatusWatch } from '../e2e/context.js';
 import { redisOptions } from '../e2e/infra.js';
 import type { IoStats } from '../e2e/io-stats.js';
@@ -44,6 +45,8 @@ export interface ThroughputSample {
   addSeconds?: number;
   statusCounts?: Record<string, number>;
   io?: IoStats;
+  /** CPU seconds per process group over the measured window (Linux). */
+  cpu?: CpuUsage;
   gracefulStop?: boolean;
 }
 
@@ -111,6 +114,7 @@ async function orchestratorRound(ctx: Ctx, kind: ThroughputKind, round: number):
     await ctx.infra.waitForProject(env, projectId);
     if (c.ioStats) await orchestrator.io(); // reset: count only the measured work
 
+    const cpuBefore = ctx.cpu?.read(orchestrator.child.pid);
     const t0 = wallMs();
     const deadline = Date.now() + c.phaseLimitMs;
     for (const [i, payload] of work.events.entries()) {
@@ -120,6 +124,7 @@ async function orchestratorRound(ctx: Ctx, kind: ThroughputKind, round: number):
     const w = watch;
     const done = await w.until(() => w.completed >= work.total, deadline);
     const end = done ? w.lastCompletedAt : wallMs();
+    const cpu = cpuBefore && ctx.cpu ? CpuMeter.usage(cpuBefore, ctx.cpu.read(orchestrator.child.pid)) : undefined;
     const completed = w.completed;
     const io = c.ioStats ? await orchestrator.io() : undefined;
     const statusCounts = await ctx.infra.countByStatus(env);
@@ -143,6 +148,7 @@ async function orchestratorRound(ctx: Ctx, kind: ThroughputKind, round: number):
       transitions: w.transitions,
       statusCounts,
       ...(io ? { io } : {}),
+      ...(cpu ? { cpu } : {}),
     };
   } finally {
     watch?.close();
@@ -169,6 +175,7 @@ async function bullRound(ctx: Ctx, kind: ThroughputKind, round: number): Promise
     await flows?.waitUntilReady();
     await ctx.agents.request('startBull', { queueName, prefix, concurrency: c.concurrency });
     workerUp = true;
+    const cpuBefore = ctx.cpu?.read();
     const t0 = wallMs();
     const deadline = Date.now() + c.bullLimitMs;
     if (flat) for (const bulk of flat.jobs) await queue.addBulk(bulk);
@@ -179,9 +186,18 @@ async function bullRound(ctx: Ctx, kind: ThroughputKind, round: number): Promise
       { target: total, deadline },
       c.bullLimitMs + 30_000,
     );
+    const cpu = cpuBefore && ctx.cpu ? CpuMeter.usage(cpuBefore, ctx.cpu.read()) : undefined;
     const done = r.completed >= total;
     const seconds = ((done ? r.lastCompletedAt : wallMs()) - t0) / 1000;
-    return { rate: r.completed / seconds, total, completed: r.completed, seconds, capped: !done, addSeconds: (added - t0) / 1000 };
+    return {
+      rate: r.completed / seconds,
+      total,
+      completed: r.completed,
+      seconds,
+      capped: !done,
+      addSeconds: (added - t0) / 1000,
+      ...(cpu ? { cpu } : {}),
+    };
   } finally {
     if (workerUp) await ctx.agents.request('stopBull');
     await flows?.close();
