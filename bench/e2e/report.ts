@@ -175,7 +175,7 @@ function cpuSection(r: ThroughputResult | undefined, label: string): string[] {
     '',
     '| process | orchestrator | BullMQ |',
     '| --- | ---: | ---: |',
-    ...CPU_ROWS.map(([group, label, inBull]) => `| ${label} | ${fmt(perTask(orch, group))} | ${inBull ? fmt(perTask(bull, group)) : '–'} |`),
+    ...CPU_ROWS.map(([group, name, inBull]) => `| ${name} | ${fmt(perTask(orch, group))} | ${inBull ? fmt(perTask(bull, group)) : '–'} |`),
     `| all | ${fmt(perTask(orch))} | ${fmt(perTask(bull))} |`,
   ];
 }

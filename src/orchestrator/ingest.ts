@@ -180,4 +180,3 @@ export function projectFromPayload(projectId: string, payload: Record<string, un
     checkpoints: (checkpoints as string[] | undefined) ?? null,
   };
 }
-
