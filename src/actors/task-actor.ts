@@ -182,6 +182,19 @@ export class TaskActor {
     return isTerminal(this.snapshot);
   }
 
+  /**
+   * Whether an agent's result was applied already: the same result delivered again (the
+   * bus redelivers what was written but not yet acknowledged when a process stopped). The
+   * fencing token names the attempt, and a dispatch resets what a result leaves behind:
+   * a completion left the task COMPLETED with that cost, a failure left its error.
+   */
+  hasApplied(result: { status: 'completed' | 'failed'; fencingToken: number; actualCost?: number | undefined; error?: string | undefined }): boolean {
+    const { fencingToken, actualCost, lastError } = this.snapshot.context;
+    if (fencingToken !== result.fencingToken) return false;
+    if (result.status === 'completed') return this.status === 'COMPLETED' && actualCost === (result.actualCost ?? null);
+    return this.status !== 'RUNNING' && lastError !== null && lastError === result.error;
+  }
+
   /** Whether `event` would be accepted now (without fencing or store checks). */
   can(event: TaskEvent): boolean {
     return this.snapshot.can(event);

@@ -148,7 +148,9 @@ export class BatchFlow {
   /**
    * Agents' results, many at once: one write for all the completions and failures, then
    * leases, costs, budget, raised events and the dependents. Returns, per result, the
-   * error that refused it (to dead-letter) or null.
+   * error that refused it (to dead-letter) or null. One result per task in a batch (the
+   * orchestrator's Batcher keys them by task id); a result applied already (a redelivery)
+   * is acknowledged and changes nothing.
    */
   async completeMany(batch: readonly { projectId: string; result: TaskResult }[]): Promise<(Error | null)[]> {
     const errors: (Error | null)[] = batch.map(() => null);
@@ -165,6 +167,10 @@ export class BatchFlow {
       if (!actor) return void (errors[index] = new TaskNotFoundError(result.taskId));
       if (actor.projectId !== projectId) {
         return void (errors[index] = new ValidationError(`task ${result.taskId} is not a task of project ${projectId}`));
+      }
+      if (actor.hasApplied(result)) {
+        this.core.logger.info({ taskId: actor.taskId, fencingToken: result.fencingToken }, 'result already applied (a duplicate delivery)');
+        return;
       }
       indexes.push(index);
       if (result.status === 'failed') {

@@ -67,6 +67,17 @@ describe('bad inbound messages against the running service', () => {
 
     const results = `${p}.results.${projectId}`;
     const send = (subject: string, body: unknown) => js.publish(subject, typeof body === 'string' ? body : JSON.stringify(body));
+    const readScript = async () =>
+      (
+        await scope.sql.query<{ output: Record<string, unknown>; actualCost: number; version: string }>(
+          `SELECT output, snapshot->'context'->'actualCost' AS "actualCost", version FROM tasks WHERE task_id = $1`,
+          [script],
+        )
+      ).rows[0]!;
+    const applied = await readScript();
+    // The agent's result delivered again (as after a crash between write and ack): applied
+    // already, so acknowledged with no dead letter and no change.
+    await send(results, { taskId: script, status: 'completed', fencingToken: dispatch.fencingToken, output: applied.output, actualCost: applied.actualCost });
     const cases: { name: string; marker: string; reason: RegExp; send: (marker: string) => Promise<unknown> }[] = [
       { name: 'not JSON', marker: 'm-not-json', reason: /^not JSON: /, send: (m) => send(results, `{ ${m} this is not json`) },
       {
@@ -105,8 +116,15 @@ describe('bad inbound messages against the running service', () => {
       {
         name: 'illegal transition',
         marker: 'm-illegal',
+        reason: new RegExp(`task ${script}: event FAIL is not allowed in state COMPLETED`),
+        send: (m) => send(results, { marker: m, taskId: script, status: 'failed', fencingToken: dispatch.fencingToken, error: 'failed after all' }),
+      },
+      {
+        name: 'conflicting completion',
+        marker: 'm-conflict',
         reason: new RegExp(`task ${script}: event COMPLETE is not allowed in state COMPLETED`),
-        send: (m) => send(results, { marker: m, taskId: script, status: 'completed', fencingToken: dispatch.fencingToken, output: { script: 'again' } }),
+        send: (m) =>
+          send(results, { marker: m, taskId: script, status: 'completed', fencingToken: dispatch.fencingToken, output: { script: 'again' }, actualCost: applied.actualCost + 1 }),
       },
       {
         name: 'unknown approval',
@@ -144,9 +162,12 @@ describe('bad inbound messages against the running service', () => {
     const unknown = await scope.sql.query('SELECT project_id FROM projects WHERE project_id = $1', ['prj_nowhere']);
     expect(unknown.rows).toEqual([]);
 
-    // The dead letters are stored in the DLQ stream as well, and no more arrived meanwhile.
-    expect(letters()).toHaveLength(cases.length);
+    // Every inbound message was settled; the dead letters are stored in the DLQ stream as
+    // well, and no more arrived meanwhile (the redelivered result left none).
     const jsm = await jetstreamManager(scope.nc);
+    await until(async () => (await jsm.streams.info(`${scope.streamPrefix}_INBOUND`)).state.messages === 0, 'the inbound stream drained');
+    expect(letters()).toHaveLength(cases.length);
+    expect(await readScript()).toEqual(applied);
     expect((await jsm.streams.info(`${scope.streamPrefix}_DLQ`)).state.messages).toBe(cases.length);
 
     expect(await service.stop('SIGTERM'), service.describe()).toEqual({ code: 0, signal: null });

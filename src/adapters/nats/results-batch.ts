@@ -23,8 +23,8 @@ export interface ResultsBatchOptions {
  * - every entry durable: the message is acknowledged;
  * - an entry failed retryably (and deliveries are left): the message is handed back
  *   (`nak(delay)`); the entries already settled are remembered, by stream sequence, and
- *   not handled again when it comes back to this process (in another, they are refused
- *   as duplicates and dead-lettered with that reason);
+ *   not handled again when it comes back to this process (in another, they are found
+ *   already applied and acknowledged with the rest);
  * - otherwise each failed entry is dead-lettered on its own (its JSON, its reason; on the
  *   last delivery the retryable ones too) and the message acknowledged.
  */
