@@ -88,8 +88,9 @@ async function holding(ackPending: number, pending = 0): Promise<void> {
 
 const sendResult = (taskId: string) => send(`${P}.results.p1`, { taskId, status: 'completed', fencingToken: 1 });
 const sendHeartbeat = (taskId: string) => send(`${P}.heartbeats.p1`, { taskId, fencingToken: 1 });
-const sendEvent = (id: string) => send(`${P}.events.p1.SCRIPT_READY`, eventBody('p1', id));
-const sendDecision = (approvalId: string) => send(`${P}.approvals.decided.p1`, { approvalId, decision: 'approved', by: 'alice' });
+const sendEvent = (id: string, projectId = 'p1') => send(`${P}.events.${projectId}.SCRIPT_READY`, eventBody(projectId, id));
+const sendDecision = (approvalId: string, projectId = 'p1') =>
+  send(`${P}.approvals.decided.${projectId}`, { approvalId, decision: 'approved', by: 'alice' });
 
 describe('NatsEventBus inbound', () => {
   it('hands events, results, heartbeats and decisions to the handlers with parsed bodies', async () => {
@@ -363,6 +364,30 @@ describe('NatsEventBus inbound concurrency and order', () => {
     gates.open('e2');
     await holding(0);
     expect(gates.log.slice(5)).toEqual(['exit e1', 'enter d', 'exit d', 'enter e2', 'exit e2']);
+  });
+
+  it("barriers are per project: one project's waiting barriers do not hold back another's", async () => {
+    const ids = { a1: uid('a1'), b1: uid('b1'), a2: uid('a2'), b2: uid('b2') };
+    for (const [label, id] of Object.entries(ids)) gates.hold(id, label);
+    await sendEvent(ids.a1, 'pa');
+    await sendEvent(ids.b1, 'pb');
+    await sendDecision(ids.a2, 'pa');
+    await sendEvent(ids.b2, 'pb');
+    await holding(4);
+    await waitFor(() => gates.running === 2, 'a1 and b1 running');
+    await turns();
+    expect(gates.log).toEqual(['enter a1', 'enter b1']); // a2 waits for a1, b2 for b1
+    gates.open('b1');
+    await waitFor(() => gates.entered('b2'), 'b2 started');
+    await turns();
+    expect(gates.log).toEqual(['enter a1', 'enter b1', 'exit b1', 'enter b2']); // a1 still running, a2 waits
+    gates.open('b2', 'a1');
+    await waitFor(() => gates.entered('a2'), 'a2 started');
+    gates.open('a2');
+    await holding(0);
+    const log = gates.log;
+    expect(log.indexOf('exit a1')).toBeLessThan(log.indexOf('enter a2'));
+    expect(log.filter((l) => l.startsWith('exit'))).toHaveLength(4);
   });
 
   it('holds at most inboundConcurrency messages: the others stay in the stream until a slot frees', async () => {

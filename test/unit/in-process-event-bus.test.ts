@@ -21,8 +21,8 @@ async function setup(options: ConstructorParameters<typeof InProcessEventBus>[0]
   const send = {
     result: (taskId: string) => bus.sendResult('p1', { taskId, status: 'completed', fencingToken: 1 }),
     heartbeat: (taskId: string) => bus.sendHeartbeat('p1', { taskId, fencingToken: 1 }),
-    event: (id: string) => bus.sendEvent({ id, type: 'SCRIPT_READY', projectId: 'p1', payload: {}, occurredAt: new Date() }),
-    decision: (approvalId: string) => bus.sendDecision('p1', { approvalId, decision: 'approved', by: 'alice' }),
+    event: (id: string, projectId = 'p1') => bus.sendEvent({ id, type: 'SCRIPT_READY', projectId, payload: {}, occurredAt: new Date() }),
+    decision: (approvalId: string, projectId = 'p1') => bus.sendDecision(projectId, { approvalId, decision: 'approved', by: 'alice' }),
   };
   return { bus, handlers, gates, dlq, sub, send };
 }
@@ -91,6 +91,29 @@ describe('InProcessEventBus inbound concurrency and order', () => {
     gates.open('e2');
     await bus.idle();
     expect(gates.log.slice(5)).toEqual(['exit e1', 'enter d', 'exit d', 'enter e2', 'exit e2']);
+  });
+
+  it("barriers are per project: one project's waiting barriers do not hold back another's", async () => {
+    const { bus, gates, send } = await setup();
+    const ids = { a1: uid('a1'), b1: uid('b1'), a2: uid('a2'), b2: uid('b2') };
+    for (const [label, id] of Object.entries(ids)) gates.hold(id, label);
+    void send.event(ids.a1, 'pa');
+    void send.event(ids.b1, 'pb');
+    void send.decision(ids.a2, 'pa');
+    void send.event(ids.b2, 'pb');
+    await turns();
+    expect(gates.log).toEqual(['enter a1', 'enter b1']); // a2 waits for a1, b2 for b1
+    gates.open('b1');
+    await waitFor(() => gates.entered('b2'), { what: 'b2 started' });
+    await turns();
+    expect(gates.log).toEqual(['enter a1', 'enter b1', 'exit b1', 'enter b2']); // a1 still running, a2 waits
+    gates.open('b2', 'a1');
+    await waitFor(() => gates.entered('a2'), { what: 'a2 started' });
+    gates.open('a2');
+    await bus.idle();
+    const log = gates.log;
+    expect(log.indexOf('exit a1')).toBeLessThan(log.indexOf('enter a2'));
+    expect(log.filter((l) => l.startsWith('exit'))).toHaveLength(4);
   });
 
   it('runs at most inboundConcurrency handlers; the others start as slots free, in order', async () => {

@@ -22,8 +22,9 @@ export type OutboundListener = (message: Outbound) => void;
  * registers, as a work-queue stream would keep them). Inbound messages are handed to the
  * orchestrator's handlers with the rule of the NATS adapter (inbound-order.ts): in the
  * order sent, results and heartbeats concurrently (up to `inboundConcurrency` running),
- * events and decisions as barriers, one at a time in the order sent (each starts once the
- * barriers sent before it have settled; results and heartbeats do not wait for them).
+ * events and decisions as barriers of their project, one at a time per project in the
+ * order sent (each starts once its project's barriers sent before it have settled; other
+ * projects' barriers, results and heartbeats do not wait for them).
  *
  * A handler's error dead-letters the message (a `dlq` outbound message), except a
  * `retryable` OrchestratorError (a store or lock service briefly unavailable): that one is
@@ -32,7 +33,7 @@ export type OutboundListener = (message: Outbound) => void;
  * that is not a non-retryable OrchestratorError; here a plain error — a bug, or a body the
  * handler's schema refuses, which NATS catches before the handler — is dead-lettered at
  * once, as before.) A message being retried keeps its place: its slot of the window and,
- * for an event or a decision, its turn among the barriers (stricter than NATS, which
+ * for an event or a decision, its turn among its project's barriers (stricter than NATS, which
  * hands a retried message back to the stream and goes on).
  */
 export class InProcessEventBus implements EventBus {
@@ -42,12 +43,12 @@ export class InProcessEventBus implements EventBus {
   private handlers: InboundHandlers | null = null;
   /** Results and heartbeats sent, not started yet (in the order sent). */
   private readonly waiting: Inbound[] = [];
-  /** Barriers sent, not started yet (in the order sent): they start one at a time. */
+  /** Barriers sent, not started yet (in the order sent): one at a time per project. */
   private readonly barriers: Inbound[] = [];
   /** Started, not settled. */
   private running = 0;
-  /** A barrier (event, decision) is running: the next barrier waits. */
-  private barrierRunning = false;
+  /** Projects with a barrier (event, decision) running: their next barrier waits. */
+  private readonly busy = new Set<string>();
   private idleWaiters: (() => void)[] = [];
   private readonly window: number;
   private readonly maxDeliveries: number;
@@ -104,16 +105,16 @@ export class InProcessEventBus implements EventBus {
   // Inbound, as an agent or another service would send it. Each resolves once the message
   // is handled (or dead-lettered).
   sendEvent(event: PipelineEventInput): Promise<void> {
-    return this.enqueue('event', 'events', event, (h) => h.event(event));
+    return this.enqueue('event', String(event.projectId), 'events', event, (h) => h.event(event));
   }
   sendResult(projectId: string, result: TaskResult): Promise<void> {
-    return this.enqueue('result', 'results', result, (h) => h.result(projectId, result));
+    return this.enqueue('result', projectId, 'results', result, (h) => h.result(projectId, result));
   }
   sendHeartbeat(projectId: string, heartbeat: Heartbeat): Promise<void> {
-    return this.enqueue('heartbeat', 'heartbeats', heartbeat, (h) => h.heartbeat(projectId, heartbeat));
+    return this.enqueue('heartbeat', projectId, 'heartbeats', heartbeat, (h) => h.heartbeat(projectId, heartbeat));
   }
   sendDecision(projectId: string, decision: ApprovalDecided): Promise<void> {
-    return this.enqueue('decision', 'approvals.decided', decision, (h) => h.decision(projectId, decision));
+    return this.enqueue('decision', projectId, 'approvals.decided', decision, (h) => h.decision(projectId, decision));
   }
 
   /** A control request, answered like the NATS request-reply subject. */
@@ -141,9 +142,9 @@ export class InProcessEventBus implements EventBus {
     }
   }
 
-  private enqueue(kind: InboundKind, subject: string, data: unknown, run: (h: InboundHandlers) => Promise<void>): Promise<void> {
+  private enqueue(kind: InboundKind, projectId: string, subject: string, data: unknown, run: (h: InboundHandlers) => Promise<void>): Promise<void> {
     return new Promise<void>((resolve) => {
-      const message = { barrier: isBarrier(kind), subject, data, run, done: resolve };
+      const message = { barrier: isBarrier(kind), projectId, subject, data, run, done: resolve };
       (message.barrier ? this.barriers : this.waiting).push(message);
       this.pump();
     });
@@ -151,18 +152,21 @@ export class InProcessEventBus implements EventBus {
 
   /**
    * Starts what the rule allows: results and heartbeats in the order sent, while the window
-   * has room; barriers one at a time, in the order sent (a waiting barrier does not hold
-   * back the results sent after it).
+   * has room; barriers one at a time per project, in the order sent (a waiting barrier does
+   * not hold back other projects' barriers, nor the results sent after it).
    */
   private pump(): void {
     while (this.running < this.window) {
-      const next = !this.barrierRunning && this.barriers.length ? this.barriers.shift()! : this.waiting.shift();
+      // A project's earliest waiting barrier comes before its later ones: the first one
+      // whose project is free is that project's next.
+      const free = this.barriers.findIndex((b) => !this.busy.has(b.projectId));
+      const next = free >= 0 ? this.barriers.splice(free, 1)[0]! : this.waiting.shift();
       if (!next) return;
       this.running += 1;
-      if (next.barrier) this.barrierRunning = true;
+      if (next.barrier) this.busy.add(next.projectId);
       void this.handle(next).finally(() => {
         this.running -= 1;
-        if (next.barrier) this.barrierRunning = false;
+        if (next.barrier) this.busy.delete(next.projectId);
         next.done();
         this.pump();
         if (this.running === 0 && this.waiting.length === 0 && this.barriers.length === 0) {
@@ -200,6 +204,8 @@ export class InProcessEventBus implements EventBus {
 
 interface Inbound {
   barrier: boolean;
+  /** The project named by the message (barriers are per project). */
+  projectId: string;
   subject: string;
   data: unknown;
   run: (h: InboundHandlers) => Promise<void>;

@@ -68,7 +68,7 @@ const PUBLISH_TIMEOUT_MS = 10_000;
  * - inbound events, results, heartbeats and decisions are read from the `<P>_INBOUND`
  *   work-queue stream by one durable consumer, in stream order: results and heartbeats
  *   handled concurrently (up to `inboundConcurrency` at a time), events and decisions as
- *   barriers (one at a time, in stream order; see inbound-order.ts); each message
+ *   barriers (one at a time per project, in stream order; see inbound-order.ts); each message
  *   acknowledged only after its handler resolved, dead-lettered when bad (InboundConsumer);
  * - dispatches go through JetStream into `<P>_TASKS` with `Nats-Msg-Id` =
  *   `<taskId>:<fencingToken>` (a repeated dispatch of the same attempt is dropped);

@@ -44,14 +44,15 @@ const FETCH_EXPIRES_MS = 10_000;
  *   held (taken and not yet acknowledged / nak'd / dead-lettered) at a time, because the
  *   consumer pulls (`fetch`) only as many as the window has room for. Each is
  *   acknowledged when ITS handler resolved, whatever the others do.
- * - events and decisions are BARRIERS: one at a time, in stream order — such a message
- *   starts once the handlers of the barriers taken before it have settled; results and
- *   heartbeats neither wait for a barrier nor hold one back.
+ * - events and decisions are BARRIERS of their project: one at a time per project, in
+ *   stream order — such a message starts once the handlers of its project's barriers
+ *   taken before it have settled; other projects' barriers, results and heartbeats
+ *   neither wait for it nor hold it back.
  *
  * A message is acknowledged only after its handler resolved. Every held message, running
  * or waiting for its turn, is kept with `working()` so the server does not offer it
  * again meanwhile. A handler that never settles holds its slot (and, a barrier's, every
- * later barrier): the other messages go on in the rest of the window.
+ * later barrier of its project): the other messages go on in the rest of the window.
  *
  * The loop survives reconnects and a deleted consumer (re-created through `recreate`).
  */
@@ -63,8 +64,11 @@ export class InboundConsumer {
   private closing: Promise<void> | null = null;
   /** Taken from the stream, not yet acknowledged / nak'd / terminated. */
   private held = 0;
-  /** Settles once the handler of the last barrier taken has settled (the next barrier's turn). */
-  private barriers: Promise<void> = Promise.resolve();
+  /**
+   * Per project, settles once the handler of its last barrier taken has settled (the turn
+   * of that project's next barrier); a project leaves the map when it has none left.
+   */
+  private readonly barriers = new Map<string, Promise<void>>();
   /** Everything started or waiting for its turn, until acknowledged: close() waits for these. */
   private readonly inFlight = new Set<Promise<void>>();
   private waiters: (() => void)[] = [];
@@ -178,8 +182,8 @@ export class InboundConsumer {
 
   /**
    * One message from the stream, in stream order. A result or heartbeat starts at once; a
-   * barrier (event, decision) starts once the barriers taken before it have settled, and
-   * the messages after it do not wait for it.
+   * barrier (event, decision) starts once its project's barriers taken before it have
+   * settled, and the messages after it do not wait for it.
    */
   private async take(m: JsMsg): Promise<void> {
     const o = this.options;
@@ -198,7 +202,7 @@ export class InboundConsumer {
     };
     if (this.stopping) return this.handBack(m, release);
     const decoded = decodeInbound(o.subjectPrefix, m.subject, m.data, o.maxPayloadBytes);
-    const barrier = decoded.ok && decoded.message.kind !== 'results' && isBarrier(decoded.message.kind);
+    const barrier = decoded.ok && decoded.message.kind !== 'results' && isBarrier(decoded.message.kind) ? decoded.message.projectId : null;
     /** Runs the handler(s) (or the dead-lettering) and settles the message; resolves with the handlers' end. */
     const start = (): { handled: Promise<unknown>; settled: Promise<void> } => {
       let handled: Promise<() => Promise<void>> | null = null;
@@ -223,10 +227,14 @@ export class InboundConsumer {
       return { handled: handled ?? settled, settled };
     };
     let settled: Promise<void>;
-    if (barrier) {
-      const turn = this.barriers;
+    if (barrier !== null) {
+      const turn = this.barriers.get(barrier) ?? Promise.resolve();
       let handled!: () => void;
-      this.barriers = new Promise<void>((resolve) => (handled = resolve));
+      const mine = new Promise<void>((resolve) => (handled = resolve));
+      this.barriers.set(barrier, mine);
+      void mine.then(() => {
+        if (this.barriers.get(barrier) === mine) this.barriers.delete(barrier);
+      });
       settled = turn.then(async () => {
         if (this.stopping) {
           this.handBack(m, release);
