@@ -192,7 +192,7 @@ export class TaskActor {
     const { fencingToken, actualCost, lastError } = this.snapshot.context;
     if (fencingToken !== result.fencingToken) return false;
     if (result.status === 'completed') return this.status === 'COMPLETED' && actualCost === (result.actualCost ?? null);
-    return this.status !== 'RUNNING' && lastError !== null && lastError === result.error;
+    return this.status !== 'RUNNING' && lastError === result.error;
   }
 
   /** Whether `event` would be accepted now (without fencing or store checks). */
