@@ -16,6 +16,9 @@ import type { TaskEvent } from '../machines/task-machine.js';
 import { createTaskSteps, type TaskSteps } from '../machines/task-steps.js';
 import { auditDetail, initialTaskSnapshot, patchFromSnapshot, persistSnapshot } from './task-snapshot.js';
 
+/** How many times an item is decided: on the held copy, then on rows read fresh. */
+export const DECIDE_ROUNDS = 3;
+
 export interface BatchItem {
   taskId: string;
   event: TaskEvent;
@@ -154,6 +157,16 @@ export class TaskRegistry {
     return actor;
   }
 
+  /** The actors of the tasks this process holds, of `taskIds` (no store read). */
+  peekMany(taskIds: readonly string[]): Map<string, TaskActor> {
+    const found = new Map<string, TaskActor>();
+    for (const id of taskIds) {
+      const live = this.live.get(id);
+      if (live) found.set(id, live);
+    }
+    return found;
+  }
+
   /** The actors of many tasks: the live ones, the others restored with one store read. Missing ids are left out. */
   async getMany(taskIds: readonly string[]): Promise<Map<string, TaskActor>> {
     const found = new Map<string, TaskActor>();
@@ -177,56 +190,88 @@ export class TaskRegistry {
    * Sends many events (one per task) and writes all the transitions in one round trip.
    * Each item succeeds or fails on its own, like `send`: an illegal event, a stale token,
    * a version conflict or a budget that does not fit fail that item only.
+   *
+   * Decisions use the authoritative row. An actor held in memory may be stale (another
+   * process moved the task since): the write checks its row version, and an item whose
+   * write finds the row moved on, or whose event a held copy refuses, is decided again on
+   * the row read fresh from the store, up to `DECIDE_ROUNDS` times. Only a refusal by a
+   * fresh row is final; a stale view never refuses an event.
    */
   async sendMany(items: readonly BatchItem[]): Promise<BatchOutcome[]> {
     const outcomes: BatchOutcome[] = new Array(items.length);
-    const actors = await this.getMany(items.map((i) => i.taskId));
-    const pending: { index: number; actor: TaskActor; prepared: PreparedTransition }[] = [];
-    items.forEach((item, index) => {
-      const actor = actors.get(item.taskId);
-      if (!actor) {
-        outcomes[index] = { ok: false, error: new TaskNotFoundError(item.taskId) };
-        return;
+    let todo = items.map((item, index) => ({ item, index }));
+    for (let round = 0; todo.length > 0; round++) {
+      const ids = todo.map((t) => t.item.taskId);
+      const { actors, fresh } = round === 0 ? await this.#held(ids) : await this.#reload(ids);
+      const last = round + 1 >= DECIDE_ROUNDS;
+      const again: typeof todo = [];
+      const pending: { index: number; entry: (typeof todo)[number]; actor: TaskActor; prepared: PreparedTransition }[] = [];
+      for (const entry of todo) {
+        const actor = actors.get(entry.item.taskId);
+        if (!actor) {
+          outcomes[entry.index] = { ok: false, error: new TaskNotFoundError(entry.item.taskId) };
+          continue;
+        }
+        try {
+          pending.push({ index: entry.index, entry, actor, prepared: actor.prepare(entry.item.event, entry.item.options) });
+        } catch (err) {
+          // A held copy's refusal may come from a stale view: decided again on the row.
+          if (!fresh.has(actor.taskId) && !last) again.push(entry);
+          else outcomes[entry.index] = { ok: false, error: err as Error };
+        }
       }
-      try {
-        pending.push({ index, actor, prepared: actor.prepare(item.event, item.options) });
-      } catch (err) {
-        outcomes[index] = { ok: false, error: err as Error };
-      }
-    });
-    const written = await this.deps.store.applyTransitions(pending.map((p) => p.prepared.write));
-    written.forEach((outcome, i) => {
-      const { index, actor, prepared } = pending[i]!;
-      if (outcome.ok) {
-        const transition = actor.commit(prepared, outcome.version);
-        const ok: BatchOutcome = { ok: true, transition };
-        if (outcome.project) ok.project = outcome.project;
-        if (outcome.input) ok.input = outcome.input;
-        outcomes[index] = ok;
-        if (actor.terminal) this.evict(actor.taskId);
-      } else {
-        if (outcome.error instanceof VersionConflictError) this.evict(actor.taskId);
-        outcomes[index] = { ok: false, error: outcome.error };
-      }
-    });
+      const written = await this.deps.store.applyTransitions(pending.map((p) => p.prepared.write));
+      written.forEach((outcome, i) => {
+        const { index, entry, actor, prepared } = pending[i]!;
+        if (outcome.ok) {
+          const transition = actor.commit(prepared, outcome.version);
+          const ok: BatchOutcome = { ok: true, transition };
+          if (outcome.project) ok.project = outcome.project;
+          if (outcome.input) ok.input = outcome.input;
+          outcomes[index] = ok;
+          if (actor.terminal) this.evict(actor.taskId);
+        } else if (outcome.error instanceof VersionConflictError) {
+          this.evict(actor.taskId);
+          if (!last) again.push(entry);
+          else outcomes[index] = { ok: false, error: outcome.error };
+        } else {
+          outcomes[index] = { ok: false, error: outcome.error };
+        }
+      });
+      todo = again;
+    }
     return outcomes;
   }
 
   /**
-   * Sends an event to a task; resolves once the transition is durable. On a version
-   * conflict (another process moved the task) the stale actor is dropped so the next
-   * call reloads it, and the conflict is rethrown (it is retryable).
+   * Sends an event to a task; resolves once the transition is durable. Decided like an
+   * item of `sendMany`: on the row read fresh when a held copy refused the event or was
+   * stale. A refusal throws its typed error; nothing changes then.
    */
   async send(taskId: string, event: TaskEvent, options?: SendOptions): Promise<TaskTransition> {
-    const actor = await this.get(taskId);
-    try {
-      const result = await actor.send(event, options);
-      if (actor.terminal) this.evict(taskId);
-      return result;
-    } catch (err) {
-      if (err instanceof VersionConflictError) this.evict(taskId);
-      throw err;
-    }
+    const [outcome] = await this.sendMany([{ taskId, event, ...(options ? { options } : {}) }]);
+    if (!outcome!.ok) throw outcome!.error;
+    return outcome!.transition;
+  }
+
+  /** The actors of `taskIds` (held ones, else loaded), and which were read from the store now. */
+  async #held(taskIds: readonly string[]): Promise<{ actors: Map<string, TaskActor>; fresh: Set<string> }> {
+    const fresh = new Set(taskIds.filter((id) => !this.live.has(id)));
+    return { actors: await this.getMany(taskIds), fresh };
+  }
+
+  /** The actors of `taskIds`, rebuilt from their rows read now (held copies replaced). */
+  async #reload(taskIds: readonly string[]): Promise<{ actors: Map<string, TaskActor>; fresh: Set<string> }> {
+    for (const id of taskIds) this.evict(id);
+    return { actors: await this.getMany(taskIds), fresh: new Set(taskIds) };
+  }
+
+  /**
+   * The actors of `taskIds` rebuilt from their rows read now, replacing held copies (a
+   * caller that found a held copy in a state it did not expect checks the row).
+   */
+  async refresh(taskIds: readonly string[]): Promise<Map<string, TaskActor>> {
+    return (await this.#reload(taskIds)).actors;
   }
 
   /**

@@ -9,6 +9,22 @@ import { acceptsWork, publishTransitions, type Core } from './core.js';
 
 export type PromoteOutcome = 'ready' | 'waiting' | 'budget' | 'cancelled' | 'skipped';
 
+/** A result to write, and (set once it is durable) its project's reaction, which never rejects. */
+export interface ResultItem {
+  projectId: string;
+  result: TaskResult;
+  reacted?: Promise<void>;
+}
+
+/** What the reaction to one project's results follows up. */
+interface ResultsFollowUp {
+  done: TaskTransition[];
+  completed: string[];
+  failed: string[];
+  raised: OutboxEvent[];
+  budget: ProjectBudget | undefined;
+}
+
 export interface BatchHooks {
   /** Tasks left RUNNING: free their slots and release their leases. */
   settledMany(taskIds: readonly string[]): Promise<void>;
@@ -18,6 +34,8 @@ export interface BatchHooks {
   pauseForBudget(projectId: string): Promise<void>;
   /** Handle events transitions raised (already in the outbox). */
   handleRaised(events: readonly OutboxEvent[]): Promise<void>;
+  /** Runs a project's reaction in its project's order; never rejects (a failure is logged and left to the sweeps). */
+  react(projectId: string, what: string, fn: () => Promise<void>): Promise<void>;
   /** Retry or dead-letter a task that failed (one at a time: rare). */
   afterFailure(taskId: string): Promise<void>;
   /** Cancel a task whose dependency failed or was cancelled, and its dependents. */
@@ -152,7 +170,7 @@ export class BatchFlow {
    * orchestrator's Batcher keys them by task id); a result applied already (a redelivery)
    * is acknowledged and changes nothing.
    */
-  async completeMany(batch: readonly { projectId: string; result: TaskResult }[]): Promise<(Error | null)[]> {
+  async completeMany(batch: readonly ResultItem[]): Promise<(Error | null)[]> {
     const errors: (Error | null)[] = batch.map(() => null);
     const actors = await this.core.registry.getMany(batch.map((b) => b.result.taskId));
     const emitting = new Set(this.core.mapper.pipeline.emits.flatMap((e) => e.taskTypes));
@@ -196,29 +214,27 @@ export class BatchFlow {
     });
     const outcomes = await this.core.registry.sendMany(items);
     const settled: string[] = [];
-    const completed: string[] = [];
-    const failed: string[] = [];
-    const raised: OutboxEvent[] = [];
     const costs = new Map<string, { taskType: string; agent: string; sum: number; n: number }>();
-    const projects = new Set<string>();
-    /** Each project's budget as the write left it (no read needed for the checks). */
-    const budgets = new Map<string, ProjectBudget>();
-    const done: TaskTransition[] = [];
+    /** What each project's reaction follows up, and its budget as the write left it. */
+    const follow = new Map<string, ResultsFollowUp>();
+    const refused: number[] = [];
     for (const [i, r] of outcomes.entries()) {
       const index = indexes[i]!;
       if (!r.ok) {
         errors[index] = r.error;
+        if (r.error instanceof IllegalTransitionError) refused.push(index);
         continue;
       }
       const { result } = batch[index]!;
       const actor = actors.get(result.taskId)!;
-      done.push(r.transition);
       settled.push(actor.taskId);
-      projects.add(actor.projectId);
-      if (r.project) budgets.set(r.project.projectId, r.project);
-      if (result.status === 'failed') failed.push(actor.taskId);
-      else completed.push(actor.taskId);
-      raised.push(...(raisedBy.get(index) ?? []));
+      let f = follow.get(actor.projectId);
+      if (!f) follow.set(actor.projectId, (f = { done: [], completed: [], failed: [], raised: [], budget: undefined }));
+      f.done.push(r.transition);
+      if (r.project) f.budget = r.project;
+      if (result.status === 'failed') f.failed.push(actor.taskId);
+      else f.completed.push(actor.taskId);
+      f.raised.push(...(raisedBy.get(index) ?? []));
       if (result.actualCost !== undefined) {
         const key = `${actor.taskType}|${actor.assignedTo}`;
         const c = costs.get(key) ?? { taskType: actor.taskType, agent: actor.assignedTo, sum: 0, n: 0 };
@@ -227,21 +243,45 @@ export class BatchFlow {
         costs.set(key, c);
       }
     }
-    // What follows the durable writes, side by side: the slots and leases, the cost means
-    // (stored behind), budget statuses, and the flow (retries, raised events, dependents).
+    // A result the fresh row refuses may still be one applied before (by another process,
+    // whose copy this one did not hold): that is a duplicate, acknowledged, not an error.
+    if (refused.length) {
+      const fresh = await this.core.registry.getMany(refused.map((index) => batch[index]!.result.taskId));
+      for (const index of refused) {
+        const { result } = batch[index]!;
+        if (fresh.get(result.taskId)?.hasApplied(result)) {
+          this.core.logger.info({ taskId: result.taskId, fencingToken: result.fencingToken }, 'result already applied (a duplicate delivery)');
+          errors[index] = null;
+        }
+      }
+    }
+    // The writes are durable. What follows them: the slots and leases at once, the cost
+    // means (stored behind), then each project's reaction on its own — statuses, budget,
+    // retries, raised events, dependents — so that one project's failing follow-up fails
+    // neither another project's nor the results themselves (the sweeps finish it).
     for (const c of costs.values()) this.budget.observe(c.taskType, c.agent, c.sum / c.n, c.n);
+    await this.hooks.settledMany(settled);
+    const reacted = new Map<string, Promise<void>>();
+    for (const [projectId, f] of follow) reacted.set(projectId, this.hooks.react(projectId, 'results', () => this.afterResults(projectId, f)));
+    batch.forEach((b, index) => {
+      const r = reacted.get(b.projectId);
+      if (r && !errors[index]) b.reacted = r;
+    });
+    return errors;
+  }
+
+  /** The reaction to one project's results: statuses, budget, retries, raised events, dependents. */
+  private async afterResults(projectId: string, f: ResultsFollowUp): Promise<void> {
     await Promise.all([
-      publishTransitions(this.core, done),
-      this.hooks.settledMany(settled),
-      ...[...projects].map((projectId) => this.budget.afterChange(projectId, true, budgets.get(projectId))),
+      publishTransitions(this.core, f.done),
+      this.budget.afterChange(projectId, true, f.budget),
       (async () => {
-        for (const taskId of failed) await this.hooks.afterFailure(taskId);
+        for (const taskId of f.failed) await this.hooks.afterFailure(taskId);
         // Raised events first: a redo may take over a task's dependents before they are pushed.
-        if (raised.length) await this.hooks.handleRaised(raised);
-        await this.pushDependents(completed);
+        if (f.raised.length) await this.hooks.handleRaised(f.raised);
+        await this.pushDependents(f.completed);
       })(),
     ]);
-    return errors;
   }
 
   /**

@@ -7,7 +7,7 @@ import type { PlannedTask } from '../pipeline/event-mapper.js';
 import type { BudgetChecker } from './budget-checker.js';
 import type { TaskFlow } from './task-flow.js';
 import type { TaskScheduler } from './scheduler.js';
-import type { DirectClaim } from './direct-dispatch.js';
+import type { DispatchClaim } from '../dispatch/dispatcher.js';
 import { requestBody } from './approvals.js';
 import { publishStatuses, type Core } from './core.js';
 
@@ -22,6 +22,8 @@ export interface IngestOutcome {
   duplicate: boolean;
   taskIds: string[];
   approvalId: string | null;
+  /** The reaction to the commit (statuses, approval request, queue, promotions); never rejects. */
+  reacted?: Promise<void>;
 }
 
 /**
@@ -41,6 +43,7 @@ export class Ingest {
     private readonly scheduler: TaskScheduler,
     private readonly budget: BudgetChecker,
     private readonly flow: TaskFlow,
+    private readonly react: (projectId: string, what: string, fn: () => Promise<void>) => Promise<void>,
   ) {}
 
   /** Null when `onlyIfActive` and the project was not active (nothing written). */
@@ -50,6 +53,7 @@ export class Ingest {
     atCheckpoint: boolean,
     project?: NewProject,
     onlyIfActive = false,
+    after?: () => Promise<void>,
   ): Promise<IngestOutcome | null> {
     const { core } = this;
     const now = core.clock.now();
@@ -69,7 +73,7 @@ export class Ingest {
     const supersede = planned.flatMap((p) => (p.supersedes ? [{ oldTaskId: p.supersedes, newTaskId: p.taskId }] : []));
     // Not combined with supersession (see EventIngest.ready) nor a checkpoint (WAITING_APPROVAL).
     const readyTasks = atCheckpoint || supersede.length ? [] : core.registry.readyVariants(records, now);
-    const claims = await this.scheduler.direct.claim(readyTasks);
+    const claims = await this.scheduler.dispatcher.claim(readyTasks);
     const variants = this.withDispatches(readyTasks, claims);
     let written;
     try {
@@ -89,29 +93,34 @@ export class Ingest {
         ...(onlyIfActive ? { onlyIfActive } : {}),
       });
     } catch (err) {
-      await this.scheduler.direct.abandon(claims);
+      await this.scheduler.dispatcher.abandon(claims);
       throw err;
     }
-    if (!written.ready) await this.scheduler.direct.abandon(claims);
+    if (!written.ready) await this.scheduler.dispatcher.abandon(claims);
     if (written.skipped) return null;
     if (!written.written) return { duplicate: true, taskIds: [], approvalId: null };
-    // Written RUNNING is durable: those tasks are dispatched whatever fails below.
+    // Durable. The tasks written RUNNING take their slots and are dispatched; the rest
+    // follows in the project's reaction, which cannot fail the event any more.
     const running = written.ready ? variants.filter((t) => t.status === 'RUNNING') : [];
-    let dispatched: Promise<void> | null = null;
-    try {
-      const projectActor = records.length || approval ? await core.projectActors.load(event.projectId) : undefined;
+    const variantById = new Map(written.ready ? variants.map((t) => [t.taskId, t]) : []);
+    // The project actor first: the new task actors are created as its children.
+    const projectActor =
+      records.length || approval
+        ? await core.projectActors.load(event.projectId).catch((err: unknown) => {
+            core.logger.warn({ err, projectId: event.projectId }, 'project actor unavailable; its tasks go on without it');
+            return undefined;
+          })
+        : undefined;
+    const created = core.registry.adopt(records.map((r) => variantById.get(r.taskId) ?? r));
+    if (running.length) await this.scheduler.dispatcher.confirm(running);
+    const reacted = this.react(event.projectId, 'ingest', async () => {
       if (approval) projectActor?.noteApproval({ ...approval, status: 'pending' });
-      const variantById = new Map(written.ready ? variants.map((t) => [t.taskId, t]) : []);
-      const created = core.registry.adopt(records.map((r) => variantById.get(r.taskId) ?? r));
-      // The dispatches first: they are what the agents wait for.
-      dispatched = running.length ? this.scheduler.direct.confirm(running) : Promise.resolve();
       if (project) await core.bus.publish({ kind: 'project', body: { projectId: project.projectId, state: 'active', reason: null } });
-      await Promise.all([dispatched, this.publishCreated(created, variantById, now)]);
+      await this.publishCreated(created, variantById, now);
       await this.afterCreated(event, created, variantById.size > 0, approval, written.project);
-      return { duplicate: false, taskIds: records.map((r) => r.taskId), approvalId: approval?.approvalId ?? null };
-    } finally {
-      if (!dispatched && running.length) await this.scheduler.direct.confirm(running);
-    }
+      await after?.();
+    });
+    return { duplicate: false, taskIds: records.map((r) => r.taskId), approvalId: approval?.approvalId ?? null, reacted };
   }
 
   /** After the write: the approval request announced, READY tasks queued, PENDING ones promoted. */
@@ -137,7 +146,7 @@ export class Ingest {
   }
 
   /** The READY variants, the claimed ones moved on to RUNNING with their leases. */
-  private withDispatches(ready: readonly NewTaskRecord[], claims: readonly DirectClaim[]): NewTaskRecord[] {
+  private withDispatches(ready: readonly NewTaskRecord[], claims: readonly DispatchClaim[]): NewTaskRecord[] {
     if (!claims.length) return [...ready];
     const byId = new Map(claims.map((c) => [c.taskId, c]));
     const at = this.core.clock.now();

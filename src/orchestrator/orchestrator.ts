@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { IllegalTransitionError, ProjectNotFoundError, ValidationError } from '../errors.js';
+import { IllegalTransitionError, ProjectNotFoundError, ValidationError, isOrchestratorError } from '../errors.js';
 import { PipelineEvent, type PipelineEventInput } from '../domain/pipeline.js';
 import { newTaskId, type NewTaskInput } from '../domain/task.js';
 import { ApprovalDecided, ControlRequest, Heartbeat, TaskResult, type BudgetStatus } from '../domain/messages.js';
@@ -13,9 +13,17 @@ import { ApprovalManager, requestBody } from './approvals.js';
 import { TaskFlow } from './task-flow.js';
 import { TaskScheduler } from './scheduler.js';
 import { Batcher } from './batcher.js';
-import { Ingest, projectFromPayload } from './ingest.js';
-import { WatchedQueue } from './watched-queue.js';
+import { Ingest, projectFromPayload, type IngestOutcome } from './ingest.js';
+import { Reactions } from './reactions.js';
+import type { ResultItem } from './batch-flow.js';
+import { Dispatcher, STRAY_AFTER_MS } from '../dispatch/dispatcher.js';
+import { WatchedQueue } from '../dispatch/watched-queue.js';
 import { BUDGET_EXHAUSTED, type Core } from './core.js';
+
+/** How often the reactions a failure left undone are looked for in the durable state. */
+export const REACTION_SWEEP_MS = 2_000;
+/** A raised event whose handling keeps failing is dead-lettered after this many tries. */
+export const RAISED_EVENT_TRIES = 5;
 
 export interface HandleEventResult {
   duplicate: boolean;
@@ -43,8 +51,12 @@ export class Orchestrator {
   private readonly flow: TaskFlow;
   private readonly ingestion: Ingest;
   private inbound: InboundSubscription | null = null;
-  private readonly results: Batcher<{ projectId: string; result: TaskResult }>;
+  private readonly results: Batcher<ResultItem>;
+  private readonly reactions: Reactions;
   private running = false;
+  private lastReactionSweep = Number.NEGATIVE_INFINITY;
+  /** Raised events whose handling failed here: tries so far, and when to try again. */
+  private readonly raisedFailures = new Map<string, { tries: number; nextAt: number }>();
 
   readonly core: Core;
 
@@ -52,19 +64,38 @@ export class Orchestrator {
     const queue = new WatchedQueue(core.queue);
     core = { ...core, queue };
     this.core = core;
+    this.reactions = new Reactions(core.logger);
+    const react = (projectId: string, what: string, fn: () => Promise<void>) => this.reactions.run(projectId, what, fn);
     this.budgetChecker = new BudgetChecker(core);
     this.flow = new TaskFlow(core, this.budgetChecker, {
-      settledMany: (ids) => this.scheduler.settledMany(ids),
+      settledMany: async (ids) => {
+        if (await this.scheduler.dispatcher.settled(ids)) this.scheduler.wake();
+      },
       wake: () => this.scheduler.wake(),
       pauseForBudget: (projectId) => this.pauseForBudget(projectId),
       handleRaised: (events) => this.handleRaised(events),
+      react,
     });
     this.results = new Batcher(
       (batch) => this.flow.batch.completeMany(batch),
       (item) => item.result.taskId,
     );
-    this.scheduler = new TaskScheduler(core, queue, this.flow, { approvals: () => this.approvals.sweepExpired() }, core.inspect);
-    this.ingestion = new Ingest(core, this.scheduler, this.budgetChecker, this.flow);
+    const dispatcher = new Dispatcher(core, queue, { dependencyStates: (records) => this.flow.batch.dependencyStates(records) });
+    this.scheduler = new TaskScheduler(
+      core,
+      dispatcher,
+      {
+        timeOut: (taskId) => this.flow.timeOut(taskId),
+        retries: async (now) => {
+          const due = await core.tasks.listDueRetries(new Date(now), 200);
+          if (due.length) await this.flow.batch.promoteMany(due.map((t) => t.taskId));
+        },
+        approvals: () => this.approvals.sweepExpired(),
+        reactions: () => this.sweepReactions(),
+      },
+      core.inspect,
+    );
+    this.ingestion = new Ingest(core, this.scheduler, this.budgetChecker, this.flow, react);
     this.approvals = new ApprovalManager(core, this.flow, {
       ingestRevision: (approval, tasks) => this.ingestRevision(approval, tasks).then(() => undefined),
       completeProject: (projectId) => this.completeProject(projectId),
@@ -85,7 +116,7 @@ export class Orchestrator {
     if (this.running) return;
     const { core } = this;
     await this.budgetChecker.loadObservations();
-    await core.locks.ensureFencingAbove(await core.tasks.maxFencingToken());
+    await this.scheduler.dispatcher.liftFencing();
     // Project actors first: restored task actors are created as their children.
     const open = await core.projects.listProjects(['active', 'paused']);
     for (const project of open) await core.projectActors.load(project.projectId);
@@ -95,7 +126,9 @@ export class Orchestrator {
     // waiting task before it dispatches the first.
     await core.registry.restore(1000, ['RUNNING']);
     await this.requeueReady();
-    for (const event of await core.tasks.listOutbox(10_000)) await this.ingestRaised(event);
+    for (const event of await core.tasks.listOutbox(10_000)) {
+      await this.ingestRaised(event).catch((err) => core.logger.warn({ err, eventId: event.eventId }, 'raised event failed at start; the sweep tries again'));
+    }
     for (const project of open) {
       await this.approvals.recover(project.projectId);
       // Announce open requests again: a crash may have come between storing one and publishing it.
@@ -104,17 +137,19 @@ export class Orchestrator {
       }
       if (project.state === 'active') await this.promotePending(project.projectId);
     }
+    // From the bus, a message is acknowledged once its commit is durable: the handlers do
+    // not wait for the reactions.
     this.inbound = await core.bus.consume({
-      event: (e) => this.handleEvent(e).then(() => undefined),
-      result: (projectId, r) => this.handleResult(projectId, r),
+      event: (e) => this.ingestEvent(e).then(() => undefined),
+      result: (projectId, r) => this.results.submit({ projectId, result: TaskResult.parse(r) }),
       heartbeat: (projectId, h) => this.handleHeartbeat(projectId, h),
       decision: (projectId, d) => this.decide(projectId, d).then(() => undefined),
       control: (projectId, c) => this.control(projectId, c),
     });
     this.running = true;
-    // A crash may have come between a RUNNING write and its dispatch: send recent ones again
-    // (the bus drops a dispatch it already has, by its id). After consume: answers may be quick.
-    await this.scheduler.redispatchRecent();
+    // Attempts whose owner is gone (a crash, a stop) are taken over and dispatched again;
+    // a live process's are left alone. After consume: answers may be quick.
+    await this.scheduler.dispatcher.recoverOrphans();
     this.scheduler.start();
     core.logger.info({ instanceId: core.instanceId, live: core.registry.liveCount }, 'orchestrator started');
   }
@@ -127,6 +162,7 @@ export class Orchestrator {
     await this.inbound?.close();
     this.inbound = null;
     await this.results.drain();
+    await this.reactions.idle();
     this.flow.stop();
     await this.budgetChecker.flush();
     this.core.registry.stopAll();
@@ -134,8 +170,18 @@ export class Orchestrator {
     this.core.logger.info('orchestrator stopped');
   }
 
-  /** Handles one pipeline event (idempotent by event id). */
+  /**
+   * Handles one pipeline event (idempotent by event id); resolves once its effects are
+   * durable and its reaction (statuses, approval request, promotions) has run.
+   */
   async handleEvent(input: PipelineEventInput): Promise<HandleEventResult> {
+    const { reacted, ...result } = await this.ingestEvent(input);
+    await reacted;
+    return result;
+  }
+
+  /** An event's commit; its reaction runs after, in its project's order (`reacted`). */
+  private async ingestEvent(input: PipelineEventInput): Promise<IngestOutcome> {
     const parsed = PipelineEvent.safeParse(input);
     if (!parsed.success) {
       throw new ValidationError('invalid event', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
@@ -179,21 +225,19 @@ export class Orchestrator {
     project: ProjectRecord | null,
     newProject: NewProject | undefined,
     onlyIfActive: boolean,
-  ): Promise<HandleEventResult | null> {
+  ): Promise<IngestOutcome | null> {
     const checkpoints = project?.checkpoints ?? newProject?.checkpoints ?? this.core.mapper.pipeline.checkpoints;
     const atCheckpoint = this.core.config.approval.enabled && checkpoints.includes(event.type);
     const planned = this.core.mapper.mapEventToTasks(event);
-    const result = await this.ingestion.ingest(
+    const completes = !atCheckpoint && this.core.mapper.completesProject(event.type);
+    return this.ingestion.ingest(
       { id: event.id, type: event.type, projectId: event.projectId, payload: event.payload },
       planned,
       atCheckpoint,
       newProject,
       onlyIfActive,
+      completes ? () => this.completeProject(event.projectId) : undefined,
     );
-    if (result && !result.duplicate && !atCheckpoint && this.core.mapper.completesProject(event.type)) {
-      await this.completeProject(event.projectId);
-    }
-    return result;
   }
 
   /**
@@ -211,15 +255,19 @@ export class Orchestrator {
       throw new ValidationError(`project ${projectId} is ${project.state}: tasks refused`);
     }
     const planned = tasks.map((t) => ({ ...t, projectId, taskId: t.taskId ?? newTaskId(), input: t.input ?? {}, dependencies: t.dependencies ?? [] }));
-    return (await this.ingestion.ingest({ id: eventId, type: 'TASKS_SUBMITTED', projectId, payload: {} }, planned, false))!;
+    const { reacted, ...result } = (await this.ingestion.ingest({ id: eventId, type: 'TASKS_SUBMITTED', projectId, payload: {} }, planned, false))!;
+    await reacted;
+    return result;
   }
 
   /**
    * A result from an agent; resolves once its effects are durable. Results that arrive
    * together (the bus hands several over at once) are written as one batch.
    */
-  handleResult(projectId: string, input: TaskResult): Promise<void> {
-    return this.results.submit({ projectId, result: TaskResult.parse(input) });
+  async handleResult(projectId: string, input: TaskResult): Promise<void> {
+    const item: ResultItem = { projectId, result: TaskResult.parse(input) };
+    await this.results.submit(item);
+    await item.reacted;
   }
 
   /** A heartbeat extends the running attempt's deadline (and its lease). */
@@ -227,13 +275,17 @@ export class Orchestrator {
     const hb = Heartbeat.parse(input);
     const actor = await this.core.registry.get(hb.taskId);
     if (actor.projectId !== projectId) throw new ValidationError(`task ${hb.taskId} is not a task of project ${projectId}`);
-    const stored = actor.getSnapshot().context.fencingToken;
-    // A heartbeat that crossed the result (or a timeout) on the way is harmless: ignored.
-    // One with an older token is not: it is refused below (and dead-lettered).
-    if (actor.status !== 'RUNNING' && (stored === null || hb.fencingToken >= stored)) return;
     const now = this.core.clock.now();
-    await this.flow.send(hb.taskId, { type: 'HEARTBEAT', at: now, deadline: now + actor.timeoutMs }, { fencingToken: hb.fencingToken });
-    await this.scheduler.extendLease(hb.taskId, actor.timeoutMs);
+    try {
+      // Decided on the row when the held copy refuses it (see TaskRegistry.sendMany).
+      await this.flow.send(hb.taskId, { type: 'HEARTBEAT', at: now, deadline: now + actor.timeoutMs }, { fencingToken: hb.fencingToken });
+    } catch (err) {
+      // A heartbeat that crossed the result (or a timeout) on the way is harmless: ignored.
+      // One with an older token is not: refused (and dead-lettered).
+      if (err instanceof IllegalTransitionError) return;
+      throw err;
+    }
+    await this.scheduler.dispatcher.extendLease(hb.taskId, actor.timeoutMs);
   }
 
   async decide(projectId: string, input: ApprovalDecided): Promise<ApprovalRecord> {
@@ -317,15 +369,67 @@ export class Orchestrator {
 
   // -------------------------------------------------------------------------------------
 
+  /**
+   * Raised events, in order (within their project's reaction: their own reactions follow
+   * it in the same order, so they are not awaited here).
+   */
   private async handleRaised(events: readonly OutboxEvent[]): Promise<void> {
     for (const e of events) await this.ingestRaised(e);
   }
 
   private async ingestRaised(e: OutboxEvent): Promise<void> {
-    await this.handleEvent({ id: e.eventId, type: e.eventType, projectId: e.projectId, payload: e.payload, occurredAt: e.at });
+    await this.ingestEvent({ id: e.eventId, type: e.eventType, projectId: e.projectId, payload: e.payload, occurredAt: e.at });
   }
 
-  private async ingestRevision(approval: ApprovalRecord, tasks: PlannedTask[]): Promise<HandleEventResult | null> {
+  /**
+   * What reactions left undone, found in the durable state (every REACTION_SWEEP_MS, by
+   * the scheduler's sweep): raised events still in the outbox, PENDING tasks whose
+   * dependencies are done, failed attempts not yet retried. Each item on its own: one
+   * that fails is tried again later, with back-off; a raised event that keeps failing, or
+   * fails for good, is dead-lettered with its reason.
+   */
+  async sweepReactions(): Promise<void> {
+    const { core } = this;
+    const now = core.clock.now();
+    if (now - this.lastReactionSweep < REACTION_SWEEP_MS) return;
+    this.lastReactionSweep = now;
+    const before = new Date(now - STRAY_AFTER_MS);
+    for (const e of await core.tasks.listOutbox(500, before)) {
+      const failed = this.raisedFailures.get(e.eventId);
+      if (failed && failed.nextAt > now) continue;
+      try {
+        await this.ingestRaised(e);
+        this.raisedFailures.delete(e.eventId);
+      } catch (err) {
+        const tries = (failed?.tries ?? 0) + 1;
+        const permanent = isOrchestratorError(err) && !err.retryable;
+        if (permanent || tries >= RAISED_EVENT_TRIES) {
+          this.raisedFailures.delete(e.eventId);
+          await this.deadLetterRaised(e, err, tries);
+        } else {
+          this.raisedFailures.set(e.eventId, { tries, nextAt: now + REACTION_SWEEP_MS * 2 ** tries });
+          core.logger.warn({ err, eventId: e.eventId, projectId: e.projectId, tries }, 'raised event failed; tried again later');
+        }
+      }
+    }
+    const promotable = await core.tasks.listPromotable(before, 1000);
+    if (promotable.length) await this.flow.batch.promoteMany(promotable);
+    const failed = await core.tasks.loadNonFinal({ limit: 200, statuses: ['FAILED'] });
+    for (const t of failed) {
+      if (t.updatedAt.getTime() >= before.getTime()) continue;
+      await this.flow.afterFailure(t.taskId).catch((err: unknown) => core.logger.warn({ err, taskId: t.taskId }, 'retry of a failed task failed'));
+    }
+  }
+
+  /** A raised event that cannot be handled: out of the outbox, into the dead letters, with its reason. */
+  private async deadLetterRaised(e: OutboxEvent, err: unknown, tries: number): Promise<void> {
+    const reason = `raised event ${e.eventType} (${e.eventId}) could not be handled: ${err instanceof Error ? err.message : String(err)}`;
+    this.core.logger.error({ err, eventId: e.eventId, projectId: e.projectId, tries }, 'raised event dead-lettered');
+    await this.core.projects.recordDeadLetter({ taskId: e.taskId, projectId: e.projectId, reason, lastError: reason, attempts: tries, at: new Date(this.core.clock.now()) });
+    await this.core.tasks.removeOutbox(e.eventId);
+  }
+
+  private async ingestRevision(approval: ApprovalRecord, tasks: PlannedTask[]): Promise<IngestOutcome | null> {
     return this.ingestion.ingest(
       { id: `${approval.approvalId}:rejected`, type: `${approval.checkpoint}_REJECTED`, projectId: approval.projectId, payload: { comment: approval.comment } },
       tasks,

@@ -17,6 +17,8 @@ export interface TaskFlowHooks {
   pauseForBudget(projectId: string): Promise<void>;
   /** Handle events a transition raised (already in the outbox). */
   handleRaised(events: readonly OutboxEvent[]): Promise<void>;
+  /** Runs a project's reaction in its project's order; never rejects. */
+  react(projectId: string, what: string, fn: () => Promise<void>): Promise<void>;
 }
 
 /**
@@ -40,6 +42,7 @@ export class TaskFlow {
       wake: () => hooks.wake(),
       pauseForBudget: (projectId) => hooks.pauseForBudget(projectId),
       handleRaised: (events) => hooks.handleRaised(events),
+      react: (projectId, what, fn) => hooks.react(projectId, what, fn),
       afterFailure: (taskId) => this.afterFailure(taskId),
       cancelTask: (taskId, reason) => this.cancelTask(taskId, reason),
       later: (ms, fn) => this.later(ms, fn),
@@ -71,8 +74,8 @@ export class TaskFlow {
 
   /** Approves a task waiting at a checkpoint: READY when it can run now, else PENDING. */
   async approve(taskId: string): Promise<void> {
-    const actor = await this.core.registry.get(taskId);
-    if (actor.status !== 'WAITING_APPROVAL') return;
+    const actor = (await this.core.registry.refresh([taskId])).get(taskId);
+    if (actor?.status !== 'WAITING_APPROVAL') return;
     const deps = await this.dependencyState(taskId);
     const project = await this.core.projects.getProject(actor.projectId);
     if (deps.met && acceptsWork(project?.state)) {
@@ -96,7 +99,9 @@ export class TaskFlow {
 
   /** The deadline of a RUNNING task passed. */
   async timeOut(taskId: string): Promise<void> {
-    const actor = await this.core.registry.get(taskId);
+    // Decided on the row (a held copy may be stale: another process may have dispatched it).
+    const actor = (await this.core.registry.refresh([taskId])).get(taskId);
+    if (!actor) return;
     const { deadline } = actor.getSnapshot().context;
     if (actor.status !== 'RUNNING' || deadline === null || deadline > this.now()) return;
     await this.fail(actor, { type: 'TIME_OUT', at: this.now() });
@@ -104,8 +109,8 @@ export class TaskFlow {
 
   /** Cancels a task (any non-final state) and, in cascade, its dependents. */
   async cancelTask(taskId: string, reason: string): Promise<void> {
-    const actor = await this.core.registry.get(taskId);
-    if (actor.terminal) return;
+    const actor = (await this.core.registry.refresh([taskId])).get(taskId);
+    if (!actor || actor.terminal) return;
     const before = actor.status;
     const held = before === 'READY' || before === 'RUNNING';
     await this.send(taskId, { type: 'CANCEL', at: this.now(), reason }, held ? { budget: this.batch.release(actor, 0) } : {});
@@ -140,13 +145,20 @@ export class TaskFlow {
   async afterFailure(taskId: string): Promise<void> {
     const actor = await this.core.registry.get(taskId);
     if (actor.status !== 'FAILED') return;
-    const { attempts, maxAttempts, lastError } = actor.getSnapshot().context;
+    const { attempts, maxAttempts } = actor.getSnapshot().context;
     if (attempts < maxAttempts) {
       const delay = backoffMs(this.core.config.scheduler.retryBackoffMs, attempts);
       await this.send(taskId, { type: 'RETRY', at: this.now(), notBefore: this.now() + delay });
       this.later(delay, () => this.promote(taskId));
       return;
     }
+    await this.deadLetter(actor);
+  }
+
+  /** A task that used up its attempts: recorded as a dead letter, its dependents cancelled. */
+  private async deadLetter(actor: TaskActor): Promise<void> {
+    const { taskId } = actor;
+    const { attempts, maxAttempts, lastError } = actor.getSnapshot().context;
     await this.core.projects.recordDeadLetter({
       taskId,
       projectId: actor.projectId,

@@ -22,6 +22,8 @@ export interface LockManager {
    * per resource, at its index; each gets its own, increasing fencing token.
    */
   acquireMany(resources: readonly string[], ttlMs: number): Promise<(Lease | null)[]>;
+  /** Extends many leases (each to its own TTL) in one round trip; per lease, whether it was still held. */
+  extendMany(entries: readonly { lease: Lease; ttlMs: number }[]): Promise<boolean[]>;
   /** Releases many leases in one round trip; per lease, whether it was still held. */
   releaseMany(leases: readonly Lease[]): Promise<boolean[]>;
   /**

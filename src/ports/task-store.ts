@@ -194,6 +194,13 @@ export interface TaskStore {
   listByProject(projectId: string, statuses?: readonly TaskStatus[]): Promise<TaskRecord[]>;
   /** READY tasks in queue order (priority desc, then time they became READY), a page at a time. */
   listReady(page: { offset: number; limit: number }): Promise<{ taskId: string; priority: number }[]>;
+  /**
+   * READY tasks that became READY before `before`, of projects whose READY tasks may be
+   * dispatched (active or completed, or paused for their budget), the longest READY first:
+   * what the dispatcher's reconcile puts back in the queue (putting a queued task again
+   * keeps its place).
+   */
+  listStrayReady(before: Date, limit: number): Promise<{ taskId: string; priority: number }[]>;
   /** Tasks that depend on any of the given tasks, once each, ordered by task id. */
   listDependentsOf(taskIds: readonly string[]): Promise<TaskRecord[]>;
   /** RUNNING tasks whose deadline is at or before `now`. */
@@ -213,6 +220,14 @@ export interface TaskStore {
   summarizeProject(projectId: string): Promise<{ unreservedEstimate: number; taskTypes: string[] }>;
   /** PENDING tasks whose back-off is over (not_before <= now), for promotion after a retry. */
   listDueRetries(now: Date, limit: number): Promise<TaskRecord[]>;
-  /** Outbox events not yet handled, oldest first (recovery after a crash). */
-  listOutbox(limit: number): Promise<OutboxEvent[]>;
+  /** Outbox events not yet handled (raised before `before`, when given), oldest first: what a reaction left undone. */
+  listOutbox(limit: number, before?: Date): Promise<OutboxEvent[]>;
+  /** Removes an outbox event that cannot be handled (it is dead-lettered); true when it was there. */
+  removeOutbox(eventId: string): Promise<boolean>;
+  /**
+   * PENDING tasks not changed since `before`, back-off over, of projects that accept work,
+   * whose dependencies are all final (COMPLETED, CANCELLED or out of attempts): each one
+   * is to be promoted or, a dependency broken, cancelled — what a reaction left undone.
+   */
+  listPromotable(before: Date, limit: number): Promise<string[]>;
 }

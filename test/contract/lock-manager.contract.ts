@@ -236,6 +236,23 @@ export function lockManagerContract(name: string, factory: LockManagerFactory): 
       expect(await locks.releaseMany([])).toEqual([]);
     });
 
+    it('extendMany: each held lease to its own TTL, false where it was lost or forged', async () => {
+      const b = mustHold(await locks.acquire('x-b', h.shortTtlMs));
+      await h.expire('x-b');
+      const [a, c] = (await locks.acquireMany(['x-a', 'x-c'], 10_000)).map(mustHold);
+      const rival = mustHold(await other.acquire('x-b', LONG_TTL)); // b: expired and taken by another holder
+      const forged = { ...c!, token: 'f'.repeat(32) };
+      expect(await locks.extendMany([{ lease: a!, ttlMs: 600_000 }, { lease: b, ttlMs: 600_000 }, { lease: forged, ttlMs: 600_000 }, { lease: c!, ttlMs: 1_200_000 }]))
+        .toEqual([true, false, false, true]);
+      expect((await h.remainingTtl('x-a'))!).toBeGreaterThan(10_000);
+      expect((await h.remainingTtl('x-a'))!).toBeLessThanOrEqual(600_000);
+      expect((await h.remainingTtl('x-c'))!).toBeGreaterThan(600_000);
+      // The rival's lease is untouched and still its own.
+      expect(await other.release(rival)).toBe(true);
+      expect(await locks.extendMany([])).toEqual([]);
+      await expect(locks.extendMany([{ lease: a!, ttlMs: 0 }])).rejects.toBeInstanceOf(ValidationError);
+    });
+
     it('acquireMany and releaseMany handle a batch of 1000 and keep large fencing tokens exact', async () => {
       const floor = 2 ** 52 + 3;
       await locks.ensureFencingAbove(floor);

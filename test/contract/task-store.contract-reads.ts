@@ -114,6 +114,32 @@ export function readContract(harness: HarnessRef): void {
     expect(await store().listReady({ offset: 5, limit: 2 })).toStrictEqual([]);
   });
 
+  it('lists READY tasks out longer than a moment, of projects that may dispatch, the longest out first', async () => {
+    await harness().seedProject({ projectId: 'prj-a', budgetLimit: null });
+    await harness().seedProject({ projectId: 'prj-c', state: 'completed', budgetLimit: null });
+    await harness().seedProject({ projectId: 'prj-p', state: 'paused', budgetLimit: null });
+    await store().createTasks(
+      [
+        newTask('s-old', { projectId: 'prj-a', priority: 100 }),
+        newTask('s-older', { projectId: 'prj-c', priority: 900 }),
+        newTask('s-new', { projectId: 'prj-a' }),
+        newTask('s-paused', { projectId: 'prj-p' }),
+        newTask('s-pending', { projectId: 'prj-a' }),
+      ],
+      'orch-a',
+    );
+    await store().applyTransition(write('s-old', { to: 'READY', at: at(20) }));
+    await store().applyTransition(write('s-older', { to: 'READY', at: at(10) }));
+    await store().applyTransition(write('s-new', { to: 'READY', at: at(100) }));
+    await store().applyTransition(write('s-paused', { to: 'READY', at: at(5) }));
+    expect(await store().listStrayReady(at(50), 10)).toStrictEqual([
+      { taskId: 's-older', priority: 900 },
+      { taskId: 's-old', priority: 100 },
+    ]);
+    expect(await store().listStrayReady(at(50), 1)).toStrictEqual([{ taskId: 's-older', priority: 900 }]);
+    expect(await store().listStrayReady(at(0), 10)).toStrictEqual([]);
+  });
+
   it('lists the dependents of a task', async () => {
     await store().createTasks(
       [

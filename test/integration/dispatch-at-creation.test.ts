@@ -132,7 +132,7 @@ describe('dispatch at creation', () => {
 });
 
 describe('dispatch at creation, failures', () => {
-  it('a task written RUNNING is dispatched even when what follows the write fails', async () => {
+  it('a task written RUNNING is dispatched, and the submission acknowledged, even when what follows the write fails', async () => {
     const { blackboard, h } = await harness();
     await project(h, 'prj_fail');
     const actors = h.orchestrator.core.projectActors;
@@ -142,7 +142,8 @@ describe('dispatch at creation, failures', () => {
       throw new Error('project actor unavailable');
     };
     const before = h.orchestrator.scheduler.runningCount;
-    await expect(h.orchestrator.submitTasks('prj_fail', [{ taskId: 'tsk_after_fail', taskType: 'EDIT_IMAGE' }])).rejects.toThrow('project actor unavailable');
+    // The commit is durable: the follow-up's failure is the reaction's, not the submission's.
+    await expect(h.orchestrator.submitTasks('prj_fail', [{ taskId: 'tsk_after_fail', taskType: 'EDIT_IMAGE' }])).resolves.toMatchObject({ taskIds: ['tsk_after_fail'] });
     expect(await blackboard.tasks.getTask('tsk_after_fail')).toMatchObject({ status: 'RUNNING', version: 3 });
     expect(h.dispatches.filter((d) => d.taskId === 'tsk_after_fail')).toHaveLength(1);
     expect(h.orchestrator.scheduler.runningCount).toBe(before + 1);

@@ -88,17 +88,30 @@ describe('TaskActor over the SQL store', () => {
     expect(statusOf((await reg.get(taskId)).getSnapshot())).toBe('RUNNING');
   });
 
-  it('a transition computed from a stale row version is refused; the next call reloads', async () => {
+  it('a transition computed from a stale copy is decided again on the row, never refused for the stale view', async () => {
     const a = registry('proc-a');
     const b = registry('proc-b');
     const taskId = await taskIn(a, 'PENDING');
     await b.send(taskId, { type: 'DEPENDENCIES_MET', at: T0 });
-    const err = await a.send(taskId, { type: 'CANCEL', at: T0, reason: 'x' }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(VersionConflictError);
-    expect((await store.getTask(taskId))!.status).toBe('READY');
-    // Reloaded from the store: the same event now applies to the current state.
+    // a holds the task as PENDING; the row is READY (version 2): CANCEL applies to the row.
     const t = await a.send(taskId, { type: 'CANCEL', at: T0, reason: 'x' });
     expect(t.from).toBe('READY');
+    expect((await store.getTask(taskId))!.status).toBe('CANCELLED');
+  });
+
+  it('an event the stale copy refuses but the row accepts is applied; one the row refuses is refused with the row\'s state', async () => {
+    const a = registry('proc-a');
+    const b = registry('proc-b');
+    const taskId = await taskIn(a, 'PENDING');
+    await b.send(taskId, { type: 'DEPENDENCIES_MET', at: T0 });
+    await b.send(taskId, { type: 'DISPATCH', at: T0, fencingToken: 7, deadline: T0 + 60_000 });
+    // a still holds PENDING: COMPLETE is illegal there, legal on the RUNNING row.
+    const done = await a.send(taskId, { type: 'COMPLETE', at: T0, actualCost: 0.1 }, { fencingToken: 7, output: {} });
+    expect(done).toMatchObject({ from: 'RUNNING', to: 'COMPLETED' });
+    const err = await b.send(taskId, { type: 'CANCEL', at: T0, reason: 'late' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(IllegalTransitionError);
+    expect(String(err)).toContain('COMPLETED');
+    expect((await store.getTask(taskId))!.status).toBe('COMPLETED');
   });
 
   it('final tasks hold no live actor', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryTaskQueue } from '../../src/adapters/memory/task-queue.js';
-import { WatchedQueue } from '../../src/orchestrator/watched-queue.js';
+import { WatchedQueue } from '../../src/dispatch/watched-queue.js';
 
 describe('WatchedQueue (the hint of dispatch at creation)', () => {
   it('may have tasks waiting from this process\'s put until a pop that began after it found the queue empty', async () => {

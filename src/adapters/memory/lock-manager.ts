@@ -85,6 +85,21 @@ export class MemoryLockManager implements LockManager {
     return leases;
   }
 
+  /** In order, at one instant: per lease, whether it was still held (and is now extended). */
+  async extendMany(entries: readonly { lease: Lease; ttlMs: number }[]): Promise<boolean[]> {
+    for (const { lease, ttlMs } of entries) {
+      checkResource(lease.resource);
+      checkTtl(ttlMs);
+    }
+    const now = this.#clock.now();
+    return entries.map(({ lease, ttlMs }) => {
+      const held = this.#live(lease.resource, now);
+      if (!isHolder(held, lease)) return false;
+      held.expiresAt = now + ttlMs;
+      return true;
+    });
+  }
+
   /** In order, at one instant: per lease, whether it was still held (and is now released). */
   async releaseMany(leases: readonly Lease[]): Promise<boolean[]> {
     for (const lease of leases) checkResource(lease.resource);

@@ -57,6 +57,9 @@ export const LIST_DEPENDENTS_OF = `SELECT ${TASK_COLUMNS} FROM tasks
     AND dependencies <> '[]'::jsonb
   ORDER BY task_id`;
 
+/** The paused reason under which a project's READY tasks still run (see Dispatcher's `dispatchable`). */
+const BUDGET_EXHAUSTED_REASON = 'budget_exhausted';
+
 export class PostgresTaskStore implements TaskStore {
   constructor(private readonly sql: SqlClient) {}
 
@@ -285,6 +288,18 @@ export class PostgresTaskStore implements TaskStore {
     return rows.map((r) => ({ taskId: r.task_id, priority: r.priority }));
   }
 
+  async listStrayReady(before: Date, limit: number): Promise<{ taskId: string; priority: number }[]> {
+    const { rows } = await this.sql.query<{ task_id: string; priority: number }>(
+      `SELECT t.task_id, t.priority FROM tasks t JOIN projects p ON p.project_id = t.project_id
+       WHERE t.status = 'READY' AND t.ready_at < $1::timestamp
+         AND (p.state IN ('active', 'completed') OR (p.state = 'paused' AND p.paused_reason = '${BUDGET_EXHAUSTED_REASON}'))
+       ORDER BY t.ready_at, t.task_id LIMIT $2`,
+      [toSqlTime(before), limit],
+      { name: 'task_store_list_stray_ready' },
+    );
+    return rows.map((r) => ({ taskId: r.task_id, priority: r.priority }));
+  }
+
   /**
    * One query: `dependencies @> ANY (array of ["id"])`. The GIN index on dependencies is
    * `jsonb_path_ops`, which serves `@>` but not `?|`; a bitmap index scan runs the `@>`
@@ -360,13 +375,41 @@ export class PostgresTaskStore implements TaskStore {
     return rows.map(taskFromRow);
   }
 
-  async listOutbox(limit: number): Promise<OutboxEvent[]> {
-    const { rows } = await this.sql.query<OutboxRow>(
-      `SELECT event_id, event_type, project_id, task_id, payload, at FROM outbox ORDER BY at, event_id LIMIT $1`,
-      [limit],
-    );
+  async listOutbox(limit: number, before?: Date): Promise<OutboxEvent[]> {
+    const { rows } =
+      before === undefined
+        ? await this.sql.query<OutboxRow>(
+            `SELECT event_id, event_type, project_id, task_id, payload, at FROM outbox ORDER BY at, event_id LIMIT $1`,
+            [limit],
+          )
+        : await this.sql.query<OutboxRow>(
+            `SELECT event_id, event_type, project_id, task_id, payload, at FROM outbox WHERE at < $2::timestamp ORDER BY at, event_id LIMIT $1`,
+            [limit, toSqlTime(before)],
+          );
     return rows.map(outboxFromRow);
   }
+
+  async removeOutbox(eventId: string): Promise<boolean> {
+    const { rowCount } = await this.sql.query(`DELETE FROM outbox WHERE event_id = $1::text`, [eventId]);
+    return (rowCount ?? 0) > 0;
+  }
+
+  async listPromotable(before: Date, limit: number): Promise<string[]> {
+    const { rows } = await this.sql.query<{ task_id: string }>(
+      `SELECT t.task_id FROM tasks t JOIN projects p ON p.project_id = t.project_id
+       WHERE ${NON_FINAL} AND t.status = 'PENDING' AND t.updated_at < $1::timestamp
+         AND (t.not_before IS NULL OR t.not_before <= $1::timestamp)
+         AND p.state IN ('active', 'completed')
+         AND NOT EXISTS (
+           SELECT 1 FROM jsonb_array_elements_text(t.dependencies) AS d(id) JOIN tasks x ON x.task_id = d.id
+           WHERE NOT (x.status IN ('COMPLETED', 'CANCELLED') OR (x.status = 'FAILED' AND x.attempts >= x.max_attempts)))
+       ORDER BY t.task_id LIMIT $2`,
+      [toSqlTime(before), limit],
+      { name: 'task_store_list_promotable' },
+    );
+    return rows.map((r) => r.task_id);
+  }
+
 
   /** Why a budget effect was refused, as the error to throw. */
   async #budgetRefusal(budget: BudgetEffect): Promise<Error> {

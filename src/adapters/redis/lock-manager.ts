@@ -42,6 +42,7 @@ export class RedisLockManager implements LockManager {
       'orchLockAcquire',
       'orchLockAcquireMany',
       'orchLockExtend',
+      'orchLockExtendMany',
       'orchLockRelease',
       'orchLockReleaseMany',
       'orchFenceEnsureAbove',
@@ -114,6 +115,25 @@ export class RedisLockManager implements LockManager {
       const fencingToken = replies[i];
       return fencingToken === null || fencingToken === undefined ? null : { resource, token: tokens[i]!, fencingToken, ttlMs };
     });
+  }
+
+  /** One script for the whole batch: per lease, whether it was still held (and is now extended). */
+  async extendMany(entries: readonly { lease: Lease; ttlMs: number }[]): Promise<boolean[]> {
+    for (const { lease, ttlMs } of entries) {
+      checkResource(lease.resource);
+      checkTtl(ttlMs);
+    }
+    if (entries.length === 0) return [];
+    const args: (string | number)[] = entries.map(({ lease }) => this.lockKey(lease.resource));
+    for (const { lease } of entries) args.push(storedValue(lease));
+    for (const { ttlMs } of entries) args.push(ttlMs);
+    let replies: number[];
+    try {
+      replies = await this.#redis.orchLockExtendMany(entries.length, ...args);
+    } catch (err) {
+      throw redisFailure('lock extendMany', err);
+    }
+    return replies.map((reply) => reply === 1);
   }
 
   /** One script for the whole batch: per lease, whether it was still held (and is now released). */

@@ -15,6 +15,7 @@ const COMMANDS = {
   orchLockAcquire: { file: 'lock-acquire.lua', numberOfKeys: 2 },
   orchLockAcquireMany: { file: 'lock-acquire-many.lua', numberOfKeys: null },
   orchLockExtend: { file: 'lock-extend.lua', numberOfKeys: 1 },
+  orchLockExtendMany: { file: 'lock-extend-many.lua', numberOfKeys: null },
   orchLockRelease: { file: 'lock-release.lua', numberOfKeys: 1 },
   orchLockReleaseMany: { file: 'lock-release-many.lua', numberOfKeys: null },
   orchFenceEnsureAbove: { file: 'fence-ensure-above.lua', numberOfKeys: 1 },
@@ -38,6 +39,8 @@ export interface ScriptCommands {
   orchLockAcquireMany(numKeys: number, ...keysThenArgs: Arg[]): Promise<(number | null)[]>;
   /** KEYS lock; ARGV value, ttlMs. Returns 1 or 0. */
   orchLockExtend(lockKey: string, value: string, ttlMs: number): Promise<number>;
+  /** numkeys = n; KEYS lock1..lockN; ARGV value1..valueN, ttl1..ttlN. Returns 1 or 0 per lock key. */
+  orchLockExtendMany(numKeys: number, ...keysThenArgs: Arg[]): Promise<number[]>;
   /** KEYS lock; ARGV value. Returns 1 or 0. */
   orchLockRelease(lockKey: string, value: string): Promise<number>;
   /** numkeys = n; KEYS lock1..lockN; ARGV value1..valueN. Returns 1 or 0 per lock key. */

@@ -3,13 +3,21 @@ import type { Lease } from '../ports/lock-manager.js';
 /** Extra lease time past a task's deadline, so the lease outlives the attempt it guards. */
 export const LEASE_GRACE_MS = 30_000;
 
+/** A RUNNING task this process dispatched: its agent, its lease and the attempt's fencing token. */
+export interface RunningSlot {
+  agent: string;
+  lease: Lease;
+  /** The fencing token the attempt runs under (the row's; a recovered orphan's lease has another). */
+  token: number;
+}
+
 /**
- * The scheduler's slots: the RUNNING tasks this process dispatched (with their leases and
+ * The dispatcher's slots: the RUNNING tasks this process dispatched (with their leases and
  * agents), for MAX_CONCURRENT_TASKS and each agent's limit, and the claims of tasks being
- * written RUNNING at creation (DirectDispatch.claim), which count as taken.
+ * written RUNNING at creation, which count as taken.
  */
 export class Slots {
-  private readonly running = new Map<string, { lease: Lease; agent: string }>();
+  private readonly running = new Map<string, RunningSlot>();
   /** Claimed tasks: their agent, and their lease once taken. */
   private readonly claims = new Map<string, { agent: string; lease: Lease | null }>();
   private readonly perAgent = new Map<string, number>();
@@ -28,23 +36,34 @@ export class Slots {
     return this.perAgent.get(agent) ?? 0;
   }
 
-  lease(taskId: string): Lease | undefined {
-    return this.running.get(taskId)?.lease;
+  get(taskId: string): RunningSlot | undefined {
+    return this.running.get(taskId);
+  }
+
+  /** Whether this process runs the task's attempt under `token`. */
+  holds(taskId: string, token: number): boolean {
+    return this.running.get(taskId)?.token === token;
   }
 
   runningIds(): string[] {
     return [...this.running.keys()];
   }
 
-  /** A task written RUNNING by this process. */
-  occupy(taskId: string, agent: string, lease: Lease): void {
-    this.running.set(taskId, { lease, agent });
+  /** A task written RUNNING by this process (or taken over from a process that is gone). */
+  occupy(taskId: string, agent: string, lease: Lease, token = lease.fencingToken): void {
+    if (this.running.has(taskId)) this.release(this.running, [taskId]);
+    this.running.set(taskId, { lease, agent, token });
     this.count(agent, 1);
   }
 
   /** Tasks that left RUNNING: their slots freed; returns their leases. */
   free(taskIds: readonly string[]): Lease[] {
     return this.release(this.running, taskIds);
+  }
+
+  /** Every slot and claim freed (a stop); returns their leases. */
+  freeAll(): Lease[] {
+    return [...this.release(this.running, [...this.running.keys()]), ...this.release(this.claims, [...this.claims.keys()])];
   }
 
   /** Claims slots for tasks to be written RUNNING at creation (their leases come later). */
@@ -70,7 +89,7 @@ export class Slots {
     const claim = this.claims.get(taskId);
     if (!claim?.lease) return undefined;
     this.claims.delete(taskId);
-    this.running.set(taskId, { lease: claim.lease, agent: claim.agent });
+    this.running.set(taskId, { lease: claim.lease, agent: claim.agent, token: claim.lease.fencingToken });
     return claim.lease;
   }
 
