@@ -12,9 +12,7 @@ export const ErrorCode = {
   TaskNotFound: 'ERR_TASK_NOT_FOUND',
   DuplicateTask: 'ERR_DUPLICATE_TASK',
   ProjectNotFound: 'ERR_PROJECT_NOT_FOUND',
-  SnapshotVersion: 'ERR_SNAPSHOT_VERSION',
   Validation: 'ERR_VALIDATION',
-  LockNotHeld: 'ERR_LOCK_NOT_HELD',
   DependencyCycle: 'ERR_DEPENDENCY_CYCLE',
   UnknownDependency: 'ERR_UNKNOWN_DEPENDENCY',
   BudgetExceeded: 'ERR_BUDGET_EXCEEDED',
@@ -127,19 +125,6 @@ export class ProjectNotFoundError extends OrchestratorError {
   }
 }
 
-export class SnapshotVersionError extends OrchestratorError {
-  constructor(
-    readonly taskId: string,
-    readonly found: string,
-    readonly expected: string,
-  ) {
-    super(
-      ErrorCode.SnapshotVersion,
-      `task ${taskId}: snapshot written by machine version ${found}, this build runs ${expected}`,
-    );
-  }
-}
-
 export class ValidationError extends OrchestratorError {
   constructor(
     message: string,
@@ -147,12 +132,6 @@ export class ValidationError extends OrchestratorError {
     options: OrchestratorErrorOptions = {},
   ) {
     super(ErrorCode.Validation, issues.length ? `${message}: ${issues.join('; ')}` : message, options);
-  }
-}
-
-export class LockNotHeldError extends OrchestratorError {
-  constructor(readonly resource: string) {
-    super(ErrorCode.LockNotHeld, `lock on ${resource} is not held by this lease (expired or taken)`);
   }
 }
 

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { OrchestratorConfig } from '../config/config.js';
 import { ServiceUnavailableError } from '../errors.js';
 import type { Clock } from '../ports/clock.js';
-import type { Blackboard } from '../orchestrator/factory.js';
+import type { Blackboard } from '../ports/blackboard.js';
 import { PGliteSqlClient, PgSqlClient, redactConnectionString, type SqlClient } from './postgres/sql-client.js';
 import { migrate } from './postgres/migrate.js';
 import { PostgresTaskStore } from './postgres/task-store.js';

@@ -1,33 +1,9 @@
-import type { ParseArgsConfig } from 'node:util';
 import { loadConfig, redactedConfig } from '../config/config.js';
 import { taskMachine } from '../machines/task-machine.js';
 import { projectMachine } from '../machines/project-machine.js';
 import { schedulerMachine } from '../machines/scheduler-machine.js';
 import { toDefinitionJson, toMermaid } from '../machines/mermaid.js';
-
-export interface CliIo {
-  out(line: string): void;
-  err(line: string): void;
-  env: NodeJS.ProcessEnv;
-  /** Raw output (no newline added), for live views. */
-  write?(text: string): void;
-  /** Whether standard output is a terminal. */
-  tty?: boolean;
-}
-
-export interface ParsedArgs {
-  values: Record<string, string | boolean | (string | boolean)[] | undefined>;
-  positionals: string[];
-}
-
-export interface Command {
-  name: string;
-  usage: string;
-  summary: string;
-  help?: string;
-  options: NonNullable<ParseArgsConfig['options']>;
-  run(args: ParsedArgs, io: CliIo): Promise<number>;
-}
+import type { Command } from './types.js';
 
 const MACHINES = { task: taskMachine, project: projectMachine, scheduler: schedulerMachine } as const;
 

@@ -6,7 +6,7 @@ import { embeddedEnvironment } from '../demo/embedded-environment.js';
 import { servicesEnvironment } from '../demo/services-environment.js';
 import { connectStatelyInspector } from '../inspect/stately.js';
 import { ServiceUnavailableError } from '../errors.js';
-import type { CliIo, ParsedArgs } from './commands.js';
+import type { CliIo, ParsedArgs } from './types.js';
 
 function positive(value: unknown, name: string, fallback: number, integer: boolean): number {
   if (value === undefined) return fallback;

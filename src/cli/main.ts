@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { ConfigError, isOrchestratorError } from '../errors.js';
-import { COMMANDS, type CliIo } from './commands.js';
+import { COMMANDS } from './commands.js';
+import type { CliIo } from './types.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 

@@ -7,7 +7,7 @@ import type { BudgetStatus, ControlRequest } from '../domain/messages.js';
 import { connectNats } from '../adapters/nats/connection.js';
 import { natsSubjects } from '../adapters/nats/subjects.js';
 import { budgetBar, money } from '../demo/progress.js';
-import type { CliIo, ParsedArgs } from './commands.js';
+import type { CliIo, ParsedArgs } from './types.js';
 
 /** What `status` replies (an Orchestrator `ProjectStatus` as JSON). */
 interface StatusReply {

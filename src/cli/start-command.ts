@@ -3,7 +3,7 @@ import { ServiceUnavailableError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { connectStatelyInspector } from '../inspect/stately.js';
 import { startService } from '../service.js';
-import type { CliIo, ParsedArgs } from './commands.js';
+import type { CliIo, ParsedArgs } from './types.js';
 
 const HINT = 'docker compose up -d (in this repository) starts PostgreSQL, Redis and NATS on their default ports';
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { JsonObject, Money, ProjectId, TaskId, TaskStatus } from './task.js';
 import { PipelineEvent } from './pipeline.js';
+import type { ProjectState } from './project.js';
 
 /**
  * The bodies of the wire contract (NATS subjects under the prefix, default `lap`).
@@ -113,7 +114,7 @@ export interface BudgetStatus {
   };
 }
 
-export type ProjectStateName = 'active' | 'paused' | 'completed' | 'cancelled';
+export type ProjectStateName = ProjectState;
 
 /** `lap.projects.<projectId>` (outbound). */
 export interface ProjectStatusMessage {

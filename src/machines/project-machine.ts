@@ -1,5 +1,5 @@
 import { assign, setup, stopChild, type AnyActorRef, type SnapshotFrom } from 'xstate';
-import type { ApprovalStatus, ProjectState } from '../ports/project-store.js';
+import type { ApprovalStatus, ProjectState } from '../domain/project.js';
 
 /**
  * The project machine: active ⇄ paused, then completed or cancelled. Pure; the project

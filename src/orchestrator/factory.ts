@@ -4,12 +4,9 @@ import { loadConfig, type ConfigOverrides, type OrchestratorConfig } from '../co
 import { TaskTypeCatalog, type TaskTypeSpecInput } from '../domain/task-types.js';
 import type { PipelineInput } from '../domain/pipeline.js';
 import { silentLogger } from '../logger.js';
+import type { Blackboard } from '../ports/blackboard.js';
 import { systemClock, type Clock } from '../ports/clock.js';
 import type { EventBus } from '../ports/event-bus.js';
-import type { LockManager } from '../ports/lock-manager.js';
-import type { ProjectStore } from '../ports/project-store.js';
-import type { TaskQueue } from '../ports/task-queue.js';
-import type { TaskStore } from '../ports/task-store.js';
 import { TaskRegistry } from '../actors/task-registry.js';
 import { ProjectActors } from '../actors/project-actors.js';
 import { EventMapper } from '../pipeline/event-mapper.js';
@@ -17,17 +14,7 @@ import { VIDEO_PIPELINE } from '../pipeline/video-pipeline.js';
 import { loadPipelineFile } from '../pipeline/load.js';
 import { Orchestrator } from './orchestrator.js';
 
-/**
- * The blackboard: the project and task state (PostgreSQL or the embedded PGlite store)
- * and what Redis holds (the ready queue and the leases), or their in-memory twins.
- */
-export interface Blackboard {
-  tasks: TaskStore;
-  projects: ProjectStore;
-  queue: TaskQueue;
-  locks: LockManager;
-  close(): Promise<void>;
-}
+export type { Blackboard } from '../ports/blackboard.js';
 
 export interface OrchestratorOptions {
   logger?: Logger;

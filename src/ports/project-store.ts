@@ -1,7 +1,7 @@
+import type { ApprovalStatus, ProjectState } from '../domain/project.js';
 import type { NewTaskRecord } from './task-store.js';
 
-export type ProjectState = 'active' | 'paused' | 'completed' | 'cancelled';
-export const PROJECT_STATES: readonly ProjectState[] = ['active', 'paused', 'completed', 'cancelled'];
+export { PROJECT_STATES, type ApprovalStatus, type ProjectState } from '../domain/project.js';
 
 export interface ProjectRecord {
   projectId: string;
@@ -20,8 +20,6 @@ export interface ProjectRecord {
   createdAt: Date;
   updatedAt: Date;
 }
-
-export type ApprovalStatus = 'pending' | 'approved' | 'rejected' | 'expired';
 
 export interface ApprovalRecord {
   approvalId: string;

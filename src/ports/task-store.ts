@@ -1,5 +1,5 @@
 import type { Task, TaskStatus } from '../domain/task.js';
-import type { ProjectState } from './project-store.js';
+import type { ProjectState } from '../domain/project.js';
 
 /**
  * A task as stored: the original `tasks` columns plus what durability needs.

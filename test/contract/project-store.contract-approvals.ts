@@ -1,8 +1,7 @@
 import { expect, it } from 'vitest';
 import { ApprovalError, ValidationError } from '../../src/errors.js';
 import type { ApprovalRecord, DeadLetter, NewApproval, ProjectStore } from '../../src/ports/project-store.js';
-import type { ProjectHarnessRef } from './project-store.contract.js';
-import { at, ingest, newApproval } from './project-store.fixtures.js';
+import { at, ingest, newApproval, type ProjectHarnessRef } from './project-store.fixtures.js';
 
 /** Human approvals, dead letters and observed costs. */
 export function approvalContract(harness: ProjectHarnessRef): void {

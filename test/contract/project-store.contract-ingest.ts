@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DuplicateTaskError } from '../../src/errors.js';
-import type { ProjectHarnessRef } from './project-store.contract.js';
-import { at, createProject, ids, ingest, newApproval, newProject, newTask, raiseEvent } from './project-store.fixtures.js';
+import { at, createProject, ids, ingest, newApproval, newProject, newTask, raiseEvent, type ProjectHarnessRef } from './project-store.fixtures.js';
 
 /** Handling an event: its effects and its processed mark, all or nothing, once. */
 export function ingestContract(harness: ProjectHarnessRef): void {

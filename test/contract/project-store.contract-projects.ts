@@ -1,8 +1,7 @@
 import { expect, it } from 'vitest';
 import { ProjectNotFoundError, ValidationError } from '../../src/errors.js';
 import type { ProjectStore } from '../../src/ports/project-store.js';
-import type { ProjectHarnessRef } from './project-store.contract.js';
-import { at, createProject, ingest, newProject, reserve } from './project-store.fixtures.js';
+import { at, createProject, ingest, newProject, reserve, type ProjectHarnessRef } from './project-store.fixtures.js';
 
 /** Project state, budget limits and warning levels. */
 export function projectContract(harness: ProjectHarnessRef): void {

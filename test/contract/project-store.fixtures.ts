@@ -4,6 +4,25 @@ import { at, newTask, write } from './task-store.fixtures.js';
 
 export { at, ids, newTask, write } from './task-store.fixtures.js';
 
+export interface ProjectStoreHarness {
+  store: ProjectStore;
+  /** The task store on the same database (tasks, outbox rows and budget effects). */
+  tasks: TaskStore;
+  /**
+   * The same stores over a second client: its own connection pool on a real server, so
+   * races between `store` and `peer` are races between processes.
+   */
+  peer: { store: ProjectStore; tasks: TaskStore };
+  /** Whether `peer` really uses other connections (false: PGlite, one connection). */
+  separatePools: boolean;
+  /** Empties every table (between tests). */
+  reset(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** What each group of contract tests gets: the harness, once the suite has set it up. */
+export type ProjectHarnessRef = () => ProjectStoreHarness;
+
 export function newProject(projectId = 'prj-1', overrides: Partial<NewProject> = {}): NewProject {
   return { projectId, title: `Film ${projectId}`, budgetLimit: 25.5, checkpoints: null, ...overrides };
 }
