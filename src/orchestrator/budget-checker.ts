@@ -89,13 +89,6 @@ export class BudgetChecker {
     }
   }
 
-  /** Whether `estimatedCost` fits in the project's remaining budget now. */
-  async checkBudget(projectId: string, estimatedCost: number): Promise<{ fits: boolean; status: BudgetStatus }> {
-    const status = await this.getBudgetStatus(projectId);
-    const fits = !this.core.config.budget.checkEnabled || status.remaining === null || estimatedCost <= status.remaining + 1e-9;
-    return { fits, status };
-  }
-
   async getBudgetStatus(projectId: string): Promise<BudgetStatus> {
     const project = await this.core.projects.getProject(projectId);
     if (!project) throw new ProjectNotFoundError(projectId);

@@ -140,6 +140,43 @@ export function readContract(harness: HarnessRef): void {
     expect(await store().listStrayReady(at(0), 10)).toStrictEqual([]);
   });
 
+  it('lists PENDING tasks whose dependencies are all final, back-off over, of projects that accept work', async () => {
+    await harness().seedProject({ projectId: 'prj-a', budgetLimit: null });
+    await harness().seedProject({ projectId: 'prj-p', state: 'paused', budgetLimit: null });
+    await store().createTasks(
+      [
+        newTask('d-done', { projectId: 'prj-a', status: 'COMPLETED' }),
+        newTask('d-dead', { projectId: 'prj-a', status: 'FAILED', attempts: 3, maxAttempts: 3 }),
+        newTask('d-live', { projectId: 'prj-a', status: 'RUNNING' }),
+        newTask('d-retry', { projectId: 'prj-a', status: 'FAILED', attempts: 1, maxAttempts: 3 }),
+        newTask('p-met', { projectId: 'prj-a', dependencies: ['d-done'], createdAt: at(0) }),
+        newTask('p-broken', { projectId: 'prj-a', dependencies: ['d-done', 'd-dead'], createdAt: at(0) }),
+        newTask('p-none', { projectId: 'prj-a', createdAt: at(0) }),
+        newTask('p-waiting', { projectId: 'prj-a', dependencies: ['d-done', 'd-live'], createdAt: at(0) }),
+        newTask('p-retrying', { projectId: 'prj-a', dependencies: ['d-retry'], createdAt: at(0) }),
+        newTask('p-backoff', { projectId: 'prj-a', notBefore: at(500), createdAt: at(0) }),
+        newTask('p-recent', { projectId: 'prj-a', dependencies: ['d-done'], createdAt: at(200) }),
+        newTask('p-paused', { projectId: 'prj-p', dependencies: ['d-done'], createdAt: at(0) }),
+        newTask('p-ready', { projectId: 'prj-a', status: 'READY', createdAt: at(0) }),
+      ],
+      'orch-a',
+    );
+    expect(await store().listPromotable(at(100), 100)).toStrictEqual(['p-broken', 'p-met', 'p-none']);
+    expect(await store().listPromotable(at(100), 2)).toStrictEqual(['p-broken', 'p-met']);
+    expect(await store().listPromotable(at(600), 100)).toStrictEqual(['p-backoff', 'p-broken', 'p-met', 'p-none', 'p-recent']);
+  });
+
+  it('lists the outbox raised before a time, and removes an event from it', async () => {
+    await store().createTasks([newTask('o-1')], 'orch-a');
+    const raise = (eventId: string, seconds: number) => ({ eventId, eventType: 'SCRIPT_COMPLETED', projectId: 'prj-1', payload: { n: seconds }, taskId: 'o-1', at: at(seconds) });
+    await store().applyTransition(write('o-1', { to: 'READY', raise: [raise('ev-early', 10), raise('ev-late', 90)] }));
+    expect((await store().listOutbox(10)).map((e) => e.eventId)).toStrictEqual(['ev-early', 'ev-late']);
+    expect((await store().listOutbox(10, at(50))).map((e) => e.eventId)).toStrictEqual(['ev-early']);
+    expect(await store().removeOutbox('ev-early')).toBe(true);
+    expect(await store().removeOutbox('ev-early')).toBe(false);
+    expect((await store().listOutbox(10)).map((e) => e.eventId)).toStrictEqual(['ev-late']);
+  });
+
   it('lists the dependents of a task', async () => {
     await store().createTasks(
       [
