@@ -9,6 +9,11 @@ import { taskMachine, type TaskEvent, type TaskMachine, type TaskMachineInput, t
  * children or timers, so the scope only carries the machine's `self`; actions are not
  * executed (exactly as `transition()` leaves them to the caller). The scope holds no
  * state between calls: the same snapshot and event always give the same next snapshot.
+ *
+ * The scope is xstate's private API (the one cast into it below), so package.json pins
+ * xstate exactly (5.33.3), and test/unit/task-steps.test.ts checks these steps against
+ * xstate's public `transition()` / `initialTransition()` in every state, for every event:
+ * an xstate upgrade that changes the scope fails that test.
  */
 export interface TaskSteps {
   /** The first snapshot of a new task. */
