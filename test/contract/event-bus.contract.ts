@@ -185,7 +185,6 @@ export function eventBusContract(name: string, factory: EventBusFactory, options
         await h.send.event(event('pc', ids.c1));
         await waitFor(() => [ids.b1, ids.b2, ids.c1].every((id) => handlers.doneFor(id).length === 1), { what: 'pb and pc handled' });
         expect(handlers.calls.map(keyOf).filter((k) => k === ids.a1 || k === ids.a2)).toEqual([ids.a1]); // a2 waits for a1
-        expect(handlers.doneFor(ids.b1)[0]).toBeDefined();
         expect(handlers.done.map(keyOf).indexOf(ids.b1)).toBeLessThan(handlers.done.map(keyOf).indexOf(ids.b2));
         gates.open('a1');
         await waitFor(() => handlers.doneFor(ids.a2).length === 1, { what: 'a2 handled after a1' });
@@ -275,6 +274,27 @@ export function eventBusContract(name: string, factory: EventBusFactory, options
         expect(h.dlq).toEqual([]);
       });
 
+      it('keeps an event being retried when the consumer closes, in its turn, for the next consumer', async () => {
+        const [e1, e2] = [uid('e1'), uid('e2')];
+        handlers.behaviour = (call) => {
+          if (keyOf(call) !== e1) return;
+          void sub.close(); // the consumer closes while the first delivery fails
+          throw new ServiceUnavailableError('postgres', 'connection lost');
+        };
+        await h.send.event(event('pa', e1));
+        await h.send.event(event('pa', e2));
+        await waitFor(() => handlers.callsFor(e1).length === 1, { what: 'first delivery' });
+        await sub.close();
+        expect(handlers.calls.map(keyOf)).toEqual([e1]);
+
+        handlers = new RecordingHandlers();
+        sub = await h.bus.consume(handlers);
+        await waitFor(() => handlers.doneFor(e2).length === 1, { what: 'both handled by the next consumer' });
+        await settledAll();
+        expect(handlers.done.map(keyOf)).toEqual([e1, e2]);
+        expect(h.dlq).toEqual([]);
+      });
+
       it('dead-letters a message still failing after maxDeliveries, with the reason; an unexpected error counts as retryable', async () => {
         const [doomed, down, after] = [uid('doomed'), uid('down'), uid('after')];
         handlers.behaviour = (call) => {
@@ -331,7 +351,7 @@ export function eventBusContract(name: string, factory: EventBusFactory, options
         await marker('pa');
         await settledAll();
         expect(h.dlq.map((d) => [d.subject, d.reason])).toEqual([
-          [h.subject('results.pa'), expect.stringMatching(/^schema violation: .*status.*fencingToken|^schema violation: .*fencingToken/)],
+          [h.subject('results.pa'), expect.stringMatching(/^schema violation: .*fencingToken/)],
           [h.subject('approvals.decided.pa'), expect.stringMatching(/^schema violation: decision: /)],
           [h.subject('heartbeats.pa'), expect.stringMatching(/^subject\/body mismatch: .*pa.*pz/)],
           [h.subject('events.pa.SCRIPT_READY'), expect.stringMatching(/^schema violation: .*occurredAt/)],

@@ -100,7 +100,14 @@ export class InboundConsumer {
       this.wake?.();
       this.changed();
       const batch = this.batch;
-      if (batch) void batch.close().catch(() => undefined);
+      if (batch) {
+        // What the server already sent to our pull arrives before the answer to a flush:
+        // taken (and handed back) now, not dropped by a closed inbox and held by the
+        // server as delivered until the ack wait. (A message the server sends between
+        // that answer and our unsubscribe still takes the ack wait to come back.)
+        if (!this.options.connection.isClosed()) await this.options.connection.flush().catch(() => undefined);
+        void batch.close().catch(() => undefined);
+      }
       await this.loop;
       // Running handlers finish; barriers still waiting for their turn are handed back.
       while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
