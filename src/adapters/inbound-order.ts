@@ -1,8 +1,8 @@
 import type { z } from 'zod';
-import { ApprovalDecided, Heartbeat, TaskResult, TaskResultBatch } from '../domain/messages.js';
+import { ApprovalDecided, ControlRequest, Heartbeat, TaskResult, TaskResultBatch } from '../domain/messages.js';
 import { PipelineEvent } from '../domain/pipeline.js';
 import { ProjectId } from '../domain/task.js';
-import { ValidationError, isOrchestratorError } from '../errors.js';
+import { ErrorCode, ValidationError, isOrchestratorError } from '../errors.js';
 import type { InboundHandlers } from '../ports/event-bus.js';
 
 /**
@@ -231,4 +231,40 @@ export function batchPlan(
     else deadLetter.push({ i, reason: action.reason });
   }
   return { deadLetter, retryDelayMs };
+}
+
+// ---------------------------------------------------------------------------------------
+// Control requests (request-reply). A request that breaks the schema is answered
+// `ERR_VALIDATION` without reaching the handler; otherwise the reply is the handler's
+// result (`null` for none) or its error's code (`ERR_INTERNAL` for an unexpected one) and
+// message. Control requests are commands, not part of the ordered inbound stream: they
+// wait for nothing.
+
+export type ControlReply = { ok: true; result: unknown } | { ok: false; error: { code: string; message: string } };
+
+/** Checks a control request body; the reply to send when it is not acceptable. */
+export function checkControl(raw: unknown): { ok: true; request: ControlRequest } | { ok: false; reply: ControlReply } {
+  const parsed = ControlRequest.safeParse(raw);
+  if (!parsed.success) return { ok: false, reply: invalidControl(`schema violation: ${formatIssues(parsed.error)}`) };
+  return { ok: true, request: parsed.data };
+}
+
+export function invalidControl(message: string): ControlReply {
+  return { ok: false, error: { code: ErrorCode.Validation, message } };
+}
+
+/** Runs the control handler; resolves with the reply (never rejects). `unexpected` hears of errors that are no OrchestratorError. */
+export async function answerControl(
+  handlers: InboundHandlers,
+  projectId: string,
+  request: ControlRequest,
+  unexpected: (err: unknown) => void = () => undefined,
+): Promise<ControlReply> {
+  try {
+    const result = await handlers.control(projectId, request);
+    return { ok: true, result: result ?? null };
+  } catch (err) {
+    if (!isOrchestratorError(err)) unexpected(err);
+    return { ok: false, error: { code: isOrchestratorError(err) ? err.code : 'ERR_INTERNAL', message: err instanceof Error ? err.message : String(err) } };
+  }
 }

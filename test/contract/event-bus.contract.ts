@@ -154,6 +154,30 @@ export function eventBusContract(name: string, factory: EventBusFactory, options
       });
     });
 
+    describe('control', () => {
+      it("answers a control request with the handler's result or error; a request that breaks the schema never reaches it", async () => {
+        const seen: unknown[] = [];
+        handlers.control = async (projectId, request) => {
+          seen.push([projectId, request]);
+          if (request.action === 'cancel') throw new Error('boom');
+          if (request.action === 'resume') return undefined;
+          return { limit: request.action === 'set_budget' ? request.limit : null };
+        };
+        expect(await h.control('pa', { action: 'set_budget', limit: 12.5, extra: true } as ControlRequest)).toEqual({ ok: true, result: { limit: 12.5 } });
+        expect(await h.control('pa', { action: 'resume' })).toEqual({ ok: true, result: null });
+        expect(await h.control('pa', { action: 'cancel' })).toEqual({ ok: false, error: { code: 'ERR_INTERNAL', message: 'boom' } });
+        expect(await h.control('pa', { action: 'explode' } as unknown as ControlRequest)).toEqual({
+          ok: false,
+          error: { code: 'ERR_VALIDATION', message: expect.stringMatching(/^schema violation: /) },
+        });
+        expect(seen).toEqual([
+          ['pa', { action: 'set_budget', limit: 12.5 }],
+          ['pa', { action: 'resume' }],
+          ['pa', { action: 'cancel' }],
+        ]);
+      });
+    });
+
     describe('order per project', () => {
       it("handles a project's events and decisions one at a time, in the order sent", async () => {
         const ids = { e1: uid('e1'), d1: uid('d1'), e2: uid('e2') };

@@ -1,7 +1,9 @@
-import { isOrchestratorError } from '../../errors.js';
+import { ErrorCode } from '../../errors.js';
 import {
   ProjectTurns,
+  answerControl,
   batchPlan,
+  checkControl,
   checkBody,
   dispatchInbound,
   onFailure,
@@ -9,6 +11,7 @@ import {
   runBatch,
   windowSize,
   type CheckedBody,
+  type ControlReply,
   type InboundKind,
   type RetryPolicy,
 } from '../inbound-order.js';
@@ -147,15 +150,16 @@ export class InProcessEventBus implements EventBus {
     return this.enqueue('decision', projectId, `approvals.decided.${projectId}`, decision);
   }
 
-  /** A control request, answered like the NATS request-reply subject. */
-  async sendControl(projectId: string, request: ControlRequest): Promise<{ ok: true; result: unknown } | { ok: false; error: { code: string; message: string } }> {
+  /**
+   * A control request, answered like the NATS request-reply subject (inbound-order.ts
+   * `answerControl`): checked with the schema first, then the handler's result or error.
+   */
+  async sendControl(projectId: string, request: ControlRequest): Promise<ControlReply> {
     const handlers = this.handlers;
-    if (!handlers) return { ok: false, error: { code: 'ERR_CLOSED', message: 'no consumer is running' } };
-    try {
-      return { ok: true, result: await handlers.control(projectId, request) };
-    } catch (err) {
-      return { ok: false, error: { code: isOrchestratorError(err) ? err.code : 'ERR_INTERNAL', message: (err as Error).message } };
-    }
+    if (!handlers) return { ok: false, error: { code: ErrorCode.Closed, message: 'no consumer is running' } };
+    const checked = checkControl(request);
+    if (!checked.ok) return checked.reply;
+    return answerControl(handlers, projectId, checked.request);
   }
 
   /** Resolves when every inbound message sent so far has been handled (or dead-lettered). */
