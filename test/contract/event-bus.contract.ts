@@ -485,6 +485,11 @@ export function eventBusContract(name: string, factory: EventBusFactory, options
         }
       });
 
+      it('refuses a dispatch to an agent name that is not a single subject token', async () => {
+        await expect(h.bus.dispatchTask('no.dots', dispatch(uid('tsk')))).rejects.toBeInstanceOf(ValidationError);
+        await expect(h.bus.dispatchTask('', dispatch(uid('tsk')))).rejects.toBeInstanceOf(ValidationError);
+      });
+
       it('publish delivers status, budget, project and approval messages to subscribers', async () => {
         const at = '2026-11-27T10:00:00.000Z';
         const messages: Outbound[] = [
@@ -501,8 +506,11 @@ export function eventBusContract(name: string, factory: EventBusFactory, options
           { kind: 'approval_expired', body: { approvalId: 'apr_1', projectId: 'pa', checkpoint: 'SCENE_WRITTEN', policy: 'remind', at } },
         ];
         for (const m of messages) await h.bus.publish(m);
-        await waitFor(() => h.outbound.length >= messages.length, { what: 'every message received' });
+        const letter: DeadLetterMessage = { subject: h.subject('results.pa'), reason: 'ERR_VALIDATION: published', data: '{}' };
+        await h.bus.publish({ kind: 'dlq', body: letter });
+        await waitFor(() => h.outbound.length >= messages.length && h.dlq.length === 1, { what: 'every message received' });
         expect(h.outbound).toEqual(messages);
+        expect(h.dlq).toEqual([letter]);
       });
     });
   });

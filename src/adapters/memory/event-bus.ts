@@ -1,4 +1,5 @@
-import { ErrorCode } from '../../errors.js';
+import { AgentName } from '../../domain/task.js';
+import { ErrorCode, ValidationError } from '../../errors.js';
 import {
   ProjectTurns,
   answerControl,
@@ -61,6 +62,8 @@ export type OutboundListener = (message: Outbound) => void;
  */
 export class InProcessEventBus implements EventBus {
   private readonly agents = new Map<string, AgentHandler>();
+  /** Agent names already checked. */
+  private readonly agentNames = new Set<string>();
   private readonly backlog = new Map<string, TaskDispatch[]>();
   private readonly listeners = new Set<OutboundListener>();
   private handlers: InboundHandlers | null = null;
@@ -86,6 +89,11 @@ export class InProcessEventBus implements EventBus {
   }
 
   async dispatchTask(agent: string, task: TaskDispatch): Promise<void> {
+    if (!this.agentNames.has(agent)) {
+      // The wire contract's agent names (a subject token on NATS): refused alike by both buses.
+      if (!AgentName.safeParse(agent).success) throw new ValidationError(`cannot dispatch ${task.taskId}: invalid agent name`, [`agent=${JSON.stringify(agent)}`]);
+      this.agentNames.add(agent);
+    }
     const handler = this.agents.get(agent);
     if (!handler) {
       const list = this.backlog.get(agent) ?? [];
