@@ -25,7 +25,12 @@ export type Outbound =
 /**
  * Handlers for what comes in. Each resolves once the message's effect is durable; the
  * bus acknowledges the message only then (and redelivers it otherwise). A handler that
- * rejects with a non-retryable error means the message is bad: the bus dead-letters it.
+ * rejects with a non-retryable error means the message is bad: the bus dead-letters it
+ * (a `dlq` message with the reason) and does not hand it over again. Any other rejection
+ * is retried with back-off, then dead-lettered. Handlers get bodies the bus has checked
+ * against the wire schemas. A project's events and decisions are handed over one at a
+ * time, in arrival order (a retried one keeps its turn); results and heartbeats
+ * concurrently. Every adapter runs test/contract/event-bus.contract.ts.
  */
 export interface InboundHandlers {
   event(event: PipelineEventInput): Promise<void>;

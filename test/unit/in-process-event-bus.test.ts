@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InProcessEventBus } from '../../src/adapters/memory/event-bus.js';
 import type { DeadLetterMessage } from '../../src/domain/messages.js';
-import { ServiceUnavailableError, StaleFencingTokenError, ValidationError } from '../../src/errors.js';
+import { ServiceUnavailableError, ValidationError } from '../../src/errors.js';
 import type { Outbound } from '../../src/ports/event-bus.js';
 import { Gates, turns } from '../helpers/gates.js';
 import { RecordingHandlers, keyOf, uid } from '../helpers/recording-handlers.js';
@@ -35,22 +35,6 @@ function tracked(promise: Promise<unknown>): { done: boolean } {
 }
 
 describe('InProcessEventBus inbound concurrency and order', () => {
-  it('handles results and heartbeats concurrently: a held result does not stop the next ones', async () => {
-    const { gates, handlers, send } = await setup();
-    const [a, b, c] = [uid('ra'), uid('rb'), uid('hc')];
-    gates.hold(a, 'A');
-    const sentA = tracked(send.result(a));
-    await send.result(b);
-    await send.heartbeat(c);
-    expect(handlers.doneFor(b)).toHaveLength(1);
-    expect(handlers.doneFor(c)).toHaveLength(1);
-    expect(gates.log).toEqual(['enter A']);
-    expect(sentA.done).toBe(false);
-    gates.open('A');
-    await waitFor(() => sentA.done, { what: 'A handled' });
-    expect(gates.log).toEqual(['enter A', 'exit A']);
-  });
-
   it('an event runs alongside the results before and after it: results neither wait for it nor hold it back', async () => {
     const { bus, gates, send } = await setup();
     const ids = { r1: uid('r1'), ev: uid('ev'), r2: uid('r2') };
@@ -188,36 +172,6 @@ describe('InProcessEventBus handler failures', () => {
     expect(handlers.callsFor(id)).toHaveLength(3);
     expect(handlers.doneFor(id)).toHaveLength(1);
     expect(dlq).toEqual([]);
-  });
-
-  it('dead-letters a message whose handler keeps failing retryably after maxDeliveries attempts', async () => {
-    const { handlers, dlq, send } = await setup({ maxDeliveries: 4, retryDelay: { baseMs: 1, maxMs: 5 } });
-    const id = uid('doomed');
-    handlers.behaviour = (call) => {
-      if (keyOf(call) === id) throw new ServiceUnavailableError('postgres', 'down');
-    };
-    await send.result(id);
-    expect(handlers.callsFor(id)).toHaveLength(4);
-    expect(dlq).toHaveLength(1);
-    expect(dlq[0]!.subject).toBe('results');
-    expect(dlq[0]!.reason).toMatch(/^gave up after 4 deliveries: ERR_SERVICE_UNAVAILABLE: /);
-  });
-
-  it('dead-letters a non-retryable error, and a plain error, at once', async () => {
-    const { handlers, dlq, send } = await setup({ retryDelay: { baseMs: 1, maxMs: 5 } });
-    const [stale, buggy] = [uid('stale'), uid('buggy')];
-    handlers.behaviour = (call) => {
-      if (keyOf(call) === stale) throw new StaleFencingTokenError(stale, 1, 2);
-      if (keyOf(call) === buggy) throw new Error('boom');
-    };
-    await send.result(stale);
-    await send.heartbeat(buggy);
-    expect(handlers.callsFor(stale)).toHaveLength(1);
-    expect(handlers.callsFor(buggy)).toHaveLength(1);
-    expect(dlq.map((d) => [d.subject, d.reason])).toEqual([
-      ['results', expect.stringMatching(/^ERR_STALE_FENCING_TOKEN: /)],
-      ['heartbeats', 'boom'],
-    ]);
   });
 
   it('a retried event keeps its turn: the next event waits for its retries, a result does not', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildConnectOptions, describeNatsServers } from '../../src/adapters/nats/connection.js';
 import { readControlRequest } from '../../src/adapters/nats/control.js';
-import { retryDelay } from '../../src/adapters/nats/inbound-retry.js';
+import { retryDelay } from '../../src/adapters/inbound-order.js';
 import { decodeInbound } from '../../src/adapters/nats/inbound.js';
 import { defaultStreamPrefix, streamNames } from '../../src/adapters/nats/streams.js';
 import { natsSubjects, parseControlSubject, parseInboundSubject } from '../../src/adapters/nats/subjects.js';

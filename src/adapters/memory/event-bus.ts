@@ -1,11 +1,27 @@
-import { isOrchestratorError } from '../../errors.js';
-import { isBarrier, windowSize, type InboundKind } from '../inbound-order.js';
+import { AgentName } from '../../domain/task.js';
+import { ErrorCode, ValidationError } from '../../errors.js';
+import {
+  ProjectTurns,
+  answerControl,
+  batchPlan,
+  checkControl,
+  checkBody,
+  dispatchInbound,
+  onFailure,
+  outcome,
+  runBatch,
+  windowSize,
+  type CheckedBody,
+  type ControlReply,
+  type InboundKind,
+  type RetryPolicy,
+} from '../inbound-order.js';
 import type { ApprovalDecided, ControlRequest, DeadLetterMessage, Heartbeat, TaskDispatch, TaskResult } from '../../domain/messages.js';
 import type { PipelineEventInput } from '../../domain/pipeline.js';
 import type { EventBus, InboundHandlers, InboundSubscription, Outbound } from '../../ports/event-bus.js';
 
 export interface InProcessEventBusOptions {
-  /** Inbound results and heartbeats handled at the same time, at most; default 256 (see inbound-order.ts). */
+  /** Inbound messages handled at the same time, at most; default 256 (see inbound-order.ts). */
   inboundConcurrency?: number;
   /** Attempts of a message whose handler keeps failing with a retryable error before it is dead-lettered; default 5. */
   maxDeliveries?: number;
@@ -19,50 +35,65 @@ export type OutboundListener = (message: Outbound) => void;
 /**
  * The in-process event bus: the embedded default and the bus of fast tests. Dispatches
  * go to agents registered in the same process (or wait in a per-agent backlog until one
- * registers, as a work-queue stream would keep them). Inbound messages are handed to the
- * orchestrator's handlers with the rule of the NATS adapter (inbound-order.ts): in the
- * order sent, results and heartbeats concurrently (up to `inboundConcurrency` running),
- * events and decisions as barriers of their project, one at a time per project in the
- * order sent (each starts once its project's barriers sent before it have settled; other
- * projects' barriers, results and heartbeats do not wait for them).
+ * registers, as a work-queue stream would keep them). Inbound messages follow the rules
+ * of the NATS adapter, which live in inbound-order.ts and are checked on both by the
+ * EventBus contract suite:
  *
- * A handler's error dead-letters the message (a `dlq` outbound message), except a
- * `retryable` OrchestratorError (a store or lock service briefly unavailable): that one is
- * retried after a short pause, up to `maxDeliveries` attempts in all, then dead-lettered
- * (`gave up after N deliveries: …`), like the NATS adapter does. (NATS retries any error
- * that is not a non-retryable OrchestratorError; here a plain error — a bug, or a body the
- * handler's schema refuses, which NATS catches before the handler — is dead-lettered at
- * once, as before.) A message being retried keeps its place: its slot of the window and,
- * for an event or a decision, its turn among its project's barriers (stricter than NATS, which
- * hands a retried message back to the stream and goes on).
+ * - bodies are checked with the wire schemas first; a bad one is dead-lettered
+ *   (`schema violation: …`) and no handler sees it; handlers get the parsed body;
+ * - results and heartbeats run concurrently (up to `inboundConcurrency` running), events
+ *   and decisions as barriers of their project, one at a time per project in the order
+ *   sent (other projects' barriers, results and heartbeats do not wait for them);
+ * - a handler's non-retryable OrchestratorError dead-letters the message (a `dlq`
+ *   outbound message) with `code: message`; any other failure is retried after a short
+ *   pause, up to `maxDeliveries` attempts in all, then dead-lettered (`gave up after N
+ *   deliveries: …`). A message being retried keeps its place: its slot and, for an event
+ *   or a decision, its turn among its project's barriers;
+ * - `sendResults` is the batch form (`{"results":[…]}` on NATS): each entry handled as if
+ *   alone, a refused one dead-lettered alone, a retried delivery hands over only the
+ *   entries not yet durable; it resolves once every entry is durable or dead-lettered;
+ * - messages sent while nobody consumes (before `consume()`, or not started when the
+ *   subscription closed) are kept, in order, for the next `consume()`, as the inbound
+ *   stream keeps them.
+ *
+ * Each `send…` resolves once its message is handled or dead-lettered (the moment the NATS
+ * adapter acknowledges it). Dead letters name the subject the message would have on NATS,
+ * without the prefix: `results.<projectId>`, `events.<projectId>.<TYPE>`, `tasks.<agent>`.
  */
 export class InProcessEventBus implements EventBus {
   private readonly agents = new Map<string, AgentHandler>();
+  /** Agent names already checked. */
+  private readonly agentNames = new Set<string>();
   private readonly backlog = new Map<string, TaskDispatch[]>();
   private readonly listeners = new Set<OutboundListener>();
   private handlers: InboundHandlers | null = null;
-  /** Results and heartbeats sent, not started yet (in the order sent). */
-  private readonly waiting: Inbound[] = [];
-  /** Barriers sent, not started yet (in the order sent): one at a time per project. */
-  private readonly barriers: Inbound[] = [];
+  /** Messages whose turn has come, not started yet (in that order): they wait for a slot and a consumer. */
+  private readonly ready: Inbound[] = [];
+  private readonly turns = new ProjectTurns();
   /** Started, not settled. */
   private running = 0;
-  /** Projects with a barrier (event, decision) running: their next barrier waits. */
-  private readonly busy = new Set<string>();
+  /** Sent, not settled. */
+  private pending = 0;
   private idleWaiters: (() => void)[] = [];
+  private stoppedWaiters: (() => void)[] = [];
   private readonly window: number;
-  private readonly maxDeliveries: number;
-  private readonly retryBaseMs: number;
-  private readonly retryMaxMs: number;
+  private readonly policy: RetryPolicy;
 
   constructor(options: InProcessEventBusOptions = {}) {
     this.window = windowSize(options.inboundConcurrency);
-    this.maxDeliveries = windowSize(options.maxDeliveries ?? 5, 'maxDeliveries');
-    this.retryBaseMs = options.retryDelay?.baseMs ?? 5;
-    this.retryMaxMs = options.retryDelay?.maxMs ?? 100;
+    this.policy = {
+      maxDeliveries: windowSize(options.maxDeliveries ?? 5, 'maxDeliveries'),
+      baseMs: options.retryDelay?.baseMs ?? 5,
+      maxMs: options.retryDelay?.maxMs ?? 100,
+    };
   }
 
   async dispatchTask(agent: string, task: TaskDispatch): Promise<void> {
+    if (!this.agentNames.has(agent)) {
+      // The wire contract's agent names (a subject token on NATS): refused alike by both buses.
+      if (!AgentName.safeParse(agent).success) throw new ValidationError(`cannot dispatch ${task.taskId}: invalid agent name`, [`agent=${JSON.stringify(agent)}`]);
+      this.agentNames.add(agent);
+    }
     const handler = this.agents.get(agent);
     if (!handler) {
       const list = this.backlog.get(agent) ?? [];
@@ -70,7 +101,7 @@ export class InProcessEventBus implements EventBus {
       this.backlog.set(agent, list);
       return;
     }
-    queueMicrotask(() => void this.runAgent(handler, task));
+    queueMicrotask(() => void this.runAgent(agent, handler, task));
   }
 
   async publish(message: Outbound): Promise<void> {
@@ -79,10 +110,15 @@ export class InProcessEventBus implements EventBus {
 
   async consume(handlers: InboundHandlers): Promise<InboundSubscription> {
     this.handlers = handlers;
+    this.pump();
+    let closing: Promise<void> | null = null;
     return {
-      close: async () => {
-        this.handlers = null;
-        await this.idle();
+      close: () => {
+        closing ??= (async () => {
+          if (this.handlers === handlers) this.handlers = null;
+          await this.stopped();
+        })();
+        return closing;
       },
     };
   }
@@ -92,7 +128,7 @@ export class InProcessEventBus implements EventBus {
     this.agents.set(agent, handler);
     const waiting = this.backlog.get(agent) ?? [];
     this.backlog.delete(agent);
-    for (const task of waiting) queueMicrotask(() => void this.runAgent(handler, task));
+    for (const task of waiting) queueMicrotask(() => void this.runAgent(agent, handler, task));
     return () => this.agents.delete(agent);
   }
 
@@ -105,110 +141,167 @@ export class InProcessEventBus implements EventBus {
   // Inbound, as an agent or another service would send it. Each resolves once the message
   // is handled (or dead-lettered).
   sendEvent(event: PipelineEventInput): Promise<void> {
-    return this.enqueue('event', String(event.projectId), 'events', event, (h) => h.event(event));
+    const projectId = String(event.projectId);
+    return this.enqueue('event', projectId, `events.${projectId}.${String(event.type)}`, event);
   }
   sendResult(projectId: string, result: TaskResult): Promise<void> {
-    return this.enqueue('result', projectId, 'results', result, (h) => h.result(projectId, result));
+    return this.enqueue('result', projectId, `results.${projectId}`, result);
+  }
+  /** The batch form of results: several results of one project in one message. */
+  sendResults(projectId: string, results: readonly TaskResult[]): Promise<void> {
+    return this.enqueue('result', projectId, `results.${projectId}`, { results });
   }
   sendHeartbeat(projectId: string, heartbeat: Heartbeat): Promise<void> {
-    return this.enqueue('heartbeat', projectId, 'heartbeats', heartbeat, (h) => h.heartbeat(projectId, heartbeat));
+    return this.enqueue('heartbeat', projectId, `heartbeats.${projectId}`, heartbeat);
   }
   sendDecision(projectId: string, decision: ApprovalDecided): Promise<void> {
-    return this.enqueue('decision', projectId, 'approvals.decided', decision, (h) => h.decision(projectId, decision));
-  }
-
-  /** A control request, answered like the NATS request-reply subject. */
-  async sendControl(projectId: string, request: ControlRequest): Promise<{ ok: true; result: unknown } | { ok: false; error: { code: string; message: string } }> {
-    const handlers = this.handlers;
-    if (!handlers) return { ok: false, error: { code: 'ERR_CLOSED', message: 'no consumer is running' } };
-    try {
-      return { ok: true, result: await handlers.control(projectId, request) };
-    } catch (err) {
-      return { ok: false, error: { code: isOrchestratorError(err) ? err.code : 'ERR_INTERNAL', message: (err as Error).message } };
-    }
-  }
-
-  /** Resolves when every inbound message sent so far has been handled. */
-  idle(): Promise<void> {
-    if (this.running === 0 && this.waiting.length === 0 && this.barriers.length === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
-  }
-
-  private async runAgent(handler: AgentHandler, task: TaskDispatch): Promise<void> {
-    try {
-      await handler(task);
-    } catch (err) {
-      await this.publish({ kind: 'dlq', body: { subject: `tasks.${task.taskType}`, reason: `agent threw: ${(err as Error).message}`, data: JSON.stringify(task) } });
-    }
-  }
-
-  private enqueue(kind: InboundKind, projectId: string, subject: string, data: unknown, run: (h: InboundHandlers) => Promise<void>): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const message = { barrier: isBarrier(kind), projectId, subject, data, run, done: resolve };
-      (message.barrier ? this.barriers : this.waiting).push(message);
-      this.pump();
-    });
+    return this.enqueue('decision', projectId, `approvals.decided.${projectId}`, decision);
   }
 
   /**
-   * Starts what the rule allows: results and heartbeats in the order sent, while the window
-   * has room; barriers one at a time per project, in the order sent (a waiting barrier does
-   * not hold back other projects' barriers, nor the results sent after it).
+   * A control request, answered like the NATS request-reply subject (inbound-order.ts
+   * `answerControl`): checked with the schema first, then the handler's result or error.
    */
+  async sendControl(projectId: string, request: ControlRequest): Promise<ControlReply> {
+    const handlers = this.handlers;
+    if (!handlers) return { ok: false, error: { code: ErrorCode.Closed, message: 'no consumer is running' } };
+    const checked = checkControl(request);
+    if (!checked.ok) return checked.reply;
+    return answerControl(handlers, projectId, checked.request);
+  }
+
+  /** Resolves when every inbound message sent so far has been handled (or dead-lettered). */
+  idle(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Resolves when no handler runs. */
+  private stopped(): Promise<void> {
+    if (this.running === 0) return Promise.resolve();
+    return new Promise((resolve) => this.stoppedWaiters.push(resolve));
+  }
+
+  private async runAgent(agent: string, handler: AgentHandler, task: TaskDispatch): Promise<void> {
+    try {
+      await handler(task);
+    } catch (err) {
+      await this.publish({ kind: 'dlq', body: { subject: `tasks.${agent}`, reason: `agent threw: ${(err as Error).message}`, data: JSON.stringify(task) } });
+    }
+  }
+
+  private enqueue(kind: InboundKind, projectId: string, subject: string, data: unknown): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.pending += 1;
+      const checked = checkBody(kind, projectId, data);
+      const message: Inbound = { checked, subject, data, deliveries: 0, settled: new Set(), done: resolve };
+      if (checked.ok && (checked.message.kind === 'event' || checked.message.kind === 'decision')) {
+        const { now, turn, done } = this.turns.take(projectId);
+        message.done = () => {
+          done();
+          resolve();
+        };
+        if (now) this.start(message);
+        else void turn.then(() => this.start(message));
+      } else {
+        this.start(message);
+      }
+    });
+  }
+
+  private start(message: Inbound): void {
+    this.ready.push(message);
+    this.pump();
+  }
+
+  /** Starts the messages whose turn has come, in that order, while there are a consumer and a free slot. */
   private pump(): void {
-    while (this.running < this.window) {
-      // A project's earliest waiting barrier comes before its later ones: the first one
-      // whose project is free is that project's next.
-      const free = this.barriers.findIndex((b) => !this.busy.has(b.projectId));
-      const next = free >= 0 ? this.barriers.splice(free, 1)[0]! : this.waiting.shift();
+    while (this.handlers && this.running < this.window) {
+      const next = this.ready.shift();
       if (!next) return;
       this.running += 1;
-      if (next.barrier) this.busy.add(next.projectId);
-      void this.handle(next).finally(() => {
+      void this.handle(next, this.handlers).then((settled) => {
         this.running -= 1;
-        if (next.barrier) this.busy.delete(next.projectId);
-        next.done();
-        this.pump();
-        if (this.running === 0 && this.waiting.length === 0 && this.barriers.length === 0) {
+        if (settled) {
+          this.pending -= 1;
+          next.done();
+        } else {
+          this.ready.unshift(next); // no consumer any more: kept, first in line, for the next one
+        }
+        if (this.running === 0) {
+          const waiters = this.stoppedWaiters;
+          this.stoppedWaiters = [];
+          for (const w of waiters) w();
+        }
+        if (this.pending === 0) {
           const waiters = this.idleWaiters;
           this.idleWaiters = [];
           for (const w of waiters) w();
         }
+        this.pump();
       });
     }
   }
 
-  /** Runs the handler (retrying what may succeed later); dead-letters what fails for good. Never rejects. */
-  private async handle(message: Inbound): Promise<void> {
-    const letter = (reason: string) => this.deadLetter({ subject: message.subject, reason, data: JSON.stringify(message.data) }).catch(() => undefined);
-    for (let delivery = 1; ; delivery++) {
-      const handlers = this.handlers;
-      if (!handlers) return letter('no consumer is running');
-      try {
-        await message.run(handlers);
-        return;
-      } catch (err) {
-        const reason = isOrchestratorError(err) ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err);
-        if (!isOrchestratorError(err) || !err.retryable) return letter(reason);
-        if (delivery >= this.maxDeliveries) return letter(`gave up after ${delivery} deliveries: ${reason}`);
-        const delay = Math.min(this.retryBaseMs * 2 ** (delivery - 1), this.retryMaxMs);
-        await new Promise((resolve) => setTimeout(resolve, delay));
+  /**
+   * Runs the handler(s), retrying what may succeed later, and dead-letters what fails for
+   * good; resolves true once the message is settled, false when the consumer went away
+   * while it waited for a retry (it is then kept for the next one). Never rejects.
+   */
+  private async handle(message: Inbound, handlers: InboundHandlers): Promise<boolean> {
+    const { checked } = message;
+    if (!checked.ok) {
+      await this.letter(message.subject, checked.reason, message.data);
+      return true;
+    }
+    const body: CheckedBody = checked.message;
+    for (;;) {
+      message.deliveries += 1;
+      if (body.kind === 'results') {
+        const failures = await runBatch(body.body, message.settled, (r) => handlers.result(body.projectId, r));
+        const failed = new Set(failures.map((f) => f.i));
+        body.body.forEach((_, i) => failed.has(i) || message.settled.add(i));
+        const plan = batchPlan(failures, message.deliveries, this.policy);
+        for (const { i, reason } of plan.deadLetter) {
+          await this.letter(message.subject, reason, body.body[i]);
+          message.settled.add(i);
+        }
+        if (plan.retryDelayMs === null) return true;
+        await pause(plan.retryDelayMs);
+      } else {
+        const failure = await outcome(() => dispatchInbound(handlers, body));
+        if (!failure) return true;
+        const action = onFailure(failure.err, message.deliveries, this.policy);
+        if (!action.retry) {
+          await this.letter(message.subject, action.reason, message.data);
+          return true;
+        }
+        await pause(action.delayMs);
       }
+      if (this.handlers !== handlers) return false;
     }
   }
 
-  private async deadLetter(body: DeadLetterMessage): Promise<void> {
-    await this.publish({ kind: 'dlq', body });
+  private async letter(subject: string, reason: string, data: unknown): Promise<void> {
+    const body: DeadLetterMessage = { subject, reason, data: JSON.stringify(data) ?? String(data) };
+    await this.publish({ kind: 'dlq', body }).catch(() => undefined);
   }
 }
 
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 interface Inbound {
-  barrier: boolean;
-  /** The project named by the message (barriers are per project). */
-  projectId: string;
+  checked: ReturnType<typeof checkBody>;
+  /** The NATS subject it would have, without the prefix (dead letters name it). */
   subject: string;
+  /** As sent (dead letters carry it). */
   data: unknown;
-  run: (h: InboundHandlers) => Promise<void>;
-  /** Resolves the sender's promise. */
+  /** Deliveries to a handler so far (retries included). */
+  deliveries: number;
+  /** Batch form: the entries settled (durable or dead-lettered) in earlier deliveries. */
+  settled: Set<number>;
+  /** Resolves the sender's promise (and ends a barrier's turn). */
   done: () => void;
 }

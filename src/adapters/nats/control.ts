@@ -1,12 +1,12 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { ControlRequest } from '../../domain/messages.js';
-import { ErrorCode, isOrchestratorError } from '../../errors.js';
+import type { ControlRequest } from '../../domain/messages.js';
 import type { Logger } from '../../logger.js';
 import type { InboundHandlers } from '../../ports/event-bus.js';
-import { bytesToText, formatIssues, parseJson } from './inbound.js';
+import { answerControl, checkControl, invalidControl as invalid, type ControlReply } from '../inbound-order.js';
+import { bytesToText, parseJson } from './inbound.js';
 import { parseControlSubject } from './subjects.js';
 
-export type ControlReply = { ok: true; result: unknown } | { ok: false; error: { code: string; message: string } };
+export type { ControlReply };
 
 export interface ControlResponderOptions {
   connection: NatsConnection;
@@ -25,10 +25,6 @@ export interface ControlResponder {
   close(): Promise<void>;
 }
 
-function invalid(message: string): ControlReply {
-  return { ok: false, error: { code: ErrorCode.Validation, message } };
-}
-
 /** Validates a control request; the reply to send when it is not acceptable. */
 export function readControlRequest(
   prefix: string,
@@ -43,9 +39,9 @@ export function readControlRequest(
   }
   const json = parseJson(bytesToText(data));
   if (!json.ok) return { ok: false, reply: invalid(json.reason) };
-  const parsed = ControlRequest.safeParse(json.value);
-  if (!parsed.success) return { ok: false, reply: invalid(`schema violation: ${formatIssues(parsed.error)}`) };
-  return { ok: true, projectId, request: parsed.data };
+  const checked = checkControl(json.value);
+  if (!checked.ok) return checked;
+  return { ok: true, projectId, request: checked.request };
 }
 
 /**
@@ -93,19 +89,9 @@ async function answer(options: ControlResponderOptions, msg: Msg): Promise<void>
     return;
   }
   const read = readControlRequest(options.subjectPrefix, msg.subject, msg.data, options.maxPayloadBytes);
-  let reply: ControlReply;
-  if (!read.ok) {
-    reply = read.reply;
-  } else {
-    try {
-      const result = await options.handlers.control(read.projectId, read.request);
-      reply = { ok: true, result: result ?? null };
-    } catch (err) {
-      const code = isOrchestratorError(err) ? err.code : 'ERR_INTERNAL';
-      reply = { ok: false, error: { code, message: err instanceof Error ? err.message : String(err) } };
-      if (!isOrchestratorError(err)) logger.error({ err, subject: msg.subject }, 'control handler failed');
-    }
-  }
+  const reply = read.ok
+    ? await answerControl(options.handlers, read.projectId, read.request, (err) => logger.error({ err, subject: msg.subject }, 'control handler failed'))
+    : read.reply;
   try {
     msg.respond(JSON.stringify(reply));
   } catch (err) {

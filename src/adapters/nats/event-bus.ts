@@ -36,9 +36,13 @@ export interface NatsEventBusOptions extends StreamSettings {
   logger?: Logger;
   /** Deliveries of an inbound message whose handler keeps failing retryably, then it is dead-lettered; default 5. */
   maxDeliveries?: number;
-  /** Time the server waits for an acknowledgement before redelivering; kept alive while a handler runs; default 60 s. */
+  /** Time the server waits for an acknowledgement before redelivering; kept alive while a handler runs; default 10 s (`DEFAULT_ACK_WAIT_MS`). */
   ackWaitMs?: number;
-  /** `nak` delay after a retryable handler failure: base * 2^(deliveries-1), capped; default 1 s .. 30 s. */
+  /**
+   * Pause before another delivery after a retryable handler failure: base * 2^(deliveries-1),
+   * capped; default 1 s .. 30 s. (The `nak` delay of a result, heartbeat or results batch;
+   * an event or decision is retried in place, in its project's turn.)
+   */
   retryDelay?: { baseMs?: number; maxMs?: number };
   /**
    * Inbound messages held at a time (taken from the stream, not yet acknowledged): results
@@ -64,25 +68,27 @@ const SERVER_MAX_ACK_PENDING = 1_000;
 const PUBLISH_TIMEOUT_MS = 10_000;
 
 /**
- * The EventBus over NATS JetStream (see streams.ts for the layout):
- * - inbound events, results, heartbeats and decisions are read from the `<P>_INBOUND`
- *   work-queue stream by one durable consumer, in stream order: results and heartbeats
- *   handled concurrently (up to `inboundConcurrency` at a time), events and decisions as
- *   barriers (one at a time per project, in stream order; see inbound-order.ts); each message
- *   acknowledged only after its handler resolved, dead-lettered when bad (InboundConsumer);
- * - dispatches go through JetStream into `<P>_TASKS` with `Nats-Msg-Id` =
- *   `<taskId>:<fencingToken>` (a repeated dispatch of the same attempt is dropped);
- * - outbound notifications are core publishes (at most once, like the memory bus);
- *   dead letters are stored in `<P>_DLQ`;
- * - control requests are answered on `<prefix>.control.<projectId>` (queue group).
- */
-/**
  * How long the server waits for an inbound message's acknowledgement before it offers the
  * message again: a crashed orchestrator's unacknowledged messages come back after this.
  * A handler that runs longer keeps its message with `working()` every third of it.
  */
 export const DEFAULT_ACK_WAIT_MS = 10_000;
 
+/**
+ * The EventBus over NATS JetStream (see streams.ts for the layout):
+ * - inbound events, results, heartbeats and decisions are read from the `<P>_INBOUND`
+ *   work-queue stream by one durable consumer, in stream order: results and heartbeats
+ *   handled concurrently (up to `inboundConcurrency` at a time), events and decisions as
+ *   barriers (one at a time per project, in stream order; see inbound-order.ts); each message
+ *   acknowledged only after its handler resolved, dead-lettered when bad, retried when its
+ *   handler failed retryably (InboundConsumer; the rules are those of inbound-order.ts,
+ *   shared with the in-process bus and checked on both by the EventBus contract suite);
+ * - dispatches go through JetStream into `<P>_TASKS` with `Nats-Msg-Id` =
+ *   `<taskId>:<fencingToken>` (a repeated dispatch of the same attempt is dropped);
+ * - outbound notifications are core publishes (at most once, like the memory bus);
+ *   dead letters are stored in `<P>_DLQ`;
+ * - control requests are answered on `<prefix>.control.<projectId>` (queue group).
+ */
 export class NatsEventBus implements EventBus {
   readonly subjects: NatsSubjects;
   readonly streams: StreamNames;

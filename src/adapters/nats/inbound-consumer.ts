@@ -2,10 +2,9 @@ import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from '@nats-i
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../../logger.js';
 import type { InboundHandlers } from '../../ports/event-bus.js';
-import { isBarrier } from '../inbound-order.js';
+import { ProjectTurns, describeError, dispatchInbound, isBarrier, onFailure, outcome, retryDelay, type RetryPolicy } from '../inbound-order.js';
 import type { DeadLetterPublisher } from './dead-letter.js';
-import { bytesToText, decodeInbound, dispatchInbound } from './inbound.js';
-import { describeError, outcome, retryable, retryDelay } from './inbound-retry.js';
+import { bytesToText, decodeInbound } from './inbound.js';
 import { ResultsBatches } from './results-batch.js';
 
 export interface InboundConsumerOptions {
@@ -47,7 +46,9 @@ const FETCH_EXPIRES_MS = 10_000;
  * - events and decisions are BARRIERS of their project: one at a time per project, in
  *   stream order — such a message starts once the handlers of its project's barriers
  *   taken before it have settled; other projects' barriers, results and heartbeats
- *   neither wait for it nor hold it back.
+ *   neither wait for it nor hold it back. A barrier whose handler fails retryably is
+ *   retried in place, in its turn (retryInTurn), so no younger barrier of its project
+ *   overtakes it.
  *
  * A message is acknowledged only after its handler resolved. Every held message, running
  * or waiting for its turn, is kept with `working()` so the server does not offer it
@@ -64,11 +65,12 @@ export class InboundConsumer {
   private closing: Promise<void> | null = null;
   /** Taken from the stream, not yet acknowledged / nak'd / terminated. */
   private held = 0;
-  /**
-   * Per project, settles once the handler of its last barrier taken has settled (the turn
-   * of that project's next barrier); a project leaves the map when it has none left.
-   */
-  private readonly barriers = new Map<string, Promise<void>>();
+  /** The turns of each project's barriers (one at a time per project, in stream order). */
+  private readonly turns = new ProjectTurns();
+  private readonly policy: RetryPolicy;
+  /** Resolves when the consumer starts closing (ends the pauses of barriers being retried). */
+  private readonly stopped: Promise<void>;
+  private stop!: () => void;
   /** Everything started or waiting for its turn, until acknowledged: close() waits for these. */
   private readonly inFlight = new Set<Promise<void>>();
   private waiters: (() => void)[] = [];
@@ -81,6 +83,8 @@ export class InboundConsumer {
 
   constructor(private readonly options: InboundConsumerOptions) {
     this.batches = new ResultsBatches(options, (m) => this.ack(m));
+    this.policy = { maxDeliveries: options.maxDeliveries, ...options.retryDelay };
+    this.stopped = new Promise<void>((resolve) => (this.stop = resolve));
     this.loop = this.run();
   }
 
@@ -92,10 +96,18 @@ export class InboundConsumer {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.stopping = true;
+      this.stop();
       this.wake?.();
       this.changed();
       const batch = this.batch;
-      if (batch) void batch.close().catch(() => undefined);
+      if (batch) {
+        // What the server already sent to our pull arrives before the answer to a flush:
+        // taken (and handed back) now, not dropped by a closed inbox and held by the
+        // server as delivered until the ack wait. (A message the server sends between
+        // that answer and our unsubscribe still takes the ack wait to come back.)
+        if (!this.options.connection.isClosed()) await this.options.connection.flush().catch(() => undefined);
+        void batch.close().catch(() => undefined);
+      }
       await this.loop;
       // Running handlers finish; barriers still waiting for their turn are handed back.
       while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
@@ -203,45 +215,49 @@ export class InboundConsumer {
     if (this.stopping) return this.handBack(m, release);
     const decoded = decodeInbound(o.subjectPrefix, m.subject, m.data, o.maxPayloadBytes);
     const barrier = decoded.ok && decoded.message.kind !== 'results' && isBarrier(decoded.message.kind) ? decoded.message.projectId : null;
-    /** Runs the handler(s) (or the dead-lettering) and settles the message; resolves with the handlers' end. */
+    /**
+     * Runs the handler(s) (or the dead-lettering) and settles the message; resolves with the
+     * handlers' end. A barrier whose handler fails retryably is retried here, in its turn
+     * (its project's next barriers keep waiting; everything else goes on), and handed back
+     * to the stream when the consumer closes meanwhile.
+     */
     const start = (): { handled: Promise<unknown>; settled: Promise<void> } => {
-      let handled: Promise<() => Promise<void>> | null = null;
+      let handled: Promise<(() => Promise<void>) | null> | null = null;
       if (decoded.ok) {
         const message = decoded.message;
         handled =
           message.kind === 'results'
             ? this.batches.run(m, message.projectId, message.body)
-            : outcome(() => dispatchInbound(o.handlers, message)).then((failure) => () => this.settle(m, failure));
+            : barrier !== null
+              ? this.retryInTurn(m, () => dispatchInbound(o.handlers, message))
+              : outcome(() => dispatchInbound(o.handlers, message)).then((failure) => () => this.settle(m, failure));
       }
       const settled = (async () => {
         try {
           if (!decoded.ok) await this.reject(m, decoded.reason);
-          else await (await handled!)();
+          else {
+            const settle = await handled!;
+            if (settle === null) return this.handBack(m, release);
+            await settle();
+          }
         } catch (err) {
           o.logger.error({ err, subject: m.subject }, 'inbound message handling failed');
-        } finally {
-          release();
         }
+        release();
       })();
       // The handler (or the dead-lettering) is done; the acknowledgement may still be on its way.
       return { handled: handled ?? settled, settled };
     };
     let settled: Promise<void>;
     if (barrier !== null) {
-      const turn = this.barriers.get(barrier) ?? Promise.resolve();
-      let handled!: () => void;
-      const mine = new Promise<void>((resolve) => (handled = resolve));
-      this.barriers.set(barrier, mine);
-      void mine.then(() => {
-        if (this.barriers.get(barrier) === mine) this.barriers.delete(barrier);
-      });
+      const { turn, done } = this.turns.take(barrier);
       settled = turn.then(async () => {
         if (this.stopping) {
           this.handBack(m, release);
-          return handled();
+          return done();
         }
         const run = start();
-        void run.handled.finally(handled);
+        void run.handled.finally(done);
         await run.settled;
       });
     } else {
@@ -284,27 +300,44 @@ export class InboundConsumer {
    * - handler resolved: acknowledged (after, never before).
    * - handler rejected, non-retryable OrchestratorError: dead-lettered with `code: message`.
    * - handler rejected otherwise (retryable, or an unexpected error such as a dropped
-   *   database connection): `nak(delay)` with an exponential delay, and dead-lettered on
-   *   the last allowed delivery. Later messages are handled meanwhile, so a retried
-   *   message can be handled after a younger message of the same project (even a retried
-   *   event or decision: the barrier holds for its delivery, not across redeliveries);
-   *   the handlers are idempotent (event ids, fencing tokens) and guarded by the state
-   *   machines.
+   *   database connection): a result or heartbeat is handed back, `nak(delay)` with an
+   *   exponential delay (later messages are handled meanwhile: results need no order); an
+   *   event or decision is retried in its turn (retryInTurn), so that a retried barrier is
+   *   never overtaken by a younger one of its project. Dead-lettered on the last allowed
+   *   delivery (inbound-order.ts `onFailure`).
    * (Invalid messages — size, subject, JSON, schema, subject/body mismatch — never reach
    * a handler: dead-lettered, `term()`.)
    */
-  private async settle(m: JsMsg, failure: { err: unknown } | null): Promise<void> {
+  private async settle(m: JsMsg, failure: { err: unknown } | null, deliveries = m.info.deliveryCount): Promise<void> {
     const o = this.options;
     if (!failure) return this.ack(m);
-    const { err } = failure;
-    if (!retryable(err)) return this.reject(m, describeError(err));
-    const deliveries = m.info.deliveryCount;
-    if (deliveries >= o.maxDeliveries) {
-      return this.reject(m, `gave up after ${deliveries} deliveries: ${describeError(err)}`);
+    const action = onFailure(failure.err, deliveries, this.policy);
+    if (!action.retry) return this.reject(m, action.reason);
+    o.logger.warn({ subject: m.subject, deliveries, delayMs: action.delayMs, error: describeError(failure.err) }, 'inbound handler failed; will retry');
+    m.nak(action.delayMs);
+  }
+
+  /**
+   * A barrier's handler, retried in place while it fails retryably: the message stays held
+   * (kept with `working()`), so its project's next barriers wait for it and stream order
+   * holds across retries. Each attempt counts as a delivery (the server's count plus the
+   * attempts made here). Resolves with what settles the message, or null when the consumer
+   * closed during a pause: the message is then handed back to the stream, in order.
+   */
+  private async retryInTurn(m: JsMsg, run: () => Promise<void>): Promise<(() => Promise<void>) | null> {
+    for (let deliveries = m.info.deliveryCount; ; deliveries++) {
+      const failure = await outcome(run);
+      const action = failure && onFailure(failure.err, deliveries, this.policy);
+      if (!failure || !action || !action.retry) return () => this.settle(m, failure, deliveries);
+      this.options.logger.warn(
+        { subject: m.subject, deliveries, delayMs: action.delayMs, error: describeError(failure.err) },
+        'inbound handler failed; will retry in its turn',
+      );
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.stopped, new Promise((resolve) => (timer = setTimeout(resolve, action.delayMs)))]);
+      clearTimeout(timer);
+      if (this.stopping) return null;
     }
-    const delay = retryDelay(deliveries, o.retryDelay.baseMs, o.retryDelay.maxMs);
-    o.logger.warn({ subject: m.subject, deliveries, delayMs: delay, error: describeError(err) }, 'inbound handler failed; will retry');
-    m.nak(delay);
   }
 
   /**
