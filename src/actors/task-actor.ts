@@ -79,12 +79,12 @@ export interface SendOptions {
 }
 
 /**
- * A task as a persisted XState actor. `send` computes the next snapshot with the machine's
- * pure transition, writes it to the store (row-version and fencing checked there), and
- * only then takes the step and resolves: a transition is acknowledged once durable.
- * A refused event (illegal in this state, stale fencing token, version conflict, store
- * failure) throws a typed error and leaves the actor exactly as it was.
- * Sends to one task are serialised.
+ * A task as a persisted XState actor. `prepare` computes the next snapshot with the
+ * machine's pure transition and the write it makes; the registry writes it to the store
+ * (row-version and fencing checked there, see TaskRegistry.sendMany), and only then does
+ * `commit` take the step: a transition is acknowledged once durable. A refused event
+ * (illegal in this state, stale fencing token, version conflict, store failure) leaves
+ * the actor exactly as it was.
  *
  * Between events the actor is passivated: its state is its snapshot (the same one the
  * store holds) and its behaviour the machine, which is all a pure machine without timers
@@ -109,7 +109,6 @@ export class TaskActor {
   /** The project actor supervising the live actor, when it was loaded. */
   private readonly parent: AnyActorRef | undefined;
   private version: number;
-  private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
     record: TaskRecord,
@@ -200,12 +199,6 @@ export class TaskActor {
     return this.snapshot.can(event);
   }
 
-  send(event: TaskEvent, options: SendOptions = {}): Promise<TaskTransition> {
-    const run = this.queue.then(() => this.apply(event, options));
-    this.queue = run.catch(() => undefined);
-    return run;
-  }
-
   /** Stops the live actor (through its supervisor when it has one). */
   stop(): void {
     if (!this.live) return;
@@ -279,13 +272,6 @@ export class TaskActor {
       snapshot: this.snapshot,
       version,
     };
-  }
-
-  private async apply(event: TaskEvent, options: SendOptions): Promise<TaskTransition> {
-    const prepared = this.prepare(event, options);
-    const version = await this.deps.store.applyTransition(prepared.write);
-    // Durable: now the live actor takes the same (deterministic) step.
-    return this.commit(prepared, version);
   }
 }
 

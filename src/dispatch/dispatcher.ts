@@ -121,13 +121,18 @@ export class Dispatcher {
     this.accepting = true;
   }
 
+  /** No new dispatches from now on: a pass in flight ends after its current batch. */
+  halt(): void {
+    this.accepting = false;
+  }
+
   /**
    * No new dispatches; waits for the publishes in flight (a publish still unconfirmed is
    * given up: its attempt is taken over by whoever finds its lease free), then gives every
    * lease back.
    */
   async stop(): Promise<void> {
-    this.accepting = false;
+    this.halt();
     this.stopping = true;
     for (const wake of this.sleepers) wake();
     await Promise.all([...this.sending]);
@@ -162,7 +167,7 @@ export class Dispatcher {
           // Nothing of the batch is known to be written: every popped id goes back (the
           // leases were given back by `batch`), and the pass ends.
           this.core.logger.error({ err }, 'dispatch batch failed; its tasks go back in the queue');
-          putBack.push(...(await this.entries(ids)));
+          putBack.push(...this.entries(ids));
           break;
         }
         dispatched += progress;
@@ -180,7 +185,7 @@ export class Dispatcher {
   }
 
   /** Queue entries of popped ids (priority from the held actor, or a default the reconcile corrects). */
-  private async entries(ids: readonly string[]): Promise<QueueEntry[]> {
+  private entries(ids: readonly string[]): QueueEntry[] {
     const actors = this.core.registry.peekMany(ids);
     return ids.map((taskId) => ({ taskId, priority: actors.get(taskId)?.priority ?? 0 }));
   }
@@ -192,13 +197,14 @@ export class Dispatcher {
    */
   private async batch(ids: readonly string[], projects: Map<string, ProjectRecord>, putBack: QueueEntry[]): Promise<number> {
     const { core } = this;
-    let actors = await core.registry.getMany(ids);
-    // A held copy that is not READY may be stale: such ids are decided on their rows.
-    const doubtful = ids.filter((id) => actors.get(id)?.status !== 'READY');
-    if (doubtful.length) {
-      const fresh = await core.registry.refresh(doubtful);
-      actors = new Map([...actors, ...fresh]);
-    }
+    // A held copy that is not READY may be stale: such ids are decided on their rows, read
+    // with the ids this process does not hold.
+    const doubtful = new Set([...core.registry.peekMany(ids).values()].filter((a) => a.status !== 'READY').map((a) => a.taskId));
+    const [others, reread] = await Promise.all([
+      core.registry.getMany(ids.filter((id) => !doubtful.has(id))),
+      doubtful.size ? core.registry.refresh([...doubtful]) : Promise.resolve(new Map<string, TaskActor>()),
+    ]);
+    const actors = new Map([...others, ...reread]);
     const ready: TaskActor[] = [];
     for (const id of ids) {
       const actor = actors.get(id);
@@ -302,9 +308,9 @@ export class Dispatcher {
   }
 
   /** Whether `agent` has room for one more (besides `taken` in this batch), globally and per agent. */
-  private hasRoom(agent: string, taken: ReadonlyMap<string, number>, extra = 0): boolean {
+  private hasRoom(agent: string, taken: ReadonlyMap<string, number>): boolean {
     const { maxConcurrentTasks, agentLimits } = this.core.config.scheduler;
-    let inBatch = extra;
+    let inBatch = 0;
     for (const n of taken.values()) inBatch += n;
     if (this.slots.taken + inBatch >= maxConcurrentTasks) return false;
     const limit = agentLimits[agent];
@@ -425,14 +431,13 @@ export class Dispatcher {
   }
 
   /** The claimed tasks are durable RUNNING (`tasks`: the rows written): they take their slots and are dispatched. */
-  confirm(tasks: readonly DispatchedTask[]): Promise<void> {
+  confirm(tasks: readonly DispatchedTask[]): void {
     const started: { task: DispatchedTask; lease: Lease }[] = [];
     for (const task of tasks) {
       const lease = this.slots.confirm(task.taskId);
       if (lease) started.push({ task, lease });
     }
     this.launch(started, []);
-    return Promise.resolve();
   }
 
   /** The claimed tasks were not written RUNNING: their slots and leases are given back. */

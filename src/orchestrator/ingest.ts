@@ -112,7 +112,7 @@ export class Ingest {
           })
         : undefined;
     const created = core.registry.adopt(records.map((r) => variantById.get(r.taskId) ?? r));
-    if (running.length) await this.scheduler.dispatcher.confirm(running);
+    this.scheduler.dispatcher.confirm(running);
     const reacted = this.react(event.projectId, 'ingest', async () => {
       if (approval) projectActor?.noteApproval({ ...approval, status: 'pending' });
       if (project) await core.bus.publish({ kind: 'project', body: { projectId: project.projectId, state: 'active', reason: null } });

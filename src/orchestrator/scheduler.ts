@@ -9,7 +9,7 @@ const SWEEP_BATCH = 200;
 export interface SchedulerSweeps {
   /** RUNNING tasks past their deadline: time them out. */
   timeOut(taskId: string): Promise<void>;
-  /** PENDING tasks whose back-off is over, and failed attempts not yet retried: promote them. */
+  /** PENDING tasks whose back-off is over: promote them. */
   retries(now: number): Promise<void>;
   /** Expired approval requests. */
   approvals(): Promise<void>;
@@ -78,6 +78,7 @@ export class TaskScheduler {
 
   /** Stops the loop; resolves once a pass in flight has finished and the dispatcher has stopped. */
   async stop(): Promise<void> {
+    this.dispatcher.halt();
     this.actor.send({ type: 'STOP' });
     await waitFor(this.actor, (s) => s.matches('stopped'), { timeout: Infinity });
     await this.dispatcher.stop();

@@ -16,6 +16,7 @@ import {
   type TaskRecord,
 } from '../../src/index.js';
 import type { TaskDispatch, TaskResult } from '../../src/domain/messages.js';
+import { ServiceUnavailableError } from '../../src/errors.js';
 import { atMost, connectTestNats, deleteStreams, TEST_NATS_URL } from './nats.js';
 import { TEST_DATABASE_URL } from './pg-schema.js';
 import { closeClients, deleteKeysWithPrefix, TEST_REDIS_URL } from './redis.js';
@@ -139,6 +140,21 @@ export function intercept<T extends object>(
       return (...args: unknown[]) => around(prop, args, () => Promise.resolve(value.apply(obj, args)));
     },
   });
+}
+
+/**
+ * The bus, refusing to publish `projectId`'s approval requests (as NATS refuses a message
+ * over max_payload): that project's reaction to a checkpoint fails, every time.
+ */
+export function refuseApprovalsOf(projectId: string) {
+  return (bus: EventBus): EventBus =>
+    intercept(bus, (method, args, next) => {
+      const [message] = args as [{ kind?: string; body?: { projectId?: string } }];
+      if (method === 'publish' && message?.kind === 'approval_requested' && message.body?.projectId === projectId) {
+        return Promise.reject(new ServiceUnavailableError('nats', 'MAX_PAYLOAD_EXCEEDED (injected)'));
+      }
+      return next();
+    });
 }
 
 /** Whether any object inside `value` has `key` equal to one of `values` (a write's event or target state, whatever the call's shape). */

@@ -1,7 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TaskDispatch } from '../../../src/domain/messages.js';
-import type { EventBus } from '../../../src/index.js';
-import { ServiceUnavailableError } from '../../../src/errors.js';
 import {
   FOLLOW_UP_PIPELINE,
   allCompleted,
@@ -10,7 +8,7 @@ import {
   createDefectScope,
   createProject,
   eventually,
-  intercept,
+  refuseApprovalsOf,
   startInstance,
 } from '../../helpers/defects.js';
 import { connectTestNats } from '../../helpers/nats.js';
@@ -29,17 +27,6 @@ afterEach(async () => {
   for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
   cleanup = [];
 });
-
-function refuseApprovalsOf(projectId: string) {
-  return (bus: EventBus): EventBus =>
-    intercept(bus, (method, args, next) => {
-      const [message] = args as [{ kind?: string; body?: { projectId?: string } }];
-      if (method === 'publish' && message?.kind === 'approval_requested' && message.body?.projectId === projectId) {
-        return Promise.reject(new ServiceUnavailableError('nats', 'MAX_PAYLOAD_EXCEEDED (injected)'));
-      }
-      return next();
-    });
-}
 
 describe('defect 3: a failing follow-up of one project in a results batch', () => {
   it("another project's result in the same batch completes and its follow-ups run", async () => {

@@ -1,8 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createAgentWorker, type AgentWorker } from '../../../src/agent/worker.js';
-import { ServiceUnavailableError } from '../../../src/errors.js';
-import type { EventBus } from '../../../src/index.js';
-import { FOLLOW_UP_PIPELINE, allCompleted, createDefectScope, createProject, intercept, startInstance } from '../../helpers/defects.js';
+import { FOLLOW_UP_PIPELINE, allCompleted, createDefectScope, createProject, refuseApprovalsOf, startInstance } from '../../helpers/defects.js';
 import { atMost, connectTestNats } from '../../helpers/nats.js';
 
 /**
@@ -22,17 +20,6 @@ afterEach(async () => {
 
 const FAILING = 'prj_ri_failing';
 const HEALTHY = 'prj_ri_healthy';
-
-function refuseApprovalsOf(projectId: string) {
-  return (bus: EventBus): EventBus =>
-    intercept(bus, (method, args, next) => {
-      const [message] = args as [{ kind?: string; body?: { projectId?: string } }];
-      if (method === 'publish' && message?.kind === 'approval_requested' && message.body?.projectId === projectId) {
-        return Promise.reject(new ServiceUnavailableError('nats', 'MAX_PAYLOAD_EXCEEDED (injected)'));
-      }
-      return next();
-    });
-}
 
 describe("reaction isolation: one project's failing reaction", () => {
   it("another project's results keep completing and its raised events are handled", async () => {
