@@ -2,7 +2,9 @@ import { ProjectNotFoundError } from '../errors.js';
 import { roundMoney } from '../domain/task-types.js';
 import type { BudgetLevel, BudgetStatus } from '../domain/messages.js';
 import type { ProjectBudget } from '../ports/task-store.js';
-import { BUDGET_EXHAUSTED, type Core } from './core.js';
+import { BUDGET_EXHAUSTED, budgetLevelOf } from '../machines/project-machine.js';
+import type { ProjectSteps } from './project-steps.js';
+import type { Core } from './core.js';
 
 /** Samples of a (task type, agent) before its observed mean replaces the catalogue estimate. */
 export const MIN_COST_SAMPLES = 3;
@@ -20,9 +22,10 @@ export const PUBLISH_COST_FACTOR = 20;
 const COMPUTING = Symbol('computing');
 
 /**
- * Budget status, checks, warnings and cost prediction. The amounts themselves (spent,
- * reserved) change only in SQL, atomically with the task transitions that cause them;
- * this class reads them, predicts, and publishes.
+ * Budget status, warnings and cost prediction. The amounts themselves (spent, reserved)
+ * change only in SQL, atomically with the task transitions that cause them; the level they
+ * reach (ok → warning → exhausted, and the pause) is the project machine's
+ * (`ProjectSteps.budget`); this class reads the amounts, predicts, and publishes.
  */
 export class BudgetChecker {
   /** (taskType|agent) → observed mean, refreshed from the store. */
@@ -37,7 +40,11 @@ export class BudgetChecker {
   private readonly unwritten: { taskType: string; agent: string; cost: number; count: number; at: Date }[] = [];
   private writingCosts: Promise<void> | null = null;
 
-  constructor(private readonly core: Core) {}
+  constructor(
+    private readonly core: Core,
+    /** The project machines that decide the budget level (absent: statuses only). */
+    private readonly steps?: ProjectSteps,
+  ) {}
 
   /** Loads the observed cost means (at start). */
   async loadObservations(): Promise<void> {
@@ -92,13 +99,13 @@ export class BudgetChecker {
   async getBudgetStatus(projectId: string): Promise<BudgetStatus> {
     const project = await this.core.projects.getProject(projectId);
     if (!project) throw new ProjectNotFoundError(projectId);
-    this.core.projectActors.get(projectId)?.noteBudget(project);
     return this.statusOf(project, await this.forecastRemaining(projectId));
   }
 
   /**
-   * After a change of the amounts: a crossing of the warning threshold or of exhaustion
-   * is published at once, once per crossing (across processes); a settle is published
+   * After a change of the amounts: the project machine takes them, and a crossing of the
+   * warning threshold or of exhaustion is published at once by its step's reaction, once
+   * per crossing (across processes: one of them commits the step); a settle is published
    * soon, coalesced with the other settles of the project in the same short window.
    * `known`: the project as the write that changed the amounts returned it.
    */
@@ -106,23 +113,24 @@ export class BudgetChecker {
     // `known`: the row as a write just returned it (no read needed).
     const project = known ?? (await this.core.projects.getProject(projectId));
     if (!project) throw new ProjectNotFoundError(projectId);
-    this.core.projectActors.get(projectId)?.noteBudget(project);
-    const status = this.statusOf(project, 0);
-    const level = status.level === 'exhausted' ? 100 : status.level === 'warning' ? Math.round(this.core.config.budget.warningThreshold * 100) : 0;
-    if (level > 0 && (await this.core.projects.raiseWarningLevel(projectId, level))) {
-      this.core.logger.warn({ projectId, level: status.level, ratio: status.ratio }, 'budget level crossed');
-      await this.core.bus.publish({ kind: 'budget', body: await this.getBudgetStatus(projectId) });
-    } else if (settled) {
-      this.schedulePublish(projectId);
-    }
+    const step = await this.steps?.budget(projectId, project);
+    if (step?.reactions.some((r) => r.type === 'announceBudget')) return;
+    if (settled) this.schedulePublish(projectId);
+  }
+
+  /** The project machine raised the budget level: the status is published at once. */
+  async announceLevel(projectId: string, level: BudgetLevel): Promise<void> {
+    const status = await this.getBudgetStatus(projectId);
+    this.core.logger.warn({ projectId, level, ratio: status.ratio }, 'budget level crossed');
+    await this.core.bus.publish({ kind: 'budget', body: status });
   }
 
   statusOf(project: ProjectBudget, remainingCost: number): BudgetStatus {
     const { budgetLimit: limit, spent, reserved } = project;
     const remaining = limit === null ? null : roundMoney(limit - spent - reserved);
     const ratio = limit === null ? null : limit === 0 ? 1 : (spent + reserved) / limit;
-    const exhausted = (project.state === 'paused' && project.pausedReason === BUDGET_EXHAUSTED) || (ratio !== null && ratio >= 1);
-    const level: BudgetLevel = exhausted ? 'exhausted' : ratio !== null && ratio >= this.core.config.budget.warningThreshold ? 'warning' : 'ok';
+    const byAmounts = budgetLevelOf({ limit, spent, reserved }, this.core.config.budget.warningThreshold);
+    const level: BudgetLevel = project.state === 'paused' && project.pausedReason === BUDGET_EXHAUSTED ? 'exhausted' : byAmounts;
     const total = roundMoney(spent + reserved + remainingCost);
     return {
       projectId: project.projectId,

@@ -41,7 +41,8 @@ export const OrchestratorFactory = {
     const mapper = new EventMapper(pipeline, catalog);
     let estimate: ((t: string, a: string, i: Record<string, unknown>) => number) | undefined;
     const inspect = options.inspect ? { inspect: options.inspect } : {};
-    const projectActors = new ProjectActors({ projects: blackboard.projects, clock, logger, ...inspect });
+    const policy = { warningThreshold: parsed.budget.warningThreshold, enforce: parsed.budget.checkEnabled, timeoutMs: parsed.approval.timeoutMs, timeoutPolicy: parsed.approval.timeoutPolicy };
+    const projectActors = new ProjectActors({ projects: blackboard.projects, clock, logger, policy, ...inspect });
     const registry = new TaskRegistry({
       store: blackboard.tasks,
       instanceId: parsed.instanceId,

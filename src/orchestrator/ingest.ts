@@ -8,7 +8,6 @@ import type { BudgetChecker } from './budget-checker.js';
 import type { TaskFlow } from './task-flow.js';
 import type { TaskScheduler } from './scheduler.js';
 import type { DispatchClaim } from '../dispatch/dispatcher.js';
-import { requestBody } from './approvals.js';
 import { publishStatuses, type Core } from './core.js';
 
 export interface IngestedEvent {
@@ -44,6 +43,8 @@ export class Ingest {
     private readonly budget: BudgetChecker,
     private readonly flow: TaskFlow,
     private readonly react: (projectId: string, what: string, fn: () => Promise<void>) => Promise<void>,
+    /** The project machine takes a written request (and announces it). */
+    private readonly requestApproval: (approval: NewApproval) => Promise<void>,
   ) {}
 
   /** Null when `onlyIfActive` and the project was not active (nothing written). */
@@ -104,17 +105,14 @@ export class Ingest {
     const running = written.ready ? variants.filter((t) => t.status === 'RUNNING') : [];
     const variantById = new Map(written.ready ? variants.map((t) => [t.taskId, t]) : []);
     // The project actor first: the new task actors are created as its children.
-    const projectActor =
-      records.length || approval
-        ? await core.projectActors.load(event.projectId).catch((err: unknown) => {
-            core.logger.warn({ err, projectId: event.projectId }, 'project actor unavailable; its tasks go on without it');
-            return undefined;
-          })
-        : undefined;
+    if (records.length || approval) {
+      await core.projectActors.load(event.projectId).catch((err: unknown) => {
+        core.logger.warn({ err, projectId: event.projectId }, 'project actor unavailable; its tasks go on without it');
+      });
+    }
     const created = core.registry.adopt(records.map((r) => variantById.get(r.taskId) ?? r));
     this.scheduler.dispatcher.confirm(running);
     const reacted = this.react(event.projectId, 'ingest', async () => {
-      if (approval) projectActor?.noteApproval({ ...approval, status: 'pending' });
       if (project) await core.bus.publish({ kind: 'project', body: { projectId: project.projectId, state: 'active', reason: null } });
       await this.publishCreated(created, variantById, now);
       await this.afterCreated(event, created, variantById.size > 0, approval, written.project);
@@ -132,7 +130,7 @@ export class Ingest {
     project: ProjectBudget | undefined,
   ): Promise<void> {
     const { core } = this;
-    if (approval) await core.bus.publish({ kind: 'approval_requested', body: requestBody(approval) });
+    if (approval) await this.requestApproval(approval);
     if (ready) {
       const queued = created.filter((r) => r.status === 'READY');
       if (queued.length) {

@@ -10,6 +10,7 @@ import type { PlannedTask } from '../pipeline/event-mapper.js';
 import type { ProjectEvent } from '../machines/project-machine.js';
 import { BudgetChecker } from './budget-checker.js';
 import { ApprovalManager, requestBody } from './approvals.js';
+import { ProjectSteps } from './project-steps.js';
 import { TaskFlow } from './task-flow.js';
 import { TaskScheduler } from './scheduler.js';
 import { Batcher } from './batcher.js';
@@ -18,7 +19,7 @@ import { Reactions } from './reactions.js';
 import type { ResultItem } from './batch-flow.js';
 import { Dispatcher, STRAY_AFTER_MS } from '../dispatch/dispatcher.js';
 import { WatchedQueue } from '../dispatch/watched-queue.js';
-import { BUDGET_EXHAUSTED, type Core } from './core.js';
+import type { Core } from './core.js';
 
 /** How often the reactions a failure left undone are looked for in the durable state. */
 export const REACTION_SWEEP_MS = 2_000;
@@ -48,6 +49,8 @@ export class Orchestrator {
   readonly budgetChecker: BudgetChecker;
   readonly scheduler: TaskScheduler;
   readonly approvals: ApprovalManager;
+  /** The project machines' steps: decided, committed, then their reactions. */
+  readonly projectSteps: ProjectSteps;
   private readonly flow: TaskFlow;
   private readonly ingestion: Ingest;
   private inbound: InboundSubscription | null = null;
@@ -66,7 +69,13 @@ export class Orchestrator {
     this.core = core;
     this.reactions = new Reactions(core.logger);
     const react = (projectId: string, what: string, fn: () => Promise<void>) => this.reactions.run(projectId, what, fn);
-    this.budgetChecker = new BudgetChecker(core);
+    this.projectSteps = new ProjectSteps(core, {
+      announceBudget: (projectId, level) => this.budgetChecker.announceLevel(projectId, level),
+      approval: (step, reaction) => this.approvals.react(step, reaction),
+      resumeWork: (projectId) => this.resumeWork(projectId),
+      cancelWork: (projectId, reason) => this.cancelWork(projectId, reason),
+    });
+    this.budgetChecker = new BudgetChecker(core, this.projectSteps);
     this.flow = new TaskFlow(core, this.budgetChecker, {
       settledMany: async (ids) => {
         if (await this.scheduler.dispatcher.settled(ids)) this.scheduler.wake();
@@ -95,11 +104,16 @@ export class Orchestrator {
       },
       core.inspect,
     );
-    this.ingestion = new Ingest(core, this.scheduler, this.budgetChecker, this.flow, react);
-    this.approvals = new ApprovalManager(core, this.flow, {
-      ingestRevision: (approval, tasks) => this.ingestRevision(approval, tasks).then(() => undefined),
-      completeProject: (projectId) => this.completeProject(projectId),
-    });
+    this.ingestion = new Ingest(core, this.scheduler, this.budgetChecker, this.flow, react, (approval) => this.approvals.requested(approval));
+    this.approvals = new ApprovalManager(
+      core,
+      this.flow,
+      {
+        ingestRevision: (approval, tasks) => this.ingestRevision(approval, tasks).then(() => undefined),
+        completeProject: (projectId) => this.completeProject(projectId),
+      },
+      this.projectSteps,
+    );
   }
 
   get isRunning(): boolean {
@@ -301,31 +315,35 @@ export class Orchestrator {
     return this.projectEvent(projectId, { type: 'PAUSE', reason });
   }
 
-  /** Resumes dispatching: READY tasks go back in the queue, runnable PENDING ones are promoted. */
+  /** Resumes dispatching: READY tasks go back in the queue, runnable PENDING ones are promoted (resumeWork). */
   async resumeProject(projectId: string): Promise<ProjectRecord> {
-    const row = await this.projectEvent(projectId, { type: 'RESUME' });
+    return this.projectEvent(projectId, { type: 'RESUME' });
+  }
+
+  /** The project's work goes on (a reaction of its machine's step to active). */
+  private async resumeWork(projectId: string): Promise<void> {
     await this.promotePending(projectId);
     // After the state change: a READY task a scheduler popped (and dropped) while the
     // project was paused is back in the queue.
     await this.requeueReady(projectId);
     this.scheduler.wake();
-    return row;
   }
 
-  /** Cancels every non-final task of the project with the reason, then the project. */
+  /** Cancels the project, then every non-final task of it with the reason (cancelWork). */
   async cancelProject(projectId: string, reason = 'cancelled by user'): Promise<ProjectRecord> {
-    const row = await this.projectEvent(projectId, { type: 'CANCEL', reason });
+    return this.projectEvent(projectId, { type: 'CANCEL', reason });
+  }
+
+  private async cancelWork(projectId: string, reason: string): Promise<void> {
     const tasks = await this.core.tasks.listByProject(projectId, ['PENDING', 'READY', 'RUNNING', 'WAITING_APPROVAL', 'FAILED']);
     for (const t of tasks) await this.flow.cancelTask(t.taskId, `project cancelled: ${reason}`).catch((err) => {
       if (!(err instanceof IllegalTransitionError)) throw err;
     });
-    return row;
   }
 
-  /** Sets the budget limit; a project paused for its budget resumes when it now fits. */
+  /** Sets the budget limit; a project paused for its budget resumes when it now fits (the project machine's SET_LIMIT). */
   async setBudget(projectId: string, limit: number | null): Promise<BudgetStatus> {
-    const row = await this.core.projects.setBudgetLimit(projectId, limit, new Date(this.core.clock.now()));
-    if (row.state === 'paused' && row.pausedReason === BUDGET_EXHAUSTED) await this.resumeProject(projectId);
+    await this.projectSteps.send(projectId, (row) => [{ type: 'SET_LIMIT', figures: { limit, spent: row.spent, reserved: row.reserved } }]);
     await this.budgetChecker.afterChange(projectId, true);
     return this.budgetChecker.getBudgetStatus(projectId);
   }
@@ -445,23 +463,18 @@ export class Orchestrator {
     }
   }
 
+  /** A reservation did not fit: the project machine's budget is exhausted (and the project paused). */
   private async pauseForBudget(projectId: string): Promise<void> {
     try {
-      const row = await this.projectEvent(projectId, { type: 'PAUSE', reason: BUDGET_EXHAUSTED });
-      this.core.logger.warn({ projectId, spent: row.spent, reserved: row.reserved, limit: row.budgetLimit }, 'budget exhausted: project paused');
-      await this.budgetChecker.afterChange(projectId, false);
+      await this.projectSteps.send(projectId, { type: 'RESERVATION_REFUSED' });
     } catch (err) {
       if (!(err instanceof IllegalTransitionError)) throw err;
     }
   }
 
+  /** A step of the project's machine; its reactions (the state published…) have run when it resolves. */
   private async projectEvent(projectId: string, event: ProjectEvent): Promise<ProjectRecord> {
-    const actor = await this.core.projectActors.load(projectId);
-    const row = await actor.send(event);
-    await this.core.bus.publish({ kind: 'project', body: { projectId, state: row.state, reason: row.pausedReason } });
-    // A final project actor has stopped; its remaining task actors finish on their own.
-    if (row.state === 'completed' || row.state === 'cancelled') this.core.projectActors.drop(projectId);
-    return row;
+    return (await this.projectSteps.send(projectId, event)).record;
   }
 
   private async requeueReady(projectId?: string): Promise<void> {
