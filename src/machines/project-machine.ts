@@ -210,6 +210,9 @@ const level = (to: BudgetLevel, announce: boolean) => ({
   actions: announce ? (['recordFigures', { type: 'announceBudget' as const, params: { level: to } }] as const) : (['recordFigures'] as const),
 });
 
+/** The project takes work (a refused reservation is then the budget's). */
+const takesWork = or([stateIn('#project.lifecycle.active'), stateIn('#project.lifecycle.completed')]);
+
 const pauseForBudget = {
   target: 'paused' as const,
   actions: [{ type: 'setReason' as const, params: { reason: BUDGET_EXHAUSTED } }, 'announceState'] as const,
@@ -354,8 +357,8 @@ export const projectMachine = setup({
             CANCEL: { target: 'cancelled', actions: ['keepReason', 'announceState', 'cancelWork'] },
             // An exhausted budget pauses the project (with the budget enforced): amounts over
             // the limit, or a reservation that did not fit.
-            BUDGET: { guard: and(['enforcing', 'figuresOver']), ...pauseForBudget },
-            SET_LIMIT: { guard: and(['enforcing', 'figuresOver']), ...pauseForBudget },
+            BUDGET: { guard: and(['enforcing', 'figuresOver']), description: 'enforcing & figuresOver', ...pauseForBudget },
+            SET_LIMIT: { guard: and(['enforcing', 'figuresOver']), description: 'enforcing & figuresOver', ...pauseForBudget },
             RESERVATION_REFUSED: { guard: 'enforcing', ...pauseForBudget },
           },
         },
@@ -369,6 +372,7 @@ export const projectMachine = setup({
             // A limit the amounts fit in resumes a project paused for its budget.
             SET_LIMIT: {
               guard: and(['pausedForBudget', not('figuresOver')]),
+              description: 'pausedForBudget & !figuresOver',
               target: 'active',
               actions: [{ type: 'setReason', params: { reason: null } }, 'announceState', 'resumeWork'],
             },
@@ -387,7 +391,8 @@ export const projectMachine = setup({
             BUDGET: [level('exhausted', true), level('warning', true), { actions: 'recordFigures' }],
             SET_LIMIT: [level('exhausted', true), level('warning', true), { actions: 'recordFigures' }],
             RESERVATION_REFUSED: {
-              guard: or([stateIn('#project.lifecycle.active'), stateIn('#project.lifecycle.completed')]),
+              guard: takesWork,
+              description: 'in active | in completed',
               target: 'exhausted',
               actions: { type: 'announceBudget', params: { level: 'exhausted' } },
             },
@@ -400,7 +405,8 @@ export const projectMachine = setup({
             // A new limit sets the level from the amounts again, down as well as up.
             SET_LIMIT: [level('exhausted', true), level('ok', false), { actions: 'recordFigures' }],
             RESERVATION_REFUSED: {
-              guard: or([stateIn('#project.lifecycle.active'), stateIn('#project.lifecycle.completed')]),
+              guard: takesWork,
+              description: 'in active | in completed',
               target: 'exhausted',
               actions: { type: 'announceBudget', params: { level: 'exhausted' } },
             },
@@ -434,6 +440,7 @@ export const projectMachine = setup({
             DECIDE: [
               {
                 guard: and(['isOpen', { type: 'decisionIs', params: { decision: 'approved' as const } }]),
+                description: 'isOpen & decisionIs approved',
                 actions: ['recordDecision', { type: 'applyApproval', params }],
               },
               {
@@ -448,18 +455,22 @@ export const projectMachine = setup({
             EXPIRE: [
               {
                 guard: and(['isDue', or([stateIn('#project.lifecycle.completed'), stateIn('#project.lifecycle.cancelled')])]),
+                description: 'isDue & (in completed | in cancelled)',
                 actions: [{ type: 'expireAs', params: { status: 'expired' } }, { type: 'announceExpiry', params: expiryParams }],
               },
               {
                 guard: and(['isDue', { type: 'timeoutPolicy', params: { policy: 'remind' as const } }]),
+                description: 'isDue & timeoutPolicy remind',
                 actions: ['remind', { type: 'announceReminder', params }, { type: 'announceExpiry', params: expiryParams }],
               },
               {
                 guard: and(['isDue', { type: 'timeoutPolicy', params: { policy: 'approve' as const } }]),
+                description: 'isDue & timeoutPolicy approve',
                 actions: [{ type: 'expireAs', params: { status: 'approved' } }, { type: 'applyApproval', params }, { type: 'announceExpiry', params: expiryParams }],
               },
               {
                 guard: and(['isDue', { type: 'timeoutPolicy', params: { policy: 'reject' as const } }]),
+                description: 'isDue & timeoutPolicy reject',
                 actions: [{ type: 'expireAs', params: { status: 'rejected' } }, { type: 'applyRejection', params }, { type: 'announceExpiry', params: expiryParams }],
               },
             ],

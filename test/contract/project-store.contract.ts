@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe } from 'vitest';
 import { approvalContract } from './project-store.contract-approvals.js';
 import { ingestContract } from './project-store.contract-ingest.js';
 import { projectContract } from './project-store.contract-projects.js';
+import { stepContract } from './project-store.contract-steps.js';
 import type { ProjectStoreHarness } from './project-store.fixtures.js';
 
 export type { ProjectStoreHarness } from './project-store.fixtures.js';
@@ -33,5 +34,6 @@ export function projectStoreContract(name: string, setup: () => Promise<ProjectS
     describe('ingestEvent', () => ingestContract(ref));
     describe('projects and budget limits', () => projectContract(ref));
     describe('approvals, dead letters and costs', () => approvalContract(ref));
+    describe('project machine steps', () => stepContract(ref));
   });
 }
