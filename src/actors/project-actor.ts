@@ -199,8 +199,7 @@ export class ProjectActor {
       }
       return new ApprovalError(`approval ${event.approvalId} was already ${entry.status}${entry.decidedBy ? ` by ${entry.decidedBy}` : ''}`);
     }
-    const state = `${projectStateOf(s)} (budget ${budgetLevelStateOf(s)})`;
-    return new IllegalTransitionError(projectId, state, event.type, undefined, 'project');
+    return new IllegalTransitionError(projectId, projectStateOf(s), event.type, `budget ${budgetLevelStateOf(s)}`, 'project');
   }
 
   /** Takes the row another process may have changed (the live actor and its children stay). */
