@@ -1,13 +1,18 @@
-import { BudgetExceededError, IllegalTransitionError, TaskNotFoundError, ValidationError } from '../errors.js';
-import type { TaskResult } from '../domain/messages.js';
-import type { TaskActor, TaskTransition } from '../actors/task-actor.js';
+import { IllegalTransitionError, TaskNotFoundError, ValidationError } from '../errors.js';
+import { Heartbeat, type TaskResult } from '../domain/messages.js';
+import type { TaskTransition } from '../actors/task-actor.js';
 import type { BatchItem } from '../actors/task-registry.js';
-import type { ProjectRecord } from '../ports/project-store.js';
-import type { BudgetEffect, OutboxEvent, ProjectBudget, TaskLinks, TaskRecord } from '../ports/task-store.js';
-import type { BudgetChecker } from './budget-checker.js';
-import { acceptsWork, publishTransitions, type Core } from './core.js';
-
-export type PromoteOutcome = 'ready' | 'waiting' | 'budget' | 'cancelled' | 'skipped';
+import type { OutboxEvent, ProjectBudget } from '../ports/task-store.js';
+import type { BudgetChecker } from '../budget/budget-checker.js';
+import { releaseFor } from '../budget/effects.js';
+import type { RaisedEvents } from '../ingest/raised-events.js';
+import type { Promotion } from '../promotion/promotion.js';
+import type { Retries } from '../retries/retries.js';
+import type { TaskScheduler } from '../orchestrator/scheduler.js';
+import type { Core } from '../orchestrator/core.js';
+import type { Reactions } from '../reactions/reactions.js';
+import { publishTransitions, sendAndPublish } from '../reactions/statuses.js';
+import { Batcher } from './batcher.js';
 
 /** A result to write, and (set once it is durable) its project's reaction, which never rejects. */
 export interface ResultItem {
@@ -25,142 +30,59 @@ interface ResultsFollowUp {
   budget: ProjectBudget | undefined;
 }
 
-export interface BatchHooks {
-  /** Tasks left RUNNING: free their slots and release their leases. */
-  settledMany(taskIds: readonly string[]): Promise<void>;
-  /** Tasks were queued: dispatch soon. */
-  wake(): void;
-  /** A reservation did not fit: pause the project (budget_exhausted). */
-  pauseForBudget(projectId: string): Promise<void>;
-  /** Handle events transitions raised (already in the outbox). */
-  handleRaised(events: readonly OutboxEvent[]): Promise<void>;
-  /** Runs a project's reaction in its project's order; never rejects (a failure is logged and left to the sweeps). */
-  react(projectId: string, what: string, fn: () => Promise<void>): Promise<void>;
-  /** Retry or dead-letter a task that failed (one at a time: rare). */
-  afterFailure(taskId: string): Promise<void>;
-  /** Cancel a task whose dependency failed or was cancelled, and its dependents. */
-  cancelTask(taskId: string, reason: string): Promise<void>;
-  /** Run `fn` after `ms` (a retried task's back-off). */
-  later(ms: number, fn: () => Promise<unknown>): void;
-}
-
-/** Whether a dependency blocks for good. */
-function brokenDependency(d: TaskLinks): boolean {
-  return d.status === 'CANCELLED' || (d.status === 'FAILED' && d.attempts >= d.maxAttempts);
-}
-
 /**
- * The hot paths, a batch at a time: promotion to READY and results. Each batch reads what
- * it needs in a few queries, writes every transition in one round trip
- * (`TaskRegistry.sendMany` → `TaskStore.applyTransitions`), then does the side effects.
+ * Taking results (and heartbeats) from agents. Results that arrive together are decided
+ * together, on the rows (a stale copy is decided again on the fresh row), and committed in
+ * one statement: COMPLETE or FAIL with the fencing token checked, the reservation released
+ * and the spend charged, raised events into the outbox. A result is acknowledged once
+ * that commit is durable. Then, per project, the reaction: statuses, budget, retries,
+ * raised events, dependents — a failing reaction fails neither the results nor another
+ * project (the sweeps finish what it left).
  */
-export class BatchFlow {
+export class Results {
+  private readonly batcher: Batcher<ResultItem>;
+
   constructor(
     private readonly core: Core,
     private readonly budget: BudgetChecker,
-    private readonly hooks: BatchHooks,
-  ) {}
-
-  /** Dependency states of many tasks (their dependencies given), in one narrow read. */
-  async dependencyStates(
-    records: readonly Pick<TaskRecord, 'taskId' | 'dependencies'>[],
-  ): Promise<Map<string, { met: boolean; broken: string | null }>> {
-    const depIds = [...new Set(records.flatMap((r) => r.dependencies))];
-    const deps = new Map((depIds.length ? await this.core.tasks.getLinks(depIds) : []).map((d) => [d.taskId, d]));
-    const states = new Map<string, { met: boolean; broken: string | null }>();
-    for (const r of records) {
-      let met = true;
-      let broken: string | null = null;
-      for (const id of r.dependencies) {
-        const d = deps.get(id);
-        if (!d) met = false;
-        else if (brokenDependency(d)) broken ??= `dependency ${d.taskId} is ${d.status}`;
-        else if (d.status !== 'COMPLETED') met = false;
-      }
-      states.set(r.taskId, { met: met && !broken, broken });
-    }
-    return states;
+    private readonly scheduler: TaskScheduler,
+    private readonly promotion: Promotion,
+    private readonly retries: Retries,
+    private readonly raised: RaisedEvents,
+    private readonly reactions: Reactions,
+  ) {
+    this.batcher = new Batcher(
+      (batch) => this.completeMany(batch),
+      (item) => item.result.taskId,
+    );
   }
 
-  /**
-   * Moves PENDING tasks to READY where they may run (dependencies COMPLETED, back-off
-   * over, project active), reserving their estimates, highest priority first.
-   */
-  async promoteMany(taskIds: readonly string[], known?: ReadonlyMap<string, Pick<TaskRecord, 'taskId' | 'dependencies'>>): Promise<Map<string, PromoteOutcome>> {
-    const outcome = new Map<string, PromoteOutcome>();
-    const actors = await this.core.registry.getMany([...new Set(taskIds)]);
+  /** Resolves once the result's commit is durable (its reaction: `item.reacted`). */
+  submit(item: ResultItem): Promise<void> {
+    return this.batcher.submit(item);
+  }
+
+  /** Resolves once everything submitted so far is written. */
+  drain(): Promise<void> {
+    return this.batcher.drain();
+  }
+
+  /** A heartbeat extends the running attempt's deadline (and its lease). */
+  async heartbeat(projectId: string, input: Heartbeat): Promise<void> {
+    const hb = Heartbeat.parse(input);
+    const actor = await this.core.registry.get(hb.taskId);
+    if (actor.projectId !== projectId) throw new ValidationError(`task ${hb.taskId} is not a task of project ${projectId}`);
     const now = this.core.clock.now();
-    const candidates: TaskActor[] = [];
-    for (const id of new Set(taskIds)) {
-      const actor = actors.get(id);
-      if (!actor || actor.status !== 'PENDING') {
-        outcome.set(id, 'skipped');
-        continue;
-      }
-      const { notBefore } = actor.getSnapshot().context;
-      if (notBefore !== null && notBefore > now) {
-        this.hooks.later(notBefore - now, () => this.promoteMany([id]));
-        outcome.set(id, 'waiting');
-        continue;
-      }
-      candidates.push(actor);
+    try {
+      // Decided on the row when the held copy refuses it (see TaskRegistry.sendMany).
+      await sendAndPublish(this.core, hb.taskId, { type: 'HEARTBEAT', at: now, deadline: now + actor.timeoutMs }, { fencingToken: hb.fencingToken });
+    } catch (err) {
+      // A heartbeat that crossed the result (or a timeout) on the way is harmless: ignored.
+      // One with an older token is not: refused (and dead-lettered).
+      if (err instanceof IllegalTransitionError) return;
+      throw err;
     }
-    if (!candidates.length) return outcome;
-    // Their dependency lists: `known` (read after the writes that completed dependencies) or read now.
-    const withDeps = candidates.filter((a) => a.hasDependencies);
-    const unknown = withDeps.filter((a) => !known?.has(a.taskId)).map((a) => a.taskId);
-    const lists = [...withDeps.flatMap((a) => known?.get(a.taskId) ?? []), ...(unknown.length ? await this.core.tasks.getLinks(unknown) : [])];
-    const states = withDeps.length ? await this.dependencyStates(lists) : new Map();
-    const projects = await this.projectsOf(candidates);
-    const eligible: TaskActor[] = [];
-    for (const actor of candidates) {
-      const state = states.get(actor.taskId) ?? { met: true, broken: null };
-      if (state.broken) {
-        await this.hooks.cancelTask(actor.taskId, state.broken);
-        outcome.set(actor.taskId, 'cancelled');
-      } else if (!state.met || !acceptsWork(projects.get(actor.projectId)?.state)) {
-        outcome.set(actor.taskId, 'waiting');
-      } else {
-        eligible.push(actor);
-      }
-    }
-    eligible.sort((a, b) => b.priority - a.priority);
-    const items: BatchItem[] = eligible.map((a) => ({
-      taskId: a.taskId,
-      event: { type: 'DEPENDENCIES_MET', at: now },
-      options: { budget: this.reserve(a) },
-    }));
-    const results = await this.core.registry.sendMany(items);
-    const queued: { taskId: string; priority: number }[] = [];
-    const exhausted = new Set<string>();
-    const changed = new Set<string>();
-    const budgets = new Map<string, ProjectBudget>();
-    const done: TaskTransition[] = [];
-    for (const [i, r] of results.entries()) {
-      const actor = eligible[i]!;
-      if (r.ok) {
-        done.push(r.transition);
-        queued.push({ taskId: actor.taskId, priority: actor.priority });
-        changed.add(actor.projectId);
-        if (r.project) budgets.set(r.project.projectId, r.project);
-        outcome.set(actor.taskId, 'ready');
-      } else if (r.error instanceof BudgetExceededError) {
-        exhausted.add(actor.projectId);
-        outcome.set(actor.taskId, 'budget');
-      } else {
-        if (!(r.error instanceof IllegalTransitionError)) this.core.logger.warn({ err: r.error, taskId: actor.taskId }, 'promotion refused');
-        outcome.set(actor.taskId, 'skipped');
-      }
-    }
-    await publishTransitions(this.core, done);
-    if (queued.length) {
-      await this.core.queue.putMany(queued);
-      this.hooks.wake();
-    }
-    for (const projectId of exhausted) await this.hooks.pauseForBudget(projectId);
-    // A project paused just above is read again (its state changed after the write).
-    for (const projectId of changed) await this.budget.afterChange(projectId, false, exhausted.has(projectId) ? undefined : budgets.get(projectId));
-    return outcome;
+    await this.scheduler.dispatcher.extendLease(hb.taskId, actor.timeoutMs);
   }
 
   /**
@@ -170,7 +92,7 @@ export class BatchFlow {
    * orchestrator's Batcher keys them by task id); a result applied already (a redelivery)
    * is acknowledged and changes nothing.
    */
-  async completeMany(batch: readonly ResultItem[]): Promise<(Error | null)[]> {
+  private async completeMany(batch: readonly ResultItem[]): Promise<(Error | null)[]> {
     const errors: (Error | null)[] = batch.map(() => null);
     const actors = await this.core.registry.getMany(batch.map((b) => b.result.taskId));
     const emitting = new Set(this.core.mapper.pipeline.emits.flatMap((e) => e.taskTypes));
@@ -195,7 +117,7 @@ export class BatchFlow {
         items.push({
           taskId: actor.taskId,
           event: { type: 'FAIL', at, error: result.error ?? 'failed' },
-          options: { fencingToken: result.fencingToken, budget: this.release(actor, result.actualCost ?? 0) },
+          options: { fencingToken: result.fencingToken, budget: releaseFor(actor, result.actualCost ?? 0) },
         });
         return;
       }
@@ -209,7 +131,7 @@ export class BatchFlow {
       items.push({
         taskId: actor.taskId,
         event: { type: 'COMPLETE', at, actualCost: result.actualCost ?? null },
-        options: { fencingToken: result.fencingToken, output, budget: this.release(actor, result.actualCost ?? 0), ...(raise.length ? { raise } : {}) },
+        options: { fencingToken: result.fencingToken, output, budget: releaseFor(actor, result.actualCost ?? 0), ...(raise.length ? { raise } : {}) },
       });
     });
     const outcomes = await this.core.registry.sendMany(items);
@@ -260,9 +182,9 @@ export class BatchFlow {
     // retries, raised events, dependents — so that one project's failing follow-up fails
     // neither another project's nor the results themselves (the sweeps finish it).
     for (const c of costs.values()) this.budget.observe(c.taskType, c.agent, c.sum / c.n, c.n);
-    await this.hooks.settledMany(settled);
+    await this.scheduler.settled(settled);
     const reacted = new Map<string, Promise<void>>();
-    for (const [projectId, f] of follow) reacted.set(projectId, this.hooks.react(projectId, 'results', () => this.afterResults(projectId, f)));
+    for (const [projectId, f] of follow) reacted.set(projectId, this.reactions.run(projectId, 'results', () => this.afterResults(projectId, f)));
     batch.forEach((b, index) => {
       const r = reacted.get(b.projectId);
       if (r && !errors[index]) b.reacted = r;
@@ -276,38 +198,11 @@ export class BatchFlow {
       publishTransitions(this.core, f.done),
       this.budget.afterChange(projectId, true, f.budget),
       (async () => {
-        for (const taskId of f.failed) await this.hooks.afterFailure(taskId);
+        for (const taskId of f.failed) await this.retries.afterFailure(taskId);
         // Raised events first: a redo may take over a task's dependents before they are pushed.
-        if (f.raised.length) await this.hooks.handleRaised(f.raised);
-        await this.pushDependents(f.completed);
+        if (f.raised.length) await this.raised.handle(f.raised);
+        await this.promotion.pushDependents(f.completed);
       })(),
     ]);
-  }
-
-  /**
-   * Promotes the PENDING dependents of completed tasks. Looked up after the completing
-   * write (not in it): a dependent an event created meanwhile is seen by one side or the other.
-   */
-  async pushDependents(taskIds: readonly string[]): Promise<void> {
-    if (!taskIds.length) return;
-    const dependents = await this.core.tasks.listDependentsOf(taskIds);
-    const pending = dependents.filter((d) => d.status === 'PENDING');
-    if (pending.length) await this.promoteMany(pending.map((d) => d.taskId), new Map(pending.map((d) => [d.taskId, d])));
-  }
-
-  private async projectsOf(actors: readonly TaskActor[]): Promise<Map<string, ProjectRecord | null>> {
-    const projects = new Map<string, ProjectRecord | null>();
-    for (const a of actors) {
-      if (!projects.has(a.projectId)) projects.set(a.projectId, await this.core.projects.getProject(a.projectId));
-    }
-    return projects;
-  }
-
-  reserve(actor: TaskActor): BudgetEffect {
-    return { projectId: actor.projectId, reserve: actor.estimatedCost, enforce: this.core.config.budget.checkEnabled };
-  }
-
-  release(actor: TaskActor, spend: number): BudgetEffect {
-    return { projectId: actor.projectId, release: actor.estimatedCost, spend, enforce: false };
   }
 }
