@@ -1,6 +1,6 @@
 import { IllegalTransitionError, ProjectNotFoundError } from '../errors.js';
 import { BUDGET_EXHAUSTED } from '../domain/project.js';
-import { ControlRequest, type BudgetStatus } from '../domain/messages.js';
+import type { BudgetStatus, ControlRequest } from '../domain/messages.js';
 import type { ApprovalRecord, ProjectRecord } from '../ports/project-store.js';
 import type { BudgetChecker } from '../budget/budget-checker.js';
 import type { Promotion } from '../promotion/promotion.js';
@@ -32,9 +32,8 @@ export class ProjectControl {
     private readonly cancellation: Cancellation,
   ) {}
 
-  /** `<prefix>.control.<projectId>` requests; answers with the project's status. */
-  async handle(projectId: string, input: ControlRequest): Promise<ProjectStatus> {
-    const request = ControlRequest.parse(input);
+  /** `<prefix>.control.<projectId>` requests (validated); answers with the project's status. */
+  async handle(projectId: string, request: ControlRequest): Promise<ProjectStatus> {
     switch (request.action) {
       case 'pause':
         await this.pause(projectId, request.reason);

@@ -55,13 +55,17 @@ export class Ingest {
     private readonly reactions: Reactions,
   ) {}
 
-  /** A pipeline event (idempotent by event id); resolves once its commit is durable. */
-  async event(input: PipelineEventInput): Promise<IngestOutcome> {
+  /** A pipeline event, validated here (idempotent by event id); resolves once its commit is durable. */
+  event(input: PipelineEventInput): Promise<IngestOutcome> {
     const parsed = PipelineEvent.safeParse(input);
     if (!parsed.success) {
       throw new ValidationError('invalid event', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
     }
-    const event = parsed.data;
+    return this.accept(parsed.data);
+  }
+
+  /** A pipeline event the event bus validated already. */
+  async accept(event: PipelineEvent): Promise<IngestOutcome> {
     // A project this process holds active in memory is not read first: the ingest writes
     // only if the row is still active, and otherwise leaves the event to the general way.
     const held = event.type === 'PROJECT_CREATED' ? undefined : this.core.projectActors.get(event.projectId);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { PipelineEventInput } from '../domain/pipeline.js';
 import type { NewTaskInput } from '../domain/task.js';
-import { ApprovalDecided, type ControlRequest, type Heartbeat, TaskResult, type BudgetStatus } from '../domain/messages.js';
+import { ApprovalDecided, ControlRequest, Heartbeat, TaskResult, type BudgetStatus } from '../domain/messages.js';
 import type { InboundSubscription } from '../ports/event-bus.js';
 import type { ApprovalRecord, ProjectRecord } from '../ports/project-store.js';
 import { ApprovalManager } from '../approvals/approvals.js';
@@ -120,10 +120,11 @@ export class Orchestrator {
     // From the bus, a message is acknowledged once its commit is durable: the handlers do
     // not wait for the reactions.
     this.inbound = await core.bus.consume({
-      event: (e) => this.ingest.event(e).then(() => undefined),
-      result: (projectId, r) => this.results.submit({ projectId, result: TaskResult.parse(r) }),
+      // Validated by the bus against the wire schemas: not parsed again.
+      event: (e) => this.ingest.accept(e).then(() => undefined),
+      result: (projectId, result) => this.results.submit({ projectId, result }),
       heartbeat: (projectId, h) => this.results.heartbeat(projectId, h),
-      decision: (projectId, d) => this.decide(projectId, d).then(() => undefined),
+      decision: (projectId, d) => this.approvals.decide(projectId, d).then(() => undefined),
       control: (projectId, c) => this.controls.handle(projectId, c),
     });
     this.running = true;
@@ -187,7 +188,7 @@ export class Orchestrator {
 
   /** A heartbeat extends the running attempt's deadline (and its lease). */
   handleHeartbeat(projectId: string, input: Heartbeat): Promise<void> {
-    return this.results.heartbeat(projectId, input);
+    return this.results.heartbeat(projectId, Heartbeat.parse(input));
   }
 
   async decide(projectId: string, input: ApprovalDecided): Promise<ApprovalRecord> {
@@ -228,7 +229,7 @@ export class Orchestrator {
 
   /** `lap.control.<projectId>` requests. */
   control(projectId: string, input: ControlRequest): Promise<ProjectStatus> {
-    return this.controls.handle(projectId, input);
+    return this.controls.handle(projectId, ControlRequest.parse(input));
   }
 
   /**

@@ -1,5 +1,5 @@
 import { IllegalTransitionError, TaskNotFoundError, ValidationError } from '../errors.js';
-import { Heartbeat, type TaskResult } from '../domain/messages.js';
+import type { Heartbeat, TaskResult } from '../domain/messages.js';
 import type { TaskTransition } from '../actors/task-actor.js';
 import type { BatchItem } from '../actors/task-registry.js';
 import type { OutboxEvent, ProjectBudget } from '../ports/task-store.js';
@@ -67,9 +67,8 @@ export class Results {
     return this.batcher.drain();
   }
 
-  /** A heartbeat extends the running attempt's deadline (and its lease). */
-  async heartbeat(projectId: string, input: Heartbeat): Promise<void> {
-    const hb = Heartbeat.parse(input);
+  /** A heartbeat (validated by the bus, or by the public API) extends the running attempt's deadline, and its lease. */
+  async heartbeat(projectId: string, hb: Heartbeat): Promise<void> {
     const actor = await this.core.registry.get(hb.taskId);
     if (actor.projectId !== projectId) throw new ValidationError(`task ${hb.taskId} is not a task of project ${projectId}`);
     const now = this.core.clock.now();
