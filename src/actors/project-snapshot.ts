@@ -1,5 +1,6 @@
 import type { ApprovalDecision, ApprovalRecord, ProjectRecord, ProjectStepWrite, StoredProject } from '../ports/project-store.js';
 import {
+  BUDGET_EXHAUSTED,
   PROJECT_MACHINE_VERSION,
   budgetLevelStateOf,
   decisionKey,
@@ -48,7 +49,7 @@ export function requestOf(approval: Pick<ApprovalRecord, 'approvalId' | 'checkpo
 
 /** The level a row without a usable snapshot is at: its published warning level, or a pause for the budget. */
 function levelOfColumns(row: ProjectRecord): BudgetLevel {
-  if (row.state === 'paused' && row.pausedReason === 'budget_exhausted') return 'exhausted';
+  if (row.state === 'paused' && row.pausedReason === BUDGET_EXHAUSTED) return 'exhausted';
   return row.warningLevel >= 100 ? 'exhausted' : row.warningLevel > 0 ? 'warning' : 'ok';
 }
 

@@ -1,6 +1,6 @@
 import { and, assign, not, or, setup, stateIn, stopChild, type AnyActorRef, type SnapshotFrom } from 'xstate';
 import type { BudgetLevel } from '../domain/messages.js';
-import type { ApprovalStatus, ProjectState } from '../domain/project.js';
+import { BUDGET_EXHAUSTED, type ApprovalStatus, type ProjectState } from '../domain/project.js';
 
 /**
  * The project machine: pure, no I/O. Three parallel regions:
@@ -27,8 +27,7 @@ import type { ApprovalStatus, ProjectState } from '../domain/project.js';
 
 export const PROJECT_MACHINE_VERSION = '2';
 
-/** The reason of a pause for the budget. */
-export const BUDGET_EXHAUSTED = 'budget_exhausted';
+export { BUDGET_EXHAUSTED };
 /** Who decides an approval request on its expiry (approve and reject policies). */
 export const TIMEOUT_DECIDER = 'orchestrator:timeout';
 export const EXPIRY_COMMENT = 'approval request expired';

@@ -1,45 +1,46 @@
-import { ApprovalError, IllegalTransitionError } from '../errors.js';
+import { ApprovalError, BudgetExceededError, IllegalTransitionError } from '../errors.js';
+import { acceptsWork } from '../domain/project.js';
 import type { ApprovalDecided } from '../domain/messages.js';
-import type { ApprovalRecord, NewApproval } from '../ports/project-store.js';
-import type { PlannedTask } from '../pipeline/event-mapper.js';
+import type { ApprovalRecord } from '../ports/project-store.js';
 import type { ProjectStep } from '../actors/project-actor.js';
 import { requestOf } from '../actors/project-snapshot.js';
 import { TIMEOUT_DECIDER, type ProjectReaction } from '../machines/project-machine.js';
-import type { Core } from './core.js';
-import type { ProjectSteps } from './project-steps.js';
-import type { TaskFlow } from './task-flow.js';
+import type { BudgetChecker } from '../budget/budget-checker.js';
+import { reserveFor } from '../budget/effects.js';
+import type { Cancellation } from '../control/cancellation.js';
+import type { ProjectLifecycle } from '../control/lifecycle.js';
+import type { Ingest } from '../ingest/ingest.js';
+import { dependencyStates } from '../promotion/dependencies.js';
+import type { Promotion } from '../promotion/promotion.js';
+import type { TaskScheduler } from '../orchestrator/scheduler.js';
+import type { Core } from '../orchestrator/core.js';
+import { sendAndPublish } from '../reactions/statuses.js';
+import { requestBody } from './request.js';
 
-export interface ApprovalHooks {
-  /** Creates the revision tasks of a rejection (idempotent by event id). */
-  ingestRevision(approval: ApprovalRecord, tasks: PlannedTask[]): Promise<void>;
-  /** The approved checkpoint completes the project. */
-  completeProject(projectId: string): Promise<void>;
-}
+export { requestBody } from './request.js';
 
 export { TIMEOUT_DECIDER };
 
 /**
  * Human approvals at checkpoints. Each request's lifecycle (requested, reminded, then
  * approved, rejected or expired, the timeout policy included) is the project machine's: a
- * request, a decision and an expiry are steps of the project's actor, committed with a
- * compare-and-set on the project row together with the approval row (pending → decided),
- * so a double approval, or an approval racing the timeout, on one process or several, has
- * exactly one outcome. The step's reactions are performed here: the announcements, and
- * the decision's effect on the tasks, re-applied safely after a crash (`recover`) or on a
- * redelivered decision.
+ * request, a decision and an expiry are steps of the project's actor (ProjectLifecycle),
+ * committed with a compare-and-set on the project row together with the approval row
+ * (pending → decided), so a double approval, or an approval racing the timeout, on one
+ * process or several, has exactly one outcome. The steps' approval reactions are
+ * performed here (`react`): the announcements, and the decision's effect on the tasks,
+ * re-applied safely after a crash (`recover`) or on a redelivered decision.
  */
 export class ApprovalManager {
   constructor(
     private readonly core: Core,
-    private readonly flow: TaskFlow,
-    private readonly hooks: ApprovalHooks,
-    private readonly steps: ProjectSteps,
+    private readonly budget: BudgetChecker,
+    private readonly scheduler: TaskScheduler,
+    private readonly promotion: Promotion,
+    private readonly cancellation: Cancellation,
+    private readonly lifecycle: ProjectLifecycle,
+    private readonly ingest: Ingest,
   ) {}
-
-  /** A checkpoint's request, just written with its event: the project machine takes it (and it is announced). */
-  async requested(approval: NewApproval): Promise<void> {
-    await this.steps.send(approval.projectId, [requestOf(approval)]);
-  }
 
   async decide(projectId: string, decision: ApprovalDecided): Promise<ApprovalRecord> {
     const existing = await this.core.projects.getApproval(decision.approvalId);
@@ -52,7 +53,7 @@ export class ApprovalManager {
       await this.apply(existing, decision.shots);
       return existing;
     }
-    const step = await this.steps.send(projectId, [
+    const step = await this.lifecycle.step(projectId, [
       // A request the machine has not taken yet (its step follows its event's commit).
       requestOf(existing),
       {
@@ -73,7 +74,7 @@ export class ApprovalManager {
     const now = this.core.clock.now();
     for (const approval of await this.core.projects.listExpiredApprovals(new Date(now), 100)) {
       try {
-        await this.steps.send(approval.projectId, [requestOf(approval), { type: 'EXPIRE', approvalId: approval.approvalId, at: now }]);
+        await this.lifecycle.step(approval.projectId, [requestOf(approval), { type: 'EXPIRE', approvalId: approval.approvalId, at: now }]);
       } catch (err) {
         // A decision (or another process's sweep) won the race: nothing to do.
         if (!(err instanceof ApprovalError)) throw err;
@@ -121,8 +122,8 @@ export class ApprovalManager {
     // A request that expired unanswered (its project is over) has no effect.
     if (approval.status === 'expired' || approval.status === 'pending') return;
     if (approval.status === 'approved') {
-      for (const taskId of approval.taskIds) await this.flow.approve(taskId);
-      if (this.core.mapper.completesProject(approval.checkpoint)) await this.hooks.completeProject(approval.projectId);
+      for (const taskId of approval.taskIds) await this.approve(taskId);
+      if (this.core.mapper.completesProject(approval.checkpoint)) await this.lifecycle.complete(approval.projectId);
       return;
     }
     const reason = `rejected at ${approval.checkpoint}${approval.comment ? `: ${approval.comment}` : ''}`;
@@ -130,28 +131,45 @@ export class ApprovalManager {
       const actor = await this.core.registry.get(taskId);
       if (actor.status !== 'WAITING_APPROVAL') continue;
       try {
-        await this.flow.send(taskId, { type: 'REJECT', at: this.core.clock.now(), reason });
+        await sendAndPublish(this.core, taskId, { type: 'REJECT', at: this.core.clock.now(), reason });
       } catch (err) {
         if (!(err instanceof IllegalTransitionError)) throw err;
       }
-      await this.flow.cancelDependents(taskId, reason);
+      await this.cancellation.cancelDependents(taskId, reason);
     }
     const revision = this.core.mapper.mapRejection(
       { id: approval.eventId, type: approval.checkpoint, projectId: approval.projectId, payload: approval.summary, occurredAt: approval.requestedAt },
       { comment: approval.comment ?? '', ...(shots ? { shots: [...shots] } : {}) },
     );
-    await this.hooks.ingestRevision(approval, revision);
+    await this.ingest.revision(approval, revision);
   }
-}
 
-export function requestBody(approval: Pick<ApprovalRecord, 'approvalId' | 'projectId' | 'checkpoint' | 'summary' | 'taskIds' | 'expiresAt'>, reminder = false) {
-  return {
-    approvalId: approval.approvalId,
-    projectId: approval.projectId,
-    checkpoint: approval.checkpoint,
-    summary: approval.summary,
-    taskIds: approval.taskIds,
-    expiresAt: approval.expiresAt ? approval.expiresAt.toISOString() : null,
-    ...(reminder ? { reminder: true } : {}),
-  };
+  /** Approves a task waiting at a checkpoint: READY when it can run now, else PENDING. */
+  private async approve(taskId: string): Promise<void> {
+    const { core } = this;
+    const actor = (await core.registry.refresh([taskId])).get(taskId);
+    if (actor?.status !== 'WAITING_APPROVAL') return;
+    const record = await core.tasks.getTask(taskId);
+    const deps = record ? (await dependencyStates(core.tasks, [record])).get(taskId)! : { met: false, broken: null };
+    const project = await core.projects.getProject(actor.projectId);
+    const now = core.clock.now();
+    if (deps.met && acceptsWork(project?.state)) {
+      try {
+        const budget = reserveFor(actor, core.config.budget.checkEnabled);
+        await sendAndPublish(core, taskId, { type: 'APPROVE', at: now, dependenciesMet: true }, { budget });
+        await core.queue.put({ taskId: actor.taskId, priority: actor.priority });
+        this.scheduler.wake();
+        await this.budget.afterChange(actor.projectId, false);
+        return;
+      } catch (err) {
+        if (!(err instanceof BudgetExceededError)) throw err;
+        await this.lifecycle.pauseForBudget(actor.projectId);
+      }
+    }
+    await sendAndPublish(core, taskId, { type: 'APPROVE', at: now, dependenciesMet: false });
+    if (deps.broken) await this.cancellation.cancelTask(taskId, deps.broken);
+    // A dependency may have completed since it was read above, its result looking for
+    // dependents to push before this write made the task PENDING: checked again after it.
+    else if (!deps.met) await this.promotion.promoteMany([taskId]);
+  }
 }

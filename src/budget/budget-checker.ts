@@ -2,9 +2,10 @@ import { ProjectNotFoundError } from '../errors.js';
 import { roundMoney } from '../domain/task-types.js';
 import type { BudgetLevel, BudgetStatus } from '../domain/messages.js';
 import type { ProjectBudget } from '../ports/task-store.js';
-import { BUDGET_EXHAUSTED, budgetLevelOf } from '../machines/project-machine.js';
-import type { ProjectSteps } from './project-steps.js';
-import type { Core } from './core.js';
+import { BUDGET_EXHAUSTED } from '../domain/project.js';
+import { budgetLevelOf } from '../machines/project-machine.js';
+import { announceProjectState, budgetStep } from '../control/lifecycle.js';
+import type { Core } from '../orchestrator/core.js';
 
 /** Samples of a (task type, agent) before its observed mean replaces the catalogue estimate. */
 export const MIN_COST_SAMPLES = 3;
@@ -21,11 +22,15 @@ export const PUBLISH_COST_FACTOR = 20;
 /** Marks a project whose scheduled status is being computed (in `publishing`). */
 const COMPUTING = Symbol('computing');
 
+/** What the budget checker needs: the context without the task registry (whose estimates it makes). */
+export type BudgetContext = Omit<Core, 'registry' | 'inspect'>;
+
 /**
  * Budget status, warnings and cost prediction. The amounts themselves (spent, reserved)
  * change only in SQL, atomically with the task transitions that cause them; the level they
- * reach (ok → warning → exhausted, and the pause) is the project machine's
- * (`ProjectSteps.budget`); this class reads the amounts, predicts, and publishes.
+ * reach (ok → warning → exhausted, and the pause) is the project machine's: each change
+ * of the amounts is taken by it (`budgetStep`), and this class performs what its step
+ * returns, reads the amounts, predicts, and publishes.
  */
 export class BudgetChecker {
   /** (taskType|agent) → observed mean, refreshed from the store. */
@@ -40,11 +45,7 @@ export class BudgetChecker {
   private readonly unwritten: { taskType: string; agent: string; cost: number; count: number; at: Date }[] = [];
   private writingCosts: Promise<void> | null = null;
 
-  constructor(
-    private readonly core: Core,
-    /** The project machines that decide the budget level (absent: statuses only). */
-    private readonly steps?: ProjectSteps,
-  ) {}
+  constructor(private readonly core: BudgetContext) {}
 
   /** Loads the observed cost means (at start). */
   async loadObservations(): Promise<void> {
@@ -105,17 +106,26 @@ export class BudgetChecker {
   /**
    * After a change of the amounts: the project machine takes them, and a crossing of the
    * warning threshold or of exhaustion is published at once by its step's reaction, once
-   * per crossing (across processes: one of them commits the step); a settle is published
-   * soon, coalesced with the other settles of the project in the same short window.
-   * `known`: the project as the write that changed the amounts returned it.
+   * per crossing (across processes: one of them commits the step), with the pause when it
+   * paused the project; a settle is published soon, coalesced with the other settles of
+   * the project in the same short window. `known`: the project as the write that changed
+   * the amounts returned it.
    */
   async afterChange(projectId: string, settled: boolean, known?: ProjectBudget): Promise<void> {
     // `known`: the row as a write just returned it (no read needed).
     const project = known ?? (await this.core.projects.getProject(projectId));
     if (!project) throw new ProjectNotFoundError(projectId);
-    const step = await this.steps?.budget(projectId, project);
-    if (step?.reactions.some((r) => r.type === 'announceBudget')) return;
-    if (settled) this.schedulePublish(projectId);
+    const step = await budgetStep(this.core, projectId, project);
+    let announced = false;
+    // A step of the amounts returns these two reactions only (the machine's BUDGET).
+    for (const reaction of step?.reactions ?? []) {
+      if (reaction.type === 'announceState') await announceProjectState(this.core, step!.record);
+      if (reaction.type === 'announceBudget') {
+        await this.announceLevel(projectId, reaction.level);
+        announced = true;
+      }
+    }
+    if (!announced && settled) this.schedulePublish(projectId);
   }
 
   /** The project machine raised the budget level: the status is published at once. */
