@@ -11,8 +11,9 @@ export class ProjectActors {
   private readonly actors = new Map<string, ProjectActor>();
 
   constructor(private readonly deps: ProjectActorDeps) {
+    const prefix = projectActorId('');
     deps.system.onChildError((child) => {
-      for (const projectId of this.actors.keys()) if (projectActorId(projectId) === child) this.drop(projectId);
+      if (child.startsWith(prefix)) this.drop(child.slice(prefix.length));
     });
   }
 

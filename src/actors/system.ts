@@ -90,7 +90,7 @@ export class ActorSystem {
         const { childErrors, lastChildError } = snapshot.context;
         if (childErrors <= this.childErrorsSeen || !lastChildError) return;
         this.childErrorsSeen = childErrors;
-        logger.error({ child: lastChildError.child, error: lastChildError.error }, 'actor failed; the root supervises on');
+        logger.error({ child: lastChildError.child, error: lastChildError.error }, 'actor failed: recorded by the root, which goes on');
         for (const listener of this.childErrorListeners) listener(lastChildError.child, lastChildError.error);
       },
       error: (err) => logger.error({ err }, 'root actor error'),
@@ -118,7 +118,9 @@ export class ActorSystem {
     if (this.loop) throw new ValidationError('the actor system has a scheduler already');
     this.loop = loop;
     this.root.send({ type: 'SPAWN_SCHEDULER', intervalMs });
-    return this.scheduler!;
+    const scheduler = this.scheduler;
+    if (!scheduler) throw new ValidationError('the scheduler actor could not start', [this.root.getSnapshot().context.lastChildError?.error ?? '']);
+    return scheduler;
   }
 
   get scheduler(): SchedulerActorRef | undefined {
@@ -133,10 +135,9 @@ export class ActorSystem {
   spawnProject(projectId: string, snapshot?: Snapshot<unknown>): ProjectActorRef {
     const id = projectActorId(projectId);
     this.root.send({ type: 'SPAWN_PROJECT', projectId, ...(snapshot ? { snapshot } : {}) });
+    // A child that failed as it started has been removed by the root already.
     const ref = this.root.getSnapshot().children[id] as ProjectActorRef | undefined;
-    const status = ref?.getSnapshot().status;
-    if (!ref || status === 'error') {
-      this.root.send({ type: 'STOP_PROJECT', projectId });
+    if (!ref) {
       const failure = this.root.getSnapshot().context.lastChildError;
       throw new ValidationError(`project ${projectId}: its actor could not start`, failure?.child === id ? [failure.error] : []);
     }

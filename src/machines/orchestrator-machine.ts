@@ -8,8 +8,9 @@ import { schedulerMachine } from './scheduler-machine.js';
  * (`systemId` `scheduler`) and one project actor per active or paused project
  * (`project:<id>`), spawned and stopped through its events; task actors, when activated,
  * are children of their project's actor (see actors/system.ts). A child's error is
- * recorded here, never allowed to take the root down: the errored child is dead, and its
- * owner (actors/system.ts) is told, so it can be loaded again from its row. Pure; not
+ * recorded here, never allowed to take the root down: the errored child, dead already,
+ * leaves the root's children, and its owner (actors/system.ts) is told, so that it can be
+ * loaded again from its row. Pure; not
  * persisted: a process builds a new root at start, and each child restores its own state.
  */
 export interface OrchestratorContext {
@@ -66,6 +67,8 @@ export const orchestratorMachine = setup({
     }),
     stopProject: stopChild(({ event }) => (event.type === 'STOP_PROJECT' ? projectActorId(event.projectId) : '')),
     releaseTask: stopChild(({ event }) => (event.type === 'RELEASE_TASK' ? event.ref : '')),
+    /** A failed child is dead already: it leaves the root's children. */
+    removeFailedChild: stopChild(({ event }) => (event as unknown as { actorId?: string }).actorId ?? ''),
     recordChildError: assign(({ context, event }) => {
       const failed = event as unknown as { actorId?: string; error?: unknown };
       return {
@@ -87,7 +90,7 @@ export const orchestratorMachine = setup({
         RELEASE_TASK: { actions: 'releaseTask' },
         // Supervision: a child's error is recorded; without this handler it would take
         // the root down (and, without an error observer, the process).
-        'xstate.error.actor.*': { actions: 'recordChildError' },
+        'xstate.error.actor.*': { actions: ['recordChildError', 'removeFailedChild'] },
       },
     },
   },

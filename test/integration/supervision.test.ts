@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { AnyActorRef, InspectionEvent } from 'xstate';
+import { createActor, type AnyActorRef, type InspectionEvent } from 'xstate';
 import { InProcessEventBus } from '../../src/adapters/memory/event-bus.js';
 import { silentLogger } from '../../src/logger.js';
+import { taskMachine } from '../../src/machines/task-machine.js';
 import { OrchestratorFactory } from '../../src/orchestrator/factory.js';
 import { servers } from '../helpers/blackboards.js';
 
@@ -82,6 +83,44 @@ describe('the actor system of an orchestrator', () => {
       await orchestrator.stop();
       expect(restored.getSnapshot().status).toBe('stopped');
       expect(system.system.get(`task:${waiting.taskId}`)).toBeUndefined();
+    } finally {
+      await orchestrator.stop();
+      await dispose();
+    }
+  });
+
+  it("a project actor's error leaves the root and the orchestrator running; the project actor is loaded again from its row", async () => {
+    const { blackboard, dispose } = await servers.create();
+    const orchestrator = await OrchestratorFactory.createAndStart(blackboard, new InProcessEventBus(), { instanceId: 'sup3', approval: { enabled: true } }, {
+      logger: silentLogger(),
+    });
+    try {
+      await orchestrator.handleEvent({
+        id: 'sup-3', type: 'PROJECT_CREATED', projectId: 'prj_sup3', payload: { title: 'S' }, occurredAt: new Date().toISOString(),
+      });
+      const { system } = orchestrator.core;
+      const failing = system.system.get('project:prj_sup3')!;
+      // A real failure inside the project actor: told to stop an actor that is not its child.
+      const stranger = createActor(taskMachine, { input: { taskId: 'tsk_x', projectId: 'prj_x', taskType: 'WRITE_SCRIPT', maxAttempts: 1 } });
+      failing.send({ type: 'RELEASE_TASK', ref: stranger });
+      expect(failing.getSnapshot().status).toBe('error');
+      expect(system.root.getSnapshot().status).toBe('active');
+      expect(system.root.getSnapshot().context.lastChildError).toMatchObject({ child: 'project:prj_sup3' });
+      // Dropped: out of the root and of the project actors.
+      expect(Object.keys(system.root.getSnapshot().children)).toEqual(['scheduler']);
+      expect(orchestrator.core.projectActors.get('prj_sup3')).toBeUndefined();
+
+      // The next use loads it again, from its row, as a child of the same root.
+      const paused = await orchestrator.pauseProject('prj_sup3', 'after the failure');
+      expect(paused.state).toBe('paused');
+      const reloaded = system.system.get('project:prj_sup3')!;
+      expect(reloaded).not.toBe(failing);
+      expect(reloaded._parent).toBe(system.root);
+      expect(reloaded.getSnapshot().value).toBe('paused');
+      expect((await orchestrator.resumeProject('prj_sup3')).state).toBe('active');
+      // The other children were not touched.
+      expect(system.scheduler!.getSnapshot().status).toBe('active');
+      expect(system.scheduler).toBe(orchestrator.scheduler.ref);
     } finally {
       await orchestrator.stop();
       await dispose();
