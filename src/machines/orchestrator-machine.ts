@@ -10,8 +10,8 @@ import { schedulerMachine } from './scheduler-machine.js';
  * are children of their project's actor (see actors/system.ts). A child's error is
  * recorded here, never allowed to take the root down: the errored child, dead already,
  * leaves the root's children, and its owner (actors/system.ts) is told, so that it can be
- * loaded again from its row. Pure; not
- * persisted: a process builds a new root at start, and each child restores its own state.
+ * loaded again from its row. Pure; not persisted: a process builds a new root at start,
+ * and each child restores its own state.
  */
 export interface OrchestratorContext {
   /** How many children failed since the root started. */
@@ -66,7 +66,10 @@ export const orchestratorMachine = setup({
       });
     }),
     stopProject: stopChild(({ event }) => (event.type === 'STOP_PROJECT' ? projectActorId(event.projectId) : '')),
-    releaseTask: stopChild(({ event }) => (event.type === 'RELEASE_TASK' ? event.ref : '')),
+    // Only its own child: stopping another actor would fail the root (and first unregister it).
+    releaseTask: enqueueActions(({ enqueue, event, self }) => {
+      if (event.type === 'RELEASE_TASK' && event.ref._parent === self) enqueue.stopChild(event.ref);
+    }),
     /** A failed child is dead already: it leaves the root's children. */
     removeFailedChild: stopChild(({ event }) => (event as unknown as { actorId?: string }).actorId ?? ''),
     recordChildError: assign(({ context, event }) => {

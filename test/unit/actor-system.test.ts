@@ -129,6 +129,14 @@ describe('the actor system', () => {
     expect(healthy.getSnapshot().context.lastChildError).toMatch(/ARCHIVED/);
     expect(system.activeTask('tsk_bad')).toBeUndefined();
 
+    // Told to release an actor that is not its child, the root ignores it (and stays up).
+    const ok = taskSnapshot('tsk_ok', 'prj_ok');
+    const grandchild = system.activateTask({ taskId: 'tsk_ok', projectId: 'prj_ok', ...ok });
+    system.root.send({ type: 'RELEASE_TASK', ref: grandchild });
+    expect(system.root.getSnapshot().status).toBe('active');
+    expect(system.system.get('task:tsk_ok')).toBe(grandchild);
+    expect(grandchild.getSnapshot().status).toBe('active');
+
     // Everything else goes on: the healthy project takes events, the scheduler runs, a project spawns.
     healthy.send({ type: 'PAUSE', reason: 'still here' });
     expect(healthy.getSnapshot().value).toBe('paused');
