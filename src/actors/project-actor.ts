@@ -1,4 +1,4 @@
-import { createActor, transition, type Actor, type AnyActorRef, type InspectionEvent, type Observer } from 'xstate';
+import { transition, type AnyActorRef } from 'xstate';
 import type { Logger } from 'pino';
 import { ApprovalError, IllegalTransitionError, ProjectNotFoundError, VersionConflictError } from '../errors.js';
 import type { ApprovalRecord, ProjectRecord, ProjectStore, StoredProject } from '../ports/project-store.js';
@@ -13,18 +13,19 @@ import {
   projectStateOf,
   reactionsOf,
   type ProjectEvent,
-  type ProjectMachine,
   type ProjectPolicy,
   type ProjectReaction,
   type ProjectSnapshot,
 } from '../machines/project-machine.js';
 import { figuresOf, needsApprovals, planStep, snapshotOfStored } from './project-snapshot.js';
+import type { ActorSystem, ProjectActorRef } from './system.js';
 
 export interface ProjectActorDeps {
   projects: ProjectStore;
   clock: Clock;
   logger: Logger;
-  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  /** The actor system the project's actor is a child of (of its root). */
+  system: ActorSystem;
   /** What the machine decides with: budget threshold and enforcement, approval timeout and policy. */
   policy?: ProjectPolicy;
 }
@@ -60,7 +61,7 @@ export type ProjectEvents = ProjectEvent | readonly ProjectEvent[] | ((row: Proj
  * nothing. The caller performs the step's reactions.
  */
 export class ProjectActor {
-  private readonly actor: Actor<ProjectMachine>;
+  private readonly actor: ProjectActorRef;
   private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -138,7 +139,7 @@ export class ProjectActor {
   }
 
   stop(): void {
-    this.actor.stop();
+    this.deps.system.stopProject(this.row.projectId);
   }
 
   private enqueue<T>(fn: () => Promise<T>): Promise<T> {
@@ -230,16 +231,11 @@ export class ProjectActor {
     });
   }
 
-  private spawn(row: ProjectRecord): Actor<ProjectMachine> {
-    const actor = createActor(projectMachine, {
-      id: `project:${row.projectId}`,
-      systemId: `project:${row.projectId}`,
-      input: { projectId: row.projectId, policy: policyOf(this.deps) },
-      snapshot: projectMachine.getPersistedSnapshot(this.held),
-      ...(this.deps.inspect ? { inspect: this.deps.inspect } : {}),
-    });
+  private spawn(row: ProjectRecord): ProjectActorRef {
+    // A child of the actor system's root (id and systemId `project:<id>`), started there,
+    // from the snapshot the row holds.
+    const actor = this.deps.system.spawnProject(row.projectId, projectMachine.getPersistedSnapshot(this.held));
     actor.subscribe({ error: (err) => this.deps.logger.error({ err, projectId: row.projectId }, 'project actor error') });
-    actor.start();
     return actor;
   }
 }

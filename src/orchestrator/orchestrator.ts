@@ -67,7 +67,7 @@ export class Orchestrator {
     this.budgetChecker = budget;
     this.reactions = new Reactions(core.logger);
     this.timers = new Timers(core.clock, core.logger);
-    this.scheduler = new TaskScheduler(core, new Dispatcher(core, queue), core.inspect);
+    this.scheduler = new TaskScheduler(core, new Dispatcher(core, queue));
     // The project machine's steps; their reactions are performed by the use cases built below.
     const lifecycle = new ProjectLifecycle(core, {
       announceBudget: (projectId, level) => budget.announceLevel(projectId, level),

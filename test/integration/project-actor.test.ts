@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmbeddedBlackboard } from '../../src/adapters/blackboards.js';
 import { ProjectActor } from '../../src/actors/project-actor.js';
+import { ActorSystem } from '../../src/actors/system.js';
 import { ApprovalError, IllegalTransitionError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logger.js';
 import { DEFAULT_PROJECT_POLICY, PROJECT_MACHINE_VERSION, budgetLevelStateOf, projectStateOf } from '../../src/machines/project-machine.js';
@@ -60,7 +61,14 @@ function counting(projects: ProjectStore) {
   return { store, commits };
 }
 
-const deps = (projects: ProjectStore) => ({ projects, clock: systemClock, logger: silentLogger(), policy: DEFAULT_PROJECT_POLICY });
+/** An actor's dependencies: its own actor system (one per process: one actor per project in it). */
+const deps = (projects: ProjectStore) => ({
+  projects,
+  clock: systemClock,
+  logger: silentLogger(),
+  policy: DEFAULT_PROJECT_POLICY,
+  system: new ActorSystem({ clock: systemClock, logger: silentLogger() }),
+});
 
 describe('project actor', () => {
   it('refuses with typed errors and changes nothing: IllegalTransitionError for the lifecycle, ApprovalError for a request', async () => {
