@@ -101,20 +101,6 @@ export type ProjectEvent =
   /** The request's expiry passed: the timeout policy applies (the request expires unanswered once the project is over). */
   | { type: 'EXPIRE'; approvalId: string; at: number };
 
-export const PROJECT_EVENT_TYPES: readonly ProjectEvent['type'][] = [
-  'PAUSE',
-  'RESUME',
-  'COMPLETE',
-  'CANCEL',
-  'BUDGET',
-  'SET_LIMIT',
-  'RESERVATION_REFUSED',
-  'REQUEST_APPROVAL',
-  'REMIND',
-  'DECIDE',
-  'EXPIRE',
-];
-
 /** The events about one approval request. */
 export type ApprovalEvent = Extract<ProjectEvent, { approvalId: string }>;
 
