@@ -2,7 +2,8 @@ import { createActor, type Actor, type AnyActorRef, type InspectionEvent, type O
 import type { Logger } from 'pino';
 import { IllegalTransitionError, StaleFencingTokenError } from '../errors.js';
 import type { TaskStatus } from '../domain/task.js';
-import type { BudgetEffect, OutboxEvent, TaskRecord, TaskStore, TransitionWrite } from '../ports/task-store.js';
+import type { BudgetEffect, TransitionWrite } from '../ports/commit.js';
+import type { OutboxEvent, TaskRecord, TaskStore } from '../ports/task-store.js';
 import {
   TASK_MACHINE_VERSION,
   isTerminal,

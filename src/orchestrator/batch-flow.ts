@@ -3,7 +3,8 @@ import type { TaskResult } from '../domain/messages.js';
 import type { TaskActor, TaskTransition } from '../actors/task-actor.js';
 import type { BatchItem } from '../actors/task-registry.js';
 import type { ProjectRecord } from '../ports/project-store.js';
-import type { BudgetEffect, OutboxEvent, ProjectBudget, TaskLinks, TaskRecord } from '../ports/task-store.js';
+import type { BudgetEffect, ProjectBudget } from '../ports/commit.js';
+import type { OutboxEvent, TaskLinks, TaskRecord } from '../ports/task-store.js';
 import type { BudgetChecker } from './budget-checker.js';
 import { acceptsWork, publishTransitions, type Core } from './core.js';
 
@@ -52,7 +53,7 @@ function brokenDependency(d: TaskLinks): boolean {
 /**
  * The hot paths, a batch at a time: promotion to READY and results. Each batch reads what
  * it needs in a few queries, writes every transition in one round trip
- * (`TaskRegistry.sendMany` → `TaskStore.applyTransitions`), then does the side effects.
+ * (`TaskRegistry.sendMany` → `Commit.applyTransitions`), then does the side effects.
  */
 export class BatchFlow {
   constructor(

@@ -44,6 +44,7 @@ export const OrchestratorFactory = {
     const projectActors = new ProjectActors({ projects: blackboard.projects, clock, logger, ...inspect });
     const registry = new TaskRegistry({
       store: blackboard.tasks,
+      commit: blackboard.commit,
       instanceId: parsed.instanceId,
       logger,
       catalog,
@@ -61,6 +62,9 @@ export const OrchestratorFactory = {
       instanceId: parsed.instanceId,
       tasks: blackboard.tasks,
       projects: blackboard.projects,
+      commit: blackboard.commit,
+      deadLetters: blackboard.deadLetters,
+      costs: blackboard.costs,
       queue: blackboard.queue,
       locks: blackboard.locks,
       bus: eventBus,

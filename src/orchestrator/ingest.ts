@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { ValidationError } from '../errors.js';
 import type { TaskStatusMessage } from '../domain/messages.js';
 import type { NewApproval, NewProject } from '../ports/project-store.js';
-import type { NewTaskRecord, ProjectBudget, TaskRecord } from '../ports/task-store.js';
+import type { ProjectBudget } from '../ports/commit.js';
+import type { NewTaskRecord, TaskRecord } from '../ports/task-store.js';
 import type { PlannedTask } from '../pipeline/event-mapper.js';
 import type { BudgetChecker } from './budget-checker.js';
 import type { TaskFlow } from './task-flow.js';
@@ -77,7 +78,7 @@ export class Ingest {
     const variants = this.withDispatches(readyTasks, claims);
     let written;
     try {
-      written = await core.projects.ingestEvent({
+      written = await core.commit.ingestEvent({
         eventId: event.id,
         eventType: event.type,
         projectId: event.projectId,

@@ -159,7 +159,7 @@ export class TaskFlow {
   private async deadLetter(actor: TaskActor): Promise<void> {
     const { taskId } = actor;
     const { attempts, maxAttempts, lastError } = actor.getSnapshot().context;
-    await this.core.projects.recordDeadLetter({
+    await this.core.deadLetters.record({
       taskId,
       projectId: actor.projectId,
       reason: `failed ${attempts} of ${maxAttempts} attempts`,
