@@ -6,7 +6,7 @@
 export { OrchestratorFactory, type Blackboard, type OrchestratorOptions } from './orchestrator/factory.js';
 export { Orchestrator, type HandleEventResult, type ProjectStatus } from './orchestrator/orchestrator.js';
 export { TaskScheduler } from './orchestrator/scheduler.js';
-export { BudgetChecker } from './orchestrator/budget-checker.js';
+export { BudgetChecker } from './budget/budget-checker.js';
 export { createBlackboard, createEmbeddedBlackboard, sqlStores, type SqlStores } from './adapters/blackboards.js';
 
 // Configuration and logging

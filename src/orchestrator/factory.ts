@@ -12,7 +12,9 @@ import { ProjectActors } from '../actors/project-actors.js';
 import { EventMapper } from '../pipeline/event-mapper.js';
 import { VIDEO_PIPELINE } from '../pipeline/video-pipeline.js';
 import { loadPipelineFile } from '../pipeline/load.js';
+import { BudgetChecker } from '../budget/budget-checker.js';
 import { Orchestrator } from './orchestrator.js';
+import type { Core } from './core.js';
 
 export type { Blackboard } from '../ports/blackboard.js';
 
@@ -39,23 +41,9 @@ export const OrchestratorFactory = {
     const catalog = new TaskTypeCatalog(options.taskTypes);
     const pipeline = options.pipeline ?? (parsed.pipelineFile ? loadPipelineFile(parsed.pipelineFile) : VIDEO_PIPELINE);
     const mapper = new EventMapper(pipeline, catalog);
-    let estimate: ((t: string, a: string, i: Record<string, unknown>) => number) | undefined;
     const inspect = options.inspect ? { inspect: options.inspect } : {};
     const projectActors = new ProjectActors({ projects: blackboard.projects, clock, logger, ...inspect });
-    const registry = new TaskRegistry({
-      store: blackboard.tasks,
-      commit: blackboard.commit,
-      instanceId: parsed.instanceId,
-      logger,
-      catalog,
-      clock,
-      defaultTimeoutMs: parsed.scheduler.taskTimeoutMs,
-      defaultMaxAttempts: parsed.scheduler.maxAttempts,
-      estimateCost: (t, a, i) => (estimate ? estimate(t, a, i) : catalog.estimateCost(t, i)),
-      supervisor: projectActors,
-      ...inspect,
-    });
-    const orchestrator = new Orchestrator({
+    const context = {
       config: parsed,
       clock,
       logger,
@@ -68,14 +56,27 @@ export const OrchestratorFactory = {
       queue: blackboard.queue,
       locks: blackboard.locks,
       bus: eventBus,
-      registry,
       projectActors,
       mapper,
       catalog,
+    };
+    const budget = new BudgetChecker(context);
+    const registry = new TaskRegistry({
+      store: blackboard.tasks,
+      commit: blackboard.commit,
+      instanceId: parsed.instanceId,
+      logger,
+      catalog,
+      clock,
+      defaultTimeoutMs: parsed.scheduler.taskTimeoutMs,
+      defaultMaxAttempts: parsed.scheduler.maxAttempts,
+      // A new task's reservation: the learnt estimate.
+      estimateCost: (t, a, i) => budget.estimateCost(t, a, i),
+      supervisor: projectActors,
       ...inspect,
     });
-    estimate = (t, a, i) => orchestrator.budgetChecker.estimateCost(t, a, i);
-    return orchestrator;
+    const core: Core = { ...context, registry, ...inspect };
+    return new Orchestrator(core, budget);
   },
 
   async createAndStart(

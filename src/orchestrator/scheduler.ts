@@ -4,17 +4,13 @@ import { schedulerMachine, type SchedulerMachine } from '../machines/scheduler-m
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import type { Core } from './core.js';
 
-const SWEEP_BATCH = 200;
-
-export interface SchedulerSweeps {
-  /** RUNNING tasks past their deadline: time them out. */
-  timeOut(taskId: string): Promise<void>;
-  /** PENDING tasks whose back-off is over: promote them. */
-  retries(now: number): Promise<void>;
-  /** Expired approval requests. */
-  approvals(): Promise<void>;
-  /** Reactions a failure left undone (raised events, dependents to promote). */
-  reactions(): Promise<void>;
+/** A periodic step the scheduler runs between passes (each use case registers its own). */
+interface Sweep {
+  name: string;
+  run: (now: number) => Promise<void>;
+  /** At most once per this many ms (at least once per scheduler interval). */
+  everyMs: number;
+  lastAt: number;
 }
 
 /**
@@ -30,11 +26,11 @@ export class TaskScheduler {
   private readonly actor: Actor<SchedulerMachine>;
   private failuresLogged = 0;
   private lastSweep = Number.NEGATIVE_INFINITY;
+  private readonly sweeps: Sweep[] = [];
 
   constructor(
     private readonly core: Core,
     readonly dispatcher: Dispatcher,
-    private readonly sweeps: SchedulerSweeps,
     inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void),
   ) {
     const logic = schedulerMachine.provide({
@@ -84,6 +80,20 @@ export class TaskScheduler {
     await this.dispatcher.stop();
   }
 
+  /**
+   * Registers a sweep: what a use case finds in the durable state and finishes (timeouts,
+   * due retries, expired approvals, reactions left undone). Sweeps run in the order
+   * registered, once per interval (or `everyMs`); one that fails is logged.
+   */
+  addSweep(name: string, run: (now: number) => Promise<void>, everyMs = 0): void {
+    this.sweeps.push({ name, run, everyMs, lastAt: Number.NEGATIVE_INFINITY });
+  }
+
+  /** Tasks left RUNNING: their slots and leases are freed, and a pass runs if that made room. */
+  async settled(taskIds: readonly string[]): Promise<void> {
+    if (await this.dispatcher.settled(taskIds)) this.wake();
+  }
+
   /** Asks for a pass as soon as possible (coalesced with one in flight). */
   wake(): void {
     this.actor.send({ type: 'WAKE' });
@@ -103,11 +113,11 @@ export class TaskScheduler {
     if (now - this.lastSweep >= this.core.config.scheduler.intervalMs) {
       this.lastSweep = now;
       await this.guard('reconcile', () => this.dispatcher.reconcile());
-      const expired = await this.guard('timeouts', () => this.core.tasks.listExpired(new Date(now), SWEEP_BATCH));
-      if (expired !== 'failed') for (const task of expired) await this.guard(task.taskId, () => this.sweeps.timeOut(task.taskId));
-      await this.guard('retries', () => this.sweeps.retries(now));
-      await this.guard('approvals', () => this.sweeps.approvals());
-      await this.guard('reactions', () => this.sweeps.reactions());
+      for (const sweep of this.sweeps) {
+        if (now - sweep.lastAt < sweep.everyMs) continue;
+        sweep.lastAt = now;
+        await this.guard(sweep.name, () => sweep.run(now));
+      }
     }
     return this.dispatcher.pass();
   }
