@@ -41,10 +41,12 @@ export { loadPipelineFile } from './pipeline/load.js';
 export { taskMachine, TASK_MACHINE_VERSION, type TaskEvent, type TaskContext, type TaskSnapshot } from './machines/task-machine.js';
 export { projectMachine, type ProjectEvent } from './machines/project-machine.js';
 export { schedulerMachine } from './machines/scheduler-machine.js';
+export { orchestratorMachine } from './machines/orchestrator-machine.js';
 export { toMermaid, toDefinitionJson } from './machines/mermaid.js';
 export { TaskActor, type TaskTransition } from './actors/task-actor.js';
 export { TaskRegistry } from './actors/task-registry.js';
 export { ProjectActor } from './actors/project-actor.js';
+export { ActorSystem } from './actors/system.js';
 
 // Ports
 export type { TaskStore, TaskRecord, NewTaskRecord, CreationStep, OutboxEvent } from './ports/task-store.js';

@@ -1,5 +1,4 @@
 import type { Logger } from 'pino';
-import type { InspectionEvent, Observer } from 'xstate';
 import type { OrchestratorConfig } from '../config/config.js';
 import type { TaskTypeCatalog } from '../domain/task-types.js';
 import type { Clock } from '../ports/clock.js';
@@ -13,6 +12,7 @@ import type { TaskQueue } from '../ports/task-queue.js';
 import type { TaskStore } from '../ports/task-store.js';
 import type { TaskRegistry } from '../actors/task-registry.js';
 import type { ProjectActors } from '../actors/project-actors.js';
+import type { ActorSystem } from '../actors/system.js';
 import type { EventMapper } from '../pipeline/event-mapper.js';
 
 /**
@@ -39,6 +39,6 @@ export interface Core {
   projectActors: ProjectActors;
   mapper: EventMapper;
   catalog: TaskTypeCatalog;
-  /** Opt-in inspection of the actors (a Stately inspector); absent on the hot path. */
-  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  /** The one actor system: the root, the scheduler and project actors, activated task actors (and the inspection). */
+  system: ActorSystem;
 }

@@ -9,6 +9,7 @@ import { systemClock, type Clock } from '../ports/clock.js';
 import type { EventBus } from '../ports/event-bus.js';
 import { TaskRegistry } from '../actors/task-registry.js';
 import { ProjectActors } from '../actors/project-actors.js';
+import { ActorSystem } from '../actors/system.js';
 import { EventMapper } from '../pipeline/event-mapper.js';
 import { VIDEO_PIPELINE } from '../pipeline/video-pipeline.js';
 import { loadPipelineFile } from '../pipeline/load.js';
@@ -23,7 +24,10 @@ export interface OrchestratorOptions {
   clock?: Clock;
   pipeline?: PipelineInput;
   taskTypes?: readonly TaskTypeSpecInput[];
-  /** Opt-in inspection of the actors (for example a Stately inspector). */
+  /**
+   * Opt-in inspection of the actor system (for example a Stately inspector): the root, the
+   * scheduler, the project actors and every task machine's committed steps.
+   */
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
 }
 
@@ -41,8 +45,10 @@ export const OrchestratorFactory = {
     const catalog = new TaskTypeCatalog(options.taskTypes);
     const pipeline = options.pipeline ?? (parsed.pipelineFile ? loadPipelineFile(parsed.pipelineFile) : VIDEO_PIPELINE);
     const mapper = new EventMapper(pipeline, catalog);
-    const inspect = options.inspect ? { inspect: options.inspect } : {};
-    const projectActors = new ProjectActors({ projects: blackboard.projects, clock, logger, ...inspect });
+    // The one actor system of this orchestrator: its root, started now, is the parent of
+    // the scheduler and the project actors.
+    const system = new ActorSystem({ clock, logger, ...(options.inspect ? { inspect: options.inspect } : {}) });
+    const projectActors = new ProjectActors({ projects: blackboard.projects, clock, logger, system });
     const context = {
       config: parsed,
       clock,
@@ -59,6 +65,7 @@ export const OrchestratorFactory = {
       projectActors,
       mapper,
       catalog,
+      system,
     };
     const budget = new BudgetChecker(context);
     const registry = new TaskRegistry({
@@ -72,10 +79,9 @@ export const OrchestratorFactory = {
       defaultMaxAttempts: parsed.scheduler.maxAttempts,
       // A new task's reservation: the learnt estimate.
       estimateCost: (t, a, i) => budget.estimateCost(t, a, i),
-      supervisor: projectActors,
-      ...inspect,
+      system,
     });
-    const core: Core = { ...context, registry, ...inspect };
+    const core: Core = { ...context, registry };
     return new Orchestrator(core, budget);
   },
 

@@ -67,7 +67,7 @@ export class Orchestrator {
     this.budgetChecker = budget;
     this.reactions = new Reactions(core.logger);
     this.timers = new Timers(core.clock, core.logger);
-    this.scheduler = new TaskScheduler(core, new Dispatcher(core, queue), core.inspect);
+    this.scheduler = new TaskScheduler(core, new Dispatcher(core, queue));
     const lifecycle = new ProjectLifecycle(core, budget);
     const cancellation = new Cancellation(core, budget, this.scheduler);
     this.promotion = new Promotion(core, budget, lifecycle, cancellation, this.scheduler, this.timers);

@@ -1,6 +1,6 @@
-import { createActor, fromPromise, waitFor, type Actor, type InspectionEvent, type Observer } from 'xstate';
+import { waitFor } from 'xstate';
 import { VersionConflictError, isOrchestratorError } from '../errors.js';
-import { schedulerMachine, type SchedulerMachine } from '../machines/scheduler-machine.js';
+import type { SchedulerActorRef } from '../actors/system.js';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import type { Core } from './core.js';
 
@@ -23,7 +23,7 @@ interface Sweep {
 export class TaskScheduler {
   /** The pass in flight; passes never overlap (the loop's and `tick()` calls). */
   private inflight: Promise<unknown> = Promise.resolve();
-  private readonly actor: Actor<SchedulerMachine>;
+  private readonly actor: SchedulerActorRef;
   private failuresLogged = 0;
   private lastSweep = Number.NEGATIVE_INFINITY;
   private readonly sweeps: Sweep[] = [];
@@ -31,21 +31,12 @@ export class TaskScheduler {
   constructor(
     private readonly core: Core,
     readonly dispatcher: Dispatcher,
-    inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void),
   ) {
-    const logic = schedulerMachine.provide({
-      actors: {
-        tick: fromPromise(() => this.tick()),
-        drain: fromPromise(() => this.inflight.then(() => undefined)),
-      },
-    });
-    this.actor = createActor(logic, {
-      id: 'scheduler',
-      systemId: 'scheduler',
-      input: { intervalMs: core.config.scheduler.intervalMs },
-      clock: core.clock,
-      ...(inspect ? { inspect } : {}),
-    });
+    // A child of the actor system's root (systemId `scheduler`), on the system's clock.
+    this.actor = core.system.spawnScheduler(
+      { tick: () => this.tick(), drain: () => this.inflight.then(() => undefined) },
+      core.config.scheduler.intervalMs,
+    );
     this.actor.subscribe({
       next: (s) => {
         if (s.context.lastError && s.context.failures > this.failuresLogged) {
@@ -55,7 +46,6 @@ export class TaskScheduler {
       },
       error: (err) => core.logger.error({ err }, 'scheduler actor error'),
     });
-    this.actor.start();
   }
 
   get runningCount(): number {
@@ -63,7 +53,7 @@ export class TaskScheduler {
   }
 
   /** The scheduler actor (for inspection). */
-  get ref(): Actor<SchedulerMachine> {
+  get ref(): SchedulerActorRef {
     return this.actor;
   }
 
