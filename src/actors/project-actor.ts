@@ -2,7 +2,7 @@ import { transition, type AnyActorRef } from 'xstate';
 import type { Logger } from 'pino';
 import { ApprovalError, IllegalTransitionError, ProjectNotFoundError, VersionConflictError } from '../errors.js';
 import type { ApprovalRecord, ProjectRecord, ProjectStore, StoredProject } from '../ports/project-store.js';
-import type { ProjectBudget } from '../ports/task-store.js';
+import type { ProjectBudget } from '../ports/commit.js';
 import type { Clock } from '../ports/clock.js';
 import {
   DEFAULT_PROJECT_POLICY,

@@ -2,7 +2,7 @@ import { IllegalTransitionError } from '../errors.js';
 import { BUDGET_EXHAUSTED } from '../domain/project.js';
 import type { BudgetLevel } from '../domain/messages.js';
 import type { ProjectRecord } from '../ports/project-store.js';
-import type { ProjectBudget } from '../ports/task-store.js';
+import type { ProjectBudget } from '../ports/commit.js';
 import type { ProjectEvent, ProjectReaction } from '../machines/project-machine.js';
 import { isFinalProject } from '../machines/project-machine.js';
 import type { ProjectEvents, ProjectStep } from '../actors/project-actor.js';

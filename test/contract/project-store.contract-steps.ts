@@ -5,8 +5,8 @@ import { at, createProject, ingest, newApproval, type ProjectHarnessRef } from '
 
 /** Steps of the project machine: the snapshot in the project row, committed with a compare-and-set. */
 export function stepContract(harness: ProjectHarnessRef): void {
-  const store = () => harness().store;
-  const client = (i: number): ProjectStore => (i % 2 === 0 ? harness().store : harness().peer.store);
+  const store = () => harness().projects;
+  const client = (i: number): ProjectStore => (i % 2 === 0 ? harness().projects : harness().peer.projects);
 
   const snapshot = (marker: string) => ({ status: 'active', value: { lifecycle: 'paused' }, context: { marker, note: 'é "quoted"' }, children: {} });
 
@@ -25,19 +25,19 @@ export function stepContract(harness: ProjectHarnessRef): void {
   }
 
   async function request(approval: NewApproval): Promise<ApprovalRecord> {
-    await store().ingestEvent(ingest(`ev-${approval.approvalId}`, { projectId: approval.projectId, approval }));
+    await harness().commit.ingestEvent(ingest(`ev-${approval.approvalId}`, { projectId: approval.projectId, approval }));
     return (await store().getApproval(approval.approvalId))!;
   }
 
   it('a new project has no snapshot; an unknown one is null', async () => {
-    await createProject(store());
+    await createProject(harness().commit);
     const stored = await store().getProjectSnapshot('prj-1');
     expect(stored).toStrictEqual({ project: await store().getProject('prj-1'), snapshot: null, machineVersion: null });
     expect(await store().getProjectSnapshot('nope')).toBeNull();
   });
 
   it('commits a step on the version it was decided on: the snapshot and its columns, version + 1', async () => {
-    await createProject(store());
+    await createProject(harness().commit);
     const before = (await store().getProject('prj-1'))!;
     const committed = await store().commitProjectStep(step());
     const expected = { ...before, state: 'paused', pausedReason: 'budget_exhausted', warningLevel: 100, version: 2, updatedAt: at(50) };
@@ -49,7 +49,7 @@ export function stepContract(harness: ProjectHarnessRef): void {
   });
 
   it('refuses a step decided on another version, writing nothing; an unknown project is ProjectNotFoundError', async () => {
-    await createProject(store());
+    await createProject(harness().commit);
     await store().commitProjectStep(step());
     const stored = await store().getProjectSnapshot('prj-1');
     expect(await store().commitProjectStep(step({ expectedVersion: 1, state: 'cancelled', snapshot: snapshot('stale') }))).toBeNull();
@@ -59,7 +59,7 @@ export function stepContract(harness: ProjectHarnessRef): void {
   });
 
   it('lets exactly one of concurrent steps on one version win', async () => {
-    await createProject(store());
+    await createProject(harness().commit);
     const results = await Promise.all(
       Array.from({ length: 12 }, (_, i) => client(i).commitProjectStep(step({ snapshot: snapshot(`from ${i}`), pausedReason: `reason ${i}` }))),
     );
@@ -71,7 +71,7 @@ export function stepContract(harness: ProjectHarnessRef): void {
   });
 
   it('sets a new limit with the step; a bad limit is a ValidationError and writes nothing', async () => {
-    await createProject(store());
+    await createProject(harness().commit);
     expect((await store().commitProjectStep(step({ budgetLimit: { limit: 12.3456 } })))!.project.budgetLimit).toBe(12.3456);
     expect((await store().commitProjectStep(step({ expectedVersion: 2, budgetLimit: { limit: null } })))!.project.budgetLimit).toBeNull();
     // Without budgetLimit the limit is left as it is.
@@ -82,8 +82,8 @@ export function stepContract(harness: ProjectHarnessRef): void {
   });
 
   it('decides pending requests in the same transaction; a request no longer pending rolls the whole step back', async () => {
-    await createProject(store());
-    await createProject(store(), 'prj-2');
+    await createProject(harness().commit);
+    await createProject(harness().commit, 'prj-2');
     const a1 = await request(newApproval('apr-1'));
     const a2 = await request(newApproval('apr-2', { requestedAt: at(11) }));
     await request(newApproval('apr-9', { projectId: 'prj-2' }));
@@ -112,7 +112,7 @@ export function stepContract(harness: ProjectHarnessRef): void {
   });
 
   it('extends a pending request from the expiry it has; another expiry rolls the step back', async () => {
-    await createProject(store());
+    await createProject(harness().commit);
     const a1 = await request(newApproval('apr-1', { expiresAt: at(100) }));
     const committed = await store().commitProjectStep(step({ extensions: [{ approvalId: 'apr-1', from: at(100), expiresAt: at(400) }] }));
     expect(committed!.approvals).toStrictEqual([{ ...a1, expiresAt: at(400) }]);
@@ -124,7 +124,7 @@ export function stepContract(harness: ProjectHarnessRef): void {
   });
 
   it('a plain state or limit write (outside the machine) clears the stored snapshot', async () => {
-    await createProject(store());
+    await createProject(harness().commit);
     await store().commitProjectStep(step());
     await store().setProjectState('prj-1', 'active', ['paused'], null, at(60));
     expect(await store().getProjectSnapshot('prj-1')).toMatchObject({ project: { state: 'active', version: 3 }, snapshot: null });

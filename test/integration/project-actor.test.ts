@@ -27,7 +27,7 @@ afterAll(async () => {
 const at = (s: number) => new Date(Date.UTC(2030, 0, 1) + s * 1000);
 
 async function project(projectId: string, budgetLimit: number | null = 10): Promise<void> {
-  await blackboard.projects.ingestEvent({
+  await blackboard.commit.ingestEvent({
     eventId: `created-${projectId}`,
     eventType: 'PROJECT_CREATED',
     projectId,
@@ -39,7 +39,7 @@ async function project(projectId: string, budgetLimit: number | null = 10): Prom
 }
 
 async function request(projectId: string, approvalId: string, expiresAt = at(3600)): Promise<void> {
-  await blackboard.projects.ingestEvent({
+  await blackboard.commit.ingestEvent({
     eventId: `ev-${approvalId}`,
     eventType: 'SCENE_WRITTEN',
     projectId,

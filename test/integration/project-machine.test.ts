@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { InProcessEventBus } from '../../src/adapters/memory/event-bus.js';
+import { sqlStores } from '../../src/adapters/blackboards.js';
 import { PostgresProjectStore } from '../../src/adapters/postgres/project-store.js';
 import { PostgresTaskStore } from '../../src/adapters/postgres/task-store.js';
 import { migrate } from '../../src/adapters/postgres/migrate.js';
@@ -54,10 +55,10 @@ async function orchestratorProcess(name: string, config: ConfigOverrides, wrapPr
   const sql = schema.client({ max: 4 });
   const r = connectTestRedis(name);
   redis.push(r);
-  const projects = new PostgresProjectStore(sql);
+  const stores = sqlStores(sql);
   const blackboard: Blackboard = {
-    tasks: new PostgresTaskStore(sql),
-    projects: wrapProjects ? wrapProjects(projects) : projects,
+    ...stores,
+    projects: wrapProjects ? wrapProjects(stores.projects) : stores.projects,
     queue: new RedisTaskQueue({ redis: r, key: `${prefix}:queue` }),
     locks: new RedisLockManager({ redis: r, prefix }),
     close: async () => undefined,
