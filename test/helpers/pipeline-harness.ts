@@ -21,6 +21,8 @@ export interface HarnessOptions {
   agentOverride?: (task: TaskDispatch) => { status: 'completed' | 'failed'; output?: Record<string, unknown>; actualCost?: number; error?: string } | null | undefined;
   /** Inspection of the orchestrator's actor system (OrchestratorOptions.inspect). */
   inspect?: OrchestratorOptions['inspect'];
+  /** The orchestrator's clock (xstate's SimulatedClock moves time by hand); the system clock by default. */
+  clock?: OrchestratorOptions['clock'];
 }
 
 /**
@@ -61,7 +63,7 @@ export async function startHarness(blackboard: Blackboard, options: HarnessOptio
       scheduler: { intervalSeconds: 0.02, retryBackoffSeconds: 0.005, maxConcurrentTasks: 10 },
       ...options.config,
     },
-    { logger: silentLogger(), ...(options.inspect ? { inspect: options.inspect } : {}) },
+    { logger: silentLogger(), ...(options.inspect ? { inspect: options.inspect } : {}), ...(options.clock ? { clock: options.clock } : {}) },
   );
   const projectState = (projectId: string) =>
     [...messages].reverse().find((m) => m.kind === 'project' && m.body.projectId === projectId)?.body as { state: string } | undefined;

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { SimulatedClock } from 'xstate';
 import { DependencyCycleError, UnknownDependencyError } from '../../src/errors.js';
 import type { BudgetStatus } from '../../src/domain/messages.js';
 import { embedded } from '../helpers/blackboards.js';
@@ -113,25 +114,17 @@ describe('checkpoints per project', () => {
 
 describe('timeouts and heartbeats', () => {
   it('a silent attempt times out and is retried; heartbeats keep a long one alive', async () => {
-    let first = true;
+    // Time moves by hand (a SimulatedClock): the deadlines are the orchestrator's clock's,
+    // so a slow machine cannot make a heartbeat late.
+    const clock = new SimulatedClock();
+    clock.set(Date.now());
     const { blackboard, h } = await harness({
+      clock,
       config: noApprovals,
       agentOverride: (task) => {
-        if (task.taskType !== 'UPSCALE_IMAGE' && task.taskType !== 'CAST_VOICES') return null;
-        if (task.taskType === 'UPSCALE_IMAGE' && first) {
-          first = false;
-          return null; // never answers: the attempt times out
-        }
-        if (task.taskType === 'CAST_VOICES') {
-          // Works for 3 timeouts' worth, heartbeating, then completes.
-          const beat = setInterval(() => void h.bus.sendHeartbeat(task.projectId, { taskId: task.taskId, fencingToken: task.fencingToken }), 50);
-          setTimeout(() => {
-            clearInterval(beat);
-            void h.bus.sendResult(task.projectId, { taskId: task.taskId, fencingToken: task.fencingToken, status: 'completed', output: {}, actualCost: 0.01 });
-          }, 900);
-          return null;
-        }
-        return { status: 'completed', output: {}, actualCost: 0.01 };
+        // Both answered by the test below: the first attempt of the upscale never (it times out).
+        if (task.taskType === 'CAST_VOICES' || task.taskType === 'UPSCALE_IMAGE') return null;
+        return undefined;
       },
     });
     await project(h, 'prj_to', {});
@@ -140,11 +133,38 @@ describe('timeouts and heartbeats', () => {
       { taskType: 'UPSCALE_IMAGE', timeoutMs: 300 },
       { taskType: 'CAST_VOICES', timeoutMs: 300 },
     ]);
-    await waitFor(async () => (await blackboard.tasks.getTasks(taskIds)).every((t) => t.status === 'COMPLETED'), { timeoutMs: 30_000 });
-    const [retried, beating] = await blackboard.tasks.getTasks(taskIds);
+    const [silentId, beatingId] = taskIds as [string, string];
+    await waitFor(() => [silentId, beatingId].every((id) => h.dispatches.some((d) => d.taskId === id)));
+    const beating = h.dispatches.find((d) => d.taskId === beatingId)!;
+    // The upscale's retry is answered before its clock moves on (at most 200 ms after its dispatch).
+    let answered = false;
+    const answerRetry = async () => {
+      const retry = h.dispatches.find((d) => d.taskId === silentId && d.attempt === 2);
+      if (!retry || answered) return;
+      answered = true;
+      await h.orchestrator.handleResult('prj_to', { taskId: silentId, fencingToken: retry.fencingToken, status: 'completed', output: {}, actualCost: 0.01 });
+    };
+    // Three timeouts' worth of work, a heartbeat every 200 ms; the silent one's deadline passes.
+    for (let i = 0; i < 5; i++) {
+      await answerRetry();
+      await h.orchestrator.handleHeartbeat('prj_to', { taskId: beatingId, fencingToken: beating.fencingToken });
+      clock.increment(200);
+      await h.orchestrator.dispatchTasks();
+    }
+    await h.orchestrator.handleResult('prj_to', { taskId: beatingId, fencingToken: beating.fencingToken, status: 'completed', output: {}, actualCost: 0.01 });
+    // The retry's back-off is on the same clock: time moves while it waits, and stands
+    // still once the retry runs.
+    await waitFor(async () => {
+      await answerRetry();
+      const silent = (await blackboard.tasks.getTask(silentId))!;
+      if (silent.status === 'PENDING' || silent.status === 'FAILED') clock.increment(50);
+      await h.orchestrator.dispatchTasks();
+      return (await blackboard.tasks.getTasks(taskIds)).every((t) => t.status === 'COMPLETED');
+    }, { timeoutMs: 30_000 });
+    const [retried, beat] = await blackboard.tasks.getTasks(taskIds);
     expect(retried!.attempts).toBe(2);
     expect((await blackboard.tasks.listTransitions(retried!.taskId)).map((t) => t.event)).toContain('TIME_OUT');
-    expect(beating!.attempts).toBe(1);
-    expect((await blackboard.tasks.listTransitions(beating!.taskId)).filter((t) => t.event === 'HEARTBEAT').length).toBeGreaterThan(3);
+    expect(beat!.attempts).toBe(1);
+    expect((await blackboard.tasks.listTransitions(beat!.taskId)).filter((t) => t.event === 'HEARTBEAT').length).toBe(5);
   });
 });
