@@ -157,6 +157,12 @@ export type TransitionOutcome =
   | { ok: true; version: number; project?: ProjectBudget; input?: Record<string, unknown> }
   | { ok: false; error: Error };
 
+/** An attempt of a task: the task and the fencing token it went RUNNING under. */
+export interface DispatchedAttempt {
+  taskId: string;
+  fencingToken: number;
+}
+
 export interface TaskStore {
   /**
    * Inserts tasks in one round trip, with an audit row each (from null). All or none:
@@ -230,4 +236,20 @@ export interface TaskStore {
    * is to be promoted or, a dependency broken, cancelled — what a reaction left undone.
    */
   listPromotable(before: Date, limit: number): Promise<string[]>;
+  /**
+   * The dispatch outbox. Every write into RUNNING (a DISPATCH transition, a task created
+   * RUNNING) records, in the same statement, that the attempt's dispatch is not yet
+   * confirmed published; this removes the records of attempts whose dispatch the bus
+   * confirmed, in one statement. A record of another attempt of the task (another fencing
+   * token) stays. Confirming an attempt that has no record is not an error.
+   */
+  confirmDispatches(attempts: readonly DispatchedAttempt[]): Promise<void>;
+  /**
+   * RUNNING attempts whose dispatch is unconfirmed since before `before` (their record was
+   * written then and not confirmed since), ordered by task id, a page at a time: what the
+   * dispatcher takes over when their owner is gone. The same call drops the records,
+   * written before `before`, of attempts that ended unconfirmed (the task left RUNNING or
+   * runs under another token).
+   */
+  listUnconfirmedDispatches(page: Page & { before: Date }): Promise<TaskRecord[]>;
 }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe } from 'vitest';
 import { batchContract } from './task-store.contract-batch.js';
 import { budgetContract } from './task-store.contract-budget.js';
+import { dispatchOutboxContract } from './task-store.contract-dispatch.js';
 import { readContract } from './task-store.contract-reads.js';
 import { writeContract } from './task-store.contract-writes.js';
 import type { TaskStoreHarness } from './task-store.fixtures.js';
@@ -35,5 +36,6 @@ export function taskStoreContract(name: string, setup: () => Promise<TaskStoreHa
     describe('reads', () => readContract(ref));
     describe('budget and outbox', () => budgetContract(ref));
     describe('batches', () => batchContract(ref));
+    describe('dispatch outbox', () => dispatchOutboxContract(ref));
   });
 }

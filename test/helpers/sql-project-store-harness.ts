@@ -15,7 +15,7 @@ export function sqlProjectStoreHarness(sql: SqlClient, peer: SqlClient, close: (
     separatePools: peer !== sql,
     reset: async () => {
       await sql.query(
-        `TRUNCATE tasks, task_transitions, projects, outbox, approvals, processed_events, dead_letters,
+        `TRUNCATE tasks, task_transitions, projects, outbox, dispatch_outbox, approvals, processed_events, dead_letters,
            cost_observations RESTART IDENTITY`,
       );
     },

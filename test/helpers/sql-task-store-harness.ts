@@ -7,7 +7,7 @@ export function sqlTaskStoreHarness(sql: SqlClient, close: () => Promise<void>):
   return {
     store: new PostgresTaskStore(sql),
     reset: async () => {
-      await sql.query('TRUNCATE tasks, task_transitions, projects, outbox RESTART IDENTITY');
+      await sql.query('TRUNCATE tasks, task_transitions, projects, outbox, dispatch_outbox RESTART IDENTITY');
     },
     close,
     seedProject: async (p) => {

@@ -11,12 +11,24 @@ export const NON_FINAL = `NOT (status IN ('COMPLETED', 'CANCELLED') OR (status =
 export const BUDGET_REFUSED = 'LA001';
 
 /**
- * The CTEs `batch`, `inserted` and `audit` that insert new tasks: `tasks` is the batch as
+ * The dispatch outbox (migrations/005): a row per RUNNING attempt whose dispatch the bus has
+ * not confirmed yet, written by the statement that writes the task RUNNING, in this CTE
+ * (`INSERT INTO dispatch_outbox … SELECT task_id, fencing_token, at …`, then
+ * UNCONFIRMED_UPSERT); removed by CONFIRM_DISPATCHES. A task dispatched again (a retry)
+ * replaces its earlier attempt's row.
+ */
+const UNCONFIRMED_CTE = `unconfirmed AS (
+  INSERT INTO dispatch_outbox (task_id, fencing_token, at)`;
+const UNCONFIRMED_UPSERT = `ON CONFLICT (task_id) DO UPDATE SET fencing_token = EXCLUDED.fencing_token, at = EXCLUDED.at`;
+
+/**
+ * The CTEs `batch`, `inserted`, `unconfirmed` and `audit` that insert new tasks: `tasks` is the batch as
  * a JSON array (see newTaskToJson), `by` the creating instance, `gate` a condition every
  * row is inserted under (e.g. that the event was marked processed). Inserts the tasks,
  * then their audit rows: the creation (null → PENDING, or the initial status), and for a
  * task that took steps before its first write (`created_steps`, e.g. PENDING → READY →
- * RUNNING) one row per step, in order; such a row starts at version 1 + its steps. With `skipExisting`,
+ * RUNNING) one row per step, in order; such a row starts at version 1 + its steps. A task
+ * created RUNNING (dispatched at creation) gets its dispatch outbox row (see UNCONFIRMED_CTE). With `skipExisting`,
  * a task id that exists already is skipped instead of failing the statement.
  */
 export function createTasksCtes(tasks: string, by: string, gate: string, skipExisting: boolean): string {
@@ -39,7 +51,10 @@ export function createTasksCtes(tasks: string, by: string, gate: string, skipExi
     snapshot -> 'v', machine_version, 1 + COALESCE(jsonb_array_length(created_steps), 0),
     CASE WHEN status = 'READY' OR created_steps @> '[{"to": "READY"}]' THEN created_at END, created_at
   FROM batch${skipExisting ? ' ON CONFLICT (task_id) DO NOTHING' : ''}
-  RETURNING task_id, project_id, status, created_at, version
+  RETURNING task_id, project_id, status, created_at, version, fencing_token
+), ${UNCONFIRMED_CTE}
+  SELECT task_id, fencing_token, created_at FROM inserted WHERE status = 'RUNNING' AND fencing_token IS NOT NULL
+  ${UNCONFIRMED_UPSERT}
 ), audit AS (
   INSERT INTO task_transitions (task_id, project_id, from_status, to_status, event, detail, at, by_instance)
   SELECT task_id, project_id, from_status, to_status, event, detail, created_at, ${by}::text
@@ -81,6 +96,8 @@ export const CREATE_NEW_TASKS = createTasksStatement(true);
  * - `updated`: the task row, only if its version matches and the carried fencing token
  *   is not older than the stored one; patch keys absent from $5 keep their column;
  * - `audit`: the transition row, only if `updated` wrote;
+ * - `unconfirmed`: a write into RUNNING (a dispatch) records its dispatch as not yet
+ *   confirmed (the dispatch outbox), only if `updated` wrote;
  * - `budget`: the project's reserved/spent, only if `updated` wrote; with `enforce`, only
  *   if the project is active (or completed: its remaining tasks finish) and spent + reserved stay within the limit. The row lock
  *   makes a concurrent reservation re-check against the committed amounts, so several
@@ -116,10 +133,14 @@ WITH before AS (
     version = t.version + 1
   WHERE t.task_id = $1::text AND t.version = $2::bigint
     AND ($3::bigint IS NULL OR t.fencing_token IS NULL OR t.fencing_token <= $3::bigint)
-  RETURNING t.task_id, t.project_id, t.version, CASE WHEN $4::text = 'RUNNING' AND $9::text <> 'RUNNING' THEN t.input END AS input
+  RETURNING t.task_id, t.project_id, t.version, t.fencing_token, CASE WHEN $4::text = 'RUNNING' AND $9::text <> 'RUNNING' THEN t.input END AS input
 ), audit AS (
   INSERT INTO task_transitions (task_id, project_id, from_status, to_status, event, detail, at, by_instance)
   SELECT task_id, project_id, $9::text, $4::text, $10::text, $11::jsonb, $8::timestamp, $12::text FROM updated
+), ${UNCONFIRMED_CTE}
+  SELECT task_id, fencing_token, $8::timestamp FROM updated
+  WHERE $4::text = 'RUNNING' AND $9::text <> 'RUNNING' AND fencing_token IS NOT NULL
+  ${UNCONFIRMED_UPSERT}
 ), effect AS (
   SELECT $13::jsonb ->> 'projectId' AS project_id,
          COALESCE(($13::jsonb ->> 'reserve')::numeric, 0) AS reserve,
@@ -230,8 +251,9 @@ export const BATCH_INVARIANT = 'LA002';
  *   project's writes one by one (a recursive CTE over arrays, one step per write: about
  *   17 ms for 1000 writes of one project, 1 to 2 ms for 100; it runs only for the projects
  *   where a reservation did not fit);
- * - `dec`: the decision per write; `updated`, `audit`, `raised`: the task rows, their
- *   audit rows (in write order) and outbox rows of the writes that apply;
+ * - `dec`: the decision per write; `updated`, `audit`, `unconfirmed`, `raised`: the task
+ *   rows, their audit rows (in write order), the dispatch outbox rows of the writes into
+ *   RUNNING and the outbox rows of raised events, of the writes that apply;
  * - `budget`: each touched project's spent/reserved once, from the effects of the
  *   written tasks (reserved clamped per step as above), still under the lock taken
  *   by `proj`;
@@ -326,12 +348,16 @@ WITH RECURSIVE w AS (
   UPDATE tasks t SET ${PATCHED_COLUMNS}
   FROM dec d
   WHERE d.apply AND t.task_id = d.task_id AND t.version = d.expected_version
-  RETURNING d.idx, t.project_id, t.version, CASE WHEN d.to_status = 'RUNNING' AND d.from_status <> 'RUNNING' THEN t.input END AS input
+  RETURNING d.idx, t.project_id, t.version, t.fencing_token, CASE WHEN d.to_status = 'RUNNING' AND d.from_status <> 'RUNNING' THEN t.input END AS input
 ), audit AS (
   INSERT INTO task_transitions (task_id, project_id, from_status, to_status, event, detail, at, by_instance)
   SELECT d.task_id, u.project_id, d.from_status, d.to_status, d.event, d.detail, d.at, d.by_instance
   FROM updated u JOIN dec d ON d.idx = u.idx
   ORDER BY u.idx
+), ${UNCONFIRMED_CTE}
+  SELECT d.task_id, u.fencing_token, d.at FROM updated u JOIN dec d ON d.idx = u.idx
+  WHERE d.to_status = 'RUNNING' AND d.from_status <> 'RUNNING' AND u.fencing_token IS NOT NULL
+  ${UNCONFIRMED_UPSERT}
 ), raised AS (
   INSERT INTO outbox (event_id, event_type, project_id, task_id, payload, at)
   SELECT r.event_id, r.event_type, r.project_id, r.task_id, r.payload, r.at
@@ -397,3 +423,31 @@ export interface ProjectBudgetRow {
   spent: number;
   reserved: number;
 }
+
+/**
+ * $1 the confirmed dispatches as a JSON array of {task_id, fencing_token}: their dispatch
+ * outbox rows removed, one statement for a batch. A row of another attempt of the task
+ * (another token) stays.
+ */
+export const CONFIRM_DISPATCHES = `
+DELETE FROM dispatch_outbox d USING jsonb_to_recordset($1::jsonb) AS x(task_id text, fencing_token bigint)
+WHERE d.task_id = x.task_id AND d.fencing_token = x.fencing_token`;
+
+/**
+ * $1 before, $2 limit, $3 after this task id (null: from the start). The RUNNING attempts
+ * whose dispatch outbox row was written before $1 (their dispatch unconfirmed since), by
+ * task id, a page at a time; `ended` removes, in the same statement, the rows written
+ * before $1 of attempts that ended unconfirmed (the task left RUNNING, or runs under
+ * another token). The table holds only unconfirmed dispatches: read whole, it stays cheap.
+ */
+export const UNCONFIRMED_DISPATCHES = (columns: string) => `
+WITH ended AS (
+  DELETE FROM dispatch_outbox d WHERE d.at < $1::timestamp
+    AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.task_id = d.task_id AND t.status = 'RUNNING' AND t.fencing_token = d.fencing_token)
+)
+SELECT ${columns} FROM tasks
+WHERE status = 'RUNNING'
+  AND (task_id, fencing_token) IN (
+    SELECT o.task_id, o.fencing_token FROM dispatch_outbox o
+    WHERE o.at < $1::timestamp AND ($3::text IS NULL OR o.task_id > $3::text))
+ORDER BY task_id LIMIT $2`;

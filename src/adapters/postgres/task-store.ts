@@ -10,6 +10,7 @@ import {
 } from '../../errors.js';
 import type {
   BudgetEffect,
+  DispatchedAttempt,
   NewTaskRecord,
   OutboxEvent,
   Page,
@@ -26,10 +27,12 @@ import {
   APPLY_TRANSITION,
   APPLY_TRANSITIONS,
   BUDGET_REFUSED,
+  CONFIRM_DISPATCHES,
   CREATE_TASKS,
   CREATE_NEW_TASKS,
   NON_FINAL,
   PROJECT_BUDGET,
+  UNCONFIRMED_DISPATCHES,
   type BatchResultRow,
   type ProjectBudgetRow,
   type TransitionResultRow,
@@ -56,6 +59,8 @@ export const LIST_DEPENDENTS_OF = `SELECT ${TASK_COLUMNS} FROM tasks
   WHERE dependencies @> ANY (ARRAY(SELECT jsonb_build_array(d) FROM jsonb_array_elements($1::jsonb) AS d))
     AND dependencies <> '[]'::jsonb
   ORDER BY task_id`;
+
+const UNCONFIRMED_DISPATCHES_STATEMENT = UNCONFIRMED_DISPATCHES(TASK_COLUMNS);
 
 /** The paused reason under which a project's READY tasks still run (see Dispatcher's `dispatchable`). */
 const BUDGET_EXHAUSTED_REASON = 'budget_exhausted';
@@ -410,6 +415,24 @@ export class PostgresTaskStore implements TaskStore {
     return rows.map((r) => r.task_id);
   }
 
+  async confirmDispatches(attempts: readonly DispatchedAttempt[]): Promise<void> {
+    if (attempts.length === 0) return;
+    const rows = attempts.map((a) => ({ task_id: a.taskId, fencing_token: a.fencingToken }));
+    try {
+      await this.sql.query(CONFIRM_DISPATCHES, [JSON.stringify(rows)], { name: 'task_store_confirm_dispatches' });
+    } catch (err) {
+      throw invalidInput(err, `cannot confirm ${attempts.length} dispatches`);
+    }
+  }
+
+  async listUnconfirmedDispatches(page: Page & { before: Date }): Promise<TaskRecord[]> {
+    const { rows } = await this.sql.query<TaskRow>(
+      UNCONFIRMED_DISPATCHES_STATEMENT,
+      [toSqlTime(page.before), page.limit, page.afterTaskId ?? null],
+      { name: 'task_store_unconfirmed_dispatches' },
+    );
+    return rows.map(taskFromRow);
+  }
 
   /** Why a budget effect was refused, as the error to throw. */
   async #budgetRefusal(budget: BudgetEffect): Promise<Error> {
