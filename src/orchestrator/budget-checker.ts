@@ -2,7 +2,7 @@ import { ProjectNotFoundError } from '../errors.js';
 import { roundMoney } from '../domain/task-types.js';
 import type { BudgetLevel, BudgetStatus } from '../domain/messages.js';
 import type { ProjectBudget } from '../ports/task-store.js';
-import { BUDGET_EXHAUSTED, type Core } from './core.js';
+import { BUDGET_EXHAUSTED, publishNotice, type Core } from './core.js';
 
 /** Samples of a (task type, agent) before its observed mean replaces the catalogue estimate. */
 export const MIN_COST_SAMPLES = 3;
@@ -111,7 +111,7 @@ export class BudgetChecker {
     const level = status.level === 'exhausted' ? 100 : status.level === 'warning' ? Math.round(this.core.config.budget.warningThreshold * 100) : 0;
     if (level > 0 && (await this.core.projects.raiseWarningLevel(projectId, level))) {
       this.core.logger.warn({ projectId, level: status.level, ratio: status.ratio }, 'budget level crossed');
-      await this.core.bus.publish({ kind: 'budget', body: await this.getBudgetStatus(projectId) });
+      await publishNotice(this.core, { kind: 'budget', body: await this.getBudgetStatus(projectId) });
     } else if (settled) {
       this.schedulePublish(projectId);
     }
@@ -170,7 +170,7 @@ export class BudgetChecker {
       this.getBudgetStatus(projectId)
         .then((status) => {
           this.statusCostMs.set(projectId, clock.now() - started);
-          return this.core.bus.publish({ kind: 'budget', body: status });
+          return publishNotice(this.core, { kind: 'budget', body: status });
         })
         .catch((err) => this.core.logger.warn({ err, projectId }, 'could not publish the budget status'))
         .finally(() => {

@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
 import type { InspectionEvent, Observer } from 'xstate';
 import type { OrchestratorConfig } from '../config/config.js';
+import { isOrchestratorError } from '../errors.js';
 import type { TaskStatusMessage } from '../domain/messages.js';
 import type { TaskTypeCatalog } from '../domain/task-types.js';
 import type { Clock } from '../ports/clock.js';
-import type { EventBus } from '../ports/event-bus.js';
+import type { EventBus, Outbound } from '../ports/event-bus.js';
 import type { LockManager } from '../ports/lock-manager.js';
 import type { ProjectStore } from '../ports/project-store.js';
 import type { TaskQueue } from '../ports/task-queue.js';
@@ -67,18 +68,39 @@ export function publishTransitions(core: Core, ts: readonly TaskTransition[]): P
 }
 
 /**
- * Publishes status messages; never throws. Every message is handed to the bus before the
- * first await, so the NATS client writes them to its socket together (it flushes once per
- * microtask turn, not once per message).
+ * Publishes status messages (see publishNotice); never throws. Every message is handed to
+ * the bus before the first await, so the NATS client writes them to its socket together
+ * (it flushes once per microtask turn, not once per message).
  */
 export async function publishStatuses(core: Core, bodies: readonly TaskStatusMessage[]): Promise<void> {
-  await Promise.all(
-    bodies.map((body) =>
-      core.bus
-        .publish({ kind: 'status', body })
-        .catch((err: unknown) => core.logger.warn({ err, taskId: body.taskId }, 'could not publish a task status')),
-    ),
-  );
+  await Promise.all(bodies.map((body) => publishNotice(core, { kind: 'status', body })));
+}
+
+/** Tries of a notification the bus refuses retryably (100 ms, then 200 ms apart) before it is dropped. */
+export const NOTICE_TRIES = 3;
+
+/**
+ * Publishes a notification (a task status, a budget status). Notifications are at most
+ * once on the wire (NATS core publishes); the durable record is the store's — the audit
+ * log (`task_transitions`) for statuses, the project row for budgets. A refusal of the bus
+ * is not dropped silently: a retryable one is tried again, up to NOTICE_TRIES times with
+ * back-off, and a notification still refused is logged as an error. Never throws; true
+ * when the bus took it.
+ */
+export async function publishNotice(core: Core, message: Exclude<Outbound, { kind: 'dlq' }>): Promise<boolean> {
+  for (let tries = 1; ; tries++) {
+    try {
+      await core.bus.publish(message);
+      return true;
+    } catch (err) {
+      if (tries >= NOTICE_TRIES || (isOrchestratorError(err) && !err.retryable)) {
+        const taskId = message.kind === 'status' ? message.body.taskId : undefined;
+        core.logger.error({ err, kind: message.kind, projectId: message.body.projectId, taskId, tries }, 'notification not published; dropped');
+        return false;
+      }
+      await new Promise<void>((resolve) => core.clock.setTimeout(resolve, 100 * 2 ** (tries - 1)));
+    }
+  }
 }
 
 /** Exponential back-off with full jitter: base * 2^(attempt-1), jittered within [50%, 100%]. */
