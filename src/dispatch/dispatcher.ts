@@ -77,7 +77,7 @@ export function dispatchMessage(task: DispatchedTask, fencingToken: number): Tas
  *
  * - `pass()`: pops the highest-priority READY tasks while there is room, checks their
  *   rows, projects and dependencies, takes their leases in one round trip, writes every
- *   RUNNING transition (fencing token, deadline) in one, lengthens the leases, publishes;
+ *   RUNNING transition (fencing token, deadline) in one, publishes (see below);
  * - `claim` / `confirm` / `abandon`: dispatch at creation, when nothing waits in the
  *   queue — a new task is written RUNNING by the write that creates it;
  * - `reconcile()` (periodic): frees the slots of attempts that ended elsewhere, puts READY
@@ -93,9 +93,10 @@ export function dispatchMessage(task: DispatchedTask, fencingToken: number): Tas
  * the bus confirms the dispatch. Until then the attempt's lease is held for the claim TTL
  * only, renewed while this process sends the dispatch again with back-off (NATS down);
  * once confirmed it is lengthened to the attempt's deadline. So a live process keeps its
- * attempts, and a dead one's unconfirmed attempts are taken over by any live instance
- * within about the claim TTL plus RECONCILE_EVERY_MS — same attempt, same fencing token —
- * rather than waiting for their timeout. A taken-over attempt is leased anew, and the
+ * attempts, and a dead one's unconfirmed attempts are taken over by any live instance —
+ * same attempt, same fencing token — at the first reconcile after their record is older
+ * than the claim TTL and their lease expired (at most the claim TTL after the owner last
+ * renewed it), rather than at their timeout. A taken-over attempt is leased anew, and the
  * attempt's token goes on in its dispatch and its slot.
  *
  * A task whose dispatch cannot proceed — no lease, a refused or failed write, a full agent —
@@ -445,6 +446,7 @@ export class Dispatcher {
    * many were taken over.
    */
   async recoverOrphans(): Promise<number> {
+    this.outbox.start(); // a start: after a stop, the outbox sends (and retries) again
     return this.takeOverPages((after) =>
       this.core.tasks.loadNonFinal({ limit: RECOVER_PAGE, statuses: ['RUNNING'], ...(after ? { afterTaskId: after } : {}) }),
     );

@@ -28,12 +28,12 @@ export interface Sending {
  * - a confirmation removes the attempts' records in one statement and lengthens their
  *   leases (taken for the claim TTL) to the attempt's deadline in one round trip;
  *   confirmations that arrive while one is written are written together after it;
- * - while unconfirmed, an attempt's lease is renewed for the claim TTL (`renew`, on a timer
- *   that runs while there are unconfirmed attempts), so a live
- *   process keeps its attempts (another instance takes over only attempts whose lease is
- *   free) and a dead one's are free within the claim TTL. A lease found lost (a lock store
- *   that lost its data, a process stalled past the TTL) gives the attempt up: whoever finds
- *   its record and its lease free takes it over;
+ * - while unconfirmed, an attempt's lease is renewed for the claim TTL (`renew`, on a
+ *   timer that runs while there are unconfirmed attempts), so a live process keeps its
+ *   attempts (another instance takes over only attempts whose lease is free) and a dead
+ *   one's are free within the claim TTL. A lease found lost (a lock store that lost its
+ *   data, a process stalled past the TTL) gives the attempt up: whoever finds its record
+ *   and its lease free takes it over;
  * - `stop`: publishes still unconfirmed are given up (their records stay for whoever takes
  *   the attempts over); what was confirmed is written first.
  */
@@ -60,6 +60,7 @@ export class DispatchOutbox {
 
   start(): void {
     this.stopping = false;
+    if (this.slots.hasUnconfirmed()) this.armRenewals();
   }
 
   /** Gives up unconfirmed publishes; resolves once nothing is in flight (confirmations written). */
