@@ -10,7 +10,8 @@
  *   - table:  a small table `dispatch_outbox (task_id PK, fencing_token, at)`: a row
  *             inserted by the RUNNING statement, deleted by the clear.
  *
- * Reports wall time and WAL bytes per task (median of rounds, alternating order). Works
+ * Reports wall time, the PostgreSQL backend's CPU time (from /proc, when the server runs
+ * on this host) and WAL bytes per task (median of rounds, alternating order). Works
  * in its own schema, dropped at the end.   npx tsx bench/dispatch-record.ts
  *
  * With AUDIT_CURSOR=1, the audit log also gets the index a status publisher reading it with
@@ -19,6 +20,7 @@
  * read from the audit log).
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { migrate } from '../src/adapters/postgres/migrate.js';
 import { PgSqlClient } from '../src/adapters/postgres/sql-client.js';
@@ -36,6 +38,16 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 };
 
+/** CPU time (user + system, ms) of a PostgreSQL backend on this host, from /proc; null when not readable. */
+function backendCpuMs(pid: number): number | null {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return null;
+  }
+}
+
 const SNAPSHOT = JSON.stringify({ status: 'active', value: 'READY', context: { note: 'x'.repeat(600) }, children: {}, historyValue: {} });
 
 async function main(): Promise<void> {
@@ -48,7 +60,13 @@ async function main(): Promise<void> {
     // `dispatch_outbox` is migration 005's; the column is this benchmark's.
     await sql.exec(`ALTER TABLE tasks ADD COLUMN dispatch_unconfirmed BOOLEAN NOT NULL DEFAULT false`);
     if (process.env.AUDIT_CURSOR === '1') await sql.exec('CREATE INDEX task_transitions_cursor_idx ON task_transitions (id)');
-    const results: Record<Variant, { ms: number[]; wal: number[] }> = { base: { ms: [], wal: [] }, column: { ms: [], wal: [] }, table: { ms: [], wal: [] } };
+    const results: Record<Variant, { ms: number[]; wal: number[]; cpu: number[] }> = {
+      base: { ms: [], wal: [], cpu: [] },
+      column: { ms: [], wal: [], cpu: [] },
+      table: { ms: [], wal: [], cpu: [] },
+    };
+    // One connection (max: 1): its backend's CPU is the statements'.
+    const pid = (await sql.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
     let seq = 0;
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 ? [...VARIANTS].reverse() : VARIANTS;
@@ -64,6 +82,7 @@ async function main(): Promise<void> {
           [JSON.stringify(ids), SNAPSHOT],
         );
         const wal0 = (await sql.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
+        const cpu0 = backendCpuMs(pid);
         const t0 = performance.now();
         for (let b = 0; b < BATCHES; b++) {
           const batch = JSON.stringify(ids.slice(b * BATCH, (b + 1) * BATCH));
@@ -106,17 +125,22 @@ async function main(): Promise<void> {
           );
         }
         const ms = performance.now() - t0;
+        const cpu1 = backendCpuMs(pid);
         const wal1 = (await sql.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
         const walBytes = Number((await sql.query<{ d: string }>(`SELECT pg_wal_lsn_diff($1::pg_lsn, $2::pg_lsn)::text AS d`, [wal1, wal0])).rows[0]!.d);
         const n = BATCH * BATCHES;
         results[v].ms.push((ms * 1000) / n);
         results[v].wal.push(walBytes / n);
+        if (cpu0 !== null && cpu1 !== null) results[v].cpu.push(((cpu1 - cpu0) * 1000) / n);
       }
     }
     const size = await sql.query<{ t: string; o: string }>(`SELECT pg_total_relation_size('tasks')::text AS t, pg_total_relation_size('dispatch_outbox')::text AS o`);
-    console.log('| variant | µs per task (RUNNING + clear + COMPLETED) | WAL bytes per task |');
-    console.log('|---|---|---|');
-    for (const v of VARIANTS) console.log(`| ${v} | ${median(results[v].ms).toFixed(1)} | ${median(results[v].wal).toFixed(0)} |`);
+    console.log('| variant | µs per task (RUNNING + clear + COMPLETED) | backend CPU µs per task | WAL bytes per task |');
+    console.log('|---|---|---|---|');
+    for (const v of VARIANTS) {
+      const cpu = results[v].cpu.length ? median(results[v].cpu).toFixed(1) : 'n/a';
+      console.log(`| ${v} | ${median(results[v].ms).toFixed(1)} | ${cpu} | ${median(results[v].wal).toFixed(0)} |`);
+    }
     console.log(`tasks ${size.rows[0]!.t} bytes, dispatch_outbox ${size.rows[0]!.o} bytes after the run`);
   } finally {
     await sql.close();
