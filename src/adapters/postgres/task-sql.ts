@@ -22,14 +22,15 @@ const UNCONFIRMED_CTE = `unconfirmed AS (
 const UNCONFIRMED_UPSERT = `ON CONFLICT (task_id) DO UPDATE SET fencing_token = EXCLUDED.fencing_token, at = EXCLUDED.at`;
 
 /**
- * The CTEs `batch`, `inserted`, `unconfirmed` and `audit` that insert new tasks: `tasks` is the batch as
- * a JSON array (see newTaskToJson), `by` the creating instance, `gate` a condition every
- * row is inserted under (e.g. that the event was marked processed). Inserts the tasks,
- * then their audit rows: the creation (null → PENDING, or the initial status), and for a
- * task that took steps before its first write (`created_steps`, e.g. PENDING → READY →
- * RUNNING) one row per step, in order; such a row starts at version 1 + its steps. A task
- * created RUNNING (dispatched at creation) gets its dispatch outbox row (see UNCONFIRMED_CTE). With `skipExisting`,
- * a task id that exists already is skipped instead of failing the statement.
+ * The CTEs `batch`, `inserted`, `unconfirmed` and `audit` that insert new tasks: `tasks` is
+ * the batch as a JSON array (see newTaskToJson), `by` the creating instance, `gate` a
+ * condition every row is inserted under (e.g. that the event was marked processed).
+ * Inserts the tasks, then their audit rows: the creation (null → PENDING, or the initial
+ * status), and for a task that took steps before its first write (`created_steps`, e.g.
+ * PENDING → READY → RUNNING) one row per step, in order; such a row starts at version 1 +
+ * its steps. A task created RUNNING (dispatched at creation) gets its dispatch outbox row
+ * (see UNCONFIRMED_CTE). With `skipExisting`, a task id that exists already is skipped
+ * instead of failing the statement.
  */
 export function createTasksCtes(tasks: string, by: string, gate: string, skipExisting: boolean): string {
   return `batch AS (
