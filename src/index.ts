@@ -6,7 +6,7 @@
 export { OrchestratorFactory, type Blackboard, type OrchestratorOptions } from './orchestrator/factory.js';
 export { Orchestrator, type HandleEventResult, type ProjectStatus } from './orchestrator/orchestrator.js';
 export { TaskScheduler } from './orchestrator/scheduler.js';
-export { BudgetChecker } from './orchestrator/budget-checker.js';
+export { BudgetChecker } from './budget/budget-checker.js';
 export { createBlackboard, createEmbeddedBlackboard } from './adapters/blackboards.js';
 
 // Configuration and logging
@@ -41,10 +41,12 @@ export { loadPipelineFile } from './pipeline/load.js';
 export { taskMachine, TASK_MACHINE_VERSION, type TaskEvent, type TaskContext, type TaskSnapshot } from './machines/task-machine.js';
 export { projectMachine, type ProjectEvent } from './machines/project-machine.js';
 export { schedulerMachine } from './machines/scheduler-machine.js';
+export { orchestratorMachine } from './machines/orchestrator-machine.js';
 export { toMermaid, toDefinitionJson } from './machines/mermaid.js';
 export { TaskActor, type TaskTransition } from './actors/task-actor.js';
 export { TaskRegistry } from './actors/task-registry.js';
 export { ProjectActor } from './actors/project-actor.js';
+export { ActorSystem } from './actors/system.js';
 
 // Ports
 export type {

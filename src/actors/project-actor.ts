@@ -1,15 +1,17 @@
-import { createActor, transition, type Actor, type AnyActorRef, type InspectionEvent, type Observer } from 'xstate';
+import { transition, type AnyActorRef } from 'xstate';
 import type { Logger } from 'pino';
 import { IllegalTransitionError, ProjectNotFoundError, VersionConflictError } from '../errors.js';
 import type { ApprovalRecord, ProjectRecord, ProjectStore } from '../ports/project-store.js';
 import type { Clock } from '../ports/clock.js';
-import { projectMachine, projectStateOf, type ProjectEvent, type ProjectMachine } from '../machines/project-machine.js';
+import { projectMachine, projectStateOf, type ProjectEvent } from '../machines/project-machine.js';
+import type { ActorSystem, ProjectActorRef } from './system.js';
 
 export interface ProjectActorDeps {
   projects: ProjectStore;
   clock: Clock;
   logger: Logger;
-  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  /** The actor system the project's actor is a child of (of its root). */
+  system: ActorSystem;
 }
 
 /**
@@ -19,7 +21,7 @@ export interface ProjectActorDeps {
  * by the live actor. Illegal events throw IllegalTransitionError and change nothing.
  */
 export class ProjectActor {
-  private readonly actor: Actor<ProjectMachine>;
+  private readonly actor: ProjectActorRef;
   private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -81,7 +83,7 @@ export class ProjectActor {
   }
 
   stop(): void {
-    this.actor.stop();
+    this.deps.system.stopProject(this.row.projectId);
   }
 
   private async apply(event: ProjectEvent, triesLeft: number): Promise<ProjectRecord> {
@@ -118,7 +120,7 @@ export class ProjectActor {
     }
   }
 
-  private spawn(row: ProjectRecord): Actor<ProjectMachine> {
+  private spawn(row: ProjectRecord): ProjectActorRef {
     const snapshot = projectMachine.resolveState({
       value: row.state,
       context: {
@@ -129,15 +131,9 @@ export class ProjectActor {
         approvals: {},
       },
     });
-    const actor = createActor(projectMachine, {
-      id: `project:${row.projectId}`,
-      systemId: `project:${row.projectId}`,
-      input: { projectId: row.projectId },
-      snapshot: projectMachine.getPersistedSnapshot(snapshot),
-      ...(this.deps.inspect ? { inspect: this.deps.inspect } : {}),
-    });
+    // A child of the actor system's root (id and systemId `project:<id>`), started there.
+    const actor = this.deps.system.spawnProject(row.projectId, projectMachine.getPersistedSnapshot(snapshot));
     actor.subscribe({ error: (err) => this.deps.logger.error({ err, projectId: row.projectId }, 'project actor error') });
-    actor.start();
     return actor;
   }
 }

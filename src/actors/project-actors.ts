@@ -1,40 +1,37 @@
-import type { AnyActorRef } from 'xstate';
 import { ProjectActor, type ProjectActorDeps } from './project-actor.js';
+import { projectActorId } from '../machines/orchestrator-machine.js';
 
 /**
- * The live project actors of this process: one per active or paused project, each the
- * parent (supervisor) of its project's live task actors.
+ * The live project actors of this process: one per active or paused project, each a child
+ * of the actor system's root (`project:<id>`) and the parent (supervisor) of its project's
+ * activated task actors. A project actor that fails is dropped (the root recorded its
+ * error): the next use loads it again from its row.
  */
 export class ProjectActors {
   private readonly actors = new Map<string, ProjectActor>();
 
-  constructor(private readonly deps: ProjectActorDeps) {}
+  constructor(private readonly deps: ProjectActorDeps) {
+    const prefix = projectActorId('');
+    deps.system.onChildError((child) => {
+      if (child.startsWith(prefix)) this.drop(child.slice(prefix.length));
+    });
+  }
 
   /** The project's actor, loaded from the store the first time. */
   async load(projectId: string): Promise<ProjectActor> {
     const live = this.actors.get(projectId);
     if (live) return live;
     const actor = await ProjectActor.load(projectId, this.deps);
+    // A load that raced this one holds the same XState actor (one per project in the
+    // system): this wrapper is left, the actor kept.
     const raced = this.actors.get(projectId);
-    if (raced) {
-      actor.stop();
-      return raced;
-    }
+    if (raced) return raced;
     this.actors.set(projectId, actor);
     return actor;
   }
 
   get(projectId: string): ProjectActor | undefined {
     return this.actors.get(projectId);
-  }
-
-  /** The supervisor a new task actor of this project is created under, if loaded. */
-  parentOf(projectId: string): AnyActorRef | undefined {
-    return this.actors.get(projectId)?.ref;
-  }
-
-  release(projectId: string, child: AnyActorRef): void {
-    this.actors.get(projectId)?.release(child);
   }
 
   drop(projectId: string): void {

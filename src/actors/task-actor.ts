@@ -1,18 +1,10 @@
-import { createActor, type Actor, type AnyActorRef, type InspectionEvent, type Observer } from 'xstate';
 import type { Logger } from 'pino';
-import { IllegalTransitionError, StaleFencingTokenError } from '../errors.js';
+import { IllegalTransitionError, StaleFencingTokenError, ValidationError } from '../errors.js';
 import type { TaskStatus } from '../domain/task.js';
 import type { BudgetEffect, OutboxEvent, TaskRecord, TaskStore, TransitionWrite } from '../ports/task-store.js';
-import {
-  TASK_MACHINE_VERSION,
-  isTerminal,
-  statusOf,
-  taskMachine,
-  type TaskEvent,
-  type TaskMachine,
-  type TaskSnapshot,
-} from '../machines/task-machine.js';
+import { TASK_MACHINE_VERSION, isTerminal, statusOf, type TaskEvent, type TaskMachineInput, type TaskSnapshot } from '../machines/task-machine.js';
 import type { TaskSteps } from '../machines/task-steps.js';
+import type { ActorSystem, TaskActorRef } from './system.js';
 import { auditDetail, patchFromSnapshot, persistSnapshot, snapshotForRecord } from './task-snapshot.js';
 
 export interface TaskTransition {
@@ -36,19 +28,8 @@ export interface TaskActorDeps {
   logger: Logger;
   /** The task machine's pure steps (one shared scope; see machines/task-steps.ts). */
   steps: TaskSteps;
-  /**
-   * Opt-in inspection (Stately inspector); off the hot path when absent. With it, every
-   * task actor is also a live XState actor (a child of its project's actor when
-   * supervised), so the inspector sees each task machine's events.
-   */
-  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
-  /** The project actors that supervise task actors (a task actor is created as a child of its project's). */
-  supervisor?: TaskSupervisor;
-}
-
-export interface TaskSupervisor {
-  parentOf(projectId: string): AnyActorRef | undefined;
-  release(projectId: string, child: AnyActorRef): void;
+  /** The actor system a task actor is activated in, on demand (see `TaskActor.activate`). */
+  system?: ActorSystem;
 }
 
 /** The snapshot of a task just built (so the actor need not restore it), and the steps that led to it at creation. */
@@ -86,11 +67,13 @@ export interface SendOptions {
  * (illegal in this state, stale fencing token, version conflict, store failure) leaves
  * the actor exactly as it was.
  *
- * Between events the actor is passivated: its state is its snapshot (the same one the
- * store holds) and its behaviour the machine, which is all a pure machine without timers
- * or children needs — no live XState `Actor` object per task, which costs CPU on every
- * step and ~3 KB of heap per task. With inspection on, a live actor runs alongside,
- * joined to its project actor's system, and takes every committed event too.
+ * The actor is passivated (virtual): its state is its snapshot (the same one the store
+ * holds) and its behaviour the machine, which is all a pure machine without timers or
+ * children needs — no live XState `Actor` object per task, which costs CPU on every step
+ * and ~3 KB of heap per task. The inspector still sees its steps: the registry feeds it
+ * the committed ones (inspect/committed-steps.ts). Activated on demand (`activate`), a
+ * live XState actor runs alongside, a child of its project's actor in the actor system,
+ * and takes every committed event too, until the task is final or evicted.
  */
 export class TaskActor {
   readonly taskId: string;
@@ -104,10 +87,8 @@ export class TaskActor {
   /** Whether the task waits on other tasks (a supersession can change which, not whether). */
   readonly hasDependencies: boolean;
   private snapshot: TaskSnapshot;
-  /** The live XState actor, with inspection only. */
-  private readonly live: Actor<TaskMachine> | undefined;
-  /** The project actor supervising the live actor, when it was loaded. */
-  private readonly parent: AnyActorRef | undefined;
+  /** The live XState actor, while activated. */
+  private live: TaskActorRef | undefined;
   private version: number;
 
   private constructor(
@@ -124,7 +105,6 @@ export class TaskActor {
     this.timeoutMs = record.timeoutMs;
     this.hasDependencies = record.dependencies.length > 0;
     this.version = record.version;
-    let persisted: ReturnType<typeof persistSnapshot> | undefined;
     if (initial) {
       this.snapshot = initial.snapshot;
     } else {
@@ -135,29 +115,8 @@ export class TaskActor {
           'task snapshot from another machine version: state rebuilt from the row columns',
         );
       }
-      persisted = restored.persisted;
       this.snapshot = deps.steps.restore(restored.persisted);
     }
-    if (!deps.inspect) {
-      this.parent = undefined;
-      this.live = undefined;
-      return;
-    }
-    this.parent = deps.supervisor?.parentOf(record.projectId);
-    const systemId = `task:${record.taskId}`;
-    this.live = createActor(taskMachine, {
-      id: record.taskId,
-      // Under a supervisor the task joins the project's actor system (and its inspection).
-      ...(this.parent ? { parent: this.parent } : { inspect: deps.inspect }),
-      ...(this.parent?.system.get(systemId) ? {} : { systemId }),
-      snapshot: persisted ?? persistSnapshot(initial?.history?.[0]?.snapshot ?? this.snapshot),
-      // Unused when restoring from a snapshot, but the machine declares its input.
-      input: { taskId: record.taskId, projectId: record.projectId, taskType: record.taskType, maxAttempts: record.maxAttempts },
-    });
-    this.live.subscribe({ error: (err) => deps.logger.error({ err, taskId: this.taskId }, 'task actor error') });
-    this.live.start();
-    // Created READY or RUNNING: the inspector sees the steps from PENDING as they happened.
-    for (const step of initial?.history ?? []) this.live.send(step.event);
   }
 
   /** Restores the actor of a stored task (after a restart, or on demand). */
@@ -199,19 +158,33 @@ export class TaskActor {
     return this.snapshot.can(event);
   }
 
-  /** Stops the live actor (through its supervisor when it has one). */
-  stop(): void {
-    if (!this.live) return;
-    if (!this.parent) {
-      this.live.stop();
-    } else if (this.live.getSnapshot().status === 'active') {
-      this.deps.supervisor?.release(this.projectId, this.live);
-    }
+  /** The machine's input (what a live actor of this task is declared with). */
+  get input(): TaskMachineInput {
+    return { taskId: this.taskId, projectId: this.projectId, taskType: this.taskType, maxAttempts: this.snapshot.context.maxAttempts };
   }
 
-  /** The supervising project actor, if any. */
-  get supervisor(): AnyActorRef | undefined {
-    return this.parent;
+  /**
+   * Activates the task actor: a live XState actor in the actor system (`systemId`
+   * `task:<id>`), a child of its project's actor, restored from the current snapshot; it
+   * takes every step committed from now on. Returns the live one when already active.
+   */
+  activate(): TaskActorRef {
+    if (this.live) return this.live;
+    if (!this.deps.system) throw new ValidationError(`task ${this.taskId}: no actor system to activate it in`);
+    this.live = this.deps.system.activateTask({ taskId: this.taskId, projectId: this.projectId, snapshot: persistSnapshot(this.snapshot), input: this.input });
+    return this.live;
+  }
+
+  /** Whether a live XState actor runs for the task (see `activate`). */
+  get activated(): boolean {
+    return this.live !== undefined;
+  }
+
+  /** Passivates the task actor again: the live actor, if any, is released (stopped by its parent). */
+  stop(): void {
+    if (!this.live) return;
+    this.live = undefined;
+    this.deps.system?.releaseTask(this.taskId);
   }
 
   /**

@@ -14,6 +14,8 @@ import { TASK_MACHINE_VERSION } from '../machines/task-machine.js';
 import { TaskActor, type InitialSnapshot, type PreparedTransition, type SendOptions, type TaskActorDeps, type TaskTransition } from './task-actor.js';
 import type { TaskEvent } from '../machines/task-machine.js';
 import { createTaskSteps, type TaskSteps } from '../machines/task-steps.js';
+import type { CommittedInspection } from '../inspect/committed-steps.js';
+import type { TaskActorRef } from './system.js';
 import { auditDetail, initialTaskSnapshot, patchFromSnapshot, persistSnapshot } from './task-snapshot.js';
 
 /** How many times an item is decided: on the held copy, then on rows read fresh. */
@@ -60,9 +62,12 @@ export class TaskRegistry {
   private readonly deps: TaskRegistryDeps & TaskActorDeps;
   /** Initial snapshots of built rows, taken by `adopt` (so a new actor does not restore what was just computed). */
   private readonly initial = new WeakMap<NewTaskRecord, InitialSnapshot>();
+  /** The inspection fed from committed steps; undefined (one check per commit) when inspection is off. */
+  private readonly inspection: CommittedInspection | undefined;
 
   constructor(deps: TaskRegistryDeps) {
     this.deps = { ...deps, steps: deps.steps ?? createTaskSteps() };
+    this.inspection = deps.system?.inspection;
   }
 
   get liveCount(): number {
@@ -142,8 +147,30 @@ export class TaskRegistry {
   /** Holds the actors of rows just written (version 1, or 1 + the steps of one created past PENDING). */
   adopt(records: readonly NewTaskRecord[]): TaskRecord[] {
     const created = records.map(({ createdSteps, ...r }) => ({ ...r, version: 1 + (createdSteps?.length ?? 0), updatedAt: r.createdAt }));
-    created.forEach((record, i) => this.live.set(record.taskId, TaskActor.fromRecord(record, this.deps, this.initial.get(records[i]!))));
+    created.forEach((record, i) => {
+      const initial = this.initial.get(records[i]!);
+      const actor = TaskActor.fromRecord(record, this.deps, initial);
+      this.live.set(record.taskId, actor);
+      if (this.inspection) this.inspectCreated(actor, initial);
+    });
     return created;
+  }
+
+  /** The creation of a task, and the steps it took before its first write, to the inspection. */
+  private inspectCreated(actor: TaskActor, initial: InitialSnapshot | undefined): void {
+    const history = initial?.history ?? [];
+    const steps = history.map((h, i) => ({ event: h.event, snapshot: history[i + 1]?.snapshot ?? actor.getSnapshot() }));
+    this.inspection!.created(actor, history[0]?.snapshot ?? actor.getSnapshot(), steps);
+  }
+
+  /**
+   * Activates a task's actor (see `TaskActor.activate`): a live XState actor, child of its
+   * project's actor, taking every step committed from now on, until the task is final or
+   * its actor is evicted. Passivated actors need none of this; it is for a caller that
+   * wants to watch one (subscribe to it, find it by `system.get('task:<id>')`).
+   */
+  async activate(taskId: string): Promise<TaskActorRef> {
+    return (await this.get(taskId)).activate();
   }
 
   /** The actor of a task: the live one, or restored from the store. */
@@ -224,7 +251,10 @@ export class TaskRegistry {
       written.forEach((outcome, i) => {
         const { index, entry, actor, prepared } = pending[i]!;
         if (outcome.ok) {
+          const before = actor.getSnapshot();
           const transition = actor.commit(prepared, outcome.version);
+          // A live (activated) actor is inspected by XState itself; a passivated one from here.
+          if (this.inspection && !actor.activated) this.inspection.step(actor, before, { event: prepared.event, snapshot: transition.snapshot });
           const ok: BatchOutcome = { ok: true, transition };
           if (outcome.project) ok.project = outcome.project;
           if (outcome.input) ok.input = outcome.input;

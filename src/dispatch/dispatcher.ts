@@ -4,8 +4,11 @@ import type { TaskActor, TaskTransition } from '../actors/task-actor.js';
 import type { Lease } from '../ports/lock-manager.js';
 import type { ProjectRecord } from '../ports/project-store.js';
 import type { QueueEntry } from '../ports/task-queue.js';
-import type { TaskLinks, TaskRecord } from '../ports/task-store.js';
-import { BUDGET_EXHAUSTED, acceptsWork, publishTransitions, type Core } from '../orchestrator/core.js';
+import type { TaskRecord } from '../ports/task-store.js';
+import { BUDGET_EXHAUSTED, acceptsWork } from '../domain/project.js';
+import type { Core } from '../orchestrator/core.js';
+import { publishTransitions } from '../reactions/statuses.js';
+import { dependencyStates } from '../promotion/dependencies.js';
 import { CLAIM_TTL_MS, LEASE_GRACE_MS, Slots } from './slots.js';
 import { DispatchOutbox, type Sending } from './outbox.js';
 import type { WatchedQueue } from './watched-queue.js';
@@ -42,11 +45,6 @@ export interface DispatchClaim {
 
 /** What a dispatch is built from: the task and its attempt. */
 export type DispatchedTask = Pick<TaskRecord, 'taskId' | 'projectId' | 'taskType' | 'assignedTo' | 'input' | 'attempts' | 'deadline'>;
-
-export interface DispatcherHooks {
-  /** Dependency states of READY tasks that have dependencies (checked again before dispatch). */
-  dependencyStates(records: readonly Pick<TaskLinks, 'taskId' | 'dependencies'>[]): Promise<Map<string, { met: boolean }>>;
-}
 
 /**
  * Whether a project's READY tasks may be dispatched: when it accepts work (active, or
@@ -116,7 +114,6 @@ export class Dispatcher {
   constructor(
     private readonly core: Core,
     private readonly queue: WatchedQueue,
-    private readonly hooks: DispatcherHooks,
   ) {
     this.outbox = new DispatchOutbox(core, this.slots);
   }
@@ -248,7 +245,7 @@ export class Dispatcher {
     }
     if (!candidates.length) return 0;
     const withDeps = candidates.flatMap((a) => linksById.get(a.taskId) ?? []).filter((r) => r.dependencies.length > 0);
-    const states = withDeps.length ? await this.hooks.dependencyStates(withDeps) : new Map<string, { met: boolean }>();
+    const states = withDeps.length ? await dependencyStates(this.core.tasks, withDeps) : new Map<string, { met: boolean }>();
     const runnable = candidates.filter((a) => {
       if (states.get(a.taskId)?.met === false) {
         core.logger.warn({ taskId: a.taskId }, 'READY task with unmet dependencies: left out of the queue');

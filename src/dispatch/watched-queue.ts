@@ -2,7 +2,7 @@ import type { QueueEntry, TaskQueue } from '../ports/task-queue.js';
 
 /**
  * The ready queue as this process uses it, counting its own puts: a hint for dispatch at
- * creation (DirectDispatch) — after this process queued tasks, and until a scheduler pass
+ * creation (Dispatcher.claim) — after this process queued tasks, and until a scheduler pass
  * finds the queue empty, something probably waits there, so new tasks queue behind it
  * without asking Redis. The hint only ever skips the shortcut; the queue itself is always
  * asked before a task skips it (another process's puts are not counted).

@@ -8,3 +8,15 @@ export type ProjectState = 'active' | 'paused' | 'completed' | 'cancelled';
 export const PROJECT_STATES: readonly ProjectState[] = ['active', 'paused', 'completed', 'cancelled'];
 
 export type ApprovalStatus = 'pending' | 'approved' | 'rejected' | 'expired';
+
+/** The pause reason of a project its budget stopped (resumed when the limit is raised). */
+export const BUDGET_EXHAUSTED = 'budget_exhausted';
+
+/**
+ * Whether a project's tasks may become READY: while it is active, and once it has
+ * completed — its remaining tasks (an extra task, a retry under way) finish on their own.
+ * Paused and cancelled projects start nothing new.
+ */
+export function acceptsWork(state: string | undefined): boolean {
+  return state === 'active' || state === 'completed';
+}

@@ -9,10 +9,13 @@ import { systemClock, type Clock } from '../ports/clock.js';
 import type { EventBus } from '../ports/event-bus.js';
 import { TaskRegistry } from '../actors/task-registry.js';
 import { ProjectActors } from '../actors/project-actors.js';
+import { ActorSystem } from '../actors/system.js';
 import { EventMapper } from '../pipeline/event-mapper.js';
 import { VIDEO_PIPELINE } from '../pipeline/video-pipeline.js';
 import { loadPipelineFile } from '../pipeline/load.js';
+import { BudgetChecker } from '../budget/budget-checker.js';
 import { Orchestrator } from './orchestrator.js';
+import type { Core } from './core.js';
 
 export type { Blackboard } from '../ports/blackboard.js';
 
@@ -21,7 +24,10 @@ export interface OrchestratorOptions {
   clock?: Clock;
   pipeline?: PipelineInput;
   taskTypes?: readonly TaskTypeSpecInput[];
-  /** Opt-in inspection of the actors (for example a Stately inspector). */
+  /**
+   * Opt-in inspection of the actor system (for example a Stately inspector): the root, the
+   * scheduler, the project actors and every task machine's committed steps.
+   */
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
 }
 
@@ -39,22 +45,11 @@ export const OrchestratorFactory = {
     const catalog = new TaskTypeCatalog(options.taskTypes);
     const pipeline = options.pipeline ?? (parsed.pipelineFile ? loadPipelineFile(parsed.pipelineFile) : VIDEO_PIPELINE);
     const mapper = new EventMapper(pipeline, catalog);
-    let estimate: ((t: string, a: string, i: Record<string, unknown>) => number) | undefined;
-    const inspect = options.inspect ? { inspect: options.inspect } : {};
-    const projectActors = new ProjectActors({ projects: blackboard.projects, clock, logger, ...inspect });
-    const registry = new TaskRegistry({
-      store: blackboard.tasks,
-      instanceId: parsed.instanceId,
-      logger,
-      catalog,
-      clock,
-      defaultTimeoutMs: parsed.scheduler.taskTimeoutMs,
-      defaultMaxAttempts: parsed.scheduler.maxAttempts,
-      estimateCost: (t, a, i) => (estimate ? estimate(t, a, i) : catalog.estimateCost(t, i)),
-      supervisor: projectActors,
-      ...inspect,
-    });
-    const orchestrator = new Orchestrator({
+    // The one actor system of this orchestrator: its root, started now, is the parent of
+    // the scheduler and the project actors.
+    const system = new ActorSystem({ clock, logger, ...(options.inspect ? { inspect: options.inspect } : {}) });
+    const projectActors = new ProjectActors({ projects: blackboard.projects, clock, logger, system });
+    const context = {
       config: parsed,
       clock,
       logger,
@@ -64,14 +59,26 @@ export const OrchestratorFactory = {
       queue: blackboard.queue,
       locks: blackboard.locks,
       bus: eventBus,
-      registry,
       projectActors,
       mapper,
       catalog,
-      ...inspect,
+      system,
+    };
+    const budget = new BudgetChecker(context);
+    const registry = new TaskRegistry({
+      store: blackboard.tasks,
+      instanceId: parsed.instanceId,
+      logger,
+      catalog,
+      clock,
+      defaultTimeoutMs: parsed.scheduler.taskTimeoutMs,
+      defaultMaxAttempts: parsed.scheduler.maxAttempts,
+      // A new task's reservation: the learnt estimate.
+      estimateCost: (t, a, i) => budget.estimateCost(t, a, i),
+      system,
     });
-    estimate = (t, a, i) => orchestrator.budgetChecker.estimateCost(t, a, i);
-    return orchestrator;
+    const core: Core = { ...context, registry };
+    return new Orchestrator(core, budget);
   },
 
   async createAndStart(

@@ -1,20 +1,16 @@
-import { createActor, fromPromise, waitFor, type Actor, type InspectionEvent, type Observer } from 'xstate';
+import { waitFor } from 'xstate';
 import { VersionConflictError, isOrchestratorError } from '../errors.js';
-import { schedulerMachine, type SchedulerMachine } from '../machines/scheduler-machine.js';
+import type { SchedulerActorRef } from '../actors/system.js';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import type { Core } from './core.js';
 
-const SWEEP_BATCH = 200;
-
-export interface SchedulerSweeps {
-  /** RUNNING tasks past their deadline: time them out. */
-  timeOut(taskId: string): Promise<void>;
-  /** PENDING tasks whose back-off is over: promote them. */
-  retries(now: number): Promise<void>;
-  /** Expired approval requests. */
-  approvals(): Promise<void>;
-  /** Reactions a failure left undone (raised events, dependents to promote). */
-  reactions(): Promise<void>;
+/** A periodic step the scheduler runs between passes (each use case registers its own). */
+interface Sweep {
+  name: string;
+  run: (now: number) => Promise<void>;
+  /** At most once per this many ms (at least once per scheduler interval). */
+  everyMs: number;
+  lastAt: number;
 }
 
 /**
@@ -27,29 +23,20 @@ export interface SchedulerSweeps {
 export class TaskScheduler {
   /** The pass in flight; passes never overlap (the loop's and `tick()` calls). */
   private inflight: Promise<unknown> = Promise.resolve();
-  private readonly actor: Actor<SchedulerMachine>;
+  private readonly actor: SchedulerActorRef;
   private failuresLogged = 0;
   private lastSweep = Number.NEGATIVE_INFINITY;
+  private readonly sweeps: Sweep[] = [];
 
   constructor(
     private readonly core: Core,
     readonly dispatcher: Dispatcher,
-    private readonly sweeps: SchedulerSweeps,
-    inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void),
   ) {
-    const logic = schedulerMachine.provide({
-      actors: {
-        tick: fromPromise(() => this.tick()),
-        drain: fromPromise(() => this.inflight.then(() => undefined)),
-      },
-    });
-    this.actor = createActor(logic, {
-      id: 'scheduler',
-      systemId: 'scheduler',
-      input: { intervalMs: core.config.scheduler.intervalMs },
-      clock: core.clock,
-      ...(inspect ? { inspect } : {}),
-    });
+    // A child of the actor system's root (systemId `scheduler`), on the system's clock.
+    this.actor = core.system.spawnScheduler(
+      { tick: () => this.tick(), drain: () => this.inflight.then(() => undefined) },
+      core.config.scheduler.intervalMs,
+    );
     this.actor.subscribe({
       next: (s) => {
         if (s.context.lastError && s.context.failures > this.failuresLogged) {
@@ -59,7 +46,6 @@ export class TaskScheduler {
       },
       error: (err) => core.logger.error({ err }, 'scheduler actor error'),
     });
-    this.actor.start();
   }
 
   get runningCount(): number {
@@ -67,7 +53,7 @@ export class TaskScheduler {
   }
 
   /** The scheduler actor (for inspection). */
-  get ref(): Actor<SchedulerMachine> {
+  get ref(): SchedulerActorRef {
     return this.actor;
   }
 
@@ -82,6 +68,20 @@ export class TaskScheduler {
     this.actor.send({ type: 'STOP' });
     await waitFor(this.actor, (s) => s.matches('stopped'), { timeout: Infinity });
     await this.dispatcher.stop();
+  }
+
+  /**
+   * Registers a sweep: what a use case finds in the durable state and finishes (timeouts,
+   * due retries, expired approvals, reactions left undone). Sweeps run in the order
+   * registered, once per interval (or `everyMs`); one that fails is logged.
+   */
+  addSweep(name: string, run: (now: number) => Promise<void>, everyMs = 0): void {
+    this.sweeps.push({ name, run, everyMs, lastAt: Number.NEGATIVE_INFINITY });
+  }
+
+  /** Tasks left RUNNING: their slots and leases are freed, and a pass runs if that made room. */
+  async settled(taskIds: readonly string[]): Promise<void> {
+    if (await this.dispatcher.settled(taskIds)) this.wake();
   }
 
   /** Asks for a pass as soon as possible (coalesced with one in flight). */
@@ -103,11 +103,11 @@ export class TaskScheduler {
     if (now - this.lastSweep >= this.core.config.scheduler.intervalMs) {
       this.lastSweep = now;
       await this.guard('reconcile', () => this.dispatcher.reconcile());
-      const expired = await this.guard('timeouts', () => this.core.tasks.listExpired(new Date(now), SWEEP_BATCH));
-      if (expired !== 'failed') for (const task of expired) await this.guard(task.taskId, () => this.sweeps.timeOut(task.taskId));
-      await this.guard('retries', () => this.sweeps.retries(now));
-      await this.guard('approvals', () => this.sweeps.approvals());
-      await this.guard('reactions', () => this.sweeps.reactions());
+      for (const sweep of this.sweeps) {
+        if (now - sweep.lastAt < sweep.everyMs) continue;
+        sweep.lastAt = now;
+        await this.guard(sweep.name, () => sweep.run(now));
+      }
     }
     return this.dispatcher.pass();
   }

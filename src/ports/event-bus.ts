@@ -11,7 +11,7 @@ import type {
   TaskResult,
   TaskStatusMessage,
 } from '../domain/messages.js';
-import type { PipelineEventInput } from '../domain/pipeline.js';
+import type { PipelineEvent } from '../domain/pipeline.js';
 
 /** What the orchestrator publishes, once the change behind it is durable. */
 export type Outbound =
@@ -33,7 +33,7 @@ export type Outbound =
  * concurrently. Every adapter runs test/contract/event-bus.contract.ts.
  */
 export interface InboundHandlers {
-  event(event: PipelineEventInput): Promise<void>;
+  event(event: PipelineEvent): Promise<void>;
   result(projectId: string, result: TaskResult): Promise<void>;
   heartbeat(projectId: string, heartbeat: Heartbeat): Promise<void>;
   decision(projectId: string, decision: ApprovalDecided): Promise<void>;

@@ -5,7 +5,7 @@ import { SimulatedAgents, type SimulationOptions } from '../../src/demo/simulate
 import { silentLogger } from '../../src/logger.js';
 import type { Outbound } from '../../src/ports/event-bus.js';
 import type { ConfigOverrides } from '../../src/config/config.js';
-import { OrchestratorFactory, type Blackboard } from '../../src/orchestrator/factory.js';
+import { OrchestratorFactory, type Blackboard, type OrchestratorOptions } from '../../src/orchestrator/factory.js';
 import type { Orchestrator } from '../../src/orchestrator/orchestrator.js';
 import { waitFor } from './wait.js';
 
@@ -19,6 +19,8 @@ export interface HarnessOptions {
   reviewer?: Reviewer;
   /** Replaces the simulated agent for some task types (return null to send nothing). */
   agentOverride?: (task: TaskDispatch) => { status: 'completed' | 'failed'; output?: Record<string, unknown>; actualCost?: number; error?: string } | null | undefined;
+  /** Inspection of the orchestrator's actor system (OrchestratorOptions.inspect). */
+  inspect?: OrchestratorOptions['inspect'];
 }
 
 /**
@@ -59,7 +61,7 @@ export async function startHarness(blackboard: Blackboard, options: HarnessOptio
       scheduler: { intervalSeconds: 0.02, retryBackoffSeconds: 0.005, maxConcurrentTasks: 10 },
       ...options.config,
     },
-    { logger: silentLogger() },
+    { logger: silentLogger(), ...(options.inspect ? { inspect: options.inspect } : {}) },
   );
   const projectState = (projectId: string) =>
     [...messages].reverse().find((m) => m.kind === 'project' && m.body.projectId === projectId)?.body as { state: string } | undefined;

@@ -6,7 +6,7 @@ import { waitFor } from '../helpers/wait.js';
 
 /**
  * Tasks the scheduler can start at once are written RUNNING by the write that creates them
- * (DirectDispatch.claim); an event of a project held active in memory is written
+ * (Dispatcher.claim); an event of a project held active in memory is written
  * without reading the project first (EventIngest.onlyIfActive). Embedded blackboard.
  */
 let cleanup: (() => Promise<void>)[] = [];

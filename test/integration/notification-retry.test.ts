@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { InProcessEventBus } from '../../src/adapters/memory/event-bus.js';
 import { ServiceUnavailableError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logger.js';
-import { NOTICE_TRIES } from '../../src/orchestrator/core.js';
+import { NOTICE_TRIES } from '../../src/reactions/statuses.js';
 import { OrchestratorFactory } from '../../src/orchestrator/factory.js';
 import type { Outbound } from '../../src/ports/event-bus.js';
 import { embedded } from '../helpers/blackboards.js';

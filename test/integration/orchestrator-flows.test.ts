@@ -3,7 +3,6 @@ import { embedded } from '../helpers/blackboards.js';
 import { startHarness, type HarnessOptions } from '../helpers/pipeline-harness.js';
 import type { Blackboard } from '../../src/orchestrator/factory.js';
 import { ApprovalError } from '../../src/errors.js';
-import type { TaskFlow } from '../../src/orchestrator/task-flow.js';
 
 /** Revision loops, QA repairs, retries and dead letters, approvals — on the embedded blackboard. */
 let cleanup: (() => Promise<void>)[] = [];
@@ -115,19 +114,23 @@ describe('approvals and results racing', () => {
 
     // The approval reads the QA's dependencies (the keyframe: not completed yet), then the
     // keyframe's result is handled in full, then the approval writes the QA.
-    const flow = (h.orchestrator as unknown as { flow: TaskFlow }).flow;
-    const dependencyState = flow.dependencyState.bind(flow);
+    // The approval's read of the dependencies is the store's getLinks: the result goes in
+    // right after it returns.
+    const store = h.orchestrator.core.tasks;
+    const getLinks = store.getLinks.bind(store);
+    let deciding = false;
     let raced = false;
-    flow.dependencyState = async (taskId) => {
-      const state = await dependencyState(taskId);
-      if (taskId === qa.taskId && !raced) {
+    store.getLinks = async (ids) => {
+      const links = await getLinks(ids);
+      if (deciding && !raced && ids.includes(keyframe.taskId)) {
         raced = true;
         await waitUntil(() => h.dispatches.some((d) => d.taskId === keyframe.taskId));
         const d = h.dispatches.find((x) => x.taskId === keyframe.taskId)!;
         await h.orchestrator.handleResult('prj_race', { taskId: d.taskId, fencingToken: d.fencingToken, status: 'completed', output: { image: 'k.png' }, actualCost: 0.01 });
       }
-      return state;
+      return links;
     };
+    deciding = true;
     await h.orchestrator.decide('prj_race', { approvalId: request!.approvalId, decision: 'approved', by: 'a' });
     expect(raced).toBe(true);
     expect((await blackboard.tasks.getTask(keyframe.taskId))!.status).toBe('COMPLETED');

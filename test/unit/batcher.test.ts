@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Batcher } from '../../src/orchestrator/batcher.js';
+import { Batcher } from '../../src/results/batcher.js';
 
 interface Item {
   key: string;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BudgetChecker, COST_EWMA_ALPHA } from '../../src/orchestrator/budget-checker.js';
+import { BudgetChecker, COST_EWMA_ALPHA } from '../../src/budget/budget-checker.js';
 import { TaskTypeCatalog } from '../../src/domain/task-types.js';
 import type { Core } from '../../src/orchestrator/core.js';
 

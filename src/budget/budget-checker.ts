@@ -2,7 +2,9 @@ import { ProjectNotFoundError } from '../errors.js';
 import { roundMoney } from '../domain/task-types.js';
 import type { BudgetLevel, BudgetStatus } from '../domain/messages.js';
 import type { ProjectBudget } from '../ports/task-store.js';
-import { BUDGET_EXHAUSTED, publishNotice, type Core } from './core.js';
+import { BUDGET_EXHAUSTED } from '../domain/project.js';
+import type { Core } from '../orchestrator/core.js';
+import { publishNotice } from '../reactions/statuses.js';
 
 /** Samples of a (task type, agent) before its observed mean replaces the catalogue estimate. */
 export const MIN_COST_SAMPLES = 3;
@@ -18,6 +20,9 @@ export const PUBLISH_COALESCE_MS = 50;
 export const PUBLISH_COST_FACTOR = 20;
 /** Marks a project whose scheduled status is being computed (in `publishing`). */
 const COMPUTING = Symbol('computing');
+
+/** What the budget checker needs: the context without the task registry (whose estimates it makes). */
+export type BudgetContext = Omit<Core, 'registry' | 'inspect'>;
 
 /**
  * Budget status, checks, warnings and cost prediction. The amounts themselves (spent,
@@ -37,7 +42,7 @@ export class BudgetChecker {
   private readonly unwritten: { taskType: string; agent: string; cost: number; count: number; at: Date }[] = [];
   private writingCosts: Promise<void> | null = null;
 
-  constructor(private readonly core: Core) {}
+  constructor(private readonly core: BudgetContext) {}
 
   /** Loads the observed cost means (at start). */
   async loadObservations(): Promise<void> {

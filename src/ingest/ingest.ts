@@ -1,15 +1,20 @@
 import { randomUUID } from 'node:crypto';
-import { ValidationError } from '../errors.js';
+import { ProjectNotFoundError, ValidationError } from '../errors.js';
+import { PipelineEvent, type PipelineEventInput } from '../domain/pipeline.js';
 import type { TaskStatusMessage } from '../domain/messages.js';
-import type { NewApproval, NewProject } from '../ports/project-store.js';
+import { newTaskId, type NewTaskInput } from '../domain/task.js';
+import type { ApprovalRecord, NewApproval, NewProject, ProjectRecord } from '../ports/project-store.js';
 import type { NewTaskRecord, ProjectBudget, TaskRecord } from '../ports/task-store.js';
 import type { PlannedTask } from '../pipeline/event-mapper.js';
-import type { BudgetChecker } from './budget-checker.js';
-import type { TaskFlow } from './task-flow.js';
-import type { TaskScheduler } from './scheduler.js';
+import { requestBody } from '../approvals/request.js';
+import type { BudgetChecker } from '../budget/budget-checker.js';
+import type { ProjectLifecycle } from '../control/lifecycle.js';
 import type { DispatchClaim } from '../dispatch/dispatcher.js';
-import { requestBody } from './approvals.js';
-import { publishStatuses, type Core } from './core.js';
+import type { Promotion } from '../promotion/promotion.js';
+import type { TaskScheduler } from '../orchestrator/scheduler.js';
+import type { Core } from '../orchestrator/core.js';
+import type { Reactions } from '../reactions/reactions.js';
+import { publishStatuses } from '../reactions/statuses.js';
 
 export interface IngestedEvent {
   id: string;
@@ -26,28 +31,118 @@ export interface IngestOutcome {
   reacted?: Promise<void>;
 }
 
+const DUPLICATE: IngestOutcome = { duplicate: true, taskIds: [], approvalId: null };
+
 /**
- * Writes an event's effects in one transaction (or one statement) and makes its tasks go:
+ * Ingesting an event: a pipeline event (from the bus, or raised by a completed task), a
+ * direct submission of tasks, or the revision tasks of a rejected checkpoint.
  *
- * - tasks without dependencies are written READY, their estimates reserved with them,
- *   when the project is active and the reservation fits (else PENDING, promoted after);
- * - of those, the ones the scheduler can start at once (room, nothing waiting in the
- *   queue; see DirectDispatch) are written RUNNING in the same write, with
- *   their leases' fencing tokens, and dispatched right after it — no queue round trip,
- *   no second commit;
- * - the rest of the READY ones go in the queue; PENDING ones are promoted.
+ * - Decide: the event is validated, mapped to its planned tasks (pipeline/event-mapper.ts),
+ *   held at a checkpoint (an approval request) or not; tasks without dependencies are
+ *   READY, and those the dispatcher can start at once are RUNNING with their leases.
+ * - Commit: one transaction (ProjectStore.ingestEvent), idempotent by event id — the
+ *   processed mark, the project, the tasks, their reservation, the approval request.
+ * - React, in the project's order: statuses, the approval request announced, READY tasks
+ *   queued, PENDING ones promoted, the project completed when the event ends it.
  */
 export class Ingest {
   constructor(
     private readonly core: Core,
     private readonly scheduler: TaskScheduler,
     private readonly budget: BudgetChecker,
-    private readonly flow: TaskFlow,
-    private readonly react: (projectId: string, what: string, fn: () => Promise<void>) => Promise<void>,
+    private readonly promotion: Promotion,
+    private readonly lifecycle: ProjectLifecycle,
+    private readonly reactions: Reactions,
   ) {}
 
+  /** A pipeline event, validated here (idempotent by event id); resolves once its commit is durable. */
+  event(input: PipelineEventInput): Promise<IngestOutcome> {
+    const parsed = PipelineEvent.safeParse(input);
+    if (!parsed.success) {
+      throw new ValidationError('invalid event', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+    }
+    return this.accept(parsed.data);
+  }
+
+  /** A pipeline event the event bus validated already. */
+  async accept(event: PipelineEvent): Promise<IngestOutcome> {
+    // A project this process holds active in memory is not read first: the ingest writes
+    // only if the row is still active, and otherwise leaves the event to the general way.
+    const held = event.type === 'PROJECT_CREATED' ? undefined : this.core.projectActors.get(event.projectId);
+    let project: ProjectRecord | null | undefined;
+    if (held?.record.state === 'active') {
+      const result = await this.pipelineEvent(event, held.record, undefined, true);
+      if (result) return result;
+      // Its state changed elsewhere: read here, and learnt by the actor.
+      project = await held.refresh().catch((err: unknown) => {
+        if (err instanceof ProjectNotFoundError) return null;
+        throw err;
+      });
+    }
+    // A duplicate is found by the ingest's transaction (the processed mark is its first
+    // write); only an event that would be refused is checked for one first, so that a
+    // redelivered event of a finished project is a duplicate, not an error.
+    if (project === undefined) project = await this.core.projects.getProject(event.projectId);
+    let newProject: NewProject | undefined;
+    if (event.type === 'PROJECT_CREATED') {
+      if (!project) newProject = projectFromPayload(event.projectId, event.payload);
+    } else if (!project) {
+      if (await this.core.projects.isEventProcessed(event.id)) return DUPLICATE;
+      throw new ProjectNotFoundError(event.projectId);
+    }
+    if (project && (project.state === 'completed' || project.state === 'cancelled')) {
+      if (await this.core.projects.isEventProcessed(event.id)) return DUPLICATE;
+      throw new ValidationError(`project ${event.projectId} is ${project.state}: event ${event.type} refused`);
+    }
+    return (await this.pipelineEvent(event, project, newProject, false))!;
+  }
+
+  /**
+   * Tasks added to an existing project directly (outside the pipeline's event map), with
+   * the same guarantees as an event: one transaction, idempotent by `eventId`.
+   */
+  async submit(projectId: string, tasks: readonly Omit<NewTaskInput, 'projectId'>[], eventId: string): Promise<IngestOutcome> {
+    const project = await this.core.projects.getProject(projectId);
+    if (!project) throw new ProjectNotFoundError(projectId);
+    if (project.state === 'completed' || project.state === 'cancelled') {
+      throw new ValidationError(`project ${projectId} is ${project.state}: tasks refused`);
+    }
+    const planned = tasks.map((t) => ({ ...t, projectId, taskId: t.taskId ?? newTaskId(), input: t.input ?? {}, dependencies: t.dependencies ?? [] }));
+    return (await this.ingest({ id: eventId, type: 'TASKS_SUBMITTED', projectId, payload: {} }, planned, false))!;
+  }
+
+  /** The revision tasks of a rejected checkpoint (idempotent: one revision per rejection). */
+  async revision(approval: ApprovalRecord, tasks: readonly PlannedTask[]): Promise<IngestOutcome | null> {
+    return this.ingest(
+      { id: `${approval.approvalId}:rejected`, type: `${approval.checkpoint}_REJECTED`, projectId: approval.projectId, payload: { comment: approval.comment } },
+      tasks,
+      false,
+    );
+  }
+
+  /** An event of a known or new project; null when `onlyIfActive` and the project was not active. */
+  private async pipelineEvent(
+    event: PipelineEvent,
+    project: ProjectRecord | null,
+    newProject: NewProject | undefined,
+    onlyIfActive: boolean,
+  ): Promise<IngestOutcome | null> {
+    const checkpoints = project?.checkpoints ?? newProject?.checkpoints ?? this.core.mapper.pipeline.checkpoints;
+    const atCheckpoint = this.core.config.approval.enabled && checkpoints.includes(event.type);
+    const planned = this.core.mapper.mapEventToTasks(event);
+    const completes = !atCheckpoint && this.core.mapper.completesProject(event.type);
+    return this.ingest(
+      { id: event.id, type: event.type, projectId: event.projectId, payload: event.payload },
+      planned,
+      atCheckpoint,
+      newProject,
+      onlyIfActive,
+      completes ? () => this.lifecycle.complete(event.projectId) : undefined,
+    );
+  }
+
   /** Null when `onlyIfActive` and the project was not active (nothing written). */
-  async ingest(
+  private async ingest(
     event: IngestedEvent,
     planned: readonly PlannedTask[],
     atCheckpoint: boolean,
@@ -98,7 +193,7 @@ export class Ingest {
     }
     if (!written.ready) await this.scheduler.dispatcher.abandon(claims);
     if (written.skipped) return null;
-    if (!written.written) return { duplicate: true, taskIds: [], approvalId: null };
+    if (!written.written) return DUPLICATE;
     // Durable. The tasks written RUNNING take their slots and are dispatched; the rest
     // follows in the project's reaction, which cannot fail the event any more.
     const running = written.ready ? variants.filter((t) => t.status === 'RUNNING') : [];
@@ -113,7 +208,7 @@ export class Ingest {
         : undefined;
     const created = core.registry.adopt(records.map((r) => variantById.get(r.taskId) ?? r));
     this.scheduler.dispatcher.confirm(running);
-    const reacted = this.react(event.projectId, 'ingest', async () => {
+    const reacted = this.reactions.run(event.projectId, 'ingest', async () => {
       if (approval) projectActor?.noteApproval({ ...approval, status: 'pending' });
       if (project) await core.bus.publish({ kind: 'project', body: { projectId: project.projectId, state: 'active', reason: null } });
       await this.publishCreated(created, variantById, now);
@@ -142,7 +237,7 @@ export class Ingest {
       await this.budget.afterChange(event.projectId, false, project);
     }
     const pending = created.filter((r) => r.status === 'PENDING').map((r) => r.taskId);
-    if (pending.length) await this.flow.batch.promoteMany(pending);
+    if (pending.length) await this.promotion.promoteMany(pending);
   }
 
   /** The READY variants, the claimed ones moved on to RUNNING with their leases. */

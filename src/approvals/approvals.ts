@@ -1,16 +1,20 @@
-import { ApprovalError, IllegalTransitionError } from '../errors.js';
+import { ApprovalError, BudgetExceededError, IllegalTransitionError } from '../errors.js';
+import { acceptsWork } from '../domain/project.js';
 import type { ApprovalDecided } from '../domain/messages.js';
 import type { ApprovalRecord } from '../ports/project-store.js';
-import type { PlannedTask } from '../pipeline/event-mapper.js';
-import type { Core } from './core.js';
-import type { TaskFlow } from './task-flow.js';
+import type { BudgetChecker } from '../budget/budget-checker.js';
+import { reserveFor } from '../budget/effects.js';
+import type { Cancellation } from '../control/cancellation.js';
+import type { ProjectLifecycle } from '../control/lifecycle.js';
+import type { Ingest } from '../ingest/ingest.js';
+import { dependencyStates } from '../promotion/dependencies.js';
+import type { Promotion } from '../promotion/promotion.js';
+import type { TaskScheduler } from '../orchestrator/scheduler.js';
+import type { Core } from '../orchestrator/core.js';
+import { sendAndPublish } from '../reactions/statuses.js';
+import { requestBody } from './request.js';
 
-export interface ApprovalHooks {
-  /** Creates the revision tasks of a rejection (idempotent by event id). */
-  ingestRevision(approval: ApprovalRecord, tasks: PlannedTask[]): Promise<void>;
-  /** The approved checkpoint completes the project. */
-  completeProject(projectId: string): Promise<void>;
-}
+export { requestBody } from './request.js';
 
 export const TIMEOUT_DECIDER = 'orchestrator:timeout';
 
@@ -23,8 +27,12 @@ export const TIMEOUT_DECIDER = 'orchestrator:timeout';
 export class ApprovalManager {
   constructor(
     private readonly core: Core,
-    private readonly flow: TaskFlow,
-    private readonly hooks: ApprovalHooks,
+    private readonly budget: BudgetChecker,
+    private readonly scheduler: TaskScheduler,
+    private readonly promotion: Promotion,
+    private readonly cancellation: Cancellation,
+    private readonly lifecycle: ProjectLifecycle,
+    private readonly ingest: Ingest,
   ) {}
 
   async decide(projectId: string, decision: ApprovalDecided): Promise<ApprovalRecord> {
@@ -94,8 +102,8 @@ export class ApprovalManager {
 
   private async apply(approval: ApprovalRecord, shots?: readonly number[]): Promise<void> {
     if (approval.status === 'approved') {
-      for (const taskId of approval.taskIds) await this.flow.approve(taskId);
-      if (this.core.mapper.completesProject(approval.checkpoint)) await this.hooks.completeProject(approval.projectId);
+      for (const taskId of approval.taskIds) await this.approve(taskId);
+      if (this.core.mapper.completesProject(approval.checkpoint)) await this.lifecycle.complete(approval.projectId);
       return;
     }
     const reason = `rejected at ${approval.checkpoint}${approval.comment ? `: ${approval.comment}` : ''}`;
@@ -103,28 +111,45 @@ export class ApprovalManager {
       const actor = await this.core.registry.get(taskId);
       if (actor.status !== 'WAITING_APPROVAL') continue;
       try {
-        await this.flow.send(taskId, { type: 'REJECT', at: this.core.clock.now(), reason });
+        await sendAndPublish(this.core, taskId, { type: 'REJECT', at: this.core.clock.now(), reason });
       } catch (err) {
         if (!(err instanceof IllegalTransitionError)) throw err;
       }
-      await this.flow.cancelDependents(taskId, reason);
+      await this.cancellation.cancelDependents(taskId, reason);
     }
     const revision = this.core.mapper.mapRejection(
       { id: approval.eventId, type: approval.checkpoint, projectId: approval.projectId, payload: approval.summary, occurredAt: approval.requestedAt },
       { comment: approval.comment ?? '', ...(shots ? { shots: [...shots] } : {}) },
     );
-    await this.hooks.ingestRevision(approval, revision);
+    await this.ingest.revision(approval, revision);
   }
-}
 
-export function requestBody(approval: Pick<ApprovalRecord, 'approvalId' | 'projectId' | 'checkpoint' | 'summary' | 'taskIds' | 'expiresAt'>, reminder = false) {
-  return {
-    approvalId: approval.approvalId,
-    projectId: approval.projectId,
-    checkpoint: approval.checkpoint,
-    summary: approval.summary,
-    taskIds: approval.taskIds,
-    expiresAt: approval.expiresAt ? approval.expiresAt.toISOString() : null,
-    ...(reminder ? { reminder: true } : {}),
-  };
+  /** Approves a task waiting at a checkpoint: READY when it can run now, else PENDING. */
+  private async approve(taskId: string): Promise<void> {
+    const { core } = this;
+    const actor = (await core.registry.refresh([taskId])).get(taskId);
+    if (actor?.status !== 'WAITING_APPROVAL') return;
+    const record = await core.tasks.getTask(taskId);
+    const deps = record ? (await dependencyStates(core.tasks, [record])).get(taskId)! : { met: false, broken: null };
+    const project = await core.projects.getProject(actor.projectId);
+    const now = core.clock.now();
+    if (deps.met && acceptsWork(project?.state)) {
+      try {
+        const budget = reserveFor(actor, core.config.budget.checkEnabled);
+        await sendAndPublish(core, taskId, { type: 'APPROVE', at: now, dependenciesMet: true }, { budget });
+        await core.queue.put({ taskId: actor.taskId, priority: actor.priority });
+        this.scheduler.wake();
+        await this.budget.afterChange(actor.projectId, false);
+        return;
+      } catch (err) {
+        if (!(err instanceof BudgetExceededError)) throw err;
+        await this.lifecycle.pauseForBudget(actor.projectId);
+      }
+    }
+    await sendAndPublish(core, taskId, { type: 'APPROVE', at: now, dependenciesMet: false });
+    if (deps.broken) await this.cancellation.cancelTask(taskId, deps.broken);
+    // A dependency may have completed since it was read above, its result looking for
+    // dependents to push before this write made the task PENDING: checked again after it.
+    else if (!deps.met) await this.promotion.promoteMany([taskId]);
+  }
 }

@@ -1,0 +1,106 @@
+import { IllegalTransitionError, ProjectNotFoundError } from '../errors.js';
+import { BUDGET_EXHAUSTED } from '../domain/project.js';
+import type { BudgetStatus, ControlRequest } from '../domain/messages.js';
+import type { ApprovalRecord, ProjectRecord } from '../ports/project-store.js';
+import type { BudgetChecker } from '../budget/budget-checker.js';
+import type { Promotion } from '../promotion/promotion.js';
+import type { TaskScheduler } from '../orchestrator/scheduler.js';
+import type { Core } from '../orchestrator/core.js';
+import type { Cancellation } from './cancellation.js';
+import type { ProjectLifecycle } from './lifecycle.js';
+
+export interface ProjectStatus {
+  project: ProjectRecord;
+  budget: BudgetStatus;
+  tasks: Partial<Record<string, number>>;
+  pendingApprovals: ApprovalRecord[];
+}
+
+/**
+ * Control of a project by its users (the control subject, the CLI, the API): pause,
+ * resume, cancel, set the budget, and its status. Each is a project-machine event
+ * committed first (ProjectLifecycle); what follows — tasks queued again, promoted,
+ * cancelled — comes after the commit.
+ */
+export class ProjectControl {
+  constructor(
+    private readonly core: Core,
+    private readonly budget: BudgetChecker,
+    private readonly scheduler: TaskScheduler,
+    private readonly lifecycle: ProjectLifecycle,
+    private readonly promotion: Promotion,
+    private readonly cancellation: Cancellation,
+  ) {}
+
+  /** `<prefix>.control.<projectId>` requests (validated); answers with the project's status. */
+  async handle(projectId: string, request: ControlRequest): Promise<ProjectStatus> {
+    switch (request.action) {
+      case 'pause':
+        await this.pause(projectId, request.reason);
+        break;
+      case 'resume':
+        await this.resume(projectId);
+        break;
+      case 'cancel':
+        await this.cancel(projectId, request.reason);
+        break;
+      case 'set_budget':
+        await this.setBudget(projectId, request.limit);
+        break;
+      case 'status':
+        break;
+    }
+    return this.status(projectId);
+  }
+
+  pause(projectId: string, reason = 'paused by user'): Promise<ProjectRecord> {
+    return this.lifecycle.send(projectId, { type: 'PAUSE', reason });
+  }
+
+  /** Resumes dispatching: READY tasks go back in the queue, runnable PENDING ones are promoted. */
+  async resume(projectId: string): Promise<ProjectRecord> {
+    const row = await this.lifecycle.send(projectId, { type: 'RESUME' });
+    await this.promotion.promotePending(projectId);
+    // After the state change: a READY task a scheduler popped (and put back or dropped)
+    // while the project was paused is back in the queue.
+    await this.requeueReady(projectId);
+    this.scheduler.wake();
+    return row;
+  }
+
+  /** Cancels the project, then every non-final task of it with the reason. */
+  async cancel(projectId: string, reason = 'cancelled by user'): Promise<ProjectRecord> {
+    const row = await this.lifecycle.send(projectId, { type: 'CANCEL', reason });
+    const tasks = await this.core.tasks.listByProject(projectId, ['PENDING', 'READY', 'RUNNING', 'WAITING_APPROVAL', 'FAILED']);
+    for (const t of tasks) {
+      await this.cancellation.cancelTask(t.taskId, `project cancelled: ${reason}`).catch((err) => {
+        if (!(err instanceof IllegalTransitionError)) throw err;
+      });
+    }
+    return row;
+  }
+
+  /** Sets the budget limit; a project paused for its budget resumes when it now fits. */
+  async setBudget(projectId: string, limit: number | null): Promise<BudgetStatus> {
+    const row = await this.core.projects.setBudgetLimit(projectId, limit, new Date(this.core.clock.now()));
+    if (row.state === 'paused' && row.pausedReason === BUDGET_EXHAUSTED) await this.resume(projectId);
+    await this.budget.afterChange(projectId, true);
+    return this.budget.getBudgetStatus(projectId);
+  }
+
+  async status(projectId: string): Promise<ProjectStatus> {
+    const project = await this.core.projects.getProject(projectId);
+    if (!project) throw new ProjectNotFoundError(projectId);
+    return {
+      project,
+      budget: await this.budget.getBudgetStatus(projectId),
+      tasks: await this.core.tasks.countByStatus(projectId),
+      pendingApprovals: await this.core.projects.listApprovals(projectId, 'pending'),
+    };
+  }
+
+  private async requeueReady(projectId: string): Promise<void> {
+    const ready = await this.core.tasks.listByProject(projectId, ['READY']);
+    await this.core.queue.putMany(ready.map((t) => ({ taskId: t.taskId, priority: t.priority })));
+  }
+}
