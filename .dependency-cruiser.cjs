@@ -8,8 +8,10 @@
 //
 //   domain            values, zod schemas, task types: pure
 //   machines          the XState machines: pure (xstate, domain)
-//   ports             the interfaces the core needs (one per aggregate): domain and errors only
-//   adapters          PostgreSQL, Redis, NATS, in-memory: ports, domain, errors (+ config, logger)
+//   ports             the interfaces the core needs (one per aggregate, and the one commit port
+//                     that writes several together): domain and errors only
+//   adapters          PostgreSQL, Redis, NATS, in-memory: ports, domain, errors (+ config, logger);
+//                     each PostgreSQL store writes its aggregate's tables only, the commit adapter several
 //   orchestrator, actors, pipeline, service, demo, agent, inspect: the application and the edge
 //   cli               the command line: the outermost layer; nothing imports it
 //
@@ -110,6 +112,30 @@ module.exports = {
         'a folder, is where they are put together.',
       from: { path: '^src/adapters/([^/]+)/' },
       to: { path: '^src/adapters/[^/]+/', pathNot: '^src/adapters/$1/' },
+    },
+    {
+      name: 'postgres-stores-stay-in-their-aggregate',
+      severity: 'error',
+      comment:
+        'A store adapter of src/adapters/postgres (*-store.ts) writes only its own aggregate\'s tables: ' +
+        'it imports no other store adapter and not the commit adapter (commit.ts). Writing several ' +
+        'aggregates together is the commit adapter\'s alone, and it runs its own statements: it ' +
+        'imports no store adapter either.',
+      from: { path: '^src/adapters/postgres/([^/]+-store|commit)\\.ts$' },
+      to: { path: '^src/adapters/postgres/([^/]+-store|commit)\\.ts$' },
+    },
+    {
+      name: 'multi-aggregate-statements-only-in-the-commit-adapter',
+      severity: 'error',
+      comment:
+        'The statements that write several aggregates in one statement or transaction (a transition ' +
+        'with its budget effect and raised events: transition-sql.ts and its outcomes; an event\'s ' +
+        'ingest: ingest-sql.ts) are run by the commit adapter (src/adapters/postgres/commit.ts) only.',
+      from: {
+        path: '^src/',
+        pathNot: '^src/adapters/postgres/(commit|transition-sql|transition-outcomes|ingest-sql)\\.ts$',
+      },
+      to: { path: '^src/adapters/postgres/(transition-sql|transition-outcomes|ingest-sql)\\.ts$' },
     },
     {
       name: 'nothing-imports-the-cli',

@@ -17,8 +17,10 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { migrate } from '../src/adapters/postgres/migrate.js';
 import { PgSqlClient, type SqlClient } from '../src/adapters/postgres/sql-client.js';
+import { PostgresCommit } from '../src/adapters/postgres/commit.js';
 import { PostgresTaskStore } from '../src/adapters/postgres/task-store.js';
-import type { NewTaskRecord, TransitionWrite } from '../src/ports/task-store.js';
+import type { TransitionWrite } from '../src/ports/commit.js';
+import type { NewTaskRecord } from '../src/ports/task-store.js';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const ROUNDS = 7;
@@ -95,7 +97,7 @@ function transition(taskId: string, reserve: boolean): TransitionWrite {
       };
 }
 
-async function oneRound(sql: SqlClient, store: PostgresTaskStore, round: number, reverse: boolean): Promise<Round> {
+async function oneRound(sql: SqlClient, store: PostgresTaskStore, commit: PostgresCommit, round: number, reverse: boolean): Promise<Round> {
   await sql.query('TRUNCATE tasks, task_transitions, projects');
   await sql.query(
     `INSERT INTO projects (project_id, title, budget_limit, created_at, updated_at)
@@ -121,7 +123,7 @@ async function oneRound(sql: SqlClient, store: PostgresTaskStore, round: number,
   const transitions = async () => {
     const start = performance.now();
     for (const id of tIds) {
-      await store.applyTransition({
+      await commit.applyTransition({
         taskId: id, expectedVersion: 1, from: 'PENDING', to: 'READY', event: 'DEPENDENCIES_MET',
         patch: { status: 'READY' }, snapshot: { value: 'ready', context: { taskId: id } },
         machineVersion: '1', by: 'bench', at: new Date(),
@@ -131,13 +133,13 @@ async function oneRound(sql: SqlClient, store: PostgresTaskStore, round: number,
   };
   const singleReservations = async () => {
     const start = performance.now();
-    for (const id of rIds) await store.applyTransition(transition(id, true));
+    for (const id of rIds) await commit.applyTransition(transition(id, true));
     return TRANSITIONS / ((performance.now() - start) / 1000);
   };
   const batched = (taskIds: string[], reserve: boolean) => async () => {
     const start = performance.now();
     for (let b = 0; b < BATCHES; b++) {
-      const outcomes = await store.applyTransitions(taskIds.slice(b * BATCH, (b + 1) * BATCH).map((id) => transition(id, reserve)));
+      const outcomes = await commit.applyTransitions(taskIds.slice(b * BATCH, (b + 1) * BATCH).map((id) => transition(id, reserve)));
       if (!outcomes.every((o) => o.ok)) throw new Error('bench: a batched transition was refused');
     }
     return (BATCHES * BATCH) / ((performance.now() - start) / 1000);
@@ -208,9 +210,10 @@ async function main(): Promise<void> {
   try {
     await migrate(sql);
     const store = new PostgresTaskStore(sql);
-    await oneRound(sql, store, 0, false); // warm-up, not counted
+    const commit = new PostgresCommit(sql);
+    await oneRound(sql, store, commit, 0, false); // warm-up, not counted
     const rounds: Round[] = [];
-    for (let i = 1; i <= ROUNDS; i++) rounds.push(await oneRound(sql, store, i, i % 2 === 0));
+    for (let i = 1; i <= ROUNDS; i++) rounds.push(await oneRound(sql, store, commit, i, i % 2 === 0));
 
     const m = (k: keyof Round) => median(rounds.map((r) => r[k]));
     const fmt = (x: number) => Math.round(x).toLocaleString('en-US');

@@ -7,7 +7,7 @@ export { OrchestratorFactory, type Blackboard, type OrchestratorOptions } from '
 export { Orchestrator, type HandleEventResult, type ProjectStatus } from './orchestrator/orchestrator.js';
 export { TaskScheduler } from './orchestrator/scheduler.js';
 export { BudgetChecker } from './budget/budget-checker.js';
-export { createBlackboard, createEmbeddedBlackboard } from './adapters/blackboards.js';
+export { createBlackboard, createEmbeddedBlackboard, sqlStores, type SqlStores } from './adapters/blackboards.js';
 
 // Configuration and logging
 export { loadConfig, redactedConfig, type OrchestratorConfig, type ConfigOverrides } from './config/config.js';
@@ -49,18 +49,19 @@ export { ProjectActor } from './actors/project-actor.js';
 export { ActorSystem } from './actors/system.js';
 
 // Ports
+export type { TaskStore, TaskRecord, NewTaskRecord, CreationStep, OutboxEvent } from './ports/task-store.js';
+export type { ProjectStore, ProjectRecord, ApprovalRecord } from './ports/project-store.js';
 export type {
-  TaskStore,
-  TaskRecord,
-  NewTaskRecord,
-  CreationStep,
+  Commit,
   TransitionWrite,
   TransitionOutcome,
   ProjectBudget,
   BudgetEffect,
-  OutboxEvent,
-} from './ports/task-store.js';
-export type { ProjectStore, ProjectRecord, ApprovalRecord, EventIngest, IngestResult } from './ports/project-store.js';
+  EventIngest,
+  IngestResult,
+} from './ports/commit.js';
+export type { DeadLetterStore, DeadLetter } from './ports/dead-letter-store.js';
+export type { CostStatsStore, CostObservation } from './ports/cost-stats-store.js';
 export type { TaskQueue, QueueEntry } from './ports/task-queue.js';
 export type { LockManager, Lease } from './ports/lock-manager.js';
 export type { EventBus, Outbound, InboundHandlers } from './ports/event-bus.js';
@@ -71,6 +72,9 @@ export { PgSqlClient, PGliteSqlClient, type SqlClient } from './adapters/postgre
 export { migrate } from './adapters/postgres/migrate.js';
 export { PostgresTaskStore } from './adapters/postgres/task-store.js';
 export { PostgresProjectStore } from './adapters/postgres/project-store.js';
+export { PostgresCommit } from './adapters/postgres/commit.js';
+export { PostgresDeadLetterStore } from './adapters/postgres/dead-letter-store.js';
+export { PostgresCostStatsStore } from './adapters/postgres/cost-stats-store.js';
 export { createRedisClient } from './adapters/redis/connection.js';
 export { RedisTaskQueue, RedisTaskQueue as PriorityTaskQueue } from './adapters/redis/task-queue.js';
 export { RedisLockManager } from './adapters/redis/lock-manager.js';

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import { IllegalTransitionError, StaleFencingTokenError, ValidationError } from '../errors.js';
 import type { TaskStatus } from '../domain/task.js';
-import type { BudgetEffect, OutboxEvent, TaskRecord, TaskStore, TransitionWrite } from '../ports/task-store.js';
+import type { BudgetEffect, TransitionWrite } from '../ports/commit.js';
+import type { OutboxEvent, TaskRecord, TaskStore } from '../ports/task-store.js';
 import { TASK_MACHINE_VERSION, isTerminal, statusOf, type TaskEvent, type TaskMachineInput, type TaskSnapshot } from '../machines/task-machine.js';
 import type { TaskSteps } from '../machines/task-steps.js';
 import type { ActorSystem, TaskActorRef } from './system.js';

@@ -9,7 +9,8 @@ import {
 import { NewTaskInput, newTaskId, type TaskStatus } from '../domain/task.js';
 import type { TaskTypeCatalog } from '../domain/task-types.js';
 import type { Clock } from '../ports/clock.js';
-import type { NewTaskRecord, TaskRecord, TransitionOutcome } from '../ports/task-store.js';
+import type { Commit, TransitionOutcome } from '../ports/commit.js';
+import type { NewTaskRecord, TaskRecord } from '../ports/task-store.js';
 import { TASK_MACHINE_VERSION } from '../machines/task-machine.js';
 import { TaskActor, type InitialSnapshot, type PreparedTransition, type SendOptions, type TaskActorDeps, type TaskTransition } from './task-actor.js';
 import type { TaskEvent } from '../machines/task-machine.js';
@@ -34,6 +35,8 @@ type WrittenExtras = Omit<Extract<TransitionOutcome, { ok: true }>, 'ok' | 'vers
 export type BatchOutcome = ({ ok: true; transition: TaskTransition } & WrittenExtras) | { ok: false; error: Error };
 
 export interface TaskRegistryDeps extends Omit<TaskActorDeps, 'steps'> {
+  /** Where the transitions are written (with their budget effects and raised events). */
+  commit: Commit;
   /** The task machine's steps (default: made once per registry). */
   steps?: TaskSteps;
   catalog: TaskTypeCatalog;
@@ -247,7 +250,7 @@ export class TaskRegistry {
           else outcomes[entry.index] = { ok: false, error: err as Error };
         }
       }
-      const written = await this.deps.store.applyTransitions(pending.map((p) => p.prepared.write));
+      const written = await this.deps.commit.applyTransitions(pending.map((p) => p.prepared.write));
       written.forEach((outcome, i) => {
         const { index, entry, actor, prepared } = pending[i]!;
         if (outcome.ok) {

@@ -5,8 +5,11 @@ import type { Clock } from '../ports/clock.js';
 import type { Blackboard } from '../ports/blackboard.js';
 import { PGliteSqlClient, PgSqlClient, redactConnectionString, type SqlClient } from './postgres/sql-client.js';
 import { migrate } from './postgres/migrate.js';
-import { PostgresTaskStore } from './postgres/task-store.js';
+import { PostgresCommit } from './postgres/commit.js';
+import { PostgresCostStatsStore } from './postgres/cost-stats-store.js';
+import { PostgresDeadLetterStore } from './postgres/dead-letter-store.js';
 import { PostgresProjectStore } from './postgres/project-store.js';
+import { PostgresTaskStore } from './postgres/task-store.js';
 import { MemoryTaskQueue } from './memory/task-queue.js';
 import { MemoryLockManager } from './memory/lock-manager.js';
 import { createRedisClient, describeRedisTarget } from './redis/connection.js';
@@ -15,8 +18,25 @@ import { RedisLockManager } from './redis/lock-manager.js';
 
 const HOW_TO_START = 'start it (for example `docker compose up -d`) or point the environment at it';
 
+/** The SQL half of a blackboard over one client: a store per aggregate, and the commit port. */
+export type SqlStores = Omit<Blackboard, 'queue' | 'locks' | 'close'>;
+
+/**
+ * The PostgreSQL adapters over one SqlClient (a pg pool or PGlite). Each store writes only
+ * its own aggregate's tables; PostgresCommit is the one that writes several together.
+ */
+export function sqlStores(sql: SqlClient): SqlStores {
+  return {
+    tasks: new PostgresTaskStore(sql),
+    projects: new PostgresProjectStore(sql),
+    commit: new PostgresCommit(sql),
+    deadLetters: new PostgresDeadLetterStore(sql),
+    costs: new PostgresCostStatsStore(sql),
+  };
+}
+
 function over(sql: SqlClient, rest: Pick<Blackboard, 'queue' | 'locks'>, close: () => Promise<void>): Blackboard {
-  return { tasks: new PostgresTaskStore(sql), projects: new PostgresProjectStore(sql), ...rest, close };
+  return { ...sqlStores(sql), ...rest, close };
 }
 
 /**

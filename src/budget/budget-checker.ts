@@ -1,7 +1,7 @@
 import { ProjectNotFoundError } from '../errors.js';
 import { roundMoney } from '../domain/task-types.js';
 import type { BudgetLevel, BudgetStatus } from '../domain/messages.js';
-import type { ProjectBudget } from '../ports/task-store.js';
+import type { ProjectBudget } from '../ports/commit.js';
 import { BUDGET_EXHAUSTED } from '../domain/project.js';
 import type { Core } from '../orchestrator/core.js';
 import { publishNotice } from '../reactions/statuses.js';
@@ -46,7 +46,7 @@ export class BudgetChecker {
 
   /** Loads the observed cost means (at start). */
   async loadObservations(): Promise<void> {
-    const list = await this.core.projects.listCostObservations();
+    const list = await this.core.costs.list();
     this.observed = new Map(list.map((o) => [`${o.taskType}|${o.agent}`, { ewma: o.ewma, samples: o.samples }]));
   }
 
@@ -85,8 +85,8 @@ export class BudgetChecker {
     try {
       for (let next = this.unwritten.shift(); next; next = this.unwritten.shift()) {
         const { taskType, agent, cost, count, at } = next;
-        await this.core.projects
-          .observeCost(taskType, agent, cost, COST_EWMA_ALPHA, at, count)
+        await this.core.costs
+          .observe(taskType, agent, cost, COST_EWMA_ALPHA, at, count)
           .catch((err: unknown) => this.core.logger.warn({ err, taskType, agent }, 'could not store a cost observation'));
       }
     } finally {

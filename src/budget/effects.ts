@@ -1,5 +1,5 @@
 import type { TaskActor } from '../actors/task-actor.js';
-import type { BudgetEffect } from '../ports/task-store.js';
+import type { BudgetEffect } from '../ports/commit.js';
 
 /**
  * The budget effects a task transition commits with it, on its project's row, in the

@@ -1,6 +1,6 @@
 /**
  * A project's lifecycle state and an approval's status: plain domain values, shared by
- * the project machine, the ports (ProjectStore, TaskStore's budget effects) and the wire
+ * the project machine, the ports (ProjectStore, the Commit port's budget effects) and the wire
  * messages. They live here, not in a port, so that neither the machines nor one port
  * has to import another port for them.
  */

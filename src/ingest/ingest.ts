@@ -4,7 +4,8 @@ import { PipelineEvent, type PipelineEventInput } from '../domain/pipeline.js';
 import type { TaskStatusMessage } from '../domain/messages.js';
 import { newTaskId, type NewTaskInput } from '../domain/task.js';
 import type { ApprovalRecord, NewApproval, NewProject, ProjectRecord } from '../ports/project-store.js';
-import type { NewTaskRecord, ProjectBudget, TaskRecord } from '../ports/task-store.js';
+import type { ProjectBudget } from '../ports/commit.js';
+import type { NewTaskRecord, TaskRecord } from '../ports/task-store.js';
 import type { PlannedTask } from '../pipeline/event-mapper.js';
 import { requestBody } from '../approvals/request.js';
 import type { BudgetChecker } from '../budget/budget-checker.js';
@@ -40,7 +41,7 @@ const DUPLICATE: IngestOutcome = { duplicate: true, taskIds: [], approvalId: nul
  * - Decide: the event is validated, mapped to its planned tasks (pipeline/event-mapper.ts),
  *   held at a checkpoint (an approval request) or not; tasks without dependencies are
  *   READY, and those the dispatcher can start at once are RUNNING with their leases.
- * - Commit: one transaction (ProjectStore.ingestEvent), idempotent by event id — the
+ * - Commit: one transaction (Commit.ingestEvent), idempotent by event id — the
  *   processed mark, the project, the tasks, their reservation, the approval request.
  * - React, in the project's order: statuses, the approval request announced, READY tasks
  *   queued, PENDING ones promoted, the project completed when the event ends it.
@@ -172,7 +173,7 @@ export class Ingest {
     const variants = this.withDispatches(readyTasks, claims);
     let written;
     try {
-      written = await core.projects.ingestEvent({
+      written = await core.commit.ingestEvent({
         eventId: event.id,
         eventType: event.type,
         projectId: event.projectId,

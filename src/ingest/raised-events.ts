@@ -70,7 +70,7 @@ export class RaisedEvents {
   private async deadLetter(e: OutboxEvent, err: unknown, tries: number): Promise<void> {
     const reason = `raised event ${e.eventType} (${e.eventId}) could not be handled: ${err instanceof Error ? err.message : String(err)}`;
     this.core.logger.error({ err, eventId: e.eventId, projectId: e.projectId, tries }, 'raised event dead-lettered');
-    await this.core.projects.recordDeadLetter({ taskId: e.taskId, projectId: e.projectId, reason, lastError: reason, attempts: tries, at: new Date(this.core.clock.now()) });
+    await this.core.deadLetters.record({ taskId: e.taskId, projectId: e.projectId, reason, lastError: reason, attempts: tries, at: new Date(this.core.clock.now()) });
     await this.core.tasks.removeOutbox(e.eventId);
   }
 }

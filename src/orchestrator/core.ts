@@ -4,6 +4,9 @@ import type { TaskTypeCatalog } from '../domain/task-types.js';
 import type { Clock } from '../ports/clock.js';
 import type { EventBus } from '../ports/event-bus.js';
 import type { LockManager } from '../ports/lock-manager.js';
+import type { Commit } from '../ports/commit.js';
+import type { CostStatsStore } from '../ports/cost-stats-store.js';
+import type { DeadLetterStore } from '../ports/dead-letter-store.js';
 import type { ProjectStore } from '../ports/project-store.js';
 import type { TaskQueue } from '../ports/task-queue.js';
 import type { TaskStore } from '../ports/task-store.js';
@@ -24,6 +27,10 @@ export interface Core {
   instanceId: string;
   tasks: TaskStore;
   projects: ProjectStore;
+  /** The one way to write several aggregates together: transitions with their budget effects, event ingests. */
+  commit: Commit;
+  deadLetters: DeadLetterStore;
+  costs: CostStatsStore;
   queue: TaskQueue;
   locks: LockManager;
   bus: EventBus;

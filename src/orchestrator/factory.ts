@@ -56,6 +56,9 @@ export const OrchestratorFactory = {
       instanceId: parsed.instanceId,
       tasks: blackboard.tasks,
       projects: blackboard.projects,
+      commit: blackboard.commit,
+      deadLetters: blackboard.deadLetters,
+      costs: blackboard.costs,
       queue: blackboard.queue,
       locks: blackboard.locks,
       bus: eventBus,
@@ -67,6 +70,7 @@ export const OrchestratorFactory = {
     const budget = new BudgetChecker(context);
     const registry = new TaskRegistry({
       store: blackboard.tasks,
+      commit: blackboard.commit,
       instanceId: parsed.instanceId,
       logger,
       catalog,

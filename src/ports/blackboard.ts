@@ -1,16 +1,24 @@
+import type { Commit } from './commit.js';
+import type { CostStatsStore } from './cost-stats-store.js';
+import type { DeadLetterStore } from './dead-letter-store.js';
 import type { LockManager } from './lock-manager.js';
 import type { ProjectStore } from './project-store.js';
 import type { TaskQueue } from './task-queue.js';
 import type { TaskStore } from './task-store.js';
 
 /**
- * The blackboard: the project and task state (PostgreSQL or the embedded PGlite store)
- * and what Redis holds (the ready queue and the leases), or their in-memory twins.
+ * The blackboard: the project and task state (PostgreSQL or the embedded PGlite store),
+ * one port per aggregate plus the one port that writes several together (`commit`), and
+ * what Redis holds (the ready queue and the leases), or their in-memory twins.
  * Built by `adapters/blackboards.ts`, handed to `OrchestratorFactory.create`.
  */
 export interface Blackboard {
   tasks: TaskStore;
   projects: ProjectStore;
+  /** Task transitions with their budget effects and raised events; event ingests. */
+  commit: Commit;
+  deadLetters: DeadLetterStore;
+  costs: CostStatsStore;
   queue: TaskQueue;
   locks: LockManager;
   close(): Promise<void>;

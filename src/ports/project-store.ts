@@ -1,5 +1,4 @@
 import type { ApprovalStatus, ProjectState } from '../domain/project.js';
-import type { NewTaskRecord } from './task-store.js';
 
 export { PROJECT_STATES, type ApprovalStatus, type ProjectState } from '../domain/project.js';
 
@@ -48,50 +47,6 @@ export interface NewProject {
   checkpoints: string[] | null;
 }
 
-/** Everything one handled event writes, in one transaction. */
-export interface EventIngest {
-  eventId: string;
-  eventType: string;
-  projectId: string;
-  at: Date;
-  by: string;
-  /** PROJECT_CREATED: the project row (an existing project id is left as it is). */
-  project?: NewProject;
-  tasks: readonly NewTaskRecord[];
-  approval?: NewApproval;
-  /** Redo tasks: waiting dependents of `oldTaskId` depend on `newTaskId` instead. */
-  supersede?: readonly { oldTaskId: string; newTaskId: string }[];
-  /**
-   * Tasks that may start READY (no dependencies, not at a checkpoint): the same tasks as
-   * in `tasks`, already moved PENDING → READY by their machine (`createdReady`). They
-   * replace their PENDING rows, and `reserve` (their estimates) is added to the project's
-   * reserved amount, when the project is active and — with `enforce` — the reservation
-   * fits within its limit; otherwise `tasks` is written as it is (all or nothing). Not
-   * combined with `supersede` (the reservation's project lock would come before the
-   * superseded task rows' locks, the reverse of the transitions' order).
-   */
-  ready?: { tasks: readonly NewTaskRecord[]; reserve: number; enforce: boolean };
-  /**
-   * The caller did not read the project first (it had it, active, in memory): write only
-   * if the project is active; otherwise write nothing and report `skipped` (the caller then
-   * reads the project and ingests the event without this flag). A duplicate event id of an
-   * active project is reported as not written.
-   */
-  onlyIfActive?: boolean;
-}
-
-/** What `ingestEvent` did. */
-export interface IngestResult {
-  /** False: the event id was already processed; nothing was written. */
-  written: boolean;
-  /** The `ready` tasks were written READY (and reserved). */
-  ready: boolean;
-  /** With `onlyIfActive`: the project was not active; nothing was written. */
-  skipped: boolean;
-  /** With `ready` written: the project's row just after the reservation (its amounts for budget checks). */
-  project?: ProjectRecord;
-}
-
 export interface ApprovalDecision {
   approvalId: string;
   status: Exclude<ApprovalStatus, 'pending'>;
@@ -100,35 +55,16 @@ export interface ApprovalDecision {
   at: Date;
 }
 
-export interface DeadLetter {
-  taskId: string;
-  projectId: string;
-  reason: string;
-  lastError: string | null;
-  attempts: number;
-  at: Date;
-}
-
-export interface CostObservation {
-  taskType: string;
-  agent: string;
-  /** Exponentially weighted mean of the actual costs. */
-  ewma: number;
-  samples: number;
-}
-
 /**
- * Projects, approvals, idempotency and the other durable state around tasks. Budget
- * amounts change only in SQL (see `BudgetEffect` on task transitions), so several
+ * The project aggregate: projects (state, budget limit, warning level) and their approvals,
+ * and which events were handled. Projects and approvals are created, events marked handled
+ * and budget amounts changed only through the Commit port (an event's ingest, a task
+ * transition's budget effect), in SQL under the project row's lock, so several
  * orchestrator processes can never overspend together.
+ * Tables: projects, approvals (processed_events is read here, written by the Commit port).
  */
 export interface ProjectStore {
-  /**
-   * Writes an event's effects (project, tasks, approval, supersessions) and marks the
-   * event processed, all or nothing. Returns false, writing nothing, when the event id
-   * was processed before.
-   */
-  ingestEvent(ingest: EventIngest): Promise<IngestResult>;
+  /** Whether the event was ingested (Commit.ingestEvent marks it in the same transaction). */
   isEventProcessed(eventId: string): Promise<boolean>;
   getProject(projectId: string): Promise<ProjectRecord | null>;
   listProjects(states?: readonly ProjectState[]): Promise<ProjectRecord[]>;
@@ -166,12 +102,4 @@ export interface ProjectStore {
    * its expiry is still `from` (compare-and-set: of two sweeps, one extends). True when extended.
    */
   extendApproval(approvalId: string, from: Date, expiresAt: Date): Promise<boolean>;
-  recordDeadLetter(letter: DeadLetter): Promise<void>;
-  listDeadLetters(projectId?: string): Promise<DeadLetter[]>;
-  /**
-   * Folds actual costs into the (task type, agent) mean: `count` samples of `cost` (a batch's
-   * mean), ewma += (1 - (1 - alpha)^count) * (cost - ewma); the first sample sets it.
-   */
-  observeCost(taskType: string, agent: string, cost: number, alpha: number, at: Date, count?: number): Promise<void>;
-  listCostObservations(): Promise<CostObservation[]>;
 }

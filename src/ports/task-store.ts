@@ -1,5 +1,4 @@
 import type { Task, TaskStatus } from '../domain/task.js';
-import type { ProjectState } from '../domain/project.js';
 
 /**
  * A task as stored: the original `tasks` columns plus what durability needs.
@@ -34,10 +33,10 @@ export type NewTaskRecord = Omit<TaskRecord, 'version' | 'updatedAt'> & {
   createdSteps?: readonly CreationStep[];
 };
 
-/** A transition a new task took before its row was first written (see NewTaskRecord). */
 /** A task's place in the dependency graph and whether it is done (see TaskStore.getLinks). */
 export type TaskLinks = Pick<TaskRecord, 'taskId' | 'status' | 'attempts' | 'maxAttempts' | 'dependencies'>;
 
+/** A transition a new task took before its row was first written (see NewTaskRecord). */
 export interface CreationStep {
   from: TaskStatus;
   to: TaskStatus;
@@ -45,7 +44,7 @@ export interface CreationStep {
   detail: Record<string, unknown> | null;
 }
 
-/** The columns a transition may change; absent keys stay as they are. */
+/** The columns a transition may change; absent keys stay as they are (see Commit's TransitionWrite). */
 export interface TaskPatch {
   status: TaskStatus;
   attempts?: number;
@@ -59,38 +58,11 @@ export interface TaskPatch {
   actualCost?: number | null;
 }
 
-export interface TransitionWrite {
-  taskId: string;
-  /** The row version the transition was computed from; a mismatch is a conflict. */
-  expectedVersion: number;
-  from: TaskStatus;
-  to: TaskStatus;
-  /** The machine event type, for the audit log. */
-  event: string;
-  /** Event details kept in the audit log (reason, error, cost...). */
-  detail?: Record<string, unknown> | null;
-  patch: TaskPatch;
-  snapshot: unknown;
-  machineVersion: string;
-  /**
-   * The fencing token carried by the writer, when the write comes from a lease holder
-   * (dispatch, result, heartbeat). Refused with StaleFencingTokenError when it is lower
-   * than the token stored on the task.
-   */
-  fencingToken?: number;
-  /** The orchestrator instance that made the transition. */
-  by: string;
-  at: Date;
-  /** The budget change that goes with this transition, written in the same transaction. */
-  budget?: BudgetEffect;
-  /**
-   * Events this transition raises (a completed task's pipeline events), written to the
-   * outbox in the same transaction, so a crash cannot lose them; handling an event
-   * (ProjectStore.ingestEvent) removes its outbox row.
-   */
-  raise?: readonly OutboxEvent[];
-}
-
+/**
+ * A pipeline event raised by a task transition, kept in the outbox until it is handled: the
+ * transition writes it (Commit.applyTransitions, `raise`), ingesting the event removes it
+ * (Commit.ingestEvent), and a sweep finds what is left (TaskStore.listOutbox).
+ */
 export interface OutboxEvent {
   eventId: string;
   eventType: string;
@@ -99,20 +71,6 @@ export interface OutboxEvent {
   /** The task whose transition raised it. */
   taskId: string;
   at: Date;
-}
-
-/**
- * A change to the project's budget made atomically with a task transition:
- * `reserved += reserve - release`, `spent += spend`. With `enforce`, a reservation that
- * would take spent + reserved over the limit (or a project that is not active) refuses
- * the whole transition with BudgetExceededError, and nothing is written.
- */
-export interface BudgetEffect {
-  projectId: string;
-  reserve?: number;
-  release?: number;
-  spend?: number;
-  enforce: boolean;
 }
 
 export interface TransitionRecord {
@@ -133,36 +91,18 @@ export interface Page {
   limit: number;
 }
 
-/** The outcome of one write of a batch (see `applyTransitions`). */
-/**
- * A project's state and amounts as a write that changed them left them (see
- * TransitionOutcome): enough for the budget checks that follow, without reading it again.
- */
-export interface ProjectBudget {
-  projectId: string;
-  state: ProjectState;
-  pausedReason: string | null;
-  budgetLimit: number | null;
-  spent: number;
-  reserved: number;
-}
-
-/**
- * Per write: its new row version; when it carried a budget effect, the project as the
- * statement left it (after every write of the call); when it moved the task into RUNNING
- * (a dispatch), the task's input, so that the dispatch reads nothing more. Or why it was
- * refused.
- */
-export type TransitionOutcome =
-  | { ok: true; version: number; project?: ProjectBudget; input?: Record<string, unknown> }
-  | { ok: false; error: Error };
-
 /** An attempt of a task: the task and the fencing token it went RUNNING under. */
 export interface DispatchedAttempt {
   taskId: string;
   fencingToken: number;
 }
 
+/**
+ * The task aggregate: the reads of tasks, their audit log and their outboxes, and the
+ * writes that touch nothing else (creating tasks, removing an outbox event, confirming
+ * dispatches). Transitions, which may change the project's budget too, are written through
+ * the Commit port. Tables: tasks, task_transitions, outbox, dispatch_outbox.
+ */
 export interface TaskStore {
   /**
    * Inserts tasks in one round trip, with an audit row each (from null). All or none:
@@ -176,24 +116,6 @@ export interface TaskStore {
    * exist among `taskIds`, in the order asked: a narrow read of the same rows as getTasks.
    */
   getLinks(taskIds: readonly string[]): Promise<TaskLinks[]>;
-  /**
-   * Applies one transition if the row version still matches: status columns, snapshot
-   * and the audit row in one transaction. Returns the new row version.
-   * Throws TaskNotFoundError, VersionConflictError or StaleFencingTokenError; nothing
-   * is written then.
-   */
-  applyTransition(write: TransitionWrite): Promise<number>;
-  /**
-   * Applies many transitions in one round trip (the hot paths batch: promotion, dispatch,
-   * results). Each write succeeds or fails on its own, with the same checks and errors as
-   * `applyTransition` (TaskNotFoundError, VersionConflictError, StaleFencingTokenError,
-   * BudgetExceededError), in the outcome at its index; a failed write writes nothing.
-   * Budget reservations with `enforce` are granted in the order of the writes while they
-   * fit (spent + reserved <= limit, project active), under the project row's lock, so
-   * concurrent batches from several processes never overspend together. Writes for the
-   * same task in one batch are not allowed (ValidationError for the whole call).
-   */
-  applyTransitions(writes: readonly TransitionWrite[]): Promise<TransitionOutcome[]>;
   /** Non-final tasks (see isFinalStatus), ordered by task id, a page at a time; only of `statuses` when given. */
   loadNonFinal(page: Page & { statuses?: readonly TaskStatus[] }): Promise<TaskRecord[]>;
   /** Tasks of a project, optionally of some statuses, ordered by creation. */

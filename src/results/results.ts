@@ -2,7 +2,8 @@ import { IllegalTransitionError, TaskNotFoundError, ValidationError } from '../e
 import type { Heartbeat, TaskResult } from '../domain/messages.js';
 import type { TaskTransition } from '../actors/task-actor.js';
 import type { BatchItem } from '../actors/task-registry.js';
-import type { OutboxEvent, ProjectBudget } from '../ports/task-store.js';
+import type { ProjectBudget } from '../ports/commit.js';
+import type { OutboxEvent } from '../ports/task-store.js';
 import type { BudgetChecker } from '../budget/budget-checker.js';
 import { releaseFor } from '../budget/effects.js';
 import type { RaisedEvents } from '../ingest/raised-events.js';

@@ -96,7 +96,7 @@ export class Retries {
   private async deadLetter(actor: TaskActor): Promise<void> {
     const { taskId } = actor;
     const { attempts, maxAttempts, lastError } = actor.getSnapshot().context;
-    await this.core.projects.recordDeadLetter({
+    await this.core.deadLetters.record({
       taskId,
       projectId: actor.projectId,
       reason: `failed ${attempts} of ${maxAttempts} attempts`,

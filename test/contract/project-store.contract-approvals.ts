@@ -1,15 +1,15 @@
 import { expect, it } from 'vitest';
-import { ApprovalError, ValidationError } from '../../src/errors.js';
-import type { ApprovalRecord, DeadLetter, NewApproval, ProjectStore } from '../../src/ports/project-store.js';
+import { ApprovalError } from '../../src/errors.js';
+import type { ApprovalRecord, NewApproval, ProjectStore } from '../../src/ports/project-store.js';
 import { at, ingest, newApproval, type ProjectHarnessRef } from './project-store.fixtures.js';
 
-/** Human approvals, dead letters and observed costs. */
+/** Human approvals: requested with their event (Commit.ingestEvent), decided and extended here. */
 export function approvalContract(harness: ProjectHarnessRef): void {
-  const store = () => harness().store;
-  const client = (i: number): ProjectStore => (i % 2 === 0 ? harness().store : harness().peer.store);
+  const store = () => harness().projects;
+  const client = (i: number): ProjectStore => (i % 2 === 0 ? harness().projects : harness().peer.projects);
 
   async function request(approval: NewApproval): Promise<ApprovalRecord> {
-    await store().ingestEvent(ingest(`ev-${approval.approvalId}`, { projectId: approval.projectId, approval }));
+    await harness().commit.ingestEvent(ingest(`ev-${approval.approvalId}`, { projectId: approval.projectId, approval }));
     return { ...approval, status: 'pending', comment: null, decidedBy: null, decidedAt: null };
   }
 
@@ -85,46 +85,5 @@ export function approvalContract(harness: ProjectHarnessRef): void {
     const expired = await store().decideApproval({ approvalId: 'a2', status: 'expired', comment: 'timed out', by: 'timeout', at: at(300) });
     expect(expired.status).toBe('expired');
     expect(await store().listExpiredApprovals(at(10_000), 10)).toStrictEqual([a5, { ...a1, expiresAt: at(500) }]);
-  });
-
-  it('records dead letters and lists them in order, by project', async () => {
-    const letters: DeadLetter[] = [
-      { taskId: 't1', projectId: 'prj-1', reason: 'max attempts', lastError: 'timeout after 600000ms', attempts: 3, at: at(10) },
-      { taskId: 't2', projectId: 'prj-2', reason: 'cancelled', lastError: null, attempts: 0, at: at(5) },
-      { taskId: 't1', projectId: 'prj-1', reason: 'given up é', lastError: 'boom', attempts: 5, at: at(20.5) },
-    ];
-    for (const l of letters) await store().recordDeadLetter(l);
-    expect(await store().listDeadLetters()).toStrictEqual(letters);
-    expect(await store().listDeadLetters('prj-1')).toStrictEqual([letters[0], letters[2]]);
-    expect(await store().listDeadLetters('prj-9')).toStrictEqual([]);
-  });
-
-  it('folds actual costs into an exponentially weighted mean per (task type, agent)', async () => {
-    for (const [i, cost] of [1, 2, 0.5].entries()) await store().observeCost('WRITE_SCRIPT', 'script_writer', cost, 0.3, at(i));
-    // 1, then 1 + 0.3 * (2 - 1) = 1.3, then 1.3 + 0.3 * (0.5 - 1.3) = 1.06
-    expect(await store().listCostObservations()).toStrictEqual([{ taskType: 'WRITE_SCRIPT', agent: 'script_writer', ewma: 1.06, samples: 3 }]);
-
-    const costs = [0.37, 1.234, 0.05, 2.5, 0];
-    let mean = costs[0]!;
-    for (const c of costs.slice(1)) mean += 0.25 * (c - mean);
-    for (const c of costs) await store().observeCost('RENDER_SHOT', 'video_generator', c, 0.25, at(9));
-    await store().observeCost('RENDER_SHOT', 'another_agent', 4.2, 0.25, at(9));
-    const list = await store().listCostObservations();
-    expect(list.map((o) => [o.taskType, o.agent, o.samples])).toStrictEqual([
-      ['RENDER_SHOT', 'another_agent', 1],
-      ['RENDER_SHOT', 'video_generator', 5],
-      ['WRITE_SCRIPT', 'script_writer', 3],
-    ]);
-    expect(list[0]!.ewma).toBe(4.2);
-    expect(list[1]!.ewma).toBeCloseTo(mean, 5);
-
-    await expect(store().observeCost('RENDER_SHOT', 'video_generator', -1, 0.25, at(9))).rejects.toBeInstanceOf(ValidationError);
-    await expect(store().observeCost('RENDER_SHOT', 'video_generator', 1, 1.5, at(9))).rejects.toBeInstanceOf(ValidationError);
-    expect(await store().listCostObservations()).toStrictEqual(list);
-  });
-
-  it('counts every concurrent observation', async () => {
-    await Promise.all(Array.from({ length: 20 }, (_, i) => client(i).observeCost('QA', 'qa_agent', 0.75, 0.3, at(i))));
-    expect(await store().listCostObservations()).toStrictEqual([{ taskType: 'QA', agent: 'qa_agent', ewma: 0.75, samples: 20 }]);
   });
 }

@@ -5,13 +5,14 @@ import { at, createProject, ingest, newProject, reserve, type ProjectHarnessRef 
 
 /** Project state, budget limits and warning levels. */
 export function projectContract(harness: ProjectHarnessRef): void {
-  const store = () => harness().store;
+  const store = () => harness().projects;
+  const commit = () => harness().commit;
   /** Alternates between the two clients, so concurrent calls race across pools. */
-  const client = (i: number): ProjectStore => (i % 2 === 0 ? harness().store : harness().peer.store);
+  const client = (i: number): ProjectStore => (i % 2 === 0 ? harness().projects : harness().peer.projects);
 
   it('reads projects back, listed in creation order and by state', async () => {
     for (const [id, seconds] of [['prj-b', 5], ['prj-a', 5], ['prj-c', 1]] as const) {
-      await store().ingestEvent(ingest(`created-${id}`, { projectId: id, at: at(seconds), project: newProject(id) }));
+      await commit().ingestEvent(ingest(`created-${id}`, { projectId: id, at: at(seconds), project: newProject(id) }));
     }
     expect((await store().listProjects()).map((p) => p.projectId)).toStrictEqual(['prj-c', 'prj-a', 'prj-b']);
     await store().setProjectState('prj-a', 'paused', ['active'], 'why', at(9));
@@ -25,7 +26,7 @@ export function projectContract(harness: ProjectHarnessRef): void {
   });
 
   it('moves a project only from the given states (compare-and-set)', async () => {
-    await createProject(store());
+    await createProject(commit());
     const created = (await store().getProject('prj-1'))!;
 
     const paused = await store().setProjectState('prj-1', 'paused', ['active'], 'budget exhausted', at(20));
@@ -49,7 +50,7 @@ export function projectContract(harness: ProjectHarnessRef): void {
   });
 
   it('lets exactly one of concurrent state changes win', async () => {
-    await createProject(store());
+    await createProject(commit());
     const results = await Promise.all(
       Array.from({ length: 12 }, (_, i) => client(i).setProjectState('prj-1', 'paused', ['active'], `reason ${i}`, at(20 + i))),
     );
@@ -61,7 +62,7 @@ export function projectContract(harness: ProjectHarnessRef): void {
   });
 
   it('sets the budget limit', async () => {
-    await createProject(store());
+    await createProject(commit());
     const created = (await store().getProject('prj-1'))!;
     const set = await store().setBudgetLimit('prj-1', 12.3456, at(20));
     expect(set).toStrictEqual({ ...created, budgetLimit: 12.3456, version: 2, updatedAt: at(20) });
@@ -74,7 +75,7 @@ export function projectContract(harness: ProjectHarnessRef): void {
   });
 
   it('raises the warning level once per level', async () => {
-    await createProject(store());
+    await createProject(commit());
     expect(await store().raiseWarningLevel('prj-1', 80)).toBe(true);
     expect(await store().raiseWarningLevel('prj-1', 80)).toBe(false);
     expect(await store().raiseWarningLevel('prj-1', 50)).toBe(false);
@@ -86,8 +87,8 @@ export function projectContract(harness: ProjectHarnessRef): void {
   });
 
   it('raises a level once when clients race', async () => {
-    await createProject(store());
-    await createProject(store(), 'prj-2');
+    await createProject(commit());
+    await createProject(commit(), 'prj-2');
     for (const level of [80, 100]) {
       const raised = await Promise.all(
         Array.from({ length: 12 }, (_, i) => client(i).raiseWarningLevel(i < 6 ? 'prj-1' : 'prj-2', level)),
@@ -99,8 +100,8 @@ export function projectContract(harness: ProjectHarnessRef): void {
   });
 
   it('resets the warning level above the ratio of a new limit, keeping the ones still crossed', async () => {
-    await createProject(store(), 'prj-1', { budgetLimit: 10 });
-    await reserve(harness().tasks, 'r1', 8); // 80% of 10
+    await createProject(commit(), 'prj-1', { budgetLimit: 10 });
+    await reserve(harness(), 'r1', 8); // 80% of 10
     expect(await store().raiseWarningLevel('prj-1', 80)).toBe(true);
 
     // 8 of 8.5 is 94%: 80 is still crossed (published once), 100 is not yet.

@@ -2,9 +2,13 @@ import { expect, it } from 'vitest';
 import type { TaskRecord } from '../../src/ports/task-store.js';
 import { at, ids, newTask, write, type HarnessRef } from './task-store.fixtures.js';
 
-/** The dispatch outbox: every write into RUNNING records its dispatch unconfirmed until confirmDispatches. */
+/**
+ * The dispatch outbox: every write into RUNNING (through the commit port, or a task created
+ * RUNNING) records its dispatch unconfirmed until TaskStore.confirmDispatches.
+ */
 export function dispatchOutboxContract(harness: HarnessRef): void {
-  const store = () => harness().store;
+  const store = () => harness().tasks;
+  const commit = () => harness().commit;
   const unconfirmed = async (before: Date, limit = 100, afterTaskId?: string) =>
     (await store().listUnconfirmedDispatches({ before, limit, ...(afterTaskId === undefined ? {} : { afterTaskId }) })).map(
       (t: TaskRecord) => [t.taskId, t.status, t.fencingToken],
@@ -23,11 +27,11 @@ export function dispatchOutboxContract(harness: HarnessRef): void {
 
   it('records the dispatch of every write into RUNNING, batched or single, until it is confirmed', async () => {
     await store().createTasks(['d-a', 'd-b', 'd-c', 'd-d'].map((id) => newTask(id, { status: 'READY' })), 'orch-a');
-    const outcomes = await store().applyTransitions([dispatch('d-a', 5, 60), dispatch('d-b', 6, 60)]);
+    const outcomes = await commit().applyTransitions([dispatch('d-a', 5, 60), dispatch('d-b', 6, 60)]);
     expect(outcomes.every((o) => o.ok)).toBe(true);
-    await store().applyTransition(dispatch('d-c', 7, 61));
+    await commit().applyTransition(dispatch('d-c', 7, 61));
     // A refused write (stale version) records nothing.
-    expect((await store().applyTransitions([dispatch('d-d', 8, 61, 9)]))[0]!.ok).toBe(false);
+    expect((await commit().applyTransitions([dispatch('d-d', 8, 61, 9)]))[0]!.ok).toBe(false);
 
     // Recorded at the write's time: listed once that is before `before`.
     expect(await unconfirmed(at(60))).toStrictEqual([]);
@@ -67,18 +71,18 @@ export function dispatchOutboxContract(harness: HarnessRef): void {
     expect(await unconfirmed(at(10))).toStrictEqual([['c-run', 'RUNNING', 3], ['c-steps', 'RUNNING', 4]]);
     await store().confirmDispatches([{ taskId: 'c-run', fencingToken: 3 }]);
     // A heartbeat (RUNNING → RUNNING) is not a dispatch.
-    await store().applyTransition(
+    await commit().applyTransition(
       write('c-run', { from: 'RUNNING', to: 'RUNNING', event: 'HEARTBEAT', fencingToken: 3, patch: { status: 'RUNNING', deadline: at(900) }, at: at(20) }),
     );
-    await store().applyTransition(write('c-ready', { from: 'READY', to: 'CANCELLED', event: 'CANCEL', patch: { status: 'CANCELLED' }, at: at(20) }));
+    await commit().applyTransition(write('c-ready', { from: 'READY', to: 'CANCELLED', event: 'CANCEL', patch: { status: 'CANCELLED' }, at: at(20) }));
     expect(await unconfirmed(at(30))).toStrictEqual([['c-steps', 'RUNNING', 4]]);
   });
 
   it('lists only attempts still RUNNING under their token; a new attempt replaces the earlier one', async () => {
     await store().createTasks(['e-done', 'e-retry'].map((id) => newTask(id, { status: 'READY' })), 'orch-a');
-    expect((await store().applyTransitions([dispatch('e-done', 5, 60), dispatch('e-retry', 6, 60)])).every((o) => o.ok)).toBe(true);
+    expect((await commit().applyTransitions([dispatch('e-done', 5, 60), dispatch('e-retry', 6, 60)])).every((o) => o.ok)).toBe(true);
     // The attempt ends unconfirmed (its result came first): not listed, and dropped.
-    await store().applyTransition(
+    await commit().applyTransition(
       write('e-done', { from: 'RUNNING', to: 'COMPLETED', event: 'COMPLETE', expectedVersion: 2, fencingToken: 5, patch: { status: 'COMPLETED' }, at: at(70) }),
     );
     // e-retry: FAILED, back to READY, dispatched again under token 9.
@@ -87,10 +91,10 @@ export function dispatchOutboxContract(harness: HarnessRef): void {
       write('e-retry', { from: 'FAILED', to: 'PENDING', event: 'RETRY', expectedVersion: 3, patch: { status: 'PENDING' }, at: at(71) }),
       write('e-retry', { from: 'PENDING', to: 'READY', event: 'DEPENDENCIES_MET', expectedVersion: 4, patch: { status: 'READY' }, at: at(72) }),
     ];
-    for (const w of steps) await store().applyTransition(w);
+    for (const w of steps) await commit().applyTransition(w);
     // Between the attempts: neither is listed.
     expect(await unconfirmed(at(100))).toStrictEqual([]);
-    await store().applyTransition(dispatch('e-retry', 9, 200, 5));
+    await commit().applyTransition(dispatch('e-retry', 9, 200, 5));
     expect(await unconfirmed(at(100))).toStrictEqual([]);
     expect(await unconfirmed(at(201))).toStrictEqual([['e-retry', 'RUNNING', 9]]);
     // The earlier attempt's confirmation does not confirm the new one.

@@ -4,7 +4,8 @@ import { at, ids, newTask, write, type HarnessRef } from './task-store.fixtures.
 
 /** The read queries the scheduler, recovery and dependency checks use. */
 export function readContract(harness: HarnessRef): void {
-  const store = () => harness().store;
+  const store = () => harness().tasks;
+  const commit = () => harness().commit;
 
   it('pages through exactly the non-final tasks, once each', async () => {
     const statuses: [TaskStatus, number][] = [
@@ -97,11 +98,11 @@ export function readContract(harness: HarnessRef): void {
       ],
       'orch-a',
     );
-    await store().applyTransition(write('r-hi-1', { to: 'READY', at: at(30) }));
-    await store().applyTransition(write('r-hi-2', { to: 'READY', at: at(20) }));
-    await store().applyTransition(write('r-mid-2', { to: 'READY', at: at(40) }));
+    await commit().applyTransition(write('r-hi-1', { to: 'READY', at: at(30) }));
+    await commit().applyTransition(write('r-hi-2', { to: 'READY', at: at(20) }));
+    await commit().applyTransition(write('r-mid-2', { to: 'READY', at: at(40) }));
     // Staying READY (a snapshot update) keeps the place in the queue.
-    await store().applyTransition(write('r-hi-2', { from: 'READY', to: 'READY', expectedVersion: 2, at: at(90) }));
+    await commit().applyTransition(write('r-hi-2', { from: 'READY', to: 'READY', expectedVersion: 2, at: at(90) }));
     const order = await store().listReady({ offset: 0, limit: 10 });
     expect(order).toStrictEqual([
       { taskId: 'r-hi-2', priority: 900 },
@@ -128,10 +129,10 @@ export function readContract(harness: HarnessRef): void {
       ],
       'orch-a',
     );
-    await store().applyTransition(write('s-old', { to: 'READY', at: at(20) }));
-    await store().applyTransition(write('s-older', { to: 'READY', at: at(10) }));
-    await store().applyTransition(write('s-new', { to: 'READY', at: at(100) }));
-    await store().applyTransition(write('s-paused', { to: 'READY', at: at(5) }));
+    await commit().applyTransition(write('s-old', { to: 'READY', at: at(20) }));
+    await commit().applyTransition(write('s-older', { to: 'READY', at: at(10) }));
+    await commit().applyTransition(write('s-new', { to: 'READY', at: at(100) }));
+    await commit().applyTransition(write('s-paused', { to: 'READY', at: at(5) }));
     expect(await store().listStrayReady(at(50), 10)).toStrictEqual([
       { taskId: 's-older', priority: 900 },
       { taskId: 's-old', priority: 100 },
@@ -169,7 +170,7 @@ export function readContract(harness: HarnessRef): void {
   it('lists the outbox raised before a time, and removes an event from it', async () => {
     await store().createTasks([newTask('o-1')], 'orch-a');
     const raise = (eventId: string, seconds: number) => ({ eventId, eventType: 'SCRIPT_COMPLETED', projectId: 'prj-1', payload: { n: seconds }, taskId: 'o-1', at: at(seconds) });
-    await store().applyTransition(write('o-1', { to: 'READY', raise: [raise('ev-early', 10), raise('ev-late', 90)] }));
+    await commit().applyTransition(write('o-1', { to: 'READY', raise: [raise('ev-early', 10), raise('ev-late', 90)] }));
     expect((await store().listOutbox(10)).map((e) => e.eventId)).toStrictEqual(['ev-early', 'ev-late']);
     expect((await store().listOutbox(10, at(50))).map((e) => e.eventId)).toStrictEqual(['ev-early']);
     expect(await store().removeOutbox('ev-early')).toBe(true);
@@ -239,7 +240,7 @@ export function readContract(harness: HarnessRef): void {
       'orch-a',
     );
     expect(await store().maxFencingToken()).toBe(41);
-    await store().applyTransition(
+    await commit().applyTransition(
       write('m2', { to: 'RUNNING', fencingToken: 2 ** 33, patch: { status: 'RUNNING', fencingToken: 2 ** 33 } }),
     );
     expect(await store().maxFencingToken()).toBe(2 ** 33);
@@ -277,5 +278,30 @@ export function readContract(harness: HarnessRef): void {
     expect(await idsOf(at(5), 10)).toStrictEqual([]);
     const [due] = await store().listDueRetries(at(10), 1);
     expect(due).toMatchObject({ taskId: 'due1', status: 'PENDING', notBefore: at(10), version: 1 });
+  });
+
+  it('lists the dependents of several tasks, each once, by task id', async () => {
+    await store().createTasks(
+      [
+        newTask('dep-a'),
+        newTask('dep-b'),
+        newTask('dep-z1', { dependencies: ['dep-a'] }),
+        newTask('dep-y2', { dependencies: ['dep-a', 'dep-b'] }), // depends on both: listed once
+        newTask('dep-x3', { dependencies: ['dep-x', 'dep-b'] }),
+        newTask('dep-w4', { dependencies: ['dep-y2'] }), // a dependent's dependent: not listed
+        newTask('dep-v5', { dependencies: ['dep-a2'] }), // exact match only
+        newTask('dep-u6'),
+      ],
+      'orch-a',
+    );
+    const idsOf = async (taskIds: string[]) => (await store().listDependentsOf(taskIds)).map((t) => t.taskId);
+    expect(await idsOf(['dep-a', 'dep-b'])).toStrictEqual(['dep-x3', 'dep-y2', 'dep-z1']);
+    expect(await idsOf(['dep-b', 'dep-a', 'dep-b'])).toStrictEqual(['dep-x3', 'dep-y2', 'dep-z1']);
+    expect(await idsOf(['dep-a'])).toStrictEqual(['dep-y2', 'dep-z1']);
+    expect(await idsOf(['dep-y2', 'missing'])).toStrictEqual(['dep-w4']);
+    expect(await idsOf(['dep-u6', 'dep-a2x', 'dep'])).toStrictEqual([]);
+    expect(await idsOf([])).toStrictEqual([]);
+    const [first] = await store().listDependentsOf(['dep-a']);
+    expect(first).toStrictEqual(await store().getTask('dep-y2'));
   });
 }

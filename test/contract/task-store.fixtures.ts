@@ -1,27 +1,11 @@
-import type { ProjectState } from '../../src/ports/project-store.js';
-import type { NewTaskRecord, TaskStore, TransitionWrite } from '../../src/ports/task-store.js';
+import type { TransitionWrite } from '../../src/ports/commit.js';
+import type { NewTaskRecord } from '../../src/ports/task-store.js';
+import type { StoresRef } from './stores.fixtures.js';
 
-export interface SeedProject {
-  projectId: string;
-  state?: ProjectState;
-  budgetLimit: number | null;
-  spent?: number;
-  reserved?: number;
-}
-
-export interface TaskStoreHarness {
-  store: TaskStore;
-  /** Empties the store (between tests). */
-  reset(): Promise<void>;
-  close(): Promise<void>;
-  /** Creates a project for budget effects (the TaskStore port writes no projects). */
-  seedProject(project: SeedProject): Promise<void>;
-  /** A project's budget amounts; null when there is no such project. */
-  readBudget(projectId: string): Promise<{ spent: number; reserved: number } | null>;
-}
+export type { SeedProject, StoresHarness } from './stores.fixtures.js';
 
 /** What each group of contract tests gets: the harness, once the suite has set it up. */
-export type HarnessRef = () => TaskStoreHarness;
+export type HarnessRef = StoresRef;
 
 const T0 = Date.parse('2025-03-04T05:06:07.089Z');
 export const at = (seconds: number): Date => new Date(T0 + seconds * 1000);

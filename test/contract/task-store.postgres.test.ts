@@ -1,11 +1,5 @@
-import { migrate } from '../../src/adapters/postgres/migrate.js';
-import { createTestSchema } from '../helpers/pg-schema.js';
-import { sqlTaskStoreHarness } from '../helpers/sql-task-store-harness.js';
+import { postgresStoresHarness } from '../helpers/sql-stores-harness.js';
 import { taskStoreContract } from './task-store.contract.js';
 
-taskStoreContract('PostgreSQL', async () => {
-  const schema = await createTestSchema();
-  const sql = schema.client({ max: 4 });
-  await migrate(sql);
-  return sqlTaskStoreHarness(sql, () => schema.drop());
-});
+// An own schema; the adapter under test connects as a role that may write only its aggregate's tables.
+taskStoreContract('PostgreSQL', () => postgresStoresHarness('tasks'));

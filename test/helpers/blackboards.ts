@@ -1,6 +1,4 @@
-import { createEmbeddedBlackboard } from '../../src/adapters/blackboards.js';
-import { PostgresProjectStore } from '../../src/adapters/postgres/project-store.js';
-import { PostgresTaskStore } from '../../src/adapters/postgres/task-store.js';
+import { createEmbeddedBlackboard, sqlStores } from '../../src/adapters/blackboards.js';
 import { RedisLockManager } from '../../src/adapters/redis/lock-manager.js';
 import { RedisTaskQueue } from '../../src/adapters/redis/task-queue.js';
 import type { Blackboard } from '../../src/orchestrator/factory.js';
@@ -30,8 +28,7 @@ export const servers: BlackboardKind = {
     const redis = connectTestRedis('blackboard');
     const prefix = randomPrefix('orch');
     const blackboard: Blackboard = {
-      tasks: new PostgresTaskStore(db.sql),
-      projects: new PostgresProjectStore(db.sql),
+      ...sqlStores(db.sql),
       queue: new RedisTaskQueue({ redis, key: `${prefix}:queue` }),
       locks: new RedisLockManager({ redis, prefix }),
       close: async () => undefined,

@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
+import { sqlStores, type SqlStores } from '../../src/adapters/blackboards.js';
 import { migrate } from '../../src/adapters/postgres/migrate.js';
-import { PostgresProjectStore } from '../../src/adapters/postgres/project-store.js';
 import type { PgSqlClient } from '../../src/adapters/postgres/sql-client.js';
-import { PostgresTaskStore } from '../../src/adapters/postgres/task-store.js';
 import type { TaskRecord } from '../../src/ports/task-store.js';
 import { at, newTask, write } from '../contract/task-store.fixtures.js';
 import { createTestSchema, type TestSchema } from './pg-schema.js';
@@ -20,8 +19,8 @@ export function budgetRace(projectId: string, title: string) {
   let schema: TestSchema;
   let sampler: PgSqlClient;
   const stage = {
-    pools: undefined as unknown as [PostgresTaskStore, PostgresTaskStore],
-    projects: undefined as unknown as PostgresProjectStore,
+    /** The stores over each pool: `tasks` to set up and read, `commit` to race. */
+    pools: undefined as unknown as [SqlStores, SqlStores],
     /** Samples spent + reserved against the limit, on its own connection, until `done` settles. */
     async sampleUntil<T>(done: Promise<T>): Promise<{ result: T; samples: number; over: unknown[] }> {
       let finished = false;
@@ -41,7 +40,7 @@ export function budgetRace(projectId: string, title: string) {
       return { result: await settled, samples, over };
     },
     async budget(): Promise<{ spent: number; reserved: number }> {
-      const p = (await stage.projects.getProject(projectId))!;
+      const p = (await stage.pools[0].projects.getProject(projectId))!;
       return { spent: p.spent, reserved: p.reserved };
     },
     /**
@@ -49,14 +48,14 @@ export function budgetRace(projectId: string, title: string) {
      * audit as created, `before`), the accepted ones are READY at version 2 with the step audited.
      */
     async expectOnlyWinnersPromoted(won: readonly string[], lost: readonly string[], before: Map<string, TaskRecord>): Promise<void> {
-      const after = new Map((await stage.pools[1].getTasks([...won, ...lost])).map((t) => [t.taskId, t]));
+      const after = new Map((await stage.pools[1].tasks.getTasks([...won, ...lost])).map((t) => [t.taskId, t]));
       for (const id of lost) {
         expect(after.get(id)).toStrictEqual(before.get(id));
-        expect(await stage.pools[1].listTransitions(id)).toHaveLength(1);
+        expect(await stage.pools[1].tasks.listTransitions(id)).toHaveLength(1);
       }
       for (const id of won) {
         expect(after.get(id)).toMatchObject<Partial<TaskRecord>>({ status: 'READY', version: 2 });
-        expect((await stage.pools[1].listTransitions(id)).map((t) => t.toStatus)).toStrictEqual(['PENDING', 'READY']);
+        expect((await stage.pools[1].tasks.listTransitions(id)).map((t) => t.toStatus)).toStrictEqual(['PENDING', 'READY']);
       }
     },
   };
@@ -64,8 +63,7 @@ export function budgetRace(projectId: string, title: string) {
     schema = await createTestSchema();
     const a = schema.client({ max: 10 });
     await migrate(a);
-    stage.pools = [new PostgresTaskStore(a), new PostgresTaskStore(schema.client({ max: 10 }))];
-    stage.projects = new PostgresProjectStore(a);
+    stage.pools = [sqlStores(a), sqlStores(schema.client({ max: 10 }))];
     sampler = schema.client({ max: 1 });
   });
   afterAll(async () => {
@@ -74,10 +72,10 @@ export function budgetRace(projectId: string, title: string) {
   beforeEach(async () => {
     await sampler.query('TRUNCATE tasks, task_transitions, projects, outbox, processed_events RESTART IDENTITY');
     const project = { projectId, title, budgetLimit: LIMIT, checkpoints: null };
-    await stage.projects.ingestEvent({ eventId: 'created', eventType: 'PROJECT_CREATED', projectId, at: at(0), by: 'orch-a', project, tasks: [] });
+    await stage.pools[0].commit.ingestEvent({ eventId: 'created', eventType: 'PROJECT_CREATED', projectId, at: at(0), by: 'orch-a', project, tasks: [] });
     // Something already spent: the limit counts it.
-    await stage.pools[0].createTasks([newTask('spent', { projectId, status: 'RUNNING' })], 'orch-a');
-    await stage.pools[0].applyTransition(write('spent', { from: 'RUNNING', to: 'COMPLETED', budget: { projectId, spend: SPENT, enforce: false } }));
+    await stage.pools[0].tasks.createTasks([newTask('spent', { projectId, status: 'RUNNING' })], 'orch-a');
+    await stage.pools[0].commit.applyTransition(write('spent', { from: 'RUNNING', to: 'COMPLETED', budget: { projectId, spend: SPENT, enforce: false } }));
   });
   return stage;
 }

@@ -220,6 +220,9 @@ export async function startInstance(scope: DefectScope, name: string, options: I
   const blackboard: Blackboard = {
     tasks: freezer.wrap(wrapped.tasks),
     projects: freezer.wrap(wrapped.projects),
+    commit: freezer.wrap(wrapped.commit),
+    deadLetters: freezer.wrap(wrapped.deadLetters),
+    costs: freezer.wrap(wrapped.costs),
     queue: freezer.wrap(wrapped.queue),
     locks: freezer.wrap(wrapped.locks),
     close: () => raw.close(),

@@ -71,6 +71,6 @@ describe.each([embedded, servers])('results delivered twice ($name)', (kind) => 
     expect(sheetAudit.map((t) => t.event)).toEqual(['CREATED', 'DEPENDENCIES_MET', 'DISPATCH', 'FAIL', 'RETRY']);
     expect(await blackboard.tasks.getTask(sheet.taskId)).toMatchObject({ status: 'PENDING', attempts: 1, lastError: 'model overloaded' });
     await expect(h.orchestrator.handleResult(projectId, { ...failed, error: 'another reason' })).rejects.toBeInstanceOf(IllegalTransitionError);
-    expect(await blackboard.projects.listDeadLetters(projectId)).toEqual([]);
+    expect(await blackboard.deadLetters.list(projectId)).toEqual([]);
   });
 });

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
 import type { Redis } from 'ioredis';
+import { sqlStores } from '../../src/adapters/blackboards.js';
 import { PostgresTaskStore } from '../../src/adapters/postgres/task-store.js';
-import { PgSqlClient } from '../../src/adapters/postgres/sql-client.js';
+import { PgSqlClient, type SqlClient } from '../../src/adapters/postgres/sql-client.js';
 import { RedisLockManager } from '../../src/adapters/redis/lock-manager.js';
 import { TaskRegistry } from '../../src/actors/task-registry.js';
 import { TaskTypeCatalog } from '../../src/domain/task-types.js';
@@ -22,10 +23,11 @@ let admin: Redis;
 const prefix = randomPrefix('fencing');
 const T0 = 1_700_000_000_000;
 
-function registry(store: PostgresTaskStore, instanceId: string): TaskRegistry {
+function registry(sql: SqlClient, instanceId: string): TaskRegistry {
+  const { tasks: store, commit } = sqlStores(sql);
   const clock = new SimulatedClock();
   clock.set(T0);
-  return new TaskRegistry({ store, instanceId, logger: silentLogger(), catalog: new TaskTypeCatalog(), clock, defaultTimeoutMs: 60_000 });
+  return new TaskRegistry({ store, commit, instanceId, logger: silentLogger(), catalog: new TaskTypeCatalog(), clock, defaultTimeoutMs: 60_000 });
 }
 
 beforeAll(async () => {
@@ -48,9 +50,8 @@ describe('fencing across a lost lease', () => {
       const locksA = new RedisLockManager({ redis: redisA, prefix });
       const locksB = new RedisLockManager({ redis: redisB, prefix });
       const storeA = new PostgresTaskStore(db.sql);
-      const storeB = new PostgresTaskStore(sqlB);
-      const a = registry(storeA, 'proc-a');
-      const b = registry(storeB, 'proc-b');
+      const a = registry(db.sql, 'proc-a');
+      const b = registry(sqlB, 'proc-b');
 
       await a.createTasks([{ taskId: 'fence-1', projectId: 'prj_f', taskType: 'GENERATE_FINAL_VIDEO' }]);
       await a.send('fence-1', { type: 'DEPENDENCIES_MET', at: T0 });

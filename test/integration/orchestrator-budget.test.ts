@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { InProcessEventBus } from '../../src/adapters/memory/event-bus.js';
-import { PostgresProjectStore } from '../../src/adapters/postgres/project-store.js';
-import { PostgresTaskStore } from '../../src/adapters/postgres/task-store.js';
+import { sqlStores } from '../../src/adapters/blackboards.js';
 import { RedisLockManager } from '../../src/adapters/redis/lock-manager.js';
 import { RedisTaskQueue } from '../../src/adapters/redis/task-queue.js';
 import type { TaskDispatch } from '../../src/domain/messages.js';
@@ -39,8 +38,7 @@ async function orchestratorProcess(name: string, dispatched: TaskDispatch[]): Pr
   const r = connectTestRedis(name);
   redis.push(r);
   const blackboard: Blackboard = {
-    tasks: new PostgresTaskStore(sql),
-    projects: new PostgresProjectStore(sql),
+    ...sqlStores(sql),
     queue: new RedisTaskQueue({ redis: r, key: `${prefix}:queue` }),
     locks: new RedisLockManager({ redis: r, prefix }),
     close: async () => undefined,
@@ -83,7 +81,7 @@ describe('budget reservations under concurrency', () => {
         b.orchestrator.handleEvent({ id: 'bud-b', type: 'BATCH', projectId: 'prj_bud', payload: { items: items(100) }, occurredAt: new Date().toISOString() }),
       ]);
       await waitFor(() => dispatched.length >= 100, { what: '100 dispatches' });
-      const projects = new PostgresProjectStore(schema.client({ max: 1 }));
+      const { projects } = sqlStores(schema.client({ max: 1 }));
       await waitFor(async () => (await projects.getProject('prj_bud'))!.state === 'paused', { what: 'pause' });
       // Give both schedulers more passes: nothing more may start.
       await a.orchestrator.dispatchTasks();
@@ -94,7 +92,7 @@ describe('budget reservations under concurrency', () => {
       expect(dispatched).toHaveLength(100);
       expect(new Set(dispatched.map((d) => d.taskId)).size).toBe(100);
       expect(Math.max(...peaks)).toBeLessThanOrEqual(100);
-      const tasks = new PostgresTaskStore(schema.client({ max: 1 }));
+      const { tasks } = sqlStores(schema.client({ max: 1 }));
       const counts = await tasks.countByStatus('prj_bud');
       expect(counts).toMatchObject({ RUNNING: 100, PENDING: 100 });
       expect((await a.orchestrator.getBudgetStatus('prj_bud')).level).toBe('exhausted');

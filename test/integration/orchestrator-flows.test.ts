@@ -210,7 +210,7 @@ describe('retries and dead letters', () => {
     // An extra, independent task that always fails, beside the normal pipeline.
     const submitted = await h.orchestrator.submitTasks('prj_fail', [{ taskType: 'GENERATE_CHARACTER_SHEET', maxAttempts: 4 }]);
     const failing = { taskId: submitted.taskIds[0]! };
-    await waitUntil(async () => (await blackboard.projects.listDeadLetters('prj_fail')).length === 1);
+    await waitUntil(async () => (await blackboard.deadLetters.list('prj_fail')).length === 1);
     await h.waitForProjectState('prj_fail', 'completed');
 
     const row = await blackboard.tasks.getTask(failing!.taskId);
@@ -221,7 +221,7 @@ describe('retries and dead letters', () => {
     const delays = retries.map((t) => (t.detail!.notBefore as number) - t.at.getTime());
     for (let i = 1; i < delays.length; i++) expect(delays[i]!).toBeGreaterThanOrEqual(delays[i - 1]!);
     expect(delays[2]!).toBeGreaterThan(delays[0]!);
-    const [letter] = await blackboard.projects.listDeadLetters('prj_fail');
+    const [letter] = await blackboard.deadLetters.list('prj_fail');
     expect(letter).toMatchObject({ taskId: failing!.taskId, attempts: 4, lastError: 'model overloaded' });
     const others = (await blackboard.tasks.listByProject('prj_fail')).filter((t) => t.taskId !== failing!.taskId);
     expect(others.every((t) => t.status === 'COMPLETED')).toBe(true);
@@ -241,7 +241,7 @@ describe('retries and dead letters', () => {
     await waitUntil(async () => (await blackboard.tasks.getTask(taskIds[0]!))?.status === 'COMPLETED');
     const audit = await blackboard.tasks.listTransitions(taskIds[0]!);
     expect(audit.filter((t) => t.event === 'RETRY').length).toBeGreaterThan(0);
-    expect(await blackboard.projects.listDeadLetters('prj_late')).toStrictEqual([]);
+    expect(await blackboard.deadLetters.list('prj_late')).toStrictEqual([]);
   });
 });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BudgetExceededError, VersionConflictError } from '../../src/errors.js';
-import type { TaskRecord, TransitionOutcome, TransitionWrite } from '../../src/ports/task-store.js';
+import type { TransitionOutcome, TransitionWrite } from '../../src/ports/commit.js';
+import type { TaskRecord } from '../../src/ports/task-store.js';
 import { ids, newTask, write } from '../contract/task-store.fixtures.js';
 import { budgetRace, RESERVE, SPENT } from '../helpers/budget-race.js';
 
@@ -45,8 +46,8 @@ describe('batched budget reservations across two pools (PostgreSQL)', () => {
   }
 
   async function seed(taskIds: readonly string[]): Promise<Map<string, TaskRecord>> {
-    await stage.pools[0].createTasks(taskIds.map((id) => newTask(id, { projectId: PROJECT })), 'orch-a');
-    return new Map((await stage.pools[0].getTasks(taskIds)).map((t) => [t.taskId, t]));
+    await stage.pools[0].tasks.createTasks(taskIds.map((id) => newTask(id, { projectId: PROJECT })), 'orch-a');
+    return new Map((await stage.pools[0].tasks.getTasks(taskIds)).map((t) => [t.taskId, t]));
   }
 
   it('grants exactly the 100 reservations that fit, out of two concurrent batches of 100', async () => {
@@ -54,7 +55,7 @@ describe('batched budget reservations across two pools (PostgreSQL)', () => {
     const before = await seed(taskIds);
     const halves = [taskIds.filter((_, i) => i % 2 === 0), taskIds.filter((_, i) => i % 2 === 1)] as const;
 
-    const race = Promise.all(halves.map((half, p) => stage.pools[p]!.applyTransitions(half.map((id) => reserve(id, `orch-${p}`)))));
+    const race = Promise.all(halves.map((half, p) => stage.pools[p]!.commit.applyTransitions(half.map((id) => reserve(id, `orch-${p}`)))));
     const { result, samples, over } = await sampleUntil(race);
 
     expect(samples).toBeGreaterThan(0);
@@ -65,7 +66,7 @@ describe('batched budget reservations across two pools (PostgreSQL)', () => {
     expect(lost).toHaveLength(100);
     // The batches ran one after the other on the project lock: the first took it all.
     for (const o of lost.map((id) => outcomes.get(id)!)) expect(o).toMatchObject({ error: { remaining: 0 } });
-    expect(await stage.pools[0].countByStatus(PROJECT)).toStrictEqual({ READY: 100, PENDING: 100, COMPLETED: 1 });
+    expect(await stage.pools[0].tasks.countByStatus(PROJECT)).toStrictEqual({ READY: 100, PENDING: 100, COMPLETED: 1 });
   });
 
   it('grants exactly 100 out of 240 reservations: twenty concurrent batches of 10 and 40 single writes', async () => {
@@ -77,9 +78,9 @@ describe('batched budget reservations across two pools (PostgreSQL)', () => {
     const singles = taskIds.slice(200); // 40 single-write reservations racing with the batches
 
     const race = Promise.all([
-      ...batches.map((batch, b) => stage.pools[b % 2]!.applyTransitions(batch.map((id) => reserve(id, `orch-${b % 2}`)))),
+      ...batches.map((batch, b) => stage.pools[b % 2]!.commit.applyTransitions(batch.map((id) => reserve(id, `orch-${b % 2}`)))),
       ...singles.map((id, i) =>
-        stage.pools[i % 2]!.applyTransition(reserve(id, `orch-${i % 2}`)).then(
+        stage.pools[i % 2]!.commit.applyTransition(reserve(id, `orch-${i % 2}`)).then(
           (version): TransitionOutcome[] => [{ ok: true, version }],
           (error: Error): TransitionOutcome[] => [{ ok: false, error }],
         ),
@@ -102,13 +103,13 @@ describe('batched budget reservations across two pools (PostgreSQL)', () => {
     // orders, one batch of every other task, and single writes of a few. Each task moves
     // exactly once; everyone else gets a version conflict.
     const writers: Promise<[string, TransitionOutcome][]>[] = [
-      stage.pools[0].applyTransitions(taskIds.map((id) => reserve(id, 'orch-a'))).then((os) => os.map((o, i) => [taskIds[i]!, o])),
-      stage.pools[1].applyTransitions(reversed.map((id) => reserve(id, 'orch-b'))).then((os) => os.map((o, i) => [reversed[i]!, o])),
-      stage.pools[0]
+      stage.pools[0].commit.applyTransitions(taskIds.map((id) => reserve(id, 'orch-a'))).then((os) => os.map((o, i) => [taskIds[i]!, o])),
+      stage.pools[1].commit.applyTransitions(reversed.map((id) => reserve(id, 'orch-b'))).then((os) => os.map((o, i) => [reversed[i]!, o])),
+      stage.pools[0].commit
         .applyTransitions(taskIds.filter((_, i) => i % 2 === 1).map((id) => reserve(id, 'orch-c')))
         .then((os) => os.map((o, i) => [taskIds.filter((_, j) => j % 2 === 1)[i]!, o])),
       ...taskIds.slice(0, 10).map((id) =>
-        stage.pools[1].applyTransition(reserve(id, 'orch-d')).then(
+        stage.pools[1].commit.applyTransition(reserve(id, 'orch-d')).then(
           (version): [string, TransitionOutcome][] => [[id, { ok: true, version }]],
           (error: Error): [string, TransitionOutcome][] => [[id, { ok: false, error }]],
         ),
@@ -127,7 +128,7 @@ describe('batched budget reservations across two pools (PostgreSQL)', () => {
         expect(o.ok ? undefined : o.error).toBeInstanceOf(VersionConflictError);
         expect(o).toMatchObject({ error: { expectedVersion: 1, actualVersion: 2 } });
       }
-      expect(await stage.pools[0].listTransitions(id)).toHaveLength(2);
+      expect(await stage.pools[0].tasks.listTransitions(id)).toHaveLength(2);
     }
     expect(await budget()).toStrictEqual({ spent: SPENT, reserved: 10 });
   });

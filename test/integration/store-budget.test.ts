@@ -15,12 +15,12 @@ describe('budget reservations across two pools (PostgreSQL)', () => {
 
   it('lets exactly the 100 reservations that fit through, out of 200 concurrent ones', async () => {
     const taskIds = ids(200, 'r');
-    await stage.pools[0].createTasks(taskIds.map((id) => newTask(id, { projectId: PROJECT })), 'orch-a');
-    const before = new Map((await stage.pools[0].getTasks(taskIds)).map((t) => [t.taskId, t]));
+    await stage.pools[0].tasks.createTasks(taskIds.map((id) => newTask(id, { projectId: PROJECT })), 'orch-a');
+    const before = new Map((await stage.pools[0].tasks.getTasks(taskIds)).map((t) => [t.taskId, t]));
 
     const storm = Promise.allSettled(
       taskIds.map((id, i) =>
-        stage.pools[i % 2]!.applyTransition(
+        stage.pools[i % 2]!.commit.applyTransition(
           write(id, { to: 'READY', by: `orch-${i % 2}`, budget: { projectId: PROJECT, reserve: RESERVE, enforce: true } }),
         ),
       ),
@@ -44,15 +44,15 @@ describe('budget reservations across two pools (PostgreSQL)', () => {
 
     // The refused transitions wrote nothing: the rows and their audit are as created.
     await stage.expectOnlyWinnersPromoted(won, lost, before);
-    expect(await stage.pools[0].countByStatus(PROJECT)).toStrictEqual({ READY: 100, PENDING: 100, COMPLETED: 1 });
+    expect(await stage.pools[0].tasks.countByStatus(PROJECT)).toStrictEqual({ READY: 100, PENDING: 100, COMPLETED: 1 });
   });
 
   it('keeps reserved equal to the live reservations when releases race with reservations', async () => {
     const held = ids(100, 'h');
     const waiting = ids(100, 'w');
-    await stage.pools[0].createTasks([...held, ...waiting].map((id) => newTask(id, { projectId: PROJECT })), 'orch-a');
+    await stage.pools[0].tasks.createTasks([...held, ...waiting].map((id) => newTask(id, { projectId: PROJECT })), 'orch-a');
     for (const id of held) {
-      await stage.pools[0].applyTransition(write(id, { to: 'READY', budget: { projectId: PROJECT, reserve: RESERVE, enforce: true } }));
+      await stage.pools[0].commit.applyTransition(write(id, { to: 'READY', budget: { projectId: PROJECT, reserve: RESERVE, enforce: true } }));
     }
     expect(await budget()).toStrictEqual({ spent: SPENT, reserved: 10 }); // full
 
@@ -60,12 +60,12 @@ describe('budget reservations across two pools (PostgreSQL)', () => {
     const released = held.slice(0, 50);
     const storm = Promise.allSettled([
       ...released.map((id, i) =>
-        stage.pools[i % 2]!.applyTransition(
+        stage.pools[i % 2]!.commit.applyTransition(
           write(id, { from: 'READY', to: 'CANCELLED', expectedVersion: 2, budget: { projectId: PROJECT, release: RESERVE, enforce: false } }),
         ),
       ),
       ...waiting.map((id, i) =>
-        stage.pools[(i + 1) % 2]!.applyTransition(write(id, { to: 'READY', budget: { projectId: PROJECT, reserve: RESERVE, enforce: true } })),
+        stage.pools[(i + 1) % 2]!.commit.applyTransition(write(id, { to: 'READY', budget: { projectId: PROJECT, reserve: RESERVE, enforce: true } })),
       ),
     ]);
     const { result: results, over } = await sampleUntil(storm);
@@ -78,7 +78,7 @@ describe('budget reservations across two pools (PostgreSQL)', () => {
     const granted = reservations.length - refused.length;
     expect(granted).toBeLessThanOrEqual(50);
 
-    const counts = await stage.pools[0].countByStatus(PROJECT);
+    const counts = await stage.pools[0].tasks.countByStatus(PROJECT);
     expect(counts).toStrictEqual({ READY: 50 + granted, CANCELLED: 50, PENDING: refused.length, COMPLETED: 1 });
     const { spent, reserved } = await budget();
     expect(spent).toBe(SPENT);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
+import { PostgresCommit } from '../../src/adapters/postgres/commit.js';
 import { PostgresTaskStore } from '../../src/adapters/postgres/task-store.js';
 import { TaskRegistry } from '../../src/actors/task-registry.js';
 import { TaskTypeCatalog } from '../../src/domain/task-types.js';
@@ -16,12 +17,13 @@ import { pgliteDatabase, type TestDatabase } from '../helpers/stores.js';
  */
 let db: TestDatabase;
 let store: PostgresTaskStore;
+let commit: PostgresCommit;
 let seq = 0;
 
 function registry(instanceId = 'test-1'): TaskRegistry {
   const clock = new SimulatedClock();
   clock.set(T0);
-  return new TaskRegistry({ store, instanceId, logger: silentLogger(), catalog: new TaskTypeCatalog(), clock, defaultTimeoutMs: 60_000 });
+  return new TaskRegistry({ store, commit, instanceId, logger: silentLogger(), catalog: new TaskTypeCatalog(), clock, defaultTimeoutMs: 60_000 });
 }
 
 async function taskIn(reg: TaskRegistry, situation: Situation): Promise<string> {
@@ -35,6 +37,7 @@ async function taskIn(reg: TaskRegistry, situation: Situation): Promise<string> 
 beforeAll(async () => {
   db = await pgliteDatabase();
   store = new PostgresTaskStore(db.sql);
+  commit = new PostgresCommit(db.sql);
 });
 afterAll(async () => db.close());
 

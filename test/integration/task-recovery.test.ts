@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
+import { sqlStores } from '../../src/adapters/blackboards.js';
+import type { SqlClient } from '../../src/adapters/postgres/sql-client.js';
 import { PostgresTaskStore } from '../../src/adapters/postgres/task-store.js';
 import { TaskRegistry } from '../../src/actors/task-registry.js';
 import { TaskTypeCatalog } from '../../src/domain/task-types.js';
@@ -12,10 +14,11 @@ import { postgresDatabase, TEST_DATABASE_URL, type TestDatabase } from '../helpe
 /** Restarting the task actors from PostgreSQL: every non-final task continues where it was. */
 let db: TestDatabase;
 
-function registryOn(store: PostgresTaskStore, instanceId: string): TaskRegistry {
+function registryOn(sql: SqlClient, instanceId: string): TaskRegistry {
+  const { tasks: store, commit } = sqlStores(sql);
   const clock = new SimulatedClock();
   clock.set(T0);
-  return new TaskRegistry({ store, instanceId, logger: silentLogger(), catalog: new TaskTypeCatalog(), clock, defaultTimeoutMs: 60_000 });
+  return new TaskRegistry({ store, commit, instanceId, logger: silentLogger(), catalog: new TaskTypeCatalog(), clock, defaultTimeoutMs: 60_000 });
 }
 
 /** The events that take a task from its state to COMPLETED. */
@@ -45,7 +48,7 @@ afterAll(async () => db.close());
 
 describe('task actors restored from PostgreSQL', () => {
   it('restores exactly the non-final tasks and continues each one to completion', async () => {
-    const before = registryOn(new PostgresTaskStore(db.sql), 'before-restart');
+    const before = registryOn(db.sql, 'before-restart');
     const ids = new Map<string, string>();
     for (const situation of SITUATIONS) {
       const { maxAttempts, events } = pathTo(situation);
@@ -59,7 +62,7 @@ describe('task actors restored from PostgreSQL', () => {
     // A new process: its own pool, its own registry, nothing in memory.
     const sql = new PgSqlClient({ connectionString: TEST_DATABASE_URL, schema: db.schema!, max: 4 });
     try {
-      const after = registryOn(new PostgresTaskStore(sql), 'after-restart');
+      const after = registryOn(sql, 'after-restart');
       const restored = await after.restore(3);
       const nonFinal = ['PENDING', 'WAITING_APPROVAL', 'READY', 'RUNNING', 'FAILED'] as const;
       expect(restored).toBe(nonFinal.length);
@@ -82,12 +85,12 @@ describe('task actors restored from PostgreSQL', () => {
 
   it('a snapshot written by another machine version is rebuilt from the row, not misread', async () => {
     const store = new PostgresTaskStore(db.sql);
-    const reg = registryOn(store, 'v-old');
+    const reg = registryOn(db.sql, 'v-old');
     await reg.createTasks([{ taskId: 'v-1', projectId: 'prj_v', taskType: 'WRITE_SCRIPT' }]);
     await reg.send('v-1', { type: 'DEPENDENCIES_MET', at: T0 });
     reg.stopAll();
     await db.sql.query(`UPDATE tasks SET machine_version = '0', snapshot = '{"value":"SOMETHING_ELSE","context":{"x":1}}'::jsonb WHERE task_id = 'v-1'`);
-    const fresh = registryOn(store, 'v-new');
+    const fresh = registryOn(db.sql, 'v-new');
     const actor = await fresh.get('v-1');
     expect(actor.status).toBe('READY');
     const t = await fresh.send('v-1', { type: 'DISPATCH', at: T0, fencingToken: 3, deadline: T0 + 1 });
@@ -106,7 +109,7 @@ describe('task actors restored from PostgreSQL', () => {
               now(), now(), 1, 3, 60000, '{"value":"COMPLETED","context":{}}'::jsonb, '1', now()
        FROM generate_series(1, 100000) g`,
     );
-    const reg = registryOn(new PostgresTaskStore(db.sql), 'bulk');
+    const reg = registryOn(db.sql, 'bulk');
     const restored = await reg.restore(1000);
     expect(restored).toBe(nonFinalBefore);
     expect(reg.liveCount).toBe(nonFinalBefore);

@@ -11,8 +11,8 @@ function checker(options: { fail?: boolean } = {}) {
     clock: { now: () => 1_000 },
     catalog: new TaskTypeCatalog(),
     logger: { warn: (...args: unknown[]) => warnings.push(args) },
-    projects: {
-      observeCost: (...args: unknown[]) =>
+    costs: {
+      observe: (...args: unknown[]) =>
         new Promise<void>((resolve, reject) => writes.push({ args, release: () => (options.fail ? reject(new Error('db down')) : resolve()) })),
     },
   } as unknown as Core;

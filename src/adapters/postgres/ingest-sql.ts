@@ -1,6 +1,30 @@
-/** The statements of an event's ingest (PostgresProjectStore.ingestEvent). */
+/** The statements of an event's ingest (PostgresCommit.ingestEvent). */
 import { PROJECT_COLUMNS } from './project-rows.js';
 import { SKIPPED_IDS, createTasksCtes } from './task-sql.js';
+
+/**
+ * For each pair of $2 (a JSON array of {old, new}), the waiting dependents of `old` in
+ * project $1 depend on `new` instead (a new task itself keeps its dependency on the old
+ * one): order kept, a dependency listed twice after the swap kept once. The rows are locked
+ * in task id order first, the order the transition batches lock theirs in, so the two
+ * cannot deadlock.
+ */
+export const SUPERSEDE = `
+WITH s AS (
+  SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(old text, new text)
+), target AS MATERIALIZED (
+  SELECT t.task_id FROM tasks t
+  WHERE t.project_id = $1::text AND t.status IN ('PENDING', 'WAITING_APPROVAL')
+    AND EXISTS (SELECT 1 FROM s WHERE t.dependencies @> jsonb_build_array(s.old) AND t.task_id <> s.new)
+  ORDER BY t.task_id
+  FOR NO KEY UPDATE
+)
+UPDATE tasks t SET dependencies = (
+  SELECT COALESCE(jsonb_agg(to_jsonb(x.dep) ORDER BY x.pos), '[]'::jsonb)
+  FROM (SELECT COALESCE((SELECT s.new FROM s WHERE s.old = e.d AND s.new <> t.task_id LIMIT 1), e.d) AS dep, min(e.pos) AS pos
+        FROM jsonb_array_elements_text(t.dependencies) WITH ORDINALITY AS e(d, pos)
+        GROUP BY 1) x)
+FROM target WHERE t.task_id = target.task_id`;
 
 /** SQLSTATE raised (via orchestrator_fail) when INGEST_ACTIVE cannot write all it was given. */
 export const INGEST_INCOMPLETE = 'LA003';

@@ -19,3 +19,10 @@ export function invalidInput(err: unknown, message: string): unknown {
   }
   return err;
 }
+
+/** Refuses NaN, infinities and (unless allowed) negative amounts before they reach SQL. */
+export function requireAmount(what: string, value: number, { min = 0, max = Infinity } = {}): void {
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new ValidationError(`${what} must be a finite number in [${min}, ${max}]`, [`${what}: ${value}`]);
+  }
+}

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
-import { ClosedError, ConfigError } from '../../errors.js';
+import { ClosedError, ConfigError, ValidationError } from '../../errors.js';
 
 /**
  * The small SQL surface the PostgreSQL adapters use, implemented over a `pg.Pool`
@@ -55,7 +55,9 @@ export interface SqlClient {
 export function toSqlTime(date: Date): string;
 export function toSqlTime(date: Date | null | undefined): string | null;
 export function toSqlTime(date: Date | null | undefined): string | null {
-  return date == null ? null : date.toISOString();
+  if (date == null) return null;
+  if (Number.isNaN(date.getTime())) throw new ValidationError('a time must be a valid Date', [String(date)]);
+  return date.toISOString();
 }
 
 const OID = { INT8: 20, TIMESTAMP: 1114, NUMERIC: 1700 } as const;

@@ -1,5 +1,6 @@
 import type { TaskStatus } from '../../domain/task.js';
-import type { NewTaskRecord, OutboxEvent, TaskRecord, TransitionRecord, TransitionWrite } from '../../ports/task-store.js';
+import type { TransitionWrite } from '../../ports/commit.js';
+import type { NewTaskRecord, OutboxEvent, TaskRecord, TransitionRecord } from '../../ports/task-store.js';
 
 /**
  * Row shapes of `tasks` and `task_transitions` and their mapping to the port's records.

@@ -1,55 +1,19 @@
 import type { TaskStatus } from '../../domain/task.js';
-import {
-  BudgetExceededError,
-  DuplicateTaskError,
-  ProjectNotFoundError,
-  StaleFencingTokenError,
-  TaskNotFoundError,
-  ValidationError,
-  VersionConflictError,
-} from '../../errors.js';
-import type {
-  BudgetEffect,
-  DispatchedAttempt,
-  NewTaskRecord,
-  OutboxEvent,
-  Page,
-  TaskLinks,
-  TaskRecord,
-  TaskStore,
-  TransitionOutcome,
-  TransitionRecord,
-  TransitionWrite,
-} from '../../ports/task-store.js';
+import { DuplicateTaskError } from '../../errors.js';
+import type { DispatchedAttempt, NewTaskRecord, OutboxEvent, Page, TaskLinks, TaskRecord, TaskStore, TransitionRecord } from '../../ports/task-store.js';
 import { invalidInput, pgCode, UNIQUE_VIOLATION } from './pg-errors.js';
 import { toSqlTime, type SqlClient } from './sql-client.js';
-import {
-  APPLY_TRANSITION,
-  APPLY_TRANSITIONS,
-  BUDGET_REFUSED,
-  CONFIRM_DISPATCHES,
-  CREATE_TASKS,
-  CREATE_NEW_TASKS,
-  NON_FINAL,
-  PROJECT_BUDGET,
-  UNCONFIRMED_DISPATCHES,
-  type BatchResultRow,
-  type ProjectBudgetRow,
-  type TransitionResultRow,
-} from './task-sql.js';
+import { CONFIRM_DISPATCHES, CREATE_TASKS, NON_FINAL, UNCONFIRMED_DISPATCHES } from './task-sql.js';
 import {
   newTaskToJson,
   outboxFromRow,
-  outboxToJson,
   TASK_COLUMNS,
   taskFromRow,
   transitionFromRow,
-  transitionToJson,
   type OutboxRow,
   type TaskRow,
   type TransitionRow,
 } from './task-rows.js';
-import { batchOutcome, budgetRequested, roundMoney, written } from './transition-outcomes.js';
 
 /**
  * The dependents of a JSON array of task ids. `tasks_dependencies_idx` holds only rows with
@@ -65,6 +29,10 @@ const UNCONFIRMED_DISPATCHES_STATEMENT = UNCONFIRMED_DISPATCHES(TASK_COLUMNS);
 /** The paused reason under which a project's READY tasks still run (see Dispatcher's `dispatchable`). */
 const BUDGET_EXHAUSTED_REASON = 'budget_exhausted';
 
+/**
+ * The task aggregate on PostgreSQL (or PGlite: the same SQL). Writes only its own tables
+ * (tasks, task_transitions, outbox, dispatch_outbox); transitions are written by PostgresCommit.
+ */
 export class PostgresTaskStore implements TaskStore {
   constructor(private readonly sql: SqlClient) {}
 
@@ -83,29 +51,6 @@ export class PostgresTaskStore implements TaskStore {
         const existing = await this.#existingIds([...seen]);
         throw new DuplicateTaskError(existing.length > 0 ? existing : [...seen]);
       }
-      throw invalidInput(err, 'cannot create tasks');
-    }
-  }
-
-  /**
-   * Inside a transaction: inserts the tasks, skipping ids that exist already, and returns
-   * those (the caller then fails its transaction). Unlike `createTasks`, a taken id does
-   * not abort the transaction, so no savepoint is needed around it.
-   */
-  async createNewTasks(tasks: readonly NewTaskRecord[], by: string): Promise<string[]> {
-    if (tasks.length === 0) return [];
-    const seen = new Set<string>();
-    const repeated = new Set<string>();
-    for (const t of tasks) (seen.has(t.taskId) ? repeated : seen).add(t.taskId);
-    if (repeated.size > 0) throw new DuplicateTaskError([...repeated]);
-    try {
-      const { rows } = await this.sql.query<{ skipped: string[] }>(
-        CREATE_NEW_TASKS,
-        [JSON.stringify(tasks.map(newTaskToJson)), by],
-        { name: 'task_store_create_new_tasks' },
-      );
-      return rows[0]?.skipped ?? [];
-    } catch (err) {
       throw invalidInput(err, 'cannot create tasks');
     }
   }
@@ -144,112 +89,6 @@ export class PostgresTaskStore implements TaskStore {
       const r = byId.get(id);
       return r ? [{ taskId: r.task_id, status: r.status, attempts: r.attempts, maxAttempts: r.max_attempts, dependencies: r.dependencies }] : [];
     });
-  }
-
-  async applyTransition(w: TransitionWrite): Promise<number> {
-    return (await this.#applyOne(w)).new_version;
-  }
-
-  /** APPLY_TRANSITION; its row when the write was applied, else the refusal thrown. */
-  async #applyOne(w: TransitionWrite): Promise<TransitionResultRow & { new_version: number }> {
-    let outcome: TransitionResultRow | undefined;
-    try {
-      const { rows } = await this.sql.query<TransitionResultRow>(
-        APPLY_TRANSITION,
-        [
-          w.taskId,
-          w.expectedVersion,
-          w.fencingToken ?? null,
-          w.to,
-          JSON.stringify(w.patch),
-          JSON.stringify(w.snapshot ?? null),
-          w.machineVersion,
-          toSqlTime(w.at),
-          w.from,
-          w.event,
-          w.detail == null ? null : JSON.stringify(w.detail),
-          w.by,
-          w.budget ? JSON.stringify(w.budget) : null,
-          w.raise?.length ? JSON.stringify(w.raise.map(outboxToJson)) : null,
-        ],
-        { name: 'task_store_apply_transition' },
-      );
-      outcome = rows[0];
-    } catch (err) {
-      if (pgCode(err) === BUDGET_REFUSED && w.budget) throw await this.#budgetRefusal(w.budget);
-      throw invalidInput(err, `cannot apply ${w.event} to task ${w.taskId}`);
-    }
-    if (outcome?.new_version != null) return outcome as TransitionResultRow & { new_version: number };
-    if (!outcome?.found) throw new TaskNotFoundError(w.taskId);
-
-    const stale = (stored: number | null): stored is number =>
-      w.fencingToken !== undefined && stored !== null && w.fencingToken < stored;
-    if (stale(outcome.old_fencing_token)) {
-      throw new StaleFencingTokenError(w.taskId, w.fencingToken!, outcome.old_fencing_token);
-    }
-    if (outcome.old_version !== w.expectedVersion) {
-      throw new VersionConflictError(w.taskId, w.expectedVersion, outcome.old_version ?? -1);
-    }
-    // The row matched when the statement started, but a concurrent writer changed it
-    // first (its update won the row lock): report against what it left.
-    const now = await this.#versionAndToken(w.taskId);
-    if (!now) throw new TaskNotFoundError(w.taskId);
-    if (stale(now.token)) throw new StaleFencingTokenError(w.taskId, w.fencingToken!, now.token);
-    throw new VersionConflictError(w.taskId, w.expectedVersion, now.version);
-  }
-
-  /**
-   * The batch in one statement (APPLY_TRANSITIONS), atomic as a statement; each write
-   * applies or not on its own, and the outcomes are read from the statement's rows.
-   * Enforced budget reservations are judged in the order of the writes on the running
-   * amounts of the accepted ones: the same result as applying the writes one at a time
-   * in that order (a refused reservation does not stop a smaller one after it). A refused
-   * one reports `remaining` as what was left just before it. Input the database refuses
-   * (a bad status, a value out of range) fails the whole call with ValidationError and
-   * writes nothing.
-   */
-  async applyTransitions(writes: readonly TransitionWrite[]): Promise<TransitionOutcome[]> {
-    if (writes.length === 0) return [];
-    const seen = new Set<string>();
-    const repeated = new Set<string>();
-    for (const w of writes) (seen.has(w.taskId) ? repeated : seen).add(w.taskId);
-    if (repeated.size > 0) {
-      throw new ValidationError('a batch of transitions names a task more than once', [...repeated].map((id) => `task ${id}`));
-    }
-
-    // One write: the single-transition statement (same checks and effects) is about three
-    // times cheaper for PostgreSQL to run than the batch statement with one element.
-    if (writes.length === 1) return [await this.#single(writes[0]!)];
-    let rows: BatchResultRow[];
-    try {
-      ({ rows } = await this.sql.query<BatchResultRow>(
-        APPLY_TRANSITIONS,
-        [JSON.stringify(writes.map((w, i) => transitionToJson(w, i)))],
-        { name: 'task_store_apply_transitions' },
-      ));
-    } catch (err) {
-      throw invalidInput(err, `cannot apply a batch of ${writes.length} transitions`);
-    }
-    if (rows.length !== writes.length) {
-      throw new Error(`applyTransitions: ${rows.length} result rows for ${writes.length} writes`);
-    }
-    return rows.map((r, i) => batchOutcome(writes[i]!, r));
-  }
-
-  async #single(w: TransitionWrite): Promise<TransitionOutcome> {
-    try {
-      const row = await this.#applyOne(w);
-      return written(row.new_version, row);
-    } catch (err) {
-      const perWrite =
-        err instanceof TaskNotFoundError ||
-        err instanceof StaleFencingTokenError ||
-        err instanceof VersionConflictError ||
-        err instanceof BudgetExceededError ||
-        err instanceof ProjectNotFoundError;
-      if (perWrite) return { ok: false, error: err };
-      throw err;
-    }
   }
 
   async loadNonFinal(page: Page & { statuses?: readonly TaskStatus[] }): Promise<TaskRecord[]> {
@@ -434,17 +273,6 @@ export class PostgresTaskStore implements TaskStore {
     return rows.map(taskFromRow);
   }
 
-  /** Why a budget effect was refused, as the error to throw. */
-  async #budgetRefusal(budget: BudgetEffect): Promise<Error> {
-    const { rows } = await this.sql.query<ProjectBudgetRow>(PROJECT_BUDGET, [budget.projectId]);
-    const p = rows[0];
-    if (!p) return new ProjectNotFoundError(budget.projectId);
-    const requested = budgetRequested(budget);
-    const remaining =
-      p.state !== 'active' && p.state !== 'completed' ? 0 : p.budget_limit === null ? Infinity : Math.max(p.budget_limit - p.spent - p.reserved, 0);
-    return new BudgetExceededError(budget.projectId, roundMoney(requested), roundMoney(remaining));
-  }
-
   async #existingIds(taskIds: readonly string[]): Promise<string[]> {
     const { rows } = await this.sql.query<{ task_id: string }>(
       `SELECT task_id FROM tasks WHERE task_id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))
@@ -452,13 +280,5 @@ export class PostgresTaskStore implements TaskStore {
       [JSON.stringify(taskIds)],
     );
     return rows.map((r) => r.task_id);
-  }
-
-  async #versionAndToken(taskId: string): Promise<{ version: number; token: number | null } | null> {
-    const { rows } = await this.sql.query<{ version: number; fencing_token: number | null }>(
-      'SELECT version, fencing_token FROM tasks WHERE task_id = $1',
-      [taskId],
-    );
-    return rows[0] ? { version: rows[0].version, token: rows[0].fencing_token } : null;
   }
 }

@@ -1,7 +1,7 @@
 /** Outcomes of transition writes, from the rows APPLY_TRANSITION(S) return. */
 import { BudgetExceededError, ProjectNotFoundError, StaleFencingTokenError, TaskNotFoundError, VersionConflictError } from '../../errors.js';
-import type { BudgetEffect, ProjectBudget, TransitionOutcome, TransitionWrite } from '../../ports/task-store.js';
-import type { BatchResultRow, ProjectBudgetColumns } from './task-sql.js';
+import type { BudgetEffect, ProjectBudget, TransitionOutcome, TransitionWrite } from '../../ports/commit.js';
+import type { BatchResultRow, ProjectBudgetColumns } from './transition-sql.js';
 
 export const roundMoney = (x: number): number => (Number.isFinite(x) ? Math.round(x * 10_000) / 10_000 : x);
 

@@ -64,7 +64,7 @@ describe('defect 5: two instances acting on stale in-memory copies', () => {
     expect(refused).toEqual([]);
     const once = await completionsPerTask(a.raw, tasks.map((t) => t.taskId));
     expect([...once.values()].every((n) => n === 1)).toBe(true);
-    expect(await a.raw.projects.listDeadLetters('prj_d5')).toEqual([]);
+    expect(await a.raw.deadLetters.list('prj_d5')).toEqual([]);
     expect(agent.deliveries.length).toBe(2 * chains);
   });
 });

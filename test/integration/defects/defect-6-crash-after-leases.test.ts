@@ -54,6 +54,7 @@ describe('defect 6: a crash between the leases and the RUNNING write', () => {
       wrap: (bb) => ({
         tasks: trap(bb.tasks),
         projects: trap(bb.projects),
+        commit: trap(bb.commit),
         locks: intercept(bb.locks, (method, args, next) => {
           if (armed && method.startsWith('acquire')) leasesTaken += Array.isArray(args[0]) ? args[0].length : 1;
           return next();

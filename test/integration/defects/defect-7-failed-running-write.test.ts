@@ -39,16 +39,18 @@ async function scenario(scope: DefectScope, fail: (next: () => Promise<unknown>)
   let armed = false;
   let failed = 0;
   const a = await startInstance(scope, 'a', {
-    wrap: (bb) => ({
-      tasks: intercept(bb.tasks, (_method, args, next) => {
-        if (armed && (mentions(args, 'event', ['DISPATCH']) || mentions(args, 'to', ['RUNNING']))) {
-          armed = false;
-          failed++;
-          return fail(next);
-        }
-        return next();
-      }),
-    }),
+    wrap: (bb) => {
+      const failOnce = <T extends object>(port: T): T =>
+        intercept(port, (_method, args, next) => {
+          if (armed && (mentions(args, 'event', ['DISPATCH']) || mentions(args, 'to', ['RUNNING']))) {
+            armed = false;
+            failed++;
+            return fail(next);
+          }
+          return next();
+        });
+      return { tasks: failOnce(bb.tasks), commit: failOnce(bb.commit) };
+    },
   });
   cleanup.push(() => a.stop());
   await createProject(a.orchestrator, 'prj_d7');

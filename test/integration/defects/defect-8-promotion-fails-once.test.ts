@@ -37,16 +37,18 @@ describe('defect 8: promotion failing once after the COMPLETE commit', () => {
     let armed = false;
     const injected: string[] = [];
     const a = await startInstance(scope, 'a', {
-      wrap: (bb) => ({
-        tasks: intercept(bb.tasks, (method, args, next) => {
-          if (armed && (method === 'listDependentsOf' || mentions(args, 'event', ['DEPENDENCIES_MET']))) {
-            armed = false;
-            injected.push(method);
-            return Promise.reject(new ServiceUnavailableError('postgres', 'Connection terminated unexpectedly (injected)'));
-          }
-          return next();
-        }),
-      }),
+      wrap: (bb) => {
+        const failOnce = <T extends object>(port: T): T =>
+          intercept(port, (method, args, next) => {
+            if (armed && (method === 'listDependentsOf' || mentions(args, 'event', ['DEPENDENCIES_MET']))) {
+              armed = false;
+              injected.push(method);
+              return Promise.reject(new ServiceUnavailableError('postgres', 'Connection terminated unexpectedly (injected)'));
+            }
+            return next();
+          });
+        return { tasks: failOnce(bb.tasks), commit: failOnce(bb.commit) };
+      },
     });
     cleanup.push(() => a.stop());
     await createProject(a.orchestrator, 'prj_d8');

@@ -61,6 +61,6 @@ describe("reaction isolation: one project's failing reaction", () => {
       return `healthy events left in the outbox: ${outbox.filter((e) => e.projectId === HEALTHY).length}`;
     });
     expect(rows.filter((t) => t.taskType === 'WRITE_VOICEOVER_SCRIPT')).toHaveLength(n);
-    expect(await a.raw.projects.listDeadLetters(HEALTHY)).toEqual([]);
+    expect(await a.raw.deadLetters.list(HEALTHY)).toEqual([]);
   }, 120_000);
 });

@@ -78,13 +78,13 @@ describe('two instances, 200 tasks, a budget that pauses and is raised', () => {
     await b.orchestrator.setBudget('prj_d10', 100);
 
     await allCompleted(a.raw, 'prj_d10', 2 * chains, 90_000, async () => {
-      const letters = await a.raw.projects.listDeadLetters('prj_d10');
+      const letters = await a.raw.deadLetters.list('prj_d10');
       return `project ${JSON.stringify(await a.raw.projects.getProject('prj_d10').then((p) => p && { state: p.state, reserved: p.reserved, spent: p.spent }))}; dlq ${dlq.length} (${dlq[0]?.body.reason ?? ''}); dead_letters ${letters.length}`;
     });
     const once = await completionsPerTask(a.raw, ids);
     expect([...once.entries()].filter(([, n]) => n !== 1)).toEqual([]);
     expect(dlq.filter((m) => m.body.subject.includes('.results.')).map((m) => m.body.reason)).toEqual([]);
-    expect(await a.raw.projects.listDeadLetters('prj_d10')).toEqual([]);
+    expect(await a.raw.deadLetters.list('prj_d10')).toEqual([]);
     await eventually(async () => Math.abs((await a.raw.projects.getProject('prj_d10'))!.reserved) < 1e-9, 'nothing reserved', async () => `reserved ${(await a.raw.projects.getProject('prj_d10'))!.reserved}`);
   }, 120_000);
 });

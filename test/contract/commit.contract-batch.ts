@@ -7,7 +7,8 @@ import {
   ValidationError,
   VersionConflictError,
 } from '../../src/errors.js';
-import type { BudgetEffect, OutboxEvent, TransitionOutcome, TransitionWrite } from '../../src/ports/task-store.js';
+import type { BudgetEffect, TransitionOutcome, TransitionWrite } from '../../src/ports/commit.js';
+import type { OutboxEvent } from '../../src/ports/task-store.js';
 import { at, ids, newTask, write, type HarnessRef } from './task-store.fixtures.js';
 
 const event = (eventId: string, taskId: string, seconds: number): OutboxEvent => ({
@@ -39,20 +40,21 @@ function prng(seed: number): () => number {
 
 /** applyTransitions: many writes in one call, each applied or refused on its own. */
 export function batchContract(harness: HarnessRef): void {
-  const store = () => harness().store;
+  const tasks = () => harness().tasks;
+  const commit = () => harness().commit;
 
   async function state(taskIds: readonly string[], projectIds: readonly string[] = ['prj-1']) {
     return {
-      tasks: await store().getTasks(taskIds),
-      audit: await Promise.all(taskIds.map((id) => store().listTransitions(id))),
+      tasks: await tasks().getTasks(taskIds),
+      audit: await Promise.all(taskIds.map((id) => tasks().listTransitions(id))),
       budgets: await Promise.all(projectIds.map((id) => harness().readBudget(id))),
-      outbox: await store().listOutbox(1000),
+      outbox: await tasks().listOutbox(1000),
     };
   }
 
   it('applies the writes that pass their checks and refuses the others, each with its own error', async () => {
     await harness().seedProject({ projectId: 'prj-1', budgetLimit: 100 });
-    await store().createTasks(
+    await tasks().createTasks(
       [
         newTask('m-ok1'),
         newTask('m-ok2', { status: 'RUNNING', fencingToken: 3 }),
@@ -63,11 +65,11 @@ export function batchContract(harness: HarnessRef): void {
       ],
       'orch-a',
     );
-    await store().applyTransition(write('m-ok3', { from: 'RUNNING', to: 'RUNNING', event: 'HEARTBEAT' })); // now at version 2
+    await commit().applyTransition(write('m-ok3', { from: 'RUNNING', to: 'RUNNING', event: 'HEARTBEAT' })); // now at version 2
     const refusedIds = ['m-conflict', 'm-stale', 'm-stale-and-conflict', 'm-unknown'];
     const before = await state(refusedIds);
 
-    const outcomes = await store().applyTransitions([
+    const outcomes = await commit().applyTransitions([
       write('m-ok1', { to: 'READY', event: 'DEPENDENCIES_MET', detail: { deps: 0 } }),
       write('m-conflict', {
         to: 'READY',
@@ -117,8 +119,8 @@ export function batchContract(harness: HarnessRef): void {
     expect(outcomes[6]).toStrictEqual({ ok: true, version: 3 });
 
     // The successful writes: columns, audit rows (in write order), outbox rows, budget.
-    expect(await store().getTask('m-ok1')).toMatchObject({ status: 'READY', version: 2, updatedAt: at(60) });
-    expect(await store().getTask('m-ok2')).toMatchObject({
+    expect(await tasks().getTask('m-ok1')).toMatchObject({ status: 'READY', version: 2, updatedAt: at(60) });
+    expect(await tasks().getTask('m-ok2')).toMatchObject({
       status: 'COMPLETED',
       output: { url: 's3://out' },
       actualCost: 0.25,
@@ -128,20 +130,20 @@ export function batchContract(harness: HarnessRef): void {
       version: 2,
       updatedAt: at(70),
     });
-    expect(await store().getTask('m-ok3')).toMatchObject({ status: 'CANCELLED', version: 3, fencingToken: 3 });
-    const ok1Audit = await store().listTransitions('m-ok1');
+    expect(await tasks().getTask('m-ok3')).toMatchObject({ status: 'CANCELLED', version: 3, fencingToken: 3 });
+    const ok1Audit = await tasks().listTransitions('m-ok1');
     expect(ok1Audit.map((a) => [a.fromStatus, a.toStatus, a.event, a.detail, a.by, a.at])).toStrictEqual([
       [null, 'PENDING', 'CREATED', null, 'orch-a', at(0)],
       ['PENDING', 'READY', 'DEPENDENCIES_MET', { deps: 0 }, 'orch-a', at(60)],
     ]);
-    const ok2Audit = await store().listTransitions('m-ok2');
+    const ok2Audit = await tasks().listTransitions('m-ok2');
     expect(ok2Audit.map((a) => [a.fromStatus, a.toStatus, a.event])).toStrictEqual([
       [null, 'RUNNING', 'CREATED'],
       ['RUNNING', 'COMPLETED', 'RESULT'],
     ]);
     expect(ok1Audit[1]!.id).toBeLessThan(ok2Audit[1]!.id); // audit rows in the order of the writes
-    expect((await store().listOutbox(100)).map((e) => e.eventId)).toStrictEqual(['ev-ok2-a', 'ev-ok2-b']);
-    expect(await store().listOutbox(100)).toStrictEqual([event('ev-ok2-a', 'm-ok2', 1), event('ev-ok2-b', 'm-ok2', 2)]);
+    expect((await tasks().listOutbox(100)).map((e) => e.eventId)).toStrictEqual(['ev-ok2-a', 'ev-ok2-b']);
+    expect(await tasks().listOutbox(100)).toStrictEqual([event('ev-ok2-a', 'm-ok2', 1), event('ev-ok2-b', 'm-ok2', 2)]);
     expect(await harness().readBudget('prj-1')).toStrictEqual({ spent: 0.25, reserved: 0 });
 
     // The refused writes wrote nothing: rows, audit, no outbox row, no budget change from them.
@@ -153,7 +155,7 @@ export function batchContract(harness: HarnessRef): void {
   it('writes exactly what applyTransition writes for the same write', async () => {
     await harness().seedProject({ projectId: 'prj-1', budgetLimit: 100 });
     const base = { status: 'READY' as const, lastError: 'before', output: { keep: true }, fencingToken: 4 };
-    await store().createTasks([newTask('eq-single', base), newTask('eq-batch', base)], 'orch-a');
+    await tasks().createTasks([newTask('eq-single', base), newTask('eq-batch', base)], 'orch-a');
     const dispatch = (taskId: string): TransitionWrite =>
       write(taskId, {
         from: 'READY',
@@ -181,24 +183,24 @@ export function batchContract(harness: HarnessRef): void {
         at: at(90),
         budget: { projectId: 'prj-1', release: 0.15, spend: 0.1234, enforce: false },
       });
-    expect(await store().applyTransition(dispatch('eq-single'))).toBe(2);
+    expect(await commit().applyTransition(dispatch('eq-single'))).toBe(2);
     // With a budget effect, the outcome carries the project as the statement left it.
     const project = (spent: number, reserved: number) => ({ projectId: 'prj-1', state: 'active', pausedReason: null, budgetLimit: expect.any(Number), spent, reserved });
     // A dispatch's outcome also carries the task's input.
-    expect(await store().applyTransitions([dispatch('eq-batch')])).toStrictEqual([
+    expect(await commit().applyTransitions([dispatch('eq-batch')])).toStrictEqual([
       { ok: true, version: 2, project: project(0, 0.3), input: { brief: 'a short film' } },
     ]);
     expect(await harness().readBudget('prj-1')).toStrictEqual({ spent: 0, reserved: 0.3 });
-    expect(await store().applyTransition(complete('eq-single'))).toBe(3);
-    expect(await store().applyTransitions([complete('eq-batch')])).toStrictEqual([{ ok: true, version: 3, project: project(0.2468, 0) }]);
+    expect(await commit().applyTransition(complete('eq-single'))).toBe(3);
+    expect(await commit().applyTransitions([complete('eq-batch')])).toStrictEqual([{ ok: true, version: 3, project: project(0.2468, 0) }]);
     expect(await harness().readBudget('prj-1')).toStrictEqual({ spent: 0.2468, reserved: 0 });
 
-    const [single, batch] = await store().getTasks(['eq-single', 'eq-batch']);
+    const [single, batch] = await tasks().getTasks(['eq-single', 'eq-batch']);
     expect(single!.snapshot).toBeNull();
     expect({ ...batch, taskId: 'eq-single' }).toStrictEqual(single);
-    const strip = (rows: Awaited<ReturnType<ReturnType<typeof store>['listTransitions']>>) =>
+    const strip = (rows: Awaited<ReturnType<ReturnType<typeof tasks>['listTransitions']>>) =>
       rows.map(({ id: _id, taskId: _taskId, ...rest }) => rest);
-    expect(strip(await store().listTransitions('eq-batch'))).toStrictEqual(strip(await store().listTransitions('eq-single')));
+    expect(strip(await tasks().listTransitions('eq-batch'))).toStrictEqual(strip(await tasks().listTransitions('eq-single')));
   });
 
   it('grants enforced reservations in write order on the running amounts of the accepted ones', async () => {
@@ -206,13 +208,13 @@ export function batchContract(harness: HarnessRef): void {
     await harness().seedProject({ projectId: 'prj-2', budgetLimit: null });
     await harness().seedProject({ projectId: 'prj-3', budgetLimit: 50, state: 'paused' });
     const taskIds = ids(12, 'g');
-    await store().createTasks(taskIds.map((id) => newTask(id, { status: 'READY' })), 'orch-a');
+    await tasks().createTasks(taskIds.map((id) => newTask(id, { status: 'READY' })), 'orch-a');
     const reserve = (projectId: string, amount: number): BudgetEffect => ({ projectId, reserve: amount, enforce: true });
     const dispatch = (i: number, budget: BudgetEffect, more: Partial<TransitionWrite> = {}) =>
       write(taskIds[i]!, { from: 'READY', to: 'RUNNING', budget, ...more });
     const before = await state(taskIds, ['prj-1', 'prj-2', 'prj-3']);
 
-    const outcomes = await store().applyTransitions([
+    const outcomes = await commit().applyTransitions([
       dispatch(0, reserve('prj-1', 3)), //                      fits: 6 used, 4 left
       dispatch(1, reserve('prj-1', 5)), //                      does not fit in 4
       dispatch(2, reserve('prj-1', 1), { expectedVersion: 7 }), // conflict: takes no budget
@@ -264,8 +266,8 @@ export function batchContract(harness: HarnessRef): void {
   it('clamps reserved at zero at each step, as one write at a time would', async () => {
     await harness().seedProject({ projectId: 'prj-1', budgetLimit: 10, reserved: 0.5 });
     const taskIds = ids(3, 'c');
-    await store().createTasks(taskIds.map((id) => newTask(id)), 'orch-a');
-    const outcomes = await store().applyTransitions([
+    await tasks().createTasks(taskIds.map((id) => newTask(id)), 'orch-a');
+    const outcomes = await commit().applyTransitions([
       write(taskIds[0]!, { to: 'CANCELLED', budget: { projectId: 'prj-1', release: 2, enforce: false } }), // 0.5 → 0, not -1.5
       write(taskIds[1]!, { to: 'READY', budget: { projectId: 'prj-1', reserve: 9.5, enforce: true } }), // 9.5: fits
       write(taskIds[2]!, { to: 'READY', budget: { projectId: 'prj-1', reserve: 1, enforce: true } }), // 10.5: does not
@@ -287,7 +289,7 @@ export function batchContract(harness: HarnessRef): void {
       await harness().seedProject({ projectId: `one-${round}`, budgetLimit: limit, spent, reserved });
       await harness().seedProject({ projectId: `batch-${round}`, budgetLimit: limit, spent, reserved });
       const taskIds = ids(perRound, `q${round}-`);
-      await store().createTasks(
+      await tasks().createTasks(
         taskIds.flatMap((id) => [newTask(`${id}s`, { status: 'READY' }), newTask(`${id}b`, { status: 'READY' })]),
         'orch-a',
       );
@@ -302,13 +304,13 @@ export function batchContract(harness: HarnessRef): void {
       for (const [i, id] of taskIds.entries()) {
         const w = write(`${id}s`, { from: 'READY', to: 'RUNNING', budget: { projectId: `one-${round}`, ...effects[i]! } });
         one.push(
-          await store().applyTransition(w).then(
+          await commit().applyTransition(w).then(
             (version): TransitionOutcome => ({ ok: true, version }),
             (error: Error): TransitionOutcome => ({ ok: false, error }),
           ),
         );
       }
-      const batch = await store().applyTransitions(
+      const batch = await commit().applyTransitions(
         taskIds.map((id, i) =>
           write(`${id}b`, { from: 'READY', to: 'RUNNING', budget: { projectId: `batch-${round}`, ...effects[i]! } }),
         ),
@@ -325,9 +327,9 @@ export function batchContract(harness: HarnessRef): void {
 
   it('refuses a batch naming a task twice, writing nothing', async () => {
     await harness().seedProject({ projectId: 'prj-1', budgetLimit: 10 });
-    await store().createTasks([newTask('d1'), newTask('d2')], 'orch-a');
+    await tasks().createTasks([newTask('d1'), newTask('d2')], 'orch-a');
     const before = await state(['d1', 'd2']);
-    const err = await store()
+    const err = await commit()
       .applyTransitions([
         write('d1', { to: 'READY', budget: { projectId: 'prj-1', reserve: 1, enforce: true } }),
         write('d2', { to: 'READY', raise: [event('ev-d2', 'd2', 1)] }),
@@ -341,7 +343,7 @@ export function batchContract(harness: HarnessRef): void {
 
   it("returns the task's input with a write into RUNNING (what its dispatch carries), and with no other", async () => {
     await harness().seedProject({ projectId: 'prj-1', budgetLimit: 10 });
-    await store().createTasks(
+    await tasks().createTasks(
       [
         newTask('in-1', { status: 'READY', input: { shot: 1, prompt: 'dusk' } }),
         newTask('in-2', { status: 'READY', input: { shot: 2 } }),
@@ -352,27 +354,27 @@ export function batchContract(harness: HarnessRef): void {
     );
     const running = (taskId: string, token: number) =>
       write(taskId, { from: 'READY', to: 'RUNNING', patch: { status: 'RUNNING', attempts: 1, fencingToken: token }, fencingToken: token });
-    const batch = await store().applyTransitions([
+    const batch = await commit().applyTransitions([
       running('in-1', 5),
       running('in-2', 6),
       write('in-3', { from: 'RUNNING', to: 'RUNNING', event: 'HEARTBEAT', patch: { status: 'RUNNING' }, fencingToken: 4 }),
       write('in-4', { to: 'READY' }),
     ]);
     expect(batch.map((o) => (o.ok ? (o.input ?? null) : 'refused'))).toStrictEqual([{ shot: 1, prompt: 'dusk' }, { shot: 2 }, null, null]);
-    await store().createTasks([newTask('in-5', { status: 'READY', input: { alone: true } })], 'orch-a');
-    const [single] = await store().applyTransitions([running('in-5', 7)]);
+    await tasks().createTasks([newTask('in-5', { status: 'READY', input: { alone: true } })], 'orch-a');
+    const [single] = await commit().applyTransitions([running('in-5', 7)]);
     expect(single).toMatchObject({ ok: true, version: 2, input: { alone: true } });
   });
 
   it('returns nothing for an empty batch', async () => {
-    expect(await store().applyTransitions([])).toStrictEqual([]);
+    expect(await commit().applyTransitions([])).toStrictEqual([]);
   });
 
   it('applies a batch of 500 in one call', async () => {
     await harness().seedProject({ projectId: 'prj-1', budgetLimit: 1000 });
     const taskIds = ids(500, 'big');
-    await store().createTasks(taskIds.map((id) => newTask(id, { status: 'READY' })), 'orch-a');
-    const outcomes = await store().applyTransitions(
+    await tasks().createTasks(taskIds.map((id) => newTask(id, { status: 'READY' })), 'orch-a');
+    const outcomes = await commit().applyTransitions(
       taskIds.map((id, i) =>
         write(id, {
           from: 'READY',
@@ -385,34 +387,9 @@ export function batchContract(harness: HarnessRef): void {
       ),
     );
     expect(outcomes.every((o) => o.ok && o.version === 2)).toBe(true);
-    expect(await store().countByStatus()).toStrictEqual({ RUNNING: 500 });
+    expect(await tasks().countByStatus()).toStrictEqual({ RUNNING: 500 });
     expect(await harness().readBudget('prj-1')).toStrictEqual({ spent: 0, reserved: 5 });
-    expect(await store().maxFencingToken()).toBe(500);
-    expect(await store().listOutbox(100)).toHaveLength(5);
-  });
-
-  it('lists the dependents of several tasks, each once, by task id', async () => {
-    await store().createTasks(
-      [
-        newTask('dep-a'),
-        newTask('dep-b'),
-        newTask('dep-z1', { dependencies: ['dep-a'] }),
-        newTask('dep-y2', { dependencies: ['dep-a', 'dep-b'] }), // depends on both: listed once
-        newTask('dep-x3', { dependencies: ['dep-x', 'dep-b'] }),
-        newTask('dep-w4', { dependencies: ['dep-y2'] }), // a dependent's dependent: not listed
-        newTask('dep-v5', { dependencies: ['dep-a2'] }), // exact match only
-        newTask('dep-u6'),
-      ],
-      'orch-a',
-    );
-    const idsOf = async (taskIds: string[]) => (await store().listDependentsOf(taskIds)).map((t) => t.taskId);
-    expect(await idsOf(['dep-a', 'dep-b'])).toStrictEqual(['dep-x3', 'dep-y2', 'dep-z1']);
-    expect(await idsOf(['dep-b', 'dep-a', 'dep-b'])).toStrictEqual(['dep-x3', 'dep-y2', 'dep-z1']);
-    expect(await idsOf(['dep-a'])).toStrictEqual(['dep-y2', 'dep-z1']);
-    expect(await idsOf(['dep-y2', 'missing'])).toStrictEqual(['dep-w4']);
-    expect(await idsOf(['dep-u6', 'dep-a2x', 'dep'])).toStrictEqual([]);
-    expect(await idsOf([])).toStrictEqual([]);
-    const [first] = await store().listDependentsOf(['dep-a']);
-    expect(first).toStrictEqual(await store().getTask('dep-y2'));
+    expect(await tasks().maxFencingToken()).toBe(500);
+    expect(await tasks().listOutbox(100)).toHaveLength(5);
   });
 }
