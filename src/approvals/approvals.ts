@@ -2,6 +2,9 @@ import { ApprovalError, BudgetExceededError, IllegalTransitionError } from '../e
 import { acceptsWork } from '../domain/project.js';
 import type { ApprovalDecided } from '../domain/messages.js';
 import type { ApprovalRecord } from '../ports/project-store.js';
+import type { ProjectStep } from '../actors/project-actor.js';
+import { requestOf } from '../actors/project-snapshot.js';
+import { TIMEOUT_DECIDER, type ProjectReaction } from '../machines/project-machine.js';
 import type { BudgetChecker } from '../budget/budget-checker.js';
 import { reserveFor } from '../budget/effects.js';
 import type { Cancellation } from '../control/cancellation.js';
@@ -16,13 +19,17 @@ import { requestBody } from './request.js';
 
 export { requestBody } from './request.js';
 
-export const TIMEOUT_DECIDER = 'orchestrator:timeout';
+export { TIMEOUT_DECIDER };
 
 /**
- * Human approvals at checkpoints. A decision is a compare-and-set on the approval row
- * (pending → decided), so a double approval, or an approval racing the timeout, has
- * exactly one effect; its effect on the tasks is then applied, and re-applied safely
- * after a crash (`recover`).
+ * Human approvals at checkpoints. Each request's lifecycle (requested, reminded, then
+ * approved, rejected or expired, the timeout policy included) is the project machine's: a
+ * request, a decision and an expiry are steps of the project's actor (ProjectLifecycle),
+ * committed with a compare-and-set on the project row together with the approval row
+ * (pending → decided), so a double approval, or an approval racing the timeout, on one
+ * process or several, has exactly one outcome. The steps' approval reactions are
+ * performed here (`react`): the announcements, and the decision's effect on the tasks,
+ * re-applied safely after a crash (`recover`) or on a redelivered decision.
  */
 export class ApprovalManager {
   constructor(
@@ -40,49 +47,60 @@ export class ApprovalManager {
     if (!existing || existing.projectId !== projectId) {
       throw new ApprovalError(`approval ${decision.approvalId} does not exist in project ${projectId}`);
     }
-    // The same decision delivered again (a redelivery after a crash) has already had its effect.
-    if (existing.status === decision.decision && existing.decidedBy === decision.by) return existing;
-    const decided = await this.core.projects.decideApproval({
-      approvalId: decision.approvalId,
-      status: decision.decision,
-      comment: decision.comment ?? null,
-      by: decision.by,
-      at: new Date(this.core.clock.now()),
-    });
-    this.core.projectActors.get(projectId)?.noteApproval(decided);
-    await this.apply(decided, decision.shots);
-    return decided;
+    // The same decision delivered again (a redelivery after a crash): its effect is applied
+    // again, which changes nothing when it had been applied in full.
+    if (existing.status === decision.decision && existing.decidedBy === decision.by) {
+      await this.apply(existing, decision.shots);
+      return existing;
+    }
+    const step = await this.lifecycle.step(projectId, [
+      // A request the machine has not taken yet (its step follows its event's commit).
+      requestOf(existing),
+      {
+        type: 'DECIDE',
+        approvalId: decision.approvalId,
+        decision: decision.decision,
+        by: decision.by,
+        comment: decision.comment ?? null,
+        at: this.core.clock.now(),
+        ...(decision.shots ? { shots: [...decision.shots] } : {}),
+      },
+    ]);
+    return step.approvals.find((a) => a.approvalId === decision.approvalId) ?? existing;
   }
 
-  /** Applies the expiry policy to every pending request past its expiry. */
+  /** Expires every pending request past its expiry: a step each, whose outcome is the timeout policy's. */
   async sweepExpired(): Promise<void> {
     const now = this.core.clock.now();
-    const policy = this.core.config.approval.timeoutPolicy;
     for (const approval of await this.core.projects.listExpiredApprovals(new Date(now), 100)) {
       try {
-        if (policy === 'remind') {
-          const expiresAt = new Date(now + this.core.config.approval.timeoutMs);
-          if (!approval.expiresAt || !(await this.core.projects.extendApproval(approval.approvalId, approval.expiresAt, expiresAt))) continue;
-          await this.core.bus.publish({ kind: 'approval_requested', body: requestBody({ ...approval, expiresAt }, true) });
-        } else {
-          const decided = await this.core.projects.decideApproval({
-            approvalId: approval.approvalId,
-            status: policy === 'approve' ? 'approved' : 'rejected',
-            comment: 'approval request expired',
-            by: TIMEOUT_DECIDER,
-            at: new Date(now),
-          });
-          this.core.projectActors.get(decided.projectId)?.noteApproval(decided);
-          await this.apply(decided);
-        }
-        await this.core.bus.publish({
-          kind: 'approval_expired',
-          body: { approvalId: approval.approvalId, projectId: approval.projectId, checkpoint: approval.checkpoint, policy, at: new Date(now).toISOString() },
-        });
+        await this.lifecycle.step(approval.projectId, [requestOf(approval), { type: 'EXPIRE', approvalId: approval.approvalId, at: now }]);
       } catch (err) {
-        // A human decision won the race: nothing to do.
+        // A decision (or another process's sweep) won the race: nothing to do.
         if (!(err instanceof ApprovalError)) throw err;
       }
+    }
+  }
+
+  /** Performs an approval reaction of a committed project step. */
+  async react(step: ProjectStep, reaction: Extract<ProjectReaction, { approvalId: string }>): Promise<void> {
+    const { core } = this;
+    const approval = step.approvals.find((a) => a.approvalId === reaction.approvalId) ?? (await core.projects.getApproval(reaction.approvalId));
+    if (!approval) throw new ApprovalError(`approval ${reaction.approvalId} does not exist`);
+    switch (reaction.type) {
+      case 'announceRequest':
+        return core.bus.publish({ kind: 'approval_requested', body: requestBody(approval) });
+      case 'announceReminder':
+        return core.bus.publish({ kind: 'approval_requested', body: requestBody(approval, true) });
+      case 'announceExpiry':
+        return core.bus.publish({
+          kind: 'approval_expired',
+          body: { approvalId: approval.approvalId, projectId: approval.projectId, checkpoint: approval.checkpoint, policy: reaction.policy, at: new Date(core.clock.now()).toISOString() },
+        });
+      case 'applyApproval':
+        return this.apply(approval);
+      case 'applyRejection':
+        return this.apply(approval, reaction.shots);
     }
   }
 
@@ -101,6 +119,8 @@ export class ApprovalManager {
   }
 
   private async apply(approval: ApprovalRecord, shots?: readonly number[]): Promise<void> {
+    // A request that expired unanswered (its project is over) has no effect.
+    if (approval.status === 'expired' || approval.status === 'pending') return;
     if (approval.status === 'approved') {
       for (const taskId of approval.taskIds) await this.approve(taskId);
       if (this.core.mapper.completesProject(approval.checkpoint)) await this.lifecycle.complete(approval.projectId);

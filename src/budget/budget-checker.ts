@@ -3,6 +3,8 @@ import { roundMoney } from '../domain/task-types.js';
 import type { BudgetLevel, BudgetStatus } from '../domain/messages.js';
 import type { ProjectBudget } from '../ports/commit.js';
 import { BUDGET_EXHAUSTED } from '../domain/project.js';
+import { budgetLevelOf } from '../machines/project-machine.js';
+import { announceProjectState, budgetStep } from '../control/lifecycle.js';
 import type { Core } from '../orchestrator/core.js';
 import { publishNotice } from '../reactions/statuses.js';
 
@@ -25,9 +27,11 @@ const COMPUTING = Symbol('computing');
 export type BudgetContext = Omit<Core, 'registry' | 'inspect'>;
 
 /**
- * Budget status, checks, warnings and cost prediction. The amounts themselves (spent,
- * reserved) change only in SQL, atomically with the task transitions that cause them;
- * this class reads them, predicts, and publishes.
+ * Budget status, warnings and cost prediction. The amounts themselves (spent, reserved)
+ * change only in SQL, atomically with the task transitions that cause them; the level they
+ * reach (ok → warning → exhausted, and the pause) is the project machine's: each change
+ * of the amounts is taken by it (`budgetStep`), and this class performs what its step
+ * returns, reads the amounts, predicts, and publishes.
  */
 export class BudgetChecker {
   /** (taskType|agent) → observed mean, refreshed from the store. */
@@ -97,37 +101,47 @@ export class BudgetChecker {
   async getBudgetStatus(projectId: string): Promise<BudgetStatus> {
     const project = await this.core.projects.getProject(projectId);
     if (!project) throw new ProjectNotFoundError(projectId);
-    this.core.projectActors.get(projectId)?.noteBudget(project);
     return this.statusOf(project, await this.forecastRemaining(projectId));
   }
 
   /**
-   * After a change of the amounts: a crossing of the warning threshold or of exhaustion
-   * is published at once, once per crossing (across processes); a settle is published
-   * soon, coalesced with the other settles of the project in the same short window.
-   * `known`: the project as the write that changed the amounts returned it.
+   * After a change of the amounts: the project machine takes them, and a crossing of the
+   * warning threshold or of exhaustion is published at once by its step's reaction, once
+   * per crossing (across processes: one of them commits the step), with the pause when it
+   * paused the project; a settle is published soon, coalesced with the other settles of
+   * the project in the same short window. `known`: the project as the write that changed
+   * the amounts returned it.
    */
   async afterChange(projectId: string, settled: boolean, known?: ProjectBudget): Promise<void> {
     // `known`: the row as a write just returned it (no read needed).
     const project = known ?? (await this.core.projects.getProject(projectId));
     if (!project) throw new ProjectNotFoundError(projectId);
-    this.core.projectActors.get(projectId)?.noteBudget(project);
-    const status = this.statusOf(project, 0);
-    const level = status.level === 'exhausted' ? 100 : status.level === 'warning' ? Math.round(this.core.config.budget.warningThreshold * 100) : 0;
-    if (level > 0 && (await this.core.projects.raiseWarningLevel(projectId, level))) {
-      this.core.logger.warn({ projectId, level: status.level, ratio: status.ratio }, 'budget level crossed');
-      await publishNotice(this.core, { kind: 'budget', body: await this.getBudgetStatus(projectId) });
-    } else if (settled) {
-      this.schedulePublish(projectId);
+    const step = await budgetStep(this.core, projectId, project);
+    let announced = false;
+    // A step of the amounts returns these two reactions only (the machine's BUDGET).
+    for (const reaction of step?.reactions ?? []) {
+      if (reaction.type === 'announceState') await announceProjectState(this.core, step!.record);
+      if (reaction.type === 'announceBudget') {
+        await this.announceLevel(projectId, reaction.level);
+        announced = true;
+      }
     }
+    if (!announced && settled) this.schedulePublish(projectId);
+  }
+
+  /** The project machine raised the budget level: the status is published at once. */
+  async announceLevel(projectId: string, level: BudgetLevel): Promise<void> {
+    const status = await this.getBudgetStatus(projectId);
+    this.core.logger.warn({ projectId, level, ratio: status.ratio }, 'budget level crossed');
+    await publishNotice(this.core, { kind: 'budget', body: status });
   }
 
   statusOf(project: ProjectBudget, remainingCost: number): BudgetStatus {
     const { budgetLimit: limit, spent, reserved } = project;
     const remaining = limit === null ? null : roundMoney(limit - spent - reserved);
     const ratio = limit === null ? null : limit === 0 ? 1 : (spent + reserved) / limit;
-    const exhausted = (project.state === 'paused' && project.pausedReason === BUDGET_EXHAUSTED) || (ratio !== null && ratio >= 1);
-    const level: BudgetLevel = exhausted ? 'exhausted' : ratio !== null && ratio >= this.core.config.budget.warningThreshold ? 'warning' : 'ok';
+    const byAmounts = budgetLevelOf({ limit, spent, reserved }, this.core.config.budget.warningThreshold);
+    const level: BudgetLevel = project.state === 'paused' && project.pausedReason === BUDGET_EXHAUSTED ? 'exhausted' : byAmounts;
     const total = roundMoney(spent + reserved + remainingCost);
     return {
       projectId: project.projectId,

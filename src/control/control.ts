@@ -1,5 +1,4 @@
 import { IllegalTransitionError, ProjectNotFoundError } from '../errors.js';
-import { BUDGET_EXHAUSTED } from '../domain/project.js';
 import type { BudgetStatus, ControlRequest } from '../domain/messages.js';
 import type { ApprovalRecord, ProjectRecord } from '../ports/project-store.js';
 import type { BudgetChecker } from '../budget/budget-checker.js';
@@ -18,9 +17,10 @@ export interface ProjectStatus {
 
 /**
  * Control of a project by its users (the control subject, the CLI, the API): pause,
- * resume, cancel, set the budget, and its status. Each is a project-machine event
+ * resume, cancel, set the budget, and its status. Each is a project-machine step
  * committed first (ProjectLifecycle); what follows — tasks queued again, promoted,
- * cancelled — comes after the commit.
+ * cancelled — is the step's reaction (`resumeWork`, `cancelWork`), whatever caused it:
+ * a new limit resumes a project paused for its budget as a resume does.
  */
 export class ProjectControl {
   constructor(
@@ -57,35 +57,40 @@ export class ProjectControl {
     return this.lifecycle.send(projectId, { type: 'PAUSE', reason });
   }
 
-  /** Resumes dispatching: READY tasks go back in the queue, runnable PENDING ones are promoted. */
-  async resume(projectId: string): Promise<ProjectRecord> {
-    const row = await this.lifecycle.send(projectId, { type: 'RESUME' });
+  /** Resumes dispatching: READY tasks go back in the queue, runnable PENDING ones are promoted (resumeWork). */
+  resume(projectId: string): Promise<ProjectRecord> {
+    return this.lifecycle.send(projectId, { type: 'RESUME' });
+  }
+
+  /** Cancels the project, then every non-final task of it with the reason (cancelWork). */
+  cancel(projectId: string, reason = 'cancelled by user'): Promise<ProjectRecord> {
+    return this.lifecycle.send(projectId, { type: 'CANCEL', reason });
+  }
+
+  /** Sets the budget limit (the machine's SET_LIMIT); a project paused for its budget resumes when the amounts fit. */
+  async setBudget(projectId: string, limit: number | null): Promise<BudgetStatus> {
+    await this.lifecycle.step(projectId, (row) => [{ type: 'SET_LIMIT', figures: { limit, spent: row.spent, reserved: row.reserved } }]);
+    await this.budget.afterChange(projectId, true);
+    return this.budget.getBudgetStatus(projectId);
+  }
+
+  /** The reaction of a step that made the project active again. */
+  async resumeWork(projectId: string): Promise<void> {
     await this.promotion.promotePending(projectId);
     // After the state change: a READY task a scheduler popped (and put back or dropped)
     // while the project was paused is back in the queue.
     await this.requeueReady(projectId);
     this.scheduler.wake();
-    return row;
   }
 
-  /** Cancels the project, then every non-final task of it with the reason. */
-  async cancel(projectId: string, reason = 'cancelled by user'): Promise<ProjectRecord> {
-    const row = await this.lifecycle.send(projectId, { type: 'CANCEL', reason });
+  /** The reaction of a step that cancelled the project: every non-final task cancelled with the reason. */
+  async cancelWork(projectId: string, reason: string): Promise<void> {
     const tasks = await this.core.tasks.listByProject(projectId, ['PENDING', 'READY', 'RUNNING', 'WAITING_APPROVAL', 'FAILED']);
     for (const t of tasks) {
       await this.cancellation.cancelTask(t.taskId, `project cancelled: ${reason}`).catch((err) => {
         if (!(err instanceof IllegalTransitionError)) throw err;
       });
     }
-    return row;
-  }
-
-  /** Sets the budget limit; a project paused for its budget resumes when it now fits. */
-  async setBudget(projectId: string, limit: number | null): Promise<BudgetStatus> {
-    const row = await this.core.projects.setBudgetLimit(projectId, limit, new Date(this.core.clock.now()));
-    if (row.state === 'paused' && row.pausedReason === BUDGET_EXHAUSTED) await this.resume(projectId);
-    await this.budget.afterChange(projectId, true);
-    return this.budget.getBudgetStatus(projectId);
   }
 
   async status(projectId: string): Promise<ProjectStatus> {

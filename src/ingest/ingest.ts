@@ -7,7 +7,7 @@ import type { ApprovalRecord, NewApproval, NewProject, ProjectRecord } from '../
 import type { ProjectBudget } from '../ports/commit.js';
 import type { NewTaskRecord, TaskRecord } from '../ports/task-store.js';
 import type { PlannedTask } from '../pipeline/event-mapper.js';
-import { requestBody } from '../approvals/request.js';
+import { requestOf } from '../actors/project-snapshot.js';
 import type { BudgetChecker } from '../budget/budget-checker.js';
 import type { ProjectLifecycle } from '../control/lifecycle.js';
 import type { DispatchClaim } from '../dispatch/dispatcher.js';
@@ -200,17 +200,14 @@ export class Ingest {
     const running = written.ready ? variants.filter((t) => t.status === 'RUNNING') : [];
     const variantById = new Map(written.ready ? variants.map((t) => [t.taskId, t]) : []);
     // The project actor first: the new task actors are created as its children.
-    const projectActor =
-      records.length || approval
-        ? await core.projectActors.load(event.projectId).catch((err: unknown) => {
-            core.logger.warn({ err, projectId: event.projectId }, 'project actor unavailable; its tasks go on without it');
-            return undefined;
-          })
-        : undefined;
+    if (records.length || approval) {
+      await core.projectActors.load(event.projectId).catch((err: unknown) => {
+        core.logger.warn({ err, projectId: event.projectId }, 'project actor unavailable; its tasks go on without it');
+      });
+    }
     const created = core.registry.adopt(records.map((r) => variantById.get(r.taskId) ?? r));
     this.scheduler.dispatcher.confirm(running);
     const reacted = this.reactions.run(event.projectId, 'ingest', async () => {
-      if (approval) projectActor?.noteApproval({ ...approval, status: 'pending' });
       if (project) await core.bus.publish({ kind: 'project', body: { projectId: project.projectId, state: 'active', reason: null } });
       await this.publishCreated(created, variantById, now);
       await this.afterCreated(event, created, variantById.size > 0, approval, written.project);
@@ -219,7 +216,7 @@ export class Ingest {
     return { duplicate: false, taskIds: records.map((r) => r.taskId), approvalId: approval?.approvalId ?? null, reacted };
   }
 
-  /** After the write: the approval request announced, READY tasks queued, PENDING ones promoted. */
+  /** After the write: the approval request taken by the project machine (and announced), READY tasks queued, PENDING ones promoted. */
   private async afterCreated(
     event: IngestedEvent,
     created: readonly TaskRecord[],
@@ -228,7 +225,7 @@ export class Ingest {
     project: ProjectBudget | undefined,
   ): Promise<void> {
     const { core } = this;
-    if (approval) await core.bus.publish({ kind: 'approval_requested', body: requestBody(approval) });
+    if (approval) await this.lifecycle.step(event.projectId, [requestOf(approval)]);
     if (ready) {
       const queued = created.filter((r) => r.status === 'READY');
       if (queued.length) {

@@ -48,7 +48,8 @@ export const OrchestratorFactory = {
     // The one actor system of this orchestrator: its root, started now, is the parent of
     // the scheduler and the project actors.
     const system = new ActorSystem({ clock, logger, ...(options.inspect ? { inspect: options.inspect } : {}) });
-    const projectActors = new ProjectActors({ projects: blackboard.projects, clock, logger, system });
+    const policy = { warningThreshold: parsed.budget.warningThreshold, enforce: parsed.budget.checkEnabled, timeoutMs: parsed.approval.timeoutMs, timeoutPolicy: parsed.approval.timeoutPolicy };
+    const projectActors = new ProjectActors({ projects: blackboard.projects, clock, logger, system, policy });
     const context = {
       config: parsed,
       clock,

@@ -68,7 +68,13 @@ export class Orchestrator {
     this.reactions = new Reactions(core.logger);
     this.timers = new Timers(core.clock, core.logger);
     this.scheduler = new TaskScheduler(core, new Dispatcher(core, queue));
-    const lifecycle = new ProjectLifecycle(core, budget);
+    // The project machine's steps; their reactions are performed by the use cases built below.
+    const lifecycle = new ProjectLifecycle(core, {
+      announceBudget: (projectId, level) => budget.announceLevel(projectId, level),
+      approval: (step, reaction) => this.approvals.react(step, reaction),
+      resumeWork: (projectId) => this.controls.resumeWork(projectId),
+      cancelWork: (projectId, reason) => this.controls.cancelWork(projectId, reason),
+    });
     const cancellation = new Cancellation(core, budget, this.scheduler);
     this.promotion = new Promotion(core, budget, lifecycle, cancellation, this.scheduler, this.timers);
     const retries = (this.retries = new Retries(core, budget, this.scheduler, this.promotion, cancellation, this.timers));

@@ -55,6 +55,46 @@ export interface ApprovalDecision {
   at: Date;
 }
 
+/** A project row with the project machine's snapshot stored in it. */
+export interface StoredProject {
+  project: ProjectRecord;
+  /** The persisted snapshot; null: none stored (a row written before the machine, or by a plain state write). */
+  snapshot: unknown;
+  /** The machine version that wrote `snapshot`. */
+  machineVersion: string | null;
+}
+
+/**
+ * One step of the project machine, written all or nothing: the snapshot and the columns it
+ * determines, with a compare-and-set on the row's version, and the approval rows the step
+ * changed (each a compare-and-set of its own on a pending row).
+ */
+export interface ProjectStepWrite {
+  projectId: string;
+  /** The row version the step was decided on. */
+  expectedVersion: number;
+  state: ProjectState;
+  /** Kept when paused; the store writes null otherwise. */
+  pausedReason: string | null;
+  /** The budget level as the `warning_level` column (a percentage of the limit; 0 = none). */
+  warningLevel: number;
+  snapshot: unknown;
+  machineVersion: string;
+  /** A new budget limit (null: none). */
+  budgetLimit?: { limit: number | null };
+  /** Pending requests decided by the step. */
+  decisions?: readonly ApprovalDecision[];
+  /** Pending requests that wait longer (a reminder): their expiry moves from `from` to `expiresAt`. */
+  extensions?: readonly { approvalId: string; from: Date | null; expiresAt: Date }[];
+  at: Date;
+}
+
+export interface ProjectStepCommit {
+  project: ProjectRecord;
+  /** The approval rows as the step left them (decided or extended). */
+  approvals: ApprovalRecord[];
+}
+
 /**
  * The project aggregate: projects (state, budget limit, warning level) and their approvals,
  * and which events were handled. Projects and approvals are created, events marked handled
@@ -71,7 +111,9 @@ export interface ProjectStore {
   /**
    * Moves a project to `to` when its state is one of `from`; returns the updated row,
    * or null when it was not in one of those states (nothing changes then).
-   * `reason` is kept as paused_reason when pausing and cleared otherwise.
+   * `reason` is kept as paused_reason when pausing and cleared otherwise. A plain write,
+   * outside the project machine: the stored snapshot is cleared (it is resolved from the
+   * columns again when next read); the orchestrator itself uses commitProjectStep.
    */
   setProjectState(
     projectId: string,
@@ -80,6 +122,16 @@ export interface ProjectStore {
     reason: string | null,
     at: Date,
   ): Promise<ProjectRecord | null>;
+  /** The project row and the project machine's snapshot stored in it. */
+  getProjectSnapshot(projectId: string): Promise<StoredProject | null>;
+  /**
+   * Commits one step of the project machine (see ProjectStepWrite) in one transaction.
+   * Null, writing nothing, when the row's version is not `expectedVersion` (another
+   * process took a step first: decide again on the row read fresh). A decision or an
+   * extension whose request is no longer pending writes nothing and throws ApprovalError;
+   * an unknown project throws ProjectNotFoundError.
+   */
+  commitProjectStep(step: ProjectStepWrite): Promise<ProjectStepCommit | null>;
   /** Sets the limit (null: none) and resets the warning level below the new ratio. */
   setBudgetLimit(projectId: string, limit: number | null, at: Date): Promise<ProjectRecord>;
   /**

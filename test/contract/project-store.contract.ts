@@ -1,6 +1,7 @@
 import { describe } from 'vitest';
 import { approvalContract } from './project-store.contract-approvals.js';
 import { projectContract } from './project-store.contract-projects.js';
+import { stepContract } from './project-store.contract-steps.js';
 import { portContract, type StoresHarness } from './stores.fixtures.js';
 
 export type { StoresHarness } from './stores.fixtures.js';
@@ -13,5 +14,6 @@ export function projectStoreContract(name: string, setup: () => Promise<StoresHa
   portContract(`ProjectStore contract: ${name}`, 'America/St_Johns', setup, (ref) => {
     describe('projects and budget limits', () => projectContract(ref));
     describe('approvals', () => approvalContract(ref));
+    describe('project machine steps', () => stepContract(ref));
   });
 }

@@ -116,7 +116,7 @@ describe('the actor system of an orchestrator', () => {
       const reloaded = system.system.get('project:prj_sup3')!;
       expect(reloaded).not.toBe(failing);
       expect(reloaded._parent).toBe(system.root);
-      expect(reloaded.getSnapshot().value).toBe('paused');
+      expect(reloaded.getSnapshot().value).toMatchObject({ lifecycle: 'paused' });
       expect((await orchestrator.resumeProject('prj_sup3')).state).toBe('active');
       // The other children were not touched.
       expect(system.scheduler!.getSnapshot().status).toBe('active');

@@ -3,7 +3,7 @@ import { SimulatedClock, waitFor, type AnyActorRef, type InspectionEvent } from 
 import { ActorSystem, type SchedulerLoop } from '../../src/actors/system.js';
 import { ValidationError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logger.js';
-import { projectMachine } from '../../src/machines/project-machine.js';
+import { DEFAULT_PROJECT_POLICY, projectMachine, resolveProjectSnapshot } from '../../src/machines/project-machine.js';
 import { initialTransition, transition } from 'xstate';
 import { taskMachine } from '../../src/machines/task-machine.js';
 import { restorable } from '../../src/machines/restorable.js';
@@ -18,9 +18,14 @@ const loop = (): SchedulerLoop & { ticks: number } => {
 };
 
 function projectSnapshot(projectId: string, state: 'active' | 'paused', reason: string | null = null) {
-  const snapshot = projectMachine.resolveState({
-    value: state,
-    context: { projectId, reason, lastChildError: null, budget: { limit: 10, spent: 1, reserved: 2 }, approvals: {} },
+  const snapshot = resolveProjectSnapshot({
+    projectId,
+    state,
+    reason,
+    level: 'ok',
+    budget: { limit: 10, spent: 1, reserved: 2 },
+    policy: DEFAULT_PROJECT_POLICY,
+    approvals: {},
   });
   return projectMachine.getPersistedSnapshot(snapshot);
 }
@@ -48,7 +53,7 @@ describe('the actor system', () => {
     expect(scheduler._parent).toBe(system.root);
     expect(project._parent).toBe(system.root);
     // The project actor starts from its persisted snapshot.
-    expect(project.getSnapshot().value).toBe('paused');
+    expect(project.getSnapshot().value).toMatchObject({ lifecycle: 'paused' });
     expect(project.getSnapshot().context).toMatchObject({ reason: 'manual', budget: { limit: 10, spent: 1, reserved: 2 } });
     expect(project.getSnapshot().can({ type: 'RESUME' })).toBe(true);
 
@@ -139,10 +144,10 @@ describe('the actor system', () => {
 
     // Everything else goes on: the healthy project takes events, the scheduler runs, a project spawns.
     healthy.send({ type: 'PAUSE', reason: 'still here' });
-    expect(healthy.getSnapshot().value).toBe('paused');
+    expect(healthy.getSnapshot().value).toMatchObject({ lifecycle: 'paused' });
     scheduler.send({ type: 'START' });
     await waitFor(scheduler, (s) => s.matches('idle') && s.context.ticks === 1);
-    expect(system.spawnProject('prj_bad', projectSnapshot('prj_bad', 'active')).getSnapshot().value).toBe('active');
+    expect(system.spawnProject('prj_bad', projectSnapshot('prj_bad', 'active')).getSnapshot().value).toMatchObject({ lifecycle: 'active' });
     expect(system.root.getSnapshot().status).toBe('active');
   });
 
@@ -163,7 +168,7 @@ describe('restorable logic', () => {
   it('starts a spawned machine from a persisted snapshot, or from its initial state', () => {
     const system = new ActorSystem({ clock: new SimulatedClock(), logger: silentLogger() });
     const fresh = system.spawnProject('prj_fresh');
-    expect(fresh.getSnapshot().value).toBe('active');
+    expect(fresh.getSnapshot().value).toMatchObject({ lifecycle: 'active' });
     expect(fresh.getSnapshot().context.projectId).toBe('prj_fresh');
     // Its definition travels with it (what an inspector draws).
     expect(restorable(projectMachine).config).toBe(projectMachine.config);

@@ -1,48 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { createActor, fromPromise, initialTransition, SimulatedClock, transition, waitFor } from 'xstate';
-import { PROJECT_EVENT_TYPES, projectMachine, projectStateOf, type ProjectEvent } from '../../src/machines/project-machine.js';
+import { createActor, fromPromise, SimulatedClock, waitFor } from 'xstate';
 import { schedulerMachine } from '../../src/machines/scheduler-machine.js';
 
-const SAMPLE: Record<ProjectEvent['type'], ProjectEvent> = {
-  PAUSE: { type: 'PAUSE', reason: 'manual' },
-  RESUME: { type: 'RESUME' },
-  COMPLETE: { type: 'COMPLETE' },
-  CANCEL: { type: 'CANCEL', reason: 'client left' },
-};
-const ALLOWED: Record<string, Partial<Record<ProjectEvent['type'], string>>> = {
-  active: { PAUSE: 'paused', COMPLETE: 'completed', CANCEL: 'cancelled' },
-  paused: { PAUSE: 'paused', RESUME: 'active', CANCEL: 'cancelled' },
-  completed: {},
-  cancelled: {},
-};
-
-describe('project machine', () => {
-  for (const [state, allowed] of Object.entries(ALLOWED)) {
-    for (const type of PROJECT_EVENT_TYPES) {
-      it(`${state} + ${type} → ${allowed[type] ?? 'refused'}`, () => {
-        const snap = projectMachine.resolveState({ value: state, context: { projectId: 'p', reason: null, lastChildError: null, budget: { limit: null, spent: 0, reserved: 0 }, approvals: {} } });
-        expect(snap.can(SAMPLE[type])).toBe(allowed[type] !== undefined);
-        if (allowed[type]) expect(projectStateOf(transition(projectMachine, snap, SAMPLE[type])[0])).toBe(allowed[type]);
-      });
-    }
-  }
-
-  it('keeps the pause reason and clears it on resume', () => {
-    let [s] = initialTransition(projectMachine, { projectId: 'p' });
-    [s] = transition(projectMachine, s, { type: 'PAUSE', reason: 'budget_exhausted' });
-    expect(s.context.reason).toBe('budget_exhausted');
-    [s] = transition(projectMachine, s, { type: 'RESUME' });
-    expect(s.context.reason).toBeNull();
-  });
-
-  it('SYNC adopts a state written by another process', () => {
-    const [s] = initialTransition(projectMachine, { projectId: 'p' });
-    const [next] = transition(projectMachine, s, { type: 'SYNC', state: 'paused', reason: 'elsewhere' });
-    expect(projectStateOf(next)).toBe('paused');
-    expect(next.context.reason).toBe('elsewhere');
-  });
-});
-
+// The project machine's tests: test/unit/project-machine.test.ts.
 describe('scheduler machine', () => {
   function run(tickImpl: () => Promise<number>) {
     const clock = new SimulatedClock();

@@ -1,5 +1,15 @@
 import { ApprovalError, ProjectNotFoundError } from '../../errors.js';
-import type { ApprovalDecision, ApprovalRecord, ApprovalStatus, ProjectRecord, ProjectState, ProjectStore } from '../../ports/project-store.js';
+import type {
+  ApprovalDecision,
+  ApprovalRecord,
+  ApprovalStatus,
+  ProjectRecord,
+  ProjectState,
+  ProjectStepCommit,
+  ProjectStepWrite,
+  ProjectStore,
+  StoredProject,
+} from '../../ports/project-store.js';
 import { invalidInput, requireAmount } from './pg-errors.js';
 import { toSqlTime, type SqlClient } from './sql-client.js';
 import { APPROVAL_COLUMNS, PROJECT_COLUMNS, approvalFromRow, projectFromRow, type ApprovalRow, type ProjectRow } from './project-rows.js';
@@ -19,15 +29,47 @@ UPDATE projects SET
     WHEN $2::numeric IS NULL THEN 0
     WHEN $2::numeric = 0 THEN LEAST(warning_level, 100)
     ELSE LEAST(warning_level, trunc((spent + reserved) * 100 / $2::numeric, 4)) END,
+  snapshot = NULL,
   version = version + 1,
   updated_at = $3::timestamp
 WHERE project_id = $1::text
 RETURNING ${PROJECT_COLUMNS}`;
 
 /**
+ * One step of the project machine (see ProjectStepWrite): $1 project, $2 expected version,
+ * $3 state, $4 paused reason, $5 warning level, $6 snapshot, $7 machine version, $8 whether
+ * the limit is set, $9 the new limit, $10 at.
+ */
+const COMMIT_PROJECT_STEP = `
+UPDATE projects SET
+  state = $3::text,
+  paused_reason = CASE WHEN $3::text = 'paused' THEN $4::text END,
+  warning_level = $5::numeric,
+  snapshot = $6::jsonb,
+  machine_version = $7::text,
+  budget_limit = CASE WHEN $8::boolean THEN $9::numeric ELSE budget_limit END,
+  version = version + 1,
+  updated_at = $10::timestamp
+WHERE project_id = $1::text AND version = $2::bigint
+RETURNING ${PROJECT_COLUMNS}`;
+
+/** A pending request of project $6 decided: $1 approval, $2 status, $3 comment, $4 by, $5 at. */
+const DECIDE_IN_STEP = `
+UPDATE approvals SET status = $2::text, comment = $3::text, decided_by = $4::text, decided_at = $5::timestamp
+WHERE approval_id = $1::text AND project_id = $6::text AND status = 'pending'
+RETURNING ${APPROVAL_COLUMNS}`;
+
+/** A pending request of project $4 waits longer: $1 approval, $2 the expiry it had, $3 the new one. */
+const EXTEND_IN_STEP = `
+UPDATE approvals SET expires_at = $3::timestamp
+WHERE approval_id = $1::text AND project_id = $4::text AND status = 'pending' AND expires_at IS NOT DISTINCT FROM $2::timestamp
+RETURNING ${APPROVAL_COLUMNS}`;
+
+/**
  * The project aggregate on PostgreSQL (or PGlite: the same SQL): projects and approvals.
- * Writes only its own tables (projects, approvals), one statement each; what an event's
- * ingest or a transition's budget effect writes goes through PostgresCommit.
+ * Writes only its own tables (projects, approvals), one statement each or, for a step of
+ * the project machine, one transaction over both; what an event's ingest or a
+ * transition's budget effect writes goes through PostgresCommit.
  */
 export class PostgresProjectStore implements ProjectStore {
   constructor(private readonly sql: SqlClient) {}
@@ -61,7 +103,7 @@ export class PostgresProjectStore implements ProjectStore {
   ): Promise<ProjectRecord | null> {
     const { rows } = await this.sql.query<ProjectRow>(
       `UPDATE projects SET state = $2::text, paused_reason = CASE WHEN $2::text = 'paused' THEN $3::text END,
-         version = version + 1, updated_at = $5::timestamp
+         snapshot = NULL, version = version + 1, updated_at = $5::timestamp
        WHERE project_id = $1::text AND state IN (SELECT jsonb_array_elements_text($4::jsonb))
        RETURNING ${PROJECT_COLUMNS}`,
       [projectId, to, reason, JSON.stringify(from), toSqlTime(at)],
@@ -71,6 +113,76 @@ export class PostgresProjectStore implements ProjectStore {
     if (rows[0]) return projectFromRow(rows[0]);
     if (!(await this.getProject(projectId))) throw new ProjectNotFoundError(projectId);
     return null;
+  }
+
+  async getProjectSnapshot(projectId: string): Promise<StoredProject | null> {
+    const { rows } = await this.sql.query<ProjectRow & { snapshot: unknown; machine_version: string | null }>(
+      `SELECT ${PROJECT_COLUMNS}, snapshot, machine_version FROM projects WHERE project_id = $1::text`,
+      [projectId],
+    );
+    const row = rows[0];
+    return row ? { project: projectFromRow(row), snapshot: row.snapshot ?? null, machineVersion: row.machine_version } : null;
+  }
+
+  async commitProjectStep(step: ProjectStepWrite): Promise<ProjectStepCommit | null> {
+    if (step.budgetLimit && step.budgetLimit.limit !== null) requireAmount('budget limit', step.budgetLimit.limit);
+    requireAmount('warning level', step.warningLevel, { max: 999 });
+    for (const d of step.decisions ?? []) {
+      if (!DECISIONS.has(d.status)) throw new ApprovalError(`approval ${d.approvalId}: ${String(d.status)} is not a decision`);
+    }
+    const params = [
+      step.projectId,
+      step.expectedVersion,
+      step.state,
+      step.pausedReason,
+      step.warningLevel,
+      JSON.stringify(step.snapshot),
+      step.machineVersion,
+      step.budgetLimit !== undefined,
+      step.budgetLimit?.limit ?? null,
+      toSqlTime(step.at),
+    ];
+    const fail = (err: unknown): never => {
+      throw invalidInput(err, `cannot commit a step of project ${step.projectId}`);
+    };
+    const approvalsChanged = (step.decisions?.length ?? 0) + (step.extensions?.length ?? 0) > 0;
+    if (!approvalsChanged) {
+      const { rows } = await this.sql.query<ProjectRow>(COMMIT_PROJECT_STEP, params).catch(fail);
+      return rows[0] ? { project: projectFromRow(rows[0]), approvals: [] } : this.#stepRefused(step.projectId);
+    }
+    // The project row first (its lock, then the approval rows': no writer takes them the other way round).
+    const committed = await this.sql.transaction(async (tx) => {
+      const { rows } = await tx.query<ProjectRow>(COMMIT_PROJECT_STEP, params).catch(fail);
+      if (!rows[0]) return null;
+      const approvals: ApprovalRecord[] = [];
+      for (const d of step.decisions ?? []) {
+        const decided = await tx.query<ApprovalRow>(DECIDE_IN_STEP, [d.approvalId, d.status, d.comment, d.by, toSqlTime(d.at), step.projectId]).catch(fail);
+        if (!decided.rows[0]) throw await this.#notPending(tx, d.approvalId);
+        approvals.push(approvalFromRow(decided.rows[0]));
+      }
+      for (const e of step.extensions ?? []) {
+        const extended = await tx.query<ApprovalRow>(EXTEND_IN_STEP, [e.approvalId, toSqlTime(e.from), toSqlTime(e.expiresAt), step.projectId]).catch(fail);
+        if (!extended.rows[0]) throw await this.#notPending(tx, e.approvalId, 'extended');
+        approvals.push(approvalFromRow(extended.rows[0]));
+      }
+      return { project: projectFromRow(rows[0]), approvals };
+    });
+    return committed ?? this.#stepRefused(step.projectId);
+  }
+
+  /** A step whose compare-and-set found another version: null, or the project does not exist. */
+  async #stepRefused(projectId: string): Promise<null> {
+    if (!(await this.getProject(projectId))) throw new ProjectNotFoundError(projectId);
+    return null;
+  }
+
+  /** Why an approval row of a step could not be changed (the step is rolled back). */
+  async #notPending(tx: SqlClient, approvalId: string, what = 'decided'): Promise<ApprovalError> {
+    const { rows } = await tx.query<ApprovalRow>(`SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE approval_id = $1::text`, [approvalId]);
+    const existing = rows[0] ? approvalFromRow(rows[0]) : null;
+    if (!existing) return new ApprovalError(`approval ${approvalId} does not exist`);
+    if (existing.status === 'pending') return new ApprovalError(`approval ${approvalId} cannot be ${what}: its expiry moved`);
+    return new ApprovalError(`approval ${approvalId} was already ${existing.status}${existing.decidedBy ? ` by ${existing.decidedBy}` : ''}`);
   }
 
   async setBudgetLimit(projectId: string, limit: number | null, at: Date): Promise<ProjectRecord> {
