@@ -6,6 +6,7 @@ import { BUDGET_EXHAUSTED } from '../domain/project.js';
 import { budgetLevelOf } from '../machines/project-machine.js';
 import { announceProjectState, budgetStep } from '../control/lifecycle.js';
 import type { Core } from '../orchestrator/core.js';
+import { publishNotice } from '../reactions/statuses.js';
 
 /** Samples of a (task type, agent) before its observed mean replaces the catalogue estimate. */
 export const MIN_COST_SAMPLES = 3;
@@ -132,7 +133,7 @@ export class BudgetChecker {
   async announceLevel(projectId: string, level: BudgetLevel): Promise<void> {
     const status = await this.getBudgetStatus(projectId);
     this.core.logger.warn({ projectId, level, ratio: status.ratio }, 'budget level crossed');
-    await this.core.bus.publish({ kind: 'budget', body: status });
+    await publishNotice(this.core, { kind: 'budget', body: status });
   }
 
   statusOf(project: ProjectBudget, remainingCost: number): BudgetStatus {
@@ -188,7 +189,7 @@ export class BudgetChecker {
       this.getBudgetStatus(projectId)
         .then((status) => {
           this.statusCostMs.set(projectId, clock.now() - started);
-          return this.core.bus.publish({ kind: 'budget', body: status });
+          return publishNotice(this.core, { kind: 'budget', body: status });
         })
         .catch((err) => this.core.logger.warn({ err, projectId }, 'could not publish the budget status'))
         .finally(() => {

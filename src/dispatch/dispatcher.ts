@@ -9,25 +9,23 @@ import { BUDGET_EXHAUSTED, acceptsWork } from '../domain/project.js';
 import type { Core } from '../orchestrator/core.js';
 import { publishTransitions } from '../reactions/statuses.js';
 import { dependencyStates } from '../promotion/dependencies.js';
-import { LEASE_GRACE_MS, Slots } from './slots.js';
+import { CLAIM_TTL_MS, LEASE_GRACE_MS, Slots } from './slots.js';
+import { DispatchOutbox, type Sending } from './outbox.js';
 import type { WatchedQueue } from './watched-queue.js';
+
+export { CLAIM_TTL_MS };
 
 /** Tasks popped, checked, leased and written together in one dispatch batch. */
 export const DISPATCH_BATCH = 500;
-/**
- * A lease is first taken for this long, and lengthened to the attempt's deadline (plus
- * LEASE_GRACE_MS) once the RUNNING write is durable: a process that dies between the two
- * holds a READY task's lease for this long at most.
- */
-export const CLAIM_TTL_MS = 30_000;
 /** A READY row this long out of the queue is put back by the reconcile (see `reconcile`). */
 export const STRAY_AFTER_MS = 2_000;
-/** How often the reconcile looks for stray READY rows and lifts the fencing counter. */
+/**
+ * How often the reconcile looks for stray READY rows, lifts the fencing counter and takes
+ * over the unconfirmed dispatches of instances that are gone.
+ */
 export const RECONCILE_EVERY_MS = 5_000;
 /** Stray READY rows looked at per reconcile, the longest out first. */
 const STRAY_PAGE = 5_000;
-/** A dispatch the bus did not confirm is sent again after this back-off (doubling, capped). */
-const PUBLISH_RETRY_MS = { first: 100, max: 5_000 };
 const RECOVER_PAGE = 1_000;
 
 /** A task about to be created READY, as `claim` judges it. */
@@ -77,29 +75,38 @@ export function dispatchMessage(task: DispatchedTask, fencingToken: number): Tas
  *
  * - `pass()`: pops the highest-priority READY tasks while there is room, checks their
  *   rows, projects and dependencies, takes their leases in one round trip, writes every
- *   RUNNING transition (fencing token, deadline) in one, lengthens the leases, publishes;
+ *   RUNNING transition (fencing token, deadline) in one, publishes (see below);
  * - `claim` / `confirm` / `abandon`: dispatch at creation, when nothing waits in the
  *   queue — a new task is written RUNNING by the write that creates it;
- * - `recoverOrphans()` (at start): RUNNING attempts whose owner is gone (their lease
- *   expired or was given back) are taken over and their dispatch sent again; a live
- *   owner's attempts are left alone;
  * - `reconcile()` (periodic): frees the slots of attempts that ended elsewhere, puts READY
  *   rows missing from the queue back into it, lifts the fencing counter above every
- *   stored token (Redis may have come back empty).
+ *   stored token (Redis may have come back empty), and takes over the RUNNING attempts
+ *   whose dispatch is unconfirmed for longer than the claim TTL and whose lease is free
+ *   (their owner died before the bus confirmed the dispatch);
+ * - `recoverOrphans()` (at start): the same take-over, of every RUNNING attempt whose
+ *   lease is free (its owner crashed long enough ago, or stopped).
+ *
+ * Dispatches are at least once. The statement that writes an attempt RUNNING also records
+ * its dispatch as unconfirmed (the dispatch outbox, see outbox.ts); the record goes when
+ * the bus confirms the dispatch. Until then the attempt's lease is held for the claim TTL
+ * only, renewed while this process sends the dispatch again with back-off (NATS down);
+ * once confirmed it is lengthened to the attempt's deadline. So a live process keeps its
+ * attempts, and a dead one's unconfirmed attempts are taken over by any live instance —
+ * same attempt, same fencing token — at the first reconcile after their record is older
+ * than the claim TTL and their lease expired (at most the claim TTL after the owner last
+ * renewed it), rather than at their timeout. A taken-over attempt is leased anew, and the
+ * attempt's token goes on in its dispatch and its slot.
  *
  * A task whose dispatch cannot proceed — no lease, a refused or failed write, a full agent —
- * goes back in the queue; it is never dropped. A publish the bus does not confirm is sent
- * again with back-off until it is confirmed or the attempt ended. `stop()` gives the
- * leases back, so another process can take the attempts over.
+ * goes back in the queue; it is never dropped. `stop()` gives the leases back, so another
+ * process can take the attempts over.
  */
 export class Dispatcher {
   private readonly slots = new Slots();
-  /** Publishes handed to the bus and not yet confirmed (or given up at stop). */
-  private readonly sending = new Set<Promise<void>>();
-  /** Wakes the publish retries waiting on their back-off (at stop). */
-  private readonly sleepers = new Set<() => void>();
+  private readonly outbox: DispatchOutbox;
+  /** Status publishes of dispatched tasks in flight (stop waits for them). */
+  private readonly publishing = new Set<Promise<void>>();
   private accepting = false;
-  private stopping = false;
   /** Ids a pass popped and has not yet dispatched or put back (they wait, though not in the queue). */
   private inHand = 0;
   private lastReconcile = Number.NEGATIVE_INFINITY;
@@ -107,14 +114,16 @@ export class Dispatcher {
   constructor(
     private readonly core: Core,
     private readonly queue: WatchedQueue,
-  ) {}
+  ) {
+    this.outbox = new DispatchOutbox(core, this.slots);
+  }
 
   get runningCount(): number {
     return this.slots.runningCount;
   }
 
   start(): void {
-    this.stopping = false;
+    this.outbox.start();
     this.accepting = true;
   }
 
@@ -125,14 +134,13 @@ export class Dispatcher {
 
   /**
    * No new dispatches; waits for the publishes in flight (a publish still unconfirmed is
-   * given up: its attempt is taken over by whoever finds its lease free), then gives every
-   * lease back.
+   * given up: its record stays, and its attempt is taken over by whoever finds its lease
+   * free), then gives every lease back.
    */
   async stop(): Promise<void> {
     this.halt();
-    this.stopping = true;
-    for (const wake of this.sleepers) wake();
-    await Promise.all([...this.sending]);
+    await this.outbox.stop();
+    while (this.publishing.size) await Promise.all([...this.publishing]);
     const leases = this.slots.freeAll();
     if (leases.length) await this.core.locks.releaseMany(leases).catch((err) => this.core.logger.warn({ err }, 'could not give the leases back'));
   }
@@ -246,6 +254,7 @@ export class Dispatcher {
       return true;
     });
     if (!runnable.length) return 0;
+    const leasedAt = core.clock.now();
     const leases = await core.locks.acquireMany(runnable.map((a) => `task:${a.taskId}`), CLAIM_TTL_MS);
     const held: { actor: TaskActor; lease: Lease }[] = [];
     runnable.forEach((actor, i) => {
@@ -291,7 +300,7 @@ export class Dispatcher {
         // The store contract returns the input with every write into RUNNING.
         core.logger.error({ taskId: actor.taskId }, 'the store returned no input with the RUNNING write; the attempt will time out and retry');
       }
-      this.slots.occupy(actor.taskId, actor.assignedTo, lease);
+      this.slots.occupy(actor.taskId, actor.assignedTo, lease, leasedAt);
       done.push(outcome.transition);
       started.push({
         task: { ...actor, input: outcome.input ?? {}, attempts: outcome.transition.attempt, deadline: new Date(now + actor.timeoutMs) },
@@ -315,61 +324,20 @@ export class Dispatcher {
   }
 
   /**
-   * Attempts just written RUNNING: their leases lengthened to their deadlines, their
-   * dispatches and statuses published. The pass goes on without waiting for the bus to
-   * confirm (the next batch's reads and writes overlap with them); stop() waits.
+   * Attempts just written RUNNING (their dispatch recorded unconfirmed by the same write):
+   * their dispatches handed to the outbox (published until confirmed; then the records go
+   * and the leases are lengthened to the deadlines), their statuses published. The pass
+   * goes on without waiting for the bus to confirm (the next batch's reads and writes
+   * overlap with them); stop() waits.
    */
   private launch(started: readonly { task: DispatchedTask; lease: Lease }[], done: readonly TaskTransition[]): void {
     if (!started.length) return;
-    const { core } = this;
-    const work = Promise.all([
-      core.locks
-        .extendMany(started.map(({ task, lease }) => ({ lease, ttlMs: task.deadline!.getTime() - core.clock.now() + LEASE_GRACE_MS })))
-        .catch((err) => core.logger.warn({ err }, 'could not lengthen the leases of dispatched tasks')),
-      ...started.map(({ task, lease }) => this.publish(task.assignedTo, dispatchMessage(task, lease.fencingToken))),
-      publishTransitions(core, done),
-    ]).then(() => undefined);
-    this.track(work);
-  }
-
-  private track(work: Promise<void>): void {
-    this.sending.add(work);
-    void work.finally(() => this.sending.delete(work));
-  }
-
-  /**
-   * Publishes a dispatch; sent again with back-off until the bus confirms it, while this
-   * process runs the attempt (a result or a timeout ends it) and is not stopping. Never rejects.
-   */
-  private async publish(agent: string, message: TaskDispatch): Promise<void> {
-    let delay = PUBLISH_RETRY_MS.first;
-    for (let tries = 1; ; tries++) {
-      try {
-        await this.core.bus.dispatchTask(agent, message);
-        if (tries > 1) this.core.logger.info({ taskId: message.taskId, tries }, 'dispatch confirmed after retries');
-        return;
-      } catch (err) {
-        if (this.stopping || !this.slots.holds(message.taskId, message.fencingToken)) {
-          this.core.logger.warn({ err, taskId: message.taskId }, 'dispatch not confirmed; left to whoever takes the attempt over');
-          return;
-        }
-        if (tries === 1) this.core.logger.warn({ err, taskId: message.taskId }, 'dispatch not confirmed; sending it again');
-        await this.sleep(delay);
-        delay = Math.min(delay * 2, PUBLISH_RETRY_MS.max);
-      }
+    this.outbox.send(started.map(({ task, lease }) => ({ agent: task.assignedTo, message: dispatchMessage(task, lease.fencingToken), lease })));
+    if (done.length) {
+      const work = publishTransitions(this.core, done);
+      this.publishing.add(work);
+      void work.finally(() => this.publishing.delete(work));
     }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        this.sleepers.delete(done);
-        this.core.clock.clearTimeout(handle);
-        resolve();
-      };
-      const handle = this.core.clock.setTimeout(done, ms);
-      this.sleepers.add(done);
-    });
   }
 
   private async giveBack(leases: readonly Lease[]): Promise<void> {
@@ -402,6 +370,7 @@ export class Dispatcher {
     // The slots are held while the queue is checked and the leases taken.
     this.slots.claim(picked.map((c) => ({ taskId: c.taskId, agent: c.assignedTo })));
     const ids = picked.map((c) => c.taskId);
+    const leasedAt = this.core.clock.now();
     try {
       const [size, acquired] = await Promise.allSettled([
         this.queue.size(),
@@ -410,7 +379,7 @@ export class Dispatcher {
       if (acquired.status === 'rejected') throw acquired.reason;
       const leases = acquired.value;
       picked.forEach((c, i) => {
-        if (leases[i]) this.slots.setClaimLease(c.taskId, leases[i]!);
+        if (leases[i]) this.slots.setClaimLease(c.taskId, leases[i]!, leasedAt);
       });
       this.slots.unclaim(picked.filter((_, i) => !leases[i]).map((c) => c.taskId));
       const claims = picked.flatMap((c, i) => (leases[i] ? [{ taskId: c.taskId, agent: c.assignedTo, lease: leases[i]! }] : []));
@@ -427,7 +396,10 @@ export class Dispatcher {
     }
   }
 
-  /** The claimed tasks are durable RUNNING (`tasks`: the rows written): they take their slots and are dispatched. */
+  /**
+   * The claimed tasks are durable RUNNING (`tasks`: the rows written, their dispatches
+   * recorded unconfirmed with them): they take their slots and are dispatched.
+   */
   confirm(tasks: readonly DispatchedTask[]): void {
     const started: { task: DispatchedTask; lease: Lease }[] = [];
     for (const task of tasks) {
@@ -464,47 +436,80 @@ export class Dispatcher {
   // Recovery and reconcile
 
   /**
-   * RUNNING attempts whose owner is gone — their lease expired, or was given back by a
-   * stop — are taken over: leased by this process and their dispatch sent again (same
-   * attempt, same fencing token), in case it never left. Attempts whose lease is held
-   * belong to a live process and are left alone. Returns how many were taken over.
+   * At start: every RUNNING attempt whose owner is gone — its lease expired, or was given
+   * back by a stop — is taken over (see `takeOver`), whether or not its dispatch was
+   * confirmed (a bus that does not outlive its process, the in-process one, keeps nothing).
+   * Attempts whose lease is held belong to a live process and are left alone. Returns how
+   * many were taken over.
    */
   async recoverOrphans(): Promise<number> {
-    const { core } = this;
+    this.outbox.start(); // a start: after a stop, the outbox sends (and retries) again
+    return this.takeOverPages((after) =>
+      this.core.tasks.loadNonFinal({ limit: RECOVER_PAGE, statuses: ['RUNNING'], ...(after ? { afterTaskId: after } : {}) }),
+    );
+  }
+
+  /**
+   * Periodic (every RECONCILE_EVERY_MS, on every live instance): the RUNNING attempts whose
+   * dispatch is unconfirmed for longer than the claim TTL — their owner died between the
+   * RUNNING write and the bus's confirmation, or gave them up at stop — and whose lease is
+   * free are taken over (see `takeOver`). A live owner keeps renewing its lease while it
+   * retries, so its attempts are left alone. Returns how many were taken over.
+   */
+  async takeOverUnconfirmed(): Promise<number> {
+    const before = new Date(this.core.clock.now() - CLAIM_TTL_MS);
+    return this.takeOverPages((after) =>
+      this.core.tasks.listUnconfirmedDispatches({ before, limit: RECOVER_PAGE, ...(after ? { afterTaskId: after } : {}) }),
+    );
+  }
+
+  /** `takeOver` of every page `load` gives (keyset by task id). */
+  private async takeOverPages(load: (after: string | undefined) => Promise<TaskRecord[]>): Promise<number> {
     let taken = 0;
     let after: string | undefined;
     for (;;) {
-      const page = await core.tasks.loadNonFinal({ limit: RECOVER_PAGE, statuses: ['RUNNING'], ...(after ? { afterTaskId: after } : {}) });
-      const now = core.clock.now();
-      const orphans = page.filter((t) => t.fencingToken !== null && t.deadline !== null && t.deadline.getTime() > now && !this.slots.get(t.taskId));
-      if (orphans.length) {
-        const leases = await core.locks.acquireMany(
-          orphans.map((t) => `task:${t.taskId}`),
-          Math.max(...orphans.map((t) => t.deadline!.getTime() - now)) + LEASE_GRACE_MS,
-        );
-        const started: { task: DispatchedTask; lease: Lease; token: number }[] = [];
-        orphans.forEach((t, i) => {
-          const lease = leases[i];
-          if (!lease) return;
-          this.slots.occupy(t.taskId, t.assignedTo, lease, t.fencingToken!);
-          started.push({ task: t, lease, token: t.fencingToken! });
-        });
-        for (const { task, token } of started) this.track(this.publish(task.assignedTo, dispatchMessage(task, token)));
-        taken += started.length;
-        if (started.length) core.logger.info({ tasks: started.length }, 'took over RUNNING attempts whose owner is gone');
-      }
-      if (page.length < RECOVER_PAGE) return taken;
+      const page = await load(after);
+      taken += await this.takeOver(page);
+      if (page.length < RECOVER_PAGE) break;
       after = page[page.length - 1]!.taskId;
     }
+    if (taken) this.core.logger.info({ tasks: taken }, 'took over RUNNING attempts whose owner is gone');
+    return taken;
+  }
+
+  /**
+   * Takes over the RUNNING attempts among `rows` whose lease is free (its owner is gone):
+   * each leased by this process for the claim TTL (a lease held elsewhere is a live owner's:
+   * left alone), given a slot, and its dispatch sent again through the outbox — the same
+   * attempt, under the row's fencing token (the new lease's own token only guards the
+   * take-over), confirmed like any dispatch. Attempts past their deadline are left to the
+   * timeout sweep; attempts this process runs are its own.
+   */
+  private async takeOver(rows: readonly TaskRecord[]): Promise<number> {
+    const { core } = this;
+    const now = core.clock.now();
+    const orphans = rows.filter((t) => t.fencingToken !== null && t.deadline !== null && t.deadline.getTime() > now && !this.slots.get(t.taskId));
+    if (!orphans.length) return 0;
+    const leases = await core.locks.acquireMany(orphans.map((t) => `task:${t.taskId}`), CLAIM_TTL_MS);
+    const sending: Sending[] = [];
+    orphans.forEach((t, i) => {
+      const lease = leases[i];
+      if (!lease) return;
+      this.slots.occupy(t.taskId, t.assignedTo, lease, now, t.fencingToken!);
+      sending.push({ agent: t.assignedTo, message: dispatchMessage(t, t.fencingToken!), lease });
+    });
+    this.outbox.send(sending);
+    return sending.length;
   }
 
   /**
    * Frees the slots of attempts that ended elsewhere (a result handled by another
    * process); and every RECONCILE_EVERY_MS lifts the fencing counter above every stored
-   * token (a lock store that came back empty restarts it low) and puts READY rows of
+   * token (a lock store that came back empty restarts it low), puts READY rows of
    * dispatchable projects that have been out of the queue for STRAY_AFTER_MS back in it
-   * (a put that failed, a process that died holding popped ids). Putting a queued task
-   * again keeps its place.
+   * (a put that failed, a process that died holding popped ids; putting a queued task
+   * again keeps its place), and takes over the unconfirmed dispatches of instances that
+   * are gone (`takeOverUnconfirmed`).
    */
   async reconcile(): Promise<void> {
     const { core } = this;
@@ -523,6 +528,7 @@ export class Dispatcher {
     await this.liftFencing();
     const stray = await core.tasks.listStrayReady(new Date(now - STRAY_AFTER_MS), STRAY_PAGE);
     if (stray.length) await core.queue.putMany(stray);
+    if (this.accepting) await this.takeOverUnconfirmed();
   }
 
   /** Lifts the fencing counter above every token the store holds. */

@@ -2,13 +2,30 @@ import type { Lease } from '../ports/lock-manager.js';
 
 /** Extra lease time past a task's deadline, so the lease outlives the attempt it guards. */
 export const LEASE_GRACE_MS = 30_000;
+/**
+ * A lease is first taken for this long, and lengthened to the attempt's deadline (plus
+ * LEASE_GRACE_MS) once the bus confirmed its dispatch; until then it is renewed for this
+ * long while the dispatcher retries. A process that dies before the confirmation holds the
+ * lease for this long at most: then a READY task can be dispatched again, a RUNNING
+ * attempt taken over (see Dispatcher).
+ */
+export const CLAIM_TTL_MS = 30_000;
 
 /** A RUNNING task this process dispatched: its agent, its lease and the attempt's fencing token. */
 export interface RunningSlot {
   agent: string;
   lease: Lease;
-  /** The fencing token the attempt runs under (the row's; a recovered orphan's lease has another). */
+  /** The fencing token the attempt runs under (the row's; a taken-over attempt's lease has another). */
   token: number;
+  /**
+   * Whether the bus confirmed the attempt's dispatch. Until it does, the lease is held for
+   * the claim TTL only and renewed while this process retries (so that, should it die,
+   * another instance finds the lease free soon and takes the attempt over); once confirmed,
+   * it is lengthened to the attempt's deadline.
+   */
+  confirmed: boolean;
+  /** When the lease was last taken or renewed for the claim TTL (clock ms), while unconfirmed. */
+  renewedAt: number;
 }
 
 /**
@@ -18,8 +35,8 @@ export interface RunningSlot {
  */
 export class Slots {
   private readonly running = new Map<string, RunningSlot>();
-  /** Claimed tasks: their agent, and their lease once taken. */
-  private readonly claims = new Map<string, { agent: string; lease: Lease | null }>();
+  /** Claimed tasks: their agent, and their lease once taken (and when). */
+  private readonly claims = new Map<string, { agent: string; lease: Lease | null; takenAt: number }>();
   private readonly perAgent = new Map<string, number>();
 
   /** Slots taken: running tasks and claims. */
@@ -49,11 +66,34 @@ export class Slots {
     return [...this.running.keys()];
   }
 
-  /** A task written RUNNING by this process (or taken over from a process that is gone). */
-  occupy(taskId: string, agent: string, lease: Lease, token = lease.fencingToken): void {
+  /**
+   * A task written RUNNING by this process (or taken over from a process that is gone),
+   * its dispatch not yet confirmed; `at`: when its lease was taken.
+   */
+  occupy(taskId: string, agent: string, lease: Lease, at: number, token = lease.fencingToken): void {
     if (this.running.has(taskId)) this.release(this.running, [taskId]);
-    this.running.set(taskId, { lease, agent, token });
+    this.running.set(taskId, { lease, agent, token, confirmed: false, renewedAt: at });
     this.count(agent, 1);
+  }
+
+  /** The bus confirmed the dispatch of the attempt under `token`; false when this process does not run it (any more). */
+  markConfirmed(taskId: string, token: number): boolean {
+    const slot = this.running.get(taskId);
+    if (slot?.token !== token) return false;
+    slot.confirmed = true;
+    return true;
+  }
+
+  hasUnconfirmed(): boolean {
+    for (const slot of this.running.values()) if (!slot.confirmed) return true;
+    return false;
+  }
+
+  /** Running attempts whose dispatch is not confirmed and whose lease was last renewed at or before `before`. */
+  unconfirmed(before: number): { taskId: string; slot: RunningSlot }[] {
+    const out: { taskId: string; slot: RunningSlot }[] = [];
+    for (const [taskId, slot] of this.running) if (!slot.confirmed && slot.renewedAt <= before) out.push({ taskId, slot });
+    return out;
   }
 
   /** Tasks that left RUNNING: their slots freed; returns their leases. */
@@ -69,27 +109,29 @@ export class Slots {
   /** Claims slots for tasks to be written RUNNING at creation (their leases come later). */
   claim(tasks: readonly { taskId: string; agent: string }[]): void {
     for (const t of tasks) {
-      this.claims.set(t.taskId, { agent: t.agent, lease: null });
+      this.claims.set(t.taskId, { agent: t.agent, lease: null, takenAt: 0 });
       this.count(t.agent, 1);
     }
   }
 
-  /** The lease a claim holds, once taken. */
-  setClaimLease(taskId: string, lease: Lease): void {
+  /** The lease a claim holds, once taken (`at`: when it was asked for). */
+  setClaimLease(taskId: string, lease: Lease, at: number): void {
     const claim = this.claims.get(taskId);
-    if (claim) claim.lease = lease;
+    if (!claim) return;
+    claim.lease = lease;
+    claim.takenAt = at;
   }
 
   isClaimed(taskId: string): boolean {
     return this.claims.has(taskId);
   }
 
-  /** A claimed task was written RUNNING: its claim becomes a running slot. Returns its lease. */
+  /** A claimed task was written RUNNING: its claim becomes a running slot, its dispatch not yet confirmed. Returns its lease. */
   confirm(taskId: string): Lease | undefined {
     const claim = this.claims.get(taskId);
     if (!claim?.lease) return undefined;
     this.claims.delete(taskId);
-    this.running.set(taskId, { lease: claim.lease, agent: claim.agent, token: claim.lease.fencingToken });
+    this.running.set(taskId, { lease: claim.lease, agent: claim.agent, token: claim.lease.fencingToken, confirmed: false, renewedAt: claim.takenAt });
     return claim.lease;
   }
 

@@ -128,7 +128,9 @@ export interface IngestResult {
 export interface Commit {
   /**
    * Applies one transition if the row version still matches: status columns, snapshot,
-   * the audit row, the budget effect and the raised events in one statement. Returns the
+   * the audit row, the budget effect and the raised events in one statement — and, for a
+   * write into RUNNING (a dispatch), the dispatch's unconfirmed record (see
+   * TaskStore.confirmDispatches). Returns the
    * new row version. Throws TaskNotFoundError, VersionConflictError,
    * StaleFencingTokenError, BudgetExceededError or ProjectNotFoundError (a budget effect on
    * an unknown project); nothing is written then.
@@ -149,7 +151,8 @@ export interface Commit {
   /**
    * Writes an event's effects (project, tasks, approval, supersessions, the READY tasks'
    * reservation) and marks the event processed, all or nothing. Reports `written: false`,
-   * writing nothing, when the event id was processed before; either way, unless `skipped`,
+   * writing nothing, when the event id was processed before (a task written RUNNING gets
+   * its dispatch's unconfirmed record, as with applyTransition); either way, unless `skipped`,
    * the event's own outbox row (a raised event, or its replay) is removed. A task id that exists already
    * fails it with DuplicateTaskError, writing nothing.
    */

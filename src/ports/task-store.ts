@@ -91,11 +91,17 @@ export interface Page {
   limit: number;
 }
 
+/** An attempt of a task: the task and the fencing token it went RUNNING under. */
+export interface DispatchedAttempt {
+  taskId: string;
+  fencingToken: number;
+}
+
 /**
- * The task aggregate: the reads of tasks, their audit log and their outbox, and the writes
- * that touch nothing else (creating tasks, removing an outbox event). Transitions, which
- * may change the project's budget too, are written through the Commit port.
- * Tables: tasks, task_transitions, outbox.
+ * The task aggregate: the reads of tasks, their audit log and their outboxes, and the
+ * writes that touch nothing else (creating tasks, removing an outbox event, confirming
+ * dispatches). Transitions, which may change the project's budget too, are written through
+ * the Commit port. Tables: tasks, task_transitions, outbox, dispatch_outbox.
  */
 export interface TaskStore {
   /**
@@ -152,4 +158,20 @@ export interface TaskStore {
    * is to be promoted or, a dependency broken, cancelled — what a reaction left undone.
    */
   listPromotable(before: Date, limit: number): Promise<string[]>;
+  /**
+   * The dispatch outbox. Every write into RUNNING (a DISPATCH transition, a task created
+   * RUNNING) records, in the same statement, that the attempt's dispatch is not yet
+   * confirmed published; this removes the records of attempts whose dispatch the bus
+   * confirmed, in one statement. A record of another attempt of the task (another fencing
+   * token) stays. Confirming an attempt that has no record is not an error.
+   */
+  confirmDispatches(attempts: readonly DispatchedAttempt[]): Promise<void>;
+  /**
+   * RUNNING attempts whose dispatch is unconfirmed since before `before` (their record was
+   * written then and not confirmed since), ordered by task id, a page at a time: what the
+   * dispatcher takes over when their owner is gone. The same call drops the records,
+   * written before `before`, of attempts that ended unconfirmed (the task left RUNNING or
+   * runs under another token).
+   */
+  listUnconfirmedDispatches(page: Page & { before: Date }): Promise<TaskRecord[]>;
 }

@@ -251,6 +251,36 @@ export function ingestContract(harness: ProjectHarnessRef): void {
     expect(await tasks().listReady({ offset: 0, limit: 10 })).toHaveLength(2);
   });
 
+  it('records the dispatch of a task written RUNNING at creation as unconfirmed, in one statement or in the transaction', async () => {
+    await createProject(commit(), 'prj-1', { budgetLimit: 10 });
+    const runningOf = (t: ReturnType<typeof newTask>, token: number) => ({
+      ...t,
+      status: 'RUNNING' as const,
+      attempts: 1,
+      fencingToken: token,
+      deadline: at(600),
+      createdSteps: [
+        { from: 'PENDING' as const, to: 'READY' as const, event: 'DEPENDENCIES_MET', detail: null },
+        { from: 'READY' as const, to: 'RUNNING' as const, event: 'DISPATCH', detail: null },
+      ],
+    });
+    // The transaction (the general ingest) and the one statement (onlyIfActive).
+    const first = [newTask('x1', { createdAt: at(10) }), newTask('x2', { createdAt: at(10) })];
+    expect(
+      await commit().ingestEvent(
+        ingest('ev-1', { tasks: first, ready: { tasks: [runningOf(first[0]!, 11), readyOf(first[1]!)], reserve: 0.3, enforce: true } }),
+      ),
+    ).toMatchObject({ written: true, ready: true });
+    const second = [newTask('y1', { createdAt: at(11) })];
+    expect(
+      await commit().ingestEvent(ingest('ev-2', { tasks: second, onlyIfActive: true, ready: { tasks: [runningOf(second[0]!, 12)], reserve: 0.15, enforce: true } })),
+    ).toMatchObject({ written: true, ready: true });
+    const listed = await tasks().listUnconfirmedDispatches({ before: at(20), limit: 10 });
+    expect(listed.map((t) => [t.taskId, t.status, t.fencingToken])).toStrictEqual([['x1', 'RUNNING', 11], ['y1', 'RUNNING', 12]]);
+    await tasks().confirmDispatches([{ taskId: 'x1', fencingToken: 11 }, { taskId: 'y1', fencingToken: 12 }]);
+    expect(await tasks().listUnconfirmedDispatches({ before: at(20), limit: 10 })).toStrictEqual([]);
+  });
+
   it('writes the tasks PENDING and reserves nothing when the estimates do not fit, the project is not active, or tasks are superseded', async () => {
     await seedDependents();
     await createProject(commit(), 'prj-1', { budgetLimit: 0.5 });

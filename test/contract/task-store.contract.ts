@@ -1,4 +1,5 @@
 import { describe } from 'vitest';
+import { dispatchOutboxContract } from './task-store.contract-dispatch.js';
 import { readContract } from './task-store.contract-reads.js';
 import { writeContract } from './task-store.contract-writes.js';
 import { portContract, type StoresHarness } from './stores.fixtures.js';
@@ -13,5 +14,6 @@ export function taskStoreContract(name: string, setup: () => Promise<StoresHarne
   portContract(`TaskStore contract: ${name}`, 'Asia/Kolkata', setup, (ref) => {
     describe('writes', () => writeContract(ref));
     describe('reads', () => readContract(ref));
+    describe('dispatch outbox', () => dispatchOutboxContract(ref));
   });
 }

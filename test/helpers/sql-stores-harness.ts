@@ -10,14 +10,14 @@ import { createTestSchema } from './pg-schema.js';
  * writes several aggregates' (and nothing that is not an aggregate's of its calls).
  */
 export const TABLES_OF: Readonly<Record<PortName, readonly string[]>> = {
-  tasks: ['tasks', 'task_transitions', 'outbox'],
+  tasks: ['tasks', 'task_transitions', 'outbox', 'dispatch_outbox'],
   projects: ['projects', 'approvals'],
   deadLetters: ['dead_letters'],
   costs: ['cost_observations'],
-  commit: ['tasks', 'task_transitions', 'outbox', 'projects', 'approvals', 'processed_events'],
+  commit: ['tasks', 'task_transitions', 'outbox', 'dispatch_outbox', 'projects', 'approvals', 'processed_events'],
 };
 
-const EVERY_TABLE = 'tasks, task_transitions, projects, outbox, approvals, processed_events, dead_letters, cost_observations';
+const EVERY_TABLE = 'tasks, task_transitions, projects, outbox, dispatch_outbox, approvals, processed_events, dead_letters, cost_observations';
 
 /**
  * A contract harness over migrated SQL clients: the port under test over `underTest` (its

@@ -8,13 +8,27 @@
 export const NON_FINAL = `NOT (status IN ('COMPLETED', 'CANCELLED') OR (status = 'FAILED' AND attempts >= max_attempts))`;
 
 /**
- * The CTEs `batch`, `inserted` and `audit` that insert new tasks: `tasks` is the batch as
- * a JSON array (see newTaskToJson), `by` the creating instance, `gate` a condition every
- * row is inserted under (e.g. that the event was marked processed). Inserts the tasks,
- * then their audit rows: the creation (null → PENDING, or the initial status), and for a
- * task that took steps before its first write (`created_steps`, e.g. PENDING → READY →
- * RUNNING) one row per step, in order; such a row starts at version 1 + its steps. With `skipExisting`,
- * a task id that exists already is skipped instead of failing the statement.
+ * The dispatch outbox (migrations/005): a row per RUNNING attempt whose dispatch the bus has
+ * not confirmed yet, written by the statement that writes the task RUNNING — a task created
+ * RUNNING (createTasksCtes), a DISPATCH transition (transition-sql.ts) — in this CTE
+ * (`INSERT INTO dispatch_outbox … SELECT task_id, fencing_token, at …`, then
+ * UNCONFIRMED_UPSERT); removed by CONFIRM_DISPATCHES. A task dispatched again (a retry)
+ * replaces its earlier attempt's row. The table is the task aggregate's.
+ */
+export const UNCONFIRMED_CTE = `unconfirmed AS (
+  INSERT INTO dispatch_outbox (task_id, fencing_token, at)`;
+export const UNCONFIRMED_UPSERT = `ON CONFLICT (task_id) DO UPDATE SET fencing_token = EXCLUDED.fencing_token, at = EXCLUDED.at`;
+
+/**
+ * The CTEs `batch`, `inserted`, `unconfirmed` and `audit` that insert new tasks: `tasks` is
+ * the batch as a JSON array (see newTaskToJson), `by` the creating instance, `gate` a
+ * condition every row is inserted under (e.g. that the event was marked processed).
+ * Inserts the tasks, then their audit rows: the creation (null → PENDING, or the initial
+ * status), and for a task that took steps before its first write (`created_steps`, e.g.
+ * PENDING → READY → RUNNING) one row per step, in order; such a row starts at version 1 +
+ * its steps. A task created RUNNING (dispatched at creation) gets its dispatch outbox row
+ * (see UNCONFIRMED_CTE). With `skipExisting`, a task id that exists already is skipped
+ * instead of failing the statement.
  */
 export function createTasksCtes(tasks: string, by: string, gate: string, skipExisting: boolean): string {
   return `batch AS (
@@ -36,7 +50,10 @@ export function createTasksCtes(tasks: string, by: string, gate: string, skipExi
     snapshot -> 'v', machine_version, 1 + COALESCE(jsonb_array_length(created_steps), 0),
     CASE WHEN status = 'READY' OR created_steps @> '[{"to": "READY"}]' THEN created_at END, created_at
   FROM batch${skipExisting ? ' ON CONFLICT (task_id) DO NOTHING' : ''}
-  RETURNING task_id, project_id, status, created_at, version
+  RETURNING task_id, project_id, status, created_at, version, fencing_token
+), ${UNCONFIRMED_CTE}
+  SELECT task_id, fencing_token, created_at FROM inserted WHERE status = 'RUNNING' AND fencing_token IS NOT NULL
+  ${UNCONFIRMED_UPSERT}
 ), audit AS (
   INSERT INTO task_transitions (task_id, project_id, from_status, to_status, event, detail, at, by_instance)
   SELECT task_id, project_id, from_status, to_status, event, detail, created_at, ${by}::text
@@ -72,3 +89,31 @@ SELECT ${skipExisting ? SKIPPED_IDS : `'[]'::jsonb`} AS skipped`;
 
 export const CREATE_TASKS = createTasksStatement(false);
 export const CREATE_NEW_TASKS = createTasksStatement(true);
+
+/**
+ * $1 the confirmed dispatches as a JSON array of {task_id, fencing_token}: their dispatch
+ * outbox rows removed, one statement for a batch. A row of another attempt of the task
+ * (another token) stays.
+ */
+export const CONFIRM_DISPATCHES = `
+DELETE FROM dispatch_outbox d USING jsonb_to_recordset($1::jsonb) AS x(task_id text, fencing_token bigint)
+WHERE d.task_id = x.task_id AND d.fencing_token = x.fencing_token`;
+
+/**
+ * $1 before, $2 limit, $3 after this task id (null: from the start). The RUNNING attempts
+ * whose dispatch outbox row was written before $1 (their dispatch unconfirmed since), by
+ * task id, a page at a time; `ended` removes, in the same statement, the rows written
+ * before $1 of attempts that ended unconfirmed (the task left RUNNING, or runs under
+ * another token). The table holds only unconfirmed dispatches: read whole, it stays cheap.
+ */
+export const UNCONFIRMED_DISPATCHES = (columns: string) => `
+WITH ended AS (
+  DELETE FROM dispatch_outbox d WHERE d.at < $1::timestamp
+    AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.task_id = d.task_id AND t.status = 'RUNNING' AND t.fencing_token = d.fencing_token)
+)
+SELECT ${columns} FROM tasks
+WHERE status = 'RUNNING'
+  AND (task_id, fencing_token) IN (
+    SELECT o.task_id, o.fencing_token FROM dispatch_outbox o
+    WHERE o.at < $1::timestamp AND ($3::text IS NULL OR o.task_id > $3::text))
+ORDER BY task_id LIMIT $2`;

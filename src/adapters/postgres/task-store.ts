@@ -1,9 +1,9 @@
 import type { TaskStatus } from '../../domain/task.js';
 import { DuplicateTaskError } from '../../errors.js';
-import type { NewTaskRecord, OutboxEvent, Page, TaskLinks, TaskRecord, TaskStore, TransitionRecord } from '../../ports/task-store.js';
+import type { DispatchedAttempt, NewTaskRecord, OutboxEvent, Page, TaskLinks, TaskRecord, TaskStore, TransitionRecord } from '../../ports/task-store.js';
 import { invalidInput, pgCode, UNIQUE_VIOLATION } from './pg-errors.js';
 import { toSqlTime, type SqlClient } from './sql-client.js';
-import { CREATE_TASKS, NON_FINAL } from './task-sql.js';
+import { CONFIRM_DISPATCHES, CREATE_TASKS, NON_FINAL, UNCONFIRMED_DISPATCHES } from './task-sql.js';
 import {
   newTaskToJson,
   outboxFromRow,
@@ -24,12 +24,14 @@ export const LIST_DEPENDENTS_OF = `SELECT ${TASK_COLUMNS} FROM tasks
     AND dependencies <> '[]'::jsonb
   ORDER BY task_id`;
 
+const UNCONFIRMED_DISPATCHES_STATEMENT = UNCONFIRMED_DISPATCHES(TASK_COLUMNS);
+
 /** The paused reason under which a project's READY tasks still run (see Dispatcher's `dispatchable`). */
 const BUDGET_EXHAUSTED_REASON = 'budget_exhausted';
 
 /**
  * The task aggregate on PostgreSQL (or PGlite: the same SQL). Writes only its own tables
- * (tasks, task_transitions, outbox); transitions are written by PostgresCommit.
+ * (tasks, task_transitions, outbox, dispatch_outbox); transitions are written by PostgresCommit.
  */
 export class PostgresTaskStore implements TaskStore {
   constructor(private readonly sql: SqlClient) {}
@@ -250,6 +252,25 @@ export class PostgresTaskStore implements TaskStore {
       { name: 'task_store_list_promotable' },
     );
     return rows.map((r) => r.task_id);
+  }
+
+  async confirmDispatches(attempts: readonly DispatchedAttempt[]): Promise<void> {
+    if (attempts.length === 0) return;
+    const rows = attempts.map((a) => ({ task_id: a.taskId, fencing_token: a.fencingToken }));
+    try {
+      await this.sql.query(CONFIRM_DISPATCHES, [JSON.stringify(rows)], { name: 'task_store_confirm_dispatches' });
+    } catch (err) {
+      throw invalidInput(err, `cannot confirm ${attempts.length} dispatches`);
+    }
+  }
+
+  async listUnconfirmedDispatches(page: Page & { before: Date }): Promise<TaskRecord[]> {
+    const { rows } = await this.sql.query<TaskRow>(
+      UNCONFIRMED_DISPATCHES_STATEMENT,
+      [toSqlTime(page.before), page.limit, page.afterTaskId ?? null],
+      { name: 'task_store_unconfirmed_dispatches' },
+    );
+    return rows.map(taskFromRow);
   }
 
   async #existingIds(taskIds: readonly string[]): Promise<string[]> {

@@ -1,9 +1,10 @@
 /**
  * The statements of a task transition (PostgresCommit.applyTransition(s)): the task row,
- * its audit row, the project's budget and the raised events, in one statement each — atomic
+ * its audit row, a dispatch's outbox row, the project's budget and the raised events, in one statement each — atomic
  * on its own (autocommit), one round trip.
  */
 import type { ProjectState } from '../../ports/project-store.js';
+import { UNCONFIRMED_CTE, UNCONFIRMED_UPSERT } from './task-sql.js';
 
 /** SQLSTATE raised (via orchestrator_fail) when a transition's budget effect is refused. */
 export const BUDGET_REFUSED = 'LA001';
@@ -13,6 +14,8 @@ export const BUDGET_REFUSED = 'LA001';
  * - `updated`: the task row, only if its version matches and the carried fencing token
  *   is not older than the stored one; patch keys absent from $5 keep their column;
  * - `audit`: the transition row, only if `updated` wrote;
+ * - `unconfirmed`: a write into RUNNING (a dispatch) records its dispatch as not yet
+ *   confirmed (the dispatch outbox), only if `updated` wrote;
  * - `budget`: the project's reserved/spent, only if `updated` wrote; with `enforce`, only
  *   if the project is active (or completed: its remaining tasks finish) and spent + reserved stay within the limit. The row lock
  *   makes a concurrent reservation re-check against the committed amounts, so several
@@ -48,10 +51,14 @@ WITH before AS (
     version = t.version + 1
   WHERE t.task_id = $1::text AND t.version = $2::bigint
     AND ($3::bigint IS NULL OR t.fencing_token IS NULL OR t.fencing_token <= $3::bigint)
-  RETURNING t.task_id, t.project_id, t.version, CASE WHEN $4::text = 'RUNNING' AND $9::text <> 'RUNNING' THEN t.input END AS input
+  RETURNING t.task_id, t.project_id, t.version, t.fencing_token, CASE WHEN $4::text = 'RUNNING' AND $9::text <> 'RUNNING' THEN t.input END AS input
 ), audit AS (
   INSERT INTO task_transitions (task_id, project_id, from_status, to_status, event, detail, at, by_instance)
   SELECT task_id, project_id, $9::text, $4::text, $10::text, $11::jsonb, $8::timestamp, $12::text FROM updated
+), ${UNCONFIRMED_CTE}
+  SELECT task_id, fencing_token, $8::timestamp FROM updated
+  WHERE $4::text = 'RUNNING' AND $9::text <> 'RUNNING' AND fencing_token IS NOT NULL
+  ${UNCONFIRMED_UPSERT}
 ), effect AS (
   SELECT $13::jsonb ->> 'projectId' AS project_id,
          COALESCE(($13::jsonb ->> 'reserve')::numeric, 0) AS reserve,
@@ -162,8 +169,9 @@ export const BATCH_INVARIANT = 'LA002';
  *   project's writes one by one (a recursive CTE over arrays, one step per write: about
  *   17 ms for 1000 writes of one project, 1 to 2 ms for 100; it runs only for the projects
  *   where a reservation did not fit);
- * - `dec`: the decision per write; `updated`, `audit`, `raised`: the task rows, their
- *   audit rows (in write order) and outbox rows of the writes that apply;
+ * - `dec`: the decision per write; `updated`, `audit`, `unconfirmed`, `raised`: the task
+ *   rows, their audit rows (in write order), the dispatch outbox rows of the writes into
+ *   RUNNING and the outbox rows of raised events, of the writes that apply;
  * - `budget`: each touched project's spent/reserved once, from the effects of the
  *   written tasks (reserved clamped per step as above), still under the lock taken
  *   by `proj`;
@@ -258,12 +266,16 @@ WITH RECURSIVE w AS (
   UPDATE tasks t SET ${PATCHED_COLUMNS}
   FROM dec d
   WHERE d.apply AND t.task_id = d.task_id AND t.version = d.expected_version
-  RETURNING d.idx, t.project_id, t.version, CASE WHEN d.to_status = 'RUNNING' AND d.from_status <> 'RUNNING' THEN t.input END AS input
+  RETURNING d.idx, t.project_id, t.version, t.fencing_token, CASE WHEN d.to_status = 'RUNNING' AND d.from_status <> 'RUNNING' THEN t.input END AS input
 ), audit AS (
   INSERT INTO task_transitions (task_id, project_id, from_status, to_status, event, detail, at, by_instance)
   SELECT d.task_id, u.project_id, d.from_status, d.to_status, d.event, d.detail, d.at, d.by_instance
   FROM updated u JOIN dec d ON d.idx = u.idx
   ORDER BY u.idx
+), ${UNCONFIRMED_CTE}
+  SELECT d.task_id, u.fencing_token, d.at FROM updated u JOIN dec d ON d.idx = u.idx
+  WHERE d.to_status = 'RUNNING' AND d.from_status <> 'RUNNING' AND u.fencing_token IS NOT NULL
+  ${UNCONFIRMED_UPSERT}
 ), raised AS (
   INSERT INTO outbox (event_id, event_type, project_id, task_id, payload, at)
   SELECT r.event_id, r.event_type, r.project_id, r.task_id, r.payload, r.at
