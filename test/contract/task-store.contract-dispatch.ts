@@ -50,6 +50,23 @@ export function dispatchOutboxContract(harness: HarnessRef): void {
     await store().confirmDispatches([{ taskId: 'd-c', fencingToken: 7 }]);
   });
 
+  it('confirms overlapping batches from two pools at once, in any order, without a deadlock', async () => {
+    const n = 40;
+    const names = ids(n, 'o-');
+    await store().createTasks(names.map((id) => newTask(id, { status: 'READY' })), 'orch-a');
+    expect((await commit().applyTransitions(names.map((id, i) => dispatch(id, 100 + i, 60)))).every((o) => o.ok)).toBe(true);
+    const attempts = names.map((taskId, i) => ({ taskId, fencingToken: 100 + i }));
+    // The same rows, confirmed by a taken-over attempt's owner and its late first owner,
+    // each in its own order, several times over.
+    await Promise.all(
+      Array.from({ length: 6 }, (_, k) => {
+        const batch = k % 2 === 0 ? attempts : [...attempts].reverse();
+        return (k % 2 === 0 ? harness().tasks : harness().peer.tasks).confirmDispatches(batch);
+      }),
+    );
+    expect(await unconfirmed(at(61))).toStrictEqual([]);
+  });
+
   it('records a task created RUNNING; a heartbeat or a write into another state records nothing', async () => {
     await store().createTasks(
       [

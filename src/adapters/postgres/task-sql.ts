@@ -93,11 +93,19 @@ export const CREATE_NEW_TASKS = createTasksStatement(true);
 /**
  * $1 the confirmed dispatches as a JSON array of {task_id, fencing_token}: their dispatch
  * outbox rows removed, one statement for a batch. A row of another attempt of the task
- * (another token) stays.
+ * (another token) stays. The rows are locked in key order first, so two confirmations
+ * that overlap (a taken-over attempt and its late first owner) wait for each other
+ * instead of deadlocking.
  */
 export const CONFIRM_DISPATCHES = `
-DELETE FROM dispatch_outbox d USING jsonb_to_recordset($1::jsonb) AS x(task_id text, fencing_token bigint)
-WHERE d.task_id = x.task_id AND d.fencing_token = x.fencing_token`;
+WITH locked AS (
+  SELECT d.task_id FROM dispatch_outbox d
+  JOIN jsonb_to_recordset($1::jsonb) AS x(task_id text, fencing_token bigint)
+    ON d.task_id = x.task_id AND d.fencing_token = x.fencing_token
+  ORDER BY d.task_id
+  FOR UPDATE OF d
+)
+DELETE FROM dispatch_outbox d USING locked WHERE d.task_id = locked.task_id`;
 
 /**
  * $1 before, $2 limit, $3 after this task id (null: from the start). The RUNNING attempts
