@@ -57,14 +57,20 @@ async function runningBy(instance: Instance, taskIds: readonly string[], by: str
   }
 }
 
+/** A defect scope (private names on the shared servers) and an agent on a core subscription answering every dispatch. */
+async function agentScope() {
+  const scope = await createDefectScope();
+  cleanup.push(() => scope.cleanup());
+  const agentNc = await connectTestNats(`agent-${scope.id}`, scope.natsUrl);
+  cleanup.push(() => agentNc.close());
+  const agent = coreAgent(agentNc, scope.subjectPrefix, (t) => completed(t));
+  await agentNc.flush();
+  return { scope, agent, agentNc };
+}
+
 describe('the dispatch outbox', () => {
   it('a live instance takes over, long before the timeout, the attempts an instance wrote RUNNING and died before publishing', async () => {
-    const scope = await createDefectScope();
-    cleanup.push(() => scope.cleanup());
-    const agentNc = await connectTestNats(`agent-${scope.id}`, scope.natsUrl);
-    cleanup.push(() => agentNc.close());
-    const agent = coreAgent(agentNc, scope.subjectPrefix, (t) => completed(t));
-    await agentNc.flush();
+    const { scope, agent } = await agentScope();
 
     // B is up first, and stays up (it does not restart). A's dispatches never leave: its bus never confirms them.
     const b = await startInstance(scope, 'b');
@@ -94,12 +100,7 @@ describe('the dispatch outbox', () => {
   }, 180_000);
 
   it('a live instance keeps its unconfirmed attempts: it renews their leases and sends them itself once NATS is back', async () => {
-    const scope = await createDefectScope();
-    cleanup.push(() => scope.cleanup());
-    const agentNc = await connectTestNats(`agent-${scope.id}`, scope.natsUrl);
-    cleanup.push(() => agentNc.close());
-    const agent = coreAgent(agentNc, scope.subjectPrefix, (t) => completed(t));
-    await agentNc.flush();
+    const { scope, agent, agentNc } = await agentScope();
 
     const b = await startInstance(scope, 'b');
     cleanup.push(() => b.stop());
