@@ -43,11 +43,13 @@ export class OrchestratorProc {
 
   /** Spawns the orchestrator on `env`; resolves once it has started (start() resolved). */
   /** `maxRunning` overrides the orchestrator's MAX_CONCURRENT_TASKS (default: the configured one). */
+  /** `srcRoot`: run another checkout's orchestrator (its src/ and node_modules; bench/ab.ts), default this tree's. */
   static async start(
     ctx: Ctx,
     env: BenchEnv,
     label: string,
     maxRunning?: number,
+    srcRoot?: string,
   ): Promise<{ proc: OrchestratorProc; started: StartedNotice; spawnAt: number }> {
     const c = ctx.config;
     const settings: OrchestratorProcSettings = {
@@ -63,6 +65,7 @@ export class OrchestratorProc {
       children: c.children,
       ioStats: c.ioStats,
       instanceId: `bench-${label}`.replace(/[^A-Za-z0-9_.-]/g, '_'),
+      ...(srcRoot ? { srcRoot } : {}),
     };
     // One directory per process: tsx's loader thread writes a profile of its own.
     const profDir = join(ctx.outDir, 'profiles', `orchestrator-${label}`);
@@ -75,6 +78,7 @@ export class OrchestratorProc {
     });
     try {
       const started = (await child.notice('started', 180_000)) as unknown as StartedNotice;
+      if (srcRoot && started.src !== srcRoot) throw new Error(`orchestrator(${label}) runs ${started.src}, not ${srcRoot}`);
       return { proc: new OrchestratorProc(child, label, c.cpuProf ? profDir : null), started, spawnAt };
     } catch (err) {
       await child.stop(2_000);

@@ -93,9 +93,18 @@ export async function runThroughput(ctx: Ctx, kind: ThroughputKind): Promise<Thr
   };
 }
 
-async function orchestratorRound(ctx: Ctx, kind: ThroughputKind, round: number): Promise<ThroughputSample> {
+/**
+ * One orchestrator round on a fresh environment. `side` (bench/ab.ts): a label for the
+ * environment and the process, and another checkout whose orchestrator runs (its src/).
+ */
+export async function orchestratorRound(
+  ctx: Ctx,
+  kind: ThroughputKind,
+  round: number,
+  side: { label: string; srcRoot?: string } = { label: '' },
+): Promise<ThroughputSample> {
   const c = ctx.config;
-  const env = ctx.infra.newEnv(`${kind}${round}`);
+  const env = ctx.infra.newEnv(`${side.label}${kind}${round}`);
   const projectId = `bench_${kind}`;
   const work =
     kind === 'flat'
@@ -105,7 +114,7 @@ async function orchestratorRound(ctx: Ctx, kind: ThroughputKind, round: number):
   let watch: StatusWatch | null = null;
   let agentsUp = false;
   try {
-    ({ proc: orchestrator } = await OrchestratorProc.start(ctx, env, `${kind}-${round}`));
+    ({ proc: orchestrator } = await OrchestratorProc.start(ctx, env, `${side.label ? `${side.label}-` : ''}${kind}-${round}`, undefined, side.srcRoot));
     await ctx.agents.request('startNats', { subjectPrefix: env.subjectPrefix, concurrency: c.agentConcurrency });
     agentsUp = true;
     watch = new StatusWatch(ctx.infra.nc, env.subjectPrefix);
@@ -153,7 +162,7 @@ async function orchestratorRound(ctx: Ctx, kind: ThroughputKind, round: number):
   } finally {
     watch?.close();
     const stopped = orchestrator ? await orchestrator.stop() : { graceful: true };
-    if (!stopped.graceful) ctx.log(`orchestrator ${kind}-${round} did not stop in time: killed`);
+    if (!stopped.graceful) ctx.log(`orchestrator ${orchestrator?.label ?? kind} did not stop in time: killed`);
     if (agentsUp) await ctx.agents.request('stopNats');
     await ctx.infra.dropEnv(env);
   }

@@ -1,0 +1,401 @@
+/**
+ * `npm run bench:ab -- <rev>` (or `BENCH_AB=<rev> npm run bench`): the flat and fan-in
+ * throughput of another revision (A) against this working tree (B), in one run.
+ *
+ *   npm run bench:ab -- d25cb55                  both figures, 3 rounds per side
+ *   BENCH_ONLY=deps npm run bench:ab -- d25cb55  fan-in only
+ *   BENCH_CPU_PROF=1 npm run bench:ab -- d25cb55 CPU profiles of every orchestrator process
+ *
+ * A is checked out once, side by side, as a detached git worktree in `.bench-ab/<sha>`
+ * (BENCH_AB_DIR; the folder ignores itself), with its own `npm ci --omit=dev` (cached: done
+ * again only when its package-lock.json changes). Both sides are driven by this tree's
+ * harness — workload, agents process, status watcher, CPU and I/O meters, and
+ * bench/e2e/orchestrator-proc.ts — the A side's orchestrator-proc importing A's
+ * `src/index.ts` (with A's node_modules) instead of this tree's. Only the orchestrator
+ * code differs between the sides.
+ *
+ * Rounds alternate, A then B, then B then A, …; each round has a fresh environment (its own
+ * schema, Redis prefix, subject prefix and streams) and a fresh orchestrator process.
+ * Prints a Markdown table and writes bench/results/ab-<stamp>-<run>.json beside the
+ * `npm run bench` reports (logs and profiles in bench/results/ab-<stamp>-<run>/).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { configForReport, loadBenchConfig, RESULTS_DIR, ROOT, type BenchConfig } from './e2e/config.js';
+import { spawnAgents, type Ctx } from './e2e/context.js';
+import { CpuMeter, type CpuGroup, type CpuUsage } from './e2e/cpu.js';
+import { Infra } from './e2e/infra.js';
+import type { IoStats } from './e2e/io-stats.js';
+import type { Child } from './e2e/ipc.js';
+import { machineInfo } from './e2e/report.js';
+import { summarizeProfiles, profileMarkdown, type ProfileSummary } from './e2e/profile.js';
+import { fmt, fmtInt, fmtRatio, fmtSummary, median, pairedRatios, summarize, type Summary } from './e2e/stats.js';
+import { orchestratorRound, type ThroughputKind, type ThroughputSample } from './scenarios/throughput.js';
+
+export interface AbSide {
+  label: 'A' | 'B';
+  /** What was asked for (A: the revision given; B: "working tree"). */
+  rev: string;
+  /** Commit (B: HEAD, with "+ changes" when src/ differs from it). */
+  commit: string;
+  subject: string;
+  /** The checkout whose src/ runs; undefined for B (this tree). */
+  srcRoot?: string;
+}
+
+export interface AbSideResult extends Summary {
+  rounds: ThroughputSample[];
+  capped: number;
+  /** Tasks written per second (event published → created), per round, summarised. */
+  intake: Summary;
+  /** µs of CPU per completed task, per process group and `all`, median of the rounds. */
+  cpuPerTask: Partial<Record<CpuGroup | 'all', number>>;
+  /** Cores busy on average over the measured window, median of the rounds. */
+  coresBusy: number;
+  /** Per completed task, median round by transitions: SQL statements, Redis commands, and each statement. */
+  io?: { sqlPerTask: number; redisPerTask: number; sqlWaitMsPerTask: number; statements: Record<string, number>; redis: Record<string, number> };
+}
+
+export interface AbScenarioResult {
+  kind: ThroughputKind;
+  total: number;
+  A: AbSideResult;
+  B: AbSideResult;
+  /** median(B) ÷ median(A). */
+  ratio: number;
+  /** B ÷ A per pair of rounds (round i of each side), summarised. */
+  pairedRatio: Summary;
+}
+
+export interface AbReport {
+  runId: string;
+  startedAt: string;
+  config: Record<string, unknown>;
+  machine: Record<string, unknown>;
+  sides: { A: AbSide; B: AbSide };
+  floor: number;
+  scenarios: Partial<Record<ThroughputKind, AbScenarioResult>>;
+  errors: Record<string, string>;
+  skipped: string[];
+  timing: Record<string, { seconds: number; loadBefore: number; loadAfter: number }>;
+  seconds: number;
+  profiles?: ProfileSummary[];
+  concurrentRuns?: string[];
+}
+
+const LABELS: Record<ThroughputKind, string> = { flat: 'flat', deps: 'fan-in' };
+
+function git(args: string[], cwd = ROOT): string {
+  return execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+}
+
+/**
+ * The A side's checkout: `<BENCH_AB_DIR or .bench-ab>/<sha>`, a detached git worktree of
+ * `rev` with its runtime dependencies installed (`npm ci --omit=dev --ignore-scripts`: tsx
+ * and the harness come from this tree). Made once; reused while its lock file is unchanged.
+ */
+export function prepareCheckout(rev: string, log: (m: string) => void): AbSide {
+  let sha: string;
+  try {
+    sha = git(['rev-parse', '--verify', `${rev}^{commit}`]);
+  } catch {
+    throw new Error(`BENCH_AB: ${rev} is not a commit of this repository`);
+  }
+  const base = resolve(ROOT, process.env.BENCH_AB_DIR ?? '.bench-ab');
+  mkdirSync(base, { recursive: true });
+  // The folder ignores itself (and everything in it): nothing to add to .gitignore.
+  if (!existsSync(join(base, '.gitignore'))) writeFileSync(join(base, '.gitignore'), '# bench/ab.ts: checkouts of other revisions\n*\n');
+  const dir = join(base, sha.slice(0, 12));
+  if (!existsSync(join(dir, 'src', 'index.ts'))) {
+    log(`A: checking out ${rev} (${sha.slice(0, 12)}) in ${dir}`);
+    git(['worktree', 'prune']);
+    git(['worktree', 'add', '--detach', dir, sha]);
+  }
+  const head = git(['rev-parse', 'HEAD'], dir);
+  if (head !== sha) throw new Error(`${dir} holds ${head}, not ${sha}: remove it (git worktree remove --force ${dir}) and run again`);
+  const dirty = git(['status', '--porcelain', '--untracked-files=no'], dir);
+  if (dirty) throw new Error(`${dir} has local changes:\n${dirty}\nremove it (git worktree remove --force ${dir}) and run again`);
+  const lockHash = createHash('sha256').update(readFileSync(join(dir, 'package-lock.json'))).digest('hex');
+  const marker = join(dir, 'node_modules', '.bench-ab-installed');
+  if (!existsSync(marker) || readFileSync(marker, 'utf8').trim() !== lockHash) {
+    log(`A: npm ci --omit=dev in ${dir} (once per lock file)`);
+    const r = spawnSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: dir, stdio: ['ignore', 2, 2] });
+    if (r.status !== 0) throw new Error(`npm ci in ${dir} failed (${r.status ?? r.signal})`);
+    writeFileSync(marker, `${lockHash}\n`);
+  }
+  return { label: 'A', rev, commit: sha.slice(0, 12), subject: git(['log', '-1', '--format=%s', sha]), srcRoot: dir };
+}
+
+function workingTree(): AbSide {
+  const head = git(['rev-parse', '--short=12', 'HEAD']);
+  const changed = git(['status', '--porcelain', 'src', 'migrations', 'package-lock.json']);
+  return { label: 'B', rev: 'working tree', commit: `${head}${changed ? ' + changes' : ''}`, subject: git(['log', '-1', '--format=%s', 'HEAD']) };
+}
+
+function sideResult(rounds: ThroughputSample[]): AbSideResult {
+  const usable = rounds.filter((s) => s.cpu && s.completed > 0);
+  const cpuPerTask: AbSideResult['cpuPerTask'] = {};
+  const groups = new Set(usable.flatMap((s) => Object.keys(s.cpu as CpuUsage) as CpuGroup[]));
+  for (const g of groups) cpuPerTask[g] = median(usable.map((s) => (((s.cpu as CpuUsage)[g] ?? 0) / s.completed) * 1e6));
+  const all = (s: ThroughputSample): number => Object.values(s.cpu as CpuUsage).reduce((a, b) => a + (b ?? 0), 0);
+  if (usable.length) cpuPerTask.all = median(usable.map((s) => (all(s) / s.completed) * 1e6));
+  const result: AbSideResult = {
+    ...summarize(rounds.map((s) => s.rate)),
+    rounds,
+    capped: rounds.filter((s) => s.capped).length,
+    intake: summarize(rounds.map((s) => (s.created ?? 0) / (s.createdSeconds ?? Number.NaN))),
+    cpuPerTask,
+    coresBusy: median(usable.map((s) => all(s) / s.seconds)),
+  };
+  const withIo = rounds.filter((s) => s.io && s.completed > 0);
+  if (withIo.length) {
+    const mid = [...withIo].sort((a, b) => (a.transitions ?? 0) - (b.transitions ?? 0))[withIo.length >> 1]!;
+    const io = mid.io as IoStats;
+    const per = (n: number): number => n / mid.completed;
+    const sql = Object.entries(io.sql);
+    result.io = {
+      sqlPerTask: per(sql.reduce((a, [, v]) => a + v.count, 0)),
+      sqlWaitMsPerTask: per(sql.reduce((a, [, v]) => a + v.ms, 0)),
+      redisPerTask: per(Object.values(io.redis).reduce((a, b) => a + b, 0)),
+      statements: Object.fromEntries(sql.map(([k, v]) => [k, per(v.count)])),
+      redis: Object.fromEntries(Object.entries(io.redis).map(([k, v]) => [k, per(v)])),
+    };
+  }
+  return result;
+}
+
+async function runScenario(ctx: Ctx, kind: ThroughputKind, sides: { A: AbSide; B: AbSide }): Promise<AbScenarioResult> {
+  const samples: Record<'A' | 'B', ThroughputSample[]> = { A: [], B: [] };
+  for (let round = 0; round < ctx.config.rounds; round++) {
+    const order = round % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const);
+    for (const label of order) {
+      const side = sides[label];
+      const sample = await orchestratorRound(ctx, kind, round, { label, ...(side.srcRoot ? { srcRoot: side.srcRoot } : {}) });
+      samples[label].push(sample);
+      ctx.log(
+        `${LABELS[kind]} round ${round + 1}/${ctx.config.rounds} ${label} (${side.commit}): ${sample.completed}/${sample.total} completed in ` +
+          `${sample.seconds.toFixed(2)} s = ${sample.rate.toFixed(1)}/s${sample.capped ? ' (capped)' : ''}; ` +
+          `last created ${sample.createdSeconds?.toFixed(2)} s, last READY ${sample.readySeconds?.toFixed(2)} s, first dispatch ${sample.firstDispatchSeconds?.toFixed(2)} s`,
+      );
+    }
+  }
+  const A = sideResult(samples.A);
+  const B = sideResult(samples.B);
+  return {
+    kind,
+    total: samples.A[0]?.total ?? samples.B[0]?.total ?? 0,
+    A,
+    B,
+    ratio: B.median / A.median,
+    pairedRatio: pairedRatios(samples.B.map((s) => s.rate), samples.A.map((s) => s.rate)),
+  };
+}
+
+const CPU_ROWS: [CpuGroup | 'all', string][] = [
+  ['orchestrator', 'orchestrator process'],
+  ['agents', 'agents process (no-op agents)'],
+  ['bench', 'bench process (status watcher)'],
+  ['postgres', 'PostgreSQL'],
+  ['nats', 'NATS server'],
+  ['redis', 'Redis'],
+  ['all', 'all'],
+];
+
+export function abMarkdown(r: AbReport): string {
+  const c = r.config as unknown as BenchConfig;
+  const m = r.machine;
+  const { A, B } = r.sides;
+  const kinds = (['flat', 'deps'] as const).filter((k) => r.scenarios[k]);
+  const scenarioName = (k: ThroughputKind): string =>
+    k === 'flat'
+      ? `flat, ${fmtInt(c.n)} tasks, events of ${fmtInt(c.eventSize)}`
+      : `fan-in, ${fmtInt(c.parents)} parents × ${c.children} children (${fmtInt(c.parents * (c.children + 1))} tasks), events of ${c.parentsPerEvent} parents`;
+  const capped = (s: AbSideResult): string => (s.capped ? ` ⚠ capped in ${s.capped}/${s.rounds.length}` : '');
+  const lines = [
+    `### A/B run ${r.runId}, ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC, ${fmt(r.seconds)} s`,
+    '',
+    `A = ${A.rev} (${A.commit}, "${A.subject}"); B = ${B.rev} (${B.commit}, "${B.subject}"). ` +
+      `${m.cores} × ${m.cpu}, Node ${m.node}, PostgreSQL ${m.postgres}, Redis ${m.redis}, NATS ${m.nats}; load average at start ${(m.loadAverageAtStart as number[]).join(' ')}. ` +
+      `${c.rounds} rounds per side, alternating (A B, B A, …), median (min–max); agent concurrency ${c.agentConcurrency}, MAX_CONCURRENT_TASKS ${c.maxRunning}; rounds capped at ${c.phaseLimitMs / 1000} s.`,
+    '',
+    `| figure (tasks/s, first event → last COMPLETED) | A | B | B ÷ A (medians) | B ÷ A per round pair | ≥ ${r.floor} × A |`,
+    '| --- | ---: | ---: | ---: | ---: | :---: |',
+    ...kinds.map((k) => {
+      const s = r.scenarios[k]!;
+      return `| ${scenarioName(k)} | ${fmtSummary(s.A)}${capped(s.A)} | ${fmtSummary(s.B)}${capped(s.B)} | ${fmtRatio(s.ratio)} | ${fmtSummary(s.pairedRatio, fmtRatio)} | ${s.ratio >= r.floor ? 'yes' : 'no'} |`;
+    }),
+    ...kinds.map((k) => {
+      const s = r.scenarios[k]!;
+      return `| ${LABELS[k]}, intake: tasks written (per s) | ${fmtSummary(s.A.intake)} | ${fmtSummary(s.B.intake)} | ${fmtRatio(s.B.intake.median / s.A.intake.median)} | – | – |`;
+    }),
+  ];
+  const withCpu = kinds.filter((k) => r.scenarios[k]!.A.cpuPerTask.all !== undefined && r.scenarios[k]!.B.cpuPerTask.all !== undefined);
+  if (withCpu.length) {
+    lines.push(
+      '',
+      `**CPU per task** (µs of CPU per completed task in each process over the measured window, median of rounds; ${cpus().length} cores):`,
+      '',
+      `| process | ${withCpu.map((k) => `${LABELS[k]} A | ${LABELS[k]} B | B ÷ A`).join(' | ')} |`,
+      `| --- | ${withCpu.map(() => '---: | ---: | ---:').join(' | ')} |`,
+      ...CPU_ROWS.map(([g, name]) => {
+        const cells = withCpu.map((k) => {
+          const a = r.scenarios[k]!.A.cpuPerTask[g] ?? Number.NaN;
+          const b = r.scenarios[k]!.B.cpuPerTask[g] ?? Number.NaN;
+          return `${fmt(a)} | ${fmt(b)} | ${fmtRatio(b / a)}`;
+        });
+        return `| ${name} | ${cells.join(' | ')} |`;
+      }),
+      `| cores busy | ${withCpu.map((k) => `${fmt(r.scenarios[k]!.A.coresBusy)} | ${fmt(r.scenarios[k]!.B.coresBusy)} | –`).join(' | ')} |`,
+    );
+  }
+  for (const k of kinds) {
+    const s = r.scenarios[k]!;
+    if (!s.A.io || !s.B.io) continue;
+    const a = s.A.io;
+    const b = s.B.io;
+    const keys = [...new Set([...Object.keys(a.statements), ...Object.keys(b.statements)])].sort(
+      (x, y) => Math.max(b.statements[y] ?? 0, a.statements[y] ?? 0) - Math.max(b.statements[x] ?? 0, a.statements[x] ?? 0),
+    );
+    lines.push(
+      '',
+      `**Orchestrator I/O per 1 000 completed tasks, ${LABELS[k]}** (median round, counted in the orchestrator process): ` +
+        `SQL statements A ${k1(a.sqlPerTask)}, B ${k1(b.sqlPerTask)}; ` +
+        `ms waiting on SQL (summed over concurrent statements) A ${k1(a.sqlWaitMsPerTask)}, B ${k1(b.sqlWaitMsPerTask)}; ` +
+        `Redis commands A ${k1(a.redisPerTask)} (${fmtCounts(a.redis)}), B ${k1(b.redisPerTask)} (${fmtCounts(b.redis)}).`,
+      '',
+      '| statement (prepared name, or verb, table and condition) | A per 1 000 tasks | B per 1 000 tasks |',
+      '| --- | ---: | ---: |',
+      ...keys.slice(0, 16).map((key) => `| \`${key.replaceAll('|', '\\|')}\` | ${k1(a.statements[key] ?? 0)} | ${k1(b.statements[key] ?? 0)} |`),
+    );
+  }
+  const times = Object.entries(r.timing).map(([k, t]) => `${LABELS[k as ThroughputKind] ?? k} ${fmt(t.seconds)} s (load ${t.loadBefore.toFixed(1)} → ${t.loadAfter.toFixed(1)})`);
+  if (times.length) lines.push('', `Scenario times: ${times.join(', ')}.`);
+  if (r.concurrentRuns?.length) lines.push('', `⚠ Other benchmark runs used the same servers meanwhile (${r.concurrentRuns.join(', ')}): figures disturbed.`);
+  if (r.skipped.length) lines.push('', `Skipped (time limit): ${r.skipped.join(', ')}.`);
+  for (const [name, error] of Object.entries(r.errors)) lines.push('', `**${name} failed**: ${error}`);
+  for (const p of r.profiles ?? []) lines.push('', profileMarkdown(p));
+  return lines.join('\n');
+}
+
+/** A per-task figure per 1 000 tasks. */
+const k1 = (perTask: number): string => fmt(perTask * 1000);
+
+function fmtCounts(counts: Record<string, number>): string {
+  return Object.entries(counts)
+    .sort((x, y) => y[1] - x[1])
+    .map(([k, v]) => `${k} ${k1(v)}`)
+    .join(', ');
+}
+
+/** The whole A/B run; resolves with the exit code. */
+export async function runAb(rev: string): Promise<number> {
+  const config = loadBenchConfig();
+  const started = Date.now();
+  const stamp = new Date(started).toISOString().replace(/[:.]/g, '-').slice(0, 19);
+  const outDir = join(RESULTS_DIR, `ab-${stamp}-${config.runId}`);
+  const log = (message: string): void => console.error(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${message}`);
+  const floor = Number(process.env.BENCH_AB_FLOOR ?? 0.9);
+  const kinds = (['flat', 'deps'] as const).filter((k) => config.only.has(k));
+  if (!kinds.length) throw new Error('BENCH_ONLY: the A/B run measures flat and deps only');
+
+  const sides = { A: prepareCheckout(rev, log), B: workingTree() };
+  mkdirSync(outDir, { recursive: true });
+
+  let infra: Infra | null = null;
+  let agents: Child | null = null;
+  let cleaning: Promise<void> | null = null;
+  const cleanup = (): Promise<void> =>
+    (cleaning ??= (async () => {
+      if (agents) await agents.stop(10_000).catch(() => undefined);
+      if (infra) {
+        for (const p of await infra.cleanupAll()) log(`cleanup: ${p}`);
+        await infra.close();
+      }
+    })());
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      log(`${signal}: cleaning up`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+
+  try {
+    log(
+      `A/B run ${config.runId}: A = ${sides.A.rev} (${sides.A.commit}), B = ${sides.B.rev} (${sides.B.commit}); ` +
+        `N=${config.n}, parents=${config.parents}×${config.children}, rounds=${config.rounds}, scenarios=${kinds.join(',')}`,
+    );
+    infra = await Infra.connect(config);
+    agents = spawnAgents(config, outDir);
+    await agents.notice('started', 60_000);
+    const cpu = await CpuMeter.find(infra, agents.pid);
+    const ctx: Ctx = { config, infra, agents, cpu, outDir, deadline: started + config.totalLimitMs, log };
+    const report: AbReport = {
+      runId: config.runId,
+      startedAt: new Date(started).toISOString(),
+      config: configForReport(config),
+      machine: await machineInfo(infra),
+      sides,
+      floor,
+      scenarios: {},
+      errors: {},
+      skipped: [],
+      timing: {},
+      seconds: 0,
+    };
+    for (const kind of kinds) {
+      const others = await infra.otherRuns().catch(() => []);
+      if (others.length) {
+        log(`warning: other benchmark runs are using this server (${others.join(', ')}): the figures will be disturbed`);
+        report.concurrentRuns = [...new Set([...(report.concurrentRuns ?? []), ...others])];
+      }
+      if (Date.now() > ctx.deadline) {
+        log(`${kind}: skipped (BENCH_TOTAL_LIMIT_S reached)`);
+        report.skipped.push(kind);
+        continue;
+      }
+      const load = loadavg()[0]!;
+      log(`${LABELS[kind]}: start (load average ${load.toFixed(2)})`);
+      const t = Date.now();
+      try {
+        report.scenarios[kind] = await runScenario(ctx, kind, sides);
+      } catch (err) {
+        log(`${kind}: FAILED ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+        report.errors[kind] = err instanceof Error ? err.message : String(err);
+      }
+      report.timing[kind] = { seconds: (Date.now() - t) / 1000, loadBefore: load, loadAfter: loadavg()[0]! };
+    }
+    await cleanup();
+    if (config.cpuProf) report.profiles = summarizeProfiles(join(outDir, 'profiles'));
+    report.seconds = (Date.now() - started) / 1000;
+    const markdown = abMarkdown(report);
+    const file = join(RESULTS_DIR, `ab-${stamp}-${config.runId}.json`);
+    writeFileSync(file, `${JSON.stringify({ ...report, markdown }, null, 2)}\n`);
+    console.log(markdown);
+    log(`results: ${file} (logs${config.cpuProf ? ', profiles' : ''}: ${outDir})`);
+    return Object.keys(report.errors).length ? 1 : 0;
+  } finally {
+    await cleanup().catch(() => undefined);
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const rev = (process.argv[2] ?? process.env.BENCH_AB ?? '').trim();
+  if (!rev) {
+    console.error('usage: npm run bench:ab -- <rev>   (or BENCH_AB=<rev> npm run bench)');
+    process.exitCode = 2;
+  } else {
+    runAb(rev).then(
+      (code) => {
+        process.exitCode = code;
+      },
+      (err: unknown) => {
+        console.error(err);
+        process.exitCode = 1;
+      },
+    );
+  }
+}
