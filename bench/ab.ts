@@ -47,15 +47,20 @@ export interface AbSide {
   srcRoot?: string;
 }
 
+/** A round, with how busy the machine was just before it (BENCH_AB_QUIET). */
+export type AbRound = ThroughputSample & { busyBefore?: number };
+
 export interface AbSideResult extends Summary {
-  rounds: ThroughputSample[];
+  rounds: AbRound[];
   capped: number;
   /** Tasks written per second (event published → created), per round, summarised. */
   intake: Summary;
   /** µs of CPU per completed task, per process group and `all`, median of the rounds. */
   cpuPerTask: Partial<Record<CpuGroup | 'all', number>>;
-  /** Cores busy on average over the measured window, median of the rounds. */
+  /** Cores this run's processes kept busy on average over the measured window, median of the rounds. */
   coresBusy: number;
+  /** Cores the rest of the machine (other jobs) took over the measured window, per round. */
+  otherCores: Summary;
   /** Per completed task, median round by transitions: SQL statements, Redis commands, and each statement. */
   io?: { sqlPerTask: number; redisPerTask: number; sqlWaitMsPerTask: number; statements: Record<string, number>; redis: Record<string, number> };
 }
@@ -67,6 +72,8 @@ export interface AbScenarioResult {
   B: AbSideResult;
   /** median(B) ÷ median(A). */
   ratio: number;
+  /** A's CPU per task (all of this run's processes) ÷ B's: the rate ratio on a machine of its own, if both are CPU-bound. */
+  cpuRatio: number;
   /** B ÷ A per pair of rounds (round i of each side), summarised. */
   pairedRatio: Summary;
 }
@@ -136,7 +143,7 @@ function workingTree(): AbSide {
   return { label: 'B', rev: 'working tree', commit: `${head}${changed ? ' + changes' : ''}`, subject: git(['log', '-1', '--format=%s', 'HEAD']) };
 }
 
-function sideResult(rounds: ThroughputSample[]): AbSideResult {
+function sideResult(rounds: AbRound[]): AbSideResult {
   const usable = rounds.filter((s) => s.cpu && s.completed > 0);
   const cpuPerTask: AbSideResult['cpuPerTask'] = {};
   const groups = new Set(usable.flatMap((s) => Object.keys(s.cpu as CpuUsage) as CpuGroup[]));
@@ -150,6 +157,7 @@ function sideResult(rounds: ThroughputSample[]): AbSideResult {
     intake: summarize(rounds.map((s) => (s.created ?? 0) / (s.createdSeconds ?? Number.NaN))),
     cpuPerTask,
     coresBusy: median(usable.map((s) => all(s) / s.seconds)),
+    otherCores: summarize(rounds.map((s) => (s.otherCpu ?? Number.NaN) / s.seconds)),
   };
   const withIo = rounds.filter((s) => s.io && s.completed > 0);
   if (withIo.length) {
@@ -168,18 +176,44 @@ function sideResult(rounds: ThroughputSample[]): AbSideResult {
   return result;
 }
 
+/**
+ * BENCH_AB_QUIET (cores, default 0.5; 0: off): before a round, wait until the rest of the
+ * machine keeps at most that many cores busy (sampled over 1 s; nothing of this run is
+ * working then), for at most BENCH_AB_QUIET_WAIT_S (default 60). Returns the last sample.
+ */
+async function waitQuiet(ctx: Ctx): Promise<number | undefined> {
+  const limit = Number(process.env.BENCH_AB_QUIET ?? 0.5);
+  if (!(limit > 0)) return undefined;
+  const until = Date.now() + Number(process.env.BENCH_AB_QUIET_WAIT_S ?? 60) * 1000;
+  let waited = false;
+  for (;;) {
+    const busy = await CpuMeter.busyCores(1000);
+    if (busy === null) return undefined;
+    if (busy <= limit) return busy;
+    if (Date.now() >= until) {
+      ctx.log(`the machine is still busy (${busy.toFixed(2)} cores): going on`);
+      return busy;
+    }
+    if (!waited) ctx.log(`the machine is busy (${busy.toFixed(2)} cores of other jobs): waiting for ≤ ${limit}`);
+    waited = true;
+  }
+}
+
 async function runScenario(ctx: Ctx, kind: ThroughputKind, sides: { A: AbSide; B: AbSide }): Promise<AbScenarioResult> {
-  const samples: Record<'A' | 'B', ThroughputSample[]> = { A: [], B: [] };
+  const samples: Record<'A' | 'B', AbRound[]> = { A: [], B: [] };
   for (let round = 0; round < ctx.config.rounds; round++) {
     const order = round % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const);
     for (const label of order) {
       const side = sides[label];
-      const sample = await orchestratorRound(ctx, kind, round, { label, ...(side.srcRoot ? { srcRoot: side.srcRoot } : {}) });
+      const busyBefore = await waitQuiet(ctx);
+      const sample: AbRound = await orchestratorRound(ctx, kind, round, { label, ...(side.srcRoot ? { srcRoot: side.srcRoot } : {}) });
+      if (busyBefore !== undefined) sample.busyBefore = busyBefore;
       samples[label].push(sample);
+      const other = sample.otherCpu === undefined ? '' : `; other jobs ${(sample.otherCpu / sample.seconds).toFixed(2)} cores`;
       ctx.log(
         `${LABELS[kind]} round ${round + 1}/${ctx.config.rounds} ${label} (${side.commit}): ${sample.completed}/${sample.total} completed in ` +
           `${sample.seconds.toFixed(2)} s = ${sample.rate.toFixed(1)}/s${sample.capped ? ' (capped)' : ''}; ` +
-          `last created ${sample.createdSeconds?.toFixed(2)} s, last READY ${sample.readySeconds?.toFixed(2)} s, first dispatch ${sample.firstDispatchSeconds?.toFixed(2)} s`,
+          `last created ${sample.createdSeconds?.toFixed(2)} s, last READY ${sample.readySeconds?.toFixed(2)} s, first dispatch ${sample.firstDispatchSeconds?.toFixed(2)} s${other}`,
       );
     }
   }
@@ -191,6 +225,7 @@ async function runScenario(ctx: Ctx, kind: ThroughputKind, sides: { A: AbSide; B
     A,
     B,
     ratio: B.median / A.median,
+    cpuRatio: (A.cpuPerTask.all ?? Number.NaN) / (B.cpuPerTask.all ?? Number.NaN),
     pairedRatio: pairedRatios(samples.B.map((s) => s.rate), samples.A.map((s) => s.rate)),
   };
 }
@@ -230,6 +265,14 @@ export function abMarkdown(r: AbReport): string {
     }),
     ...kinds.map((k) => {
       const s = r.scenarios[k]!;
+      return `| ${LABELS[k]}, CPU per task of this run's processes (µs; B ÷ A: A's ÷ B's) | ${fmt(s.A.cpuPerTask.all ?? Number.NaN)} | ${fmt(s.B.cpuPerTask.all ?? Number.NaN)} | ${fmtRatio(s.cpuRatio)} | – | ${s.cpuRatio >= r.floor ? 'yes' : 'no'} |`;
+    }),
+    ...kinds.map((k) => {
+      const s = r.scenarios[k]!;
+      return `| ${LABELS[k]}, other jobs on the machine during the rounds (cores) | ${fmtSummary(s.A.otherCores)} | ${fmtSummary(s.B.otherCores)} | – | – | – |`;
+    }),
+    ...kinds.map((k) => {
+      const s = r.scenarios[k]!;
       return `| ${LABELS[k]}, intake: tasks written (per s) | ${fmtSummary(s.A.intake)} | ${fmtSummary(s.B.intake)} | ${fmtRatio(s.B.intake.median / s.A.intake.median)} | – | – |`;
     }),
   ];
@@ -249,7 +292,7 @@ export function abMarkdown(r: AbReport): string {
         });
         return `| ${name} | ${cells.join(' | ')} |`;
       }),
-      `| cores busy | ${withCpu.map((k) => `${fmt(r.scenarios[k]!.A.coresBusy)} | ${fmt(r.scenarios[k]!.B.coresBusy)} | –`).join(' | ')} |`,
+      `| cores busy (this run) | ${withCpu.map((k) => `${fmt(r.scenarios[k]!.A.coresBusy)} | ${fmt(r.scenarios[k]!.B.coresBusy)} | –`).join(' | ')} |`,
     );
   }
   for (const k of kinds) {
@@ -346,6 +389,21 @@ export async function runAb(rev: string): Promise<number> {
       timing: {},
       seconds: 0,
     };
+    // Warm-up, not counted: the agents and bench processes (and the tsx cache of each side's
+    // code) start cold, which would cost the first round of the first side.
+    const warmups = Math.max(0, Number(process.env.BENCH_AB_WARMUP ?? 1));
+    if (warmups > 0) {
+      const small = { ...ctx, config: { ...config, n: Math.max(100, Math.round(config.n / 10)), parents: Math.max(10, Math.round(config.parents / 10)) } };
+      for (let w = 0; w < warmups; w++) {
+        for (const kind of kinds) {
+          for (const label of ['A', 'B'] as const) {
+            const side = sides[label];
+            const sample = await orchestratorRound(small, kind, 100 + w, { label: `w${label}`, ...(side.srcRoot ? { srcRoot: side.srcRoot } : {}) });
+            log(`warm-up ${LABELS[kind]} ${label}: ${sample.completed}/${sample.total} in ${sample.seconds.toFixed(2)} s (not counted)`);
+          }
+        }
+      }
+    }
     for (const kind of kinds) {
       const others = await infra.otherRuns().catch(() => []);
       if (others.length) {

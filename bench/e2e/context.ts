@@ -64,7 +64,8 @@ export class OrchestratorProc {
       priorityLevels: c.priorityLevels,
       children: c.children,
       ioStats: c.ioStats,
-      instanceId: `bench-${label}`.replace(/[^A-Za-z0-9_.-]/g, '_'),
+      // The run id in it: CpuMeter finds this run's PostgreSQL backends by application_name.
+      instanceId: `bench-${c.runId}-${label}`.replace(/[^A-Za-z0-9_.-]/g, '_'),
       ...(srcRoot ? { srcRoot } : {}),
     };
     // One directory per process: tsx's loader thread writes a profile of its own.

@@ -47,6 +47,8 @@ export interface ThroughputSample {
   io?: IoStats;
   /** CPU seconds per process group over the measured window (Linux). */
   cpu?: CpuUsage;
+  /** CPU seconds the rest of the machine (other jobs, other clients' backends) spent in the window. */
+  otherCpu?: number;
   gracefulStop?: boolean;
 }
 
@@ -123,6 +125,7 @@ export async function orchestratorRound(
     await ctx.infra.waitForProject(env, projectId);
     if (c.ioStats) await orchestrator.io(); // reset: count only the measured work
 
+    await ctx.cpu?.refresh();
     const cpuBefore = ctx.cpu?.read(orchestrator.child.pid);
     const t0 = wallMs();
     const deadline = Date.now() + c.phaseLimitMs;
@@ -133,7 +136,10 @@ export async function orchestratorRound(
     const w = watch;
     const done = await w.until(() => w.completed >= work.total, deadline);
     const end = done ? w.lastCompletedAt : wallMs();
-    const cpu = cpuBefore && ctx.cpu ? CpuMeter.usage(cpuBefore, ctx.cpu.read(orchestrator.child.pid)) : undefined;
+    await ctx.cpu?.refresh();
+    const cpuAfter = ctx.cpu?.read(orchestrator.child.pid);
+    const cpu = cpuBefore && cpuAfter ? CpuMeter.usage(cpuBefore, cpuAfter) : undefined;
+    const otherCpu = cpuBefore && cpuAfter && cpu ? CpuMeter.other(cpuBefore, cpuAfter, cpu) : null;
     const completed = w.completed;
     const io = c.ioStats ? await orchestrator.io() : undefined;
     const statusCounts = await ctx.infra.countByStatus(env);
@@ -158,6 +164,7 @@ export async function orchestratorRound(
       statusCounts,
       ...(io ? { io } : {}),
       ...(cpu ? { cpu } : {}),
+      ...(otherCpu !== null ? { otherCpu } : {}),
     };
   } finally {
     watch?.close();
@@ -184,6 +191,7 @@ async function bullRound(ctx: Ctx, kind: ThroughputKind, round: number): Promise
     await flows?.waitUntilReady();
     await ctx.agents.request('startBull', { queueName, prefix, concurrency: c.concurrency });
     workerUp = true;
+    await ctx.cpu?.refresh();
     const cpuBefore = ctx.cpu?.read();
     const t0 = wallMs();
     const deadline = Date.now() + c.bullLimitMs;
@@ -195,7 +203,10 @@ async function bullRound(ctx: Ctx, kind: ThroughputKind, round: number): Promise
       { target: total, deadline },
       c.bullLimitMs + 30_000,
     );
-    const cpu = cpuBefore && ctx.cpu ? CpuMeter.usage(cpuBefore, ctx.cpu.read()) : undefined;
+    await ctx.cpu?.refresh();
+    const cpuAfter = ctx.cpu?.read();
+    const cpu = cpuBefore && cpuAfter ? CpuMeter.usage(cpuBefore, cpuAfter) : undefined;
+    const otherCpu = cpuBefore && cpuAfter && cpu ? CpuMeter.other(cpuBefore, cpuAfter, cpu) : null;
     const done = r.completed >= total;
     const seconds = ((done ? r.lastCompletedAt : wallMs()) - t0) / 1000;
     return {
@@ -206,6 +217,7 @@ async function bullRound(ctx: Ctx, kind: ThroughputKind, round: number): Promise
       capped: !done,
       addSeconds: (added - t0) / 1000,
       ...(cpu ? { cpu } : {}),
+      ...(otherCpu !== null ? { otherCpu } : {}),
     };
   } finally {
     if (workerUp) await ctx.agents.request('stopBull');
