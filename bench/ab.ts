@@ -34,7 +34,8 @@ import type { Child } from './e2e/ipc.js';
 import { machineInfo } from './e2e/report.js';
 import { summarizeProfiles, profileMarkdown, type ProfileSummary } from './e2e/profile.js';
 import { fmt, fmtInt, fmtRatio, fmtSummary, median, pairedRatios, summarize, type Summary } from './e2e/stats.js';
-import { orchestratorRound, type ThroughputKind, type ThroughputSample } from './scenarios/throughput.js';
+import { orchestratorRound, type DelaySummary, type ThroughputKind, type ThroughputSample } from './scenarios/throughput.js';
+import type { ProbeCounter } from './e2e/probe.js';
 
 export interface AbSide {
   label: 'A' | 'B';
@@ -315,6 +316,7 @@ export function abMarkdown(r: AbReport): string {
       ...keys.slice(0, 16).map((key) => `| \`${key.replaceAll('|', '\\|')}\` | ${k1(a.statements[key] ?? 0)} | ${k1(b.statements[key] ?? 0)} |`),
     );
   }
+  for (const k of kinds) lines.push(...probeSection(r.scenarios[k]!, LABELS[k]));
   const times = Object.entries(r.timing).map(([k, t]) => `${LABELS[k as ThroughputKind] ?? k} ${fmt(t.seconds)} s (load ${t.loadBefore.toFixed(1)} → ${t.loadAfter.toFixed(1)})`);
   if (times.length) lines.push('', `Scenario times: ${times.join(', ')}.`);
   if (r.concurrentRuns?.length) lines.push('', `⚠ Other benchmark runs used the same servers meanwhile (${r.concurrentRuns.join(', ')}): figures disturbed.`);
@@ -322,6 +324,51 @@ export function abMarkdown(r: AbReport): string {
   for (const [name, error] of Object.entries(r.errors)) lines.push('', `**${name} failed**: ${error}`);
   for (const p of r.profiles ?? []) lines.push('', profileMarkdown(p));
   return lines.join('\n');
+}
+
+/** BENCH_PROBE: the hot-path counters, mean per round, A beside B; and the fan-in delays. */
+function probeSection(s: AbScenarioResult, label: string): string[] {
+  const sides = [s.A.rounds.filter((x) => x.probe), s.B.rounds.filter((x) => x.probe)] as const;
+  if (!sides[0].length || !sides[1].length) return [];
+  const mean = (rounds: readonly AbRound[], name: string, f: (c: ProbeCounter) => number): number =>
+    rounds.reduce((a, x) => a + (x.probe![name] ? f(x.probe![name]!) : 0), 0) / rounds.length;
+  const maxOf = (rounds: readonly AbRound[], name: string, f: (c: ProbeCounter) => number): number =>
+    Math.max(0, ...rounds.map((x) => (x.probe![name] ? f(x.probe![name]!) : 0)));
+  const names = [...new Set(sides.flatMap((rounds) => rounds.flatMap((x) => Object.keys(x.probe!))))].sort();
+  const cell = (rounds: readonly AbRound[], name: string): string => {
+    const calls = mean(rounds, name, (c) => c.calls);
+    if (!calls) return '– | – | – | –';
+    const items = mean(rounds, name, (c) => c.items);
+    const ms = mean(rounds, name, (c) => c.ms);
+    const wait = mean(rounds, name, (c) => c.waitMs ?? Number.NaN);
+    return `${fmt(calls)} | ${items ? fmt(items / calls) : '–'} | ${fmt(ms / calls)} (max ${fmt(maxOf(rounds, name, (c) => c.maxMs))}) | ${Number.isNaN(wait) ? '–' : `${fmt(wait / calls)} (max ${fmt(maxOf(rounds, name, (c) => c.maxWaitMs ?? 0))})`}`;
+  };
+  const lines = [
+    '',
+    `**Hot path, ${label}** (BENCH_PROBE; per round, mean of ${sides[0].length} / ${sides[1].length} rounds: calls, items per call, wall ms per call, and for reactions the ms each waited for its project's earlier ones):`,
+    '',
+    '| method | A calls | A items/call | A ms/call | A wait ms | B calls | B items/call | B ms/call | B wait ms |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...names.map((n) => `| ${n} | ${cell(sides[0], n)} | ${cell(sides[1], n)} |`),
+  ];
+  const delays = [s.A.rounds.filter((x) => x.delays), s.B.rounds.filter((x) => x.delays)] as const;
+  if (delays[0].length && delays[1].length) {
+    const d = (rounds: readonly AbRound[], pick: (x: NonNullable<AbRound['delays']>) => DelaySummary): string => {
+      const m = (f: (x: DelaySummary) => number): string => fmt(median(rounds.map((x) => f(pick(x.delays!)))));
+      return `${m((x) => x.p50)} / ${m((x) => x.p90)} / ${m((x) => x.p99)} / ${m((x) => x.max)}`;
+    };
+    lines.push(
+      '',
+      `**Fan-in delays** (ms, p50 / p90 / p99 / max, median of rounds; from the status messages' arrivals):`,
+      '',
+      '| delay | A | B |',
+      '| --- | ---: | ---: |',
+      `| parent: last child COMPLETED → parent READY (promotion) | ${d(delays[0], (x) => x.promote)} | ${d(delays[1], (x) => x.promote)} |`,
+      `| parent: READY → RUNNING | ${d(delays[0], (x) => x.dispatch)} | ${d(delays[1], (x) => x.dispatch)} |`,
+      `| child: READY → RUNNING | ${d(delays[0], (x) => x.childDispatch)} | ${d(delays[1], (x) => x.childDispatch)} |`,
+    );
+  }
+  return lines;
 }
 
 /** A per-task figure per 1 000 tasks. */

@@ -11,6 +11,7 @@ import type { BenchEnv, Infra } from './infra.js';
 import { Child } from './ipc.js';
 import type { MemoryReport, OrchestratorProcSettings, StartedNotice } from './orchestrator-proc.js';
 import type { IoStats } from './io-stats.js';
+import type { ProbeStats } from './probe.js';
 import { sleep, wallMs } from './stats.js';
 
 export interface Ctx {
@@ -67,6 +68,7 @@ export class OrchestratorProc {
       // The run id in it: CpuMeter finds this run's PostgreSQL backends by application_name.
       instanceId: `bench-${c.runId}-${label}`.replace(/[^A-Za-z0-9_.-]/g, '_'),
       ...(srcRoot ? { srcRoot } : {}),
+      ...(c.probe ? { probe: true } : {}),
     };
     // One directory per process: tsx's loader thread writes a profile of its own.
     const profDir = join(ctx.outDir, 'profiles', `orchestrator-${label}`);
@@ -94,6 +96,11 @@ export class OrchestratorProc {
 
   io(): Promise<IoStats> {
     return this.child.request<IoStats>('io');
+  }
+
+  /** The hot-path counters since the last call (BENCH_PROBE), and which methods are wrapped. */
+  probe(): Promise<{ wrapped: string[]; stats: ProbeStats }> {
+    return this.child.request('probe');
   }
 
   /** Stops the process; with profiling, its main thread's profile becomes profiles/orchestrator-<label>.cpuprofile. */
@@ -128,15 +135,26 @@ export class StatusWatch {
   /** Arrival times of READY → RUNNING, when `recordDispatches`. */
   dispatchTimes: number[] = [];
   recordDispatches = false;
+  /** Per task, when `recordTasks`: arrival times of its creation, READY, first RUNNING and COMPLETED. */
+  tasks = new Map<string, { created?: number; ready?: number; running?: number; completed?: number }>();
+  recordTasks = false;
   private readonly sub: Subscription;
 
   constructor(private readonly nc: NatsConnection, subjectPrefix: string) {
     this.sub = nc.subscribe(`${subjectPrefix}.status.>`, {
       callback: (_err, m) => {
         if (!m) return;
-        const body = m.json<{ from: string | null; to: string }>();
+        const body = m.json<{ taskId: string; from: string | null; to: string }>();
         const now = wallMs();
         this.transitions++;
+        if (this.recordTasks) {
+          let t = this.tasks.get(body.taskId);
+          if (!t) this.tasks.set(body.taskId, (t = {}));
+          if (body.from === null) t.created = now;
+          if (body.to === 'READY') t.ready ??= now;
+          else if (body.to === 'RUNNING') t.running ??= now;
+          else if (body.to === 'COMPLETED') t.completed = now;
+        }
         if (body.from === null) {
           this.created++;
           this.lastCreatedAt = now;

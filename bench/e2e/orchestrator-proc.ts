@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { installIoStats, takeIoStats } from './io-stats.js';
+import { installProbe, takeProbe } from './probe.js';
 import { notify, serve } from './ipc.js';
 import { wallMs } from './stats.js';
 import { BENCH_TASK_TYPES, benchPipeline } from './workload.js';
@@ -48,6 +49,8 @@ export interface OrchestratorProcSettings {
   instanceId: string;
   /** Another checkout whose src/ (and node_modules) this process runs; default this tree. */
   srcRoot?: string;
+  /** Counters on the hot path (bench/e2e/probe.ts). */
+  probe?: boolean;
 }
 
 export interface StartedNotice {
@@ -76,6 +79,8 @@ const s = JSON.parse(process.env.BENCH_ORCH ?? 'null') as OrchestratorProcSettin
 if (!s) throw new Error('BENCH_ORCH is not set: this process is started by bench/run.ts');
 if (s.ioStats) installIoStats(s.srcRoot);
 const { NatsEventBus, OrchestratorFactory, connectNats, createBlackboard, createLogger, loadConfig } = await loadLib(s.srcRoot);
+const root = s.srcRoot ?? fileURLToPath(new URL('../..', import.meta.url));
+const probed = s.probe ? await installProbe(root) : [];
 
 const config = loadConfig({}, {
   database: { url: s.databaseUrl, schema: s.schema, poolSize: 10 },
@@ -136,6 +141,7 @@ serve({
     return memory();
   },
   io: async () => takeIoStats(),
+  probe: async () => ({ wrapped: probed, stats: takeProbe() }),
   stop: async () => {
     await stop();
     // Exit after the reply is out; --cpu-prof writes its profile on a normal exit.
@@ -152,5 +158,5 @@ notify({
   startAt,
   startedAt,
   live: orchestrator.core.registry.liveCount,
-  src: s.srcRoot ?? fileURLToPath(new URL('../..', import.meta.url)),
+  src: root,
 } satisfies StartedNotice);
