@@ -2,7 +2,7 @@
  * What every scenario gets: the settings, the shared connections, the agents process,
  * and how to start an orchestrator process on an environment; plus the status watcher.
  */
-import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { RESULTS_DIR, type BenchConfig } from './config.js';
@@ -103,13 +103,24 @@ export class OrchestratorProc {
     return this.child.request('probe');
   }
 
-  /** Stops the process; with profiling, its main thread's profile becomes profiles/orchestrator-<label>.cpuprofile. */
+  /** Marks a moment of the measured window (`start`, `end`) on the profile's clock: profile-diff.ts counts only what lies between. */
+  async mark(name: string): Promise<void> {
+    if (this.profDir) await this.child.request('mark', { name });
+  }
+
+  /**
+   * Stops the process; with profiling, its main thread's profile becomes
+   * profiles/orchestrator-<label>.cpuprofile, and the marks of its measured window
+   * profiles/orchestrator-<label>.window.json.
+   */
   async stop(): Promise<{ graceful: boolean }> {
+    const marks = this.profDir ? await this.child.request<Record<string, number>>('marks', undefined, 5_000).catch(() => null) : null;
     const outcome = await this.child.stop(20_000);
     if (this.profDir && existsSync(this.profDir)) {
       // CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; the main thread is 0.
       const main = readdirSync(this.profDir).find((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f));
       if (main) renameSync(join(this.profDir, main), join(this.profDir, '..', `orchestrator-${this.label}.cpuprofile`));
+      if (main && marks) writeFileSync(join(this.profDir, '..', `orchestrator-${this.label}.window.json`), `${JSON.stringify(marks)}\n`);
       rmSync(this.profDir, { recursive: true, force: true });
     }
     return outcome;

@@ -107,6 +107,7 @@ const orchestrator = await OrchestratorFactory.createAndStart(blackboard, bus, c
 });
 const startedAt = wallMs();
 
+const marks: Record<string, number> = {};
 let stopping: Promise<void> | null = null;
 async function stop(): Promise<void> {
   stopping ??= (async () => {
@@ -142,6 +143,12 @@ serve({
   },
   io: async () => takeIoStats(),
   probe: async () => ({ wrapped: probed, stats: takeProbe() }),
+  // Moments of the measured window on the CPU profile's clock (monotonic µs, as V8's profile timestamps).
+  mark: async (args) => {
+    marks[(args as { name: string }).name] = Number(process.hrtime.bigint() / 1000n);
+    return null;
+  },
+  marks: async () => marks,
   stop: async () => {
     await stop();
     // Exit after the reply is out; --cpu-prof writes its profile on a normal exit.

@@ -9,11 +9,15 @@
  *     --a bench/results/ab-…/profiles/orchestrator-A-deps-*.cpuprofile \
  *     --b bench/results/ab-…/profiles/orchestrator-B-deps-*.cpuprofile [--top 40] [--match src/]
  *
+ * A profile with a `<name>.window.json` beside it (`{ "start": µs, "end": µs }`, written by
+ * the benchmark: the measured window on the profile's clock) counts only the samples in
+ * that window — not the process's start-up nor its stop.
+ *
  * Function keys are `name file:line` with the file relative to its src/ or node_modules
  * package, so the same function of both checkouts matches when its line did not move, and
  * by name and file (`--by name`) when it did.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
 interface ProfileNode {
@@ -63,6 +67,9 @@ export function profileCosts(files: readonly string[], byName = false): ProfileC
   let busy = 0;
   for (const file of files) {
     const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+    const windowFile = file.replace(/\.cpuprofile$/, '.window.json');
+    const win = existsSync(windowFile) ? (JSON.parse(readFileSync(windowFile, 'utf8')) as { start?: number; end?: number }) : {};
+    let at = p.startTime;
     const parent = new Map<number, number>();
     const nodes = new Map<number, ProfileNode>();
     for (const n of p.nodes) {
@@ -73,6 +80,8 @@ export function profileCosts(files: readonly string[], byName = false): ProfileC
     for (const n of p.nodes) keys.set(n.id, key(n.callFrame, byName));
     for (let i = 0; i < p.samples.length; i++) {
       // The delta after a sample is the time it stands for (the next one's timeDelta).
+      at += p.timeDeltas[i] ?? 0;
+      if ((win.start !== undefined && at < win.start) || (win.end !== undefined && at > win.end)) continue;
       const ms = (p.timeDeltas[i + 1] ?? 0) / 1000;
       const leaf = p.samples[i]!;
       const leafKey = keys.get(leaf)!;

@@ -147,6 +147,7 @@ export async function orchestratorRound(
     if (c.probe) await orchestrator.probe();
 
     await ctx.cpu?.refresh();
+    await orchestrator.mark('start');
     const cpuBefore = ctx.cpu?.read(orchestrator.child.pid);
     const t0 = wallMs();
     const deadline = Date.now() + c.phaseLimitMs;
@@ -157,6 +158,7 @@ export async function orchestratorRound(
     const w = watch;
     const done = await w.until(() => w.completed >= work.total, deadline);
     const end = done ? w.lastCompletedAt : wallMs();
+    await orchestrator.mark('end');
     await ctx.cpu?.refresh();
     const cpuAfter = ctx.cpu?.read(orchestrator.child.pid);
     const cpu = cpuBefore && cpuAfter ? CpuMeter.usage(cpuBefore, cpuAfter) : undefined;
