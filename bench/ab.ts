@@ -62,6 +62,8 @@ export interface AbSideResult extends Summary {
   coresBusy: number;
   /** Cores the rest of the machine (other jobs) took over the measured window, per round. */
   otherCores: Summary;
+  /** Tasks/s per core left by other jobs (rate ÷ (cores − otherCores)), per round: the rate corrected for contention, when CPU-bound. */
+  perFreeCore: Summary;
   /** Per completed task, median round by transitions: SQL statements, Redis commands, and each statement. */
   io?: { sqlPerTask: number; redisPerTask: number; sqlWaitMsPerTask: number; statements: Record<string, number>; redis: Record<string, number> };
 }
@@ -77,6 +79,8 @@ export interface AbScenarioResult {
   cpuRatio: number;
   /** B ÷ A per pair of rounds (round i of each side), summarised. */
   pairedRatio: Summary;
+  /** median(B) ÷ median(A) of the rates per core left by other jobs. */
+  perFreeCoreRatio: number;
 }
 
 export interface AbReport {
@@ -159,6 +163,7 @@ function sideResult(rounds: AbRound[]): AbSideResult {
     cpuPerTask,
     coresBusy: median(usable.map((s) => all(s) / s.seconds)),
     otherCores: summarize(rounds.map((s) => (s.otherCpu ?? Number.NaN) / s.seconds)),
+    perFreeCore: summarize(rounds.map((s) => s.rate / Math.max(0.1, cpus().length - (s.otherCpu ?? Number.NaN) / s.seconds))),
   };
   const withIo = rounds.filter((s) => s.io && s.completed > 0);
   if (withIo.length) {
@@ -227,6 +232,7 @@ async function runScenario(ctx: Ctx, kind: ThroughputKind, sides: { A: AbSide; B
     B,
     ratio: B.median / A.median,
     cpuRatio: (A.cpuPerTask.all ?? Number.NaN) / (B.cpuPerTask.all ?? Number.NaN),
+    perFreeCoreRatio: B.perFreeCore.median / A.perFreeCore.median,
     pairedRatio: pairedRatios(samples.B.map((s) => s.rate), samples.A.map((s) => s.rate)),
   };
 }
@@ -267,6 +273,10 @@ export function abMarkdown(r: AbReport): string {
     ...kinds.map((k) => {
       const s = r.scenarios[k]!;
       return `| ${LABELS[k]}, CPU per task of this run's processes (µs; B ÷ A: A's ÷ B's) | ${fmt(s.A.cpuPerTask.all ?? Number.NaN)} | ${fmt(s.B.cpuPerTask.all ?? Number.NaN)} | ${fmtRatio(s.cpuRatio)} | – | ${s.cpuRatio >= r.floor ? 'yes' : 'no'} |`;
+    }),
+    ...kinds.map((k) => {
+      const s = r.scenarios[k]!;
+      return `| ${LABELS[k]}, tasks/s per core left by other jobs (rate ÷ (${cpus().length} − other jobs' cores)) | ${fmtSummary(s.A.perFreeCore)} | ${fmtSummary(s.B.perFreeCore)} | ${fmtRatio(s.perFreeCoreRatio)} | – | ${s.perFreeCoreRatio >= r.floor ? 'yes' : 'no'} |`;
     }),
     ...kinds.map((k) => {
       const s = r.scenarios[k]!;
