@@ -303,6 +303,7 @@ export function abMarkdown(r: AbReport): string {
         });
         return `| ${name} | ${cells.join(' | ')} |`;
       }),
+      ...threadRows(r, withCpu),
       `| cores busy (this run) | ${withCpu.map((k) => `${fmt(r.scenarios[k]!.A.coresBusy)} | ${fmt(r.scenarios[k]!.B.coresBusy)} | –`).join(' | ')} |`,
     );
   }
@@ -334,6 +335,25 @@ export function abMarkdown(r: AbReport): string {
   for (const [name, error] of Object.entries(r.errors)) lines.push('', `**${name} failed**: ${error}`);
   for (const p of r.profiles ?? []) lines.push('', profileMarkdown(p));
   return lines.join('\n');
+}
+
+/** The orchestrator process's CPU per task by thread (main JS thread, V8 helpers, …), median of rounds. */
+function threadRows(r: AbReport, kinds: readonly ThroughputKind[]): string[] {
+  const names = new Set<string>();
+  for (const k of kinds) for (const side of ['A', 'B'] as const) for (const s of r.scenarios[k]![side].rounds) for (const n of Object.keys(s.orchestratorThreads ?? {})) names.add(n);
+  const perTask = (rounds: readonly AbRound[], name: string): number =>
+    median(rounds.filter((s) => s.orchestratorThreads && s.completed > 0).map((s) => ((s.orchestratorThreads![name] ?? 0) / s.completed) * 1e6));
+  return [...names]
+    .sort((a, b) => (a === 'main' ? -1 : b === 'main' ? 1 : a.localeCompare(b)))
+    .filter((n) => kinds.some((k) => perTask(r.scenarios[k]!.A.rounds, n) + perTask(r.scenarios[k]!.B.rounds, n) >= 1))
+    .map((n) => {
+      const cells = kinds.map((k) => {
+        const a = perTask(r.scenarios[k]!.A.rounds, n);
+        const b = perTask(r.scenarios[k]!.B.rounds, n);
+        return `${fmt(a)} | ${fmt(b)} | ${fmtRatio(b / a)}`;
+      });
+      return `| – orchestrator thread \`${n}\` | ${cells.join(' | ')} |`;
+    });
 }
 
 /** BENCH_PROBE: the hot-path counters, mean per round, A beside B; and the fan-in delays. */

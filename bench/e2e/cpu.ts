@@ -69,6 +69,38 @@ function machineTicks(): number | null {
   }
 }
 
+/**
+ * CPU ticks per thread name of one process (/proc/<pid>/task/*): the JS main thread is
+ * named after the executable (`node`), V8's helpers `V8Worker` (concurrent marking,
+ * parallel scavenge, background compilation), libuv's pool `libuv-worker`, and so on.
+ */
+export function threadTicks(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const name = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
+        const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+        const key = Number(tid) === pid ? 'main' : name;
+        out.set(key, (out.get(key) ?? 0) + Number(f[11]) + Number(f[12]));
+      } catch {
+        // the thread ended
+      }
+    }
+  } catch {
+    // the process ended, or no /proc
+  }
+  return out;
+}
+
+/** CPU seconds per thread name between two `threadTicks` readings (threads that ended in between are missed). */
+export function threadUsage(before: Map<string, number>, after: Map<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, ticks] of after) out[name] = (ticks - (before.get(name) ?? 0)) / TICKS_PER_SECOND;
+  return out;
+}
+
 export class CpuMeter {
   /** PostgreSQL backends of this run (and the server's background processes); null: every backend. */
   private ours: Set<number> | null = null;

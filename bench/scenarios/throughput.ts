@@ -13,7 +13,7 @@
  */
 import { FlowProducer, Queue } from 'bullmq';
 import type { Ctx } from '../e2e/context.js';
-import { CpuMeter, type CpuUsage } from '../e2e/cpu.js';
+import { CpuMeter, threadTicks, threadUsage, type CpuUsage } from '../e2e/cpu.js';
 import { OrchestratorProc, StatusWatch } from '../e2e/context.js';
 import { redisOptions } from '../e2e/infra.js';
 import type { IoStats } from '../e2e/io-stats.js';
@@ -54,6 +54,8 @@ export interface ThroughputSample {
   cpu?: CpuUsage;
   /** CPU seconds the rest of the machine (other jobs, other clients' backends) spent in the window. */
   otherCpu?: number;
+  /** CPU seconds of the orchestrator process per thread (main: the JS thread; V8Worker: GC and compiler helpers; …). */
+  orchestratorThreads?: Record<string, number>;
   gracefulStop?: boolean;
 }
 
@@ -148,6 +150,7 @@ export async function orchestratorRound(
 
     await ctx.cpu?.refresh();
     await orchestrator.mark('start');
+    const threadsBefore = ctx.cpu && orchestrator.child.pid ? threadTicks(orchestrator.child.pid) : null;
     const cpuBefore = ctx.cpu?.read(orchestrator.child.pid);
     const t0 = wallMs();
     const deadline = Date.now() + c.phaseLimitMs;
@@ -159,6 +162,7 @@ export async function orchestratorRound(
     const done = await w.until(() => w.completed >= work.total, deadline);
     const end = done ? w.lastCompletedAt : wallMs();
     await orchestrator.mark('end');
+    const orchestratorThreads = threadsBefore && orchestrator.child.pid ? threadUsage(threadsBefore, threadTicks(orchestrator.child.pid)) : undefined;
     await ctx.cpu?.refresh();
     const cpuAfter = ctx.cpu?.read(orchestrator.child.pid);
     const cpu = cpuBefore && cpuAfter ? CpuMeter.usage(cpuBefore, cpuAfter) : undefined;
@@ -192,6 +196,7 @@ export async function orchestratorRound(
       ...(delays ? { delays } : {}),
       ...(cpu ? { cpu } : {}),
       ...(otherCpu !== null ? { otherCpu } : {}),
+      ...(orchestratorThreads ? { orchestratorThreads } : {}),
     };
   } finally {
     watch?.close();
