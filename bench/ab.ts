@@ -352,7 +352,7 @@ function threadRows(r: AbReport, kinds: readonly ThroughputKind[]): string[] {
         const b = perTask(r.scenarios[k]!.B.rounds, n);
         return `${fmt(a)} | ${fmt(b)} | ${fmtRatio(b / a)}`;
       });
-      return `| – orchestrator thread \`${n}\` | ${cells.join(' | ')} |`;
+      return `| – orchestrator process, ${n === 'main' ? 'its JS thread' : n === 'helpers' ? 'its other threads (V8 GC and compiler, libuv)' : `thread ${n}`} | ${cells.join(' | ')} |`;
     });
 }
 

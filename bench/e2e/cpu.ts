@@ -70,9 +70,10 @@ function machineTicks(): number | null {
 }
 
 /**
- * CPU ticks per thread name of one process (/proc/<pid>/task/*): the JS main thread is
- * named after the executable (`node`), V8's helpers `V8Worker` (concurrent marking,
- * parallel scavenge, background compilation), libuv's pool `libuv-worker`, and so on.
+ * CPU ticks per thread of one process (/proc/<pid>/task/*): `main` is the JS thread (the
+ * process's own id); Node 20 names every other thread `node` as well — V8's platform
+ * workers (parallel scavenge, concurrent marking, background compilation), libuv's pool,
+ * the inspector — counted together as `helpers`.
  */
 export function threadTicks(pid: number): Map<string, number> {
   const out = new Map<string, number>();
@@ -82,7 +83,7 @@ export function threadTicks(pid: number): Map<string, number> {
         const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
         const name = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
         const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-        const key = Number(tid) === pid ? 'main' : name;
+        const key = Number(tid) === pid ? 'main' : name === 'node' ? 'helpers' : name;
         out.set(key, (out.get(key) ?? 0) + Number(f[11]) + Number(f[12]));
       } catch {
         // the thread ended
