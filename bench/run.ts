@@ -6,6 +6,7 @@
  *   BENCH_N=2000 npm run bench         a quick run (the other sizes scale with N)
  *   BENCH_ONLY=flat,latency npm run bench
  *   BENCH_CPU_PROF=1 npm run bench     CPU profiles of the orchestrator processes
+ *   BENCH_AB=<rev> npm run bench       instead: flat and fan-in of <rev> against this tree (bench/ab.ts)
  *
  * Prints a Markdown table and writes bench/results/e2e-<stamp>-<run>.json (plus logs and
  * profiles under bench/results/e2e-<stamp>-<run>/). Everything the run creates (schemas,
@@ -27,11 +28,11 @@ import { runLatency } from './scenarios/latency.js';
 import { runScale } from './scenarios/scale.js';
 import { runMemory } from './scenarios/memory.js';
 
+const abRev = process.env.BENCH_AB?.trim();
 const config = loadBenchConfig();
 const started = Date.now();
 const stamp = new Date(started).toISOString().replace(/[:.]/g, '-').slice(0, 19);
 const outDir = join(RESULTS_DIR, `e2e-${stamp}-${config.runId}`);
-mkdirSync(outDir, { recursive: true });
 const log = (message: string): void => console.error(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${message}`);
 
 let infra: Infra | null = null;
@@ -50,14 +51,14 @@ async function cleanup(): Promise<void> {
   return cleaning;
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    log(`${signal}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
 async function main(): Promise<number> {
+  mkdirSync(outDir, { recursive: true });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      log(`${signal}: cleaning up`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
   log(`run ${config.runId}: N=${config.n}, parents=${config.parents}, rounds=${config.rounds}, scenarios=${[...config.only].join(',')}`);
   infra = await Infra.connect(config);
   agents = spawnAgents(config, outDir);
@@ -116,7 +117,7 @@ async function main(): Promise<number> {
   return Object.keys(report.errors).length ? 1 : 0;
 }
 
-main()
+(abRev ? import('./ab.js').then((ab) => ab.runAb(abRev)) : main())
   .then((code) => {
     process.exitCode = code;
   })

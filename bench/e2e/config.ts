@@ -59,6 +59,8 @@ export interface BenchConfig {
   cpuProf: boolean;
   /** Count the orchestrator's SQL statements and Redis commands (a wrapper in its process). */
   ioStats: boolean;
+  /** BENCH_PROBE: counters on the orchestrator's hot path (bench/e2e/probe.ts) and, in the fan-in rounds, each parent's promotion delay. */
+  probe: boolean;
   only: Set<ScenarioName>;
   databaseUrl: string;
   redisUrl: string;
@@ -122,6 +124,7 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
     totalLimitMs: int(env, 'BENCH_TOTAL_LIMIT_S', 570) * 1000,
     cpuProf: flag(env, 'BENCH_CPU_PROF', false),
     ioStats: flag(env, 'BENCH_IO_STATS', true),
+    probe: flag(env, 'BENCH_PROBE', false),
     only: new Set((only.length ? only : SCENARIOS) as ScenarioName[]),
     databaseUrl: env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
     redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379',

@@ -2,7 +2,7 @@
  * What every scenario gets: the settings, the shared connections, the agents process,
  * and how to start an orchestrator process on an environment; plus the status watcher.
  */
-import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { RESULTS_DIR, type BenchConfig } from './config.js';
@@ -11,6 +11,7 @@ import type { BenchEnv, Infra } from './infra.js';
 import { Child } from './ipc.js';
 import type { MemoryReport, OrchestratorProcSettings, StartedNotice } from './orchestrator-proc.js';
 import type { IoStats } from './io-stats.js';
+import type { ProbeStats } from './probe.js';
 import { sleep, wallMs } from './stats.js';
 
 export interface Ctx {
@@ -43,11 +44,13 @@ export class OrchestratorProc {
 
   /** Spawns the orchestrator on `env`; resolves once it has started (start() resolved). */
   /** `maxRunning` overrides the orchestrator's MAX_CONCURRENT_TASKS (default: the configured one). */
+  /** `srcRoot`: run another checkout's orchestrator (its src/ and node_modules; bench/ab.ts), default this tree's. */
   static async start(
     ctx: Ctx,
     env: BenchEnv,
     label: string,
     maxRunning?: number,
+    srcRoot?: string,
   ): Promise<{ proc: OrchestratorProc; started: StartedNotice; spawnAt: number }> {
     const c = ctx.config;
     const settings: OrchestratorProcSettings = {
@@ -62,7 +65,10 @@ export class OrchestratorProc {
       priorityLevels: c.priorityLevels,
       children: c.children,
       ioStats: c.ioStats,
-      instanceId: `bench-${label}`.replace(/[^A-Za-z0-9_.-]/g, '_'),
+      // The run id in it: CpuMeter finds this run's PostgreSQL backends by application_name.
+      instanceId: `bench-${c.runId}-${label}`.replace(/[^A-Za-z0-9_.-]/g, '_'),
+      ...(srcRoot ? { srcRoot } : {}),
+      ...(c.probe ? { probe: true } : {}),
     };
     // One directory per process: tsx's loader thread writes a profile of its own.
     const profDir = join(ctx.outDir, 'profiles', `orchestrator-${label}`);
@@ -75,6 +81,7 @@ export class OrchestratorProc {
     });
     try {
       const started = (await child.notice('started', 180_000)) as unknown as StartedNotice;
+      if (srcRoot && started.src !== srcRoot) throw new Error(`orchestrator(${label}) runs ${started.src}, not ${srcRoot}`);
       return { proc: new OrchestratorProc(child, label, c.cpuProf ? profDir : null), started, spawnAt };
     } catch (err) {
       await child.stop(2_000);
@@ -91,13 +98,29 @@ export class OrchestratorProc {
     return this.child.request<IoStats>('io');
   }
 
-  /** Stops the process; with profiling, its main thread's profile becomes profiles/orchestrator-<label>.cpuprofile. */
+  /** The hot-path counters since the last call (BENCH_PROBE), and which methods are wrapped. */
+  probe(): Promise<{ wrapped: string[]; stats: ProbeStats }> {
+    return this.child.request('probe');
+  }
+
+  /** Marks a moment of the measured window (`start`, `end`) on the profile's clock: profile-diff.ts counts only what lies between. */
+  async mark(name: string): Promise<void> {
+    if (this.profDir) await this.child.request('mark', { name });
+  }
+
+  /**
+   * Stops the process; with profiling, its main thread's profile becomes
+   * profiles/orchestrator-<label>.cpuprofile, and the marks of its measured window
+   * profiles/orchestrator-<label>.window.json.
+   */
   async stop(): Promise<{ graceful: boolean }> {
+    const marks = this.profDir ? await this.child.request<Record<string, number>>('marks', undefined, 5_000).catch(() => null) : null;
     const outcome = await this.child.stop(20_000);
     if (this.profDir && existsSync(this.profDir)) {
       // CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; the main thread is 0.
       const main = readdirSync(this.profDir).find((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f));
       if (main) renameSync(join(this.profDir, main), join(this.profDir, '..', `orchestrator-${this.label}.cpuprofile`));
+      if (main && marks) writeFileSync(join(this.profDir, '..', `orchestrator-${this.label}.window.json`), `${JSON.stringify(marks)}\n`);
       rmSync(this.profDir, { recursive: true, force: true });
     }
     return outcome;
@@ -123,15 +146,26 @@ export class StatusWatch {
   /** Arrival times of READY → RUNNING, when `recordDispatches`. */
   dispatchTimes: number[] = [];
   recordDispatches = false;
+  /** Per task, when `recordTasks`: arrival times of its creation, READY, first RUNNING and COMPLETED. */
+  tasks = new Map<string, { created?: number; ready?: number; running?: number; completed?: number }>();
+  recordTasks = false;
   private readonly sub: Subscription;
 
   constructor(private readonly nc: NatsConnection, subjectPrefix: string) {
     this.sub = nc.subscribe(`${subjectPrefix}.status.>`, {
       callback: (_err, m) => {
         if (!m) return;
-        const body = m.json<{ from: string | null; to: string }>();
+        const body = m.json<{ taskId: string; from: string | null; to: string }>();
         const now = wallMs();
         this.transitions++;
+        if (this.recordTasks) {
+          let t = this.tasks.get(body.taskId);
+          if (!t) this.tasks.set(body.taskId, (t = {}));
+          if (body.from === null) t.created = now;
+          if (body.to === 'READY') t.ready ??= now;
+          else if (body.to === 'RUNNING') t.running ??= now;
+          else if (body.to === 'COMPLETED') t.completed = now;
+        }
         if (body.from === null) {
           this.created++;
           this.lastCreatedAt = now;

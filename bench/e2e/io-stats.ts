@@ -4,9 +4,11 @@
  * untouched): statements per prepared-statement name (or the statement's first words),
  * with the time each waited for its reply, and Redis commands per name.
  */
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { Redis } from 'ioredis';
-import { performance } from 'node:perf_hooks';
 
 export interface IoCounter {
   count: number;
@@ -48,8 +50,20 @@ function record(key: string, ms: number): void {
   } else sql.set(key, { count: 1, ms });
 }
 
-export function installIoStats(): void {
-  const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+/**
+ * Wraps the clients' prototypes. `srcRoot`: another checkout whose orchestrator runs in this
+ * process (bench/ab.ts) — its own node_modules' `pg` and `ioredis` are wrapped, since those
+ * are the ones its code uses.
+ */
+export function installIoStats(srcRoot?: string): void {
+  let pgClient: { prototype: unknown } = pg.Client;
+  let redisClass: { prototype: unknown } = Redis;
+  if (srcRoot) {
+    const require = createRequire(join(srcRoot, 'package.json'));
+    pgClient = (require('pg') as typeof pg).Client;
+    redisClass = (require('ioredis') as { Redis: typeof Redis }).Redis;
+  }
+  const proto = pgClient.prototype as { query: (...args: unknown[]) => unknown };
   const query = proto.query;
   proto.query = function (this: unknown, ...args: unknown[]): unknown {
     const key = sqlKey(args[0]);
@@ -74,7 +88,7 @@ export function installIoStats(): void {
     }
     return out;
   };
-  const rproto = Redis.prototype as unknown as { sendCommand: (...args: unknown[]) => unknown };
+  const rproto = redisClass.prototype as { sendCommand: (...args: unknown[]) => unknown };
   const send = rproto.sendCommand;
   rproto.sendCommand = function (this: unknown, ...args: unknown[]): unknown {
     const cmd = args[0] as { name?: string } | undefined;

@@ -3,21 +3,36 @@
  * on PostgreSQL + Redis, NATS event bus, streams ensured, orchestrator started), because
  * `startService` takes no `pipeline` / `taskTypes` options and the benchmark needs its own
  * no-op task type and pipeline. Settings come from BENCH_ORCH (JSON) only, never from the
- * rest of the environment. Started by bench/e2e/processes.ts; not meant to be run alone.
+ * rest of the environment. Started by bench/e2e/context.ts; not meant to be run alone.
+ *
+ * `srcRoot` (the A side of `npm run bench:ab`, bench/ab.ts) runs another checkout's
+ * orchestrator: its `src/index.ts` is imported instead of this tree's, with that
+ * checkout's own node_modules, while this harness (settings, pipeline, I/O counting, IPC)
+ * stays the same on both sides.
  */
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { installIoStats, takeIoStats } from './io-stats.js';
+import { installProbe, takeProbe } from './probe.js';
 import { notify, serve } from './ipc.js';
 import { wallMs } from './stats.js';
 import { BENCH_TASK_TYPES, benchPipeline } from './workload.js';
-import {
-  NatsEventBus,
-  OrchestratorFactory,
-  connectNats,
-  createBlackboard,
-  createLogger,
-  loadConfig,
-} from '../../src/index.js';
+
+/** What this process uses of the package's public API (src/index.ts), in every revision it runs. */
+type Lib = Pick<
+  typeof import('../../src/index.js'),
+  'NatsEventBus' | 'OrchestratorFactory' | 'connectNats' | 'createBlackboard' | 'createLogger' | 'loadConfig'
+>;
+const LIB_NAMES = ['NatsEventBus', 'OrchestratorFactory', 'connectNats', 'createBlackboard', 'createLogger', 'loadConfig'] as const;
+
+async function loadLib(srcRoot: string | undefined): Promise<Lib> {
+  if (!srcRoot) return import('../../src/index.js');
+  const lib = (await import(pathToFileURL(join(srcRoot, 'src', 'index.ts')).href)) as Partial<Lib>;
+  const missing = LIB_NAMES.filter((name) => lib[name] === undefined || lib[name] === null);
+  if (missing.length) throw new Error(`${srcRoot}/src/index.ts does not export ${missing.join(', ')}: bench/e2e/orchestrator-proc.ts cannot drive that revision`);
+  return lib as Lib;
+}
 
 export interface OrchestratorProcSettings {
   databaseUrl: string;
@@ -32,6 +47,10 @@ export interface OrchestratorProcSettings {
   children: number;
   ioStats: boolean;
   instanceId: string;
+  /** Another checkout whose src/ (and node_modules) this process runs; default this tree. */
+  srcRoot?: string;
+  /** Counters on the hot path (bench/e2e/probe.ts). */
+  probe?: boolean;
 }
 
 export interface StartedNotice {
@@ -42,6 +61,8 @@ export interface StartedNotice {
   startAt: number;
   startedAt: number;
   live: number;
+  /** The checkout whose src/ this process runs. */
+  src: string;
 }
 
 export interface MemoryReport {
@@ -56,7 +77,10 @@ export interface MemoryReport {
 const loadedAt = wallMs();
 const s = JSON.parse(process.env.BENCH_ORCH ?? 'null') as OrchestratorProcSettings | null;
 if (!s) throw new Error('BENCH_ORCH is not set: this process is started by bench/run.ts');
-if (s.ioStats) installIoStats();
+if (s.ioStats) installIoStats(s.srcRoot);
+const { NatsEventBus, OrchestratorFactory, connectNats, createBlackboard, createLogger, loadConfig } = await loadLib(s.srcRoot);
+const root = s.srcRoot ?? fileURLToPath(new URL('../..', import.meta.url));
+const probed = s.probe ? await installProbe(root) : [];
 
 const config = loadConfig({}, {
   database: { url: s.databaseUrl, schema: s.schema, poolSize: 10 },
@@ -83,6 +107,7 @@ const orchestrator = await OrchestratorFactory.createAndStart(blackboard, bus, c
 });
 const startedAt = wallMs();
 
+const marks: Record<string, number> = {};
 let stopping: Promise<void> | null = null;
 async function stop(): Promise<void> {
   stopping ??= (async () => {
@@ -117,6 +142,13 @@ serve({
     return memory();
   },
   io: async () => takeIoStats(),
+  probe: async () => ({ wrapped: probed, stats: takeProbe() }),
+  // Moments of the measured window on the CPU profile's clock (monotonic µs, as V8's profile timestamps).
+  mark: async (args) => {
+    marks[(args as { name: string }).name] = Number(process.hrtime.bigint() / 1000n);
+    return null;
+  },
+  marks: async () => marks,
   stop: async () => {
     await stop();
     // Exit after the reply is out; --cpu-prof writes its profile on a normal exit.
@@ -133,4 +165,5 @@ notify({
   startAt,
   startedAt,
   live: orchestrator.core.registry.liveCount,
+  src: root,
 } satisfies StartedNotice);

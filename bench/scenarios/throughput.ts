@@ -13,11 +13,12 @@
  */
 import { FlowProducer, Queue } from 'bullmq';
 import type { Ctx } from '../e2e/context.js';
-import { CpuMeter, type CpuUsage } from '../e2e/cpu.js';
+import { CpuMeter, threadTicks, threadUsage, type CpuUsage } from '../e2e/cpu.js';
 import { OrchestratorProc, StatusWatch } from '../e2e/context.js';
 import { redisOptions } from '../e2e/infra.js';
 import type { IoStats } from '../e2e/io-stats.js';
-import { pairedRatios, summarize, wallMs, type Summary } from '../e2e/stats.js';
+import type { ProbeStats } from '../e2e/probe.js';
+import { pairedRatios, percentile, summarize, wallMs, type Summary } from '../e2e/stats.js';
 import { fanInWork, flatWork } from '../e2e/workload.js';
 
 export type ThroughputKind = 'flat' | 'deps';
@@ -45,9 +46,31 @@ export interface ThroughputSample {
   addSeconds?: number;
   statusCounts?: Record<string, number>;
   io?: IoStats;
+  /** BENCH_PROBE: hot-path counters of the orchestrator process. */
+  probe?: ProbeStats;
+  /** BENCH_PROBE, fan-in: ms from a parent's last child COMPLETED to the parent READY, and from READY to RUNNING (status arrivals). */
+  delays?: { parents: number; promote: DelaySummary; dispatch: DelaySummary; childDispatch: DelaySummary };
   /** CPU seconds per process group over the measured window (Linux). */
   cpu?: CpuUsage;
+  /** CPU seconds the rest of the machine (other jobs, other clients' backends) spent in the window. */
+  otherCpu?: number;
+  /** CPU seconds of the orchestrator process per thread (main: the JS thread; V8Worker: GC and compiler helpers; …). */
+  orchestratorThreads?: Record<string, number>;
   gracefulStop?: boolean;
+}
+
+export interface DelaySummary {
+  n: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+function delaySummary(values: number[]): DelaySummary {
+  const mean = values.length ? values.reduce((a, b) => a + b, 0) / values.length : Number.NaN;
+  return { n: values.length, p50: percentile(values, 50), p90: percentile(values, 90), p99: percentile(values, 99), max: values.length ? Math.max(...values) : Number.NaN, mean };
 }
 
 export interface ThroughputResult {
@@ -93,9 +116,18 @@ export async function runThroughput(ctx: Ctx, kind: ThroughputKind): Promise<Thr
   };
 }
 
-async function orchestratorRound(ctx: Ctx, kind: ThroughputKind, round: number): Promise<ThroughputSample> {
+/**
+ * One orchestrator round on a fresh environment. `side` (bench/ab.ts): a label for the
+ * environment and the process, and another checkout whose orchestrator runs (its src/).
+ */
+export async function orchestratorRound(
+  ctx: Ctx,
+  kind: ThroughputKind,
+  round: number,
+  side: { label: string; srcRoot?: string } = { label: '' },
+): Promise<ThroughputSample> {
   const c = ctx.config;
-  const env = ctx.infra.newEnv(`${kind}${round}`);
+  const env = ctx.infra.newEnv(`${side.label}${kind}${round}`);
   const projectId = `bench_${kind}`;
   const work =
     kind === 'flat'
@@ -105,15 +137,20 @@ async function orchestratorRound(ctx: Ctx, kind: ThroughputKind, round: number):
   let watch: StatusWatch | null = null;
   let agentsUp = false;
   try {
-    ({ proc: orchestrator } = await OrchestratorProc.start(ctx, env, `${kind}-${round}`));
+    ({ proc: orchestrator } = await OrchestratorProc.start(ctx, env, `${side.label ? `${side.label}-` : ''}${kind}-${round}`, undefined, side.srcRoot));
     await ctx.agents.request('startNats', { subjectPrefix: env.subjectPrefix, concurrency: c.agentConcurrency });
     agentsUp = true;
     watch = new StatusWatch(ctx.infra.nc, env.subjectPrefix);
+    watch.recordTasks = c.probe && kind === 'deps';
     await watch.ready();
     await ctx.infra.publishEvent(env, projectId, 'PROJECT_CREATED', `${env.id}_created`, { title: `bench ${kind}` });
     await ctx.infra.waitForProject(env, projectId);
     if (c.ioStats) await orchestrator.io(); // reset: count only the measured work
+    if (c.probe) await orchestrator.probe();
 
+    await ctx.cpu?.refresh();
+    await orchestrator.mark('start');
+    const threadsBefore = ctx.cpu && orchestrator.child.pid ? threadTicks(orchestrator.child.pid) : null;
     const cpuBefore = ctx.cpu?.read(orchestrator.child.pid);
     const t0 = wallMs();
     const deadline = Date.now() + c.phaseLimitMs;
@@ -124,9 +161,16 @@ async function orchestratorRound(ctx: Ctx, kind: ThroughputKind, round: number):
     const w = watch;
     const done = await w.until(() => w.completed >= work.total, deadline);
     const end = done ? w.lastCompletedAt : wallMs();
-    const cpu = cpuBefore && ctx.cpu ? CpuMeter.usage(cpuBefore, ctx.cpu.read(orchestrator.child.pid)) : undefined;
+    await orchestrator.mark('end');
+    const orchestratorThreads = threadsBefore && orchestrator.child.pid ? threadUsage(threadsBefore, threadTicks(orchestrator.child.pid)) : undefined;
+    await ctx.cpu?.refresh();
+    const cpuAfter = ctx.cpu?.read(orchestrator.child.pid);
+    const cpu = cpuBefore && cpuAfter ? CpuMeter.usage(cpuBefore, cpuAfter) : undefined;
+    const otherCpu = cpuBefore && cpuAfter && cpu ? CpuMeter.other(cpuBefore, cpuAfter, cpu) : null;
     const completed = w.completed;
     const io = c.ioStats ? await orchestrator.io() : undefined;
+    const probe = c.probe ? (await orchestrator.probe()).stats : undefined;
+    const delays = watch.recordTasks ? await promotionDelays(ctx, env.schema, w) : undefined;
     const statusCounts = await ctx.infra.countByStatus(env);
     if (done && (statusCounts.COMPLETED ?? 0) !== completed) {
       ctx.log(`${kind} ${round}: the status subject showed ${completed} COMPLETED, PostgreSQL has ${statusCounts.COMPLETED ?? 0}`);
@@ -148,15 +192,44 @@ async function orchestratorRound(ctx: Ctx, kind: ThroughputKind, round: number):
       transitions: w.transitions,
       statusCounts,
       ...(io ? { io } : {}),
+      ...(probe ? { probe } : {}),
+      ...(delays ? { delays } : {}),
       ...(cpu ? { cpu } : {}),
+      ...(otherCpu !== null ? { otherCpu } : {}),
+      ...(orchestratorThreads ? { orchestratorThreads } : {}),
     };
   } finally {
     watch?.close();
     const stopped = orchestrator ? await orchestrator.stop() : { graceful: true };
-    if (!stopped.graceful) ctx.log(`orchestrator ${kind}-${round} did not stop in time: killed`);
+    if (!stopped.graceful) ctx.log(`orchestrator ${orchestrator?.label ?? kind} did not stop in time: killed`);
     if (agentsUp) await ctx.agents.request('stopNats');
     await ctx.infra.dropEnv(env);
   }
+}
+
+/** Each parent's promotion delay (its last child COMPLETED → READY) and dispatch delay (READY → RUNNING), from the status arrivals. */
+async function promotionDelays(ctx: Ctx, schema: string, w: StatusWatch): Promise<NonNullable<ThroughputSample['delays']>> {
+  const { rows } = await ctx.infra.pg.query<{ task_id: string; dependencies: string[] }>(
+    `SELECT task_id, dependencies FROM ${schema}.tasks WHERE jsonb_array_length(dependencies) > 0`,
+  );
+  const promote: number[] = [];
+  const dispatch: number[] = [];
+  const childDispatch: number[] = [];
+  const children = new Set<string>();
+  for (const r of rows) {
+    const parent = w.tasks.get(r.task_id);
+    const done = r.dependencies.map((d) => w.tasks.get(d)?.completed);
+    for (const d of r.dependencies) children.add(d);
+    if (!parent?.ready || done.some((t) => t === undefined)) continue; // a status message lost (core NATS)
+    promote.push(parent.ready - Math.max(...(done as number[])));
+    if (parent.running) dispatch.push(parent.running - parent.ready);
+  }
+  for (const id of children) {
+    const t = w.tasks.get(id);
+    const since = t?.ready ?? t?.created;
+    if (t?.running && since) childDispatch.push(t.running - since);
+  }
+  return { parents: rows.length, promote: delaySummary(promote), dispatch: delaySummary(dispatch), childDispatch: delaySummary(childDispatch) };
 }
 
 async function bullRound(ctx: Ctx, kind: ThroughputKind, round: number): Promise<ThroughputSample> {
@@ -175,6 +248,7 @@ async function bullRound(ctx: Ctx, kind: ThroughputKind, round: number): Promise
     await flows?.waitUntilReady();
     await ctx.agents.request('startBull', { queueName, prefix, concurrency: c.concurrency });
     workerUp = true;
+    await ctx.cpu?.refresh();
     const cpuBefore = ctx.cpu?.read();
     const t0 = wallMs();
     const deadline = Date.now() + c.bullLimitMs;
@@ -186,7 +260,10 @@ async function bullRound(ctx: Ctx, kind: ThroughputKind, round: number): Promise
       { target: total, deadline },
       c.bullLimitMs + 30_000,
     );
-    const cpu = cpuBefore && ctx.cpu ? CpuMeter.usage(cpuBefore, ctx.cpu.read()) : undefined;
+    await ctx.cpu?.refresh();
+    const cpuAfter = ctx.cpu?.read();
+    const cpu = cpuBefore && cpuAfter ? CpuMeter.usage(cpuBefore, cpuAfter) : undefined;
+    const otherCpu = cpuBefore && cpuAfter && cpu ? CpuMeter.other(cpuBefore, cpuAfter, cpu) : null;
     const done = r.completed >= total;
     const seconds = ((done ? r.lastCompletedAt : wallMs()) - t0) / 1000;
     return {
@@ -197,6 +274,7 @@ async function bullRound(ctx: Ctx, kind: ThroughputKind, round: number): Promise
       capped: !done,
       addSeconds: (added - t0) / 1000,
       ...(cpu ? { cpu } : {}),
+      ...(otherCpu !== null ? { otherCpu } : {}),
     };
   } finally {
     if (workerUp) await ctx.agents.request('stopBull');
