@@ -23,6 +23,37 @@ export const PUBLISH_COST_FACTOR = 20;
 /** Marks a project whose scheduled status is being computed (in `publishing`). */
 const COMPUTING = Symbol('computing');
 
+interface CostObservationToWrite {
+  taskType: string;
+  agent: string;
+  cost: number;
+  count: number;
+  at: Date;
+}
+
+/**
+ * Observations of the same (task type, agent), in order, folded into one: `count` samples
+ * of mean `cost` move an exponentially weighted mean by weight w = 1 − (1 − α)^count, so
+ * two in a row, (c₁, n₁) then (c₂, n₂), move it exactly as one of n₁ + n₂ samples of mean
+ * ((1 − w₂)·w₁·c₁ + w₂·c₂) / (1 − (1 − α)^(n₁+n₂)), whatever the mean was before.
+ */
+export function foldObservations(list: readonly CostObservationToWrite[], alpha = COST_EWMA_ALPHA): CostObservationToWrite[] {
+  const folded = new Map<string, CostObservationToWrite>();
+  for (const o of list) {
+    const key = `${o.taskType}|${o.agent}`;
+    const prev = folded.get(key);
+    if (!prev) {
+      folded.set(key, { ...o });
+      continue;
+    }
+    const w1 = 1 - (1 - alpha) ** prev.count;
+    const w2 = 1 - (1 - alpha) ** o.count;
+    const w = 1 - (1 - alpha) ** (prev.count + o.count);
+    folded.set(key, { ...o, cost: ((1 - w2) * w1 * prev.cost + w2 * o.cost) / w, count: prev.count + o.count });
+  }
+  return [...folded.values()];
+}
+
 /** What the budget checker needs: the context without the task registry (whose estimates it makes). */
 export type BudgetContext = Omit<Core, 'registry' | 'inspect'>;
 
@@ -87,11 +118,13 @@ export class BudgetChecker {
 
   private async writeCosts(): Promise<void> {
     try {
-      for (let next = this.unwritten.shift(); next; next = this.unwritten.shift()) {
-        const { taskType, agent, cost, count, at } = next;
-        await this.core.costs
-          .observe(taskType, agent, cost, COST_EWMA_ALPHA, at, count)
-          .catch((err: unknown) => this.core.logger.warn({ err, taskType, agent }, 'could not store a cost observation'));
+      while (this.unwritten.length) {
+        // What came while the last write ran, one write per (task type, agent).
+        for (const { taskType, agent, cost, count, at } of foldObservations(this.unwritten.splice(0))) {
+          await this.core.costs
+            .observe(taskType, agent, cost, COST_EWMA_ALPHA, at, count)
+            .catch((err: unknown) => this.core.logger.warn({ err, taskType, agent }, 'could not store a cost observation'));
+        }
       }
     } finally {
       this.writingCosts = null;

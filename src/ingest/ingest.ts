@@ -234,7 +234,11 @@ export class Ingest {
       }
       await this.budget.afterChange(event.projectId, false, project);
     }
-    const pending = created.filter((r) => r.status === 'PENDING').map((r) => r.taskId);
+    // A task waiting on a task of this same event cannot be promoted now (that one was
+    // just created, it is not final); it is promoted when its last dependency completes
+    // (`pushDependents`, in a reaction of the project that comes after this one).
+    const createdIds = new Set(created.map((r) => r.taskId));
+    const pending = created.filter((r) => r.status === 'PENDING' && !r.dependencies.some((d) => createdIds.has(d))).map((r) => r.taskId);
     if (pending.length) await this.promotion.promoteMany(pending);
   }
 

@@ -31,6 +31,15 @@ interface ResultsFollowUp {
   budget: ProjectBudget | undefined;
 }
 
+/** A later batch's follow-up folded into a waiting one (its budget is the later write's). */
+function mergeFollowUps(waiting: ResultsFollowUp, later: ResultsFollowUp): void {
+  waiting.done.push(...later.done);
+  waiting.completed.push(...later.completed);
+  waiting.failed.push(...later.failed);
+  waiting.raised.push(...later.raised);
+  if (later.budget) waiting.budget = later.budget;
+}
+
 /**
  * Taking results (and heartbeats) from agents. Results that arrive together are decided
  * together, on the rows (a stale copy is decided again on the fresh row), and committed in
@@ -184,7 +193,12 @@ export class Results {
     for (const c of costs.values()) this.budget.observe(c.taskType, c.agent, c.sum / c.n, c.n);
     await this.scheduler.settled(settled);
     const reacted = new Map<string, Promise<void>>();
-    for (const [projectId, f] of follow) reacted.set(projectId, this.reactions.run(projectId, 'results', () => this.afterResults(projectId, f)));
+    // Results batches of a project whose reactions would follow one another (nothing else of
+    // the project queued between them) are followed up together: one lookup of dependents,
+    // one promotion batch, one budget status, instead of one of each per batch.
+    for (const [projectId, f] of follow) {
+      reacted.set(projectId, this.reactions.runMerged(projectId, 'results', f, mergeFollowUps, (all) => this.afterResults(projectId, all)));
+    }
     batch.forEach((b, index) => {
       const r = reacted.get(b.projectId);
       if (r && !errors[index]) b.reacted = r;

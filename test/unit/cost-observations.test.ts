@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BudgetChecker, COST_EWMA_ALPHA } from '../../src/budget/budget-checker.js';
+import { BudgetChecker, COST_EWMA_ALPHA, foldObservations } from '../../src/budget/budget-checker.js';
 import { TaskTypeCatalog } from '../../src/domain/task-types.js';
 import type { Core } from '../../src/orchestrator/core.js';
 
@@ -52,5 +52,24 @@ describe('cost observations', () => {
     await budget.flush();
     expect(warnings).toHaveLength(2);
     expect(warnings[0]).toMatchObject([{ taskType: 'EDIT_IMAGE', agent: 'image_generator' }, 'could not store a cost observation']);
+  });
+});
+
+describe('foldObservations', () => {
+  it('folds observations of one (type, agent) into one that moves the mean exactly as they do in turn', () => {
+    const at = new Date(0);
+    const list = [
+      { taskType: 'T', agent: 'a', cost: 2, count: 1, at },
+      { taskType: 'U', agent: 'a', cost: 9, count: 2, at },
+      { taskType: 'T', agent: 'a', cost: 5, count: 3, at },
+      { taskType: 'T', agent: 'a', cost: 1, count: 2, at },
+    ];
+    const step = (mean: number, cost: number, count: number) => mean + (1 - (1 - COST_EWMA_ALPHA) ** count) * (cost - mean);
+    const folded = foldObservations(list);
+    expect(folded.map((o) => [o.taskType, o.count])).toStrictEqual([['T', 6], ['U', 2]]);
+    for (const start of [0, 3.5, 100]) {
+      const inTurn = [list[0]!, list[2]!, list[3]!].reduce((mean, o) => step(mean, o.cost, o.count), start);
+      expect(step(start, folded[0]!.cost, folded[0]!.count)).toBeCloseTo(inTurn, 10);
+    }
   });
 });
