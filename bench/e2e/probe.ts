@@ -135,33 +135,48 @@ export async function installProbe(root: string): Promise<string[]> {
   const queue = await load(root, 'adapters/redis/task-queue.ts');
   add(wrap(queue?.RedisTaskQueue, 'putMany', 'redis.queue.putMany'), 'redis.queue.putMany');
   add(wrap(queue?.RedisTaskQueue, 'getMany', 'redis.queue.getMany'), 'redis.queue.getMany');
-  // B's per-project reactions: their turn (waiting behind the project's earlier ones) and their run, by kind.
-  const reactions = await load(root, 'orchestrator/reactions.ts');
-  const rproto = (reactions?.Reactions as { prototype?: Proto } | undefined)?.prototype;
-  if (rproto?.run) {
-    const run = rproto.run;
-    rproto.run = function (this: unknown, projectId: unknown, what: unknown, fn: unknown): unknown {
-      const c = counter(`reaction: ${String(what)}`);
-      c.calls++;
-      const queued = performance.now();
-      const timed = async (): Promise<void> => {
-        const start = performance.now();
-        const wait = start - queued;
-        c.waitMs = (c.waitMs ?? 0) + wait;
-        c.maxWaitMs = Math.max(c.maxWaitMs ?? 0, wait);
-        try {
-          await (fn as () => Promise<void>)();
-        } finally {
-          const ms = performance.now() - start;
-          c.ms += ms;
-          c.maxMs = Math.max(c.maxMs, ms);
-        }
-      };
-      return run.call(this, projectId, what, timed);
-    };
-    wrapped.push('reactions.run');
+  // Later layouts of main (use-case folders): the same methods where they moved.
+  const results = await load(root, 'results/results.ts');
+  add(wrap(results?.Results, 'completeMany', 'results.completeMany'), 'Results.completeMany');
+  const promotion = await load(root, 'promotion/promotion.ts');
+  add(wrap(promotion?.Promotion, 'promoteMany', 'promoteMany'), 'Promotion.promoteMany');
+  add(wrap(promotion?.Promotion, 'pushDependents', 'results.pushDependents'), 'Promotion.pushDependents');
+  add(wrap(promotion?.Promotion, 'sweep', 'sweep: promotable'), 'Promotion.sweep');
+  const ingestNew = await load(root, 'ingest/ingest.ts');
+  add(wrap(ingestNew?.Ingest, 'ingest', 'ingest (to the commit)', (a) => itemsOf(a[1])), 'Ingest.ingest');
+  add(wrap(ingestNew?.Ingest, 'afterCreated', 'ingest.afterCreated', (a) => itemsOf(a[1])), 'Ingest.afterCreated');
+  // The per-project reactions: their turn (waiting behind the project's earlier ones) and their run, by kind.
+  for (const file of ['orchestrator/reactions.ts', 'reactions/reactions.ts']) {
+    const reactions = await load(root, file);
+    if (wrapReactions(reactions?.Reactions)) wrapped.push(`${file} Reactions.run`);
   }
   return wrapped;
+}
+
+function wrapReactions(cls: unknown): boolean {
+  const rproto = (cls as { prototype?: Proto } | undefined)?.prototype;
+  if (!rproto?.run) return false;
+  const run = rproto.run;
+  rproto.run = function (this: unknown, projectId: unknown, what: unknown, fn: unknown): unknown {
+    const c = counter(`reaction: ${String(what)}`);
+    c.calls++;
+    const queued = performance.now();
+    const timed = async (): Promise<void> => {
+      const start = performance.now();
+      const wait = start - queued;
+      c.waitMs = (c.waitMs ?? 0) + wait;
+      c.maxWaitMs = Math.max(c.maxWaitMs ?? 0, wait);
+      try {
+        await (fn as () => Promise<void>)();
+      } finally {
+        const ms = performance.now() - start;
+        c.ms += ms;
+        c.maxMs = Math.max(c.maxMs, ms);
+      }
+    };
+    return run.call(this, projectId, what, timed);
+  };
+  return true;
 }
 
 /** The counters since the last call (then reset). */
