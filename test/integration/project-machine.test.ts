@@ -49,6 +49,8 @@ interface Proc {
   orchestrator: Orchestrator;
   projects: ProjectStore;
   messages: Outbound[];
+  /** Stops the orchestrator and closes its pool (the server's connections are shared by every test file). */
+  stop(): Promise<void>;
 }
 
 async function orchestratorProcess(name: string, config: ConfigOverrides, wrapProjects?: (p: ProjectStore) => ProjectStore): Promise<Proc> {
@@ -75,7 +77,15 @@ async function orchestratorProcess(name: string, config: ConfigOverrides, wrapPr
     { instanceId: name, scheduler: { intervalSeconds: 3600 }, ...config },
     { logger: silentLogger(), pipeline },
   );
-  return { orchestrator, projects: blackboard.projects, messages };
+  return {
+    orchestrator,
+    projects: blackboard.projects,
+    messages,
+    stop: async () => {
+      await orchestrator.stop();
+      await sql.close();
+    },
+  };
 }
 
 beforeAll(async () => {
@@ -89,8 +99,17 @@ afterAll(async () => {
   await schema.drop();
 });
 
-const store = () => new PostgresProjectStore(schema.client({ max: 1 }));
-const tasks = () => new PostgresTaskStore(schema.client({ max: 1 }));
+/** The test's own view of the rows: one connection for the whole file. */
+let reader: { projects: PostgresProjectStore; tasks: PostgresTaskStore } | undefined;
+const readerStores = () => {
+  if (!reader) {
+    const sql = schema.client({ max: 1 });
+    reader = { projects: new PostgresProjectStore(sql), tasks: new PostgresTaskStore(sql) };
+  }
+  return reader;
+};
+const store = () => readerStores().projects;
+const tasks = () => readerStores().tasks;
 
 async function createProject(p: Proc, projectId: string): Promise<void> {
   await p.orchestrator.handleEvent({ id: `created-${projectId}`, type: 'PROJECT_CREATED', projectId, payload: { title: projectId }, occurredAt: new Date().toISOString() });
@@ -159,8 +178,8 @@ describe('the project machine across two instances', () => {
       expect(stored.project.state).toBe('active');
       expect((stored.snapshot as { value: { approvals: string } }).value.approvals).toBe('none');
     } finally {
-      await a.orchestrator.stop();
-      await b.orchestrator.stop();
+      await a.stop();
+      await b.stop();
     }
   });
 
@@ -207,8 +226,8 @@ describe('the project machine across two instances', () => {
       const rejected = (await store().listApprovals('prj_pm_expire', 'rejected')).length;
       expect(await revisionsOf('prj_pm_expire', 'approval request expired')).toHaveLength(rejected);
     } finally {
-      await a.orchestrator.stop();
-      await b.orchestrator.stop();
+      await a.stop();
+      await b.stop();
     }
   });
 
@@ -233,8 +252,8 @@ describe('the project machine across two instances', () => {
       await b.orchestrator.decide('prj_pm_remind', { approvalId, decision: 'approved', by: 'late reviewer' });
       expect((await store().getApproval(approvalId))!.status).toBe('approved');
     } finally {
-      await a.orchestrator.stop();
-      await b.orchestrator.stop();
+      await a.stop();
+      await b.stop();
     }
   });
 
@@ -275,8 +294,8 @@ describe('the project machine across two instances', () => {
       expect(b.messages.filter((m) => m.kind === 'project' && m.body.state === 'cancelled')).toHaveLength(1);
       expect(b.messages.filter((m) => m.kind === 'project' && m.body.state === 'paused')).toHaveLength(0);
     } finally {
-      await a.orchestrator.stop();
-      await b.orchestrator.stop();
+      await a.stop();
+      await b.stop();
     }
   });
 
@@ -306,8 +325,8 @@ describe('the project machine across two instances', () => {
       expect((await tasks().getTask(planId))!.status).not.toBe('CANCELLED');
       expect(await revisionsOf('prj_pm_stale2', 'no')).toHaveLength(0);
     } finally {
-      await a.orchestrator.stop();
-      await b.orchestrator.stop();
+      await a.stop();
+      await b.stop();
     }
   });
 });
