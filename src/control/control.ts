@@ -79,7 +79,7 @@ export class ProjectControl {
     await this.promotion.promotePending(projectId);
     // After the state change: a READY task a scheduler popped (and put back or dropped)
     // while the project was paused is back in the queue.
-    await this.requeueReady(projectId);
+    await this.scheduler.dispatcher.requeueReady(projectId);
     this.scheduler.wake();
   }
 
@@ -102,10 +102,5 @@ export class ProjectControl {
       tasks: await this.core.tasks.countByStatus(projectId),
       pendingApprovals: await this.core.projects.listApprovals(projectId, 'pending'),
     };
-  }
-
-  private async requeueReady(projectId: string): Promise<void> {
-    const ready = await this.core.tasks.listByProject(projectId, ['READY']);
-    await this.core.queue.putMany(ready.map((t) => ({ taskId: t.taskId, priority: t.priority })));
   }
 }

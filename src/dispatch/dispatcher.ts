@@ -503,6 +503,28 @@ export class Dispatcher {
   }
 
   /**
+   * Puts READY tasks back in the queue from their rows: every one at start (Redis may have
+   * lost them, or be empty: then the queue is rebuilt), a project's at its resume (a pass
+   * may have put back or dropped what it popped while the project was paused).
+   */
+  async requeueReady(projectId?: string): Promise<void> {
+    const { core } = this;
+    if (projectId) {
+      const ready = await core.tasks.listByProject(projectId, ['READY']);
+      await this.queue.putMany(ready.map((t) => ({ taskId: t.taskId, priority: t.priority })));
+      return;
+    }
+    const entries: QueueEntry[] = [];
+    for (let offset = 0; ; offset += 10_000) {
+      const page = await core.tasks.listReady({ offset, limit: 10_000 });
+      entries.push(...page);
+      if (page.length < 10_000) break;
+    }
+    if ((await this.queue.size()) === 0) await this.queue.rebuild(entries);
+    else await this.queue.putMany(entries);
+  }
+
+  /**
    * Frees the slots of attempts that ended elsewhere (a result handled by another
    * process); and every RECONCILE_EVERY_MS lifts the fencing counter above every stored
    * token (a lock store that came back empty restarts it low), puts READY rows of

@@ -113,7 +113,7 @@ export class Orchestrator {
     // first needed — a batch at a time, by the scheduler, the results and the promotions —
     // so a restart does not read every waiting task before it dispatches the first.
     await core.registry.restore(1000, ['RUNNING']);
-    await this.requeueReady();
+    await this.scheduler.dispatcher.requeueReady();
     await this.raised.replay();
     for (const project of open) {
       await this.approvals.recover(project.projectId);
@@ -249,18 +249,5 @@ export class Orchestrator {
     await this.raised.sweep(before);
     await this.promotion.sweep(before);
     await this.retries.sweepFailed(before);
-  }
-
-  /** Every READY task back in the queue (at start: Redis may have lost it, or be empty). */
-  private async requeueReady(): Promise<void> {
-    const { core } = this;
-    const entries: { taskId: string; priority: number }[] = [];
-    for (let offset = 0; ; offset += 10_000) {
-      const page = await core.tasks.listReady({ offset, limit: 10_000 });
-      entries.push(...page);
-      if (page.length < 10_000) break;
-    }
-    if ((await core.queue.size()) === 0) await core.queue.rebuild(entries);
-    else await core.queue.putMany(entries);
   }
 }
