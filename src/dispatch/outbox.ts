@@ -5,6 +5,13 @@ import { CLAIM_TTL_MS, LEASE_GRACE_MS, type Slots } from './slots.js';
 
 /** A dispatch the bus did not confirm is sent again after this back-off (doubling, capped). */
 const PUBLISH_RETRY_MS = { first: 100, max: 5_000 };
+/**
+ * A confirmed dispatch is written as such (its record removed, its lease lengthened) this
+ * long after the bus confirmed it, together with the others confirmed meanwhile; an
+ * attempt that ended first needs neither (the write that ended it removed its record, and
+ * its lease was given back). Far below the claim TTL left on the lease at confirmation.
+ */
+export const CONFIRM_WRITE_DELAY_MS = 1_000;
 /** An unconfirmed attempt's claim lease is renewed (for CLAIM_TTL_MS) once it is this old… */
 const RENEW_AFTER_MS = CLAIM_TTL_MS / 3;
 /** … looked for this often while there are unconfirmed attempts: a lease is renewed before it is CLAIM_TTL_MS / 2 old. */
@@ -26,8 +33,13 @@ export interface Sending {
  *   confirmed as one batch; the others are sent again with back-off (NATS down) while
  *   this process runs the attempt and is not stopping;
  * - a confirmation removes the attempts' records in one statement and lengthens their
- *   leases (taken for the claim TTL) to the attempt's deadline in one round trip;
- *   confirmations that arrive while one is written are written together after it;
+ *   leases (taken for the claim TTL) to the attempt's deadline in one round trip, for the
+ *   attempts confirmed within CONFIRM_WRITE_DELAY_MS of one another and still running
+ *   then: an attempt that ended sooner (most, in a fast pipeline) costs neither, its
+ *   record removed by the write that ended it. Should this process die in that second,
+ *   the record of a dispatch that did leave stays, and the attempt is sent again (same
+ *   token) by whoever takes it over once its lease is free — as for a process that dies
+ *   between the publish and its confirmation;
  * - while unconfirmed, an attempt's lease is renewed for the claim TTL (`renew`, on a
  *   timer that runs while there are unconfirmed attempts), so a live process keeps its
  *   attempts (another instance takes over only attempts whose lease is free) and a dead
@@ -35,16 +47,18 @@ export interface Sending {
  *   data, a process stalled past the TTL) gives the attempt up: whoever finds its record
  *   and its lease free takes it over;
  * - `stop`: publishes still unconfirmed are given up (their records stay for whoever takes
- *   the attempts over); what was confirmed is written first.
+ *   the attempts over); what was confirmed is written at once.
  */
 export class DispatchOutbox {
   /** Publishes and confirmation writes in flight (stop waits for them). */
   private readonly inFlight = new Set<Promise<void>>();
   /** Wakes the publish retries waiting on their back-off (at stop). */
   private readonly sleepers = new Set<() => void>();
-  /** Confirmed, not yet written: the attempts (and whether this process still runs them). */
+  /** Confirmed by the bus, not yet written: the attempts (and whether this process ran them then). */
   private readonly toConfirm: { sending: Sending; held: boolean }[] = [];
   private confirming = false;
+  /** The timer of the next confirmation write (CONFIRM_WRITE_DELAY_MS after the first confirmation waiting). */
+  private confirmTimer: unknown = null;
   private stopping = false;
   /**
    * Lease renewals and lengthenings, one after the other: a renewal for the claim TTL that
@@ -69,6 +83,8 @@ export class DispatchOutbox {
     if (this.renewTimer !== null) this.core.clock.clearTimeout(this.renewTimer);
     this.renewTimer = null;
     for (const wake of this.sleepers) wake();
+    // What the bus confirmed is written now, not after the delay.
+    this.writeSoon(true);
     while (this.inFlight.size) await Promise.all([...this.inFlight]);
   }
 
@@ -163,36 +179,57 @@ export class DispatchOutbox {
     return this.stopping || !this.slots.holds(s.message.taskId, s.message.fencingToken);
   }
 
-  /** Confirmed dispatches: their records removed and their leases lengthened, batched. */
+  /**
+   * Confirmed dispatches: written as such (records removed, leases lengthened) in a batch,
+   * CONFIRM_WRITE_DELAY_MS after the first of them (at once when stopping).
+   */
   private confirmed(batch: readonly Sending[]): void {
     if (!batch.length) return;
-    // An attempt that ended meanwhile (its result came first) has its record removed all
-    // the same; only the leases still held are lengthened.
     for (const s of batch) this.toConfirm.push({ sending: s, held: this.slots.markConfirmed(s.message.taskId, s.message.fencingToken) });
-    if (!this.confirming) this.track(this.writeConfirmed());
+    this.writeSoon(this.stopping);
   }
 
+  /** Arms the confirmation write (or, `now`, starts it), unless one is armed or being written. */
+  private writeSoon(now: boolean): void {
+    if (now && this.confirmTimer !== null) {
+      this.core.clock.clearTimeout(this.confirmTimer);
+      this.confirmTimer = null;
+    }
+    if (this.confirming || this.confirmTimer !== null || !this.toConfirm.length) return;
+    if (now) return this.track(this.writeConfirmed());
+    this.confirmTimer = this.core.clock.setTimeout(() => {
+      this.confirmTimer = null;
+      this.track(this.writeConfirmed());
+    }, CONFIRM_WRITE_DELAY_MS);
+  }
+
+  /** Writes the confirmations waiting (one statement, one round trip for the leases). */
   private async writeConfirmed(): Promise<void> {
     const { core } = this;
     this.confirming = true;
     try {
-      while (this.toConfirm.length) {
-        const batch = this.toConfirm.splice(0);
-        const held = batch.filter((c) => c.held).map((c) => c.sending);
-        await Promise.all([
-          core.tasks
-            .confirmDispatches(batch.map(({ sending: { message } }) => ({ taskId: message.taskId, fencingToken: message.fencingToken })))
-            .catch((err) => core.logger.warn({ err, tasks: batch.length }, 'could not record dispatches as confirmed; they may be sent again')),
-          held.length
-            ? this.serial(async () => {
-                const now = core.clock.now();
-                await core.locks.extendMany(held.map(({ message, lease }) => ({ lease, ttlMs: Math.max(Date.parse(message.deadline) - now, 0) + LEASE_GRACE_MS })));
-              }).catch((err) => core.logger.warn({ err }, 'could not lengthen the leases of dispatched tasks'))
-            : undefined,
-        ]);
-      }
+      // An attempt this process ran when the bus confirmed it and no longer runs has ended
+      // (its record went with the write that ended it, its lease was given back): nothing
+      // to write. One it did not run then (its lease lost meanwhile) has its record removed
+      // all the same: its dispatch did leave.
+      const batch = this.toConfirm.splice(0).filter((c) => !c.held || this.slots.holds(c.sending.message.taskId, c.sending.message.fencingToken));
+      if (!batch.length) return;
+      const held = batch.filter((c) => c.held).map((c) => c.sending);
+      await Promise.all([
+        core.tasks
+          .confirmDispatches(batch.map(({ sending: { message } }) => ({ taskId: message.taskId, fencingToken: message.fencingToken })))
+          .catch((err) => core.logger.warn({ err, tasks: batch.length }, 'could not record dispatches as confirmed; they may be sent again')),
+        held.length
+          ? this.serial(async () => {
+              const now = core.clock.now();
+              await core.locks.extendMany(held.map(({ message, lease }) => ({ lease, ttlMs: Math.max(Date.parse(message.deadline) - now, 0) + LEASE_GRACE_MS })));
+            }).catch((err) => core.logger.warn({ err }, 'could not lengthen the leases of dispatched tasks'))
+          : undefined,
+      ]);
     } finally {
       this.confirming = false;
+      // Confirmed while this was written: after the delay (at once when stopping).
+      this.writeSoon(this.stopping);
     }
   }
 

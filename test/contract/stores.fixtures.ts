@@ -46,6 +46,8 @@ export interface StoresHarness extends StorePorts {
   seedProject(project: SeedProject): Promise<void>;
   /** A project's budget amounts; null when there is no such project. */
   readBudget(projectId: string): Promise<{ spent: number; reserved: number } | null>;
+  /** The dispatch outbox as stored, every row (`<task id>@<fencing token>`, by task id): what no port lists whole. */
+  dispatchRecords(): Promise<string[]>;
 }
 
 /** What each group of contract tests gets: the harness, once the suite has set it up. */

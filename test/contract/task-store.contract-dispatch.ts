@@ -121,6 +121,29 @@ export function dispatchOutboxContract(harness: HarnessRef): void {
     expect(await unconfirmed(at(201))).toStrictEqual([]);
   });
 
+  it('removes an attempt\'s record with the write that ends it, single or batched; a heartbeat keeps it', async () => {
+    await store().createTasks(['x-done', 'x-fail', 'x-beat', 'x-out', 'x-left'].map((id) => newTask(id, { status: 'READY' })), 'orch-a');
+    const dispatched = await commit().applyTransitions([
+      dispatch('x-done', 11, 60), dispatch('x-fail', 12, 60), dispatch('x-beat', 13, 60), dispatch('x-out', 14, 60), dispatch('x-left', 15, 60),
+    ]);
+    expect(dispatched.every((o) => o.ok)).toBe(true);
+    expect(await harness().dispatchRecords()).toStrictEqual(['x-beat@13', 'x-done@11', 'x-fail@12', 'x-left@15', 'x-out@14']);
+    const ended = await commit().applyTransitions([
+      write('x-done', { from: 'RUNNING', to: 'COMPLETED', event: 'COMPLETE', expectedVersion: 2, fencingToken: 11, patch: { status: 'COMPLETED' }, at: at(61) }),
+      write('x-fail', { from: 'RUNNING', to: 'FAILED', event: 'FAIL', expectedVersion: 2, fencingToken: 12, patch: { status: 'FAILED' }, at: at(61) }),
+      write('x-beat', { from: 'RUNNING', to: 'RUNNING', event: 'HEARTBEAT', expectedVersion: 2, fencingToken: 13, patch: { status: 'RUNNING', deadline: at(900) }, at: at(61) }),
+      // Refused (a stale version): nothing of it is written, its record stays.
+      write('x-left', { from: 'RUNNING', to: 'COMPLETED', event: 'COMPLETE', expectedVersion: 1, fencingToken: 15, patch: { status: 'COMPLETED' }, at: at(61) }),
+    ]);
+    expect(ended.map((o) => o.ok)).toStrictEqual([true, true, true, false]);
+    expect(await harness().dispatchRecords()).toStrictEqual(['x-beat@13', 'x-left@15', 'x-out@14']);
+    // The single-write statement too (a timeout).
+    await commit().applyTransition(
+      write('x-out', { from: 'RUNNING', to: 'FAILED', event: 'TIME_OUT', expectedVersion: 2, patch: { status: 'FAILED' }, at: at(700) }),
+    );
+    expect(await harness().dispatchRecords()).toStrictEqual(['x-beat@13', 'x-left@15']);
+  });
+
   it('pages through the unconfirmed dispatches by task id, once each', async () => {
     const all = ids(11, 'pg');
     await store().createTasks(

@@ -48,6 +48,10 @@ function harnessOver(
         [p.projectId, p.state ?? 'active', p.budgetLimit, p.spent ?? 0, p.reserved ?? 0],
       );
     },
+    dispatchRecords: async () => {
+      const { rows } = await sql.query<{ task_id: string; fencing_token: number }>('SELECT task_id, fencing_token FROM dispatch_outbox ORDER BY task_id');
+      return rows.map((r) => `${r.task_id}@${r.fencing_token}`);
+    },
     readBudget: async (projectId) => {
       const { rows } = await sql.query<{ spent: number; reserved: number }>('SELECT spent, reserved FROM projects WHERE project_id = $1', [projectId]);
       return rows[0] ?? null;

@@ -12,8 +12,11 @@ export const NON_FINAL = `NOT (status IN ('COMPLETED', 'CANCELLED') OR (status =
  * not confirmed yet, written by the statement that writes the task RUNNING — a task created
  * RUNNING (createTasksCtes), a DISPATCH transition (transition-sql.ts) — in this CTE
  * (`INSERT INTO dispatch_outbox … SELECT task_id, fencing_token, at …`, then
- * UNCONFIRMED_UPSERT); removed by CONFIRM_DISPATCHES. A task dispatched again (a retry)
- * replaces its earlier attempt's row. The table is the task aggregate's.
+ * UNCONFIRMED_UPSERT); removed by CONFIRM_DISPATCHES, or by the transition that ends the
+ * attempt (`dispatch_ended` in transition-sql.ts), whichever comes first; the sweep
+ * (UNCONFIRMED_DISPATCHES) removes any record left of an attempt that ended. A task
+ * dispatched again (a retry) replaces its earlier attempt's row. The table is the task
+ * aggregate's.
  */
 export const UNCONFIRMED_CTE = `unconfirmed AS (
   INSERT INTO dispatch_outbox (task_id, fencing_token, at)`;

@@ -16,6 +16,8 @@ export const BUDGET_REFUSED = 'LA001';
  * - `audit`: the transition row, only if `updated` wrote;
  * - `unconfirmed`: a write into RUNNING (a dispatch) records its dispatch as not yet
  *   confirmed (the dispatch outbox), only if `updated` wrote;
+ * - `dispatch_ended`: a write out of RUNNING (the attempt ended) removes the attempt's
+ *   dispatch record, confirmed or not: nothing is left to send again;
  * - `budget`: the project's reserved/spent, only if `updated` wrote; with `enforce`, only
  *   if the project is active (or completed: its remaining tasks finish) and spent + reserved stay within the limit. The row lock
  *   makes a concurrent reservation re-check against the committed amounts, so several
@@ -59,6 +61,9 @@ WITH before AS (
   SELECT task_id, fencing_token, $8::timestamp FROM updated
   WHERE $4::text = 'RUNNING' AND $9::text <> 'RUNNING' AND fencing_token IS NOT NULL
   ${UNCONFIRMED_UPSERT}
+), dispatch_ended AS (
+  DELETE FROM dispatch_outbox WHERE $9::text = 'RUNNING' AND $4::text <> 'RUNNING'
+    AND task_id = (SELECT task_id FROM updated)
 ), effect AS (
   SELECT $13::jsonb ->> 'projectId' AS project_id,
          COALESCE(($13::jsonb ->> 'reserve')::numeric, 0) AS reserve,
@@ -169,9 +174,10 @@ export const BATCH_INVARIANT = 'LA002';
  *   project's writes one by one (a recursive CTE over arrays, one step per write: about
  *   17 ms for 1000 writes of one project, 1 to 2 ms for 100; it runs only for the projects
  *   where a reservation did not fit);
- * - `dec`: the decision per write; `updated`, `audit`, `unconfirmed`, `raised`: the task
- *   rows, their audit rows (in write order), the dispatch outbox rows of the writes into
- *   RUNNING and the outbox rows of raised events, of the writes that apply. `updated`
+ * - `dec`: the decision per write; `updated`, `audit`, `unconfirmed`, `dispatch_ended`,
+ *   `raised`: the task rows, their audit rows (in write order), the dispatch outbox rows
+ *   of the writes into RUNNING (added) and out of it (removed: the attempt ended) and the
+ *   outbox rows of raised events, of the writes that apply. `updated`
  *   returns every column of the write that the CTEs after it need, so none of them joins
  *   `updated` back to `dec`: the planner has no statistics for CTE scans and joined them
  *   in a nested loop, quadratic in the batch (with batches of ~140 writes, about 130 µs
@@ -273,6 +279,7 @@ WITH RECURSIVE w AS (
   RETURNING d.idx, t.task_id, t.project_id, t.version, t.fencing_token, d.from_status, d.to_status, d.event,
     d.detail, d.at, d.by_instance, d.raise, d.budget_project, d.spend, d.reserve, d.release,
     d.to_status = 'RUNNING' AND d.from_status <> 'RUNNING' AS dispatched,
+    d.from_status = 'RUNNING' AND d.to_status <> 'RUNNING' AS ended,
     CASE WHEN d.to_status = 'RUNNING' AND d.from_status <> 'RUNNING' THEN t.input END AS input
 ), audit AS (
   INSERT INTO task_transitions (task_id, project_id, from_status, to_status, event, detail, at, by_instance)
@@ -283,6 +290,8 @@ WITH RECURSIVE w AS (
   SELECT u.task_id, u.fencing_token, u.at FROM updated u
   WHERE u.dispatched AND u.fencing_token IS NOT NULL
   ${UNCONFIRMED_UPSERT}
+), dispatch_ended AS (
+  DELETE FROM dispatch_outbox WHERE task_id = ANY (ARRAY(SELECT task_id FROM updated WHERE ended))
 ), raised AS (
   INSERT INTO outbox (event_id, event_type, project_id, task_id, payload, at)
   SELECT r.event_id, r.event_type, r.project_id, r.task_id, r.payload, r.at
