@@ -6,6 +6,8 @@ export interface Seen<T = unknown> {
   body: T;
   /** Order of arrival over every subject of the watch. */
   seq: number;
+  /** When it arrived (Date.now()). */
+  at: number;
 }
 
 /**
@@ -32,7 +34,7 @@ export class NatsWatch {
             } catch {
               body = msg.string();
             }
-            watch.messages.push({ subject: msg.subject, body, seq: watch.messages.length });
+            watch.messages.push({ subject: msg.subject, body, seq: watch.messages.length, at: Date.now() });
           },
         }),
       );

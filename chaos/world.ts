@@ -1,0 +1,149 @@
+/**
+ * One scenario's world for the fault-injection battery (`npm run chaos`): its own names on
+ * the servers (a PostgreSQL schema, a Redis key prefix, a NATS subject prefix and the
+ * streams named from it), `orchestrator start` as real processes it can SIGKILL and start
+ * again, agents of its own that answer over the NATS contract (the agent SDK, as a user's
+ * agents would), a watcher of what the service publishes, and the invariants checked on
+ * PostgreSQL and on what was published.
+ */
+import { jetstream } from '@nats-io/jetstream';
+import { createAgentWorker, type AgentTaskHandler, type AgentWorker } from '../src/agent/worker.js';
+import { SimulatedAgents } from '../src/demo/simulated-agents.js';
+import type { TaskDispatch } from '../src/domain/messages.js';
+import { TaskTypeCatalog } from '../src/domain/task-types.js';
+import { silentLogger } from '../src/logger.js';
+import { connectTestNats } from '../test/helpers/nats.js';
+import { NatsWatch } from '../test/helpers/nats-watch.js';
+import { startService, type ManagedProcess } from '../test/helpers/service-process.js';
+import { createServiceScope, type ServiceScope } from '../test/helpers/service-scope.js';
+import { checkInvariants, type Check } from './invariants.js';
+
+export interface WorldOptions {
+  /** Extra environment of the orchestrator processes. */
+  env?: Record<string, string>;
+  /** Shots PLAN_SHOTS returns: the project's fan-out (two tasks per shot, nine more). */
+  shots?: number;
+  /** Agent workers' concurrency (each agent). */
+  concurrency?: number;
+  /** Replaces the simulated agents' work for some tasks (throw: a failed result). */
+  handle?: (task: TaskDispatch, simulated: () => ReturnType<SimulatedAgents['run']>) => ReturnType<AgentTaskHandler>;
+}
+
+export class World {
+  readonly orchestrators: ManagedProcess[] = [];
+  private agents: AgentWorker[] = [];
+  private agentConnection: Awaited<ReturnType<typeof connectTestNats>> | null = null;
+
+  private constructor(
+    readonly scope: ServiceScope,
+    readonly watch: NatsWatch,
+    readonly options: WorldOptions,
+  ) {}
+
+  static async create(options: WorldOptions = {}): Promise<World> {
+    const scope = await createServiceScope({ AGENT_DURATION_MS: '0', ...options.env });
+    const p = scope.prefix;
+    const watch = await NatsWatch.start(scope.nc, [`${p}.status.>`, `${p}.budget.>`, `${p}.projects.>`, `${p}.dlq.>`, `${p}.tasks.>`]);
+    return new World(scope, watch, options);
+  }
+
+  get prefix(): string {
+    return this.scope.prefix;
+  }
+
+  /** `orchestrator start` as a user runs it; resolves once it says it is running. */
+  async startOrchestrator(name: string, env: Record<string, string> = {}): Promise<ManagedProcess> {
+    const p = await startService({ ...this.scope.env, INSTANCE_ID: name, ...env }, name);
+    this.orchestrators.push(p);
+    return p;
+  }
+
+  /** The agents: one worker per agent of the catalogue, answering with the simulated outputs. */
+  async startAgents(): Promise<void> {
+    const simulated = new SimulatedAgents(new TaskTypeCatalog(), { shots: this.options.shots ?? 3, random: () => 0.5 });
+    this.agentConnection = await connectTestNats(`chaos-agents-${this.prefix}`, this.scope.env.NATS_URL);
+    const handle: AgentTaskHandler = async (task) => {
+      const run = () => simulated.run(task);
+      if (this.options.handle) return this.options.handle(task, run);
+      const { output, actualCost } = run();
+      return { output, actualCost };
+    };
+    for (const agent of simulated.agents()) {
+      this.agents.push(
+        await createAgentWorker({
+          connection: this.agentConnection,
+          agent,
+          handle,
+          subjectPrefix: this.prefix,
+          concurrency: this.options.concurrency ?? 20,
+          heartbeatMs: 5_000,
+          logger: silentLogger(),
+        }),
+      );
+    }
+  }
+
+  /** PROJECT_CREATED through JetStream, approvals off (no checkpoints), de-duplicated by its id. */
+  async createProject(projectId: string, budget: number | null = null): Promise<void> {
+    const event = {
+      id: `${projectId}:created`,
+      type: 'PROJECT_CREATED',
+      projectId,
+      payload: { title: `chaos ${projectId}`, brief: 'a lighthouse keeper finds a message in a bottle', checkpoints: [], ...(budget === null ? {} : { budget }) },
+      occurredAt: new Date().toISOString(),
+    };
+    await jetstream(this.scope.nc).publish(`${this.prefix}.events.${projectId}.PROJECT_CREATED`, JSON.stringify(event), { msgID: event.id });
+  }
+
+  /** Tasks of the project by status. */
+  async statusCounts(projectId: string): Promise<Record<string, number>> {
+    const { rows } = await this.scope.sql.query<{ status: string; n: number }>(
+      'SELECT status, count(*)::int AS n FROM tasks WHERE project_id = $1 GROUP BY status',
+      [projectId],
+    );
+    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+  }
+
+  async projectState(projectId: string): Promise<string | undefined> {
+    const { rows } = await this.scope.sql.query<{ state: string }>('SELECT state FROM projects WHERE project_id = $1', [projectId]);
+    return rows[0]?.state;
+  }
+
+  /** Completed tasks in the audit log so far (every instance's). */
+  async completions(projectId: string): Promise<number> {
+    const { rows } = await this.scope.sql.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM task_transitions WHERE project_id = $1 AND to_status = 'COMPLETED'`,
+      [projectId],
+    );
+    return rows[0]?.n ?? 0;
+  }
+
+  /** Waits until `done()` holds, polling; throws with `what` after `timeoutMs`. */
+  async until(done: () => Promise<boolean> | boolean, what: string, timeoutMs: number, everyMs = 100): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      if (await done()) return;
+      if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  }
+
+  /** Waits for the project to reach `completed` (or `state`). */
+  async projectDone(projectId: string, timeoutMs: number, state = 'completed'): Promise<void> {
+    await this.until(async () => (await this.projectState(projectId)) === state, `project ${projectId} ${state}`, timeoutMs, 200);
+  }
+
+  /** I1–I5 on the project (see invariants.ts). */
+  invariants(projectId: string): Promise<Check[]> {
+    return checkInvariants(this.scope.sql, this.watch, this.prefix, projectId);
+  }
+
+  /** Stops everything it started and removes its names from the servers. */
+  async close(): Promise<void> {
+    await Promise.all(this.agents.map((a) => a.stop().catch(() => undefined)));
+    await this.agentConnection?.close().catch(() => undefined);
+    await Promise.all(this.orchestrators.map((p) => p.stop('SIGTERM', 15_000).catch(() => undefined)));
+    this.watch.close();
+    await this.scope.cleanup();
+  }
+}
