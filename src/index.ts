@@ -62,6 +62,7 @@ export type {
 } from './ports/commit.js';
 export type { DeadLetterStore, DeadLetter } from './ports/dead-letter-store.js';
 export type { CostStatsStore, CostObservation } from './ports/cost-stats-store.js';
+export type { NoticeLedger, InstanceWatermark, AuditNotice } from './ports/notice-ledger.js';
 export type { TaskQueue, QueueEntry } from './ports/task-queue.js';
 export type { LockManager, Lease } from './ports/lock-manager.js';
 export type { EventBus, Outbound, InboundHandlers } from './ports/event-bus.js';
@@ -75,6 +76,7 @@ export { PostgresProjectStore } from './adapters/postgres/project-store.js';
 export { PostgresCommit } from './adapters/postgres/commit.js';
 export { PostgresDeadLetterStore } from './adapters/postgres/dead-letter-store.js';
 export { PostgresCostStatsStore } from './adapters/postgres/cost-stats-store.js';
+export { PostgresNoticeLedger } from './adapters/postgres/notice-ledger.js';
 export { createRedisClient } from './adapters/redis/connection.js';
 export { RedisTaskQueue, RedisTaskQueue as PriorityTaskQueue } from './adapters/redis/task-queue.js';
 export { RedisLockManager } from './adapters/redis/lock-manager.js';

@@ -8,6 +8,7 @@ import { migrate } from './postgres/migrate.js';
 import { PostgresCommit } from './postgres/commit.js';
 import { PostgresCostStatsStore } from './postgres/cost-stats-store.js';
 import { PostgresDeadLetterStore } from './postgres/dead-letter-store.js';
+import { PostgresNoticeLedger } from './postgres/notice-ledger.js';
 import { PostgresProjectStore } from './postgres/project-store.js';
 import { PostgresTaskStore } from './postgres/task-store.js';
 import { MemoryTaskQueue } from './memory/task-queue.js';
@@ -32,6 +33,7 @@ export function sqlStores(sql: SqlClient): SqlStores {
     commit: new PostgresCommit(sql),
     deadLetters: new PostgresDeadLetterStore(sql),
     costs: new PostgresCostStatsStore(sql),
+    notices: new PostgresNoticeLedger(sql),
   };
 }
 

@@ -6,7 +6,6 @@ import { BUDGET_EXHAUSTED } from '../domain/project.js';
 import { budgetLevelOf } from '../machines/project-machine.js';
 import { announceProjectState, budgetStep } from '../control/lifecycle.js';
 import type { Core } from '../orchestrator/core.js';
-import { publishNotice } from '../reactions/statuses.js';
 
 /** Samples of a (task type, agent) before its observed mean replaces the catalogue estimate. */
 export const MIN_COST_SAMPLES = 3;
@@ -166,7 +165,7 @@ export class BudgetChecker {
   async announceLevel(projectId: string, level: BudgetLevel): Promise<void> {
     const status = await this.getBudgetStatus(projectId);
     this.core.logger.warn({ projectId, level, ratio: status.ratio }, 'budget level crossed');
-    await publishNotice(this.core, { kind: 'budget', body: status });
+    await this.core.notices.publishBudget(status);
   }
 
   statusOf(project: ProjectBudget, remainingCost: number): BudgetStatus {
@@ -222,7 +221,7 @@ export class BudgetChecker {
       this.getBudgetStatus(projectId)
         .then((status) => {
           this.statusCostMs.set(projectId, clock.now() - started);
-          return publishNotice(this.core, { kind: 'budget', body: status });
+          return this.core.notices.publishBudget(status);
         })
         .catch((err) => this.core.logger.warn({ err, projectId }, 'could not publish the budget status'))
         .finally(() => {
@@ -242,7 +241,10 @@ export class BudgetChecker {
     this.publishing.clear();
     this.again.clear();
     for (const projectId of ids) {
-      await this.core.bus.publish({ kind: 'budget', body: await this.getBudgetStatus(projectId) }).catch(() => undefined);
+      // Refused: owed, and published by the notice tracker's retries (it stops after this).
+      await this.getBudgetStatus(projectId)
+        .then((status) => this.core.notices.publishBudget(status))
+        .catch((err: unknown) => this.core.logger.warn({ err, projectId }, 'could not read the budget status at stop'));
     }
   }
 }

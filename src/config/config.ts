@@ -31,6 +31,8 @@ export interface OrchestratorConfig {
     maxPayloadBytes: number;
     ackWaitSeconds: number;
   };
+  /** Status and budget notices (at least once): after this long without a heartbeat an instance's are announced by another. */
+  notices: { staleAfterMs: number };
   /** A JSON pipeline file replacing the default video pipeline. */
   pipelineFile?: string;
   instanceId: string;
@@ -69,6 +71,7 @@ export type ConfigOverrides = DeepPartial<{
     maxPayloadBytes: number;
     ackWaitSeconds: number;
   };
+  notices: { staleAfterSeconds: number };
   pipelineFile: string;
   instanceId: string;
   logLevel: OrchestratorConfig['logLevel'];
@@ -140,6 +143,7 @@ function finish(raw: Record<string, unknown>): OrchestratorConfig {
     approval: { enabled: boolean; timeoutMinutes: number; timeoutPolicy: OrchestratorConfig['approval']['timeoutPolicy'] };
     database: OrchestratorConfig['database'];
     nats: Omit<OrchestratorConfig['nats'], 'servers'> & { servers: string };
+    notices: { staleAfterSeconds: number };
     pipelineFile?: string;
     instanceId?: string;
     logLevel: OrchestratorConfig['logLevel'];
@@ -163,6 +167,7 @@ function finish(raw: Record<string, unknown>): OrchestratorConfig {
     },
     database: r.database,
     nats: { ...r.nats, servers: r.nats.servers.split(',').map((s) => s.trim()) },
+    notices: { staleAfterMs: Math.round(r.notices.staleAfterSeconds * 1000) },
     ...(r.pipelineFile ? { pipelineFile: r.pipelineFile } : {}),
     instanceId: r.instanceId ?? `${hostname()}-${process.pid}`.slice(0, 100),
     logLevel: r.logLevel,

@@ -151,6 +151,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'NATS_TLS_KEY_FILE', path: ['nats', 'tls', 'keyFile'], schema: text('a file path').optional(), unit: 'path', description: 'Client key for mutual TLS' },
   { env: 'NATS_ACK_WAIT', path: ['nats', 'ackWaitSeconds'], schema: positiveSeconds, default: 10, unit: 'seconds', description: 'Redelivery delay of an inbound message left unacknowledged (a crashed orchestrator)' },
   { env: 'MAX_PAYLOAD_BYTES', path: ['nats', 'maxPayloadBytes'], schema: positiveInt('a positive number of bytes'), default: 1_048_576, unit: 'bytes', description: 'Inbound messages larger than this are dead-lettered unparsed' },
+  { env: 'NOTICE_STALE_AFTER', path: ['notices', 'staleAfterSeconds'], schema: positiveSeconds, default: 30, unit: 'seconds', description: 'An instance whose notice heartbeat is older than this is gone: a live one announces the statuses and budgets it may not have' },
   { env: 'INSTANCE_ID', path: ['instanceId'], schema: z.preprocess(blankToUndefined, z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, { error: 'expected up to 100 letters, digits, _ . -' })).optional(), unit: 'text', description: 'This process in the audit log (default: host name and pid)' },
   { env: 'LOG_LEVEL', path: ['logLevel'], schema: logLevel, default: 'info', unit: 'level', description: 'pino log level' },
 ];

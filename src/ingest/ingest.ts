@@ -209,7 +209,7 @@ export class Ingest {
     this.scheduler.dispatcher.confirm(running);
     const reacted = this.reactions.run(event.projectId, 'ingest', async () => {
       if (project) await core.bus.publish({ kind: 'project', body: { projectId: project.projectId, state: 'active', reason: null } });
-      await this.publishCreated(created, variantById, now);
+      await this.publishCreated(created, variantById);
       await this.afterCreated(event, created, variantById.size > 0, approval, written.project);
       await after?.();
     });
@@ -253,11 +253,13 @@ export class Ingest {
     });
   }
 
-  /** The statuses of created tasks, with the steps of those created past PENDING. */
-  private publishCreated(created: readonly TaskRecord[], variants: ReadonlyMap<string, NewTaskRecord>, now: number): Promise<void> {
-    const at = new Date(now).toISOString();
+  /**
+   * The statuses of created tasks, with the steps of those created past PENDING, at the
+   * time their audit rows carry (the creation's), as a replay from the audit log sends them.
+   */
+  private publishCreated(created: readonly TaskRecord[], variants: ReadonlyMap<string, NewTaskRecord>): Promise<void> {
     const bodies = created.flatMap((r): TaskStatusMessage[] => {
-      const base = { taskId: r.taskId, projectId: r.projectId, taskType: r.taskType, at, attempt: 0 };
+      const base = { taskId: r.taskId, projectId: r.projectId, taskType: r.taskType, at: r.createdAt.toISOString(), attempt: 0 };
       const steps = variants.get(r.taskId)?.createdSteps ?? [];
       return [
         { ...base, from: null, to: steps.length ? 'PENDING' : r.status },

@@ -14,6 +14,7 @@ import type { TaskRegistry } from '../actors/task-registry.js';
 import type { ProjectActors } from '../actors/project-actors.js';
 import type { ActorSystem } from '../actors/system.js';
 import type { EventMapper } from '../pipeline/event-mapper.js';
+import type { NoticeTracker } from '../reactions/notices.js';
 
 /**
  * The context every use case is built with: the parsed config, the clock and logger, the
@@ -34,6 +35,8 @@ export interface Core {
   queue: TaskQueue;
   locks: LockManager;
   bus: EventBus;
+  /** Status and budget notices, at least once: the watermark into the audit log, the retries, the replays. */
+  notices: NoticeTracker;
   registry: TaskRegistry;
   /** Live project actors, each supervising its project's live task actors. */
   projectActors: ProjectActors;

@@ -14,6 +14,7 @@ import { EventMapper } from '../pipeline/event-mapper.js';
 import { VIDEO_PIPELINE } from '../pipeline/video-pipeline.js';
 import { loadPipelineFile } from '../pipeline/load.js';
 import { BudgetChecker } from '../budget/budget-checker.js';
+import { NoticeTracker } from '../reactions/notices.js';
 import { Orchestrator } from './orchestrator.js';
 import type { Core } from './core.js';
 
@@ -49,20 +50,33 @@ export const OrchestratorFactory = {
     // the scheduler and the project actors.
     const system = new ActorSystem({ clock, logger, ...(options.inspect ? { inspect: options.inspect } : {}) });
     const policy = { warningThreshold: parsed.budget.warningThreshold, enforce: parsed.budget.checkEnabled, timeoutMs: parsed.approval.timeoutMs, timeoutPolicy: parsed.approval.timeoutPolicy };
+    // Every write that appends audit rows goes through these two wrapped ports, so the
+    // tracker knows what it may not have announced yet (see reactions/notices.ts).
+    const notices = new NoticeTracker({
+      instanceId: parsed.instanceId,
+      ledger: blackboard.notices,
+      bus: eventBus,
+      clock,
+      logger,
+      staleAfterMs: parsed.notices.staleAfterMs,
+    });
+    const tasks = notices.tasks(blackboard.tasks);
+    const commit = notices.commit(blackboard.commit);
     const projectActors = new ProjectActors({ projects: blackboard.projects, clock, logger, system, policy });
     const context = {
       config: parsed,
       clock,
       logger,
       instanceId: parsed.instanceId,
-      tasks: blackboard.tasks,
+      tasks,
       projects: blackboard.projects,
-      commit: blackboard.commit,
+      commit,
       deadLetters: blackboard.deadLetters,
       costs: blackboard.costs,
       queue: blackboard.queue,
       locks: blackboard.locks,
       bus: eventBus,
+      notices,
       projectActors,
       mapper,
       catalog,
@@ -70,8 +84,8 @@ export const OrchestratorFactory = {
     };
     const budget = new BudgetChecker(context);
     const registry = new TaskRegistry({
-      store: blackboard.tasks,
-      commit: blackboard.commit,
+      store: tasks,
+      commit,
       instanceId: parsed.instanceId,
       logger,
       catalog,

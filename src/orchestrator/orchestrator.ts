@@ -65,6 +65,8 @@ export class Orchestrator {
     core = { ...core, queue };
     this.core = core;
     this.budgetChecker = budget;
+    // An owed budget notice is published as the project's status is when it is retried.
+    core.notices.setBudgetSource((projectId) => budget.getBudgetStatus(projectId));
     this.reactions = new Reactions(core.logger);
     this.timers = new Timers(core.clock, core.logger);
     this.scheduler = new TaskScheduler(core, new Dispatcher(core, queue));
@@ -104,6 +106,8 @@ export class Orchestrator {
   async start(): Promise<void> {
     if (this.running) return;
     const { core } = this;
+    // Before any write: the notice watermark (and a previous incarnation's unannounced notices).
+    await core.notices.start();
     await this.budgetChecker.loadObservations();
     await this.scheduler.dispatcher.liftFencing();
     // Project actors first: restored task actors are created as their children.
@@ -152,6 +156,8 @@ export class Orchestrator {
     await this.reactions.idle();
     this.timers.stop();
     await this.budgetChecker.flush();
+    // The notices still pending are waited for (bounded); what is left, another instance announces.
+    await this.core.notices.stop();
     this.core.registry.stopAll();
     this.core.projectActors.stopAll();
     this.core.logger.info('orchestrator stopped');

@@ -2,6 +2,7 @@ import type { Commit } from './commit.js';
 import type { CostStatsStore } from './cost-stats-store.js';
 import type { DeadLetterStore } from './dead-letter-store.js';
 import type { LockManager } from './lock-manager.js';
+import type { NoticeLedger } from './notice-ledger.js';
 import type { ProjectStore } from './project-store.js';
 import type { TaskQueue } from './task-queue.js';
 import type { TaskStore } from './task-store.js';
@@ -19,6 +20,8 @@ export interface Blackboard {
   commit: Commit;
   deadLetters: DeadLetterStore;
   costs: CostStatsStore;
+  /** The instances' notice watermarks into the audit log (status and budget notices are at least once). */
+  notices: NoticeLedger;
   queue: TaskQueue;
   locks: LockManager;
   close(): Promise<void>;

@@ -1,16 +1,18 @@
-import { isOrchestratorError } from '../errors.js';
 import type { TaskStatusMessage } from '../domain/messages.js';
-import type { Outbound } from '../ports/event-bus.js';
 import type { SendOptions, TaskTransition } from '../actors/task-actor.js';
 import type { TaskEvent } from '../machines/task-machine.js';
 import type { Core } from '../orchestrator/core.js';
 
 /**
- * Status publishes: every committed task transition is announced on the status subject,
- * after its commit. Never throws: a publish the bus refuses is tried again, bounded, then
- * logged (see publishNotice; the audit log, in PostgreSQL, keeps every transition).
+ * Status publishes: every committed task transition is announced on the status subject
+ * (`<prefix>.status.<projectId>.<taskId>`), after its commit, at least once. The durable
+ * record is the audit log (`task_transitions`): a status the bus refuses stays pending and
+ * is retried until the bus takes it, and what this instance could not announce before it
+ * died is announced from the audit log by another instance (see NoticeTracker in
+ * notices.ts). A consumer may therefore see a status twice: (taskId, to, attempt, at)
+ * identifies it. Never throws.
  */
-export function publishTransitions(core: Core, ts: readonly TaskTransition[]): Promise<void> {
+export function publishTransitions(core: Pick<Core, 'notices'>, ts: readonly TaskTransition[]): Promise<void> {
   return publishStatuses(
     core,
     ts.map((t) => ({
@@ -26,39 +28,12 @@ export function publishTransitions(core: Core, ts: readonly TaskTransition[]): P
 }
 
 /**
- * Publishes status messages (see publishNotice); never throws. Every message is handed to
- * the bus before the first await, so the NATS client writes them to its socket together
- * (it flushes once per microtask turn, not once per message).
+ * Publishes status messages, at least once (see publishTransitions); never throws. Every
+ * message is handed to the bus before the first await, so the NATS client writes them to
+ * its socket together (it flushes once per microtask turn, not once per message).
  */
-export async function publishStatuses(core: Core, bodies: readonly TaskStatusMessage[]): Promise<void> {
-  await Promise.all(bodies.map((body) => publishNotice(core, { kind: 'status', body })));
-}
-
-/** Tries of a notification the bus refuses retryably (100 ms, then 200 ms apart) before it is dropped. */
-export const NOTICE_TRIES = 3;
-
-/**
- * Publishes a notification (a task status, a budget status). Notifications are at most
- * once on the wire (NATS core publishes); the durable record is the store's — the audit
- * log (`task_transitions`) for statuses, the project row for budgets. A refusal of the bus
- * is not dropped silently: a retryable one is tried again, up to NOTICE_TRIES times with
- * back-off, and a notification still refused is logged as an error. Never throws; true
- * when the bus took it.
- */
-export async function publishNotice(core: Pick<Core, 'bus' | 'clock' | 'logger'>, message: Exclude<Outbound, { kind: 'dlq' }>): Promise<boolean> {
-  for (let tries = 1; ; tries++) {
-    try {
-      await core.bus.publish(message);
-      return true;
-    } catch (err) {
-      if (tries >= NOTICE_TRIES || (isOrchestratorError(err) && !err.retryable)) {
-        const taskId = message.kind === 'status' ? message.body.taskId : undefined;
-        core.logger.error({ err, kind: message.kind, projectId: message.body.projectId, taskId, tries }, 'notification not published; dropped');
-        return false;
-      }
-      await new Promise<void>((resolve) => core.clock.setTimeout(resolve, 100 * 2 ** (tries - 1)));
-    }
-  }
+export function publishStatuses(core: Pick<Core, 'notices'>, bodies: readonly TaskStatusMessage[]): Promise<void> {
+  return core.notices.publishStatuses(bodies);
 }
 
 /** One task event, decided on the row and committed (TaskRegistry.send), then announced. */

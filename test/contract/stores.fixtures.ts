@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe } from 'vitest';
 import type { Commit } from '../../src/ports/commit.js';
 import type { CostStatsStore } from '../../src/ports/cost-stats-store.js';
 import type { DeadLetterStore } from '../../src/ports/dead-letter-store.js';
+import type { NoticeLedger } from '../../src/ports/notice-ledger.js';
 import type { ProjectState, ProjectStore } from '../../src/ports/project-store.js';
 import type { TaskStore } from '../../src/ports/task-store.js';
 
@@ -12,6 +13,7 @@ export interface StorePorts {
   commit: Commit;
   deadLetters: DeadLetterStore;
   costs: CostStatsStore;
+  notices: NoticeLedger;
 }
 
 export type PortName = keyof StorePorts;

@@ -223,6 +223,7 @@ export async function startInstance(scope: DefectScope, name: string, options: I
     commit: freezer.wrap(wrapped.commit),
     deadLetters: freezer.wrap(wrapped.deadLetters),
     costs: freezer.wrap(wrapped.costs),
+    notices: freezer.wrap(wrapped.notices),
     queue: freezer.wrap(wrapped.queue),
     locks: freezer.wrap(wrapped.locks),
     close: () => raw.close(),

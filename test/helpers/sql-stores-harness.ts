@@ -14,10 +14,11 @@ export const TABLES_OF: Readonly<Record<PortName, readonly string[]>> = {
   projects: ['projects', 'approvals'],
   deadLetters: ['dead_letters'],
   costs: ['cost_observations'],
+  notices: ['instances'],
   commit: ['tasks', 'task_transitions', 'outbox', 'dispatch_outbox', 'projects', 'approvals', 'processed_events'],
 };
 
-const EVERY_TABLE = 'tasks, task_transitions, projects, outbox, dispatch_outbox, approvals, processed_events, dead_letters, cost_observations';
+const EVERY_TABLE = 'tasks, task_transitions, projects, outbox, dispatch_outbox, approvals, processed_events, dead_letters, cost_observations, instances';
 
 /**
  * A contract harness over migrated SQL clients: the port under test over `underTest` (its
