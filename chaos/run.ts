@@ -16,13 +16,15 @@ import type { Check } from './invariants.js';
 import type { Scenario, ScenarioResult } from './scenario.js';
 import { poisonTask } from './scenarios/poison-task.js';
 import { sigkillRestarts } from './scenarios/sigkill-restarts.js';
+import { triplicates } from './scenarios/triplicates.js';
+import { twoInstancesOneKilled } from './scenarios/two-instances-one-killed.js';
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 
 const seeds = (process.env.CHAOS_SEEDS ?? '1,2,3').split(',').map((s) => Number(s.trim())).filter(Number.isInteger);
 const only = (process.env.CHAOS_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 
-const all: Scenario[] = [...seeds.map((seed) => sigkillRestarts(seed)), poisonTask()];
+const all: Scenario[] = [...seeds.map((seed) => sigkillRestarts(seed)), twoInstancesOneKilled(), triplicates(), poisonTask()];
 const scenarios = only.length ? all.filter((s) => only.some((o) => s.id.includes(o))) : all;
 
 interface Row extends ScenarioResult {
@@ -54,7 +56,8 @@ for (const [i, s] of scenarios.entries()) {
 }
 
 const ok = (r: Row) => !r.error && r.checks.length > 0 && r.checks.every((c: Check) => c.ok);
-const fmtFigure = (r: Row) => (r.figure ? `${r.figure.label}: ${r.figure.value.toFixed(2)} ${r.figure.unit}` : '–');
+const fmtFigure = (r: Row) =>
+  r.figure ? `${r.figure.label}: ${Number.isInteger(r.figure.value) ? r.figure.value : r.figure.value.toFixed(2)}${r.figure.unit ? ` ${r.figure.unit}` : ''}` : '–';
 const table = [
   '| scenario | what it did | checks | figure | time |',
   '| --- | --- | ---: | --- | ---: |',

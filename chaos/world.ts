@@ -43,7 +43,7 @@ export class World {
   static async create(options: WorldOptions = {}): Promise<World> {
     const scope = await createServiceScope({ AGENT_DURATION_MS: '0', ...options.env });
     const p = scope.prefix;
-    const watch = await NatsWatch.start(scope.nc, [`${p}.status.>`, `${p}.budget.>`, `${p}.projects.>`, `${p}.dlq.>`, `${p}.tasks.>`]);
+    const watch = await NatsWatch.start(scope.nc, [`${p}.status.>`, `${p}.budget.>`, `${p}.projects.>`, `${p}.dlq`, `${p}.tasks.>`]);
     return new World(scope, watch, options);
   }
 
