@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import type { Check } from './invariants.js';
 import type { Scenario, ScenarioResult } from './scenario.js';
 import { poisonTask } from './scenarios/poison-task.js';
+import { natsKill, postgresCrash, redisLost } from './scenarios/server-faults.js';
 import { sigkillRestarts } from './scenarios/sigkill-restarts.js';
 import { triplicates } from './scenarios/triplicates.js';
 import { twoInstancesOneKilled } from './scenarios/two-instances-one-killed.js';
@@ -24,7 +25,16 @@ const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 const seeds = (process.env.CHAOS_SEEDS ?? '1,2,3').split(',').map((s) => Number(s.trim())).filter(Number.isInteger);
 const only = (process.env.CHAOS_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 
-const all: Scenario[] = [...seeds.map((seed) => sigkillRestarts(seed)), twoInstancesOneKilled(), triplicates(), poisonTask()];
+const all: Scenario[] = [
+  ...seeds.map((seed) => sigkillRestarts(seed)),
+  postgresCrash(),
+  natsKill(10_000),
+  natsKill(30_000),
+  redisLost(),
+  twoInstancesOneKilled(),
+  triplicates(),
+  poisonTask(),
+];
 const scenarios = only.length ? all.filter((s) => only.some((o) => s.id.includes(o))) : all;
 
 interface Row extends ScenarioResult {

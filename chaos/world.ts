@@ -12,13 +12,26 @@ import { SimulatedAgents } from '../src/demo/simulated-agents.js';
 import type { TaskDispatch } from '../src/domain/messages.js';
 import { TaskTypeCatalog } from '../src/domain/task-types.js';
 import { silentLogger } from '../src/logger.js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { PgSqlClient, type SqlClient } from '../src/adapters/postgres/sql-client.js';
 import { connectTestNats } from '../test/helpers/nats.js';
+import type { TestNatsServer } from '../test/helpers/nats-server.js';
+import type { PrivatePostgres } from '../test/helpers/private-postgres.js';
+import type { PrivateRedis } from '../test/helpers/private-redis.js';
 import { NatsWatch } from '../test/helpers/nats-watch.js';
 import { startService, type ManagedProcess } from '../test/helpers/service-process.js';
 import { createServiceScope, type ServiceScope } from '../test/helpers/service-scope.js';
 import { checkInvariants, type Check } from './invariants.js';
 
+/** Private servers a scenario kills or restarts (never the shared ones); the shared ones otherwise. */
+export interface PrivateServers {
+  postgres?: PrivatePostgres;
+  redis?: PrivateRedis;
+  nats?: TestNatsServer;
+}
+
 export interface WorldOptions {
+  servers?: PrivateServers;
   /** Extra environment of the orchestrator processes. */
   env?: Record<string, string>;
   /** Shots PLAN_SHOTS returns: the project's fan-out (two tasks per shot, nine more). */
@@ -36,15 +49,31 @@ export class World {
 
   private constructor(
     readonly scope: ServiceScope,
+    /** The environment of the orchestrator processes (the private servers' addresses where there are). */
+    readonly env: Record<string, string>,
+    /** The world's own connection to the NATS the orchestrators use. */
+    readonly nc: NatsConnection,
+    /** Direct reads of the orchestrators' database. */
+    readonly sql: SqlClient,
     readonly watch: NatsWatch,
     readonly options: WorldOptions,
   ) {}
 
   static async create(options: WorldOptions = {}): Promise<World> {
     const scope = await createServiceScope({ AGENT_DURATION_MS: '0', ...options.env });
+    const { postgres, redis, nats } = options.servers ?? {};
+    const env = { ...scope.env };
+    if (postgres) {
+      env.DATABASE_URL = postgres.url;
+      delete env.DATABASE_SCHEMA;
+    }
+    if (redis) env.REDIS_URL = redis.url;
+    if (nats) env.NATS_URL = nats.url;
+    const nc = nats ? await connectTestNats(`chaos-${scope.prefix}`, nats.url) : scope.nc;
+    const sql = postgres ? new PgSqlClient({ connectionString: postgres.url, max: 2, onError: () => undefined }) : scope.sql;
     const p = scope.prefix;
-    const watch = await NatsWatch.start(scope.nc, [`${p}.status.>`, `${p}.budget.>`, `${p}.projects.>`, `${p}.dlq`, `${p}.tasks.>`]);
-    return new World(scope, watch, options);
+    const watch = await NatsWatch.start(nc, [`${p}.status.>`, `${p}.budget.>`, `${p}.projects.>`, `${p}.dlq`, `${p}.tasks.>`]);
+    return new World(scope, env, nc, sql, watch, options);
   }
 
   get prefix(): string {
@@ -53,7 +82,7 @@ export class World {
 
   /** `orchestrator start` as a user runs it; resolves once it says it is running. */
   async startOrchestrator(name: string, env: Record<string, string> = {}): Promise<ManagedProcess> {
-    const p = await startService({ ...this.scope.env, INSTANCE_ID: name, ...env }, name);
+    const p = await startService({ ...this.env, INSTANCE_ID: name, ...env }, name);
     this.orchestrators.push(p);
     return p;
   }
@@ -61,7 +90,7 @@ export class World {
   /** The agents: one worker per agent of the catalogue, answering with the simulated outputs. */
   async startAgents(): Promise<void> {
     const simulated = new SimulatedAgents(new TaskTypeCatalog(), { shots: this.options.shots ?? 3, random: () => 0.5 });
-    this.agentConnection = await connectTestNats(`chaos-agents-${this.prefix}`, this.scope.env.NATS_URL);
+    this.agentConnection = await connectTestNats(`chaos-agents-${this.prefix}`, this.env.NATS_URL);
     const handle: AgentTaskHandler = async (task) => {
       const run = () => simulated.run(task);
       if (this.options.handle) return this.options.handle(task, run);
@@ -92,12 +121,12 @@ export class World {
       payload: { title: `chaos ${projectId}`, brief: 'a lighthouse keeper finds a message in a bottle', checkpoints: [], ...(budget === null ? {} : { budget }) },
       occurredAt: new Date().toISOString(),
     };
-    await jetstream(this.scope.nc).publish(`${this.prefix}.events.${projectId}.PROJECT_CREATED`, JSON.stringify(event), { msgID: event.id });
+    await jetstream(this.nc).publish(`${this.prefix}.events.${projectId}.PROJECT_CREATED`, JSON.stringify(event), { msgID: event.id });
   }
 
   /** Tasks of the project by status. */
   async statusCounts(projectId: string): Promise<Record<string, number>> {
-    const { rows } = await this.scope.sql.query<{ status: string; n: number }>(
+    const { rows } = await this.sql.query<{ status: string; n: number }>(
       'SELECT status, count(*)::int AS n FROM tasks WHERE project_id = $1 GROUP BY status',
       [projectId],
     );
@@ -105,13 +134,13 @@ export class World {
   }
 
   async projectState(projectId: string): Promise<string | undefined> {
-    const { rows } = await this.scope.sql.query<{ state: string }>('SELECT state FROM projects WHERE project_id = $1', [projectId]);
+    const { rows } = await this.sql.query<{ state: string }>('SELECT state FROM projects WHERE project_id = $1', [projectId]);
     return rows[0]?.state;
   }
 
   /** Completed tasks in the audit log so far (every instance's). */
   async completions(projectId: string): Promise<number> {
-    const { rows } = await this.scope.sql.query<{ n: number }>(
+    const { rows } = await this.sql.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM task_transitions WHERE project_id = $1 AND to_status = 'COMPLETED'`,
       [projectId],
     );
@@ -135,7 +164,7 @@ export class World {
 
   /** I1–I5 on the project (see invariants.ts). */
   invariants(projectId: string): Promise<Check[]> {
-    return checkInvariants(this.scope.sql, this.watch, this.prefix, projectId);
+    return checkInvariants(this.sql, this.watch, this.prefix, projectId);
   }
 
   /** Stops everything it started and removes its names from the servers. */
@@ -144,6 +173,24 @@ export class World {
     await this.agentConnection?.close().catch(() => undefined);
     await Promise.all(this.orchestrators.map((p) => p.stop('SIGTERM', 15_000).catch(() => undefined)));
     this.watch.close();
+    if (this.nc !== this.scope.nc) await this.nc.close().catch(() => undefined);
+    if (this.sql !== this.scope.sql) await this.sql.close().catch(() => undefined);
     await this.scope.cleanup();
   }
+}
+
+/** When the first message on `subjectPrefix` matching `where` arrived at or after `since` (waits up to `timeoutMs`). */
+export async function firstSeenAfter<T>(world: World, subjectPrefix: string, since: number, where: (body: T) => boolean, what: string, timeoutMs = 300_000): Promise<number> {
+  let at = 0;
+  await world.until(
+    () => {
+      const m = world.watch.on<T>(subjectPrefix, where).find((x) => x.at >= since);
+      if (m) at = m.at;
+      return m !== undefined;
+    },
+    what,
+    timeoutMs,
+    20,
+  );
+  return at;
 }

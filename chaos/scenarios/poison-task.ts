@@ -31,7 +31,7 @@ export function poisonTask(): Scenario {
         await world.startOrchestrator('chaos-10');
         await world.createProject(projectId);
         const final = async () => {
-          const { rows } = await world.scope.sql.query<{ n: number }>(
+          const { rows } = await world.sql.query<{ n: number }>(
             `SELECT count(*)::int AS n FROM tasks WHERE project_id = $1
                AND NOT (status IN ('COMPLETED', 'CANCELLED') OR (status = 'FAILED' AND attempts >= max_attempts))`,
             [projectId],
@@ -40,12 +40,12 @@ export function poisonTask(): Scenario {
         };
         await world.until(final, 'every task final, the poison task failed', 180_000, 200);
         log(`poison task ${poison}`);
-        const { rows: poisonRows } = await world.scope.sql.query<{ status: string; attempts: number; max_attempts: number }>(
+        const { rows: poisonRows } = await world.sql.query<{ status: string; attempts: number; max_attempts: number }>(
           'SELECT status, attempts, max_attempts FROM tasks WHERE task_id = $1',
           [poison],
         );
         const p = poisonRows[0]!;
-        const { rows: audit } = await world.scope.sql.query<{ event: string; to_status: string; detail: { notBefore?: number } | null; at: Date }>(
+        const { rows: audit } = await world.sql.query<{ event: string; to_status: string; detail: { notBefore?: number } | null; at: Date }>(
           'SELECT event, to_status, detail, at FROM task_transitions WHERE task_id = $1 ORDER BY id',
           [poison],
         );

@@ -22,7 +22,7 @@ export function triplicates(): Scenario {
     title: 'every inbound message three times',
     async run(log): Promise<ScenarioResult> {
       const world = await World.create({ shots: SHOTS });
-      const { nc } = world.scope;
+      const { nc } = world;
       const js = jetstream(nc);
       let duplicates = 0;
       /** Publishes `body` on `subject` three times: JetStream ×2 with one message id, core ×1. */
@@ -64,7 +64,7 @@ export function triplicates(): Scenario {
         let reviewing = true;
         const reviewer = (async () => {
           while (reviewing) {
-            for (const a of await approvalsOf(world.scope.sql, projectId)) {
+            for (const a of await approvalsOf(world.sql, projectId)) {
               if (a.status !== 'pending' || decided.has(a.approval_id)) continue;
               decided.add(a.approval_id);
               await thrice(`${world.prefix}.approvals.decided.${projectId}`, { approvalId: a.approval_id, decision: 'approved', by: 'chaos-reviewer' }, `${a.approval_id}:approved`);
@@ -84,8 +84,8 @@ export function triplicates(): Scenario {
         log(`${duplicates} duplicates sent`);
         const counts = await world.statusCounts(projectId);
         const total = Object.values(counts).reduce((a, b) => a + b, 0);
-        const approvals = await approvalsOf(world.scope.sql, projectId);
-        const { rows: spend } = await world.scope.sql.query<{ spent: number; charged: number }>(
+        const approvals = await approvalsOf(world.sql, projectId);
+        const { rows: spend } = await world.sql.query<{ spent: number; charged: number }>(
           `SELECT p.spent::float AS spent, (SELECT COALESCE(sum(actual_cost), 0)::float FROM tasks t WHERE t.project_id = p.project_id) AS charged
            FROM projects p WHERE p.project_id = $1`,
           [projectId],
@@ -113,7 +113,7 @@ export function triplicates(): Scenario {
 /** Messages of the inbound stream not yet acknowledged by the orchestrator's consumer. */
 async function inboundPending(world: World): Promise<number> {
   const { jetstreamManager } = await import('@nats-io/jetstream');
-  const jsm = await jetstreamManager(world.scope.nc);
+  const jsm = await jetstreamManager(world.nc);
   const info = await jsm.consumers.info(`${world.scope.streamPrefix}_INBOUND`, 'orchestrator');
   return info.num_pending + info.num_ack_pending;
 }

@@ -35,7 +35,7 @@ export function twoInstancesOneKilled(): Scenario {
           const key = `${m.body.taskId}:${m.body.fencingToken}`;
           sends.set(key, [...(sends.get(key) ?? []), m.at]);
         }
-        const { rows: dispatchedBy } = await world.scope.sql.query<{ task_id: string; token: string; by_instance: string }>(
+        const { rows: dispatchedBy } = await world.sql.query<{ task_id: string; token: string; by_instance: string }>(
           `SELECT task_id, detail ->> 'fencingToken' AS token, by_instance FROM task_transitions
            WHERE project_id = $1 AND to_status = 'RUNNING' AND from_status <> 'RUNNING'`,
           [projectId],
@@ -45,7 +45,7 @@ export function twoInstancesOneKilled(): Scenario {
         const unexplained = twice.filter(([key, at]) => !(writer.get(key) === 'chaos-5a' && at.slice(1).every((t) => t >= killedAt)));
         const counts = await world.statusCounts(projectId);
         const total = Object.values(counts).reduce((x, y) => x + y, 0);
-        const completedBy = await world.scope.sql.query<{ by_instance: string; n: number }>(
+        const completedBy = await world.sql.query<{ by_instance: string; n: number }>(
           `SELECT by_instance, count(*)::int AS n FROM task_transitions WHERE project_id = $1 AND to_status = 'COMPLETED' GROUP BY by_instance`,
           [projectId],
         );

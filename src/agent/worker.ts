@@ -24,6 +24,7 @@ import {
   streamConfig,
   streamNames,
 } from '../adapters/nats/streams.js';
+import { onReconnect } from '../adapters/nats/connection.js';
 import { natsSubjects, type NatsSubjects } from '../adapters/nats/subjects.js';
 
 export interface AgentTaskContext {
@@ -145,6 +146,8 @@ class Worker implements AgentWorker {
   private readonly controllers = new Set<AbortController>();
   private stopping = false;
   private fetching: ConsumerMessages | null = null;
+  /** Ends the pull on a reconnect (the server lost it), so the worker pulls again at once. */
+  private stopWatching: () => void = () => undefined;
   private wake: (() => void) | null = null;
   private loop: Promise<void> = Promise.resolve();
   private stopped: Promise<void> | null = null;
@@ -168,6 +171,7 @@ class Worker implements AgentWorker {
   }
 
   start(): this {
+    this.stopWatching = onReconnect(this.settings.connection, () => void this.fetching?.close().catch(() => undefined));
     this.loop = this.run();
     return this;
   }
@@ -176,6 +180,7 @@ class Worker implements AgentWorker {
     if (options.abort) for (const c of this.controllers) c.abort(new Error('agent worker stopped'));
     this.stopped ??= (async () => {
       this.stopping = true;
+      this.stopWatching();
       this.wake?.();
       const fetching = this.fetching;
       if (fetching) void fetching.close().catch(() => undefined);

@@ -3,8 +3,12 @@ import type { Lease } from '../ports/lock-manager.js';
 import type { Core } from '../orchestrator/core.js';
 import { CLAIM_TTL_MS, LEASE_GRACE_MS, type Slots } from './slots.js';
 
-/** A dispatch the bus did not confirm is sent again after this back-off (doubling, capped). */
-const PUBLISH_RETRY_MS = { first: 100, max: 5_000 };
+/**
+ * A dispatch the bus did not confirm is sent again after this back-off (doubling, capped).
+ * The cap is what a dispatch may wait once NATS is back: a bus that is not connected
+ * refuses at once, so a retry during an outage costs nothing but the try.
+ */
+const PUBLISH_RETRY_MS = { first: 100, max: 1_000 };
 /**
  * A confirmed dispatch is written as such (its record removed, its lease lengthened) this
  * long after the bus confirmed it, together with the others confirmed meanwhile; an

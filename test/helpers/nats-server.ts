@@ -61,6 +61,21 @@ export class TestNatsServer {
     clearTimeout(timer);
   }
 
+  /** `kill -9`: the server dies at once (its store stays). */
+  async kill(): Promise<void> {
+    const child = this.child;
+    this.child = null;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  /** Starts it again after `stop()` or `kill()`: same port, same store. */
+  async startAgain(): Promise<void> {
+    await this.launch();
+  }
+
   /** Stops and starts again on the same port with the same store. */
   async restart(): Promise<void> {
     await this.stop();

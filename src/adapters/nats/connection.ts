@@ -140,3 +140,34 @@ async function readSecretFile(key: string, path: string): Promise<Uint8Array> {
     throw new ConfigError([{ key, value: path, reason: `cannot read the file (${reason})` }]);
   }
 }
+
+/**
+ * Follows the connection's status: `disconnect` when it is lost, `reconnect` when it is
+ * back; returns what stops following it. nats.js discards what was written while the
+ * connection was down (each dial resets its outbound buffer), so a publish made then is
+ * lost without an error, and a pull request (`consumer.fetch`) the server held is lost
+ * with the connection while the client waits for its `expires` before it ends. Measured
+ * by the chaos battery: after a 10 s NATS outage, dispatches resumed 11.6 s after NATS was
+ * back, instead of a fraction of a second.
+ */
+export function followConnection(nc: NatsConnection, on: { disconnect?: () => void; reconnect?: () => void }): () => void {
+  const events = nc.status()[Symbol.asyncIterator]();
+  void (async () => {
+    try {
+      for (;;) {
+        const next = await events.next();
+        if (next.done) return;
+        if (next.value.type === 'disconnect') on.disconnect?.();
+        else if (next.value.type === 'reconnect') on.reconnect?.();
+      }
+    } catch {
+      // the status stream ends with the connection
+    }
+  })();
+  return () => void events.return?.();
+}
+
+/** Calls `fn` after every reconnect of `nc` (see followConnection: a puller pulls again at once); returns what stops it. */
+export function onReconnect(nc: NatsConnection, fn: () => void): () => void {
+  return followConnection(nc, { reconnect: fn });
+}

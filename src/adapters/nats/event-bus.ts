@@ -6,6 +6,7 @@ import { ClosedError, ServiceUnavailableError, ValidationError } from '../../err
 import { silentLogger, type Logger } from '../../logger.js';
 import type { EventBus, InboundHandlers, InboundSubscription, Outbound } from '../../ports/event-bus.js';
 import { startControlResponder } from './control.js';
+import { followConnection } from './connection.js';
 import { DEFAULT_DLQ_DATA_LIMIT, DeadLetterPublisher } from './dead-letter.js';
 import { windowSize } from '../inbound-order.js';
 import { InboundConsumer } from './inbound-consumer.js';
@@ -105,6 +106,8 @@ export class NatsEventBus implements EventBus {
   private active: InboundSubscription | null = null;
   /** Agent names already checked. */
   private readonly agentNames = new Set<string>();
+  /** False while the connection is down: a notification is refused then (nats.js would drop it without a word). */
+  private connected = true;
 
   constructor(private readonly options: NatsEventBusOptions) {
     const prefix = options.subjectPrefix ?? 'lap';
@@ -119,6 +122,8 @@ export class NatsEventBus implements EventBus {
     this.deadLetters = new DeadLetterPublisher(this.js, this.subjects.dlq, this.logger, options.dlqDataLimit ?? DEFAULT_DLQ_DATA_LIMIT);
     const { duplicateWindowMs, maxAgeMs, dlqMaxAgeMs, replicas } = options;
     this.settings = { duplicateWindowMs, maxAgeMs, dlqMaxAgeMs, replicas };
+    const stop = followConnection(this.nc, { disconnect: () => (this.connected = false), reconnect: () => (this.connected = true) });
+    void this.nc.closed().then(stop);
   }
 
   /** Creates or updates the three streams; idempotent. Called by the other methods; callable at start-up to fail early. */
@@ -148,6 +153,8 @@ export class NatsEventBus implements EventBus {
       return;
     }
     const subject = this.outboundSubject(message);
+    // Refused, not lost: the caller keeps it and tries again (see NoticeTracker).
+    if (!this.connected) throw new ServiceUnavailableError('nats', `not connected to NATS: ${subject} not published`);
     try {
       this.nc.publish(subject, JSON.stringify(message.body));
     } catch (err) {

@@ -6,6 +6,7 @@ import { ProjectTurns, describeError, dispatchInbound, isBarrier, onFailure, out
 import type { DeadLetterPublisher } from './dead-letter.js';
 import { bytesToText, decodeInbound } from './inbound.js';
 import { ResultsBatches } from './results-batch.js';
+import { onReconnect } from './connection.js';
 
 export interface InboundConsumerOptions {
   connection: NatsConnection;
@@ -80,9 +81,12 @@ export class InboundConsumer {
   private wake: (() => void) | null = null;
   /** Results batches: their entries handled and settled one by one (results-batch.ts). */
   private readonly batches: ResultsBatches;
+  private readonly stopWatching: () => void;
 
   constructor(private readonly options: InboundConsumerOptions) {
     this.batches = new ResultsBatches(options, (m) => this.ack(m));
+    // A reconnect loses the pull the server held: end it, and pull again at once.
+    this.stopWatching = onReconnect(options.connection, () => void this.batch?.close().catch(() => undefined));
     this.policy = { maxDeliveries: options.maxDeliveries, ...options.retryDelay };
     this.stopped = new Promise<void>((resolve) => (this.stop = resolve));
     this.loop = this.run();
@@ -96,6 +100,7 @@ export class InboundConsumer {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.stopping = true;
+      this.stopWatching();
       this.stop();
       this.wake?.();
       this.changed();

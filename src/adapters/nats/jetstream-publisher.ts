@@ -1,5 +1,6 @@
 import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { ServiceUnavailableError } from '../../errors.js';
+import { followConnection } from './connection.js';
 
 /** What the stream answers to a stored message. */
 export interface PubAck {
@@ -27,6 +28,11 @@ interface Pending {
  * error, a "no stream" answer (503), or a timeout.
  *
  * The subscription is made on the first publish and lives as long as the connection.
+ * While the connection is down a publish fails at once, and the publishes waiting for
+ * their acknowledgement fail when it is lost: nats.js would drop their bytes without a
+ * word (see followConnection), and their callers would wait for the timeout before
+ * trying again. Tried again, a message the stream did store is found a duplicate by its
+ * `Nats-Msg-Id`.
  */
 export class JetStreamPublisher {
   private readonly pending = new Map<string, Pending>();
@@ -34,14 +40,27 @@ export class JetStreamPublisher {
   private sub: Subscription | null = null;
   private sweeper: ReturnType<typeof setInterval> | null = null;
   private seq = 0;
+  private connected = true;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly timeoutMs: number,
-  ) {}
+  ) {
+    const stop = followConnection(nc, {
+      disconnect: () => {
+        this.connected = false;
+        const lost = new ServiceUnavailableError('nats', 'the NATS connection was lost before the stream acknowledged');
+        for (const p of this.pending.values()) p.reject(lost);
+        this.pending.clear();
+      },
+      reconnect: () => (this.connected = true),
+    });
+    void nc.closed().then(stop);
+  }
 
   /** Publishes `data` to `subject` with the `Nats-Msg-Id` header; resolves on the stream's acknowledgement. */
   publish(subject: string, data: string, msgId: string): Promise<PubAck> {
+    if (!this.connected) return Promise.reject(new ServiceUnavailableError('nats', `not connected to NATS: ${subject} not published`));
     const prefix = this.start();
     const token = (++this.seq).toString(36);
     const h = headers();
