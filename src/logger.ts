@@ -12,16 +12,25 @@ export interface LoggerSettings {
 /**
  * The one logger of a process: structured JSON lines (pino), passed down to every
  * component. Fields that may hold secrets are redacted wherever they appear.
+ *
+ * Errors go under `err` (`logger.error({ err }, 'what failed')`), never as a string: the
+ * standard serializer with causes writes an object with `type`, `message`, `stack`, the
+ * error's own fields (`code`, `retryable`…) and its `cause` as an object of the same form.
+ * The arguments of a failed command (ioredis puts them on its errors: an AUTH carries the
+ * password) are redacted.
  */
 export function createLogger(settings: LoggerSettings = {}): Logger {
   const options: LoggerOptions = {
     name: settings.name ?? 'orchestrator',
     level: settings.level ?? 'info',
     redact: {
-      paths: ['password', '*.password', '*.*.password', 'token', '*.token', 'pass', '*.pass', 'authorization', '*.authorization'],
+      paths: [
+        'password', '*.password', '*.*.password', 'token', '*.token', 'pass', '*.pass', 'authorization', '*.authorization',
+        'err.command.args', 'err.cause.command.args', 'err.previousErrors[*].command.args',
+      ],
       censor: '***',
     },
-    serializers: { err: pino.stdSerializers.err },
+    serializers: { err: pino.stdSerializers.errWithCause },
   };
   return settings.destination ? pino(options, settings.destination) : pino(options);
 }

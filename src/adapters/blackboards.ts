@@ -67,7 +67,7 @@ export async function createBlackboard(config: OrchestratorConfig, logger: Logge
     ...(config.database.schema === 'public' ? {} : { schema: config.database.schema }),
     max: config.database.poolSize,
     applicationName: `orchestrator-${config.instanceId}`.slice(0, 63),
-    onError: (message, err) => logger.error({ err: err.message }, message),
+    onError: (message, err) => logger.error({ err }, message),
   });
   try {
     if (config.database.schema !== 'public') await sql.query(`CREATE SCHEMA IF NOT EXISTS ${config.database.schema}`);
@@ -81,7 +81,7 @@ export async function createBlackboard(config: OrchestratorConfig, logger: Logge
     ...(config.redis.url ? { url: config.redis.url } : { host: config.redis.host, port: config.redis.port, db: config.redis.db }),
     ...(config.redis.password ? { password: config.redis.password } : {}),
     connectionName: `orchestrator-${config.instanceId}`,
-    onError: (err: Error) => logger.warn({ err: err.message }, 'redis connection error'),
+    onError: (err: Error) => logger.warn({ err }, 'redis connection error'),
   };
   const redis = createRedisClient(redisOptions);
   try {

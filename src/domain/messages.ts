@@ -1,11 +1,15 @@
 import { z } from 'zod';
 import { JsonObject, Money, ProjectId, TaskId, TaskStatus } from './task.js';
 import { PipelineEvent } from './pipeline.js';
+import { StorableText } from './storable.js';
 import type { ProjectState } from './project.js';
 
 /**
  * The bodies of the wire contract (NATS subjects under the prefix, default `lap`).
- * Inbound bodies are validated; extra fields are allowed and ignored.
+ * Inbound bodies are validated; extra fields are allowed and ignored. Every string of an
+ * inbound body, and every JSON object in it, must be one PostgreSQL can store (storable.ts:
+ * no NUL, no unpaired surrogate, JSON at most 64 levels deep): a body that breaks this is a
+ * schema violation, dead-lettered on its first delivery.
  */
 
 /** `lap.tasks.<agent>`: one per dispatch. */
@@ -28,7 +32,7 @@ export const TaskResult = z
     fencingToken: z.number().int().nonnegative(),
     output: JsonObject.optional(),
     actualCost: Money.optional(),
-    error: z.string().max(10_000).optional(),
+    error: StorableText.max(10_000).optional(),
   })
   .refine((r) => r.status !== 'failed' || r.error !== undefined, { message: 'a failed result needs error', path: ['error'] });
 export type TaskResult = z.infer<typeof TaskResult>;
@@ -62,10 +66,10 @@ export interface ApprovalRequested {
 
 /** `lap.approvals.decided.<projectId>` (inbound). */
 export const ApprovalDecided = z.object({
-  approvalId: z.string().min(1).max(50),
+  approvalId: StorableText.min(1).max(50),
   decision: z.enum(['approved', 'rejected']),
-  comment: z.string().max(10_000).optional(),
-  by: z.string().min(1).max(100),
+  comment: StorableText.max(10_000).optional(),
+  by: StorableText.min(1).max(100),
   /** Rejection at PREVIEW_VIDEO_READY: the shots (indexes) to edit. */
   shots: z.array(z.number().int().nonnegative()).optional(),
 });
@@ -132,9 +136,9 @@ export interface DeadLetterMessage {
 
 /** `lap.control.<projectId>` (request-reply). */
 export const ControlRequest = z.discriminatedUnion('action', [
-  z.object({ action: z.literal('pause'), reason: z.string().max(500).optional() }),
+  z.object({ action: z.literal('pause'), reason: StorableText.max(500).optional() }),
   z.object({ action: z.literal('resume') }),
-  z.object({ action: z.literal('cancel'), reason: z.string().max(500).optional() }),
+  z.object({ action: z.literal('cancel'), reason: StorableText.max(500).optional() }),
   z.object({ action: z.literal('set_budget'), limit: Money.nullable() }),
   z.object({ action: z.literal('status') }),
 ]);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { Priority, ProjectId, TaskTypeName } from './task.js';
+import { jsonProblem, StorableJsonObject, StorableText } from './storable.js';
+import { BudgetLimit, Priority, ProjectId, TaskTypeName } from './task.js';
 
 /**
  * The declarative pipeline: which events create which tasks, which task results raise
@@ -97,13 +98,47 @@ function checkTemplates(templates: readonly TaskTemplate[], path: (string | numb
   });
 }
 
-/** An event as it arrives: on NATS `lap.events.<projectId>.<TYPE>`, or `handleEvent()`. */
-export const PipelineEvent = z.object({
-  id: z.string().min(1).max(100),
-  type: EventType,
-  projectId: ProjectId,
-  payload: z.record(z.string(), z.unknown()).default({}),
-  occurredAt: z.coerce.date(),
+/**
+ * The payload of PROJECT_CREATED (the event that creates a project), as the README's
+ * contract gives it: every field optional, each of its type. `budget` must fit the
+ * DECIMAL(12,4) column; extra fields are allowed (the pipeline may pass them on).
+ */
+export const ProjectCreatedPayload = z.object({
+  /** Default: the project id. */
+  title: StorableText.optional(),
+  brief: StorableText.optional(),
+  /** null or absent: no limit. */
+  budget: BudgetLimit.nullable().optional(),
+  /** The project's own checkpoints (event types); absent: the pipeline's. */
+  checkpoints: z.array(EventType).optional(),
 });
+export type ProjectCreatedPayload = z.infer<typeof ProjectCreatedPayload>;
+
+/**
+ * When an event occurred: an ISO-8601 date-time with seconds and a zone (`Z` or `±hh:mm`),
+ * as JSON carries it; in process (handleEvent, raised events) a valid `Date` as well.
+ */
+export const OccurredAt = z.union([z.iso.datetime({ offset: true }).transform((text) => new Date(text)), z.date()], {
+  error: 'expected an ISO-8601 date-time with seconds and a zone, such as 2026-11-27T10:00:00Z',
+});
+
+/** An event as it arrives: on NATS `lap.events.<projectId>.<TYPE>`, or `handleEvent()`. */
+export const PipelineEvent = z
+  .object({
+    id: StorableText.min(1).max(100),
+    type: EventType,
+    projectId: ProjectId,
+    /** A JSON object PostgreSQL can store (storable.ts), at most 64 levels deep. */
+    payload: StorableJsonObject.default({}),
+    occurredAt: OccurredAt,
+  })
+  .superRefine((event, ctx) => {
+    // (A payload PostgreSQL cannot store is reported once, by StorableJsonObject.)
+    if (event.type !== 'PROJECT_CREATED' || jsonProblem(event.payload)) return;
+    const parsed = ProjectCreatedPayload.safeParse(event.payload);
+    for (const issue of parsed.error?.issues ?? []) {
+      ctx.addIssue({ code: 'custom', path: ['payload', ...(issue.path as (string | number)[])], message: issue.message });
+    }
+  });
 export type PipelineEvent = z.infer<typeof PipelineEvent>;
 export type PipelineEventInput = z.input<typeof PipelineEvent>;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { StorableJsonObject } from './storable.js';
 
 /** The seven task states. Names match the original design's `tasks.status` values. */
 export const TaskStatus = z.enum([
@@ -41,7 +42,12 @@ export const TaskTypeName = z
 export const Priority = z.number().int().min(MIN_PRIORITY).max(MAX_PRIORITY);
 /** Money in the project's currency unit; DECIMAL(10,4) in PostgreSQL. */
 export const Money = z.number().finite().min(0).max(999_999.9999);
-export const JsonObject = z.record(z.string(), z.unknown());
+/** The largest budget limit: DECIMAL(12,4) in PostgreSQL (`projects.budget_limit`). */
+export const BUDGET_LIMIT_MAX = 99_999_999.9999;
+/** A project's budget limit (the PROJECT_CREATED payload's `budget`). */
+export const BudgetLimit = z.number().finite().min(0).max(BUDGET_LIMIT_MAX);
+/** A JSON object PostgreSQL can store as JSONB (storable.ts: no NUL, no unpaired surrogate, at most 64 levels). */
+export const JsonObject = StorableJsonObject;
 
 /**
  * A task, mirroring the original `tasks` table, plus what retries need.

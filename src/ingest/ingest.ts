@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ProjectNotFoundError, ValidationError } from '../errors.js';
-import { PipelineEvent, type PipelineEventInput } from '../domain/pipeline.js';
+import { PipelineEvent, ProjectCreatedPayload, type PipelineEventInput } from '../domain/pipeline.js';
 import type { TaskStatusMessage } from '../domain/messages.js';
 import { newTaskId, type NewTaskInput } from '../domain/task.js';
 import type { ApprovalRecord, NewApproval, NewProject, ProjectRecord } from '../ports/project-store.js';
@@ -272,19 +272,17 @@ export class Ingest {
 
 /** The project a PROJECT_CREATED event's payload describes (title, budget, checkpoints), validated. */
 export function projectFromPayload(projectId: string, payload: Record<string, unknown>): NewProject {
-  const title = typeof payload.title === 'string' && payload.title.trim() ? payload.title : projectId;
-  const budget = payload.budget;
-  if (budget !== undefined && budget !== null && (typeof budget !== 'number' || !Number.isFinite(budget) || budget < 0)) {
-    throw new ValidationError('PROJECT_CREATED payload.budget must be a non-negative number');
+  const parsed = ProjectCreatedPayload.safeParse(payload);
+  if (!parsed.success) {
+    throw new ValidationError('invalid PROJECT_CREATED payload', parsed.error.issues.map((i) => `payload.${i.path.join('.')}: ${i.message}`));
   }
-  const checkpoints = payload.checkpoints;
-  if (checkpoints !== undefined && !(Array.isArray(checkpoints) && checkpoints.every((c) => typeof c === 'string'))) {
-    throw new ValidationError('PROJECT_CREATED payload.checkpoints must be an array of event types');
-  }
+  const { title, budget, checkpoints } = parsed.data;
+  // At most 500 UTF-16 units, not cutting a surrogate pair in two.
+  const kept = (title?.trim() ? title : projectId).slice(0, 500);
   return {
     projectId,
-    title: title.slice(0, 500),
-    budgetLimit: typeof budget === 'number' ? budget : null,
-    checkpoints: (checkpoints as string[] | undefined) ?? null,
+    title: /[\uD800-\uDBFF]$/.test(kept) ? kept.slice(0, -1) : kept,
+    budgetLimit: budget ?? null,
+    checkpoints: checkpoints ?? null,
   };
 }

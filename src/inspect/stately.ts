@@ -38,7 +38,7 @@ export async function connectStatelyInspector(options: StatelyInspectionOptions)
   const timeoutMs = options.connectTimeoutMs ?? 3000;
 
   let socket: WebSocket | null = await open(url, timeoutMs).catch((err: Error) => {
-    logger.warn({ url, err: err.message }, 'no Stately inspector listening: inspection is off');
+    logger.warn({ err, url }, 'no Stately inspector listening: inspection is off');
     return null;
   });
   if (!socket) return null;

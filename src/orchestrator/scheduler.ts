@@ -25,6 +25,8 @@ export class TaskScheduler {
   private inflight: Promise<unknown> = Promise.resolve();
   private readonly actor: SchedulerActorRef;
   private failuresLogged = 0;
+  /** The error of the last failed pass, for the log (the actor's context keeps only its text). */
+  private lastFailure: unknown = undefined;
   private lastSweep = Number.NEGATIVE_INFINITY;
   private readonly sweeps: Sweep[] = [];
 
@@ -34,14 +36,22 @@ export class TaskScheduler {
   ) {
     // A child of the actor system's root (systemId `scheduler`), on the system's clock.
     this.actor = core.system.spawnScheduler(
-      { tick: () => this.tick(), drain: () => this.inflight.then(() => undefined) },
+      {
+        tick: () =>
+          this.tick().catch((err: unknown) => {
+            this.lastFailure = err;
+            throw err;
+          }),
+        drain: () => this.inflight.then(() => undefined),
+      },
       core.config.scheduler.intervalMs,
     );
     this.actor.subscribe({
       next: (s) => {
         if (s.context.lastError && s.context.failures > this.failuresLogged) {
           this.failuresLogged = s.context.failures;
-          core.logger.error({ error: s.context.lastError }, 'scheduler pass failed');
+          core.logger.error({ err: this.lastFailure ?? s.context.lastError }, 'scheduler pass failed');
+          this.lastFailure = undefined;
         }
       },
       error: (err) => core.logger.error({ err }, 'scheduler actor error'),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DuplicateTaskError } from '../../src/errors.js';
+import { DuplicateTaskError, ValidationError } from '../../src/errors.js';
 import { at, createProject, ids, ingest, newApproval, newProject, newTask, raiseEvent, type ProjectHarnessRef } from './project-store.fixtures.js';
 
 /** Handling an event: its effects and its processed mark, all or nothing, once. */
@@ -399,5 +399,22 @@ export function ingestContract(harness: ProjectHarnessRef): void {
       expect(await tasks().countByStatus()).toStrictEqual({ READY: rounds.length });
       expect((await projects().getProject('prj-1'))!.reserved).toBeCloseTo(0.1 * rounds.length);
     });
+  });
+  it('refuses values the database cannot store with a permanent ValidationError, and writes nothing', async () => {
+    await seedDependents();
+    const before = await everything();
+    const refused = [
+      ingest('ev-1', { eventType: 'PROJECT_CREATED', project: newProject('prj-1', { title: 'a\u0000b' }) }),
+      ingest('ev-1', { eventType: 'PROJECT_CREATED', project: newProject('prj-1', { budgetLimit: 1e308 }) }),
+      ingest('ev-1', { approval: newApproval('apr-1', { eventId: 'ev-1', summary: { note: 'a\u0000b' } }) }),
+      ingest('ev-1', { approval: newApproval('apr-1', { eventId: 'ev-1', summary: { note: 'x\uD800y' } }) }),
+      ingest('ev-1', { tasks: [newTask('n1', { input: { brief: 'a\u0000b' } })] }),
+    ];
+    for (const [i, write] of refused.entries()) {
+      const err = await commit().ingestEvent(write).then(() => null, (e: unknown) => e);
+      expect(err, `write ${i}`).toBeInstanceOf(ValidationError);
+      expect(err, `write ${i}`).toMatchObject({ code: 'ERR_VALIDATION', retryable: false });
+    }
+    expect(await everything()).toStrictEqual(before);
   });
 }

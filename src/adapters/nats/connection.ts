@@ -101,6 +101,14 @@ async function logStatus(nc: NatsConnection, logger: Logger): Promise<void> {
   }
 }
 
+/** The error as the log shows it (name, message, code, stack), with any credentials in a URL of its text redacted. */
+function redactedError(err: Error): Error {
+  const code = (err as { code?: unknown }).code;
+  const safe = Object.assign(new Error(redactUrl(err.message)), { name: err.name }, code === undefined ? {} : { code });
+  safe.stack = err.stack === undefined ? undefined : redactUrl(err.stack);
+  return safe;
+}
+
 function logOne(status: Status, logger: Logger): void {
   switch (status.type) {
     case 'disconnect':
@@ -113,7 +121,7 @@ function logOne(status: Status, logger: Logger): void {
       logger.debug('NATS reconnecting');
       break;
     case 'error':
-      logger.error({ error: redactUrl(status.error.message) }, 'NATS connection error');
+      logger.error({ err: redactedError(status.error) }, 'NATS connection error');
       break;
     case 'ldm':
       logger.warn({ server: redactUrl(status.server) }, 'NATS server entered lame duck mode');

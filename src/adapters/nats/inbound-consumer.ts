@@ -2,7 +2,7 @@ import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from '@nats-i
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../../logger.js';
 import type { InboundHandlers } from '../../ports/event-bus.js';
-import { ProjectTurns, describeError, dispatchInbound, isBarrier, onFailure, outcome, retryDelay, type RetryPolicy } from '../inbound-order.js';
+import { ProjectTurns, dispatchInbound, isBarrier, onFailure, outcome, retryDelay, type RetryPolicy } from '../inbound-order.js';
 import type { DeadLetterPublisher } from './dead-letter.js';
 import { bytesToText, decodeInbound } from './inbound.js';
 import { ResultsBatches } from './results-batch.js';
@@ -318,7 +318,7 @@ export class InboundConsumer {
     if (!failure) return this.ack(m);
     const action = onFailure(failure.err, deliveries, this.policy);
     if (!action.retry) return this.reject(m, action.reason);
-    o.logger.warn({ subject: m.subject, deliveries, delayMs: action.delayMs, error: describeError(failure.err) }, 'inbound handler failed; will retry');
+    o.logger.warn({ err: failure.err, subject: m.subject, deliveries, delayMs: action.delayMs }, 'inbound handler failed; will retry');
     m.nak(action.delayMs);
   }
 
@@ -335,7 +335,7 @@ export class InboundConsumer {
       const action = failure && onFailure(failure.err, deliveries, this.policy);
       if (!failure || !action || !action.retry) return () => this.settle(m, failure, deliveries);
       this.options.logger.warn(
-        { subject: m.subject, deliveries, delayMs: action.delayMs, error: describeError(failure.err) },
+        { err: failure.err, subject: m.subject, deliveries, delayMs: action.delayMs },
         'inbound handler failed; will retry in its turn',
       );
       let timer: NodeJS.Timeout | undefined;

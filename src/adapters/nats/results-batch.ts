@@ -2,7 +2,7 @@ import type { JsMsg } from '@nats-io/jetstream';
 import type { TaskResult } from '../../domain/messages.js';
 import type { Logger } from '../../logger.js';
 import type { InboundHandlers } from '../../ports/event-bus.js';
-import { batchPlan, describeError, retryDelay, runBatch, type RetryPolicy } from '../inbound-order.js';
+import { batchPlan, retryDelay, runBatch, type RetryPolicy } from '../inbound-order.js';
 import type { DeadLetterPublisher } from './dead-letter.js';
 
 /** Batches handed back with entries settled that are remembered, at most (the oldest forgotten first). */
@@ -74,7 +74,7 @@ export class ResultsBatches {
     if (plan.retryDelayMs !== null) {
       const retried = failures.find((f) => !settled.has(f.i));
       o.logger.warn(
-        { subject: m.subject, deliveries, delayMs: plan.retryDelayMs, failed: failures.length, error: describeError(retried?.err) },
+        { err: retried?.err, subject: m.subject, deliveries, delayMs: plan.retryDelayMs, failed: failures.length },
         'results batch: a handler failed; will retry',
       );
       return handBack(plan.retryDelayMs);

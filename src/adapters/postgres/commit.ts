@@ -177,6 +177,12 @@ export class PostgresCommit implements Commit {
   }
 
   async #ingestInTransaction(ingest: EventIngest): Promise<IngestResult> {
+    return this.#ingestTransaction(ingest).catch((err: unknown) => {
+      throw invalidInput(err, 'cannot ingest event');
+    });
+  }
+
+  async #ingestTransaction(ingest: EventIngest): Promise<IngestResult> {
     return this.sql.transaction(async (tx) => {
       if (ingest.onlyIfActive) {
         // No lock (a share lock here, then the reservation's update lock, could deadlock two

@@ -141,7 +141,11 @@ export interface PgSqlClientOptions {
   max?: number;
   /** Application name shown in pg_stat_activity. */
   applicationName?: string;
-  /** Receives pool errors (idle client lost...); default: console.error. Never sees the password. */
+  /**
+   * Receives pool errors (idle client lost...): a message naming the server (its connection
+   * string redacted) and the driver's error, to log as an object (`logger.error({ err }, message)`:
+   * its SQLSTATE `code` and the rest). Default: console.error. Never sees the password.
+   */
   onError?: (message: string, err: Error) => void;
 }
 
@@ -197,7 +201,7 @@ export class PgSqlClient implements SqlClient {
       types: pgTypes,
     });
     const where = redactConnectionString(options.connectionString);
-    const onError = options.onError ?? ((message: string, err: Error) => console.error(message, err.message));
+    const onError = options.onError ?? ((message: string, err: Error) => console.error(message, err));
     this.#pool.on('error', (err) => onError(`postgres pool error (${where})`, err));
   }
 
