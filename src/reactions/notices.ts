@@ -44,14 +44,22 @@ interface Pending {
   remaining: number;
   committedAt: number;
   dropped: boolean;
-  keys: readonly string[];
+  keys: readonly NoticeKey[];
 }
 
 /** What identifies a status notice to its commit: the task, the step and its time. */
-const keyOf = (taskId: string, from: TaskStatus | null, to: TaskStatus, at: string): string => `${taskId}|${from ?? ''}|${to}|${at}`;
+/** A status notice's identity: the task, the step and its time (the audit row's). */
+interface NoticeKey {
+  taskId: string;
+  from: TaskStatus | null;
+  to: TaskStatus;
+  at: string;
+}
+
+const keyOf = (taskId: string, from: TaskStatus | null, to: TaskStatus, at: string): NoticeKey => ({ taskId, from, to, at });
 
 /** The audit rows a created task gets (see NewTaskRecord.createdSteps): the creation, then each step. */
-function creationKeys(t: NewTaskRecord): string[] {
+function creationKeys(t: NewTaskRecord): NoticeKey[] {
   const at = t.createdAt.toISOString();
   const steps = t.createdSteps ?? [];
   return [keyOf(t.taskId, null, steps.length ? 'PENDING' : t.status, at), ...steps.map((s) => keyOf(t.taskId, s.from, s.to, at))];
@@ -99,7 +107,11 @@ export class NoticeTracker {
   private ticket = 0;
   private readonly inFlight = new Map<number, number>();
   private readonly pending = new Set<Pending>();
-  private readonly byKey = new Map<string, Pending[]>();
+  /**
+   * Per task, its notices not yet taken by the bus, with their commit's entry: looked up by
+   * the task id (a string whose hash V8 keeps), then the step — no key string built per notice.
+   */
+  private readonly byTask = new Map<string, { key: NoticeKey; entry: Pending }[]>();
   /** Statuses the bus refused, to be tried again. */
   private refused: TaskStatusMessage[] = [];
   /** Projects whose budget status is owed, with the floor that keeps one of their audit rows in the window. */
@@ -182,12 +194,14 @@ export class NoticeTracker {
           this.failed(ticket, err);
           throw err;
         }
-        const ok = writes.filter((_, i) => outcomes[i]?.ok);
-        this.committed(
-          ticket,
-          ok.map((w) => keyOf(w.taskId, w.from, w.to, w.at.toISOString())),
-          ok.flatMap((w) => (w.budget ? [w.budget.projectId] : [])),
-        );
+        const keys: NoticeKey[] = [];
+        const budgets: string[] = [];
+        writes.forEach((w, i) => {
+          if (!outcomes[i]?.ok) return;
+          keys.push(keyOf(w.taskId, w.from, w.to, w.at.toISOString()));
+          if (w.budget) budgets.push(w.budget.projectId);
+        });
+        this.committed(ticket, keys, budgets);
         return outcomes;
       },
       ingestEvent: async (ingest: EventIngest) => {
@@ -218,11 +232,17 @@ export class NoticeTracker {
       }
       this.committed(ticket, tasks.flatMap(creationKeys), []);
     };
+    // Methods bound once (not at every call: the store is on every hot path).
+    const bound = new Map<string | symbol, unknown>([['createTasks', createTasks]]);
     return new Proxy(inner, {
       get(target, prop) {
-        if (prop === 'createTasks') return createTasks;
+        const cached = bound.get(prop);
+        if (cached !== undefined) return cached;
         const value: unknown = Reflect.get(target, prop);
-        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        if (typeof value !== 'function') return value;
+        const fn = (value as (...args: unknown[]) => unknown).bind(target);
+        bound.set(prop, fn);
+        return fn;
       },
     });
   }
@@ -234,7 +254,7 @@ export class NoticeTracker {
     return ticket;
   }
 
-  private committed(ticket: number, keys: readonly string[], budgetProjects: readonly string[]): void {
+  private committed(ticket: number, keys: readonly NoticeKey[], budgetProjects: readonly string[]): void {
     const floor = this.inFlight.get(ticket)!;
     this.inFlight.delete(ticket);
     for (const projectId of budgetProjects) {
@@ -246,9 +266,9 @@ export class NoticeTracker {
     const entry: Pending = { floor, remaining: keys.length, committedAt: this.deps.clock.now(), dropped: false, keys };
     this.pending.add(entry);
     for (const key of keys) {
-      const list = this.byKey.get(key);
-      if (list) list.push(entry);
-      else this.byKey.set(key, [entry]);
+      const list = this.byTask.get(key.taskId);
+      if (list) list.push({ key, entry });
+      else this.byTask.set(key.taskId, [{ key, entry }]);
     }
     if (this.pending.size > this.maxPending) this.dropCopies('too many pending notices');
   }
@@ -262,14 +282,23 @@ export class NoticeTracker {
 
   /** The bus took a status: its commit has one notice less to wait for. */
   private taken(body: TaskStatusMessage): void {
-    const key = keyOf(body.taskId, body.from, body.to, body.at);
-    const list = this.byKey.get(key);
+    const list = this.byTask.get(body.taskId);
     if (!list) return;
-    let entry = list.shift();
-    while (entry?.dropped) entry = list.shift();
-    if (list.length === 0) this.byKey.delete(key);
-    if (!entry) return;
-    if (--entry.remaining === 0) this.pending.delete(entry);
+    let found: Pending | undefined;
+    for (let i = 0; i < list.length; i++) {
+      const { key, entry } = list[i]!;
+      if (entry.dropped) {
+        list.splice(i--, 1);
+        continue;
+      }
+      if (key.to === body.to && key.from === body.from && key.at === body.at) {
+        list.splice(i, 1);
+        found = entry;
+        break;
+      }
+    }
+    if (list.length === 0) this.byTask.delete(body.taskId);
+    if (found && --found.remaining === 0) this.pending.delete(found);
   }
 
   /** The in-memory copies go; the audit rows from the lowest pending floor are replayed instead. */
@@ -281,7 +310,7 @@ export class NoticeTracker {
     }
     const dropped = this.pending.size;
     this.pending.clear();
-    this.byKey.clear();
+    this.byTask.clear();
     this.refused = [];
     if (min !== null) this.oweReplay(min);
     this.deps.logger.warn({ dropped, from: min }, `${why}: dropped from memory, to be replayed from the audit log`);
@@ -298,32 +327,42 @@ export class NoticeTracker {
    * client writes them to its socket together). Never throws: a notice the bus refuses
    * stays pending and is retried (see the class comment).
    */
-  async publishStatuses(bodies: readonly TaskStatusMessage[]): Promise<void> {
-    await Promise.all(bodies.map((body) => this.publishStatus(body)));
+  publishStatuses(bodies: readonly TaskStatusMessage[]): Promise<void> {
+    // The hot path (every transition's notice): two promises per notice, no async frames.
+    return Promise.all(bodies.map((body) => this.tryStatus(body).then((outcome) => (outcome === 'refused' ? this.refusedStatus(body) : undefined)))).then(
+      () => undefined,
+    );
   }
 
-  private async publishStatus(body: TaskStatusMessage): Promise<void> {
-    if ((await this.tryStatus(body)) !== 'refused') return;
+  private refusedStatus(body: TaskStatusMessage): void {
     this.refused.push(body);
     if (this.refused.length > this.maxPending) this.dropCopies('too many refused notices');
     this.scheduleRetry();
   }
 
-  /** One try; 'refused' when the bus may take it later (an outage), 'dropped' when it never will. */
-  private async tryStatus(body: TaskStatusMessage): Promise<'taken' | 'refused' | 'dropped'> {
+  /** One try; 'refused' when the bus may take it later (an outage), 'dropped' when it never will. Never rejects. */
+  private tryStatus(body: TaskStatusMessage): Promise<'taken' | 'refused' | 'dropped'> {
+    let sent: Promise<void>;
     try {
-      await this.deps.bus.publish({ kind: 'status', body });
-      this.taken(body);
-      return 'taken';
+      sent = this.deps.bus.publish({ kind: 'status', body });
     } catch (err) {
-      if (isOrchestratorError(err) && !err.retryable) {
-        // The bus will never take it (it is not an outage): logged and let go.
-        this.deps.logger.error({ err, projectId: body.projectId, taskId: body.taskId }, 'status notice refused for good; dropped');
-        this.taken(body);
-        return 'dropped';
-      }
-      return 'refused';
+      sent = Promise.reject(err);
     }
+    return sent.then(
+      () => {
+        this.taken(body);
+        return 'taken' as const;
+      },
+      (err: unknown) => {
+        if (isOrchestratorError(err) && !err.retryable) {
+          // The bus will never take it (it is not an outage): logged and let go.
+          this.deps.logger.error({ err, projectId: body.projectId, taskId: body.taskId }, 'status notice refused for good; dropped');
+          this.taken(body);
+          return 'dropped' as const;
+        }
+        return 'refused' as const;
+      },
+    );
   }
 
   /**
@@ -463,9 +502,9 @@ export class NoticeTracker {
       p.dropped = true;
       this.pending.delete(p);
       for (const key of p.keys) {
-        const list = this.byKey.get(key)?.filter((e) => e !== p);
-        if (list?.length) this.byKey.set(key, list);
-        else this.byKey.delete(key);
+        const list = this.byTask.get(key.taskId)?.filter((e) => e.entry !== p);
+        if (list?.length) this.byTask.set(key.taskId, list);
+        else this.byTask.delete(key.taskId);
       }
       this.oweReplay(p.floor);
       expired++;
