@@ -21,14 +21,5 @@ export function expectThat(name: string, ok: boolean, detail: string): Check {
   return { name, ok, detail };
 }
 
-/** A small seeded generator (mulberry32), so a scenario's random moments repeat with its seed. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded generator of a scenario's random moments (the same seed, the same moments). */
+export { prng as seeded } from '../test/helpers/prng.js';

@@ -51,16 +51,7 @@ export function pairedRatios(a: readonly number[], b: readonly number[]): Summar
 }
 
 /** Deterministic PRNG (mulberry32), so both sides of a comparison get the same "random" priorities. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+export { prng as rng } from '../../test/helpers/prng.js';
 
 export function fmtInt(n: number): string {
   return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '–';

@@ -244,6 +244,11 @@ export class NoticeTracker {
         bound.set(prop, fn);
         return fn;
       },
+      // A method replaced on the store (a test's spy) is bound again at its next use.
+      set(target, prop, value) {
+        if (prop !== 'createTasks') bound.delete(prop);
+        return Reflect.set(target, prop, value);
+      },
     });
   }
 

@@ -10,6 +10,7 @@ import {
 import type { BudgetEffect, TransitionOutcome, TransitionWrite } from '../../src/ports/commit.js';
 import type { OutboxEvent } from '../../src/ports/task-store.js';
 import { at, ids, newTask, write, type HarnessRef } from './task-store.fixtures.js';
+import { prng } from '../helpers/prng.js';
 
 const event = (eventId: string, taskId: string, seconds: number): OutboxEvent => ({
   eventId,
@@ -26,17 +27,6 @@ function summary(o: TransitionOutcome): unknown {
   return { ok: false, error: o.error.constructor.name, ...o.error };
 }
 
-/** A small deterministic PRNG (mulberry32), so a failing case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** applyTransitions: many writes in one call, each applied or refused on its own. */
 export function batchContract(harness: HarnessRef): void {
