@@ -14,6 +14,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Check } from './invariants.js';
 import type { Scenario, ScenarioResult } from './scenario.js';
+import { approvalRaces } from './scenarios/approval-races.js';
+import { budgetRace } from './scenarios/budget-race.js';
 import { poisonTask } from './scenarios/poison-task.js';
 import { natsKill, postgresCrash, redisLost } from './scenarios/server-faults.js';
 import { sigkillRestarts } from './scenarios/sigkill-restarts.js';
@@ -32,6 +34,8 @@ const all: Scenario[] = [
   natsKill(30_000),
   redisLost(),
   twoInstancesOneKilled(),
+  budgetRace(),
+  approvalRaces(),
   triplicates(),
   poisonTask(),
 ];
