@@ -112,15 +112,25 @@ export class World {
     }
   }
 
-  /** PROJECT_CREATED through JetStream, approvals off (no checkpoints), de-duplicated by its id. */
-  async createProject(projectId: string, budget: number | null = null): Promise<void> {
-    const event = {
+  /** A PROJECT_CREATED event: approvals off (no checkpoints) unless `approvals`; a budget when given. */
+  projectCreated(projectId: string, options: { budget?: number; approvals?: boolean } = {}) {
+    return {
       id: `${projectId}:created`,
       type: 'PROJECT_CREATED',
       projectId,
-      payload: { title: `chaos ${projectId}`, brief: 'a lighthouse keeper finds a message in a bottle', checkpoints: [], ...(budget === null ? {} : { budget }) },
+      payload: {
+        title: `chaos ${projectId}`,
+        brief: 'a lighthouse keeper finds a message in a bottle',
+        ...(options.approvals ? {} : { checkpoints: [] }),
+        ...(options.budget === undefined ? {} : { budget: options.budget }),
+      },
       occurredAt: new Date().toISOString(),
     };
+  }
+
+  /** PROJECT_CREATED through JetStream (see projectCreated), de-duplicated by its id. */
+  async createProject(projectId: string, budget?: number): Promise<void> {
+    const event = this.projectCreated(projectId, budget === undefined ? {} : { budget });
     await jetstream(this.nc).publish(`${this.prefix}.events.${projectId}.PROJECT_CREATED`, JSON.stringify(event), { msgID: event.id });
   }
 

@@ -38,14 +38,8 @@ export function approvalRaces(): Scenario {
           world.nc.publish(`${world.prefix}.approvals.decided.${projectId}`, JSON.stringify({ approvalId, decision, by: 'chaos-reviewer', comment: 'race' }));
         const approvals = async () =>
           (await world.sql.query<ApprovalRow>('SELECT approval_id, checkpoint, status, decided_by FROM approvals WHERE project_id = $1 ORDER BY requested_at', [projectId])).rows;
-        // The project: PROJECT_CREATED with the four checkpoints (createProject turns them off).
-        const event = {
-          id: `${projectId}:created`,
-          type: 'PROJECT_CREATED',
-          projectId,
-          payload: { title: `chaos ${projectId}`, brief: 'a lighthouse keeper finds a message in a bottle', budget: 100 },
-          occurredAt: new Date().toISOString(),
-        };
+        // The project, with the four checkpoints.
+        const event = world.projectCreated(projectId, { budget: 100, approvals: true });
         world.nc.publish(`${world.prefix}.events.${projectId}.PROJECT_CREATED`, JSON.stringify(event));
         const handled = new Set<string>();
         let late: string | null = null;

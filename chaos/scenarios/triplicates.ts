@@ -51,13 +51,7 @@ export function triplicates(): Scenario {
         await nc.flush();
         const projectId = newProjectId();
         await world.startOrchestrator('chaos-8');
-        const event = {
-          id: `${projectId}:created`,
-          type: 'PROJECT_CREATED',
-          projectId,
-          payload: { title: `chaos ${projectId}`, brief: 'a lighthouse keeper finds a message in a bottle', budget: 1_000 },
-          occurredAt: new Date().toISOString(),
-        };
+        const event = world.projectCreated(projectId, { budget: 1_000, approvals: true });
         await thrice(`${world.prefix}.events.${projectId}.PROJECT_CREATED`, event, event.id);
         // The reviewer: approves every pending checkpoint, each decision three times.
         const decided = new Set<string>();
