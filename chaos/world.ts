@@ -15,6 +15,7 @@ import { silentLogger } from '../src/logger.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { PgSqlClient, type SqlClient } from '../src/adapters/postgres/sql-client.js';
 import { connectTestNats } from '../test/helpers/nats.js';
+import { waitFor } from '../test/helpers/wait.js';
 import type { TestNatsServer } from '../test/helpers/nats-server.js';
 import type { PrivatePostgres } from '../test/helpers/private-postgres.js';
 import type { PrivateRedis } from '../test/helpers/private-redis.js';
@@ -157,14 +158,9 @@ export class World {
     return rows[0]?.n ?? 0;
   }
 
-  /** Waits until `done()` holds, polling; throws with `what` after `timeoutMs`. */
-  async until(done: () => Promise<boolean> | boolean, what: string, timeoutMs: number, everyMs = 100): Promise<void> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      if (await done()) return;
-      if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, everyMs));
-    }
+  /** Waits until `done()` holds, polling every `everyMs` (test/helpers/wait.ts); throws with `what` after `timeoutMs`. */
+  until(done: () => Promise<boolean> | boolean, what: string, timeoutMs: number, everyMs = 100): Promise<void> {
+    return waitFor(done, { timeoutMs, intervalMs: everyMs, what });
   }
 
   /** Waits for the project to reach `completed` (or `state`). */

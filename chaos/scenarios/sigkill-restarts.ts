@@ -1,6 +1,6 @@
 import { newProjectId } from '../../test/helpers/e2e-project.js';
 import { expectThat, seeded, type Scenario, type ScenarioResult } from '../scenario.js';
-import { World } from '../world.js';
+import { firstSeenAfter, World } from '../world.js';
 
 /** Shots of the project: two tasks per shot (keyframe, visual QA) and nine more, so 1 009 tasks. */
 const SHOTS = 500;
@@ -36,15 +36,8 @@ export function sigkillRestarts(seed: number): Scenario {
           log(`kill ${k + 1}/${KILLS} at ${done} completions`);
           orchestrator = await world.startOrchestrator('chaos-1');
           const restarted = Date.now();
-          const seen = world.watch.messages.length;
-          await world.until(
-            () => world.watch.messages.slice(seen).some((m) => m.subject.startsWith(`${world.prefix}.tasks.`) && m.at >= restarted),
-            'a dispatch after the restart',
-            300_000,
-            20,
-          );
-          const first = world.watch.messages.slice(seen).find((m) => m.subject.startsWith(`${world.prefix}.tasks.`) && m.at >= restarted)!;
-          gaps.push(first.at - restarted);
+          const first = await firstSeenAfter<{ projectId: string }>(world, `${world.prefix}.tasks.`, restarted, (d) => d.projectId === projectId, 'a dispatch after the restart');
+          gaps.push(first - restarted);
         }
         await world.projectDone(projectId, 600_000);
         const counts = await world.statusCounts(projectId);
