@@ -144,6 +144,12 @@ export class World {
     return Object.fromEntries(rows.map((r) => [r.status, r.n]));
   }
 
+  /** A control request over NATS, as an operator would send it (`<prefix>.control.<projectId>`); its answer. */
+  async control(projectId: string, request: Record<string, unknown>): Promise<{ ok: boolean; error?: { code: string; message: string }; result?: unknown }> {
+    const reply = await this.nc.request(`${this.prefix}.control.${projectId}`, JSON.stringify(request), { timeout: 30_000 });
+    return reply.json();
+  }
+
   async projectState(projectId: string): Promise<string | undefined> {
     const { rows } = await this.sql.query<{ state: string }>('SELECT state FROM projects WHERE project_id = $1', [projectId]);
     return rows[0]?.state;

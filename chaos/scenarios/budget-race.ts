@@ -35,8 +35,7 @@ export function budgetRace(): Scenario {
         const atPause = rows[0]!;
         log(`paused (${atPause.paused_reason}) at spent ${atPause.spent}, reserved ${atPause.reserved}`);
         // Raised over NATS, as an operator would: the project resumes (its amounts now fit).
-        const reply = await world.nc.request(`${world.prefix}.control.${projectId}`, JSON.stringify({ action: 'set_budget', limit: RAISED }), { timeout: 10_000 });
-        const answer = reply.json<{ ok: boolean; error?: { code: string } }>();
+        const answer = await world.control(projectId, { action: 'set_budget', limit: RAISED });
         await world.projectDone(projectId, 300_000);
         const counts = await world.statusCounts(projectId);
         const total = Object.values(counts).reduce((a, b) => a + b, 0);

@@ -7,8 +7,10 @@ const SHOTS = 5;
 /**
  * Scenario 10: a poison task. The agent fails one keyframe on every attempt. It gets
  * exactly its maxAttempts attempts, each retry after a back-off, then stays FAILED; the
- * tasks that depend on it are cancelled; and the project reports it (its state says it
- * cannot finish, naming the task). Figure: the attempts the poison task got.
+ * tasks that depend on it are cancelled; and the project reports it (`failed`, the reason
+ * naming the task). Then an operator retries the project over NATS (`retry` control
+ * action): a copy of the poison task (which the agent now handles) and of each cancelled
+ * dependent runs, and the project completes. Figure: the attempts the poison task got.
  */
 export function poisonTask(): Scenario {
   return {
@@ -55,6 +57,18 @@ export function poisonTask(): Scenario {
         const counts = await world.statusCounts(projectId);
         const state = await world.projectState(projectId);
         const reported = world.watch.on<{ state: string; reason?: string | null }>(`${world.prefix}.projects.${projectId}`).at(-1)?.body;
+        const cancelledBefore = counts.CANCELLED ?? 0;
+        // The way out: a retry over the control subject.
+        const answer = await world.control(projectId, { action: 'retry' });
+        log(`retry answered ${answer.ok ? 'ok' : JSON.stringify(answer.error)}`);
+        let retried = answer.ok;
+        try {
+          await world.projectDone(projectId, 180_000);
+        } catch {
+          retried = false;
+        }
+        const after = await world.statusCounts(projectId);
+        const again = await world.control(projectId, { action: 'retry' });
         return {
           did: `${Object.values(counts).reduce((a, b) => a + b, 0)} tasks, one keyframe failing every attempt`,
           checks: [
@@ -62,6 +76,13 @@ export function poisonTask(): Scenario {
             expectThat('each retry after a back-off', retries.length === p.max_attempts - 1 && backedOff, `${retries.length} retries, notBefore ahead of each: ${backedOff}`),
             expectThat('its dependents cancelled', (counts.CANCELLED ?? 0) > 0 && (counts.PENDING ?? 0) === 0, JSON.stringify(counts)),
             expectThat('the project reports it', state === 'failed' && reported?.state === 'failed' && String(reported?.reason ?? '').includes(poison ?? '?'), `row ${state}, last message ${JSON.stringify(reported ?? null)}`),
+            expectThat(
+              'a retry over NATS runs the failed task and its dependents again; the project completes',
+              // The copies, then the stages their results raise (never reached before), complete; the originals stay as they ended.
+              retried && after.FAILED === 1 && after.CANCELLED === cancelledBefore && (after.COMPLETED ?? 0) > (counts.COMPLETED ?? 0) + cancelledBefore,
+              `${JSON.stringify(counts)} → ${JSON.stringify(after)}`,
+            ),
+            expectThat('a second retry is refused with a typed error', !again.ok && again.error?.code === 'ERR_VALIDATION', JSON.stringify(again.error ?? null)),
             ...(await world.invariants(projectId)),
           ],
           figure: { label: 'attempts of the poison task', value: dispatches, unit: '' },

@@ -64,7 +64,7 @@ export function usableSnapshot(stored: StoredProject): { value: { lifecycle: str
   const row = stored.project;
   if (s.value?.lifecycle !== row.state || !['ok', 'warning', 'exhausted'].includes(String(s.value.budget))) return null;
   if (typeof s.context !== 'object' || s.context === null || typeof s.context.approvals !== 'object' || s.context.approvals === null) return null;
-  if (row.state === 'paused' && s.context.reason !== row.pausedReason) return null;
+  if ((row.state === 'paused' || row.state === 'failed') && s.context.reason !== row.pausedReason) return null;
   return s as never;
 }
 
@@ -150,7 +150,7 @@ export function planStep(
     projectId: row.projectId,
     expectedVersion: row.version,
     state,
-    pausedReason: state === 'paused' ? after.context.reason : null,
+    pausedReason: state === 'paused' || state === 'failed' ? after.context.reason : null,
     warningLevel: warningLevelOf(budgetLevelStateOf(after), policy.warningThreshold),
     snapshot: projectMachine.getPersistedSnapshot(after),
     machineVersion: PROJECT_MACHINE_VERSION,

@@ -76,6 +76,7 @@ export const COMMANDS: readonly Command[] = [
   decisionCommand('reject'),
   projectCommand('pause', 'pause <projectId> [--reason TEXT] [--json]', 'stop dispatching the project\'s tasks (running ones finish)', { reason: { type: 'string' } }),
   projectCommand('resume', 'resume <projectId> [--json]', 'dispatch the project\'s tasks again'),
+  projectCommand('retry', 'retry <projectId> [--json]', 'a failed project: run its failed tasks again (fresh attempts) and the tasks cancelled after them'),
   projectCommand('cancel', 'cancel <projectId> [--reason TEXT] [--json]', 'cancel every task of the project that is not final', { reason: { type: 'string' } }),
   projectCommand('budget', 'budget <projectId> [--set AMOUNT|none] [--json]', 'show or set the project\'s budget limit', { set: { type: 'string' } }),
   {

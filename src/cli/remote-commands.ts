@@ -72,7 +72,7 @@ function print(io: CliIo, args: ParsedArgs, result: StatusReply, note?: string):
   return 0;
 }
 
-/** `status`, `pause`, `resume`, `cancel`, `budget`: one control request each. */
+/** `status`, `pause`, `resume`, `retry`, `cancel`, `budget`: one control request each. */
 export async function runControlCommand(name: string, args: ParsedArgs, io: CliIo, usage: string): Promise<number> {
   const projectId = projectArg(args, usage);
   let request: ControlRequest;
@@ -85,6 +85,9 @@ export async function runControlCommand(name: string, args: ParsedArgs, io: CliI
       break;
     case 'resume':
       request = { action: 'resume' };
+      break;
+    case 'retry':
+      request = { action: 'retry' };
       break;
     case 'budget': {
       const raw = args.values.set;

@@ -5,6 +5,7 @@ import type { BudgetChecker } from '../budget/budget-checker.js';
 import type { Promotion } from '../promotion/promotion.js';
 import type { TaskScheduler } from '../orchestrator/scheduler.js';
 import type { Core } from '../orchestrator/core.js';
+import type { ProjectRetry, RetryOutcome } from '../retries/project-retry.js';
 import type { Cancellation } from './cancellation.js';
 import type { ProjectLifecycle } from './lifecycle.js';
 
@@ -17,7 +18,7 @@ export interface ProjectStatus {
 
 /**
  * Control of a project by its users (the control subject, the CLI, the API): pause,
- * resume, cancel, set the budget, and its status. Each is a project-machine step
+ * resume, cancel, retry a failed project, set the budget, and its status. Each is a project-machine step
  * committed first (ProjectLifecycle); what follows — tasks queued again, promoted,
  * cancelled — is the step's reaction (`resumeWork`, `cancelWork`), whatever caused it:
  * a new limit resumes a project paused for its budget as a resume does.
@@ -30,6 +31,7 @@ export class ProjectControl {
     private readonly lifecycle: ProjectLifecycle,
     private readonly promotion: Promotion,
     private readonly cancellation: Cancellation,
+    private readonly retries: ProjectRetry,
   ) {}
 
   /** `<prefix>.control.<projectId>` requests (validated); answers with the project's status. */
@@ -46,6 +48,9 @@ export class ProjectControl {
         break;
       case 'set_budget':
         await this.setBudget(projectId, request.limit);
+        break;
+      case 'retry':
+        await this.retry(projectId);
         break;
       case 'status':
         break;
@@ -65,6 +70,11 @@ export class ProjectControl {
   /** Cancels the project, then every non-final task of it with the reason (cancelWork). */
   cancel(projectId: string, reason = 'cancelled by user'): Promise<ProjectRecord> {
     return this.lifecycle.send(projectId, { type: 'CANCEL', reason });
+  }
+
+  /** Retries a failed project: its failed tasks and their cancelled dependents planned again, the project active (project-retry.ts). */
+  retry(projectId: string): Promise<RetryOutcome> {
+    return this.retries.retry(projectId);
   }
 
   /** Sets the budget limit (the machine's SET_LIMIT); a project paused for its budget resumes when the amounts fit. */

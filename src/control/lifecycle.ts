@@ -81,6 +81,19 @@ export class ProjectLifecycle {
     }
   }
 
+  /**
+   * A task failed for good (its dependents cancelled): the project is reported `failed`
+   * with the reason, and starts nothing new until it is retried. A project that is over
+   * stays as it is.
+   */
+  async fail(projectId: string, reason: string): Promise<void> {
+    try {
+      await this.send(projectId, { type: 'FAIL', reason });
+    } catch (err) {
+      if (!(err instanceof IllegalTransitionError)) throw err;
+    }
+  }
+
   /** A reservation did not fit: the budget is exhausted, and the project paused with reason budget_exhausted (once). */
   async pauseForBudget(projectId: string): Promise<void> {
     try {

@@ -99,6 +99,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       case 'project':
         if (m.body.state === 'completed' || m.body.state === 'cancelled') finished(m.body.state);
         if (m.body.state === 'paused') view.note(`project paused: ${m.body.reason ?? ''}`);
+        // Nothing retries it here: the demo ends, as a user's run would stop to look.
+        if (m.body.state === 'failed') {
+          view.note(`project failed: ${m.body.reason ?? ''}`);
+          finished(m.body.state);
+        }
         break;
       case 'dlq':
         view.note(`dead letter: ${m.body.reason}`);

@@ -140,6 +140,8 @@ export const ControlRequest = z.discriminatedUnion('action', [
   z.object({ action: z.literal('resume') }),
   z.object({ action: z.literal('cancel'), reason: StorableText.max(500).optional() }),
   z.object({ action: z.literal('set_budget'), limit: Money.nullable() }),
+  /** A failed project: its failed tasks and their cancelled dependents planned again, the project active. */
+  z.object({ action: z.literal('retry') }),
   z.object({ action: z.literal('status') }),
 ]);
 export type ControlRequest = z.infer<typeof ControlRequest>;

@@ -112,6 +112,15 @@ export class Ingest {
     return (await this.ingest({ id: eventId, type: 'TASKS_SUBMITTED', projectId, payload: {} }, planned, false))!;
   }
 
+  /**
+   * The copies a retry of a failed project plans (retries/project-retry.ts), idempotent by
+   * the plan's event id. Written PENDING (or READY) while the project is failed; the retry's
+   * project step, taken next, promotes them.
+   */
+  async retry(projectId: string, eventId: string, failed: readonly string[], tasks: readonly PlannedTask[]): Promise<IngestOutcome> {
+    return (await this.ingest({ id: eventId, type: 'PROJECT_RETRIED', projectId, payload: { failed: [...failed] } }, tasks, false))!;
+  }
+
   /** The revision tasks of a rejected checkpoint (idempotent: one revision per rejection). */
   async revision(approval: ApprovalRecord, tasks: readonly PlannedTask[]): Promise<IngestOutcome | null> {
     return this.ingest(

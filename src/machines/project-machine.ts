@@ -5,7 +5,8 @@ import { BUDGET_EXHAUSTED, type ApprovalStatus, type ProjectState } from '../dom
 /**
  * The project machine: pure, no I/O. Three parallel regions:
  *
- * - `lifecycle`: active ⇄ paused, then completed or cancelled;
+ * - `lifecycle`: active ⇄ paused, active or paused → failed (a task failed for good) →
+ *   active again on a retry, then completed or cancelled;
  * - `budget`: the highest level reached since the limit was last set (ok → warning →
  *   exhausted), from the amounts the SQL wrote (`BUDGET`) and the reservations it refused
  *   (`RESERVATION_REFUSED`). With the budget enforced, an active project is paused
@@ -72,7 +73,7 @@ export interface ApprovalEntry {
 
 export interface ProjectContext {
   projectId: string;
-  /** Why the project is paused (or was cancelled); null otherwise. */
+  /** Why the project is paused, failed (naming the task) or was cancelled; null otherwise. */
   reason: string | null;
   /** The last error a supervised task actor reported (it does not take the project down). */
   lastChildError: string | null;
@@ -88,6 +89,10 @@ export type ProjectEvent =
   | { type: 'RESUME' }
   | { type: 'COMPLETE' }
   | { type: 'CANCEL'; reason: string }
+  /** A task failed for good (its dependents cancelled): the project cannot finish as planned. */
+  | { type: 'FAIL'; reason: string }
+  /** A user retried the failed project (its failed tasks and their dependents were planned again). */
+  | { type: 'RETRY' }
   /** The amounts changed (a reservation, a charge, a release). */
   | { type: 'BUDGET'; figures: BudgetFigures }
   /** A new limit (null: none), with the amounts as they are. */
@@ -261,7 +266,7 @@ export const projectMachine = setup({
     applyRejection: (_, _p: { approvalId: string; shots?: number[] }) => undefined,
 
     keepReason: assign({
-      reason: ({ event }) => (event.type === 'PAUSE' || event.type === 'CANCEL' ? event.reason : null),
+      reason: ({ event }) => (event.type === 'PAUSE' || event.type === 'CANCEL' || event.type === 'FAIL' ? event.reason : null),
     }),
     setReason: assign((_, p: { reason: string | null }) => ({ reason: p.reason })),
     adopt: assign(({ context, event }) =>
@@ -336,10 +341,11 @@ export const projectMachine = setup({
       states: {
         active: {
           on: {
-            SYNC: [sync('paused'), sync('completed'), sync('cancelled')],
+            SYNC: [sync('paused'), sync('failed'), sync('completed'), sync('cancelled')],
             PAUSE: { target: 'paused', actions: ['keepReason', 'announceState'] },
             COMPLETE: { target: 'completed', actions: ['keepReason', 'announceState'] },
             CANCEL: { target: 'cancelled', actions: ['keepReason', 'announceState', 'cancelWork'] },
+            FAIL: { target: 'failed', actions: ['keepReason', 'announceState'] },
             // An exhausted budget pauses the project (with the budget enforced): amounts over
             // the limit, or a reservation that did not fit.
             BUDGET: { guard: and(['enforcing', 'figuresOver']), description: 'enforcing & figuresOver', ...pauseForBudget },
@@ -349,11 +355,13 @@ export const projectMachine = setup({
         },
         paused: {
           on: {
-            SYNC: [sync('active'), sync('completed'), sync('cancelled')],
+            SYNC: [sync('active'), sync('failed'), sync('completed'), sync('cancelled')],
             // Pausing again only updates the reason.
             PAUSE: { target: 'paused', actions: ['keepReason', 'announceState'] },
             RESUME: { target: 'active', actions: ['keepReason', 'announceState', 'resumeWork'] },
             CANCEL: { target: 'cancelled', actions: ['keepReason', 'announceState', 'cancelWork'] },
+            // A failure outweighs a pause: what the user must act on is the failed task.
+            FAIL: { target: 'failed', actions: ['keepReason', 'announceState'] },
             // A limit the amounts fit in resumes a project paused for its budget.
             SET_LIMIT: {
               guard: and(['pausedForBudget', not('figuresOver')]),
@@ -361,6 +369,20 @@ export const projectMachine = setup({
               target: 'active',
               actions: [{ type: 'setReason', params: { reason: null } }, 'announceState', 'resumeWork'],
             },
+          },
+        },
+        // A task failed for good: nothing new starts (as when paused) until a retry, which
+        // planned the failed tasks and their cancelled dependents again, makes it active.
+        failed: {
+          on: {
+            SYNC: [sync('active'), sync('paused'), sync('completed'), sync('cancelled')],
+            // Another task failed for good: the reason names the latest.
+            FAIL: { target: 'failed', actions: ['keepReason', 'announceState'] },
+            RETRY: { target: 'active', actions: [{ type: 'setReason', params: { reason: null } }, 'announceState', 'resumeWork'] },
+            PAUSE: { target: 'paused', actions: ['keepReason', 'announceState'] },
+            CANCEL: { target: 'cancelled', actions: ['keepReason', 'announceState', 'cancelWork'] },
+            // The events that end a project still end it (an agent may finish the work another way).
+            COMPLETE: { target: 'completed', actions: ['keepReason', 'announceState'] },
           },
         },
         completed: { type: 'final' },

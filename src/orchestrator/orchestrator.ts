@@ -19,6 +19,7 @@ import { Reactions } from '../reactions/reactions.js';
 import { Timers } from '../reactions/timers.js';
 import { Results, type ResultItem } from '../results/results.js';
 import { Retries } from '../retries/retries.js';
+import { ProjectRetry, type RetryOutcome } from '../retries/project-retry.js';
 import { TaskScheduler } from './scheduler.js';
 import type { Core } from './core.js';
 
@@ -79,12 +80,12 @@ export class Orchestrator {
     });
     const cancellation = new Cancellation(core, budget, this.scheduler);
     this.promotion = new Promotion(core, budget, lifecycle, cancellation, this.scheduler, this.timers);
-    const retries = (this.retries = new Retries(core, budget, this.scheduler, this.promotion, cancellation, this.timers));
+    const retries = (this.retries = new Retries(core, budget, this.scheduler, this.promotion, cancellation, lifecycle, this.timers));
     this.ingest = new Ingest(core, this.scheduler, budget, this.promotion, lifecycle, this.reactions);
     this.raised = new RaisedEvents(core, this.ingest);
     this.results = new Results(core, budget, this.scheduler, this.promotion, retries, this.raised, this.reactions);
     this.approvals = new ApprovalManager(core, budget, this.scheduler, this.promotion, cancellation, lifecycle, this.ingest);
-    this.controls = new ProjectControl(core, budget, this.scheduler, lifecycle, this.promotion, cancellation);
+    this.controls = new ProjectControl(core, budget, this.scheduler, lifecycle, this.promotion, cancellation, new ProjectRetry(core, this.ingest, lifecycle));
     // What each use case finishes from the durable state, once per scheduler interval.
     this.scheduler.addSweep('timeouts', (now) => retries.sweepTimeouts(now));
     this.scheduler.addSweep('retries', (now) => retries.sweepDue(now));
@@ -111,7 +112,7 @@ export class Orchestrator {
     await this.budgetChecker.loadObservations();
     await this.scheduler.dispatcher.liftFencing();
     // Project actors first: restored task actors are created as their children.
-    const open = await core.projects.listProjects(['active', 'paused']);
+    const open = await core.projects.listProjects(['active', 'paused', 'failed']);
     for (const project of open) await core.projectActors.load(project.projectId);
     // RUNNING tasks only; the others' passivated actors are loaded from their rows when
     // first needed — a batch at a time, by the scheduler, the results and the promotions —
@@ -120,6 +121,7 @@ export class Orchestrator {
     await this.scheduler.dispatcher.requeueReady();
     await this.raised.replay();
     for (const project of open) {
+      if (project.state !== 'failed') await this.retries.recoverFailures(project.projectId);
       await this.approvals.recover(project.projectId);
       // Announce open requests again: a crash may have come between storing one and publishing it.
       for (const approval of await core.projects.listApprovals(project.projectId, 'pending')) {
@@ -224,6 +226,14 @@ export class Orchestrator {
   /** Cancels every non-final task of the project with the reason, then the project. */
   cancelProject(projectId: string, reason?: string): Promise<ProjectRecord> {
     return this.controls.cancel(projectId, reason);
+  }
+
+  /**
+   * Retries a failed project: each task that failed for good is planned again with fresh
+   * attempts, with its cancelled dependents, and the project is active again.
+   */
+  retryProject(projectId: string): Promise<RetryOutcome> {
+    return this.controls.retry(projectId);
   }
 
   /** Sets the budget limit; a project paused for its budget resumes when it now fits. */

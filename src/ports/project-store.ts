@@ -10,6 +10,7 @@ export interface ProjectRecord {
   budgetLimit: number | null;
   spent: number;
   reserved: number;
+  /** Why the project is paused, or failed (naming the task that failed for good); null in the other states. */
   pausedReason: string | null;
   /** The highest budget warning level already published for this project (0 = none). */
   warningLevel: number;
@@ -74,7 +75,7 @@ export interface ProjectStepWrite {
   /** The row version the step was decided on. */
   expectedVersion: number;
   state: ProjectState;
-  /** Kept when paused; the store writes null otherwise. */
+  /** Kept when paused or failed; the store writes null otherwise. */
   pausedReason: string | null;
   /** The budget level as the `warning_level` column (a percentage of the limit; 0 = none). */
   warningLevel: number;

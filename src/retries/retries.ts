@@ -3,10 +3,12 @@ import type { TaskActor } from '../actors/task-actor.js';
 import type { BudgetChecker } from '../budget/budget-checker.js';
 import { releaseFor } from '../budget/effects.js';
 import type { Cancellation } from '../control/cancellation.js';
+import type { ProjectLifecycle } from '../control/lifecycle.js';
 import type { Promotion } from '../promotion/promotion.js';
 import type { TaskScheduler } from '../orchestrator/scheduler.js';
 import type { Core } from '../orchestrator/core.js';
 import { sendAndPublish } from '../reactions/statuses.js';
+import { copyIdOf } from './project-retry.js';
 import type { Timers } from '../reactions/timers.js';
 
 /** How many due retries, timed-out attempts or left-behind failures one sweep takes. */
@@ -21,8 +23,9 @@ export function backoffMs(baseMs: number, attempt: number, random: () => number 
 /**
  * Timeouts and retries: an attempt that failed — the agent's error, or its deadline
  * passed — is retried after a back-off while attempts remain (FAILED → PENDING with a
- * `notBefore`, promoted when it is over), else dead-lettered with its reason and its
- * dependents cancelled. Each step is decided on the fresh row and committed first.
+ * `notBefore`, promoted when it is over), else dead-lettered with its reason, its
+ * dependents cancelled and its project reported `failed` (a user may retry it: see
+ * project-retry.ts). Each step is decided on the fresh row and committed first.
  */
 export class Retries {
   constructor(
@@ -31,6 +34,7 @@ export class Retries {
     private readonly scheduler: TaskScheduler,
     private readonly promotion: Promotion,
     private readonly cancellation: Cancellation,
+    private readonly lifecycle: ProjectLifecycle,
     private readonly timers: Timers,
   ) {}
 
@@ -85,6 +89,21 @@ export class Retries {
     }
   }
 
+  /**
+   * On start, for an open project: a task that failed for good, not retried since, whose
+   * cascade or report a crash interrupted, has its dependents cancelled and its project
+   * reported failed (both idempotent).
+   */
+  async recoverFailures(projectId: string): Promise<void> {
+    const failed = (await this.core.tasks.listByProject(projectId, ['FAILED'])).filter((t) => t.attempts >= t.maxAttempts);
+    if (!failed.length) return;
+    const copied = new Set((await this.core.tasks.getTasks(failed.map((t) => copyIdOf(t.taskId)))).map((t) => t.taskId));
+    const open = failed.filter((t) => !copied.has(copyIdOf(t.taskId)));
+    for (const t of open) await this.cancellation.cancelDependents(t.taskId, `dependency ${t.taskId} failed: ${t.lastError ?? 'unknown error'}`);
+    const last = open.at(-1);
+    if (last) await this.lifecycle.fail(projectId, failureReason(last.taskId, last.taskType, last.attempts, last.maxAttempts, last.lastError));
+  }
+
   private async fail(actor: TaskActor, event: TaskEvent): Promise<void> {
     await sendAndPublish(this.core, actor.taskId, event, { budget: releaseFor(actor, 0) });
     await this.scheduler.settled([actor.taskId]);
@@ -92,7 +111,7 @@ export class Retries {
     await this.afterFailure(actor.taskId);
   }
 
-  /** A task that used up its attempts: recorded as a dead letter, its dependents cancelled. */
+  /** A task that used up its attempts: recorded as a dead letter, its dependents cancelled, its project failed. */
   private async deadLetter(actor: TaskActor): Promise<void> {
     const { taskId } = actor;
     const { attempts, maxAttempts, lastError } = actor.getSnapshot().context;
@@ -106,5 +125,11 @@ export class Retries {
     });
     this.core.logger.warn({ taskId, attempts, lastError }, 'task dead-lettered');
     await this.cancellation.cancelDependents(taskId, `dependency ${taskId} failed: ${lastError ?? 'unknown error'}`);
+    await this.lifecycle.fail(actor.projectId, failureReason(taskId, actor.getSnapshot().context.taskType, attempts, maxAttempts, lastError));
   }
+}
+
+/** The reason a failed project gives: the task that failed for good, and how. */
+export function failureReason(taskId: string, taskType: string, attempts: number, maxAttempts: number, lastError: string | null): string {
+  return `task ${taskId} (${taskType}) failed ${attempts} of ${maxAttempts} attempts: ${lastError ?? 'unknown error'}`;
 }

@@ -3,6 +3,7 @@ import { embedded } from '../helpers/blackboards.js';
 import { startHarness, type HarnessOptions } from '../helpers/pipeline-harness.js';
 import type { Blackboard } from '../../src/orchestrator/factory.js';
 import { ApprovalError } from '../../src/errors.js';
+import type { TaskDispatch } from '../../src/domain/messages.js';
 
 /** Revision loops, QA repairs, retries and dead letters, approvals — on the embedded blackboard. */
 let cleanup: (() => Promise<void>)[] = [];
@@ -201,17 +202,25 @@ describe('approval expiry policies', () => {
 });
 
 describe('retries and dead letters', () => {
-  it('an always-failing task is tried maxAttempts times with growing delays and dead-lettered; the rest carry on', async () => {
+  it('an always-failing task is tried maxAttempts times with growing delays and dead-lettered; the project is reported failed, and a retry finishes it', async () => {
+    let broken = true;
+    const poison = (task: TaskDispatch) => task.taskType === 'GENERATE_KEYFRAME' && task.input.shotIndex === 0;
     const { blackboard, h } = await harness({
       config: { approval: { enabled: false }, scheduler: { intervalSeconds: 0.02, retryBackoffSeconds: 0.02, maxAttempts: 4 } },
-      agentOverride: (task) => (task.taskType === 'GENERATE_CHARACTER_SHEET' ? { status: 'failed', error: 'model overloaded' } : undefined),
+      agentOverride: (task) => (poison(task) && broken ? { status: 'failed', error: 'model overloaded' } : undefined),
     });
     await h.orchestrator.handleEvent(created('prj_fail'));
-    // An extra, independent task that always fails, beside the normal pipeline.
-    const submitted = await h.orchestrator.submitTasks('prj_fail', [{ taskType: 'GENERATE_CHARACTER_SHEET', maxAttempts: 4 }]);
-    const failing = { taskId: submitted.taskIds[0]! };
     await waitUntil(async () => (await blackboard.deadLetters.list('prj_fail')).length === 1);
-    await h.waitForProjectState('prj_fail', 'completed');
+    const [letter] = await blackboard.deadLetters.list('prj_fail');
+    const failing = { taskId: letter!.taskId };
+    expect(letter).toMatchObject({ attempts: 4, lastError: 'model overloaded' });
+    // Its dependents are cancelled: the project cannot finish as planned. Reported failed, naming the task.
+    await h.waitForProjectState('prj_fail', 'failed');
+    const project = await blackboard.projects.getProject('prj_fail');
+    expect(project?.state).toBe('failed');
+    expect(project?.pausedReason).toBe(`task ${failing.taskId} (GENERATE_KEYFRAME) failed 4 of 4 attempts: model overloaded`);
+    const announced = h.messages.filter((m) => m.kind === 'project' && m.body.projectId === 'prj_fail').at(-1);
+    expect(announced?.body).toMatchObject({ state: 'failed', reason: project?.pausedReason });
 
     const row = await blackboard.tasks.getTask(failing!.taskId);
     expect(row).toMatchObject({ status: 'FAILED', attempts: 4, lastError: 'model overloaded' });
@@ -221,10 +230,23 @@ describe('retries and dead letters', () => {
     const delays = retries.map((t) => (t.detail!.notBefore as number) - t.at.getTime());
     for (let i = 1; i < delays.length; i++) expect(delays[i]!).toBeGreaterThanOrEqual(delays[i - 1]!);
     expect(delays[2]!).toBeGreaterThan(delays[0]!);
-    const [letter] = await blackboard.deadLetters.list('prj_fail');
-    expect(letter).toMatchObject({ taskId: failing!.taskId, attempts: 4, lastError: 'model overloaded' });
-    const others = (await blackboard.tasks.listByProject('prj_fail')).filter((t) => t.taskId !== failing!.taskId);
-    expect(others.every((t) => t.status === 'COMPLETED')).toBe(true);
+    const cancelled = (await blackboard.tasks.listByProject('prj_fail', ['CANCELLED'])).map((t) => t.taskType).sort();
+    expect(cancelled).toContain('RUN_VISUAL_QA');
+
+    // The agent is fixed: a retry runs a copy of the failed task and of each task cancelled after it; the project completes.
+    broken = false;
+    const outcome = await h.orchestrator.retryProject('prj_fail');
+    expect(outcome.failed).toEqual([failing.taskId]);
+    expect(outcome.taskIds).toHaveLength(1 + cancelled.length);
+    await h.waitForProjectState('prj_fail', 'completed');
+    const copies = await blackboard.tasks.getTasks(outcome.taskIds);
+    expect(copies.map((t) => t.taskType).sort()).toEqual(['GENERATE_KEYFRAME', ...cancelled].sort());
+    expect(copies.every((t) => t.status === 'COMPLETED')).toBe(true);
+    // The originals stay as they ended: one terminal transition each, never undone.
+    expect(await blackboard.tasks.getTask(failing.taskId)).toMatchObject({ status: 'FAILED', attempts: 4 });
+    expect((await blackboard.tasks.listByProject('prj_fail', ['CANCELLED'])).length).toBe(cancelled.length);
+    // A second retry has nothing left to do: a typed error, nothing changes.
+    await expect(h.orchestrator.retryProject('prj_fail')).rejects.toThrow(/completed: nothing to retry/);
   });
 
   it('a task still retrying when its project completes runs to its end', async () => {

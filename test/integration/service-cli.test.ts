@@ -20,7 +20,7 @@ afterAll(async () => {
 });
 
 describe('orchestrator commands over NATS', () => {
-  it('status, pause, resume, budget and cancel a running project', async () => {
+  it('status, pause, resume, retry, budget and cancel a running project', async () => {
     service = await startService(scope.env);
     const projectId = newProjectId();
     await publishProjectCreated(scope.nc, scope.prefix, projectId, 25);
@@ -33,6 +33,12 @@ describe('orchestrator commands over NATS', () => {
     expect((await status()).project).toMatchObject({ state: 'paused', pausedReason: 'client review' });
 
     expect((await runCli(['resume', projectId], scope.env)).code).toBe(0);
+    expect((await status()).project.state).toBe('active');
+
+    // Nothing failed: a retry is refused with the reason, exit 1, and nothing changes.
+    const retry = await runCli(['retry', projectId], scope.env);
+    expect(retry.code).toBe(1);
+    expect(retry.stderr).toContain(`project ${projectId} is active: it has no task that failed for good to retry`);
     expect((await status()).project.state).toBe('active');
 
     const budget = await runCli(['budget', projectId, '--set', '40', '--json'], scope.env);

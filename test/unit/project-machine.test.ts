@@ -80,15 +80,18 @@ function step(snapshot: ProjectSnapshot, event: ProjectEvent): { next: ProjectSn
 const types = (reactions: readonly ProjectReaction[]) => reactions.map((r) => r.type);
 
 describe('project machine: lifecycle', () => {
-  const SAMPLE: Record<'PAUSE' | 'RESUME' | 'COMPLETE' | 'CANCEL', ProjectEvent> = {
+  const SAMPLE: Record<'PAUSE' | 'RESUME' | 'COMPLETE' | 'CANCEL' | 'FAIL' | 'RETRY', ProjectEvent> = {
     PAUSE: { type: 'PAUSE', reason: 'manual' },
     RESUME: { type: 'RESUME' },
     COMPLETE: { type: 'COMPLETE' },
     CANCEL: { type: 'CANCEL', reason: 'client left' },
+    FAIL: { type: 'FAIL', reason: 'task t1 (GENERATE_KEYFRAME) failed 3 of 3 attempts: boom' },
+    RETRY: { type: 'RETRY' },
   };
   const ALLOWED: Record<ProjectState, Partial<Record<keyof typeof SAMPLE, ProjectState>>> = {
-    active: { PAUSE: 'paused', COMPLETE: 'completed', CANCEL: 'cancelled' },
-    paused: { PAUSE: 'paused', RESUME: 'active', CANCEL: 'cancelled' },
+    active: { PAUSE: 'paused', COMPLETE: 'completed', CANCEL: 'cancelled', FAIL: 'failed' },
+    paused: { PAUSE: 'paused', RESUME: 'active', CANCEL: 'cancelled', FAIL: 'failed' },
+    failed: { FAIL: 'failed', RETRY: 'active', PAUSE: 'paused', CANCEL: 'cancelled', COMPLETE: 'completed' },
     completed: {},
     cancelled: {},
   };
@@ -97,6 +100,8 @@ describe('project machine: lifecycle', () => {
     RESUME: ['announceState', 'resumeWork'],
     COMPLETE: ['announceState'],
     CANCEL: ['announceState', 'cancelWork'],
+    FAIL: ['announceState'],
+    RETRY: ['announceState', 'resumeWork'],
   };
 
   for (const [state, allowed] of Object.entries(ALLOWED) as [ProjectState, (typeof ALLOWED)[ProjectState]][]) {
@@ -116,6 +121,16 @@ describe('project machine: lifecycle', () => {
       });
     }
   }
+
+  it('a failure keeps its reason, naming the task, and a retry clears it', () => {
+    let [s] = initialTransition(projectMachine, { projectId: 'p' });
+    [s] = transition(projectMachine, s, { type: 'FAIL', reason: 'task t1 failed' });
+    expect(projectStateOf(s)).toBe('failed');
+    expect(s.context.reason).toBe('task t1 failed');
+    [s] = transition(projectMachine, s, { type: 'RETRY' });
+    expect(projectStateOf(s)).toBe('active');
+    expect(s.context.reason).toBeNull();
+  });
 
   it('keeps the pause reason and clears it on resume', () => {
     let [s] = initialTransition(projectMachine, { projectId: 'p' });

@@ -43,7 +43,7 @@ RETURNING ${PROJECT_COLUMNS}`;
 const COMMIT_PROJECT_STEP = `
 UPDATE projects SET
   state = $3::text,
-  paused_reason = CASE WHEN $3::text = 'paused' THEN $4::text END,
+  paused_reason = CASE WHEN $3::text IN ('paused', 'failed') THEN $4::text END,
   warning_level = $5::numeric,
   snapshot = $6::jsonb,
   machine_version = $7::text,
@@ -102,7 +102,7 @@ export class PostgresProjectStore implements ProjectStore {
     at: Date,
   ): Promise<ProjectRecord | null> {
     const { rows } = await this.sql.query<ProjectRow>(
-      `UPDATE projects SET state = $2::text, paused_reason = CASE WHEN $2::text = 'paused' THEN $3::text END,
+      `UPDATE projects SET state = $2::text, paused_reason = CASE WHEN $2::text IN ('paused', 'failed') THEN $3::text END,
          snapshot = NULL, version = version + 1, updated_at = $5::timestamp
        WHERE project_id = $1::text AND state IN (SELECT jsonb_array_elements_text($4::jsonb))
        RETURNING ${PROJECT_COLUMNS}`,
