@@ -90,7 +90,8 @@ export class ActorSystem {
         const { childErrors, lastChildError } = snapshot.context;
         if (childErrors <= this.childErrorsSeen || !lastChildError) return;
         this.childErrorsSeen = childErrors;
-        logger.error({ child: lastChildError.child, error: lastChildError.error }, 'actor failed: recorded by the root, which goes on');
+        // The error as an object (pino's err serializer: type, message, stack, code, cause), never a bare string.
+        logger.error({ child: lastChildError.child, err: lastChildError.cause ?? new Error(lastChildError.error) }, 'actor failed: recorded by the root, which goes on');
         for (const listener of this.childErrorListeners) listener(lastChildError.child, lastChildError.error);
       },
       error: (err) => logger.error({ err }, 'root actor error'),

@@ -16,7 +16,8 @@ import { schedulerMachine } from './scheduler-machine.js';
 export interface OrchestratorContext {
   /** How many children failed since the root started. */
   childErrors: number;
-  lastChildError: { child: string; error: string } | null;
+  /** The last child's error: its message, and the error itself (the root is not persisted), for the log. */
+  lastChildError: { child: string; error: string; cause: unknown } | null;
 }
 
 export type OrchestratorEvent =
@@ -76,7 +77,7 @@ export const orchestratorMachine = setup({
       const failed = event as unknown as { actorId?: string; error?: unknown };
       return {
         childErrors: context.childErrors + 1,
-        lastChildError: { child: failed.actorId ?? 'unknown', error: String(failed.error ?? 'unknown error') },
+        lastChildError: { child: failed.actorId ?? 'unknown', error: String(failed.error ?? 'unknown error'), cause: failed.error },
       };
     }),
   },

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { SimulatedClock, waitFor, type AnyActorRef, type InspectionEvent } from 'xstate';
 import { ActorSystem, type SchedulerLoop } from '../../src/actors/system.js';
 import { ValidationError } from '../../src/errors.js';
-import { silentLogger } from '../../src/logger.js';
+import { createLogger, silentLogger } from '../../src/logger.js';
 import { DEFAULT_PROJECT_POLICY, projectMachine, resolveProjectSnapshot } from '../../src/machines/project-machine.js';
 import { initialTransition, transition } from 'xstate';
 import { taskMachine } from '../../src/machines/task-machine.js';
@@ -111,6 +111,16 @@ describe('the actor system', () => {
     expect(work.ticks).toBe(2);
     scheduler.send({ type: 'STOP' });
     await waitFor(scheduler, (s) => s.matches('stopped'));
+  });
+
+  it("a child's error is logged as an error object (type, message, stack), never a bare string", () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'debug', destination: { write: (line: string) => void lines.push(line) } });
+    const system = new ActorSystem({ clock: new SimulatedClock(), logger });
+    expect(() => system.spawnProject('prj_bad', CORRUPT)).toThrow(ValidationError);
+    const logged = lines.map((l) => JSON.parse(l) as { msg: string; child?: string; err?: { type: string; message: string; stack: string } }).find((l) => l.msg.startsWith('actor failed'));
+    expect(logged).toMatchObject({ child: 'project:prj_bad', err: { type: expect.stringMatching(/Error$/), message: expect.stringMatching(/ARCHIVED/), stack: expect.any(String) } });
+    system.root.stop();
   });
 
   it("a child's error leaves the root, its other children and the process running", async () => {
