@@ -10,6 +10,8 @@
  *   task machine (every attempt ends once), and every raised event was handled once (no
  *   outbox row left, one processed_events row per event id — its key);
  * - I4: spent + reserved ≤ limit, in every budget message seen and in the projects row;
+ *   and the last budget message of the project carries the row's figures (spent, reserved,
+ *   limit) — waited for a while, since it may still be on its way when the check starts;
  * - I5: no write with a stale fencing token accepted: each attempt runs under a token above
  *   every earlier attempt's, and the row's token is its last attempt's.
  */
@@ -17,6 +19,7 @@ import type { SqlClient } from '../src/adapters/postgres/sql-client.js';
 import type { BudgetStatus } from '../src/domain/messages.js';
 import { transitionProblems } from '../test/helpers/e2e-project.js';
 import type { NatsWatch } from '../test/helpers/nats-watch.js';
+import { waitFor } from '../test/helpers/wait.js';
 
 export interface Check {
   name: string;
@@ -34,6 +37,12 @@ interface AuditRow {
 }
 
 const EPSILON = 1e-6;
+/**
+ * How long the last budget message may take to carry the row's figures once the check
+ * starts: the coalescing window, the notice retries' back-off (capped at 5 s), and a
+ * stale instance's notices announced by a live one (NOTICE_STALE_AFTER, 30 s by default).
+ */
+const LAST_BUDGET_WAIT_MS = 60_000;
 
 const check = (name: string, problems: readonly string[], okDetail: string): Check => ({
   name,
@@ -98,6 +107,7 @@ export async function checkInvariants(sql: SqlClient, watch: NatsWatch, prefix: 
     over.push(`row: spent ${p.spent} + reserved ${p.reserved} > ${p.budget_limit}`);
   }
   const i4 = check('I4 never overspent', over, `${budgets.length} budget messages${p ? `, row spent ${Number(p.spent)} reserved ${Number(p.reserved)}` : ''}`);
+  const i4Last = await lastBudgetIsTheRow(sql, watch, prefix, projectId);
 
   // I5
   const stale: string[] = [];
@@ -112,5 +122,39 @@ export async function checkInvariants(sql: SqlClient, watch: NatsWatch, prefix: 
   }
   const i5 = check('I5 no stale token accepted', stale, 'tokens rise with every attempt');
 
-  return [i1, i2, i3, i4, i5];
+  return [i1, i2, i3, i4, i4Last, i5];
+}
+
+interface Figures {
+  limit: number | null;
+  spent: number;
+  reserved: number;
+}
+
+const sameFigures = (a: Figures, b: Figures): boolean =>
+  (a.limit === null ? b.limit === null : b.limit !== null && Math.abs(a.limit - b.limit) <= EPSILON) &&
+  Math.abs(a.spent - b.spent) <= EPSILON &&
+  Math.abs(a.reserved - b.reserved) <= EPSILON;
+
+const show = (f: Figures | null | undefined): string => (f ? `spent ${f.spent} reserved ${f.reserved} limit ${f.limit}` : 'none');
+
+/** I4, the figures a watcher is left with: the project's last budget message equals its row (waited for, LAST_BUDGET_WAIT_MS). */
+async function lastBudgetIsTheRow(sql: SqlClient, watch: NatsWatch, prefix: string, projectId: string): Promise<Check> {
+  let last: Figures | undefined;
+  let row: Figures | null = null;
+  const read = async (): Promise<boolean> => {
+    const { rows } = await sql.query<{ budget_limit: number | null; spent: number; reserved: number }>(
+      'SELECT budget_limit, spent, reserved FROM projects WHERE project_id = $1',
+      [projectId],
+    );
+    const p = rows[0];
+    row = p ? { limit: p.budget_limit === null ? null : Number(p.budget_limit), spent: Number(p.spent), reserved: Number(p.reserved) } : null;
+    last = watch.on<BudgetStatus>(`${prefix}.budget.${projectId}`).at(-1)?.body;
+    return row !== null && last !== undefined && sameFigures(last, row);
+  };
+  const ok = await waitFor(read, { timeoutMs: LAST_BUDGET_WAIT_MS, intervalMs: 200, what: 'the last budget message to equal the row' }).then(
+    () => true,
+    () => false,
+  );
+  return check('I4 last budget message = row', ok ? [] : [`last message ${show(last)}, row ${show(row)}`], `last message ${show(last)}`);
 }

@@ -11,16 +11,6 @@ import type { Core } from '../orchestrator/core.js';
 export const MIN_COST_SAMPLES = 3;
 /** Weight of the newest actual cost in the exponentially weighted mean. */
 export const COST_EWMA_ALPHA = 0.3;
-/** Settles within this window are published as one budget status (the latest). */
-export const PUBLISH_COALESCE_MS = 50;
-/**
- * The window grows with the cost of the status (its forecast aggregates the project's
- * tasks): at least this many times the last computation's duration, so that a big busy
- * project spends at most ~1/20 of the time computing statuses nobody asked for.
- */
-export const PUBLISH_COST_FACTOR = 20;
-/** Marks a project whose scheduled status is being computed (in `publishing`). */
-const COMPUTING = Symbol('computing');
 
 interface CostObservationToWrite {
   taskType: string;
@@ -61,17 +51,13 @@ export type BudgetContext = Omit<Core, 'registry' | 'inspect'>;
  * change only in SQL, atomically with the task transitions that cause them; the level they
  * reach (ok → warning → exhausted, and the pause) is the project machine's: each change
  * of the amounts is taken by it (`budgetStep`), and this class performs what its step
- * returns, reads the amounts, predicts, and publishes.
+ * returns, reads the amounts and predicts. Its statuses are published by the notice
+ * tracker (`NoticeTracker.budgetChanged`): one run per project at a time, read from the
+ * row after the change, checked against the row once published, retried until out.
  */
 export class BudgetChecker {
   /** (taskType|agent) → observed mean, refreshed from the store. */
   private observed = new Map<string, { ewma: number; samples: number }>();
-  /** Projects whose budget status is scheduled for publication. */
-  private readonly publishing = new Map<string, unknown>();
-  /** How long the last scheduled status of a project took to compute (ms). */
-  private readonly statusCostMs = new Map<string, number>();
-  /** Projects settled again while their scheduled status was being computed. */
-  private readonly again = new Set<string>();
   /** Cost observations not stored yet, in order (see observe). */
   private readonly unwritten: { taskType: string; agent: string; cost: number; count: number; at: Date }[] = [];
   private writingCosts: Promise<void> | null = null;
@@ -141,31 +127,33 @@ export class BudgetChecker {
    * warning threshold or of exhaustion is published at once by its step's reaction, once
    * per crossing (across processes: one of them commits the step), with the pause when it
    * paused the project; a settle is published soon, coalesced with the other settles of
-   * the project in the same short window. `known`: the project as the write that changed
-   * the amounts returned it.
+   * the project in the same short window (owed before the step, so that a step that fails
+   * does not lose it; a settle committed through the Commit port is owed by its commit
+   * already). `known`: the project as the write that changed the amounts returned it.
    */
   async afterChange(projectId: string, settled: boolean, known?: ProjectBudget): Promise<void> {
+    if (settled) void this.core.notices.budgetChanged(projectId);
     // `known`: the row as a write just returned it (no read needed).
     const project = known ?? (await this.core.projects.getProject(projectId));
     if (!project) throw new ProjectNotFoundError(projectId);
     const step = await budgetStep(this.core, projectId, project);
-    let announced = false;
     // A step of the amounts returns these two reactions only (the machine's BUDGET).
     for (const reaction of step?.reactions ?? []) {
       if (reaction.type === 'announceState') await announceProjectState(this.core, step!.record);
-      if (reaction.type === 'announceBudget') {
-        await this.announceLevel(projectId, reaction.level);
-        announced = true;
-      }
+      if (reaction.type === 'announceBudget') await this.announceLevel(projectId, reaction.level);
     }
-    if (!announced && settled) this.schedulePublish(projectId);
   }
 
-  /** The project machine raised the budget level: the status is published at once. */
+  /** The project machine raised the budget level: the status is published at once (in order with the project's other statuses). */
   async announceLevel(projectId: string, level: BudgetLevel): Promise<void> {
-    const status = await this.getBudgetStatus(projectId);
-    this.core.logger.warn({ projectId, level, ratio: status.ratio }, 'budget level crossed');
-    await this.core.notices.publishBudget(status);
+    this.core.logger.warn({ projectId, level }, 'budget level crossed');
+    await this.core.notices.budgetChanged(projectId, 'now');
+  }
+
+  /** The stored figures a published status is checked against (the projects row); null when the project is gone. */
+  async figuresOf(projectId: string): Promise<{ limit: number | null; spent: number; reserved: number } | null> {
+    const project = await this.core.projects.getProject(projectId);
+    return project && { limit: project.budgetLimit, spent: project.spent, reserved: project.reserved };
   }
 
   statusOf(project: ProjectBudget, remainingCost: number): BudgetStatus {
@@ -207,44 +195,8 @@ export class BudgetChecker {
     return cost;
   }
 
-  /** Publishes a project's budget status soon, coalescing the settles of a burst. */
-  private schedulePublish(projectId: string): void {
-    if (this.publishing.has(projectId)) {
-      if (this.publishing.get(projectId) === COMPUTING) this.again.add(projectId);
-      return;
-    }
-    const { clock } = this.core;
-    const delay = Math.max(PUBLISH_COALESCE_MS, PUBLISH_COST_FACTOR * (this.statusCostMs.get(projectId) ?? 0));
-    const handle = clock.setTimeout(() => {
-      this.publishing.set(projectId, COMPUTING);
-      const started = clock.now();
-      this.getBudgetStatus(projectId)
-        .then((status) => {
-          this.statusCostMs.set(projectId, clock.now() - started);
-          return this.core.notices.publishBudget(status);
-        })
-        .catch((err) => this.core.logger.warn({ err, projectId }, 'could not publish the budget status'))
-        .finally(() => {
-          this.publishing.delete(projectId);
-          // Settles that came while this one was computed: the latest amounts, next window.
-          if (this.again.delete(projectId)) this.schedulePublish(projectId);
-        });
-    }, delay);
-    this.publishing.set(projectId, handle);
-  }
-
-  /** Publishes what is still scheduled (at stop). */
+  /** Waits for the cost observations being stored (at stop; the owed budget statuses are the notice tracker's). */
   async flush(): Promise<void> {
     await this.writingCosts;
-    const ids = [...this.publishing.keys()];
-    for (const [, handle] of this.publishing) if (handle !== COMPUTING) this.core.clock.clearTimeout(handle);
-    this.publishing.clear();
-    this.again.clear();
-    for (const projectId of ids) {
-      // Refused: owed, and published by the notice tracker's retries (it stops after this).
-      await this.getBudgetStatus(projectId)
-        .then((status) => this.core.notices.publishBudget(status))
-        .catch((err: unknown) => this.core.logger.warn({ err, projectId }, 'could not read the budget status at stop'));
-    }
   }
 }

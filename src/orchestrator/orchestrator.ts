@@ -67,7 +67,10 @@ export class Orchestrator {
     this.core = core;
     this.budgetChecker = budget;
     // An owed budget notice is published as the project's status is when it is retried.
-    core.notices.setBudgetSource((projectId) => budget.getBudgetStatus(projectId));
+    core.notices.setBudgetSource(
+      (projectId) => budget.getBudgetStatus(projectId),
+      (projectId) => budget.figuresOf(projectId),
+    );
     this.reactions = new Reactions(core.logger);
     this.timers = new Timers(core.clock, core.logger);
     this.scheduler = new TaskScheduler(core, new Dispatcher(core, queue));

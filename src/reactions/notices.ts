@@ -16,6 +16,26 @@ export const NOTICE_RETRY_MS = { first: 100, max: 5_000 } as const;
 export const REPLAY_PAGE = 500;
 /** How often the watermark is written (at most; a quarter of the stale period when that is shorter). */
 export const HEARTBEAT_MS = 1_000;
+/** Settles of a project within this window are published as one budget status (the latest). */
+export const BUDGET_COALESCE_MS = 50;
+/**
+ * The window grows with the cost of the status (its forecast aggregates the project's
+ * tasks): at least this many times the last computation's duration, so that a big busy
+ * project spends at most ~1/20 of the time computing statuses nobody asked for.
+ */
+export const BUDGET_COST_FACTOR = 20;
+
+/** What a budget status is checked against once published: the projects row's figures. */
+export interface BudgetFigures {
+  limit: number | null;
+  spent: number;
+  reserved: number;
+}
+
+/** The stored figures (the row), or null when the project is gone. */
+export type BudgetFiguresSource = (projectId: string) => Promise<BudgetFigures | null>;
+
+const sameFigures = (a: BudgetFigures, b: BudgetFigures): boolean => a.limit === b.limit && a.spent === b.spent && a.reserved === b.reserved;
 
 export interface NoticeTrackerDeps {
   instanceId: string;
@@ -93,8 +113,16 @@ export function statusOfAudit(a: AuditNotice): TaskStatusMessage {
  *   (NOTICE_RETRY_MS) until the bus takes it. Past MAX_PENDING_NOTICES the in-memory
  *   copies are dropped, the watermark kept, and once the bus answers this instance's audit
  *   rows from there are replayed (`listAuditSince`): a consumer may see a status twice.
- * - A budget status the bus refuses leaves the project's budget notice owed: the retry
- *   publishes its current status (read again), not the refused one.
+ * - Budget statuses: a committed write that settles a task's budget (or `budgetChanged`)
+ *   makes the project's budget notice owed, with the write's floor, so the watermark stays
+ *   below its audit rows until the notice is out (a restart or another instance replays
+ *   them and owes it again). Each project's owed notice is published by one run at a time
+ *   (in this instance): the status read from the row after the change, published, then
+ *   the row read again; a row that moved on meanwhile (a settle here, or on another
+ *   instance whose status may have arrived first) is published again, so the last status
+ *   published is the row's. Settles within a short window are coalesced (the latest
+ *   wins); a read or publish that fails leaves the notice owed, retried with the capped
+ *   back-off, until the row's figures are out.
  * - Every heartbeat, an instance whose heartbeat is older than the stale period is
  *   claimed (one claimer), its audit rows from its watermark replayed, then the current
  *   budget status of every project they touched; then its row is deleted. At start, this
@@ -114,8 +142,21 @@ export class NoticeTracker {
   private readonly byTask = new Map<string, { key: NoticeKey; entry: Pending }[]>();
   /** Statuses the bus refused, to be tried again. */
   private refused: TaskStatusMessage[] = [];
-  /** Projects whose budget status is owed, with the floor that keeps one of their audit rows in the window. */
-  private readonly owedBudgets = new Map<string, number>();
+  /**
+   * Projects whose budget status is owed, with the floor that keeps one of their audit rows
+   * in the window, and a version raised by every change (a run that published an older
+   * one leaves the notice owed).
+   */
+  private readonly owedBudgets = new Map<string, { floor: number; version: number }>();
+  private budgetVersion = 0;
+  /** The run publishing each project's owed budget status (one at a time per project). */
+  private readonly budgetRuns = new Map<string, Promise<boolean>>();
+  /** Projects whose owed status waits for its coalescing window. */
+  private readonly budgetTimers = new Map<string, unknown>();
+  /** Projects whose owed status is wanted at once (a level crossed): no coalescing window. */
+  private readonly budgetUrgent = new Set<string>();
+  /** How long the last status of a project took to compute (ms), for its window (bounded, oldest dropped). */
+  private readonly budgetCostMs = new Map<string, number>();
   /** Per project, the floor of the last committed write that changed its budget (bounded, oldest dropped). */
   private readonly budgetFloors = new Map<string, number>();
   /** The own replay in progress: its next id. */
@@ -131,6 +172,7 @@ export class NoticeTracker {
   private started = false;
   private stopped = false;
   private budgetOf: ((projectId: string) => Promise<BudgetStatus>) | null = null;
+  private figuresOf: BudgetFiguresSource | null = null;
   private readonly heartbeatMs: number;
   private readonly maxPending: number;
   private readonly pendingTimeoutMs: number;
@@ -143,9 +185,14 @@ export class NoticeTracker {
     this.stopTimeoutMs = deps.stopTimeoutMs ?? 5_000;
   }
 
-  /** Where a budget status is read from (the budget checker's `getBudgetStatus`): owed budgets are published as they are now. */
-  setBudgetSource(source: (projectId: string) => Promise<BudgetStatus>): void {
+  /**
+   * Where a budget status is read from (the budget checker's `getBudgetStatus`): owed
+   * budgets are published as they are now; and where the stored figures are read from to
+   * check a published status against the row (default: the status source itself).
+   */
+  setBudgetSource(source: (projectId: string) => Promise<BudgetStatus>, figures?: BudgetFiguresSource): void {
     this.budgetOf = source;
+    this.figuresOf = figures ?? null;
   }
 
   /** Every audit row of this instance with id >= this may not have been announced yet. */
@@ -153,7 +200,7 @@ export class NoticeTracker {
     let min = this.seqFloor + 1;
     for (const floor of this.inFlight.values()) if (floor < min) min = floor;
     for (const p of this.pending) if (p.floor < min) min = p.floor;
-    for (const floor of this.owedBudgets.values()) if (floor < min) min = floor;
+    for (const { floor } of this.owedBudgets.values()) if (floor < min) min = floor;
     if (this.replayCursor !== null && this.replayCursor < min) min = this.replayCursor;
     if (this.owedFrom !== null && this.owedFrom < min) min = this.owedFrom;
     return min;
@@ -178,7 +225,7 @@ export class NoticeTracker {
         const ticket = this.begin();
         try {
           const version = await inner.applyTransition(w);
-          this.committed(ticket, [keyOf(w.taskId, w.from, w.to, w.at.toISOString())], w.budget ? [w.budget.projectId] : []);
+          this.committed(ticket, [keyOf(w.taskId, w.from, w.to, w.at.toISOString())], w.budget ? [w.budget.projectId] : [], settles(w) ? [w.budget!.projectId] : []);
           return version;
         } catch (err) {
           this.failed(ticket, err);
@@ -195,13 +242,15 @@ export class NoticeTracker {
           throw err;
         }
         const keys: NoticeKey[] = [];
-        const budgets: string[] = [];
+        const budgets = new Set<string>();
+        const settled = new Set<string>();
         writes.forEach((w, i) => {
           if (!outcomes[i]?.ok) return;
           keys.push(keyOf(w.taskId, w.from, w.to, w.at.toISOString()));
-          if (w.budget) budgets.push(w.budget.projectId);
+          if (w.budget) budgets.add(w.budget.projectId);
+          if (settles(w)) settled.add(w.budget!.projectId);
         });
-        this.committed(ticket, keys, budgets);
+        this.committed(ticket, keys, [...budgets], [...settled]);
         return outcomes;
       },
       ingestEvent: async (ingest: EventIngest) => {
@@ -214,7 +263,7 @@ export class NoticeTracker {
           throw err;
         }
         const written = !result.written ? [] : result.ready && ingest.ready ? withReady(ingest.tasks, ingest.ready.tasks) : ingest.tasks;
-        this.committed(ticket, written.flatMap(creationKeys), result.ready ? [ingest.projectId] : []);
+        this.committed(ticket, written.flatMap(creationKeys), result.ready ? [ingest.projectId] : [], []);
         return result;
       },
     };
@@ -230,7 +279,7 @@ export class NoticeTracker {
         this.failed(ticket, err);
         throw err;
       }
-      this.committed(ticket, tasks.flatMap(creationKeys), []);
+      this.committed(ticket, tasks.flatMap(creationKeys), [], []);
     };
     // Methods bound once (not at every call: the store is on every hot path).
     const bound = new Map<string | symbol, unknown>([['createTasks', createTasks]]);
@@ -259,7 +308,11 @@ export class NoticeTracker {
     return ticket;
   }
 
-  private committed(ticket: number, keys: readonly NoticeKey[], budgetProjects: readonly string[]): void {
+  /**
+   * A write committed: its notices are pending; `budgetProjects`' amounts changed; the
+   * budget notices of `settledProjects` (a settle: a release or a spend) are owed from now.
+   */
+  private committed(ticket: number, keys: readonly NoticeKey[], budgetProjects: readonly string[], settledProjects: readonly string[]): void {
     const floor = this.inFlight.get(ticket)!;
     this.inFlight.delete(ticket);
     for (const projectId of budgetProjects) {
@@ -267,6 +320,7 @@ export class NoticeTracker {
       this.budgetFloors.set(projectId, floor);
       if (this.budgetFloors.size > this.maxPending) this.budgetFloors.delete(this.budgetFloors.keys().next().value!);
     }
+    for (const projectId of settledProjects) void this.budgetChanged(projectId);
     if (keys.length === 0) return;
     const entry: Pending = { floor, remaining: keys.length, committedAt: this.deps.clock.now(), dropped: false, keys };
     this.pending.add(entry);
@@ -371,28 +425,136 @@ export class NoticeTracker {
   }
 
   /**
-   * Publishes a budget status. Never throws: when the bus refuses it, the project's
-   * budget notice is owed, and the retry publishes the project's status as it is then.
-   * True when the bus took it.
+   * The project's budget changed (committed): its status is owed, and published soon —
+   * coalesced with the other changes of the window — or, `now`, at once (a level crossed).
+   * Resolves once a run published the row's figures (true), or left the notice owed for
+   * the retries (false: the bus or the database refused). Never rejects.
    */
-  async publishBudget(status: BudgetStatus): Promise<boolean> {
-    try {
-      await this.deps.bus.publish({ kind: 'budget', body: status });
-      return true;
-    } catch (err) {
-      if (isOrchestratorError(err) && !err.retryable) {
-        this.deps.logger.error({ err, projectId: status.projectId }, 'budget notice refused for good; dropped');
-        return false;
-      }
-      this.oweBudget(status.projectId, this.budgetFloors.get(status.projectId) ?? this.seqFloor + 1);
-      this.scheduleRetry();
-      return false;
+  budgetChanged(projectId: string, when: 'soon' | 'now' = 'soon'): Promise<boolean> {
+    this.oweBudget(projectId, this.budgetFloors.get(projectId) ?? this.seqFloor + 1);
+    if (when === 'now') {
+      this.budgetUrgent.add(projectId);
+      this.clearBudgetTimer(projectId);
+      return this.runBudget(projectId);
     }
+    // A run in progress sees the new version when it is done, and schedules the next window.
+    if (!this.budgetRuns.has(projectId)) this.scheduleBudget(projectId);
+    return Promise.resolve(true);
   }
 
   private oweBudget(projectId: string, floor: number): void {
     const owed = this.owedBudgets.get(projectId);
-    if (owed === undefined || floor < owed) this.owedBudgets.set(projectId, floor);
+    this.owedBudgets.set(projectId, { floor: owed === undefined || floor < owed.floor ? floor : owed.floor, version: ++this.budgetVersion });
+  }
+
+  /** The project's owed status, after its coalescing window (unless one is set already). */
+  private scheduleBudget(projectId: string): void {
+    if (this.budgetTimers.has(projectId) || this.stopped) return;
+    const delay = Math.max(BUDGET_COALESCE_MS, BUDGET_COST_FACTOR * (this.budgetCostMs.get(projectId) ?? 0));
+    this.budgetTimers.set(
+      projectId,
+      this.deps.clock.setTimeout(() => {
+        this.budgetTimers.delete(projectId);
+        void this.runBudget(projectId);
+      }, delay),
+    );
+  }
+
+  private clearBudgetTimer(projectId: string): void {
+    const timer = this.budgetTimers.get(projectId);
+    if (timer === undefined) return;
+    this.deps.clock.clearTimeout(timer);
+    this.budgetTimers.delete(projectId);
+  }
+
+  /** The run publishing the project's owed status: the one in progress, or a new one. */
+  private runBudget(projectId: string): Promise<boolean> {
+    let run = this.budgetRuns.get(projectId);
+    if (!run) {
+      run = this.budgetRun(projectId).finally(() => this.budgetRuns.delete(projectId));
+      this.budgetRuns.set(projectId, run);
+    }
+    return run;
+  }
+
+  /**
+   * Publishes the project's status until the row's figures are out: read, publish, read
+   * the row again. True when nothing is owed any more (or the next window is scheduled for
+   * a change that came meanwhile); false when a read or the bus failed (owed, retried).
+   */
+  private async budgetRun(projectId: string): Promise<boolean> {
+    for (;;) {
+      const owed = this.owedBudgets.get(projectId);
+      if (!owed) return true;
+      this.budgetUrgent.delete(projectId);
+      const outcome = await this.publishBudgetOnce(projectId);
+      if (outcome === 'failed') {
+        this.scheduleRetry();
+        return false;
+      }
+      if (outcome === 'gone') {
+        this.owedBudgets.delete(projectId);
+        return true;
+      }
+      if (outcome === 'published' && this.owedBudgets.get(projectId)?.version === owed.version) {
+        this.owedBudgets.delete(projectId);
+        return true;
+      }
+      // Changed meanwhile, or the row moved on since the status was read (another
+      // instance's settle): published again, after the window unless wanted at once. While
+      // stopping, the stop's rounds publish it again.
+      if (this.stopped) return false;
+      if (!this.budgetUrgent.has(projectId)) {
+        this.scheduleBudget(projectId);
+        return true;
+      }
+    }
+  }
+
+  /**
+   * One try: the status read now, published, and checked against the row read after it:
+   * 'published' when the row still has its figures, 'stale' when it moved on, 'gone' when
+   * the project is, 'failed' when a read or the bus failed (an outage).
+   */
+  private async publishBudgetOnce(projectId: string): Promise<'published' | 'stale' | 'gone' | 'failed'> {
+    if (!this.budgetOf) return 'failed';
+    const { clock, logger, bus } = this.deps;
+    let status: BudgetStatus;
+    const started = clock.now();
+    try {
+      status = await this.budgetOf(projectId);
+    } catch (err) {
+      if (err instanceof ProjectNotFoundError) return 'gone';
+      logger.warn({ err, projectId }, 'could not read the budget status; tried again');
+      return 'failed';
+    }
+    this.budgetCostMs.delete(projectId);
+    this.budgetCostMs.set(projectId, clock.now() - started);
+    if (this.budgetCostMs.size > this.maxPending) this.budgetCostMs.delete(this.budgetCostMs.keys().next().value!);
+    try {
+      await bus.publish({ kind: 'budget', body: status });
+    } catch (err) {
+      if (!(isOrchestratorError(err) && !err.retryable)) return 'failed';
+      // The bus will never take it (it is not an outage): logged and let go.
+      logger.error({ err, projectId }, 'budget notice refused for good; dropped');
+      return 'published';
+    }
+    let row: BudgetFigures | null;
+    try {
+      row = await (this.figuresOf ?? this.budgetOf)(projectId);
+    } catch (err) {
+      if (err instanceof ProjectNotFoundError) return 'gone';
+      logger.warn({ err, projectId }, 'could not check the published budget status against the row; tried again');
+      return 'failed';
+    }
+    if (!row) return 'gone';
+    return sameFigures(row, status) ? 'published' : 'stale';
+  }
+
+  /** Owed budget statuses that no window will publish. */
+  private owedBudgetsToRetry(): boolean {
+    for (const projectId of this.owedBudgets.keys()) if (!this.budgetTimers.has(projectId) && !this.budgetRuns.has(projectId)) return true;
+    return false;
   }
 
   private scheduleRetry(): void {
@@ -403,7 +565,7 @@ export class NoticeTracker {
       this.retryTimer = null;
       this.retrying = this.retry().finally(() => {
         this.retrying = null;
-        if (this.refused.length || this.owedBudgets.size) this.scheduleRetry();
+        if (this.refused.length || this.owedBudgetsToRetry()) this.scheduleRetry();
       });
     }, delay);
   }
@@ -422,28 +584,12 @@ export class NoticeTracker {
       this.retryDelay = NOTICE_RETRY_MS.first;
       await this.publishStatuses(queue.slice(1));
     }
-    for (const [projectId, floor] of [...this.owedBudgets]) {
-      if (!this.budgetOf) break;
-      let status: BudgetStatus;
-      try {
-        status = await this.budgetOf(projectId);
-      } catch (err) {
-        if (err instanceof ProjectNotFoundError) {
-          this.owedBudgets.delete(projectId);
-          continue;
-        }
-        this.deps.logger.warn({ err, projectId }, 'could not read an owed budget status; tried again later');
-        continue;
-      }
-      try {
-        await this.deps.bus.publish({ kind: 'budget', body: status });
-      } catch (err) {
-        if (isOrchestratorError(err) && !err.retryable) {
-          this.deps.logger.error({ err, projectId }, 'budget notice refused for good; dropped');
-        } else return;
-      }
-      // Owed again meanwhile (a later refusal): that one is owed still.
-      if (this.owedBudgets.get(projectId) === floor) this.owedBudgets.delete(projectId);
+    // Owed budgets not waiting for their window: published as the rows are now.
+    for (const projectId of [...this.owedBudgets.keys()]) {
+      if (!this.budgetOf) return;
+      if (this.budgetTimers.has(projectId) && !this.stopped) continue;
+      this.clearBudgetTimer(projectId);
+      if (!(await this.runBudget(projectId))) return;
     }
     this.retryDelay = NOTICE_RETRY_MS.first;
   }
@@ -571,11 +717,8 @@ export class NoticeTracker {
     const touched = await this.replay(claim.instanceId, claim.noticesFrom, this.seqFloor, () => undefined);
     if (touched.size && !this.budgetOf) throw new Error('no budget source to publish the recovered projects\' budgets');
     for (const projectId of touched.keys()) {
-      const status = await this.budgetOf!(projectId).catch((err: unknown) => {
-        if (err instanceof ProjectNotFoundError) return null;
-        throw err;
-      });
-      if (status) await this.deps.bus.publish({ kind: 'budget', body: status });
+      // Through the project's run (ordered with this instance's own publishes of it).
+      if (!(await this.budgetChanged(projectId, 'now'))) throw new Error(`could not publish the budget status of ${projectId}`);
     }
     await ledger.release(claim.instanceId, claim.heartbeatAt);
   }
@@ -591,6 +734,8 @@ export class NoticeTracker {
     if (this.loopTimer !== null) this.deps.clock.clearTimeout(this.loopTimer);
     this.loopTimer = null;
     await this.ticking;
+    // Owed budgets waiting for their window: published now, by the retries below.
+    for (const projectId of [...this.budgetTimers.keys()]) this.clearBudgetTimer(projectId);
     const until = this.deps.clock.now() + this.stopTimeoutMs;
     while (!this.idle && this.deps.clock.now() < until) {
       if (this.retryTimer !== null) this.deps.clock.clearTimeout(this.retryTimer);
@@ -616,6 +761,9 @@ export class NoticeTracker {
     this.started = false;
   }
 }
+
+/** A write that settles its task's budget (releases its reservation, spends): its project's status is owed. */
+const settles = (w: TransitionWrite): boolean => w.budget !== undefined && (w.budget.release !== undefined || w.budget.spend !== undefined);
 
 /** `tasks` with the READY variant of each task that has one (as the ingest writes them). */
 function withReady(tasks: readonly NewTaskRecord[], ready: readonly NewTaskRecord[]): NewTaskRecord[] {

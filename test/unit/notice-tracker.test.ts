@@ -62,9 +62,12 @@ class FakeBus implements EventBus {
   down = false;
   readonly published: Outbound[] = [];
   tries = 0;
+  /** Called with each message the bus takes (before it is recorded). */
+  onPublish: (message: Outbound) => void = () => undefined;
   async publish(message: Outbound): Promise<void> {
     this.tries++;
     if (this.down) throw new ServiceUnavailableError('nats', 'down (injected)');
+    this.onPublish(message);
     this.published.push(message);
   }
   async dispatchTask(): Promise<void> {}
@@ -129,11 +132,19 @@ async function setup(options: { seq?: number; maxPending?: number; previous?: nu
   const bus = new FakeBus();
   const tracker = new NoticeTracker({ instanceId: 'me', ledger, bus, clock, logger: silentLogger(), staleAfterMs: 4_000, heartbeatMs: 1_000, ...(options.maxPending ? { maxPending: options.maxPending } : {}) });
   let budget: BudgetStatus = { projectId: 'prj', limit: 10, spent: 1, reserved: 0, remaining: 9, ratio: 0.1, level: 'ok', forecast: { remainingCost: 0, total: 1, exceedsBudget: false } };
-  tracker.setBudgetSource(async () => budget);
+  const reads = { failing: 0, count: 0 };
+  tracker.setBudgetSource(async () => {
+    reads.count++;
+    if (reads.failing > 0) {
+      reads.failing--;
+      throw new ServiceUnavailableError('postgres', 'connection terminated (injected)');
+    }
+    return budget;
+  });
   const held = heldCommit(ledger);
   const commit = tracker.commit(held.commit);
   await tracker.start();
-  return { clock, ledger, bus, tracker, commit, calls: held.calls, setBudget: (b: Partial<BudgetStatus>) => (budget = { ...budget, ...b }) };
+  return { clock, ledger, bus, tracker, commit, calls: held.calls, reads, setBudget: (b: Partial<BudgetStatus>) => (budget = { ...budget, ...b }) };
 }
 
 describe('NoticeTracker: the watermark', () => {
@@ -232,7 +243,7 @@ describe('NoticeTracker: the watermark', () => {
   it('a budget status the bus refuses is owed: the retry publishes the project\'s status as it is then', async () => {
     const { clock, bus, tracker, setBudget } = await setup();
     bus.down = true;
-    await tracker.publishBudget({ projectId: 'prj', limit: 10, spent: 1, reserved: 0, remaining: 9, ratio: 0.1, level: 'ok', forecast: { remainingCost: 0, total: 1, exceedsBudget: false } });
+    expect(await tracker.budgetChanged('prj', 'now'), 'refused: owed').toBe(false);
     expect(tracker.counts.owedBudgets).toBe(1);
     expect(tracker.idle).toBe(false);
     setBudget({ spent: 4, remaining: 6, ratio: 0.4 });
@@ -240,6 +251,61 @@ describe('NoticeTracker: the watermark', () => {
     bus.down = false;
     await advance(clock, 6_000);
     expect(bus.budgets().map((b) => b.spent)).toStrictEqual([4]);
+    expect(tracker.idle).toBe(true);
+  });
+
+  const settle = (taskId: string): TransitionWrite => ({
+    ...w(taskId),
+    from: 'RUNNING',
+    to: 'COMPLETED',
+    event: 'COMPLETE',
+    patch: { status: 'COMPLETED' },
+    budget: { projectId: 'prj', release: 0.5, spend: 0.25, enforce: false },
+  });
+
+  it('a committed settle owes its project\'s status, the watermark held until it is out; settles of one window are one status, the latest', async () => {
+    const { clock, ledger, bus, tracker, commit, calls, setBudget } = await setup();
+    const first = commit.applyTransition(settle('t1'));
+    const second = commit.applyTransition(settle('t2'));
+    calls[0]!.done.open(2);
+    calls[1]!.done.open(2);
+    await Promise.all([first, second]);
+    setBudget({ spent: 2 });
+    expect(tracker.counts.owedBudgets).toBe(1);
+    // The statuses of the settles are published; the budget's window has not passed.
+    await tracker.publishStatuses([{ ...body('t1'), from: 'RUNNING', to: 'COMPLETED' }, { ...body('t2'), from: 'RUNNING', to: 'COMPLETED' }]);
+    await tracker.tick();
+    expect(ledger.beats.at(-1), 'the owed budget holds the floor of its commit').toBe(11);
+    await advance(clock, 200);
+    expect(bus.budgets().map((b) => b.spent)).toStrictEqual([2]);
+    expect(tracker.idle).toBe(true);
+  });
+
+  it('a status the row moved past while it was published (another instance\'s settle) is published again: the last is the row\'s', async () => {
+    const { clock, bus, tracker, setBudget } = await setup();
+    let once = true;
+    bus.onPublish = (m) => {
+      if (m.kind === 'budget' && once) {
+        once = false;
+        setBudget({ spent: 4 });
+      }
+    };
+    expect(await tracker.budgetChanged('prj', 'now')).toBe(true);
+    await advance(clock, 200);
+    expect(bus.budgets().map((b) => b.spent)).toStrictEqual([1, 4]);
+    expect(tracker.idle).toBe(true);
+  });
+
+  it('a status that cannot be read (the database restarting) stays owed and is read again until it is out', async () => {
+    const { clock, bus, tracker, reads } = await setup();
+    reads.failing = 3;
+    void tracker.budgetChanged('prj');
+    await advance(clock, 100);
+    expect(bus.budgets(), 'nothing while the reads fail').toStrictEqual([]);
+    expect(tracker.counts.owedBudgets).toBe(1);
+    await advance(clock, 3_000);
+    expect(bus.budgets().map((b) => b.spent)).toStrictEqual([1]);
+    expect(reads.count).toBeGreaterThan(3);
     expect(tracker.idle).toBe(true);
   });
 });

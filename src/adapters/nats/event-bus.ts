@@ -160,6 +160,26 @@ export class NatsEventBus implements EventBus {
     } catch (err) {
       throw new ServiceUnavailableError('nats', `publish on ${subject} failed: ${(err as Error).message}`, { cause: err });
     }
+    // A budget status is checked against the project's row once published (NoticeTracker):
+    // it resolves once the server has it, ahead of whatever any connection publishes next.
+    if (message.kind === 'budget') await this.serverHas(subject);
+  }
+
+  /** The server answered a flush sent after the last publish (within the publish timeout). */
+  private async serverHas(subject: string): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.nc.flush(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer to a flush within ${PUBLISH_TIMEOUT_MS} ms`)), PUBLISH_TIMEOUT_MS);
+        }),
+      ]);
+    } catch (err) {
+      throw new ServiceUnavailableError('nats', `publish on ${subject} not confirmed: ${(err as Error).message}`, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /**
