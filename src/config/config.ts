@@ -5,7 +5,7 @@ import { SETTINGS, type Setting } from './settings.js';
 
 /** The parsed configuration the core takes. Durations are in milliseconds. */
 export interface OrchestratorConfig {
-  redis: { url?: string; host: string; port: number; db: number; password?: string; keyPrefix: string };
+  redis: { url?: string; host: string; port: number; db: number; password?: string; tls?: { caFile?: string }; keyPrefix: string };
   queue: { key: string };
   scheduler: {
     maxConcurrentTasks: number;
@@ -46,7 +46,7 @@ type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]>
  * (`scheduler.intervalSeconds`, `approval.timeoutMinutes`, ...); they win over the environment.
  */
 export type ConfigOverrides = DeepPartial<{
-  redis: { url: string; host: string; port: number; db: number; password: string; keyPrefix: string };
+  redis: { url: string; host: string; port: number; db: number; password: string; tls: { caFile: string }; keyPrefix: string };
   queue: { key: string };
   scheduler: {
     maxConcurrentTasks: number;

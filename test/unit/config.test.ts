@@ -47,6 +47,14 @@ describe('configuration', () => {
     expect(c.redis.db).toBe(3);
   });
 
+  it('reads the TLS CA files of Redis and NATS', () => {
+    const c = loadConfig({ REDIS_TLS_CA_FILE: '/etc/ssl/redis-ca.pem', NATS_TLS_CA_FILE: '/etc/ssl/nats-ca.pem' });
+    expect(c.redis.tls).toEqual({ caFile: '/etc/ssl/redis-ca.pem' });
+    expect(c.nats.tls).toEqual({ caFile: '/etc/ssl/nats-ca.pem' });
+    expect(loadConfig({ REDIS_TLS_CA_FILE: ' ' }).redis.tls).toBeUndefined();
+    expect(loadConfig({}, { redis: { tls: { caFile: '/ca.pem' } } }).redis.tls).toEqual({ caFile: '/ca.pem' });
+  });
+
   it('treats an empty variable as unset', () => {
     expect(loadConfig({ MAX_CONCURRENT_TASKS: '' }).scheduler.maxConcurrentTasks).toBe(10);
   });
