@@ -95,9 +95,18 @@ function setPath(obj: Record<string, unknown>, path: readonly string[], value: u
   cur[path[path.length - 1]!] = value;
 }
 
-/** `scheme://user:secret@host` → `scheme://user:***@host`, for every URL of a list. */
+/**
+ * `scheme://user:secret@host` → `scheme://user:***@host` and `scheme://token@host` →
+ * `scheme://***@host`, for every URL of a list or a message. The user information is
+ * everything from `//` to the last `@` before the path, query, fragment or a blank: a
+ * password may hold any character a URL allows there (`,` `;` `:` `!` `$` `&` `'` `(`
+ * `)` `*` `+` `=` and escapes), a comma included, so a list of servers is not split first.
+ */
 export function redactUrl(value: string): string {
-  return value.replace(/(\/\/[^/@:\s,]*:)[^@/\s,]*@/g, '$1***@').replace(/(\/\/)([^/@:\s,]+)@/g, '$1***@');
+  return value.replace(/\/\/([^/?#\s]*)@/g, (_, userinfo: string) => {
+    const colon = userinfo.indexOf(':');
+    return colon === -1 ? '//***@' : `//${userinfo.slice(0, colon)}:***@`;
+  });
 }
 
 function display(setting: Setting, value: unknown): string | undefined {

@@ -112,6 +112,30 @@ describe('configuration', () => {
     expect(redactUrl('redis://:pw@h:1')).toBe('redis://:***@h:1');
   });
 
+  it('redacts a password made of any character a URL allows in it, as given or escaped', () => {
+    // unreserved and sub-delims as they are (',' among them), ':' inside the password, the rest escaped
+    const raw = "Az09-._~!$&'()*+,;=:";
+    const escaped = `${raw}%40%2F%3F%23%25%20%2C`;
+    for (const pw of [raw, escaped, 'xq,zw', ',xqzw', 'xqzw,', 'xq@zw']) {
+      const natsPw = pw.replaceAll(',', '%2C'); // NATS_URL is a comma-separated list: a comma must be escaped there
+      const c = loadConfig({
+        DATABASE_URL: `postgres://app:${pw}@db:5432/x?sslmode=require`,
+        REDIS_URL: `rediss://default:${pw}@cache:6380/1`,
+        NATS_URL: `nats://u:${natsPw}@n1:4222,nats://v:${natsPw}@n2:4222`,
+      });
+      const text = JSON.stringify(redactedConfig(c));
+      for (const secret of [pw, natsPw]) expect(text, pw).not.toContain(secret);
+      expect(text, pw).toContain('postgres://app:***@db:5432/x?sslmode=require');
+      expect(text, pw).toContain('rediss://default:***@cache:6380/1');
+      expect(text, pw).toContain('["nats://u:***@n1:4222","nats://v:***@n2:4222"]');
+      expect(redactUrl(`nats://u:${pw}@n1:4222,nats://v:${pw}@n2:4222`), pw).toBe('nats://u:***@n1:4222,nats://v:***@n2:4222');
+      // refused values are shown redacted too
+      const problems = problemsOf({ DATABASE_URL: `mysql://app:${pw}@db/x`, REDIS_URL: `http://:${pw}@cache`, NATS_URL: `nats://u:${pw}@n1:4222,n2` }).join('\n');
+      expect(problems, pw).not.toContain(pw);
+    }
+    expect(redactUrl('nats://tok,en@n:4222')).toBe('nats://***@n:4222');
+  });
+
   it('the README documents every variable', () => {
     const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
     for (const s of SETTINGS) expect(readme, s.env).toContain(`| \`${s.env}\` |`);
