@@ -18,8 +18,15 @@ const REFUSED_WITHIN_S = 15;
 /** Past this the refused start is killed (a liveness bound: it then fails its check). */
 const KILL_AFTER_MS = 40_000;
 
-/** A password with characters a URL must escape (each server gets its own, made per run). */
-const password = (what: string) => `${what}-${randomBytes(9).toString('base64url')}%,:@/`;
+/**
+ * A password made per run, each server its own: a random part, then every character a URL
+ * allows unescaped in a password (a comma among them) but the quotes (a redis.conf line
+ * takes the password as it is), then characters it must escape. URLs carry the first ones
+ * as a user types them, and only the others escaped.
+ */
+const password = (what: string) => `${what}-${randomBytes(9).toString('base64url')}!$&()*+,;=:%@/?#`;
+/** The password as a user writes it in a URL: as it is, but what a URL cannot hold there. */
+const inUrl = (secret: string) => secret.replace(/[%@/?#]/g, (c) => encodeURIComponent(c));
 
 interface Refusal {
   server: 'PostgreSQL' | 'Redis' | 'NATS';
@@ -36,9 +43,9 @@ interface RefusedRun {
 }
 
 /** `orchestrator start` expected to be refused: how long until it exited by itself (or was killed), and what it said. */
-async function refusedStart(world: World, refusal: Refusal, name: string, outputs: string[]): Promise<RefusedRun> {
+async function refusedStart(env: Record<string, string>, refusal: Refusal, name: string, outputs: string[]): Promise<RefusedRun> {
   const t0 = Date.now();
-  const p = ManagedProcess.start(name, CLI, ['start'], { ...world.env, INSTANCE_ID: name, ...refusal.env });
+  const p = ManagedProcess.start(name, CLI, ['start'], { ...env, INSTANCE_ID: name, ...refusal.env });
   const timer = setTimeout(() => void p.stop('SIGKILL'), KILL_AFTER_MS);
   try {
     const exit = await p.exited;
@@ -49,9 +56,14 @@ async function refusedStart(world: World, refusal: Refusal, name: string, output
   }
 }
 
-/** The secrets as they may be printed: as given, as escaped in a URL, and their random part alone (a partial leak). */
+/** The secrets as they may be printed: as given, as written in the URLs, as URL and encodeURIComponent escape them, and their random part alone (a partial leak). */
 function secretForms(secrets: readonly string[]): string[] {
-  return [...new Set(secrets.flatMap((s) => [s, encodeURIComponent(s), s.slice(0, s.indexOf('%'))]))];
+  const whatwg = (s: string) => {
+    const u = new URL('x://h');
+    u.password = s;
+    return u.password;
+  };
+  return [...new Set(secrets.flatMap((s) => [s, inUrl(s), whatwg(s), encodeURIComponent(s), s.slice(0, s.indexOf('!'))]))];
 }
 
 /**
@@ -63,8 +75,9 @@ function secretForms(secrets: readonly string[]): string[] {
  * REDIS_TLS_CA_FILE, NATS_USER/NATS_PASSWORD with NATS_TLS_CA_FILE), a project completes.
  * (2) For each server, a wrong password, no credentials and no TLS each make `orchestrator
  * start` exit non-zero by itself within REFUSED_WITHIN_S, with a message naming the server.
- * (3) No password (the right ones and the wrong one, as given or URL-escaped) appears in
- * any output of any run: the service's (at debug level), the refused starts', and
+ * (3) No password (the right ones and the wrong one; as given, as written in a URL,
+ * escaped, or its random part alone) appears in any output of any run, with the URLs
+ * written as a user types them (`, ; = & …` unescaped in the password): the service's (at debug level), the refused starts', and
  * `orchestrator config` / `config --json`. Figure: the slowest refused start.
  */
 export function authTls(): Scenario {
@@ -106,30 +119,28 @@ export function authTls(): Scenario {
         });
         const w = world;
         const outputs: string[] = [];
+        // The URLs as a user writes them: the passwords' sub-delims (',' ';' '=' …) unescaped.
+        const pgUrl = `postgres://postgres:${inUrl(secrets.postgres)}@127.0.0.1:${postgres.port}/postgres?sslmode=verify-full&sslrootcert=${cert.certFile}`;
+        const redisScheme = withRedisTls ? 'rediss' : 'redis';
+        const redisUrl = (pw: string | null, scheme = redisScheme) => `${scheme}://${pw === null ? '' : `orchestrator:${inUrl(pw)}@`}127.0.0.1:${redis!.port}`;
+        const rightEnv = { DATABASE_URL: pgUrl, REDIS_URL: redisUrl(secrets.redis) };
+        const env = { ...w.env, ...rightEnv };
 
         // (2) Refused starts, one server at a time (the others given right).
-        const pgUrl = new URL(postgres.url);
-        const pgWith = (edit: (u: URL) => void) => {
-          const u = new URL(pgUrl.href);
-          edit(u);
-          return u.href;
-        };
-        const redisPlain = `redis://orchestrator:${encodeURIComponent(secrets.redis)}@127.0.0.1:${redis.port}`;
-        const redisScheme = withRedisTls ? 'rediss' : 'redis';
         const refusals: Refusal[] = [
-          { server: 'PostgreSQL', what: 'wrong password', env: { DATABASE_URL: pgWith((u) => (u.password = encodeURIComponent(secrets.wrong))) } },
-          { server: 'PostgreSQL', what: 'no password', env: { DATABASE_URL: pgWith((u) => (u.password = '')) } },
-          { server: 'PostgreSQL', what: 'no TLS', env: { DATABASE_URL: pgWith((u) => (u.search = '?sslmode=disable')) } },
-          { server: 'Redis', what: 'wrong password', env: { REDIS_URL: `${redisScheme}://orchestrator:${encodeURIComponent(secrets.wrong)}@127.0.0.1:${redis.port}` } },
-          { server: 'Redis', what: 'no credentials', env: { REDIS_URL: `${redisScheme}://127.0.0.1:${redis.port}` } },
-          ...(withRedisTls ? [{ server: 'Redis' as const, what: 'no TLS', env: { REDIS_URL: redisPlain, REDIS_TLS_CA_FILE: '' } }] : []),
+          { server: 'PostgreSQL', what: 'wrong password', env: { DATABASE_URL: pgUrl.replace(inUrl(secrets.postgres), () => inUrl(secrets.wrong)) } },
+          { server: 'PostgreSQL', what: 'no password', env: { DATABASE_URL: pgUrl.replace(`:${inUrl(secrets.postgres)}@`, '@') } },
+          { server: 'PostgreSQL', what: 'no TLS', env: { DATABASE_URL: pgUrl.replace(/\?.*$/, '?sslmode=disable') } },
+          { server: 'Redis', what: 'wrong password', env: { REDIS_URL: redisUrl(secrets.wrong) } },
+          { server: 'Redis', what: 'no credentials', env: { REDIS_URL: redisUrl(null) } },
+          ...(withRedisTls ? [{ server: 'Redis' as const, what: 'no TLS', env: { REDIS_URL: redisUrl(secrets.redis, 'redis'), REDIS_TLS_CA_FILE: '' } }] : []),
           { server: 'NATS', what: 'wrong password', env: { NATS_PASSWORD: secrets.wrong } },
           { server: 'NATS', what: 'no credentials', env: { NATS_USER: '', NATS_PASSWORD: '' } },
           { server: 'NATS', what: 'no CA (the certificate not trusted)', env: { NATS_TLS_CA_FILE: '' } },
         ];
         const refused: RefusedRun[] = [];
         for (const [i, refusal] of refusals.entries()) {
-          const r = await refusedStart(w, refusal, `chaos-12-refused-${i + 1}`, outputs);
+          const r = await refusedStart(env, refusal, `chaos-12-refused-${i + 1}`, outputs);
           refused.push(r);
           const said = r.stderr.split('\n').find((l) => l.startsWith('orchestrator')) ?? r.stderr.trim().split('\n').pop() ?? '';
           log(`${refusal.server}, ${refusal.what}: exit ${r.code ?? r.signal} after ${r.seconds.toFixed(1)} s: ${said.slice(0, 200)}`);
@@ -137,7 +148,7 @@ export function authTls(): Scenario {
 
         // (1) The right credentials: a project completes.
         const projectId = newProjectId();
-        const orchestrator = await w.startOrchestrator('chaos-12');
+        const orchestrator = await w.startOrchestrator('chaos-12', rightEnv);
         await w.startAgents();
         await w.createProject(projectId);
         await w.projectDone(projectId, 180_000);
@@ -155,8 +166,8 @@ export function authTls(): Scenario {
           'a PostgreSQL connection of the service',
           10_000,
         ).catch(() => undefined);
-        const config = await runCli(['config'], w.env, 30_000);
-        const configJson = await runCli(['config', '--json'], w.env, 30_000);
+        const config = await runCli(['config'], env, 30_000);
+        const configJson = await runCli(['config', '--json'], env, 30_000);
         outputs.push(config.stdout, config.stderr, configJson.stdout, configJson.stderr);
         const invariants = await w.invariants(projectId);
         const running = orchestrator.running;
@@ -178,7 +189,7 @@ export function authTls(): Scenario {
         );
         const slowest = Math.max(...refused.map((r) => r.seconds));
         return {
-          did: `a ${total}-task project over TLS with credentials on all three servers (${redisTls}); ${refused.length} refused starts (wrong password, none, no TLS/CA, per server)`,
+          did: `a ${total}-task project over TLS with credentials on all three servers (${redisTls}); ${refused.length} refused starts (wrong password, none, no TLS or CA, per server); passwords with , ; = & … unescaped in the URLs`,
           checks: [
             expectThat('the service kept running with the right credentials', running, running ? 'running' : orchestrator.describe().slice(-500)),
             expectThat('project completed', (await w.projectState(projectId)) === 'completed', JSON.stringify(counts)),
