@@ -13,7 +13,7 @@ import { join } from 'node:path';
  * of its own (never on the command line); `stop()` removes it.
  */
 export interface PrivateRedisOptions {
-  /** An ACL user clients must log in as. */
+  /** An ACL user clients must log in as (a redis.conf line: no blank or quote in the password). */
   user?: { name: string; password: string };
   /** The server's certificate and key: the port speaks TLS only; clients need no certificate. */
   tls?: { certFile: string; keyFile: string };
