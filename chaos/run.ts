@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import type { Check } from './invariants.js';
 import type { Scenario, ScenarioResult } from './scenario.js';
 import { approvalRaces } from './scenarios/approval-races.js';
+import { authTls } from './scenarios/auth-tls.js';
 import { budgetRace } from './scenarios/budget-race.js';
 import { poisonTask } from './scenarios/poison-task.js';
 import { natsKill, postgresCrash, redisLost } from './scenarios/server-faults.js';
@@ -38,6 +39,7 @@ const all: Scenario[] = [
   approvalRaces(),
   triplicates(),
   poisonTask(),
+  authTls(),
 ];
 const scenarios = only.length ? all.filter((s) => only.some((o) => s.id.includes(o))) : all;
 

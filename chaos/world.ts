@@ -70,7 +70,7 @@ export class World {
     }
     if (redis) env.REDIS_URL = redis.url;
     if (nats) env.NATS_URL = nats.url;
-    const nc = nats ? await connectTestNats(`chaos-${scope.prefix}`, nats.url) : scope.nc;
+    const nc = nats ? await connectTestNats(`chaos-${scope.prefix}`, nats.url, nats.clientOptions) : scope.nc;
     const sql = postgres ? new PgSqlClient({ connectionString: postgres.url, max: 2, onError: () => undefined }) : scope.sql;
     const p = scope.prefix;
     const watch = await NatsWatch.start(nc, [`${p}.status.>`, `${p}.budget.>`, `${p}.projects.>`, `${p}.dlq`, `${p}.tasks.>`]);
@@ -91,7 +91,7 @@ export class World {
   /** The agents: one worker per agent of the catalogue, answering with the simulated outputs. */
   async startAgents(): Promise<void> {
     const simulated = new SimulatedAgents(new TaskTypeCatalog(), { shots: this.options.shots ?? 3, random: () => 0.5 });
-    this.agentConnection = await connectTestNats(`chaos-agents-${this.prefix}`, this.env.NATS_URL);
+    this.agentConnection = await connectTestNats(`chaos-agents-${this.prefix}`, this.env.NATS_URL, this.options.servers?.nats?.clientOptions ?? {});
     const handle: AgentTaskHandler = async (task) => {
       const run = () => simulated.run(task);
       if (this.options.handle) return this.options.handle(task, run);

@@ -77,19 +77,33 @@ export async function createBlackboard(config: OrchestratorConfig, logger: Logge
     throw new ServiceUnavailableError('postgres', `cannot reach PostgreSQL at ${where}: ${(err as Error).message}; ${HOW_TO_START}`, { cause: err });
   }
   await migrate(sql);
+  // The last connection error (a refused login, a certificate not trusted): what a failed PING says is only that it gave up.
+  let lastRedisError: Error | undefined;
   const redisOptions = {
     ...(config.redis.url ? { url: config.redis.url } : { host: config.redis.host, port: config.redis.port, db: config.redis.db }),
     ...(config.redis.password ? { password: config.redis.password } : {}),
+    ...(config.redis.tls?.caFile ? { tlsCaFile: config.redis.tls.caFile } : {}),
     connectionName: `orchestrator-${config.instanceId}`,
-    onError: (err: Error) => logger.warn({ err }, 'redis connection error'),
+    onError: (err: Error) => {
+      lastRedisError = err;
+      logger.warn({ err }, 'redis connection error');
+    },
   };
-  const redis = createRedisClient(redisOptions);
+  let redis: ReturnType<typeof createRedisClient>;
+  try {
+    redis = createRedisClient(redisOptions);
+  } catch (err) {
+    await sql.close();
+    throw err;
+  }
   try {
     await redis.ping();
   } catch (err) {
     redis.disconnect();
     await sql.close();
-    throw new ServiceUnavailableError('redis', `cannot reach Redis at ${describeRedisTarget(redisOptions)}: ${(err as Error).message}; ${HOW_TO_START}`, { cause: err });
+    const detail = (err as Error).message;
+    const cause = lastRedisError && lastRedisError.message !== detail ? ` (last connection error: ${lastRedisError.message})` : '';
+    throw new ServiceUnavailableError('redis', `cannot reach Redis at ${describeRedisTarget(redisOptions)}: ${detail}${cause}; ${HOW_TO_START}`, { cause: err });
   }
   return over(
     sql,

@@ -5,7 +5,7 @@ import { SETTINGS, type Setting } from './settings.js';
 
 /** The parsed configuration the core takes. Durations are in milliseconds. */
 export interface OrchestratorConfig {
-  redis: { url?: string; host: string; port: number; db: number; password?: string; keyPrefix: string };
+  redis: { url?: string; host: string; port: number; db: number; password?: string; tls?: { caFile?: string }; keyPrefix: string };
   queue: { key: string };
   scheduler: {
     maxConcurrentTasks: number;
@@ -46,7 +46,7 @@ type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]>
  * (`scheduler.intervalSeconds`, `approval.timeoutMinutes`, ...); they win over the environment.
  */
 export type ConfigOverrides = DeepPartial<{
-  redis: { url: string; host: string; port: number; db: number; password: string; keyPrefix: string };
+  redis: { url: string; host: string; port: number; db: number; password: string; tls: { caFile: string }; keyPrefix: string };
   queue: { key: string };
   scheduler: {
     maxConcurrentTasks: number;
@@ -95,9 +95,18 @@ function setPath(obj: Record<string, unknown>, path: readonly string[], value: u
   cur[path[path.length - 1]!] = value;
 }
 
-/** `scheme://user:secret@host` → `scheme://user:***@host`, for every URL of a list. */
+/**
+ * `scheme://user:secret@host` → `scheme://user:***@host` and `scheme://token@host` →
+ * `scheme://***@host`, for every URL of a list or a message. The user information is
+ * everything from `//` to the last `@` before the path, query, fragment or a blank: a
+ * password may hold any character a URL allows there (`,` `;` `:` `!` `$` `&` `'` `(`
+ * `)` `*` `+` `=` and escapes), a comma included, so a list of servers is not split first.
+ */
 export function redactUrl(value: string): string {
-  return value.replace(/(\/\/[^/@:\s,]*:)[^@/\s,]*@/g, '$1***@').replace(/(\/\/)([^/@:\s,]+)@/g, '$1***@');
+  return value.replace(/\/\/([^/?#\s]*)@/g, (_, userinfo: string) => {
+    const colon = userinfo.indexOf(':');
+    return colon === -1 ? '//***@' : `//${userinfo.slice(0, colon)}:***@`;
+  });
 }
 
 function display(setting: Setting, value: unknown): string | undefined {

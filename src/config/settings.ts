@@ -122,6 +122,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'REDIS_PORT', path: ['redis', 'port'], schema: port, default: 6379, unit: 'port', description: 'Redis port' },
   { env: 'REDIS_DB', path: ['redis', 'db'], schema: nonNegativeInt('a database index (0 or more)'), default: 0, unit: 'index', description: 'Redis logical database' },
   { env: 'REDIS_PASSWORD', path: ['redis', 'password'], schema: text('a password').optional(), unit: 'secret', description: 'Redis password (or put it in REDIS_URL)', secret: true },
+  { env: 'REDIS_TLS_CA_FILE', path: ['redis', 'tls', 'caFile'], schema: text('a file path').optional(), unit: 'path', description: 'CA certificate (PEM) the Redis server\'s certificate must chain to; turns TLS on (as rediss:// does)' },
   { env: 'REDIS_KEY_PREFIX', path: ['redis', 'keyPrefix'], schema: text('a key prefix'), default: 'orchestrator', unit: 'text', description: 'Prefix of the lock and fencing keys' },
   { env: 'TASK_QUEUE_KEY', path: ['queue', 'key'], schema: text('a Redis key'), default: 'orchestrator:task_queue', unit: 'Redis key', description: 'Sorted set holding the READY task ids' },
   { env: 'MAX_CONCURRENT_TASKS', path: ['scheduler', 'maxConcurrentTasks'], schema: positiveInt(), default: 10, unit: 'tasks', description: 'Tasks RUNNING at once, per orchestrator process' },

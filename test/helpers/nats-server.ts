@@ -15,6 +15,8 @@ export const NATS_SERVER_BIN = process.env.NATS_SERVER_BIN ?? '/usr/sbin/nats-se
 export interface NatsServerOptions {
   user?: string;
   pass?: string;
+  /** The server's certificate and key: every client must use TLS (`--tls`). */
+  tls?: { certFile: string; keyFile: string };
 }
 
 export class TestNatsServer {
@@ -42,6 +44,16 @@ export class TestNatsServer {
 
   get url(): string {
     return `nats://127.0.0.1:${this.port}`;
+  }
+
+  /** What a client of this server needs beside the URL: the user and password, and the certificate as CA. */
+  get clientOptions(): { user?: string; pass?: string; tls?: { caFile: string } } {
+    const { user, pass, tls } = this.options;
+    return {
+      ...(user === undefined ? {} : { user }),
+      ...(pass === undefined ? {} : { pass }),
+      ...(tls === undefined ? {} : { tls: { caFile: tls.certFile } }),
+    };
   }
 
   /** What the server printed so far (for failure messages). */
@@ -91,6 +103,7 @@ export class TestNatsServer {
     const args = ['-js', '-a', '127.0.0.1', '-p', String(this.port), '-sd', this.storeDir, '-n', `test-${this.port}`];
     if (this.options.user !== undefined) args.push('--user', this.options.user);
     if (this.options.pass !== undefined) args.push('--pass', this.options.pass);
+    if (this.options.tls !== undefined) args.push('--tls', '--tlscert', this.options.tls.certFile, '--tlskey', this.options.tls.keyFile);
     const child = spawn(NATS_SERVER_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     let out = '';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connect, type NatsConnection, type NodeConnectionOptions, type Subscription } from '@nats-io/transport-node';
 
 /**
  * The shared test NATS (JetStream enabled). Tests never touch what is not theirs: each
@@ -21,8 +21,9 @@ export function randomNatsScope(): TestNatsScope {
   return { subjectPrefix: `t${id}`, streamPrefix: `T${id.toUpperCase()}` };
 }
 
-export function connectTestNats(name: string, servers: string = TEST_NATS_URL): Promise<NatsConnection> {
-  return connect({ servers, name: `test-${name}`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+/** A test's connection; `extra` adds credentials or TLS (a private server's `clientOptions`). */
+export function connectTestNats(name: string, servers: string = TEST_NATS_URL, extra: Partial<NodeConnectionOptions> = {}): Promise<NatsConnection> {
+  return connect({ servers, name: `test-${name}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, ...extra });
 }
 
 /** Deletes the streams whose names start with `<streamPrefix>_`; returns their names. */

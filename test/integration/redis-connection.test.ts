@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createRedisClient,
   describeRedisTarget,
@@ -13,6 +13,8 @@ import {
   deleteKeysWithPrefix,
   randomPrefix,
 } from '../helpers/redis.js';
+import { PrivateRedis } from '../helpers/private-redis.js';
+import { makeSelfSignedCert, type SelfSignedCert } from '../helpers/tls-cert.js';
 
 describe('createRedisClient', () => {
   it('queues commands issued while the connection is down and sends them once it is back', async () => {
@@ -101,5 +103,43 @@ describe('createRedisClient', () => {
     expect([1, 2, 3, 4, 5, 6, 50].map((n) => reconnectDelay(n, 100, 2_000))).toEqual([
       100, 200, 400, 800, 1_600, 2_000, 2_000,
     ]);
+  });
+});
+
+describe('createRedisClient over TLS (a private redis-server with a self-signed certificate)', () => {
+  let cert: SelfSignedCert;
+  let server: PrivateRedis;
+  beforeAll(async () => {
+    cert = await makeSelfSignedCert();
+    server = await PrivateRedis.start({ user: { name: 'tls-user', password: 'tls-s3cret' }, tls: cert });
+  }, 60_000);
+  afterAll(async () => {
+    await server?.stop();
+    await cert?.dispose();
+  });
+
+  it('trusts the server whose certificate chains to tlsCaFile (rediss://, or the CA alone)', async () => {
+    const overUrl = createRedisClient({ url: server.url, tlsCaFile: cert.certFile, connectionName: 'test-tls-url' });
+    const caAlone = createRedisClient({ port: server.port, username: 'tls-user', password: 'tls-s3cret', tlsCaFile: cert.certFile, connectionName: 'test-tls-ca' });
+    try {
+      expect(server.url.startsWith('rediss://')).toBe(true);
+      expect(await overUrl.ping()).toBe('PONG');
+      expect(await caAlone.ping()).toBe('PONG');
+      expect(describeRedisTarget({ port: server.port, tlsCaFile: cert.certFile })).toBe(`rediss://127.0.0.1:${server.port}/0`);
+    } finally {
+      await closeClients([overUrl, caAlone]);
+    }
+  });
+
+  it('refuses the server without the CA (self-signed), and an unreadable CA file is a ConfigError', async () => {
+    const errors: Error[] = [];
+    const untrusting = createRedisClient({ url: server.url, maxRetriesPerRequest: 0, connectionName: 'test-tls-no-ca', onError: (e) => void errors.push(e) });
+    try {
+      await expect(untrusting.ping()).rejects.toThrow();
+      expect(errors.some((e) => /self-signed/.test(e.message))).toBe(true);
+    } finally {
+      untrusting.disconnect();
+    }
+    expect(() => createRedisClient({ url: server.url, tlsCaFile: '/nonexistent/ca.pem', lazyConnect: true })).toThrow(ConfigError);
   });
 });

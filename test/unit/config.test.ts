@@ -47,6 +47,14 @@ describe('configuration', () => {
     expect(c.redis.db).toBe(3);
   });
 
+  it('reads the TLS CA files of Redis and NATS', () => {
+    const c = loadConfig({ REDIS_TLS_CA_FILE: '/etc/ssl/redis-ca.pem', NATS_TLS_CA_FILE: '/etc/ssl/nats-ca.pem' });
+    expect(c.redis.tls).toEqual({ caFile: '/etc/ssl/redis-ca.pem' });
+    expect(c.nats.tls).toEqual({ caFile: '/etc/ssl/nats-ca.pem' });
+    expect(loadConfig({ REDIS_TLS_CA_FILE: ' ' }).redis.tls).toBeUndefined();
+    expect(loadConfig({}, { redis: { tls: { caFile: '/ca.pem' } } }).redis.tls).toEqual({ caFile: '/ca.pem' });
+  });
+
   it('treats an empty variable as unset', () => {
     expect(loadConfig({ MAX_CONCURRENT_TASKS: '' }).scheduler.maxConcurrentTasks).toBe(10);
   });
@@ -102,6 +110,30 @@ describe('configuration', () => {
     const text = JSON.stringify(redactedConfig(c));
     for (const secret of ['dbpw', 'redispw', '"tok"', 'p4ss']) expect(text).not.toContain(secret);
     expect(redactUrl('redis://:pw@h:1')).toBe('redis://:***@h:1');
+  });
+
+  it('redacts a password made of any character a URL allows in it, as given or escaped', () => {
+    // unreserved and sub-delims as they are (',' among them), ':' inside the password, the rest escaped
+    const raw = "Az09-._~!$&'()*+,;=:";
+    const escaped = `${raw}%40%2F%3F%23%25%20%2C`;
+    for (const pw of [raw, escaped, 'xq,zw', ',xqzw', 'xqzw,', 'xq@zw']) {
+      const natsPw = pw.replaceAll(',', '%2C'); // NATS_URL is a comma-separated list: a comma must be escaped there
+      const c = loadConfig({
+        DATABASE_URL: `postgres://app:${pw}@db:5432/x?sslmode=require`,
+        REDIS_URL: `rediss://default:${pw}@cache:6380/1`,
+        NATS_URL: `nats://u:${natsPw}@n1:4222,nats://v:${natsPw}@n2:4222`,
+      });
+      const text = JSON.stringify(redactedConfig(c));
+      for (const secret of [pw, natsPw]) expect(text, pw).not.toContain(secret);
+      expect(text, pw).toContain('postgres://app:***@db:5432/x?sslmode=require');
+      expect(text, pw).toContain('rediss://default:***@cache:6380/1');
+      expect(text, pw).toContain('["nats://u:***@n1:4222","nats://v:***@n2:4222"]');
+      expect(redactUrl(`nats://u:${pw}@n1:4222,nats://v:${pw}@n2:4222`), pw).toBe('nats://u:***@n1:4222,nats://v:***@n2:4222');
+      // refused values are shown redacted too
+      const problems = problemsOf({ DATABASE_URL: `mysql://app:${pw}@db/x`, REDIS_URL: `http://:${pw}@cache`, NATS_URL: `nats://u:${pw}@n1:4222,n2` }).join('\n');
+      expect(problems, pw).not.toContain(pw);
+    }
+    expect(redactUrl('nats://tok,en@n:4222')).toBe('nats://***@n:4222');
   });
 
   it('the README documents every variable', () => {

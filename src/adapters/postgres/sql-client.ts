@@ -178,6 +178,34 @@ function pgQuery(text: string, params?: readonly unknown[], options?: QueryOptio
   };
 }
 
+/**
+ * A pg client that ends its connection when connecting fails. When the failure is pg's own
+ * (a SCRAM login without a password: "client password must be a string"), pg leaves the
+ * socket open, and pg-pool drops the client without ending it: the server then waits for
+ * the rest of the login up to its `authentication_timeout` (a minute by default), and the
+ * process cannot exit meanwhile, even after `close()`. Ended here, a refused start exits.
+ */
+class EndingOnFailedConnect extends pg.Client {
+  override connect(): Promise<pg.Client>;
+  override connect(callback: (err: Error | null) => void): void;
+  override connect(callback?: (err: Error | null) => void): Promise<pg.Client> | void {
+    if (callback === undefined) {
+      return super.connect().catch((err: unknown) => {
+        this.#end();
+        throw err;
+      });
+    }
+    super.connect((err: Error | null) => {
+      if (err) this.#end();
+      callback(err);
+    });
+  }
+
+  #end(): void {
+    this.end().catch(() => undefined);
+  }
+}
+
 export class PgSqlClient implements SqlClient {
   readonly dialect = 'postgres' as const;
   readonly schema: string | undefined;
@@ -199,6 +227,7 @@ export class PgSqlClient implements SqlClient {
       application_name: options.applicationName ?? 'livingagent-orchestrator',
       options: settings.join(' '),
       types: pgTypes,
+      Client: EndingOnFailedConnect as unknown as new () => pg.ClientBase,
     });
     const where = redactConnectionString(options.connectionString);
     const onError = options.onError ?? ((message: string, err: Error) => console.error(message, err));

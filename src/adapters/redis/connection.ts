@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import { ConfigError, ServiceUnavailableError, type ConfigProblem } from '../../errors.js';
 
@@ -14,6 +15,8 @@ export interface RedisConnectionOptions {
   password?: string;
   /** TLS on (rediss:// sets it too). */
   tls?: boolean;
+  /** CA certificate file (PEM) the server's certificate must chain to, instead of the system's; turns TLS on. */
+  tlsCaFile?: string;
   /** CLIENT SETNAME, visible in CLIENT LIST; default "orchestrator". */
   connectionName?: string;
   /** Do not connect until the first command or `connect()`; default false. */
@@ -66,7 +69,8 @@ export function createRedisClient(options: RedisConnectionOptions = {}): Redis {
   const problems = checkOptions(options, baseDelay, maxDelay);
   if (problems.length > 0) throw new ConfigError(problems);
 
-  const tls = options.tls ?? base.tls ?? false;
+  const tls = options.tls ?? (base.tls || options.tlsCaFile !== undefined);
+  const ca = options.tlsCaFile === undefined ? undefined : readCaFile(options.tlsCaFile);
   const redisOptions: RedisOptions = {
     host: options.host ?? base.host ?? '127.0.0.1',
     port: options.port ?? base.port ?? 6379,
@@ -89,7 +93,7 @@ export function createRedisClient(options: RedisConnectionOptions = {}): Redis {
   const password = options.password ?? base.password;
   if (username !== undefined) redisOptions.username = username;
   if (password !== undefined) redisOptions.password = password;
-  if (tls) redisOptions.tls = {};
+  if (tls) redisOptions.tls = ca === undefined ? {} : { ca };
 
   const client = new Redis(redisOptions);
   if (options.onError) client.on('error', options.onError);
@@ -104,7 +108,7 @@ export function describeRedisTarget(options: RedisConnectionOptions): string {
   } catch {
     return 'redis://<invalid url>';
   }
-  const tls = options.tls ?? base.tls ?? false;
+  const tls = options.tls ?? (base.tls || options.tlsCaFile !== undefined);
   const host = options.host ?? base.host ?? '127.0.0.1';
   const port = options.port ?? base.port ?? 6379;
   const db = options.db ?? base.db ?? 0;
@@ -119,6 +123,15 @@ export function redisFailure(operation: string, err: unknown): Error {
   if (err instanceof ServiceUnavailableError) return err;
   const detail = err instanceof Error ? err.message : String(err);
   return new ServiceUnavailableError('redis', `redis ${operation} failed: ${detail}`, { cause: err });
+}
+
+function readCaFile(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw new ConfigError([{ key: 'redis.tls.caFile', value: path, reason: `cannot read the file (${reason})` }]);
+  }
 }
 
 interface ParsedUrl {
