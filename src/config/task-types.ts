@@ -112,8 +112,10 @@ export const taskTimeouts = z.any().transform((v: unknown, ctx) => {
  * file's, then TASK_TIMEOUTS' timeouts. An override of a task type the catalogue does not
  * have is a ConfigError naming the variable and the type.
  */
-export function configuredCatalog(overrides: TaskTypeOverrides, specs?: readonly TaskTypeSpecInput[]): TaskTypeCatalog {
+export function configuredCatalog(configured: TaskTypeOverrides | undefined, specs?: readonly TaskTypeSpecInput[]): TaskTypeCatalog {
   const base = new TaskTypeCatalog(specs);
+  // A configuration built in code (not by loadConfig) may have none.
+  const overrides = configured ?? { timeoutsMs: {} };
   const problems: ConfigProblem[] = [];
   const unknown = (name: string) => `unknown task type ${name} (the catalogue's types: ${base.list().map((t) => t.name).join(', ')})`;
   if (overrides.file) {

@@ -47,7 +47,7 @@ export const OrchestratorFactory = {
     const clock = options.clock ?? systemClock;
     // The catalogue with the deployment's overrides (TASK_TYPES_FILE, TASK_TIMEOUTS): the
     // timeouts, attempts, priorities and cost models every new task is built from.
-    const catalog = configuredCatalog(parsed.taskTypes ?? { timeoutsMs: {} }, options.taskTypes);
+    const catalog = configuredCatalog(parsed.taskTypes, options.taskTypes);
     const pipeline = options.pipeline ?? (parsed.pipelineFile ? loadPipelineFile(parsed.pipelineFile) : VIDEO_PIPELINE);
     const mapper = new EventMapper(pipeline, catalog);
     // The one actor system of this orchestrator: its root, started now, is the parent of
