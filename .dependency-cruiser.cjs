@@ -94,7 +94,8 @@ module.exports = {
         'src/adapters import only src/ports, src/domain, src/errors.ts and other adapter modules ' +
         '(packages are fine: that is what adapters are for). Two leaf modules are allowed besides: ' +
         'src/config/ (the parsed OrchestratorConfig, which createBlackboard and connectNats take, ' +
-        'and redactUrl for their log lines; it imports only zod, node:os, errors and its settings) ' +
+        'and redactUrl for their log lines; it imports only zod, node:os, node:fs (TASK_TYPES_FILE), ' +
+        'errors, domain and its settings) ' +
         'and src/logger.ts (the Logger type and silentLogger, injected into the NATS adapters; it ' +
         'imports only pino). Neither imports the core, so neither can bring a cycle or a layer in.',
       from: { path: '^src/adapters/' },

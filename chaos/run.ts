@@ -20,6 +20,7 @@ import { budgetRace } from './scenarios/budget-race.js';
 import { poisonTask } from './scenarios/poison-task.js';
 import { natsKill, postgresCrash, redisLost } from './scenarios/server-faults.js';
 import { sigkillRestarts } from './scenarios/sigkill-restarts.js';
+import { stalledAgent } from './scenarios/stalled-agent.js';
 import { triplicates } from './scenarios/triplicates.js';
 import { twoInstancesOneKilled } from './scenarios/two-instances-one-killed.js';
 
@@ -35,6 +36,7 @@ const all: Scenario[] = [
   natsKill(30_000),
   redisLost(),
   twoInstancesOneKilled(),
+  stalledAgent(),
   budgetRace(),
   approvalRaces(),
   triplicates(),

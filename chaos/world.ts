@@ -7,7 +7,7 @@
  * PostgreSQL and on what was published.
  */
 import { jetstream } from '@nats-io/jetstream';
-import { createAgentWorker, type AgentTaskHandler, type AgentWorker } from '../src/agent/worker.js';
+import { createAgentWorker, type AgentTaskContext, type AgentTaskHandler, type AgentWorker } from '../src/agent/worker.js';
 import { SimulatedAgents } from '../src/demo/simulated-agents.js';
 import type { TaskDispatch } from '../src/domain/messages.js';
 import { TaskTypeCatalog } from '../src/domain/task-types.js';
@@ -39,8 +39,10 @@ export interface WorldOptions {
   shots?: number;
   /** Agent workers' concurrency (each agent). */
   concurrency?: number;
-  /** Replaces the simulated agents' work for some tasks (throw: a failed result). */
-  handle?: (task: TaskDispatch, simulated: () => ReturnType<SimulatedAgents['run']>) => ReturnType<AgentTaskHandler>;
+  /** Agent workers' heartbeat period while a handler runs (default 5 s). */
+  heartbeatMs?: number;
+  /** Replaces the simulated agents' work for some tasks (throw: a failed result); `context` is the agent SDK's (heartbeats). */
+  handle?: (task: TaskDispatch, simulated: () => ReturnType<SimulatedAgents['run']>, context: AgentTaskContext) => ReturnType<AgentTaskHandler>;
 }
 
 export class World {
@@ -92,9 +94,9 @@ export class World {
   async startAgents(): Promise<void> {
     const simulated = new SimulatedAgents(new TaskTypeCatalog(), { shots: this.options.shots ?? 3, random: () => 0.5 });
     this.agentConnection = await connectTestNats(`chaos-agents-${this.prefix}`, this.env.NATS_URL, this.options.servers?.nats?.clientOptions ?? {});
-    const handle: AgentTaskHandler = async (task) => {
+    const handle: AgentTaskHandler = async (task, context) => {
       const run = () => simulated.run(task);
-      if (this.options.handle) return this.options.handle(task, run);
+      if (this.options.handle) return this.options.handle(task, run, context);
       const { output, actualCost } = run();
       return { output, actualCost };
     };
@@ -106,7 +108,7 @@ export class World {
           handle,
           subjectPrefix: this.prefix,
           concurrency: this.options.concurrency ?? 20,
-          heartbeatMs: 5_000,
+          heartbeatMs: this.options.heartbeatMs ?? 5_000,
           logger: silentLogger(),
         }),
       );

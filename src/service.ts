@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { OrchestratorConfig } from './config/config.js';
 import { createBlackboard } from './adapters/blackboards.js';
 import { connectNats } from './adapters/nats/connection.js';
+import { configuredCatalog } from './config/task-types.js';
 import { NatsEventBus } from './adapters/nats/event-bus.js';
 import { OrchestratorFactory, type Blackboard } from './orchestrator/factory.js';
 import type { Orchestrator } from './orchestrator/orchestrator.js';
@@ -27,6 +28,8 @@ export async function startService(
   logger: Logger,
   options: { inspect?: Observer<InspectionEvent> } = {},
 ): Promise<OrchestratorService> {
+  // A task-type override the catalogue does not have fails the start before any connection.
+  configuredCatalog(config.taskTypes);
   const blackboard = await createBlackboard(config, logger);
   let connection: NatsConnection;
   try {

@@ -1,4 +1,5 @@
 import { loadConfig, redactedConfig } from '../config/config.js';
+import { configuredCatalog } from '../config/task-types.js';
 import { taskMachine } from '../machines/task-machine.js';
 import { projectMachine } from '../machines/project-machine.js';
 import { schedulerMachine } from '../machines/scheduler-machine.js';
@@ -120,7 +121,9 @@ export const COMMANDS: readonly Command[] = [
     summary: 'validate the configuration from the environment and print it (secrets redacted)',
     options: { json: { type: 'boolean' } },
     async run(args, io) {
-      const config = redactedConfig(loadConfig(io.env));
+      const loaded = loadConfig(io.env);
+      configuredCatalog(loaded.taskTypes); // the task-type overrides name types of the built-in catalogue
+      const config = redactedConfig(loaded);
       io.out(args.values.json ? JSON.stringify(config) : JSON.stringify(config, null, 2));
       return 0;
     },

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { SETTINGS, type Setting } from './settings.js';
+import type { TaskTypeOverrides } from './task-types.js';
 
 /** The parsed configuration the core takes. Durations are in milliseconds. */
 export interface OrchestratorConfig {
@@ -35,6 +36,8 @@ export interface OrchestratorConfig {
   notices: { staleAfterMs: number };
   /** A JSON pipeline file replacing the default video pipeline. */
   pipelineFile?: string;
+  /** Per task type overrides of the catalogue (TASK_TYPES_FILE, TASK_TIMEOUTS); applied by `configuredCatalog`. */
+  taskTypes: TaskTypeOverrides;
   instanceId: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -73,6 +76,8 @@ export type ConfigOverrides = DeepPartial<{
   };
   notices: { staleAfterSeconds: number };
   pipelineFile: string;
+  /** `file`: a TASK_TYPES_FILE path; `timeouts`: seconds by task type (TASK_TIMEOUTS). */
+  taskTypes: { file: string; timeouts: Record<string, number> };
   instanceId: string;
   logLevel: OrchestratorConfig['logLevel'];
 }>;
@@ -154,6 +159,7 @@ function finish(raw: Record<string, unknown>): OrchestratorConfig {
     nats: Omit<OrchestratorConfig['nats'], 'servers'> & { servers: string };
     notices: { staleAfterSeconds: number };
     pipelineFile?: string;
+    taskTypes: { file?: TaskTypeOverrides['file']; timeouts: Record<string, number> };
     instanceId?: string;
     logLevel: OrchestratorConfig['logLevel'];
   };
@@ -178,6 +184,7 @@ function finish(raw: Record<string, unknown>): OrchestratorConfig {
     nats: { ...r.nats, servers: r.nats.servers.split(',').map((s) => s.trim()) },
     notices: { staleAfterMs: Math.round(r.notices.staleAfterSeconds * 1000) },
     ...(r.pipelineFile ? { pipelineFile: r.pipelineFile } : {}),
+    taskTypes: { ...(r.taskTypes.file ? { file: r.taskTypes.file } : {}), timeoutsMs: r.taskTypes.timeouts },
     instanceId: r.instanceId ?? `${hostname()}-${process.pid}`.slice(0, 100),
     logLevel: r.logLevel,
   };

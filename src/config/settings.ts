@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { taskTimeouts, taskTypesFile } from './task-types.js';
 
 /**
  * Every environment variable the orchestrator reads: its option path, meaning, unit,
@@ -127,9 +128,11 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'TASK_QUEUE_KEY', path: ['queue', 'key'], schema: text('a Redis key'), default: 'orchestrator:task_queue', unit: 'Redis key', description: 'Sorted set holding the READY task ids' },
   { env: 'MAX_CONCURRENT_TASKS', path: ['scheduler', 'maxConcurrentTasks'], schema: positiveInt(), default: 10, unit: 'tasks', description: 'Tasks RUNNING at once, per orchestrator process' },
   { env: 'SCHEDULER_INTERVAL', path: ['scheduler', 'intervalSeconds'], schema: positiveSeconds, default: 1, unit: 'seconds', description: 'Scheduler tick (it is also woken at once when tasks become READY)' },
-  { env: 'TASK_TIMEOUT', path: ['scheduler', 'taskTimeoutSeconds'], schema: positiveSeconds, default: 300, unit: 'seconds', description: 'Per-attempt timeout of task types that set none; heartbeats extend it' },
+  { env: 'TASK_TIMEOUT', path: ['scheduler', 'taskTimeoutSeconds'], schema: positiveSeconds, default: 300, unit: 'seconds', description: 'Per-attempt timeout of task types that set none (every built-in type sets its own: see TASK_TIMEOUTS); heartbeats extend it' },
+  { env: 'TASK_TIMEOUTS', path: ['taskTypes', 'timeouts'], schema: taskTimeouts, default: {}, unit: 'TYPE=seconds,…', description: 'Per-attempt timeouts by task type, replacing the catalogue\'s (for example GENERATE_KEYFRAME=120,GENERATE_PREVIEW_VIDEO=600); wins over TASK_TYPES_FILE' },
+  { env: 'TASK_TYPES_FILE', path: ['taskTypes', 'file'], schema: taskTypesFile.optional(), unit: 'path', description: 'A JSON file of per-task-type overrides — timeoutSeconds, maxAttempts, priority, cost (the whole cost model) — by task type (see Task types)' },
   { env: 'AGENT_CONCURRENCY', path: ['scheduler', 'agentLimits'], schema: agentLimits, default: {}, unit: 'agent=tasks,…', description: 'Per-agent limits on tasks RUNNING at once, per process (for example video_generator=2)' },
-  { env: 'TASK_MAX_ATTEMPTS', path: ['scheduler', 'maxAttempts'], schema: positiveInt(), default: 3, unit: 'attempts', description: 'Attempts of task types that set none, before the dead letter' },
+  { env: 'TASK_MAX_ATTEMPTS', path: ['scheduler', 'maxAttempts'], schema: positiveInt(), default: 3, unit: 'attempts', description: 'Attempts of task types that set none, before the dead letter (per type: TASK_TYPES_FILE)' },
   { env: 'RETRY_BACKOFF_BASE', path: ['scheduler', 'retryBackoffSeconds'], schema: positiveSeconds, default: 2, unit: 'seconds', description: 'First retry delay; doubles per attempt, with jitter' },
   { env: 'BUDGET_CHECK_ENABLED', path: ['budget', 'checkEnabled'], schema: bool, default: true, unit: 'boolean', description: 'Refuse to dispatch what the project budget cannot pay (costs are recorded either way)' },
   { env: 'BUDGET_WARNING_THRESHOLD', path: ['budget', 'warningThreshold'], schema: fraction, default: 0.9, unit: 'fraction of the limit', description: 'Spent + reserved ratio that publishes a budget warning' },

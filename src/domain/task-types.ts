@@ -31,6 +31,21 @@ export const TaskTypeSpec = z.object({
 export type TaskTypeSpec = z.infer<typeof TaskTypeSpec>;
 export type TaskTypeSpecInput = z.input<typeof TaskTypeSpec>;
 
+/** The largest per-attempt timeout a task row stores (`tasks.timeout_ms` is an INTEGER). */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
+
+/**
+ * What a deployment may change of a task type (TASK_TYPES_FILE, TASK_TIMEOUTS): each field
+ * given replaces the type's own (the cost model as a whole).
+ */
+export const TaskTypeOverride = z.strictObject({
+  timeoutMs: z.number().int().positive().max(MAX_TIMEOUT_MS).optional(),
+  maxAttempts: z.number().int().min(1).max(100).optional(),
+  priority: Priority.optional(),
+  cost: CostModel.optional(),
+});
+export type TaskTypeOverride = z.infer<typeof TaskTypeOverride>;
+
 const min = 60_000;
 const t = (
   name: string,
@@ -129,6 +144,36 @@ export class TaskTypeCatalog {
 
   list(): TaskTypeSpec[] {
     return [...this.byName.values()];
+  }
+
+  /**
+   * This catalogue with some types' timeout, attempts, priority or cost model replaced
+   * (the fields each override gives). Throws a ValidationError naming the overrides of
+   * types it does not have, or an invalid value.
+   */
+  withOverrides(overrides: Readonly<Record<string, TaskTypeOverride>>): TaskTypeCatalog {
+    const unknown = Object.keys(overrides).filter((name) => !this.byName.has(name));
+    if (unknown.length) throw new ValidationError(`unknown task type${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}`);
+    const problems: string[] = [];
+    const specs = this.list().map((spec): TaskTypeSpecInput => {
+      const given = overrides[spec.name];
+      if (!given) return spec;
+      const parsed = TaskTypeOverride.safeParse(given);
+      if (!parsed.success) {
+        problems.push(...parsed.error.issues.map((i) => `${[spec.name, ...i.path].join('.')}: ${i.message}`));
+        return spec;
+      }
+      const o = parsed.data;
+      return {
+        ...spec,
+        ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
+        ...(o.maxAttempts === undefined ? {} : { maxAttempts: o.maxAttempts }),
+        ...(o.priority === undefined ? {} : { priority: o.priority }),
+        ...(o.cost === undefined ? {} : { cost: o.cost }),
+      };
+    });
+    if (problems.length) throw new ValidationError('invalid task-type overrides', problems);
+    return new TaskTypeCatalog(specs);
   }
 
   /** The estimate of the cost model, rounded to DECIMAL(10,4). */

@@ -1,7 +1,8 @@
 import type { InspectionEvent, Observer } from 'xstate';
 import type { Logger } from 'pino';
 import { loadConfig, type ConfigOverrides, type OrchestratorConfig } from '../config/config.js';
-import { TaskTypeCatalog, type TaskTypeSpecInput } from '../domain/task-types.js';
+import type { TaskTypeSpecInput } from '../domain/task-types.js';
+import { configuredCatalog } from '../config/task-types.js';
 import type { PipelineInput } from '../domain/pipeline.js';
 import { silentLogger } from '../logger.js';
 import type { Blackboard } from '../ports/blackboard.js';
@@ -24,6 +25,7 @@ export interface OrchestratorOptions {
   logger?: Logger;
   clock?: Clock;
   pipeline?: PipelineInput;
+  /** The task-type catalogue (default: the built-in one); the configured overrides apply to it. */
   taskTypes?: readonly TaskTypeSpecInput[];
   /**
    * Opt-in inspection of the actor system (for example a Stately inspector): the root, the
@@ -43,7 +45,9 @@ export const OrchestratorFactory = {
     const parsed = isParsed(config) ? config : loadConfig(process.env, config);
     const logger = options.logger ?? silentLogger();
     const clock = options.clock ?? systemClock;
-    const catalog = new TaskTypeCatalog(options.taskTypes);
+    // The catalogue with the deployment's overrides (TASK_TYPES_FILE, TASK_TIMEOUTS): the
+    // timeouts, attempts, priorities and cost models every new task is built from.
+    const catalog = configuredCatalog(parsed.taskTypes, options.taskTypes);
     const pipeline = options.pipeline ?? (parsed.pipelineFile ? loadPipelineFile(parsed.pipelineFile) : VIDEO_PIPELINE);
     const mapper = new EventMapper(pipeline, catalog);
     // The one actor system of this orchestrator: its root, started now, is the parent of

@@ -45,6 +45,20 @@ describe('orchestrator command line', () => {
     expect(r.stderr).not.toMatch(/^\s+at /m);
   });
 
+  it('a task-type override of an unknown type fails config and start, before any connection', () => {
+    for (const command of ['config', 'start']) {
+      // Unreachable servers: the override is refused before start tries them.
+      const r = cli([command], { TASK_TIMEOUTS: 'GENERATE_KEYFRAMES=120', DATABASE_URL: 'postgres://postgres@127.0.0.1:1/x', REDIS_URL: 'redis://127.0.0.1:1', NATS_URL: 'nats://127.0.0.1:1' });
+      expect(r.code, command).toBe(2);
+      expect(r.stderr).toContain('TASK_TIMEOUTS=GENERATE_KEYFRAMES=120: unknown task type GENERATE_KEYFRAMES');
+      expect(r.stderr).not.toContain('cannot reach');
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+    }
+    const ok = cli(['config', '--json'], { TASK_TIMEOUTS: 'GENERATE_KEYFRAME=120' });
+    expect(ok.code).toBe(0);
+    expect((JSON.parse(ok.stdout) as { taskTypes: unknown }).taskTypes).toEqual({ timeoutsMs: { GENERATE_KEYFRAME: 120_000 } });
+  });
+
   it('machines --mermaid exports the task machine', () => {
     const r = cli(['machines', '--mermaid']);
     expect(r.code).toBe(0);
