@@ -179,6 +179,17 @@ export class ServiceUnavailableError extends OrchestratorError {
   }
 }
 
+/**
+ * A server that answered but refused this client: a wrong or missing password, a user
+ * without permission, a certificate not trusted, TLS required or refused. Permanent (not
+ * retryable): trying again with the same settings gets the same answer.
+ */
+export class ServiceRefusedError extends ServiceUnavailableError {
+  constructor(service: string, message: string, options: OrchestratorErrorOptions = {}) {
+    super(service, message, { ...options, retryable: false });
+  }
+}
+
 export class MigrationError extends OrchestratorError {
   constructor(message: string, options: OrchestratorErrorOptions = {}) {
     super(ErrorCode.Migration, message, options);

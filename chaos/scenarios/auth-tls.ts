@@ -183,8 +183,18 @@ export function authTls(): Scenario {
         const refusalChecks: Check[] = refused.map((r) =>
           expectThat(
             `${r.refusal.server}, ${r.refusal.what}: start exits non-zero within ${REFUSED_WITHIN_S} s naming ${r.refusal.server}`,
-            r.signal === null && r.code !== null && r.code !== 0 && r.seconds < REFUSED_WITHIN_S && r.stderr.includes(`cannot reach ${r.refusal.server} at `),
+            r.signal === null && r.code !== null && r.code !== 0 && r.seconds < REFUSED_WITHIN_S && r.stderr.includes(`${r.refusal.server} at `),
             `exit ${r.code ?? r.signal} after ${r.seconds.toFixed(1)} s; ${r.stderr.trim().split('\n')[0]?.slice(0, 300) ?? ''}`,
+          ),
+        );
+        // A login refused is said to be one (check the credentials), not a server to start.
+        const logins = refused.filter((r) => /password|credentials/.test(r.refusal.what));
+        const misread = logins.filter((r) => !r.stderr.includes('refused the connection') || r.stderr.includes('docker compose'));
+        refusalChecks.push(
+          expectThat(
+            'a refused login is reported as refused, naming the settings to check, without "start it"',
+            misread.length === 0,
+            misread.length ? misread.map((r) => `${r.refusal.server} ${r.refusal.what}: ${r.stderr.trim().split('\n')[0]?.slice(0, 200)}`).join(' | ') : `${logins.length} refused logins, each "refused the connection; check the credentials and TLS settings (…)"`,
           ),
         );
         const slowest = Math.max(...refused.map((r) => r.seconds));

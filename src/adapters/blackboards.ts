@@ -16,8 +16,8 @@ import { MemoryLockManager } from './memory/lock-manager.js';
 import { createRedisClient, describeRedisTarget } from './redis/connection.js';
 import { RedisTaskQueue } from './redis/task-queue.js';
 import { RedisLockManager } from './redis/lock-manager.js';
+import { unusableServer } from './unusable-server.js';
 
-const HOW_TO_START = 'start it (for example `docker compose up -d`) or point the environment at it';
 
 /** The SQL half of a blackboard over one client: a store per aggregate, and the commit port. */
 export type SqlStores = Omit<Blackboard, 'queue' | 'locks' | 'close'>;
@@ -74,9 +74,15 @@ export async function createBlackboard(config: OrchestratorConfig, logger: Logge
     await sql.query('SELECT 1');
   } catch (err) {
     await sql.close().catch(() => undefined);
-    throw new ServiceUnavailableError('postgres', `cannot reach PostgreSQL at ${where}: ${(err as Error).message}; ${HOW_TO_START}`, { cause: err });
+    throw unusableServer('postgres', 'PostgreSQL', where, (err as Error).message, 'DATABASE_URL', err);
   }
-  await migrate(sql);
+  try {
+    await migrate(sql);
+  } catch (err) {
+    // The pool closed too: its idle connections would hold the exit for their idle timeout.
+    await sql.close().catch(() => undefined);
+    throw err;
+  }
   // The last connection error (a refused login, a certificate not trusted): what a failed PING says is only that it gave up.
   let lastRedisError: Error | undefined;
   const redisOptions = {
@@ -103,7 +109,7 @@ export async function createBlackboard(config: OrchestratorConfig, logger: Logge
     await sql.close();
     const detail = (err as Error).message;
     const cause = lastRedisError && lastRedisError.message !== detail ? ` (last connection error: ${lastRedisError.message})` : '';
-    throw new ServiceUnavailableError('redis', `cannot reach Redis at ${describeRedisTarget(redisOptions)}: ${detail}${cause}; ${HOW_TO_START}`, { cause: err });
+    throw unusableServer('redis', 'Redis', describeRedisTarget(redisOptions), `${detail}${cause}`, 'REDIS_URL, REDIS_PASSWORD, REDIS_TLS_CA_FILE', err);
   }
   return over(
     sql,

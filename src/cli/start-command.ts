@@ -1,5 +1,5 @@
 import { loadConfig, redactedConfig } from '../config/config.js';
-import { ServiceUnavailableError } from '../errors.js';
+import { ServiceRefusedError, ServiceUnavailableError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { connectStatelyInspector } from '../inspect/stately.js';
 import { startService } from '../service.js';
@@ -22,6 +22,11 @@ export async function runStartCommand(args: ParsedArgs, io: CliIo): Promise<numb
     service = await startService(config, logger, inspection ? { inspect: inspection.observer } : {});
   } catch (err) {
     await inspection?.close();
+    // A server that refused these settings is up: how to start one would mislead.
+    if (err instanceof ServiceRefusedError) {
+      io.err(`orchestrator start: ${err.message}`);
+      return 1;
+    }
     if (err instanceof ServiceUnavailableError) {
       io.err(`orchestrator start: ${err.message}\n  ${HINT}`);
       return 1;

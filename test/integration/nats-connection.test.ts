@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNats } from '../../src/adapters/nats/connection.js';
 import { NatsEventBus } from '../../src/adapters/nats/event-bus.js';
 import { createAgentWorker } from '../../src/agent/worker.js';
-import { ConfigError, ServiceUnavailableError } from '../../src/errors.js';
+import { ConfigError, ServiceRefusedError, ServiceUnavailableError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
 import { TestNatsServer } from '../helpers/nats-server.js';
 import { randomNatsScope, waitFor } from '../helpers/nats.js';
@@ -48,21 +48,23 @@ describe('connectNats', () => {
     expect(lines.join('\n')).not.toContain(PASSWORD);
   });
 
-  it('reports a failed connection as a retryable ServiceUnavailableError without the secret', async () => {
+  it('reports a refused login as a permanent ServiceRefusedError, a server not reached as a retryable ServiceUnavailableError, without the secret', async () => {
     const { logger } = capturingLogger();
     const wrong = await connectNats(options({ password: 'wrong-password' }), logger).then(
       () => null,
       (e: unknown) => e,
     );
-    expect(wrong).toBeInstanceOf(ServiceUnavailableError);
-    expect((wrong as ServiceUnavailableError).retryable).toBe(true);
-    expect((wrong as Error).message).toMatch(new RegExp(`^cannot reach NATS at nats://127.0.0.1:${server.port}: `));
+    expect(wrong).toBeInstanceOf(ServiceRefusedError);
+    expect((wrong as ServiceRefusedError).retryable).toBe(false);
+    expect((wrong as Error).message).toMatch(new RegExp(`^NATS at nats://127.0.0.1:${server.port} refused the connection: Authorization Violation; check the credentials`));
     expect((wrong as Error).message).not.toContain('wrong-password');
     const nobody = await connectNats({ servers: ['nats://127.0.0.1:1'], connectTimeoutMs: 2_000 }, logger).then(
       () => null,
       (e: unknown) => e,
     );
     expect(nobody).toBeInstanceOf(ServiceUnavailableError);
+    expect(nobody).not.toBeInstanceOf(ServiceRefusedError);
+    expect((nobody as ServiceUnavailableError).retryable).toBe(true);
     expect((nobody as Error).message).toMatch(/^cannot reach NATS at nats:\/\/127.0.0.1:1: /);
   });
 

@@ -56,15 +56,18 @@ describe('orchestrator start refused by a server', () => {
     const run = await refusedStart({ DATABASE_URL: postgres.url.replace(`:${encodeURIComponent(PG_PASSWORD)}@`, '@') });
     expect(run.signal, run.stderr).toBeNull();
     expect(run.code).toBe(1);
-    expect(run.stderr).toContain('cannot reach PostgreSQL at postgres://');
-    expect(run.stderr).toContain('client password must be a string');
+    expect(run.stderr).toContain('PostgreSQL at postgres://');
+    expect(run.stderr).toContain('refused the connection: SASL: SCRAM-SERVER-FIRST-MESSAGE: client password must be a string; check the credentials and TLS settings (DATABASE_URL)');
+    // The server is up: no advice to start one.
+    expect(run.stderr).not.toContain('docker compose');
   }, 60_000);
 
   it('exits 1 naming Redis with the refusal when REDIS_URL has no credentials', async () => {
     const run = await refusedStart({ REDIS_URL: `redis://127.0.0.1:${redis.port}` });
     expect(run.signal, run.stderr).toBeNull();
     expect(run.code).toBe(1);
-    expect(run.stderr).toContain(`cannot reach Redis at redis://127.0.0.1:${redis.port}/0`);
+    expect(run.stderr).toContain(`Redis at redis://127.0.0.1:${redis.port}/0 refused the connection`);
+    expect(run.stderr).not.toContain('docker compose');
     expect(run.stderr).toMatch(/NOAUTH|NOPERM/);
   }, 60_000);
 });

@@ -11,6 +11,7 @@ import {
 import { redactUrl, type OrchestratorConfig } from '../../config/config.js';
 import { ConfigError, ServiceUnavailableError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
+import { unusableServer } from '../unusable-server.js';
 
 /** The parsed `nats` configuration, plus connection tuning (all optional). */
 export type NatsConnectionOptions = Omit<OrchestratorConfig['nats'], 'subjectPrefix' | 'maxPayloadBytes' | 'ackWaitSeconds'> & {
@@ -86,7 +87,7 @@ export async function connectNats(options: NatsConnectionOptions, logger: Logger
     nc = await connect(connectOptions);
   } catch (err) {
     const detail = redactUrl(err instanceof Error ? err.message : String(err));
-    throw new ServiceUnavailableError('nats', `cannot reach NATS at ${target}: ${detail}`, { cause: err });
+    throw unusableServer('nats', 'NATS', target, detail, 'NATS_URL, NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_CREDS_FILE, NATS_NKEY_SEED_FILE, NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE, NATS_TLS_KEY_FILE', err);
   }
   logger.info({ servers: target, server: nc.getServer() }, 'connected to NATS');
   void logStatus(nc, logger);
