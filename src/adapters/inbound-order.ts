@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { ApprovalDecided, ControlRequest, Heartbeat, TaskResult, TaskResultBatch } from '../domain/messages.js';
+import { ApprovalDecided, ControlRequest, Heartbeat, QueryRequest, QUERY_KINDS, TaskResult, TaskResultBatch } from '../domain/messages.js';
 import { PipelineEvent } from '../domain/pipeline.js';
 import { ProjectId } from '../domain/task.js';
 import { ErrorCode, ValidationError, isOrchestratorError } from '../errors.js';
@@ -263,6 +263,33 @@ export async function answerControl(
   try {
     const result = await handlers.control(projectId, request);
     return { ok: true, result: result ?? null };
+  } catch (err) {
+    if (!isOrchestratorError(err)) unexpected(err);
+    return { ok: false, error: { code: isOrchestratorError(err) ? err.code : 'ERR_INTERNAL', message: err instanceof Error ? err.message : String(err) } };
+  }
+}
+
+// Queries (request-reply, `<prefix>.query.<kind>`): the read side, answered like control
+// requests — a body that breaks the kind's schema is answered `ERR_VALIDATION` without
+// reaching the handler; otherwise the handler's page or its error.
+
+/** Checks a query body of `kind` (the subject's last token); the reply to send when it is not acceptable. */
+export function checkQuery(kind: string, raw: unknown): { ok: true; request: QueryRequest } | { ok: false; reply: ControlReply } {
+  if (!(QUERY_KINDS as readonly string[]).includes(kind)) {
+    return { ok: false, reply: invalidControl(`unknown query ${JSON.stringify(kind)} (one of ${QUERY_KINDS.join(', ')})`) };
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return { ok: false, reply: invalidControl('schema violation: a query body is a JSON object') };
+  const parsed = QueryRequest.safeParse({ ...(raw as Record<string, unknown>), query: kind });
+  if (!parsed.success) return { ok: false, reply: invalidControl(`schema violation: ${formatIssues(parsed.error)}`) };
+  return { ok: true, request: parsed.data };
+}
+
+/** Runs the query handler; resolves with the reply (never rejects). */
+export async function answerQuery(handlers: InboundHandlers, request: QueryRequest, unexpected: (err: unknown) => void = () => undefined): Promise<ControlReply> {
+  const query = handlers.query?.bind(handlers);
+  if (!query) return invalidControl('this orchestrator answers no queries');
+  try {
+    return { ok: true, result: (await query(request)) ?? null };
   } catch (err) {
     if (!isOrchestratorError(err)) unexpected(err);
     return { ok: false, error: { code: isOrchestratorError(err) ? err.code : 'ERR_INTERNAL', message: err instanceof Error ? err.message : String(err) } };

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { JsonObject, Money, ProjectId, TaskId, TaskStatus } from './task.js';
 import { PipelineEvent } from './pipeline.js';
 import { StorableText } from './storable.js';
-import type { ProjectState } from './project.js';
+import { PROJECT_STATES, type ProjectState } from './project.js';
 
 /**
  * The bodies of the wire contract (NATS subjects under the prefix, default `lap`).
@@ -147,3 +147,114 @@ export const ControlRequest = z.discriminatedUnion('action', [
 export type ControlRequest = z.infer<typeof ControlRequest>;
 
 export { PipelineEvent };
+
+/**
+ * `lap.query.<kind>` (request-reply): the read side for operators (the CLI's `projects`,
+ * `tasks`, `dlq`). The kind is the subject's last token; the body its schema's. Each answer
+ * is one page: at most `limit` items, newest first for projects and dead letters, in
+ * creation order for tasks, with `next` (the cursor to pass as `after` for the next page,
+ * or null on the last one).
+ */
+export const QUERY_LIMITS = {
+  projects: { default: 50, max: 500 },
+  tasks: { default: 500, max: 1_000 },
+  dead_letters: { default: 50, max: 500 },
+} as const;
+
+const limit = (kind: keyof typeof QUERY_LIMITS) => z.number().int().min(1).max(QUERY_LIMITS[kind].max).default(QUERY_LIMITS[kind].default);
+
+export const ProjectsQuery = z.object({
+  /** Only projects in these states (absent: all). */
+  states: z.array(z.enum(PROJECT_STATES as [ProjectState, ...ProjectState[]])).max(5).optional(),
+  limit: limit('projects'),
+  /** The previous page's `next`: the projects created before this one. */
+  after: ProjectId.optional(),
+});
+
+export const TasksQuery = z.object({
+  projectId: ProjectId,
+  /** Only tasks in these states (absent: all). */
+  statuses: z.array(TaskStatus).max(7).optional(),
+  limit: limit('tasks'),
+  /** The previous page's `next`: the tasks created after this one. */
+  after: TaskId.optional(),
+});
+
+export const DeadLettersQuery = z.object({
+  /** Only this project's (absent: every project's). */
+  projectId: ProjectId.optional(),
+  limit: limit('dead_letters'),
+  /** The previous page's `next`: the dead letters recorded before this one. */
+  after: z.number().int().positive().optional(),
+});
+
+export const QUERY_KINDS = ['projects', 'tasks', 'dead_letters'] as const;
+export type QueryKind = (typeof QUERY_KINDS)[number];
+
+export const QueryRequest = z.discriminatedUnion('query', [
+  ProjectsQuery.extend({ query: z.literal('projects') }),
+  TasksQuery.extend({ query: z.literal('tasks') }),
+  DeadLettersQuery.extend({ query: z.literal('dead_letters') }),
+]);
+export type QueryRequest = z.infer<typeof QueryRequest>;
+export type QueryRequestInput = z.input<typeof QueryRequest>;
+
+/** One project in the `projects` answer. */
+export interface ProjectSummary {
+  projectId: string;
+  title: string;
+  state: ProjectState;
+  reason: string | null;
+  budget: { limit: number | null; spent: number; reserved: number };
+  /** Tasks by state (states without tasks left out). */
+  tasks: Partial<Record<TaskStatus, number>>;
+  /** The open approval requests (the checkpoints a person is asked to judge). */
+  pendingApprovals: { approvalId: string; checkpoint: string; requestedAt: string }[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** One task in the `tasks` answer: its place in the graph and how it went, not its input. */
+export interface TaskView {
+  taskId: string;
+  taskType: string;
+  agent: string;
+  status: TaskStatus;
+  priority: number;
+  /** Its dependencies (at most TASK_VIEW_DEPENDENCIES of them; `dependencyCount` says how many there are). */
+  dependencies: string[];
+  dependencyCount: number;
+  attempts: number;
+  maxAttempts: number;
+  estimatedCost: number | null;
+  actualCost: number | null;
+  /** The last error, cut to 500 characters. */
+  lastError: string | null;
+  /** The URIs (`scheme://…`) among the output's top-level values, at most 10: images, videos, files. */
+  artifacts: Record<string, string>;
+  /** The shot it works on, when its input names one (`shotIndex`). */
+  shotIndex?: number;
+  createdAt: string;
+  startedAt: string | null;
+  completedAt: string | null;
+}
+
+/** A task's dependencies listed in a TaskView, at most. */
+export const TASK_VIEW_DEPENDENCIES = 100;
+
+/** One dead letter in the `dead_letters` answer. */
+export interface DeadLetterView {
+  id: number;
+  taskId: string;
+  projectId: string;
+  reason: string;
+  lastError: string | null;
+  attempts: number;
+  at: string;
+}
+
+export interface QueryPage<T, C> {
+  items: T[];
+  /** Pass as `after` for the next page; null: this is the last one. */
+  next: C | null;
+}

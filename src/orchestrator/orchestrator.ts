@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { PipelineEventInput } from '../domain/pipeline.js';
 import type { NewTaskInput } from '../domain/task.js';
-import { ApprovalDecided, ControlRequest, Heartbeat, TaskResult, type BudgetStatus } from '../domain/messages.js';
+import { ApprovalDecided, ControlRequest, Heartbeat, QueryRequest, TaskResult, type BudgetStatus, type QueryRequestInput } from '../domain/messages.js';
 import type { InboundSubscription } from '../ports/event-bus.js';
 import type { ApprovalRecord, ProjectRecord } from '../ports/project-store.js';
 import { ApprovalManager } from '../approvals/approvals.js';
@@ -10,6 +10,7 @@ import { BudgetChecker } from '../budget/budget-checker.js';
 import { Cancellation } from '../control/cancellation.js';
 import { ProjectControl, type ProjectStatus } from '../control/control.js';
 import { ProjectLifecycle } from '../control/lifecycle.js';
+import { Queries, type QueryAnswers } from '../queries/queries.js';
 import { Dispatcher, STRAY_AFTER_MS } from '../dispatch/dispatcher.js';
 import { WatchedQueue } from '../dispatch/watched-queue.js';
 import { Ingest } from '../ingest/ingest.js';
@@ -54,6 +55,7 @@ export class Orchestrator {
   private readonly promotion: Promotion;
   private readonly retries: Retries;
   private readonly controls: ProjectControl;
+  private readonly queries: Queries;
   private readonly timers: Timers;
   private readonly reactions: Reactions;
   private inbound: InboundSubscription | null = null;
@@ -88,6 +90,7 @@ export class Orchestrator {
     this.raised = new RaisedEvents(core, this.ingest);
     this.results = new Results(core, budget, this.scheduler, this.promotion, retries, this.raised, this.reactions);
     this.approvals = new ApprovalManager(core, budget, this.scheduler, this.promotion, cancellation, lifecycle, this.ingest);
+    this.queries = new Queries(core);
     this.controls = new ProjectControl(core, budget, this.scheduler, lifecycle, this.promotion, cancellation, new ProjectRetry(core, this.ingest, lifecycle));
     // What each use case finishes from the durable state, once per scheduler interval.
     this.scheduler.addSweep('timeouts', (now) => retries.sweepTimeouts(now));
@@ -141,6 +144,7 @@ export class Orchestrator {
       heartbeat: (projectId, h) => this.results.heartbeat(projectId, h),
       decision: (projectId, d) => this.approvals.decide(projectId, d).then(() => undefined),
       control: (projectId, c) => this.controls.handle(projectId, c),
+      query: (q) => this.queries.handle(q),
     });
     this.running = true;
     // Attempts whose owner is gone (a crash, a stop) are taken over and dispatched again;
@@ -255,6 +259,11 @@ export class Orchestrator {
   /** `lap.control.<projectId>` requests. */
   control(projectId: string, input: ControlRequest): Promise<ProjectStatus> {
     return this.controls.handle(projectId, ControlRequest.parse(input));
+  }
+
+  /** `lap.query.<kind>` requests: a page of projects, of a project's tasks, or of dead letters. */
+  query<K extends QueryRequest['query']>(input: QueryRequestInput & { query: K }): Promise<QueryAnswers[K]> {
+    return this.queries.handle(QueryRequest.parse(input)) as Promise<QueryAnswers[K]>;
   }
 
   /**

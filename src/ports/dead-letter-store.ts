@@ -17,4 +17,10 @@ export interface DeadLetterStore {
   record(letter: DeadLetter): Promise<void>;
   /** Dead letters in the order they were recorded, of one project when given. */
   list(projectId?: string): Promise<DeadLetter[]>;
+  /**
+   * A page of dead letters, the latest first, each with its id (the order they were
+   * recorded in): at most `limit`, of one project when given, recorded before the id
+   * `before` when given (keyset: the previous page's last id).
+   */
+  listPage(page: { projectId?: string; before?: number; limit: number }): Promise<(DeadLetter & { id: number })[]>;
 }

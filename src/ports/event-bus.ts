@@ -7,6 +7,7 @@ import type {
   DeadLetterMessage,
   Heartbeat,
   ProjectStatusMessage,
+  QueryRequest,
   TaskDispatch,
   TaskResult,
   TaskStatusMessage,
@@ -42,6 +43,11 @@ export interface InboundHandlers {
    * resolves to, or `{ ok: false, error: { code, message } }` when it rejects.
    */
   control(projectId: string, request: ControlRequest): Promise<unknown>;
+  /**
+   * A query (request-reply, `<prefix>.query.<kind>`): answered like a control request. A
+   * bus whose handlers have none answers `ERR_VALIDATION` (no queries here).
+   */
+  query?(request: QueryRequest): Promise<unknown>;
 }
 
 export interface InboundSubscription {

@@ -39,6 +39,9 @@ export interface ApprovalRecord {
   decidedAt: Date | null;
 }
 
+/** A pending request named, without its summary or tasks (see ProjectStore.listPendingApprovals). */
+export type PendingApprovalRef = Pick<ApprovalRecord, 'approvalId' | 'projectId' | 'checkpoint' | 'requestedAt' | 'expiresAt'>;
+
 export type NewApproval = Omit<ApprovalRecord, 'status' | 'comment' | 'decidedBy' | 'decidedAt'>;
 
 export interface NewProject {
@@ -109,6 +112,14 @@ export interface ProjectStore {
   isEventProcessed(eventId: string): Promise<boolean>;
   getProject(projectId: string): Promise<ProjectRecord | null>;
   listProjects(states?: readonly ProjectState[]): Promise<ProjectRecord[]>;
+  /**
+   * A page of projects, newest first (creation time, then id): at most `limit`, only of
+   * `states` when given, created before the project `after` when given (keyset: the
+   * previous page's last id; an unknown one gives an empty page).
+   */
+  listProjectsPage(page: { states?: readonly ProjectState[]; after?: string; limit: number }): Promise<ProjectRecord[]>;
+  /** The pending requests of these projects, narrow (no summary, no task ids), oldest first. */
+  listPendingApprovals(projectIds: readonly string[]): Promise<PendingApprovalRef[]>;
   /**
    * Moves a project to `to` when its state is one of `from`; returns the updated row,
    * or null when it was not in one of those states (nothing changes then).

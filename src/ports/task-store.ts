@@ -141,6 +141,14 @@ export interface TaskStore {
    */
   maxFencingToken(): Promise<number>;
   countByStatus(projectId?: string): Promise<Partial<Record<TaskStatus, number>>>;
+  /** Tasks by status of each of these projects (a project without tasks is left out), in one read. */
+  countByProjects(projectIds: readonly string[]): Promise<Record<string, Partial<Record<TaskStatus, number>>>>;
+  /**
+   * A page of a project's tasks in creation order (creation time, then id): at most
+   * `limit`, only of `statuses` when given, created after the task `after` when given
+   * (keyset: the previous page's last id).
+   */
+  listProjectPage(projectId: string, page: { statuses?: readonly TaskStatus[]; after?: string; limit: number }): Promise<TaskRecord[]>;
   /**
    * For the budget forecast, aggregated in the store: the estimates of the project's
    * tasks not yet reserved (PENDING, WAITING_APPROVAL) and the task types it has.

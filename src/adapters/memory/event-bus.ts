@@ -3,8 +3,10 @@ import { ErrorCode, ValidationError } from '../../errors.js';
 import {
   ProjectTurns,
   answerControl,
+  answerQuery,
   batchPlan,
   checkControl,
+  checkQuery,
   checkBody,
   dispatchInbound,
   onFailure,
@@ -168,6 +170,15 @@ export class InProcessEventBus implements EventBus {
     const checked = checkControl(request);
     if (!checked.ok) return checked.reply;
     return answerControl(handlers, projectId, checked.request);
+  }
+
+  /** A query, answered like the NATS `<prefix>.query.<kind>` subject (inbound-order.ts `answerQuery`). */
+  async sendQuery(kind: string, body: unknown): Promise<ControlReply> {
+    const handlers = this.handlers;
+    if (!handlers) return { ok: false, error: { code: ErrorCode.Closed, message: 'no consumer is running' } };
+    const checked = checkQuery(kind, body);
+    if (!checked.ok) return checked.reply;
+    return answerQuery(handlers, checked.request);
   }
 
   /** Resolves when every inbound message sent so far has been handled (or dead-lettered). */

@@ -88,7 +88,8 @@ export const DEFAULT_ACK_WAIT_MS = 10_000;
  *   `<taskId>:<fencingToken>` (a repeated dispatch of the same attempt is dropped);
  * - outbound notifications are core publishes (at most once, like the memory bus);
  *   dead letters are stored in `<P>_DLQ`;
- * - control requests are answered on `<prefix>.control.<projectId>` (queue group).
+ * - control requests are answered on `<prefix>.control.<projectId>`, queries on
+ *   `<prefix>.query.<kind>` (one queue group).
  */
 export class NatsEventBus implements EventBus {
   readonly subjects: NatsSubjects;
@@ -224,6 +225,7 @@ export class NatsEventBus implements EventBus {
       connection: this.nc,
       subjectPrefix: this.subjects.prefix,
       subject: this.subjects.controlWildcard,
+      querySubject: this.subjects.queryWildcard,
       queue: o.controlQueue ?? 'orchestrator-control',
       maxPayloadBytes: this.maxPayloadBytes,
       handlers,

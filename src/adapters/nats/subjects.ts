@@ -17,6 +17,8 @@ export interface NatsSubjects {
   budget(projectId: string): string;
   project(projectId: string): string;
   control(projectId: string): string;
+  /** `<prefix>.query.<kind>` (projects, tasks, dead_letters). */
+  query(kind: string): string;
   readonly dlq: string;
   /** What the inbound stream captures. */
   readonly inbound: readonly string[];
@@ -24,6 +26,8 @@ export interface NatsSubjects {
   readonly tasks: string;
   /** What the control responder listens on. */
   readonly controlWildcard: string;
+  /** What the query responder listens on. */
+  readonly queryWildcard: string;
 }
 
 export function natsSubjects(prefix: string): NatsSubjects {
@@ -45,6 +49,8 @@ export function natsSubjects(prefix: string): NatsSubjects {
     inbound: [`${p}.events.>`, `${p}.results.>`, `${p}.heartbeats.>`, `${p}.approvals.decided.>`],
     tasks: `${p}.tasks.*`,
     controlWildcard: `${p}.control.>`,
+    query: (kind) => `${p}.query.${kind}`,
+    queryWildcard: `${p}.query.*`,
   };
 }
 
@@ -89,4 +95,11 @@ export function parseControlSubject(prefix: string, subject: string): string | n
   const t = tokensAfter(prefix, subject);
   if (!t || t[0] !== 'control' || t.length < 2 || t.some((token) => token === '')) return null;
   return t.slice(1).join('.');
+}
+
+/** The kind of a query subject (`<prefix>.query.<kind>`), or null. */
+export function parseQuerySubject(prefix: string, subject: string): string | null {
+  const t = tokensAfter(prefix, subject);
+  if (!t || t[0] !== 'query' || t.length !== 2 || t[1] === '') return null;
+  return t[1]!;
 }

@@ -3,6 +3,7 @@ import { invalidInput } from './pg-errors.js';
 import { toSqlTime, type SqlClient } from './sql-client.js';
 
 interface DeadLetterRow {
+  id?: string;
   task_id: string;
   project_id: string;
   reason: string;
@@ -31,5 +32,15 @@ export class PostgresDeadLetterStore implements DeadLetterStore {
       [projectId ?? null],
     );
     return rows.map((r) => ({ taskId: r.task_id, projectId: r.project_id, reason: r.reason, lastError: r.last_error, attempts: r.attempts, at: r.at }));
+  }
+
+  async listPage(page: { projectId?: string; before?: number; limit: number }): Promise<(DeadLetter & { id: number })[]> {
+    const { rows } = await this.sql.query<DeadLetterRow>(
+      `SELECT id::text AS id, task_id, project_id, reason, last_error, attempts, at FROM dead_letters
+       WHERE ($1::text IS NULL OR project_id = $1::text) AND ($2::bigint IS NULL OR id < $2::bigint)
+       ORDER BY id DESC LIMIT $3::integer`,
+      [page.projectId ?? null, page.before ?? null, page.limit],
+    );
+    return rows.map((r) => ({ id: Number(r.id), taskId: r.task_id, projectId: r.project_id, reason: r.reason, lastError: r.last_error, attempts: r.attempts, at: r.at }));
   }
 }

@@ -3,6 +3,7 @@ import type {
   ApprovalDecision,
   ApprovalRecord,
   ApprovalStatus,
+  PendingApprovalRef,
   ProjectRecord,
   ProjectState,
   ProjectStepCommit,
@@ -92,6 +93,30 @@ export class PostgresProjectStore implements ProjectStore {
       [states ? JSON.stringify(states) : null],
     );
     return rows.map(projectFromRow);
+  }
+
+  async listProjectsPage(page: { states?: readonly ProjectState[]; after?: string; limit: number }): Promise<ProjectRecord[]> {
+    // Newest first; keyset on (created_at, project_id) from the row of `after`.
+    const { rows } = await this.sql.query<ProjectRow>(
+      `SELECT ${PROJECT_COLUMNS} FROM projects
+       WHERE ($1::jsonb IS NULL OR state IN (SELECT jsonb_array_elements_text($1::jsonb)))
+         AND ($2::text IS NULL OR (created_at, project_id) < (SELECT created_at, project_id FROM projects WHERE project_id = $2::text))
+       ORDER BY created_at DESC, project_id DESC
+       LIMIT $3::integer`,
+      [page.states ? JSON.stringify(page.states) : null, page.after ?? null, page.limit],
+    );
+    return rows.map(projectFromRow);
+  }
+
+  async listPendingApprovals(projectIds: readonly string[]): Promise<PendingApprovalRef[]> {
+    if (projectIds.length === 0) return [];
+    const { rows } = await this.sql.query<{ approval_id: string; project_id: string; checkpoint: string; requested_at: Date; expires_at: Date | null }>(
+      `SELECT approval_id, project_id, checkpoint, requested_at, expires_at FROM approvals
+       WHERE project_id IN (SELECT jsonb_array_elements_text($1::jsonb)) AND status = 'pending'
+       ORDER BY requested_at, approval_id`,
+      [JSON.stringify(projectIds)],
+    );
+    return rows.map((r) => ({ approvalId: r.approval_id, projectId: r.project_id, checkpoint: r.checkpoint, requestedAt: r.requested_at, expiresAt: r.expires_at }));
   }
 
   async setProjectState(

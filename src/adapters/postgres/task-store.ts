@@ -210,6 +210,32 @@ export class PostgresTaskStore implements TaskStore {
     return counts;
   }
 
+  async countByProjects(projectIds: readonly string[]): Promise<Record<string, Partial<Record<TaskStatus, number>>>> {
+    const counts: Record<string, Partial<Record<TaskStatus, number>>> = {};
+    if (projectIds.length === 0) return counts;
+    const { rows } = await this.sql.query<{ project_id: string; status: TaskStatus; n: number }>(
+      `SELECT project_id, status, count(*)::integer AS n FROM tasks
+       WHERE project_id IN (SELECT jsonb_array_elements_text($1::jsonb)) GROUP BY project_id, status`,
+      [JSON.stringify(projectIds)],
+    );
+    for (const r of rows) (counts[r.project_id] ??= {})[r.status] = r.n;
+    return counts;
+  }
+
+  async listProjectPage(projectId: string, page: { statuses?: readonly TaskStatus[]; after?: string; limit: number }): Promise<TaskRecord[]> {
+    // Keyset on (created_at, task_id) from the row of `after` (tasks_project_created_idx).
+    const { rows } = await this.sql.query<TaskRow>(
+      `SELECT ${TASK_COLUMNS} FROM tasks
+       WHERE project_id = $1::text
+         AND ($2::jsonb IS NULL OR status = ANY (ARRAY(SELECT jsonb_array_elements_text($2::jsonb))))
+         AND ($3::text IS NULL OR (created_at, task_id) > (SELECT created_at, task_id FROM tasks WHERE task_id = $3::text))
+       ORDER BY created_at, task_id
+       LIMIT $4::integer`,
+      [projectId, page.statuses ? JSON.stringify(page.statuses) : null, page.after ?? null, page.limit],
+    );
+    return rows.map(taskFromRow);
+  }
+
   async listDueRetries(now: Date, limit: number): Promise<TaskRecord[]> {
     const { rows } = await this.sql.query<TaskRow>(
       `SELECT ${TASK_COLUMNS} FROM tasks WHERE status = 'PENDING' AND not_before <= $1::timestamp
