@@ -20,6 +20,34 @@ const projectCommand = (name: string, usage: string, summary: string, options: C
   },
 });
 
+const submitCommand = (name: 'submit' | 'create'): Command => ({
+  name,
+  usage: `${name} [--file project.json] [--title TEXT] [--brief TEXT] [--budget USD|none] [--checkpoints A,B|none] [--project ID] [--event-id ID] [--wait SECONDS] [--json]`,
+  summary: name === 'submit' ? 'start a project (a PROJECT_CREATED event) from flags or a JSON file, and wait until it exists' : 'the same as submit',
+  help: [
+    'The file holds {"title","brief","budget","checkpoints"} (and "projectId", "eventId"; any other field goes into the',
+    "event's payload); flags win over it. Checked against the PROJECT_CREATED contract before anything is sent.",
+    'Idempotent: the event id is evt_created_<projectId> unless given, so a second submit of a project creates nothing.',
+    '  --checkpoints LIST  the checkpoints (event types) a person approves; none: no approvals; absent: the pipeline\'s',
+    '  --wait SECONDS      how long to wait for the project to exist (default 30)',
+  ].join('\n'),
+  options: {
+    json: { type: 'boolean' },
+    file: { type: 'string' },
+    title: { type: 'string' },
+    brief: { type: 'string' },
+    budget: { type: 'string' },
+    checkpoints: { type: 'string' },
+    project: { type: 'string' },
+    'event-id': { type: 'string' },
+    wait: { type: 'string' },
+  },
+  async run(args, io) {
+    const { runSubmitCommand } = await import('./submit-command.js');
+    return runSubmitCommand(args, io);
+  },
+});
+
 const decisionCommand = (name: 'approve' | 'reject'): Command => ({
   name,
   usage: `${name} <projectId> [--comment TEXT] [--approval ID] [--by NAME]${name === 'reject' ? ' [--shots 0,2]' : ''} [--json]`,
@@ -72,7 +100,57 @@ export const COMMANDS: readonly Command[] = [
       return runDemoCommand(args, io);
     },
   },
-  projectCommand('status', 'status <projectId> [--json]', 'a running project: state, budget, tasks per state, pending approvals'),
+  submitCommand('submit'),
+  submitCommand('create'),
+  {
+    name: 'projects',
+    usage: 'projects [--state active,paused,…] [--limit N] [--after ID] [--json]',
+    summary: 'list projects, newest first: state, progress, tasks by state, budget, pending reviews',
+    help: [
+      'One page (default 50, at most 500); --after the id the previous page ends with (printed under it).',
+      '  --state LIST  only projects in these states: active, paused, failed, completed, cancelled',
+    ].join('\n'),
+    options: { json: { type: 'boolean' }, state: { type: 'string' }, limit: { type: 'string' }, after: { type: 'string' } },
+    async run(args, io) {
+      const { runProjectsCommand } = await import('./query-commands.js');
+      return runProjectsCommand(args, io);
+    },
+  },
+  projectCommand('status', 'status <projectId> [--json]', 'a running project: state, budget, tasks per state, and what its pending checkpoints ask you to judge'),
+  {
+    name: 'review',
+    usage: 'review <projectId> [--approval ID] [--json]',
+    summary: 'what the pending checkpoints ask a person to judge: the script, the shots as a table, the images and videos',
+    options: { json: { type: 'boolean' }, approval: { type: 'string' } },
+    async run(args, io) {
+      const { runReviewCommand } = await import('./remote-commands.js');
+      return runReviewCommand(args, io, this.usage);
+    },
+  },
+  {
+    name: 'tasks',
+    usage: 'tasks <projectId> [--state RUNNING,FAILED,…] [--limit N] [--after ID] [--json]',
+    summary: "the project's task graph in creation order: depth, state, agent, attempts, cost, dependencies, output",
+    help: [
+      'One page (default 500, at most 1000); --after the task id the previous page ends with (printed under it).',
+      '  --state LIST  only tasks in these states (PENDING, READY, RUNNING, COMPLETED, FAILED, CANCELLED, WAITING_APPROVAL)',
+    ].join('\n'),
+    options: { json: { type: 'boolean' }, state: { type: 'string' }, limit: { type: 'string' }, after: { type: 'string' } },
+    async run(args, io) {
+      const { runTasksCommand } = await import('./query-commands.js');
+      return runTasksCommand(args, io, this.usage);
+    },
+  },
+  {
+    name: 'dlq',
+    usage: 'dlq [projectId] [--limit N] [--after ID] [--json]',
+    summary: 'dead letters, latest first: the tasks (and raised events) given up on, with their reasons',
+    options: { json: { type: 'boolean' }, project: { type: 'string' }, limit: { type: 'string' }, after: { type: 'string' } },
+    async run(args, io) {
+      const { runDlqCommand } = await import('./query-commands.js');
+      return runDlqCommand(args, io);
+    },
+  },
   decisionCommand('approve'),
   decisionCommand('reject'),
   projectCommand('pause', 'pause <projectId> [--reason TEXT] [--json]', 'stop dispatching the project\'s tasks (running ones finish)', { reason: { type: 'string' } }),

@@ -1,29 +1,25 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { loadConfig, type OrchestratorConfig } from '../config/config.js';
-import { OrchestratorError, ServiceUnavailableError, ValidationError, ErrorCode } from '../errors.js';
+import { ServiceUnavailableError, ValidationError } from '../errors.js';
 import { silentLogger } from '../logger.js';
 import type { BudgetStatus, ControlRequest } from '../domain/messages.js';
 import { connectNats } from '../adapters/nats/connection.js';
 import { natsSubjects } from '../adapters/nats/subjects.js';
 import { budgetBar, money } from '../demo/progress.js';
+import { ask } from './remote.js';
+import { fetchShotMedia, reviewText } from './review.js';
 import type { CliIo, ParsedArgs } from './types.js';
 
 /** What `status` replies (an Orchestrator `ProjectStatus` as JSON). */
-interface StatusReply {
+export interface StatusReply {
   project: { projectId: string; title: string; state: string; pausedReason: string | null };
   budget: BudgetStatus;
   tasks: Record<string, number>;
   pendingApprovals: { approvalId: string; checkpoint: string; requestedAt: string; expiresAt: string | null }[];
 }
 
-class RemoteError extends OrchestratorError {
-  constructor(code: string, message: string) {
-    super(ErrorCode.Validation, `${message} [${code}]`);
-  }
-}
-
-async function withConnection<T>(io: CliIo, fn: (nc: NatsConnection, config: OrchestratorConfig) => Promise<T>): Promise<T> {
+export async function withConnection<T>(io: CliIo, fn: (nc: NatsConnection, config: OrchestratorConfig) => Promise<T>): Promise<T> {
   const config = loadConfig(io.env);
   const nc = await connectNats({ ...config.nats, name: 'orchestrator-cli', connectTimeoutMs: 3000 }, silentLogger());
   try {
@@ -33,17 +29,8 @@ async function withConnection<T>(io: CliIo, fn: (nc: NatsConnection, config: Orc
   }
 }
 
-async function control(nc: NatsConnection, config: OrchestratorConfig, projectId: string, request: ControlRequest): Promise<StatusReply> {
-  const subject = natsSubjects(config.nats.subjectPrefix).control(projectId);
-  let text: string;
-  try {
-    text = (await nc.request(subject, JSON.stringify(request), { timeout: 10_000 })).string();
-  } catch (err) {
-    throw new ServiceUnavailableError('orchestrator', `no orchestrator answered on ${subject} (${(err as Error).message}); is \`orchestrator start\` running with NATS_SUBJECT_PREFIX=${config.nats.subjectPrefix}?`, { cause: err });
-  }
-  const reply = JSON.parse(text) as { ok: true; result: StatusReply } | { ok: false; error: { code: string; message: string } };
-  if (!reply.ok) throw new RemoteError(reply.error.code, reply.error.message);
-  return reply.result;
+export async function control(nc: NatsConnection, config: OrchestratorConfig, projectId: string, request: ControlRequest): Promise<StatusReply> {
+  return ask<StatusReply>(nc, config, natsSubjects(config.nats.subjectPrefix).control(projectId), request);
 }
 
 function projectArg(args: ParsedArgs, usage: string): string {
@@ -66,9 +53,9 @@ export function formatStatus(s: StatusReply): string {
   return lines.join('\n');
 }
 
-function print(io: CliIo, args: ParsedArgs, result: StatusReply, note?: string): number {
+function print(io: CliIo, args: ParsedArgs, result: StatusReply, note?: string, extra = ''): number {
   if (args.values.json) io.out(JSON.stringify(result));
-  else io.out(`${note ? `${note}\n` : ''}${formatStatus(result)}`);
+  else io.out(`${note ? `${note}\n` : ''}${formatStatus(result)}${extra}`);
   return 0;
 }
 
@@ -102,7 +89,12 @@ export async function runControlCommand(name: string, args: ParsedArgs, io: CliI
     default:
       request = { action: 'status' };
   }
-  return withConnection(io, async (nc, config) => print(io, args, await control(nc, config, projectId, request)));
+  return withConnection(io, async (nc, config) => {
+    const status = await control(nc, config, projectId, request);
+    // `status` shows what the pending checkpoints ask a person to judge, as `review` does.
+    const extra = name === 'status' && !args.values.json && status.pendingApprovals.length ? `\n\n${await reviewText(nc, config, status)}` : '';
+    return print(io, args, status, undefined, extra);
+  });
 }
 
 /** `approve` / `reject`: decides the project's pending approval (or `--approval ID`). */
@@ -134,5 +126,22 @@ export async function runDecisionCommand(decision: 'approved' | 'rejected', args
     }
     io.err(`decision sent for ${pending.approvalId}; the orchestrator has not applied it yet`);
     return 1;
+  });
+}
+
+/** `review`: what the project's pending checkpoints ask a person to judge (all, or `--approval ID`). */
+export async function runReviewCommand(args: ParsedArgs, io: CliIo, usage: string): Promise<number> {
+  const projectId = projectArg(args, usage);
+  const only = typeof args.values.approval === 'string' ? args.values.approval : undefined;
+  return withConnection(io, async (nc, config) => {
+    const status = await control(nc, config, projectId, { action: 'status' });
+    const pending = status.pendingApprovals.filter((a) => only === undefined || a.approvalId === only);
+    if (only && pending.length === 0) throw new ValidationError(`approval ${only} is not pending in ${projectId}`);
+    if (args.values.json) {
+      const media = pending.length ? await fetchShotMedia(nc, config, projectId) : null;
+      io.out(JSON.stringify({ project: status.project, pendingApprovals: pending, shotMedia: media ?? {} }));
+    } else if (pending.length === 0) io.out(`project ${projectId} (${status.project.state}) has no pending approval`);
+    else io.out(await reviewText(nc, config, status, only));
+    return 0;
   });
 }
