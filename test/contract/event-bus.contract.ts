@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ApprovalDecided, ControlRequest, DeadLetterMessage, Heartbeat, TaskDispatch, TaskResult } from '../../src/domain/messages.js';
+import { QUERY_LIMITS, type ApprovalDecided, type ControlRequest, type DeadLetterMessage, type Heartbeat, type TaskDispatch, type TaskResult } from '../../src/domain/messages.js';
 import type { PipelineEventInput } from '../../src/domain/pipeline.js';
 import { ProjectNotFoundError, ServiceUnavailableError, StaleFencingTokenError, ValidationError } from '../../src/errors.js';
 import type { EventBus, InboundSubscription, Outbound } from '../../src/ports/event-bus.js';
@@ -33,6 +33,8 @@ export interface EventBusHarness {
   };
   /** A control request, as the request-reply subject answers it. */
   control(projectId: string, request: ControlRequest): Promise<ControlReply>;
+  /** A query of `kind` (`<prefix>.query.<kind>`) with any JSON body, as the request-reply subject answers it. */
+  query(kind: string, body: unknown): Promise<ControlReply>;
   /** Inbound messages sent and not yet settled (acknowledged or dead-lettered). */
   unsettled(): Promise<number>;
   /** Dead letters, as subscribers of the dead-letter subject see them. */
@@ -175,6 +177,41 @@ export function eventBusContract(name: string, factory: EventBusFactory, options
           ['pa', { action: 'resume' }],
           ['pa', { action: 'cancel' }],
         ]);
+      });
+
+      it("answers a query with the handler's page or error, the limits defaulted; an unknown kind or a body that breaks the schema never reaches it", async () => {
+        const seen: unknown[] = [];
+        handlers.query = async (request) => {
+          seen.push(request);
+          if (request.query === 'tasks' && request.projectId === 'missing') throw new ProjectNotFoundError('missing');
+          return { items: [request.query], next: null };
+        };
+        expect(await h.query('projects', { states: ['active'], extra: 1 })).toEqual({ ok: true, result: { items: ['projects'], next: null } });
+        expect(await h.query('tasks', { projectId: 'pa', after: 't1', limit: 2 })).toEqual({ ok: true, result: { items: ['tasks'], next: null } });
+        expect(await h.query('dead_letters', {})).toEqual({ ok: true, result: { items: ['dead_letters'], next: null } });
+        expect(await h.query('tasks', { projectId: 'missing' })).toEqual({ ok: false, error: { code: 'ERR_PROJECT_NOT_FOUND', message: 'project missing does not exist' } });
+        for (const [kind, body] of [
+          ['bogus', {}],
+          ['projects', { limit: 0 }],
+          ['projects', { limit: QUERY_LIMITS.projects.max + 1 }],
+          ['projects', { states: ['sleeping'] }],
+          ['tasks', {}],
+          ['tasks', { projectId: 'has.dot' }],
+          ['dead_letters', { after: -1 }],
+          ['projects', [1]],
+          ['projects', 'text'],
+        ] as const) {
+          expect(await h.query(kind, body), `${kind} ${JSON.stringify(body)}`).toEqual({ ok: false, error: { code: 'ERR_VALIDATION', message: expect.any(String) } });
+        }
+        expect(seen).toEqual([
+          { query: 'projects', states: ['active'], limit: QUERY_LIMITS.projects.default },
+          { query: 'tasks', projectId: 'pa', after: 't1', limit: 2 },
+          { query: 'dead_letters', limit: QUERY_LIMITS.dead_letters.default },
+          { query: 'tasks', projectId: 'missing', limit: QUERY_LIMITS.tasks.default },
+        ]);
+        // Handlers that answer no queries: a typed refusal, not a silence.
+        delete handlers.query;
+        expect(await h.query('projects', {})).toEqual({ ok: false, error: { code: 'ERR_VALIDATION', message: 'this orchestrator answers no queries' } });
       });
     });
 

@@ -43,6 +43,7 @@ eventBusContract(
         body,
       },
       control: (projectId, request) => bus.sendControl(projectId, request),
+      query: (kind, body) => bus.sendQuery(kind, body),
       unsettled: async () => unsettled,
       dlq,
       subject: (rest) => rest,

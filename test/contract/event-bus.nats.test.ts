@@ -89,6 +89,7 @@ eventBusContract(
         text: (kind, projectId, text) => publish(subjectOf(kind, projectId), text),
       },
       control: async (projectId, request) => (await agentNc.request(`${P}.control.${projectId}`, JSON.stringify(request), { timeout: 10_000 })).json(),
+      query: async (kind, body) => (await agentNc.request(`${P}.query.${kind}`, JSON.stringify(body), { timeout: 10_000 })).json(),
       unsettled: async () => {
         const info = await jsm.consumers.info(bus.streams.inbound, 'orchestrator');
         return info.num_ack_pending + info.num_pending;

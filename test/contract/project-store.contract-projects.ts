@@ -1,7 +1,7 @@
 import { expect, it } from 'vitest';
 import { ProjectNotFoundError, ValidationError } from '../../src/errors.js';
 import type { ProjectStore } from '../../src/ports/project-store.js';
-import { at, createProject, ingest, newProject, reserve, type ProjectHarnessRef } from './project-store.fixtures.js';
+import { at, createProject, ingest, newApproval, newProject, reserve, type ProjectHarnessRef } from './project-store.fixtures.js';
 
 /** Project state, budget limits and warning levels. */
 export function projectContract(harness: ProjectHarnessRef): void {
@@ -23,6 +23,37 @@ export function projectContract(harness: ProjectHarnessRef): void {
     expect(await store().listProjects([])).toStrictEqual([]);
     expect((await store().listProjects())[1]).toStrictEqual(await store().getProject('prj-a'));
     expect(await store().getProject('prj-x')).toBeNull();
+  });
+
+  it('pages projects newest first, by state, from a cursor; names their pending requests', async () => {
+    for (const [id, seconds] of [['prj-b', 5], ['prj-a', 5], ['prj-c', 1], ['prj-d', 7]] as const) {
+      await commit().ingestEvent(ingest(`created-${id}`, { projectId: id, at: at(seconds), project: newProject(id) }));
+    }
+    await store().setProjectState('prj-a', 'paused', ['active'], 'why', at(9));
+    const ids = (ps: { projectId: string }[]) => ps.map((p) => p.projectId);
+    // Creation time, then id, both descending.
+    expect(ids(await store().listProjectsPage({ limit: 10 }))).toStrictEqual(['prj-d', 'prj-b', 'prj-a', 'prj-c']);
+    const first = await store().listProjectsPage({ limit: 2 });
+    expect(ids(first)).toStrictEqual(['prj-d', 'prj-b']);
+    expect(first[1]).toStrictEqual(await store().getProject('prj-b'));
+    expect(ids(await store().listProjectsPage({ limit: 2, after: 'prj-b' }))).toStrictEqual(['prj-a', 'prj-c']);
+    expect(await store().listProjectsPage({ limit: 2, after: 'prj-c' })).toStrictEqual([]);
+    expect(await store().listProjectsPage({ limit: 2, after: 'prj-none' })).toStrictEqual([]);
+    expect(ids(await store().listProjectsPage({ limit: 10, states: ['active'] }))).toStrictEqual(['prj-d', 'prj-b', 'prj-c']);
+    expect(ids(await store().listProjectsPage({ limit: 10, states: ['active'], after: 'prj-b' }))).toStrictEqual(['prj-c']);
+    expect(ids(await store().listProjectsPage({ limit: 10, states: ['paused', 'failed'] }))).toStrictEqual(['prj-a']);
+    expect(await store().listProjectsPage({ limit: 10, states: [] })).toStrictEqual([]);
+
+    await commit().ingestEvent(ingest('ev-apr-2', { projectId: 'prj-b', approval: newApproval('apr-2', { projectId: 'prj-b', checkpoint: 'SHOT_PLANNED', requestedAt: at(12), expiresAt: null }) }));
+    await commit().ingestEvent(ingest('ev-apr-1', { projectId: 'prj-a', approval: newApproval('apr-1', { projectId: 'prj-a', checkpoint: 'SCENE_WRITTEN', requestedAt: at(11), expiresAt: at(99) }) }));
+    await commit().ingestEvent(ingest('ev-apr-3', { projectId: 'prj-c', approval: newApproval('apr-3', { projectId: 'prj-c', requestedAt: at(13) }) }));
+    await store().decideApproval({ approvalId: 'apr-3', status: 'approved', comment: null, by: 'alice', at: at(14) });
+    expect(await store().listPendingApprovals(['prj-a', 'prj-b', 'prj-c', 'prj-none'])).toStrictEqual([
+      { approvalId: 'apr-1', projectId: 'prj-a', checkpoint: 'SCENE_WRITTEN', requestedAt: at(11), expiresAt: at(99) },
+      { approvalId: 'apr-2', projectId: 'prj-b', checkpoint: 'SHOT_PLANNED', requestedAt: at(12), expiresAt: null },
+    ]);
+    expect(await store().listPendingApprovals(['prj-b'])).toHaveLength(1);
+    expect(await store().listPendingApprovals([])).toStrictEqual([]);
   });
 
   it('moves a project only from the given states (compare-and-set)', async () => {

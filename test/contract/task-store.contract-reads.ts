@@ -67,6 +67,35 @@ export function readContract(harness: HarnessRef): void {
     expect(await store().countByStatus('prj-1')).toStrictEqual({ READY: 1, RUNNING: 1, COMPLETED: 1, PENDING: 1 });
     expect(await store().countByStatus('prj-2')).toStrictEqual({ READY: 1 });
     expect(await store().countByStatus()).toStrictEqual({ READY: 2, RUNNING: 1, COMPLETED: 1, PENDING: 1 });
+    expect(await store().countByProjects(['prj-1', 'prj-2', 'prj-none'])).toStrictEqual({ 'prj-1': { READY: 1, RUNNING: 1, COMPLETED: 1, PENDING: 1 }, 'prj-2': { READY: 1 } });
+    expect(await store().countByProjects([])).toStrictEqual({});
+  });
+
+  it('pages a project in creation order, by status, from a cursor', async () => {
+    await store().createTasks(
+      [
+        newTask('p1c', { createdAt: at(3), status: 'READY' }),
+        newTask('p1a', { createdAt: at(1), status: 'RUNNING' }),
+        newTask('p1b2', { createdAt: at(2), status: 'COMPLETED' }),
+        newTask('p1b1', { createdAt: at(2), status: 'PENDING' }),
+        newTask('p1d', { createdAt: at(4), status: 'PENDING' }),
+        newTask('p2a', { createdAt: at(0), status: 'READY', projectId: 'prj-2' }),
+      ],
+      'orch-a',
+    );
+    const idsOf = (ts: { taskId: string }[]) => ts.map((t) => t.taskId);
+    const page = (p: Parameters<ReturnType<typeof store>['listProjectPage']>[1]) => store().listProjectPage('prj-1', p).then(idsOf);
+    expect(await page({ limit: 10 })).toStrictEqual(['p1a', 'p1b1', 'p1b2', 'p1c', 'p1d']);
+    expect(await page({ limit: 2 })).toStrictEqual(['p1a', 'p1b1']);
+    // Same creation time: by id, and the cursor goes between them.
+    expect(await page({ limit: 2, after: 'p1b1' })).toStrictEqual(['p1b2', 'p1c']);
+    expect(await page({ limit: 2, after: 'p1d' })).toStrictEqual([]);
+    expect(await page({ limit: 2, after: 'nope' })).toStrictEqual([]);
+    expect(await page({ limit: 10, statuses: ['PENDING', 'READY'] })).toStrictEqual(['p1b1', 'p1c', 'p1d']);
+    expect(await page({ limit: 10, statuses: ['PENDING'], after: 'p1b1' })).toStrictEqual(['p1d']);
+    expect(await page({ limit: 10, statuses: [] })).toStrictEqual([]);
+    expect((await store().listProjectPage('prj-1', { limit: 1 }))[0]).toStrictEqual(await store().getTask('p1a'));
+    expect(await store().listProjectPage('prj-none', { limit: 10 })).toStrictEqual([]);
   });
 
   it('summarizes a project for the budget forecast', async () => {

@@ -19,6 +19,8 @@ export class RecordingHandlers implements InboundHandlers {
   readonly done: Call[] = [];
   behaviour: (call: Call) => void | Promise<void> = () => undefined;
   control: InboundHandlers['control'] = async (_projectId: string, _request: ControlRequest) => ({});
+  /** Queries (`<prefix>.query.<kind>`): none unless a test sets one. */
+  query?: InboundHandlers['query'];
 
   event = (body: PipelineEventInput): Promise<void> => this.run({ kind: 'event', body });
   result = (projectId: string, body: TaskResult): Promise<void> => this.run({ kind: 'result', projectId, body });
