@@ -143,9 +143,14 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'dlq',
-    usage: 'dlq [projectId] [--limit N] [--after ID] [--json]',
-    summary: 'dead letters, latest first: the tasks (and raised events) given up on, with their reasons',
-    options: { json: { type: 'boolean' }, project: { type: 'string' }, limit: { type: 'string' }, after: { type: 'string' } },
+    usage: 'dlq [projectId] [--messages] [--limit N] [--after ID] [--json]',
+    summary: 'dead letters, latest first: the tasks (and raised events) given up on, with their reasons; --messages: the rejected inbound messages',
+    help: [
+      'One page (default 50, at most 500); --after the id (or, with --messages, the sequence) the previous page printed.',
+      '  --messages  the inbound messages the orchestrator refused (not JSON, a schema violation, an unknown project…),',
+      '              read from the <PREFIX>_DLQ stream (this needs JetStream API access on NATS)',
+    ].join('\n'),
+    options: { json: { type: 'boolean' }, project: { type: 'string' }, limit: { type: 'string' }, after: { type: 'string' }, messages: { type: 'boolean' } },
     async run(args, io) {
       const { runDlqCommand } = await import('./query-commands.js');
       return runDlqCommand(args, io);

@@ -1,7 +1,7 @@
 import { ValidationError } from '../errors.js';
 import { PROJECT_STATES, type ProjectState } from '../domain/project.js';
 import { TASK_STATUSES, type TaskStatus } from '../domain/task.js';
-import type { DeadLetterView, ProjectSummary, QueryKind, QueryPage, TaskView } from '../domain/messages.js';
+import { QUERY_LIMITS, type DeadLetterView, type ProjectSummary, type QueryKind, type QueryPage, type TaskView } from '../domain/messages.js';
 import { query } from './remote.js';
 import { withConnection } from './remote-commands.js';
 import { bar, cutText, money, table, when } from './table.js';
@@ -239,6 +239,15 @@ export async function runDlqCommand(args: ParsedArgs, io: CliIo): Promise<number
   const rawAfter = text(args, 'after');
   const after = rawAfter === undefined ? undefined : Number(rawAfter);
   if (after !== undefined && (!Number.isInteger(after) || after < 1)) throw new ValidationError(`--after expects a dead letter id, got ${rawAfter}`);
+  if (args.values.messages) {
+    if (projectId) throw new ValidationError('--messages lists every rejected message (their subjects name the project): without a project');
+    if (limit !== undefined && limit > QUERY_LIMITS.dead_letters.max) throw new ValidationError(`--limit: at most ${QUERY_LIMITS.dead_letters.max}`);
+    const { rejectedMessages, formatRejected } = await import('./dlq-messages.js');
+    const result = await withConnection(io, (nc, config) => rejectedMessages(nc, config, limit ?? QUERY_LIMITS.dead_letters.default, after));
+    if (args.values.json) io.out(JSON.stringify(result));
+    else io.out(`${formatRejected(result.items)}${more(result.next, 'dlq --messages')}`);
+    return 0;
+  }
   const result = await page<DeadLetterView, number>(io, 'dead_letters', { ...(projectId ? { projectId } : {}), ...(limit ? { limit } : {}), ...(after ? { after } : {}) });
   if (args.values.json) io.out(JSON.stringify(result));
   else io.out(`${formatDeadLetters(result.items)}${more(result.next, `dlq${projectId ? ` ${projectId}` : ''}`)}`);

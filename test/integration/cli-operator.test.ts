@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { jetstream } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgentWorker, type AgentWorker } from '../../src/agent/worker.js';
 import { TaskTypeCatalog } from '../../src/domain/task-types.js';
@@ -310,6 +311,43 @@ describe('projects, tasks and dlq', () => {
     expect(badAfter.code).toBe(1);
     expect(badAfter.stderr).toContain('--after expects a dead letter id, got x');
   }, 120_000);
+
+  it('dlq --messages: the inbound messages the orchestrator refused, from its DLQ stream, newest first', async () => {
+    const js = jetstream(scope.nc);
+    const bad = newProjectId();
+    await js.publish(`${scope.prefix}.events.${bad}.PROJECT_CREATED`, JSON.stringify({ id: `evt-${bad}`, type: 'PROJECT_CREATED', projectId: bad, payload: { budget: -1 }, occurredAt: new Date().toISOString() }), { msgID: `evt-${bad}` });
+    await js.publish(`${scope.prefix}.results.${bad}`, 'not json at all');
+    type Page = { items: { seq: number; subject: string; reason: string; data: string }[]; next: number | null };
+    let page: Page = { items: [], next: null };
+    await waitFor(
+      async () => {
+        page = json<Page>(await cli(['dlq', '--messages', '--json']));
+        return page.items.some((m) => m.subject === `${scope.prefix}.results.${bad}`) && page.items.some((m) => m.subject.endsWith(`${bad}.PROJECT_CREATED`));
+      },
+      { timeoutMs: 60_000, intervalMs: 250, what: 'both refusals in the DLQ stream' },
+    );
+    const event = page.items.find((m) => m.subject.endsWith(`${bad}.PROJECT_CREATED`))!;
+    expect(event.reason).toContain('payload.budget');
+    expect(event.data).toContain(`evt-${bad}`);
+    // (Their order is the orchestrator's: events and results are handled side by side.)
+    const [newest, older] = page.items;
+    expect(page.items.find((m) => m.subject === `${scope.prefix}.results.${bad}`)!.data).toBe('not json at all');
+    expect(newest!.seq).toBeGreaterThan(older!.seq);
+
+    const human = await cli(['dlq', '--messages', '--limit', '1']);
+    expect(human.code, human.stderr).toBe(0);
+    const lines = human.stdout.split('\n');
+    expect(lines[0]).toMatch(/^\s*SEQ\s+WHEN\s+SUBJECT\s+REASON\s+MESSAGE$/);
+    expect(lines[1]).toMatch(new RegExp(`^\\s*${newest!.seq}\\s`));
+    expect(lines[1]).toContain(newest!.subject);
+    expect(human.stdout).toMatch(/more: orchestrator dlq --messages --after \d+/);
+    const before = json<Page>(await cli(['dlq', '--messages', '--limit', '1', '--after', String(newest!.seq), '--json']));
+    expect(before.items.map((m) => m.seq)).toEqual([older!.seq]);
+
+    const withProject = await cli(['dlq', bad, '--messages']);
+    expect(withProject.code).toBe(1);
+    expect(withProject.stderr).toContain('--messages lists every rejected message');
+  });
 
   it('the query subjects answer a malformed body, an unknown kind and a schema violation with a typed error', async () => {
     const ask = async (subject: string, body: string) => JSON.parse((await scope.nc.request(`${scope.prefix}.query.${subject}`, body, { timeout: 10_000 })).string()) as { ok: boolean; error?: { code: string; message: string }; result?: { items: unknown[] } };

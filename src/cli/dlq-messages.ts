@@ -1,0 +1,71 @@
+import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { OrchestratorConfig } from '../config/config.js';
+import { ServiceUnavailableError } from '../errors.js';
+import { defaultStreamPrefix, streamNames } from '../adapters/nats/streams.js';
+import { cutText, table, when } from './table.js';
+
+/** A rejected inbound message kept in `<PREFIX>_DLQ`: where it came, why it was refused, what it said. */
+export interface RejectedMessage {
+  seq: number;
+  at: string;
+  subject: string;
+  reason: string;
+  data: string;
+}
+
+/**
+ * `dlq --messages`: the latest rejected inbound messages (not JSON, a schema violation, an
+ * unknown project, a stale fencing token…), read from the `<PREFIX>_DLQ` stream by an
+ * ordered consumer of this command's own — the stream is the record, the orchestrator
+ * does not hold them. Newest first; `before` a sequence number, for the page before it.
+ */
+export async function rejectedMessages(nc: NatsConnection, config: OrchestratorConfig, limit: number, before?: number): Promise<{ items: RejectedMessage[]; next: number | null }> {
+  const stream = streamNames(defaultStreamPrefix(config.nats.subjectPrefix)).dlq;
+  let first: number;
+  let last: number;
+  try {
+    const info = await (await jetstreamManager(nc)).streams.info(stream);
+    first = info.state.first_seq;
+    last = info.state.last_seq;
+  } catch (err) {
+    throw new ServiceUnavailableError('nats', `cannot read the stream ${stream} (${(err as Error).message}); \`orchestrator start\` creates it`, { cause: err });
+  }
+  const end = Math.min(last, before === undefined ? last : before - 1);
+  if (end < first || end === 0) return { items: [], next: null };
+  const start = Math.max(first, end - limit + 1);
+  const consumer = await jetstream(nc).consumers.get(stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start });
+  const items: RejectedMessage[] = [];
+  try {
+    const batch = await consumer.fetch({ max_messages: end - start + 1, expires: 5_000 });
+    for await (const m of batch) {
+      if (m.seq > end) break;
+      let body: { subject?: unknown; reason?: unknown; data?: unknown } = {};
+      try {
+        body = m.json();
+      } catch {
+        // Not a dead letter's body: shown as it is.
+      }
+      items.push({
+        seq: m.seq,
+        at: new Date(Math.floor(m.info.timestampNanos / 1_000_000)).toISOString(),
+        subject: typeof body.subject === 'string' ? body.subject : m.subject,
+        reason: typeof body.reason === 'string' ? body.reason : '—',
+        data: typeof body.data === 'string' ? body.data : m.string(),
+      });
+      if (m.seq >= end) break;
+    }
+  } finally {
+    await consumer.delete().catch(() => undefined);
+  }
+  items.reverse();
+  return { items, next: start > first ? start : null };
+}
+
+export function formatRejected(items: readonly RejectedMessage[]): string {
+  if (items.length === 0) return 'no rejected messages';
+  return table(
+    [{ header: 'seq', right: true }, { header: 'when' }, { header: 'subject', max: 80 }, { header: 'reason', max: 90 }, { header: 'message' }],
+    items.map((m) => [String(m.seq), when(m.at), m.subject, m.reason, cutText(m.data, 120)]),
+  );
+}
