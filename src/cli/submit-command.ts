@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { jetstream } from '@nats-io/jetstream';
 import { ErrorCode, ServiceUnavailableError, ValidationError } from '../errors.js';
 import { PipelineEvent } from '../domain/pipeline.js';
+import { loadPipelineFile } from '../pipeline/load.js';
+import { VIDEO_PIPELINE } from '../pipeline/video-pipeline.js';
 import { natsSubjects } from '../adapters/nats/subjects.js';
 import { formatIssues } from '../adapters/inbound-order.js';
 import { control, formatStatus, withConnection, type StatusReply } from './remote-commands.js';
@@ -69,6 +71,18 @@ export function projectEvent(args: ParsedArgs, now = new Date()): PipelineEvent 
   return parsed.data;
 }
 
+/**
+ * The checkpoints that name no event of the pipeline (PIPELINE_FILE, or the default video
+ * pipeline's): such a checkpoint would never stop the project — a typo, most likely. Only a
+ * warning: the orchestrator's pipeline is its own.
+ */
+export function unknownCheckpoints(event: PipelineEvent, pipelineFile: string | undefined): { unknown: string[]; pipeline: string; known: string[] } {
+  const checkpoints = (event.payload as { checkpoints?: string[] }).checkpoints ?? [];
+  const pipeline = pipelineFile ? loadPipelineFile(pipelineFile) : VIDEO_PIPELINE;
+  const known = [...new Set([...pipeline.rules.map((r) => r.on), ...(pipeline.emits ?? []).map((e) => e.event)])];
+  return { unknown: checkpoints.filter((c) => !known.includes(c)), pipeline: pipeline.name, known };
+}
+
 async function statusOrNull(...params: Parameters<typeof control>): Promise<StatusReply | null> {
   try {
     return await control(...params);
@@ -88,6 +102,10 @@ export async function runSubmitCommand(args: ParsedArgs, io: CliIo): Promise<num
     return 0;
   };
   return withConnection(io, async (nc, config) => {
+    const check = unknownCheckpoints(event, config.pipelineFile);
+    if (check.unknown.length) {
+      io.err(`warning: ${check.unknown.join(', ')} ${check.unknown.length === 1 ? 'is' : 'are'} no event of the pipeline ${check.pipeline} (${check.known.join(', ')}): ${check.unknown.length === 1 ? 'it' : 'they'} will never stop the project`);
+    }
     const subjects = natsSubjects(config.nats.subjectPrefix);
     const status = { action: 'status' } as const;
     const existing = await statusOrNull(nc, config, event.projectId, status);

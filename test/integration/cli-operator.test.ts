@@ -93,6 +93,13 @@ describe('submit', () => {
     expect(r.stdout).toMatch(/of \$30\.00/);
     const { rows } = await scope.sql.query<{ title: string; checkpoints: string[] }>('SELECT title, checkpoints FROM projects WHERE project_id = $1', [projectId]);
     expect(rows[0]).toMatchObject({ title: 'From the file', checkpoints: ['FINAL_VIDEO_READY'] });
+    expect(r.stderr).toBe('');
+
+    // A checkpoint no event of the pipeline has would never stop the project: said, not refused.
+    const typo = await cli(['create', '--checkpoints', 'SCENE_WRITEN,FINAL_VIDEO_READY', '--budget', '0']);
+    expect(typo.code, typo.stderr).toBe(0);
+    expect(typo.stderr).toContain('warning: SCENE_WRITEN is no event of the pipeline video (');
+    expect(typo.stderr).toContain('SCENE_WRITTEN');
   });
 
   it('refuses a missing file, a malformed one and a project outside the contract, with the reason, sending nothing', async () => {
