@@ -3,16 +3,8 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { OrchestratorConfig } from '../config/config.js';
 import { ServiceUnavailableError } from '../errors.js';
 import { defaultStreamPrefix, streamNames } from '../adapters/nats/streams.js';
-import { cutText, table, when } from './table.js';
 
-/** A rejected inbound message kept in `<PREFIX>_DLQ`: where it came, why it was refused, what it said. */
-export interface RejectedMessage {
-  seq: number;
-  at: string;
-  subject: string;
-  reason: string;
-  data: string;
-}
+import type { RejectedMessage } from '../views/lists.js';
 
 /**
  * `dlq --messages`: the latest rejected inbound messages (not JSON, a schema violation, an
@@ -62,10 +54,3 @@ export async function rejectedMessages(nc: NatsConnection, config: OrchestratorC
   return { items, next: start > first ? start : null };
 }
 
-export function formatRejected(items: readonly RejectedMessage[]): string {
-  if (items.length === 0) return 'no rejected messages';
-  return table(
-    [{ header: 'seq', right: true }, { header: 'when' }, { header: 'subject', max: 80 }, { header: 'reason', max: 90 }, { header: 'message' }],
-    items.map((m) => [String(m.seq), when(m.at), m.subject, m.reason, cutText(m.data, 120)]),
-  );
-}

@@ -1,7 +1,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { loadConfig, type OrchestratorConfig } from '../config/config.js';
-import { ServiceUnavailableError, ValidationError } from '../errors.js';
+import { ValidationError } from '../errors.js';
 import { silentLogger } from '../logger.js';
 import type { BudgetStatus, ControlRequest } from '../domain/messages.js';
 import { connectNats } from '../adapters/nats/connection.js';

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { formatApproval, shotMedia, type ReviewedApproval } from '../../src/cli/review.js';
-import { formatTasks, graphOrder, progress } from '../../src/cli/query-commands.js';
-import { table } from '../../src/cli/table.js';
+import { formatApproval, shotMedia, type ReviewedApproval } from '../../src/views/checkpoint.js';
+import { formatTasks, graphOrder, progress } from '../../src/views/lists.js';
+import { table } from '../../src/views/table.js';
 import { artifactsOf } from '../../src/queries/queries.js';
 import type { TaskView } from '../../src/domain/messages.js';
 
-/** The command line's human views, on the shapes the orchestrator answers with. */
+/** The operator's views (src/views: the CLI's human output), on the shapes the orchestrator answers with. */
 const approval = (summary: unknown, extra: Partial<ReviewedApproval> = {}): ReviewedApproval => ({
   approvalId: 'apr_1',
   checkpoint: 'SHOT_PLANNED',
