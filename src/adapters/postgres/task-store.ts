@@ -223,16 +223,24 @@ export class PostgresTaskStore implements TaskStore {
   }
 
   async listProjectPage(projectId: string, page: { statuses?: readonly TaskStatus[]; after?: string; limit: number }): Promise<TaskRecord[]> {
-    // Keyset on (created_at, task_id) from the row of `after` (tasks_project_created_idx).
-    const { rows } = await this.sql.query<TaskRow>(
-      `SELECT ${TASK_COLUMNS} FROM tasks
-       WHERE project_id = $1::text
-         AND ($2::jsonb IS NULL OR status = ANY (ARRAY(SELECT jsonb_array_elements_text($2::jsonb))))
-         AND ($3::text IS NULL OR (created_at, task_id) > (SELECT created_at, task_id FROM tasks WHERE task_id = $3::text))
-       ORDER BY created_at, task_id
-       LIMIT $4::integer`,
-      [projectId, page.statuses ? JSON.stringify(page.statuses) : null, page.after ?? null, page.limit],
-    );
+    // Keyset on (created_at, task_id) from the row of `after`: a range of tasks_project_created_idx
+    // (two statements, so that the one with a cursor starts the index scan at it).
+    const ofStatus = '($2::jsonb IS NULL OR status = ANY (ARRAY(SELECT jsonb_array_elements_text($2::jsonb))))';
+    const statuses = page.statuses ? JSON.stringify(page.statuses) : null;
+    const { rows } =
+      page.after === undefined
+        ? await this.sql.query<TaskRow>(
+            `SELECT ${TASK_COLUMNS} FROM tasks WHERE project_id = $1::text AND ${ofStatus}
+             ORDER BY created_at, task_id LIMIT $3::integer`,
+            [projectId, statuses, page.limit],
+          )
+        : await this.sql.query<TaskRow>(
+            `SELECT ${TASK_COLUMNS} FROM tasks
+             WHERE project_id = $1::text AND ${ofStatus}
+               AND (created_at, task_id) > (SELECT created_at, task_id FROM tasks WHERE task_id = $4::text)
+             ORDER BY created_at, task_id LIMIT $3::integer`,
+            [projectId, statuses, page.limit, page.after],
+          );
     return rows.map(taskFromRow);
   }
 
