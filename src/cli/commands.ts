@@ -22,7 +22,10 @@ const projectCommand = (name: string, usage: string, summary: string, options: C
 
 const submitCommand = (name: 'submit' | 'create'): Command => ({
   name,
-  usage: `${name} [--file project.json] [--title TEXT] [--brief TEXT] [--budget USD|none] [--checkpoints A,B|none] [--project ID] [--event-id ID] [--wait SECONDS] [--json]`,
+  usage:
+    name === 'submit'
+      ? 'submit [--file project.json] [--title TEXT] [--brief TEXT] [--budget USD|none] [--checkpoints A,B|none] [--project ID] [--event-id ID] [--wait SECONDS] [--json]'
+      : 'create [the options of submit]',
   summary: name === 'submit' ? 'start a project (a PROJECT_CREATED event) from flags or a JSON file, and wait until it exists' : 'the same as submit',
   help: [
     'The file holds {"title","brief","budget","checkpoints"} (and "projectId", "eventId"; any other field goes into the',
@@ -130,7 +133,7 @@ export const COMMANDS: readonly Command[] = [
   {
     name: 'tasks',
     usage: 'tasks <projectId> [--state RUNNING,FAILED,…] [--limit N] [--after ID] [--json]',
-    summary: "the project's task graph in creation order: depth, state, agent, attempts, cost, dependencies, output",
+    summary: "the project's task graph, each task after its dependencies: depth, state, agent, attempts, cost, dependencies, output",
     help: [
       'One page (default 500, at most 1000); --after the task id the previous page ends with (printed under it).',
       '  --state LIST  only tasks in these states (PENDING, READY, RUNNING, COMPLETED, FAILED, CANCELLED, WAITING_APPROVAL)',
