@@ -7,6 +7,7 @@ import { silentLogger, type Logger } from '../../logger.js';
 import type { EventBus, InboundHandlers, InboundSubscription, Outbound } from '../../ports/event-bus.js';
 import { startControlResponder } from './control.js';
 import { followConnection } from './connection.js';
+import { startQueryResponder } from './query.js';
 import { DEFAULT_DLQ_DATA_LIMIT, DeadLetterPublisher } from './dead-letter.js';
 import { windowSize } from '../inbound-order.js';
 import { InboundConsumer } from './inbound-consumer.js';
@@ -225,7 +226,15 @@ export class NatsEventBus implements EventBus {
       connection: this.nc,
       subjectPrefix: this.subjects.prefix,
       subject: this.subjects.controlWildcard,
-      querySubject: this.subjects.queryWildcard,
+      queue: o.controlQueue ?? 'orchestrator-control',
+      maxPayloadBytes: this.maxPayloadBytes,
+      handlers,
+      logger: this.logger,
+    });
+    const queries = startQueryResponder({
+      connection: this.nc,
+      subjectPrefix: this.subjects.prefix,
+      subject: this.subjects.queryWildcard,
       queue: o.controlQueue ?? 'orchestrator-control',
       maxPayloadBytes: this.maxPayloadBytes,
       handlers,
@@ -237,7 +246,7 @@ export class NatsEventBus implements EventBus {
     const subscription: InboundSubscription = {
       close: () => {
         closing ??= (async () => {
-          await Promise.all([consumer.close(), control.close()]);
+          await Promise.all([consumer.close(), control.close(), queries.close()]);
           if (this.active === subscription) this.active = null;
         })();
         return closing;
