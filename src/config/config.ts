@@ -18,6 +18,8 @@ export interface OrchestratorConfig {
   };
   budget: { checkEnabled: boolean; warningThreshold: number };
   approval: { enabled: boolean; timeoutMs: number; timeoutPolicy: 'reject' | 'approve' | 'remind' };
+  /** MAX_TASKS_PER_EVENT: the most tasks one event, submission or rejection may create. */
+  ingest: { maxTasksPerEvent: number };
   database: { url: string; schema: string; poolSize: number };
   nats: {
     servers: string[];
@@ -58,6 +60,7 @@ export type ConfigOverrides = DeepPartial<{
   };
   budget: { checkEnabled: boolean; warningThreshold: number };
   approval: { enabled: boolean; timeoutMinutes: number; timeoutPolicy: 'reject' | 'approve' | 'remind' };
+  ingest: { maxTasksPerEvent: number };
   database: { url: string; schema: string; poolSize: number };
   nats: {
     servers: string;
@@ -141,6 +144,7 @@ function finish(raw: Record<string, unknown>): OrchestratorConfig {
     scheduler: { maxConcurrentTasks: number; intervalSeconds: number; taskTimeoutSeconds: number; maxAttempts: number; retryBackoffSeconds: number; agentLimits: Record<string, number> };
     budget: OrchestratorConfig['budget'];
     approval: { enabled: boolean; timeoutMinutes: number; timeoutPolicy: OrchestratorConfig['approval']['timeoutPolicy'] };
+    ingest: OrchestratorConfig['ingest'];
     database: OrchestratorConfig['database'];
     nats: Omit<OrchestratorConfig['nats'], 'servers'> & { servers: string };
     notices: { staleAfterSeconds: number };
@@ -165,6 +169,7 @@ function finish(raw: Record<string, unknown>): OrchestratorConfig {
       timeoutMs: Math.round(r.approval.timeoutMinutes * 60_000),
       timeoutPolicy: r.approval.timeoutPolicy,
     },
+    ingest: r.ingest,
     database: r.database,
     nats: { ...r.nats, servers: r.nats.servers.split(',').map((s) => s.trim()) },
     notices: { staleAfterMs: Math.round(r.notices.staleAfterSeconds * 1000) },

@@ -45,7 +45,7 @@ export const OrchestratorFactory = {
     const clock = options.clock ?? systemClock;
     const catalog = new TaskTypeCatalog(options.taskTypes);
     const pipeline = options.pipeline ?? (parsed.pipelineFile ? loadPipelineFile(parsed.pipelineFile) : VIDEO_PIPELINE);
-    const mapper = new EventMapper(pipeline, catalog);
+    const mapper = new EventMapper(pipeline, catalog, { maxTasksPerEvent: parsed.ingest.maxTasksPerEvent });
     // The one actor system of this orchestrator: its root, started now, is the parent of
     // the scheduler and the project actors.
     const system = new ActorSystem({ clock, logger, ...(options.inspect ? { inspect: options.inspect } : {}) });
