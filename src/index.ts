@@ -26,6 +26,7 @@ export {
   ApprovalDecided,
   ControlRequest,
   type ApprovalRequested,
+  type PendingApproval,
   type ApprovalExpired,
   type TaskStatusMessage,
   type BudgetStatus,

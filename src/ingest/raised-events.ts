@@ -24,9 +24,21 @@ export class RaisedEvents {
     private readonly ingest: Ingest,
   ) {}
 
-  /** Ingests raised events, in order (within their project's reaction). */
+  /**
+   * Ingests raised events, in order (within their project's reaction). One refused for good
+   * (a payload against the contract, a fan-out over MAX_TASKS_PER_EVENT) is dead-lettered
+   * with its reason at once, and the next is handled; a retryable failure is left to the sweep.
+   */
   async handle(events: readonly OutboxEvent[]): Promise<void> {
-    for (const e of events) await this.ingestOne(e);
+    for (const e of events) {
+      try {
+        await this.ingestOne(e);
+      } catch (err) {
+        if (!(isOrchestratorError(err) && !err.retryable)) throw err;
+        this.failures.delete(e.eventId);
+        await this.deadLetter(e, err, 1);
+      }
+    }
   }
 
   /** Every event in the outbox (at start); a failure is left to the sweep. */
