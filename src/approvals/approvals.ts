@@ -149,6 +149,8 @@ export class ApprovalManager {
         await core.deadLetters
           .record({ taskId: approvalId, projectId: approval.projectId, reason, lastError: reason, attempts: tries, at: new Date(now) })
           .catch((e: unknown) => core.logger.error({ err: e, approvalId }, 'could not record the dead letter of an approval decision'));
+        // The checkpoint's work will not go on: the project is reported failed with the reason.
+        await this.lifecycle.fail(approval.projectId, reason).catch((e: unknown) => core.logger.error({ err: e, approvalId }, 'could not report the project failed'));
       }
     }
   }

@@ -84,7 +84,7 @@ export class Orchestrator {
     this.promotion = new Promotion(core, budget, lifecycle, cancellation, this.scheduler, this.timers);
     const retries = (this.retries = new Retries(core, budget, this.scheduler, this.promotion, cancellation, lifecycle, this.timers));
     this.ingest = new Ingest(core, this.scheduler, budget, this.promotion, lifecycle, this.reactions);
-    this.raised = new RaisedEvents(core, this.ingest);
+    this.raised = new RaisedEvents(core, this.ingest, lifecycle);
     this.results = new Results(core, budget, this.scheduler, this.promotion, retries, this.raised, this.reactions);
     this.approvals = new ApprovalManager(core, budget, this.scheduler, this.promotion, cancellation, lifecycle, this.ingest);
     this.controls = new ProjectControl(core, budget, this.scheduler, lifecycle, this.promotion, cancellation, new ProjectRetry(core, this.ingest, lifecycle));

@@ -63,7 +63,7 @@ describe('MAX_TASKS_PER_EVENT', () => {
     await eventually(async () => (await a.raw.tasks.listByProject(projectId)).length === before.length + 42, 'the 42 tasks of the event within the limit');
   }, 60_000);
 
-  it('a raised event over the limit (a shot plan too big) is dead-lettered with the reason, and creates nothing', async () => {
+  it('a raised event over the limit (a shot plan too big) is dead-lettered with the reason, creates nothing, and fails its project', async () => {
     const { scope, a, nc } = await setUp({ ingest: { maxTasksPerEvent: 50 } });
     const projectId = 'prj_fo_raised';
     const simulated = new SimulatedAgents(new TaskTypeCatalog(), { shots: 30, random: () => 0.5 });
@@ -81,6 +81,9 @@ describe('MAX_TASKS_PER_EVENT', () => {
     const tasks = await a.raw.tasks.listByProject(projectId);
     expect(tasks.map((t) => t.taskType).sort()).toEqual(['PLAN_SHOTS', 'WRITE_SCRIPT']);
     expect(await a.raw.tasks.listOutbox(100)).toEqual([]);
+    // The stage it would have started never comes: the project is reported failed, with the reason.
+    await eventually(async () => (await a.raw.projects.getProject(projectId))?.state === 'failed', 'the project reported failed');
+    expect((await a.raw.projects.getProject(projectId))?.pausedReason).toBe(letter!.reason);
   }, 60_000);
 });
 
