@@ -135,6 +135,21 @@ export class ValidationError extends OrchestratorError {
   }
 }
 
+/**
+ * One event (or submission, or revision) would create more tasks than MAX_TASKS_PER_EVENT
+ * allows: refused whole, before anything is written (a ValidationError: dead-lettered, not retried).
+ */
+export class FanOutLimitError extends ValidationError {
+  constructor(
+    /** What would have created them: `event SHOT_PLANNED (evt-1)`. */
+    readonly what: string,
+    readonly tasks: number,
+    readonly limit: number,
+  ) {
+    super(`${what} would create ${tasks} tasks, more than MAX_TASKS_PER_EVENT (${limit}): refused, nothing created`);
+  }
+}
+
 export class DependencyCycleError extends OrchestratorError {
   constructor(readonly cycle: readonly string[]) {
     super(ErrorCode.DependencyCycle, `dependency cycle: ${cycle.join(' -> ')}`);

@@ -32,6 +32,7 @@ export {
   type DeadLetterView,
   type QueryPage,
   type ApprovalRequested,
+  type PendingApproval,
   type ApprovalExpired,
   type TaskStatusMessage,
   type BudgetStatus,

@@ -16,7 +16,7 @@ export interface StatusReply {
   project: { projectId: string; title: string; state: string; pausedReason: string | null };
   budget: BudgetStatus;
   tasks: Record<string, number>;
-  pendingApprovals: { approvalId: string; checkpoint: string; requestedAt: string; expiresAt: string | null }[];
+  pendingApprovals: { approvalId: string; checkpoint: string; requestedAt: string; expiresAt: string | null; counts?: { tasks: number; shots?: number } }[];
 }
 
 export async function withConnection<T>(io: CliIo, fn: (nc: NatsConnection, config: OrchestratorConfig) => Promise<T>): Promise<T> {
@@ -48,7 +48,8 @@ export function formatStatus(s: StatusReply): string {
     `tasks    ${order.map((k) => `${k.toLowerCase()} ${s.tasks[k] ?? 0}`).join('  ')}`,
   ];
   for (const a of s.pendingApprovals) {
-    lines.push(`approval ${a.approvalId} ${a.checkpoint} waiting since ${a.requestedAt}${a.expiresAt ? `, expires ${a.expiresAt}` : ''}`);
+    const counts = a.counts ? `: ${a.counts.tasks} tasks waiting${a.counts.shots !== undefined ? `, ${a.counts.shots} shots (reject --shots from 0 to ${a.counts.shots - 1}; none: all)` : ''}` : '';
+    lines.push(`approval ${a.approvalId} ${a.checkpoint} waiting since ${a.requestedAt}${a.expiresAt ? `, expires ${a.expiresAt}` : ''}${counts}`);
   }
   return lines.join('\n');
 }
@@ -107,6 +108,7 @@ export async function runDecisionCommand(decision: 'approved' | 'rejected', args
     if (!pending) throw new ValidationError(wanted ? `approval ${wanted} is not pending in ${projectId}` : `project ${projectId} has no pending approval`);
     const shots = typeof args.values.shots === 'string' ? args.values.shots.split(',').map((s) => Number(s.trim())) : undefined;
     if (shots?.some((n) => !Number.isInteger(n) || n < 0)) throw new ValidationError('--shots expects shot indexes, such as 0,2');
+    if (shots) checkShots(decision, pending, shots);
     const body = {
       approvalId: pending.approvalId,
       decision,
@@ -114,19 +116,50 @@ export async function runDecisionCommand(decision: 'approved' | 'rejected', args
       ...(typeof args.values.comment === 'string' ? { comment: args.values.comment } : {}),
       ...(shots ? { shots } : {}),
     };
-    const subject = natsSubjects(config.nats.subjectPrefix).approvalDecided(projectId);
-    await jetstream(nc).publish(subject, JSON.stringify(body), { msgID: `${pending.approvalId}:${decision}` });
-    // Decisions are handled in order with the other inbound messages: wait to see it applied.
-    for (let i = 0; i < 50; i++) {
-      const now = await control(nc, config, projectId, { action: 'status' });
-      if (!now.pendingApprovals.some((a) => a.approvalId === pending.approvalId)) {
-        return print(io, args, now, `${decision} ${pending.checkpoint} (${pending.approvalId})`);
+    const subjects = natsSubjects(config.nats.subjectPrefix);
+    const subject = subjects.approvalDecided(projectId);
+    // A decision the orchestrator refuses is dead-lettered with the reason: watched, to say why.
+    let refused: string | null = null;
+    const dlq = nc.subscribe(subjects.dlq, {
+      callback: (err, msg) => {
+        if (err) return;
+        try {
+          const letter = msg.json<{ subject?: string; reason?: string; data?: string }>();
+          if (letter.subject === subject && (JSON.parse(letter.data ?? '{}') as { approvalId?: string }).approvalId === pending.approvalId) refused = letter.reason ?? 'refused';
+        } catch {
+          // Not a dead letter of this decision.
+        }
+      },
+    });
+    try {
+      await nc.flush();
+      await jetstream(nc).publish(subject, JSON.stringify(body), { msgID: `${pending.approvalId}:${decision}` });
+      // Decisions are handled in order with the other inbound messages: wait to see it applied.
+      for (let i = 0; i < 50; i++) {
+        if (refused !== null) throw new ValidationError(`the orchestrator refused the decision on ${pending.approvalId} (${pending.checkpoint}): ${refused}`);
+        const now = await control(nc, config, projectId, { action: 'status' });
+        if (!now.pendingApprovals.some((a) => a.approvalId === pending.approvalId)) {
+          return print(io, args, now, `${decision} ${pending.checkpoint} (${pending.approvalId})`);
+        }
+        await new Promise((r) => setTimeout(r, 200));
       }
-      await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      dlq.unsubscribe();
     }
     io.err(`decision sent for ${pending.approvalId}; the orchestrator has not applied it yet`);
     return 1;
   });
+}
+
+/** `--shots` checked against the request before anything is sent: only on a rejection that names shots, each one of its shots. */
+function checkShots(decision: 'approved' | 'rejected', pending: StatusReply['pendingApprovals'][number], shots: readonly number[]): void {
+  if (decision === 'approved') throw new ValidationError('--shots names the shots a rejection redoes: use it with reject');
+  const count = pending.counts?.shots;
+  if (!pending.counts) return; // An orchestrator that does not say: it checks them itself.
+  if (count === undefined) throw new ValidationError(`--shots: a rejection at ${pending.checkpoint} names no shots`);
+  const outside = shots.filter((n) => n >= count);
+  if (outside.length) throw new ValidationError(`--shots: ${outside.join(', ')} not among the ${count} shots of ${pending.checkpoint} (0 to ${count - 1}; without --shots, every shot is redone)`);
+  if (new Set(shots).size !== shots.length) throw new ValidationError('--shots: a shot named twice');
 }
 
 /** `review`: what the project's pending checkpoints ask a person to judge (all, or `--approval ID`). */

@@ -19,6 +19,8 @@ export interface OrchestratorConfig {
   };
   budget: { checkEnabled: boolean; warningThreshold: number };
   approval: { enabled: boolean; timeoutMs: number; timeoutPolicy: 'reject' | 'approve' | 'remind' };
+  /** MAX_TASKS_PER_EVENT: the most tasks one event, submission or rejection may create. */
+  ingest: { maxTasksPerEvent: number };
   database: { url: string; schema: string; poolSize: number };
   nats: {
     servers: string[];
@@ -61,6 +63,7 @@ export type ConfigOverrides = DeepPartial<{
   };
   budget: { checkEnabled: boolean; warningThreshold: number };
   approval: { enabled: boolean; timeoutMinutes: number; timeoutPolicy: 'reject' | 'approve' | 'remind' };
+  ingest: { maxTasksPerEvent: number };
   database: { url: string; schema: string; poolSize: number };
   nats: {
     servers: string;
@@ -155,6 +158,7 @@ function finish(raw: Record<string, unknown>): OrchestratorConfig {
     scheduler: { maxConcurrentTasks: number; intervalSeconds: number; taskTimeoutSeconds: number; maxAttempts: number; retryBackoffSeconds: number; agentLimits: Record<string, number> };
     budget: OrchestratorConfig['budget'];
     approval: { enabled: boolean; timeoutMinutes: number; timeoutPolicy: OrchestratorConfig['approval']['timeoutPolicy'] };
+    ingest: OrchestratorConfig['ingest'];
     database: OrchestratorConfig['database'];
     nats: Omit<OrchestratorConfig['nats'], 'servers'> & { servers: string };
     notices: { staleAfterSeconds: number };
@@ -180,6 +184,7 @@ function finish(raw: Record<string, unknown>): OrchestratorConfig {
       timeoutMs: Math.round(r.approval.timeoutMinutes * 60_000),
       timeoutPolicy: r.approval.timeoutPolicy,
     },
+    ingest: r.ingest,
     database: r.database,
     nats: { ...r.nats, servers: r.nats.servers.split(',').map((s) => s.trim()) },
     notices: { staleAfterMs: Math.round(r.notices.staleAfterSeconds * 1000) },

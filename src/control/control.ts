@@ -1,6 +1,7 @@
 import { IllegalTransitionError, ProjectNotFoundError } from '../errors.js';
-import type { BudgetStatus, ControlRequest } from '../domain/messages.js';
-import type { ApprovalRecord, ProjectRecord } from '../ports/project-store.js';
+import type { BudgetStatus, ControlRequest, PendingApproval } from '../domain/messages.js';
+import type { ProjectRecord } from '../ports/project-store.js';
+import { checkpointEvent, pendingView } from '../approvals/request.js';
 import type { BudgetChecker } from '../budget/budget-checker.js';
 import type { Promotion } from '../promotion/promotion.js';
 import type { TaskScheduler } from '../orchestrator/scheduler.js';
@@ -13,7 +14,8 @@ export interface ProjectStatus {
   project: ProjectRecord;
   budget: BudgetStatus;
   tasks: Partial<Record<string, number>>;
-  pendingApprovals: ApprovalRecord[];
+  /** The pending requests, as their announcements show them (counts and a bounded summary, not every task id). */
+  pendingApprovals: PendingApproval[];
 }
 
 /**
@@ -110,7 +112,7 @@ export class ProjectControl {
       project,
       budget: await this.budget.getBudgetStatus(projectId),
       tasks: await this.core.tasks.countByStatus(projectId),
-      pendingApprovals: await this.core.projects.listApprovals(projectId, 'pending'),
+      pendingApprovals: (await this.core.projects.listApprovals(projectId, 'pending')).map((a) => pendingView(a, this.core.mapper.shotCount(checkpointEvent(a)))),
     };
   }
 }

@@ -52,17 +52,34 @@ export type TaskResultBatch = z.infer<typeof TaskResultBatch>;
 export const Heartbeat = z.object({ taskId: TaskId, fencingToken: z.number().int().nonnegative() });
 export type Heartbeat = z.infer<typeof Heartbeat>;
 
-/** `lap.approvals.requested.<projectId>` (outbound). */
+/**
+ * `lap.approvals.requested.<projectId>` (outbound): small whatever the checkpoint's size —
+ * counts, a bounded summary and where to look, never every task id.
+ */
 export interface ApprovalRequested {
   approvalId: string;
   projectId: string;
   checkpoint: string;
+  /**
+   * The checkpoint event's payload, bounded (at most 16 KiB as JSON): strings cut with their
+   * length, arrays as `{ count, first }` (their length and first elements), deep objects shortened.
+   */
   summary: Record<string, unknown>;
-  taskIds: string[];
+  counts: {
+    /** The follow-up tasks waiting for the decision. */
+    tasks: number;
+    /** Where a rejection may name shots (a preview): how many there are, indexes 0 to shots - 1. */
+    shots?: number;
+  };
+  /** Where to see the project (its tasks, budget and pending requests). */
+  details: string;
   expiresAt: string | null;
   /** Set on a reminder (the "remind" timeout policy). */
   reminder?: boolean;
 }
+
+/** A pending request as the project's status (`{"action":"status"}`, `orchestrator status`) shows it. */
+export type PendingApproval = Omit<ApprovalRequested, 'details' | 'reminder'> & { requestedAt: string };
 
 /** `lap.approvals.decided.<projectId>` (inbound). */
 export const ApprovalDecided = z.object({
@@ -70,7 +87,11 @@ export const ApprovalDecided = z.object({
   decision: z.enum(['approved', 'rejected']),
   comment: StorableText.max(10_000).optional(),
   by: StorableText.min(1).max(100),
-  /** Rejection at PREVIEW_VIDEO_READY: the shots (indexes) to edit. */
+  /**
+   * Rejection at PREVIEW_VIDEO_READY: the shots (indexes, below the request's `counts.shots`,
+   * each once) to edit; absent, every shot is redone. Refused (dead-lettered, nothing
+   * changes) on an approval, at another checkpoint, or naming a shot the preview has not.
+   */
   shots: z.array(z.number().int().nonnegative()).optional(),
 });
 export type ApprovalDecided = z.infer<typeof ApprovalDecided>;

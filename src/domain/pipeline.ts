@@ -67,6 +67,13 @@ export const Pipeline = z
     emits: z.array(EmitRule),
     /** What a rejection at a checkpoint creates (the revision), per checkpoint. */
     onReject: z.record(EventType, z.array(TaskTemplate)).default({}),
+    /**
+     * Per checkpoint, the array a rejection's `shots` are indexes of (a reference into the
+     * checkpoint event, such as `$payload.shots`): a rejection there may name shots (each an
+     * index of it, at most once) and, naming none, names them all — `$decision.shots` is then
+     * every index. A rejection at a checkpoint not listed names no shots.
+     */
+    rejectionShots: z.record(EventType, z.string().startsWith('$')).default({}),
   })
   .superRefine((p, ctx) => {
     const seen = new Set<string>();
@@ -80,6 +87,11 @@ export const Pipeline = z
         ctx.addIssue({ code: 'custom', path: ['onReject', checkpoint], message: `${checkpoint} is not a checkpoint` });
       }
       checkTemplates(templates, ['onReject', checkpoint], ctx);
+    }
+    for (const checkpoint of Object.keys(p.rejectionShots)) {
+      if (!p.checkpoints.includes(checkpoint)) {
+        ctx.addIssue({ code: 'custom', path: ['rejectionShots', checkpoint], message: `${checkpoint} is not a checkpoint` });
+      }
     }
   });
 export type Pipeline = z.infer<typeof Pipeline>;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ProjectNotFoundError, ValidationError } from '../errors.js';
+import { FanOutLimitError, ProjectNotFoundError, ValidationError } from '../errors.js';
 import { PipelineEvent, ProjectCreatedPayload, type PipelineEventInput } from '../domain/pipeline.js';
 import type { TaskStatusMessage } from '../domain/messages.js';
 import { newTaskId, type NewTaskInput } from '../domain/task.js';
@@ -30,6 +30,11 @@ export interface IngestOutcome {
   approvalId: string | null;
   /** The reaction to the commit (statuses, approval request, queue, promotions); never rejects. */
   reacted?: Promise<void>;
+}
+
+/** The id of a rejection's revision (one per rejection: its ingest is idempotent by it). */
+export function revisionEventId(approval: Pick<ApprovalRecord, 'approvalId'>): string {
+  return `${approval.approvalId}:rejected`;
 }
 
 const DUPLICATE: IngestOutcome = { duplicate: true, taskIds: [], approvalId: null };
@@ -108,6 +113,8 @@ export class Ingest {
     if (project.state === 'completed' || project.state === 'cancelled') {
       throw new ValidationError(`project ${projectId} is ${project.state}: tasks refused`);
     }
+    const limit = this.core.mapper.maxTasksPerEvent;
+    if (tasks.length > limit) throw new FanOutLimitError(`the submission ${eventId}`, tasks.length, limit);
     const planned = tasks.map((t) => ({ ...t, projectId, taskId: t.taskId ?? newTaskId(), input: t.input ?? {}, dependencies: t.dependencies ?? [] }));
     return (await this.ingest({ id: eventId, type: 'TASKS_SUBMITTED', projectId, payload: {} }, planned, false))!;
   }
@@ -124,7 +131,7 @@ export class Ingest {
   /** The revision tasks of a rejected checkpoint (idempotent: one revision per rejection). */
   async revision(approval: ApprovalRecord, tasks: readonly PlannedTask[]): Promise<IngestOutcome | null> {
     return this.ingest(
-      { id: `${approval.approvalId}:rejected`, type: `${approval.checkpoint}_REJECTED`, projectId: approval.projectId, payload: { comment: approval.comment } },
+      { id: revisionEventId(approval), type: `${approval.checkpoint}_REJECTED`, projectId: approval.projectId, payload: { comment: approval.comment } },
       tasks,
       false,
     );

@@ -1,6 +1,7 @@
 import { isOrchestratorError } from '../errors.js';
 import type { OutboxEvent } from '../ports/task-store.js';
 import type { Core } from '../orchestrator/core.js';
+import type { ProjectLifecycle } from '../control/lifecycle.js';
 import type { Ingest } from './ingest.js';
 
 /** A raised event whose handling keeps failing is dead-lettered after this many tries. */
@@ -13,7 +14,8 @@ const RETRY_BASE_MS = 2_000;
  * commit puts them in the outbox; they are ingested in their project's reaction, and the
  * sweep ingests what a failure or a crash left there. Each on its own: one that fails is
  * tried again with back-off, and one that keeps failing, or fails for good, is
- * dead-lettered with its reason — it never holds up another event or project.
+ * dead-lettered with its reason and its project reported failed (the stage it would have
+ * started never comes) — it never holds up another event or project.
  */
 export class RaisedEvents {
   /** Raised events whose handling failed here: tries so far, and when to try again. */
@@ -22,11 +24,24 @@ export class RaisedEvents {
   constructor(
     private readonly core: Core,
     private readonly ingest: Ingest,
+    private readonly lifecycle: ProjectLifecycle,
   ) {}
 
-  /** Ingests raised events, in order (within their project's reaction). */
+  /**
+   * Ingests raised events, in order (within their project's reaction). One refused for good
+   * (a payload against the contract, a fan-out over MAX_TASKS_PER_EVENT) is dead-lettered
+   * with its reason at once, and the next is handled; a retryable failure is left to the sweep.
+   */
   async handle(events: readonly OutboxEvent[]): Promise<void> {
-    for (const e of events) await this.ingestOne(e);
+    for (const e of events) {
+      try {
+        await this.ingestOne(e);
+      } catch (err) {
+        if (!(isOrchestratorError(err) && !err.retryable)) throw err;
+        this.failures.delete(e.eventId);
+        await this.deadLetter(e, err, 1);
+      }
+    }
   }
 
   /** Every event in the outbox (at start); a failure is left to the sweep. */
@@ -66,11 +81,13 @@ export class RaisedEvents {
     await this.ingest.event({ id: e.eventId, type: e.eventType, projectId: e.projectId, payload: e.payload, occurredAt: e.at });
   }
 
-  /** A raised event that cannot be handled: out of the outbox, into the dead letters, with its reason. */
+  /** A raised event that cannot be handled: out of the outbox, into the dead letters with its reason, its project failed. */
   private async deadLetter(e: OutboxEvent, err: unknown, tries: number): Promise<void> {
     const reason = `raised event ${e.eventType} (${e.eventId}) could not be handled: ${err instanceof Error ? err.message : String(err)}`;
     this.core.logger.error({ err, eventId: e.eventId, projectId: e.projectId, tries }, 'raised event dead-lettered');
     await this.core.deadLetters.record({ taskId: e.taskId, projectId: e.projectId, reason, lastError: reason, attempts: tries, at: new Date(this.core.clock.now()) });
     await this.core.tasks.removeOutbox(e.eventId);
+    // A project that is over (the likely reason for the refusal) stays as it is.
+    await this.lifecycle.fail(e.projectId, reason);
   }
 }

@@ -49,7 +49,7 @@ export const OrchestratorFactory = {
     // timeouts, attempts, priorities and cost models every new task is built from.
     const catalog = configuredCatalog(parsed.taskTypes, options.taskTypes);
     const pipeline = options.pipeline ?? (parsed.pipelineFile ? loadPipelineFile(parsed.pipelineFile) : VIDEO_PIPELINE);
-    const mapper = new EventMapper(pipeline, catalog);
+    const mapper = new EventMapper(pipeline, catalog, { maxTasksPerEvent: parsed.ingest.maxTasksPerEvent });
     // The one actor system of this orchestrator: its root, started now, is the parent of
     // the scheduler and the project actors.
     const system = new ActorSystem({ clock, logger, ...(options.inspect ? { inspect: options.inspect } : {}) });

@@ -5,7 +5,6 @@ import { ApprovalDecided, ControlRequest, Heartbeat, QueryRequest, TaskResult, t
 import type { InboundSubscription } from '../ports/event-bus.js';
 import type { ApprovalRecord, ProjectRecord } from '../ports/project-store.js';
 import { ApprovalManager } from '../approvals/approvals.js';
-import { requestBody } from '../approvals/request.js';
 import { BudgetChecker } from '../budget/budget-checker.js';
 import { Cancellation } from '../control/cancellation.js';
 import { ProjectControl, type ProjectStatus } from '../control/control.js';
@@ -87,7 +86,7 @@ export class Orchestrator {
     this.promotion = new Promotion(core, budget, lifecycle, cancellation, this.scheduler, this.timers);
     const retries = (this.retries = new Retries(core, budget, this.scheduler, this.promotion, cancellation, lifecycle, this.timers));
     this.ingest = new Ingest(core, this.scheduler, budget, this.promotion, lifecycle, this.reactions);
-    this.raised = new RaisedEvents(core, this.ingest);
+    this.raised = new RaisedEvents(core, this.ingest, lifecycle);
     this.results = new Results(core, budget, this.scheduler, this.promotion, retries, this.raised, this.reactions);
     this.approvals = new ApprovalManager(core, budget, this.scheduler, this.promotion, cancellation, lifecycle, this.ingest);
     this.queries = new Queries(core);
@@ -130,8 +129,12 @@ export class Orchestrator {
       if (project.state !== 'failed') await this.retries.recoverFailures(project.projectId);
       await this.approvals.recover(project.projectId);
       // Announce open requests again: a crash may have come between storing one and publishing it.
+      // One that cannot be published (NATS down, refused) is logged: it fails neither the
+      // start nor another project; the reviewer still finds it in the project's status.
       for (const approval of await core.projects.listApprovals(project.projectId, 'pending')) {
-        await core.bus.publish({ kind: 'approval_requested', body: requestBody(approval) });
+        await this.approvals.announce(approval).catch((err: unknown) => {
+          core.logger.warn({ err, approvalId: approval.approvalId, projectId: project.projectId }, 'could not announce a pending approval request at start');
+        });
       }
       if (project.state === 'active') await this.promotion.promotePending(project.projectId);
     }

@@ -1,4 +1,4 @@
-import { ValidationError } from '../errors.js';
+import { FanOutLimitError, ValidationError } from '../errors.js';
 import { newTaskId } from '../domain/task.js';
 import type { TaskTypeCatalog } from '../domain/task-types.js';
 import { Pipeline, type PipelineInput, type EventRule, type PipelineEvent, type TaskTemplate } from '../domain/pipeline.js';
@@ -31,6 +31,19 @@ export interface CompletedTaskView {
 
 type Scope = Record<string, unknown>;
 
+export interface EventMapperOptions {
+  /** MAX_TASKS_PER_EVENT: an event (or rejection) that would create more is refused whole (FanOutLimitError). */
+  maxTasksPerEvent?: number;
+}
+
+/** A rejection's decision as the revision is planned from it (`$comment`, `$decision.…`). */
+export interface RejectionDecision {
+  comment?: string;
+  /** The shots (indexes) a rejection names, where its checkpoint takes them (Pipeline.rejectionShots). */
+  shots?: readonly number[];
+  [k: string]: unknown;
+}
+
 /**
  * Turns events into tasks by the declarative pipeline; pure (no I/O), so a whole
  * pipeline can be checked without servers.
@@ -38,8 +51,11 @@ type Scope = Record<string, unknown>;
 export class EventMapper {
   readonly pipeline: Pipeline;
   private readonly rules: ReadonlyMap<string, EventRule>;
+  /** MAX_TASKS_PER_EVENT (unbounded when not given). */
+  readonly maxTasksPerEvent: number;
 
-  constructor(pipeline: PipelineInput, catalog: TaskTypeCatalog) {
+  constructor(pipeline: PipelineInput, catalog: TaskTypeCatalog, options: EventMapperOptions = {}) {
+    this.maxTasksPerEvent = options.maxTasksPerEvent ?? Number.POSITIVE_INFINITY;
     const parsed = Pipeline.safeParse(pipeline);
     if (!parsed.success) {
       throw new ValidationError('invalid pipeline', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
@@ -65,18 +81,65 @@ export class EventMapper {
     return this.rules.get(eventType)?.completesProject ?? false;
   }
 
-  /** The tasks an event creates (empty when the pipeline has no rule for it). */
+  /**
+   * The tasks an event creates (empty when the pipeline has no rule for it). Throws
+   * ValidationError when the payload breaks the data contract, FanOutLimitError when it
+   * would create more than MAX_TASKS_PER_EVENT tasks (counted before any is planned).
+   */
   mapEventToTasks(event: PipelineEvent): PlannedTask[] {
     const rule = this.rules.get(event.type);
     if (!rule) return [];
-    return this.expand(rule.create, event.projectId, this.eventScope(event), event.type);
+    return this.expand(rule.create, event.projectId, this.eventScope(event), event.type, `event ${event.type} (${event.id})`);
   }
 
-  /** The revision tasks of a rejection at a checkpoint. */
-  mapRejection(checkpointEvent: PipelineEvent, decision: { comment?: string; [k: string]: unknown }): PlannedTask[] {
+  /**
+   * The revision tasks of a rejection at a checkpoint, from the decision as
+   * `rejectionDecision` checks and completes it (a preview rejection naming no shots redoes
+   * them all). Throws ValidationError (FanOutLimitError) when it cannot be planned.
+   */
+  mapRejection(checkpointEvent: PipelineEvent, decision: RejectionDecision): PlannedTask[] {
     const templates = this.pipeline.onReject[checkpointEvent.type] ?? [];
-    const scope = { ...this.eventScope(checkpointEvent), comment: decision.comment ?? '', decision };
-    return this.expand(templates, checkpointEvent.projectId, scope, `${checkpointEvent.type} rejection`);
+    const checked = { ...decision, ...this.rejectionDecision(checkpointEvent, decision) };
+    const scope = { ...this.eventScope(checkpointEvent), comment: checked.comment ?? '', decision: checked };
+    return this.expand(templates, checkpointEvent.projectId, scope, `${checkpointEvent.type} rejection`, `the rejection at ${checkpointEvent.type} (${checkpointEvent.id})`);
+  }
+
+  /**
+   * How many shots a rejection at this checkpoint may name (indexes 0 to count - 1): the
+   * length of its Pipeline.rejectionShots array; null where a rejection names no shots.
+   */
+  shotCount(checkpointEvent: PipelineEvent): number | null {
+    const ref = this.pipeline.rejectionShots[checkpointEvent.type];
+    if (ref === undefined) return null;
+    const items = resolveRef(ref, this.eventScope(checkpointEvent));
+    return Array.isArray(items) ? items.length : 0;
+  }
+
+  /**
+   * A rejection's decision checked against its checkpoint, before anything is committed:
+   * `shots` only where the checkpoint takes them (Pipeline.rejectionShots), each an index
+   * of its array, at most once; none named means every shot. Throws ValidationError.
+   */
+  rejectionDecision(checkpointEvent: PipelineEvent, decision: Pick<RejectionDecision, 'comment' | 'shots'>): { comment: string; shots?: number[] } {
+    const comment = decision.comment ?? '';
+    const { shots } = decision;
+    const count = this.shotCount(checkpointEvent);
+    const at = `a rejection at ${checkpointEvent.type}`;
+    if (count === null) {
+      if (shots !== undefined) {
+        const where = Object.keys(this.pipeline.rejectionShots);
+        throw new ValidationError(`${at} names no shots`, [`shots: given ${JSON.stringify(shots)}; shots are named only at ${where.length ? where.join(', ') : 'no checkpoint of this pipeline'}`]);
+      }
+      return { comment };
+    }
+    if (shots === undefined) return { comment, shots: Array.from({ length: count }, (_, i) => i) };
+    const outside = shots.filter((s) => !Number.isInteger(s) || s < 0 || s >= count);
+    if (outside.length) {
+      throw new ValidationError(`${at}: no such shot`, [`shots: ${outside.join(', ')} ${outside.length === 1 ? 'is' : 'are'} not among the ${count} shots (indexes ${count ? `0 to ${count - 1}` : 'none'})`]);
+    }
+    const twice = shots.filter((s, i) => shots.indexOf(s) !== i);
+    if (twice.length) throw new ValidationError(`${at}: a shot named twice`, [`shots: ${[...new Set(twice)].join(', ')}`]);
+    return { comment, shots: [...shots] };
   }
 
   /** The events a completed task raises. */
@@ -98,14 +161,21 @@ export class EventMapper {
     return { payload: event.payload, event: { id: event.id, type: event.type, projectId: event.projectId } };
   }
 
-  private expand(templates: readonly TaskTemplate[], projectId: string, scope: Scope, what: string): PlannedTask[] {
-    const byKey = new Map<string, { template: TaskTemplate; tasks: PlannedTask[] }>();
-    const out: PlannedTask[] = [];
-    for (const template of templates) {
+  private expand(templates: readonly TaskTemplate[], projectId: string, scope: Scope, what: string, label: string): PlannedTask[] {
+    // Checked and counted first: nothing is planned for an event over the limit.
+    const itemsOf = templates.map((template) => {
       const items = template.forEach === undefined ? null : resolveRef(template.forEach, scope);
       if (items !== null && !Array.isArray(items)) {
         throw new ValidationError(`${what}: ${template.forEach!.slice(1)} must be an array (for ${template.type})`);
       }
+      return items as unknown[] | null;
+    });
+    const count = itemsOf.reduce((n, items) => n + (items === null ? 1 : items.length), 0);
+    if (count > this.maxTasksPerEvent) throw new FanOutLimitError(label, count, this.maxTasksPerEvent);
+    const byKey = new Map<string, { template: TaskTemplate; tasks: PlannedTask[] }>();
+    const out: PlannedTask[] = [];
+    for (const [t, template] of templates.entries()) {
+      const items = itemsOf[t]!;
       const instances = items === null ? [{ scope }] : items.map((item, index) => ({ scope: { ...scope, item, index } }));
       const tasks = instances.map(({ scope: s }, index): PlannedTask => {
         const dependencies = template.dependsOn.flatMap((key) => {

@@ -79,4 +79,6 @@ export const VIDEO_PIPELINE: PipelineInput = {
     ],
     FINAL_VIDEO_READY: [{ key: 'final', type: 'GENERATE_FINAL_VIDEO', input: { previous: '$payload.video', comment: '$comment' } }],
   },
+  // A preview rejection names the shots to edit by index; naming none, it redoes them all.
+  rejectionShots: { PREVIEW_VIDEO_READY: '$payload.shots' },
 };

@@ -539,7 +539,7 @@ export function eventBusContract(name: string, factory: EventBusFactory, options
             },
           },
           { kind: 'project', body: { projectId: 'pa', state: 'paused', reason: 'budget_exhausted' } },
-          { kind: 'approval_requested', body: { approvalId: 'apr_1', projectId: 'pa', checkpoint: 'SCENE_WRITTEN', summary: { script: 'S' }, taskIds: ['t2'], expiresAt: null } },
+          { kind: 'approval_requested', body: { approvalId: 'apr_1', projectId: 'pa', checkpoint: 'SCENE_WRITTEN', summary: { script: 'S' }, counts: { tasks: 1 }, details: 'status', expiresAt: null } },
           { kind: 'approval_expired', body: { approvalId: 'apr_1', projectId: 'pa', checkpoint: 'SCENE_WRITTEN', policy: 'remind', at } },
         ];
         for (const m of messages) await h.bus.publish(m);

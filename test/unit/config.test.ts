@@ -24,6 +24,7 @@ describe('configuration', () => {
     expect(c.redis).toMatchObject({ host: '127.0.0.1', port: 6379, db: 0 });
     expect(c.nats.subjectPrefix).toBe('lap');
     expect(c.nats.servers).toEqual(['nats://127.0.0.1:4222']);
+    expect(c.ingest).toEqual({ maxTasksPerEvent: 10_000 });
   });
 
   it('reads and converts every kind of variable', () => {
@@ -38,7 +39,9 @@ describe('configuration', () => {
       NATS_URL: 'nats://a:4222, tls://b:4223',
       TASK_QUEUE_KEY: 'q',
       REDIS_DB: '3',
+      MAX_TASKS_PER_EVENT: '500',
     });
+    expect(c.ingest.maxTasksPerEvent).toBe(500);
     expect(c.scheduler).toMatchObject({ maxConcurrentTasks: 25, intervalMs: 250, taskTimeoutMs: 90_000 });
     expect(c.budget).toEqual({ checkEnabled: false, warningThreshold: 0.75 });
     expect(c.approval).toMatchObject({ enabled: false, timeoutMs: 300_000 });
@@ -79,6 +82,8 @@ describe('configuration', () => {
     ]);
     expect(problemsOf({ MAX_CONCURRENT_TASKS: '2.5' })).toEqual(['MAX_CONCURRENT_TASKS=2.5: expected a positive integer']);
     expect(problemsOf({ MAX_CONCURRENT_TASKS: '0' })).toEqual(['MAX_CONCURRENT_TASKS=0: expected a positive integer']);
+    expect(problemsOf({ MAX_TASKS_PER_EVENT: '0' })).toEqual(['MAX_TASKS_PER_EVENT=0: expected a positive number of tasks']);
+    expect(problemsOf({ MAX_TASKS_PER_EVENT: 'many' })).toEqual(['MAX_TASKS_PER_EVENT=many: expected a positive number of tasks']);
   });
 
   it('never shows a secret in an error', () => {

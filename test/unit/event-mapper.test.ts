@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { TaskTypeCatalog } from '../../src/domain/task-types.js';
 import { EventMapper } from '../../src/pipeline/event-mapper.js';
 import { VIDEO_PIPELINE } from '../../src/pipeline/video-pipeline.js';
-import { ValidationError } from '../../src/errors.js';
+import { FanOutLimitError, ValidationError } from '../../src/errors.js';
 import type { PipelineEvent } from '../../src/domain/pipeline.js';
 
 const catalog = new TaskTypeCatalog();
@@ -70,5 +70,46 @@ describe('EventMapper with the video pipeline', () => {
   it('refuses an invalid pipeline with the reasons', () => {
     expect(() => new EventMapper({ ...VIDEO_PIPELINE, rules: [{ on: 'X', create: [{ key: 'a', type: 'NOT_A_TYPE' }] }] }, catalog)).toThrow(/unknown task type NOT_A_TYPE/);
     expect(() => new EventMapper({ ...VIDEO_PIPELINE, rules: [{ on: 'X', create: [{ key: 'a', type: 'WRITE_SCRIPT', dependsOn: ['b'] }] }] }, catalog)).toThrow(/b is not an earlier key/);
+  });
+});
+
+describe('EventMapper: a preview rejection and the fan-out limit', () => {
+  const preview = event('PREVIEW_VIDEO_READY', { preview: 'p.mp4', shots: [{ p: 'a' }, { p: 'b' }, { p: 'c' }] });
+
+  it('a preview rejection without shots redoes every shot, then the preview', () => {
+    const tasks = mapper.mapRejection(preview, { comment: 'warmer' });
+    expect(tasks.map((t) => t.taskType)).toEqual(['EDIT_IMAGE', 'EDIT_IMAGE', 'EDIT_IMAGE', 'GENERATE_PREVIEW_VIDEO']);
+    expect(tasks.slice(0, 3).map((t) => t.input)).toEqual([0, 1, 2].map((shotIndex) => ({ shotIndex, comment: 'warmer' })));
+    expect(mapper.shotCount(preview)).toBe(3);
+    expect(mapper.shotCount(event('SCENE_WRITTEN', { script: 'S' }))).toBeNull();
+  });
+
+  it('refuses shots a preview does not have, a shot named twice, and shots at a checkpoint that names none', () => {
+    expect(() => mapper.mapRejection(preview, { shots: [3] })).toThrow(/no such shot: shots: 3 is not among the 3 shots \(indexes 0 to 2\)/);
+    expect(() => mapper.mapRejection(preview, { shots: [1, 1] })).toThrow(/a shot named twice/);
+    expect(() => mapper.mapRejection(event('SCENE_WRITTEN', { script: 'S' }), { shots: [0] })).toThrow(/names no shots.*only at PREVIEW_VIDEO_READY/);
+    // A preview whose payload has no shot list: nothing to name, the preview is redone.
+    expect(mapper.mapRejection(event('PREVIEW_VIDEO_READY', { preview: 'p.mp4' }), {}).map((t) => t.taskType)).toEqual(['GENERATE_PREVIEW_VIDEO']);
+  });
+
+  it('an event over MAX_TASKS_PER_EVENT is refused before any task is planned; one at the limit is planned', () => {
+    const limited = new EventMapper(VIDEO_PIPELINE, catalog, { maxTasksPerEvent: 10 });
+    const shots = (n: number) => event('SHOT_PLANNED', { shots: Array.from({ length: n }, (_, i) => i) });
+    expect(limited.mapEventToTasks(shots(4))).toHaveLength(10);
+    const refused = (() => {
+      try {
+        limited.mapEventToTasks(shots(5));
+      } catch (err) {
+        return err;
+      }
+    })();
+    expect(refused).toBeInstanceOf(FanOutLimitError);
+    expect(refused).toBeInstanceOf(ValidationError);
+    expect(refused).toMatchObject({ tasks: 12, limit: 10, message: 'event SHOT_PLANNED (evt-SHOT_PLANNED) would create 12 tasks, more than MAX_TASKS_PER_EVENT (10): refused, nothing created' });
+    expect(() => limited.mapRejection(event('PREVIEW_VIDEO_READY', { shots: Array.from({ length: 10 }, (_, i) => i) }), {})).toThrow(FanOutLimitError);
+  });
+
+  it('refuses rejectionShots at an event that is not a checkpoint', () => {
+    expect(() => new EventMapper({ ...VIDEO_PIPELINE, rejectionShots: { SHOT_PLANNED: '$payload.shots', NOT_ONE: '$payload.x' } }, catalog)).toThrow(/rejectionShots.NOT_ONE: NOT_ONE is not a checkpoint/);
   });
 });
