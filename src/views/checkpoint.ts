@@ -100,10 +100,12 @@ export function formatApproval(projectId: string, a: ReviewedApproval, media: Sh
   const entries = Object.entries(summary);
   if (entries.length === 0) lines.push('  (the request carries nothing to show)');
   for (const [k, v] of entries) lines.push(...field(k, v, '  ', 0, media));
-  const names = asList(summary.shots) !== null || a.counts?.shots !== undefined;
+  // Whether a rejection may name shots: the request says so (`counts.shots`); an older orchestrator's does not, its preview does.
+  const shots = a.counts ? a.counts.shots : a.checkpoint === 'PREVIEW_VIDEO_READY' ? (asList(summary.shots)?.count ?? undefined) : undefined;
+  const shotsHint = shots === undefined ? '' : ` [--shots 0,2]  (shots 0 to ${shots - 1}; without --shots, every shot is redone)`;
   lines.push(
     `  approve  orchestrator approve ${projectId} --approval ${a.approvalId}`,
-    `  reject   orchestrator reject ${projectId} --approval ${a.approvalId} --comment "what to change"${names && a.checkpoint === 'PREVIEW_VIDEO_READY' ? ' [--shots 0,2]' : ''}`,
+    `  reject   orchestrator reject ${projectId} --approval ${a.approvalId} --comment "what to change"${shotsHint}`,
   );
   return lines.join('\n');
 }

@@ -46,6 +46,11 @@ describe('review', () => {
     expect(bounded).toContain('  shots (100) — the first 3 shown\n    INDEX  PROMPT');
     expect(bounded).toContain('200 tasks wait for the decision');
     expect(formatApproval('prj_1', approval({ shots: { count: 100 } }), null)).toContain('  shots (100)');
+    // A rejection names shots where the request counts them (or, from an older orchestrator, at the preview).
+    expect(bounded).toContain('--comment "what to change" [--shots 0,2]  (shots 0 to 99; without --shots, every shot is redone)');
+    expect(whole).not.toContain('--shots');
+    expect(formatApproval('prj_1', approval({ shots }, { checkpoint: 'PREVIEW_VIDEO_READY' }), null)).toContain('(shots 0 to 2;');
+    expect(formatApproval('prj_1', approval({ shots }, { checkpoint: 'PREVIEW_VIDEO_READY', counts: { tasks: 5 } }), null)).not.toContain('--shots');
   });
 
   it('shows a script as text, URIs as they are, and anything else without failing', () => {
