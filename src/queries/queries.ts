@@ -1,4 +1,4 @@
-import { ProjectNotFoundError } from '../errors.js';
+import { ProjectNotFoundError, ValidationError } from '../errors.js';
 import {
   TASK_VIEW_DEPENDENCIES,
   type DeadLetterView,
@@ -81,6 +81,8 @@ export class Queries {
   }
 
   async projects(q: Extract<QueryRequest, { query: 'projects' }>): Promise<QueryAnswers['projects']> {
+    // A cursor names a row that exists (a mistyped one would give an empty page, read as the end).
+    if (q.after && !(await this.core.projects.getProject(q.after))) throw new ValidationError(`after: ${q.after} is no project (pass the previous page's next)`);
     // One more than asked: whether there is a next page.
     const rows = await this.core.projects.listProjectsPage({ ...(q.states ? { states: q.states } : {}), ...(q.after ? { after: q.after } : {}), limit: q.limit + 1 });
     const page = rows.slice(0, q.limit);
@@ -104,6 +106,9 @@ export class Queries {
 
   async tasks(q: Extract<QueryRequest, { query: 'tasks' }>): Promise<QueryAnswers['tasks']> {
     if (!(await this.core.projects.getProject(q.projectId))) throw new ProjectNotFoundError(q.projectId);
+    if (q.after && (await this.core.tasks.getTask(q.after))?.projectId !== q.projectId) {
+      throw new ValidationError(`after: ${q.after} is no task of ${q.projectId} (pass the previous page's next)`);
+    }
     const rows = await this.core.tasks.listProjectPage(q.projectId, { ...(q.statuses ? { statuses: q.statuses } : {}), ...(q.after ? { after: q.after } : {}), limit: q.limit + 1 });
     const page = rows.slice(0, q.limit);
     return { items: page.map(taskView), next: rows.length > q.limit ? (page[page.length - 1]?.taskId ?? null) : null };

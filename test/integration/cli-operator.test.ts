@@ -227,6 +227,10 @@ describe('projects, tasks and dlq', () => {
     const more = await cli(['projects', '--limit', '1']);
     expect(more.stdout).toContain(`more: orchestrator projects --after ${b}`);
 
+    const cursor = await cli(['projects', '--after', 'prj_nope']);
+    expect(cursor.code).toBe(1);
+    expect(cursor.stderr).toContain("after: prj_nope is no project (pass the previous page's next) [ERR_VALIDATION]");
+
     const cancelled = json<Page>(await cli(['projects', '--state', 'cancelled', '--json']));
     expect(cancelled.items.map((p) => p.projectId)).not.toContain(a);
     const badState = await cli(['projects', '--state', 'sleeping']);
@@ -272,6 +276,10 @@ describe('projects, tasks and dlq', () => {
     expect(page2.items.map((t) => t.taskId)).toEqual(all.items.slice(2, 4).map((t) => t.taskId));
     const final = json<Page>(await cli(['tasks', projectId, '--state', 'running,failed', '--json']));
     expect(final.items).toEqual([]);
+
+    const cursor = await cli(['tasks', projectId, '--after', 'tsk_nope']);
+    expect(cursor.code).toBe(1);
+    expect(cursor.stderr).toContain(`after: tsk_nope is no task of ${projectId}`);
 
     const unknown = await cli(['tasks', 'prj_nope']);
     expect(unknown.code).toBe(1);
