@@ -26,6 +26,15 @@ export type NatsConnectionOptions = Omit<OrchestratorConfig['nats'], 'subjectPre
 export const DEFAULT_RECONNECT_TIME_WAIT_MS = 2_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 
+/**
+ * The prefix of the connection's reply subjects (`inboxPrefix`, default `_INBOX`): what
+ * makes its own inboxes, beside nats.js's requests, must use it too, or a user allowed to
+ * subscribe only to `<inboxPrefix>.>` is refused them.
+ */
+export function inboxPrefixOf(nc: NatsConnection): string | undefined {
+  return (nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix || undefined;
+}
+
 /** The servers, safe to log (credentials embedded in URLs are masked). */
 export function describeNatsServers(servers: readonly string[]): string {
   return servers.map((s) => redactUrl(s)).join(',');
@@ -51,6 +60,7 @@ export async function buildConnectOptions(options: NatsConnectionOptions): Promi
     // one per dispatch on the hot path; failures still carry their own message and cause.
     noAsyncTraces: true,
   };
+  if (options.inboxPrefix !== undefined) opts.inboxPrefix = options.inboxPrefix;
   if (options.user !== undefined) opts.user = options.user;
   if (options.password !== undefined) opts.pass = options.password;
   if (options.token !== undefined) opts.token = options.token;
