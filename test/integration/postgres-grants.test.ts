@@ -7,13 +7,13 @@ import { createBlackboard } from '../../src/adapters/blackboards.js';
 import { InProcessEventBus } from '../../src/adapters/memory/event-bus.js';
 import { DEFAULT_MIGRATIONS_DIR, migrate } from '../../src/adapters/postgres/migrate.js';
 import { PgSqlClient } from '../../src/adapters/postgres/sql-client.js';
-import { run } from '../../src/cli/main.js';
 import { loadConfig } from '../../src/config/config.js';
 import { runDemo } from '../../src/demo/demo.js';
 import { MigrationError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logger.js';
 import { closeClients, connectTestRedis, deleteKeysWithPrefix, randomPrefix, TEST_REDIS_URL } from '../helpers/redis.js';
 import { TEST_DATABASE_URL } from '../helpers/pg-schema.js';
+import { runCli } from '../helpers/service-process.js';
 
 /**
  * deploy/postgres/roles.sql on the shared server, under names of this file's own (a schema
@@ -88,10 +88,9 @@ describe('the PostgreSQL roles of deploy/postgres/roles.sql', () => {
   });
 
   it('`orchestrator migrate` as the owner, then the runtime role starts without DDL and runs a project to completion', async () => {
-    const out: string[] = [];
-    const io = { out: (l: string) => out.push(l), err: (l: string) => out.push(l), env: env(OWNER) };
-    expect(await run(['migrate'], io), out.join('\n')).toBe(0);
-    expect(out.join('\n')).toMatch(/^applied: /);
+    const migrated = await runCli(['migrate'], env(OWNER));
+    expect(migrated.code, migrated.stderr).toBe(0);
+    expect(migrated.stdout).toMatch(/^applied: /);
 
     const runtime = client(RUNTIME);
     await expect(runtime.query('CREATE TABLE sneaky (id int)')).rejects.toThrow(/permission denied/);

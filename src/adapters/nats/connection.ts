@@ -12,6 +12,7 @@ import { redactUrl, type OrchestratorConfig } from '../../config/config.js';
 import { ConfigError, ServiceUnavailableError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import { unusableServer } from '../unusable-server.js';
+import { diagnoseTls } from './tls-diagnosis.js';
 
 /** The parsed `nats` configuration, plus connection tuning (all optional). */
 export type NatsConnectionOptions = Omit<OrchestratorConfig['nats'], 'subjectPrefix' | 'maxPayloadBytes' | 'ackWaitSeconds'> & {
@@ -96,12 +97,21 @@ export async function connectNats(options: NatsConnectionOptions, logger: Logger
   try {
     nc = await connect(connectOptions);
   } catch (err) {
-    const detail = redactUrl(err instanceof Error ? err.message : String(err));
+    let detail = redactUrl(err instanceof Error ? err.message : String(err));
+    // A refused client certificate ends nats.js's connect with `timeout` alone: ask the server why.
+    if (isTimeout(err)) {
+      const why = await diagnoseTls(options.servers, options.tls, Math.min(connectOptions.timeout ?? DEFAULT_CONNECT_TIMEOUT_MS, 3_000)).catch(() => null);
+      if (why !== null) detail = `${why} (nats.js said: ${detail})`;
+    }
     throw unusableServer('nats', 'NATS', target, detail, 'NATS_URL, NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_CREDS_FILE, NATS_NKEY_SEED_FILE, NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE, NATS_TLS_KEY_FILE', err);
   }
   logger.info({ servers: target, server: nc.getServer() }, 'connected to NATS');
   void logStatus(nc, logger);
   return nc;
+}
+
+function isTimeout(err: unknown): boolean {
+  return err instanceof Error && (err.name === 'TimeoutError' || err.message === 'timeout');
 }
 
 async function logStatus(nc: NatsConnection, logger: Logger): Promise<void> {
