@@ -16,13 +16,14 @@ import { startService, type OrchestratorService } from '../../src/service.js';
 import { newProjectId, tasksOf } from '../helpers/e2e-project.js';
 import { collect, connectTestNats, waitFor, type Collected } from '../helpers/nats.js';
 import { TestNatsServer } from '../helpers/nats-server.js';
+import { startAgents, stopAll, type ManagedProcess } from '../helpers/service-process.js';
 import { createTestSchema, TEST_DATABASE_URL, type TestSchema } from '../helpers/pg-schema.js';
 import { closeClients, connectTestRedis, deleteKeysWithPrefix, randomPrefix, TEST_REDIS_URL } from '../helpers/redis.js';
 
 /**
  * The NATS permissions of deploy/nats, on a private nats-server that loads them: the
  * orchestrator user runs a project, one user per agent (agent.conf copied per agent, as it
- * says) does the work, a client user publishes the event and the decision, and the server
+ * says; script_writer is the agents example, run as a process with AGENTS=script_writer) does the work, a client user publishes the event and the decision, and the server
  * logs no permission violation. Then an agent's user is refused what is not its own: events,
  * control requests, approval decisions, another agent's tasks, every reply subject.
  */
@@ -45,6 +46,7 @@ let service: OrchestratorService | undefined;
 let client: NatsConnection;
 const agentConnections = new Map<string, NatsConnection>();
 const workers: AgentWorker[] = [];
+let examplesProcess: ManagedProcess | undefined;
 let projects: Collected<ProjectStatusMessage>[];
 let requests: Collected<{ approvalId: string; checkpoint: string }>[];
 
@@ -94,7 +96,18 @@ beforeAll(async () => {
     INSTANCE_ID: 'nats-permissions',
   });
   service = await startService(config, silentLogger());
+  // script_writer: the agents example as its own process, as deploy/nats says to run it.
+  examplesProcess = await startAgents({
+    NATS_URL: server.url,
+    NATS_USER: 'script_writer',
+    NATS_PASSWORD: PASSWORDS.NATS_AGENT_PASSWORD,
+    NATS_INBOX_PREFIX: '_INBOX.script_writer',
+    AGENTS: 'script_writer',
+    AGENT_DURATION_MS: '20',
+    LOG_LEVEL: 'warn',
+  });
   for (const agent of AGENTS) {
+    if (agent === 'script_writer') continue;
     const nc = await connectAs(agent, PASSWORDS.NATS_AGENT_PASSWORD, { NATS_INBOX_PREFIX: `_INBOX.${agent}` });
     agentConnections.set(agent, nc);
     workers.push(
@@ -115,6 +128,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.allSettled(workers.map((w) => w.stop({ abort: true })));
+  await stopAll([examplesProcess]);
   await service?.stop();
   await Promise.allSettled([...agentConnections.values()].map((nc) => nc.close()));
   await client?.close();
@@ -129,7 +143,7 @@ afterAll(async () => {
 const violations = () => server.output.split('\n').filter((line) => /violation/i.test(line));
 
 describe('the NATS permissions of deploy/nats', () => {
-  it('run a project: the orchestrator, 16 agents and a client each as its own user, no permission violation', async () => {
+  it('run a project: the orchestrator, 16 agents (one of them the agents example) and a client each as its own user, no permission violation', async () => {
     const projectId = newProjectId();
     const event = {
       id: `${projectId}:created`,
@@ -151,6 +165,9 @@ describe('the NATS permissions of deploy/nats', () => {
       `project completed\n${violations().join('\n')}`,
       90_000,
     );
+    // A control request from the client, answered by the orchestrator (allow_responses).
+    const reply = await client.request(`${PREFIX}.control.${projectId}`, JSON.stringify({ action: 'status' }), { timeout: 10_000 });
+    expect(reply.json<{ ok: boolean; result?: { project?: { state?: string } } }>()).toMatchObject({ ok: true, result: { project: { state: 'completed' } } });
     const tasks = await tasksOf(schema.client(), projectId);
     expect(tasks.length).toBeGreaterThan(10);
     expect(tasks.filter((t) => t.status !== 'COMPLETED')).toEqual([]);
@@ -159,7 +176,8 @@ describe('the NATS permissions of deploy/nats', () => {
 
   it('refuse an agent events, control requests, approval decisions, other agents\' tasks and others\' replies', async () => {
     const projectId = newProjectId();
-    const agent = agentConnections.get('script_writer')!;
+    const agent = await connectAs('script_writer', PASSWORDS.NATS_AGENT_PASSWORD, { NATS_INBOX_PREFIX: '_INBOX.script_writer' });
+    agentConnections.set('script_writer', agent);
     const js = jetstream(agent);
     const refused = /permissions violation/i;
     await expect(agent.request(`${PREFIX}.control.${projectId}`, JSON.stringify({ action: 'status' }), { timeout: 5_000 })).rejects.toThrow(refused);

@@ -19,11 +19,15 @@ export interface TlsFiles {
   keyFile?: string;
 }
 
+/** Asks the servers in turn, `timeoutMs` in all. */
 export async function diagnoseTls(servers: readonly string[], tls: TlsFiles | undefined, timeoutMs = 3_000): Promise<string | null> {
+  const deadline = Date.now() + timeoutMs;
   for (const server of servers) {
     const target = hostPort(server);
+    const left = deadline - Date.now();
+    if (left <= 0) break;
     if (!target) continue;
-    const found = await probe(target, tls ?? {}, timeoutMs).catch(() => null);
+    const found = await probe(target, tls ?? {}, left).catch(() => null);
     if (found) return found;
   }
   return null;
