@@ -2,7 +2,9 @@ import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { builtinModules } from 'node:module';
+import type { AddressInfo } from 'node:net';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -123,6 +125,34 @@ describe('Dockerfile', () => {
     expect(inRuntime('EXPOSE')[0]!.args).toBe('8080');
     const names = [...env.matchAll(/(\w+)=/g)].map((m) => m[1]!);
     expect(names.filter((n) => !known(n))).toEqual([]);
+  });
+
+  it('has a HEALTHCHECK command that exits 0 when /readyz answers 200 on HTTP_ADDR\'s port, 1 otherwise', async () => {
+    const args = inRuntime('HEALTHCHECK')[0]!.args;
+    const command = JSON.parse(args.slice(args.indexOf('CMD ') + 4)) as string[];
+    expect(command.slice(0, 2)).toEqual(['node', '-e']);
+    let ready = 200;
+    const paths: string[] = [];
+    const http = createHttpServer((req, res) => {
+      paths.push(req.url ?? '');
+      res.writeHead(req.url === '/readyz' ? ready : 404).end();
+    });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const port = (http.address() as AddressInfo).port;
+    const check = (env: Record<string, string>) =>
+      new Promise<number | null>((resolve) => {
+        const child = spawn(process.execPath, command.slice(1), { env: { ...process.env, ...env }, stdio: 'ignore' });
+        child.once('exit', (code) => resolve(code));
+      });
+    try {
+      expect(await check({ HTTP_ADDR: `0.0.0.0:${port}` })).toBe(0);
+      ready = 503;
+      expect(await check({ HTTP_ADDR: `0.0.0.0:${port}` })).toBe(1);
+      expect(paths).toEqual(['/readyz', '/readyz']);
+      expect(await check({ HTTP_ADDR: `0.0.0.0:${await freePort()}` })).toBe(1); // nothing listens
+    } finally {
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    }
   });
 
   it('installs only the production dependencies into the runtime image', () => {
