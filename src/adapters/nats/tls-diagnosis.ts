@@ -3,6 +3,13 @@ import { X509Certificate } from 'node:crypto';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 
+/** The client's TLS files, as NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE give them. */
+export interface TlsFiles {
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+}
+
 /**
  * Why a TLS connection to NATS failed, where the client can know it. A server that
  * requires client certificates (`tls { verify: true }`) refuses a missing or untrusted one
@@ -12,14 +19,8 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
  * is named before any handshake; otherwise it makes the handshake with the same files,
  * sends CONNECT and PING, and reads the alert that answers (or PONG: TLS is not the cause).
  * Null when it finds nothing to say (not TLS, not reachable, or the handshake works).
+ * Asks the servers in turn, `timeoutMs` in all.
  */
-export interface TlsFiles {
-  caFile?: string;
-  certFile?: string;
-  keyFile?: string;
-}
-
-/** Asks the servers in turn, `timeoutMs` in all. */
 export async function diagnoseTls(servers: readonly string[], tls: TlsFiles | undefined, timeoutMs = 3_000): Promise<string | null> {
   const deadline = Date.now() + timeoutMs;
   for (const server of servers) {
