@@ -70,7 +70,12 @@ export async function createBlackboard(config: OrchestratorConfig, logger: Logge
     onError: (message, err) => logger.error({ err }, message),
   });
   try {
-    if (config.database.schema !== 'public') await sql.query(`CREATE SCHEMA IF NOT EXISTS ${config.database.schema}`);
+    // Created only when missing: CREATE SCHEMA IF NOT EXISTS asks for the right to create
+    // schemas even when it exists, which the runtime role (deploy/postgres) does not have.
+    const schema = config.database.schema;
+    if (schema !== 'public' && (await sql.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).rows.length === 0) {
+      await sql.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    }
     await sql.query('SELECT 1');
   } catch (err) {
     await sql.close().catch(() => undefined);

@@ -5,7 +5,7 @@ import { connectStatelyInspector } from '../inspect/stately.js';
 import { startService } from '../service.js';
 import type { CliIo, ParsedArgs } from './types.js';
 
-const HINT = 'docker compose up -d (in this repository) starts PostgreSQL, Redis and NATS on their default ports';
+const HINT = 'docker compose up -d postgres redis nats (in this repository) starts PostgreSQL, Redis and NATS on their default ports';
 
 /**
  * `orchestrator start`: the service with the real adapters from the environment,

@@ -31,6 +31,8 @@ export interface OrchestratorConfig {
     credsFile?: string;
     nkeySeedFile?: string;
     tls?: { caFile?: string; certFile?: string; keyFile?: string };
+    /** The reply subjects' prefix (nats.js `inboxPrefix`); default `_INBOX`. */
+    inboxPrefix?: string;
     maxPayloadBytes: number;
     ackWaitSeconds: number;
   };
@@ -74,6 +76,7 @@ export type ConfigOverrides = DeepPartial<{
     credsFile: string;
     nkeySeedFile: string;
     tls: { caFile: string; certFile: string; keyFile: string };
+    inboxPrefix: string;
     maxPayloadBytes: number;
     ackWaitSeconds: number;
   };

@@ -1,6 +1,6 @@
 import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { ServiceUnavailableError } from '../../errors.js';
-import { followConnection } from './connection.js';
+import { followConnection, inboxPrefixOf } from './connection.js';
 
 /** What the stream answers to a stored message. */
 export interface PubAck {
@@ -83,7 +83,7 @@ export class JetStreamPublisher {
 
   private start(): string {
     if (this.prefix !== null) return this.prefix;
-    const prefix = createInbox();
+    const prefix = createInbox(inboxPrefixOf(this.nc));
     this.prefix = prefix;
     this.sub = this.nc.subscribe(`${prefix}.*`, { callback: (err, msg) => this.onReply(err, msg) });
     this.sweeper = setInterval(() => this.sweep(), 1_000);
