@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,8 @@ export interface NatsServerOptions {
   pass?: string;
   /** The server's certificate and key: every client must use TLS (`--tls`). */
   tls?: { certFile: string; keyFile: string };
+  /** A configuration file's text (users and their permissions, say), passed with `-c` (the flags above still apply). */
+  config?: string;
 }
 
 export class TestNatsServer {
@@ -99,8 +101,13 @@ export class TestNatsServer {
     await rm(this.storeDir, { recursive: true, force: true });
   }
 
-  private launch(): Promise<void> {
+  private async launch(): Promise<void> {
     const args = ['-js', '-a', '127.0.0.1', '-p', String(this.port), '-sd', this.storeDir, '-n', `test-${this.port}`];
+    if (this.options.config !== undefined) {
+      const file = join(this.storeDir, 'server.conf');
+      await writeFile(file, this.options.config);
+      args.push('-c', file);
+    }
     if (this.options.user !== undefined) args.push('--user', this.options.user);
     if (this.options.pass !== undefined) args.push('--pass', this.options.pass);
     if (this.options.tls !== undefined) args.push('--tls', '--tlscert', this.options.tls.certFile, '--tlskey', this.options.tls.keyFile);
