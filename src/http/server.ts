@@ -34,8 +34,9 @@ export interface HttpServer {
  */
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const { host, logger } = options;
-  // Request logging off: a scrape or a probe every few seconds is not news. Errors are logged below.
-  const app = Fastify({ logger: false, disableRequestLogging: true, return503OnClosing: true, forceCloseConnections: 'idle' });
+  // Fastify's own logger off (no line per request: a scrape or a probe every few seconds is
+  // not news); failed requests are logged below, with the service's logger.
+  const app = Fastify({ logger: false, return503OnClosing: true, forceCloseConnections: 'idle' });
   app.setErrorHandler((err, request, reply) => {
     logger.error({ err, url: request.url }, 'http request failed');
     void reply.code(500).type('text/plain; charset=utf-8').send('internal error\n');

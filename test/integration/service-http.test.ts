@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProjectStatusMessage } from '../../src/domain/messages.js';
 import { newProjectId, PIPELINE_TASKS, projectRow, publishDecision, publishProjectCreated } from '../helpers/e2e-project.js';
 import { TestNatsServer } from '../helpers/nats-server.js';
+import { PrivatePostgres } from '../helpers/private-postgres.js';
 import { NatsWatch, until } from '../helpers/nats-watch.js';
 import { startAgents, startService, stopAll, type ManagedProcess } from '../helpers/service-process.js';
 import { createServiceScope, type ServiceScope } from '../helpers/service-scope.js';
@@ -11,7 +12,8 @@ import { createServiceScope, type ServiceScope } from '../helpers/service-scope.
  * The operator's HTTP surface of `orchestrator start` (real PostgreSQL, Redis and NATS,
  * under this file's own names; HTTP on a free port): /livez, /readyz with its checks, and
  * /metrics scraped while a whole project runs, its counters compared with the audit log.
- * Then /readyz of a service whose NATS user may not subscribe to `<prefix>.control.>`.
+ * Then /readyz of a service whose NATS user may not subscribe to `<prefix>.control.>`, and
+ * of one whose (private) PostgreSQL goes away and comes back.
  */
 
 let scope: ServiceScope;
@@ -197,6 +199,42 @@ describe('readiness with a NATS user that may not subscribe to the control subje
     expect(ready.text).toContain('[+]inbound_consumer ok');
     expect(ready.text).toContain('[+]postgres ok');
     expect(ready.text).not.toContain('orch-secret');
+    expect((await service.stop('SIGTERM')).code).toBe(0);
+  }, 120_000);
+});
+
+describe('readiness when PostgreSQL goes away', () => {
+  let pg: PrivatePostgres | undefined;
+  let own: ServiceScope | undefined;
+
+  afterAll(async () => {
+    await own?.cleanup().catch(() => undefined);
+    await pg?.dispose();
+  }, 60_000);
+
+  it('answers 503 naming postgres and migrations while the server is down, and 200 once it is back', async () => {
+    pg = await PrivatePostgres.start();
+    own = await createServiceScope();
+    const env = { ...own.env, DATABASE_URL: pg.url };
+    delete (env as Record<string, string | undefined>).DATABASE_SCHEMA;
+    const service = await startService(env, 'orchestrator (private PostgreSQL)');
+    processes.push(service);
+    const url = httpUrl(service);
+    expect((await readyz(url)).status).toBe(200);
+
+    await pg.stop();
+    const down = await readyz(url);
+    expect(down.status, down.text).toBe(503);
+    expect(down.json.failing).toEqual(expect.arrayContaining(['postgres', 'migrations']));
+    expect(down.json.failing).not.toContain('redis');
+    expect(down.text).toMatch(/\[-\]postgres failed: /);
+    expect((await fetch(`${url}/livez`)).status).toBe(200);
+    // The stored-state gauges are left out while their source cannot be read; the scrape still answers.
+    const scraped = await scrape(url);
+    expect(sum(scraped, 'lap_metrics_collect_errors_total', { source: 'postgres' })).toBeGreaterThanOrEqual(1);
+
+    await pg.startAgain();
+    await until(async () => (await readyz(url)).status === 200, `ready again\n${service.describe()}`);
     expect((await service.stop('SIGTERM')).code).toBe(0);
   }, 120_000);
 });
