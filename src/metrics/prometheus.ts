@@ -1,9 +1,10 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Logger } from 'pino';
 import { TASK_STATUSES, type TaskStatus } from '../domain/task.js';
 import type { InboundOutcome, Metrics } from '../ports/metrics.js';
 import type { OperatorStats } from '../ports/operator-stats.js';
 import type { TaskQueue } from '../ports/task-queue.js';
+import { LocalCounter, LocalHistogram } from './cells.js';
 
 /** The one prefix of the orchestrator's own metrics (the default process metrics keep their standard names). */
 export const METRICS_PREFIX = 'lap_';
@@ -30,7 +31,17 @@ export interface ScrapeSources {
 
 const seconds = (ms: number): number => Math.max(0, ms) / 1000;
 
-type Child = { inc(): void };
+/** An attempt's outcome label, by the state it ended in. */
+const OUTCOME: Record<TaskStatus, string> = {
+  PENDING: 'pending',
+  READY: 'ready',
+  RUNNING: 'running',
+  COMPLETED: 'completed',
+  FAILED: 'failed',
+  CANCELLED: 'cancelled',
+  WAITING_APPROVAL: 'waiting_approval',
+};
+
 
 /**
  * The operator's metrics in the Prometheus format (prom-client), on a registry of its own
@@ -46,14 +57,15 @@ type Child = { inc(): void };
  */
 export class PrometheusMetrics implements Metrics {
   readonly registry = new Registry();
-  private readonly transitions: Counter<'task_type' | 'from' | 'to'>;
-  private readonly transitionChildren = new Map<string, Map<string, Map<string, Child>>>();
-  private readonly readyWait: Histogram<'task_type'>;
-  private readonly attemptDuration: Histogram<'task_type' | 'outcome'>;
-  private readonly inboundMessages: Counter<'kind' | 'outcome'>;
+  // The hot path's (every transition, every message): cells of plain numbers (cells.ts).
+  private readonly transitions: LocalCounter;
+  private readonly readyWait: LocalHistogram;
+  private readonly attemptDuration: LocalHistogram;
+  private readonly inboundMessages: LocalCounter;
+  private readonly reactions: LocalCounter;
+  // The rare ones: prom-client's own.
   private readonly deadLetters: Counter<'source' | 'reason'>;
-  private readonly approvalWait: Histogram<'decision'>;
-  private readonly reactions: Counter<'reaction' | 'outcome'>;
+  private readonly approvalWait: LocalHistogram;
   private readonly collectErrors: Counter<'source'>;
   private readonly tasks: Gauge<'status'>;
   private readonly queueDepth: Gauge;
@@ -73,51 +85,18 @@ export class PrometheusMetrics implements Metrics {
   constructor(private readonly options: { logger?: Logger; defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
     const p = METRICS_PREFIX;
-    this.transitions = new Counter({
-      name: `${p}task_transitions_total`,
-      help: 'Committed task transitions, by task type, from and to (from="none": the creation)',
-      labelNames: ['task_type', 'from', 'to'],
-      registers,
-    });
-    this.readyWait = new Histogram({
-      name: `${p}task_ready_wait_seconds`,
-      help: 'Time from READY to RUNNING (tasks made READY by this process)',
-      labelNames: ['task_type'],
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
-      registers,
-    });
-    this.attemptDuration = new Histogram({
-      name: `${p}task_attempt_duration_seconds`,
-      help: 'Duration of an attempt, RUNNING to its end, by task type and outcome (completed, failed, cancelled)',
-      labelNames: ['task_type', 'outcome'],
-      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
-      registers,
-    });
-    this.inboundMessages = new Counter({
-      name: `${p}inbound_messages_total`,
-      help: 'Inbound messages settled, by kind (event, result, results, heartbeat, decision, control, invalid) and outcome (handled, retried, dead_lettered, refused)',
-      labelNames: ['kind', 'outcome'],
-      registers,
-    });
+    this.transitions = new LocalCounter(`${p}task_transitions_total`, 'Committed task transitions, by task type, from and to (from="none": the creation)', ['task_type', 'from', 'to'], this.registry);
+    this.readyWait = new LocalHistogram(`${p}task_ready_wait_seconds`, 'Time from READY to RUNNING (tasks made READY by this process)', ['task_type'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300], this.registry);
+    this.attemptDuration = new LocalHistogram(`${p}task_attempt_duration_seconds`, 'Duration of an attempt, RUNNING to its end, by task type and outcome (completed, failed, cancelled)', ['task_type', 'outcome'], [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600], this.registry);
+    this.inboundMessages = new LocalCounter(`${p}inbound_messages_total`, 'Inbound messages settled, by kind (event, result, results, heartbeat, decision, control, invalid) and outcome (handled, retried, dead_lettered, refused)', ['kind', 'outcome'], this.registry);
     this.deadLetters = new Counter({
       name: `${p}dead_letters_total`,
       help: 'Dead letters, by source (task: a task or raised event given up on; message: an inbound message) and reason code',
       labelNames: ['source', 'reason'],
       registers,
     });
-    this.approvalWait = new Histogram({
-      name: `${p}approval_wait_seconds`,
-      help: 'Time from an approval request to its decision, by decision (approved, rejected, expired)',
-      labelNames: ['decision'],
-      buckets: [1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400],
-      registers,
-    });
-    this.reactions = new Counter({
-      name: `${p}reactions_total`,
-      help: 'Reactions (a project\'s follow-ups of a commit) run, by reaction and outcome (ok, failed: the sweep finishes it)',
-      labelNames: ['reaction', 'outcome'],
-      registers,
-    });
+    this.approvalWait = new LocalHistogram(`${p}approval_wait_seconds`, 'Time from an approval request to its decision, by decision (approved, rejected, expired)', ['decision'], [1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400], this.registry);
+    this.reactions = new LocalCounter(`${p}reactions_total`, 'Reactions (a project\'s follow-ups of a commit) run, by reaction and outcome (ok, failed: the sweep finishes it)', ['reaction', 'outcome'], this.registry);
     this.collectErrors = new Counter({
       name: `${p}metrics_collect_errors_total`,
       help: 'Scrapes whose source could not be read (its gauges are left out of that scrape), by source',
@@ -156,7 +135,7 @@ export class PrometheusMetrics implements Metrics {
   // ---- the Metrics port ---------------------------------------------------------------
 
   taskStep(taskId: string, taskType: string, from: TaskStatus | null, to: TaskStatus, at: number, startedAt: number | null): void {
-    this.transitionChild(taskType, from ?? 'none', to).inc();
+    this.transitions.at(taskType, from ?? 'none', to).value++;
     if (to === 'READY') {
       if (from !== 'READY') {
         this.readySince.set(taskId, at);
@@ -166,16 +145,16 @@ export class PrometheusMetrics implements Metrics {
       const since = this.readySince.get(taskId);
       if (since !== undefined) {
         this.readySince.delete(taskId);
-        if (to === 'RUNNING') this.readyWait.observe({ task_type: taskType }, seconds(at - since));
+        if (to === 'RUNNING') this.readyWait.at(taskType).observe(seconds(at - since));
       }
     }
     if (from === 'RUNNING' && to !== 'RUNNING' && startedAt !== null) {
-      this.attemptDuration.observe({ task_type: taskType, outcome: to.toLowerCase() }, seconds(at - startedAt));
+      this.attemptDuration.at(taskType, OUTCOME[to]).observe(seconds(at - startedAt));
     }
   }
 
   inbound(kind: string, outcome: InboundOutcome): void {
-    this.inboundMessages.inc({ kind, outcome });
+    this.inboundMessages.at(kind, outcome).value++;
   }
 
   deadLetter(source: 'task' | 'message', code: string): void {
@@ -183,25 +162,14 @@ export class PrometheusMetrics implements Metrics {
   }
 
   approvalDecided(decision: string, waitMs: number): void {
-    this.approvalWait.observe({ decision }, seconds(waitMs));
+    this.approvalWait.at(decision).observe(seconds(waitMs));
   }
 
   reaction(what: string, failed: boolean): void {
-    this.reactions.inc({ reaction: what, outcome: failed ? 'failed' : 'ok' });
+    this.reactions.at(what, failed ? 'failed' : 'ok').value++;
   }
 
   // ---- internals ----------------------------------------------------------------------
-
-  /** The counter's child for the labels, cached (the hot path: no label hashing per transition). */
-  private transitionChild(taskType: string, from: string, to: string): Child {
-    let byFrom = this.transitionChildren.get(taskType);
-    if (!byFrom) this.transitionChildren.set(taskType, (byFrom = new Map()));
-    let byTo = byFrom.get(from);
-    if (!byTo) byFrom.set(from, (byTo = new Map()));
-    let child = byTo.get(to);
-    if (!child) byTo.set(to, (child = this.transitions.labels(taskType, from, to)));
-    return child;
-  }
 
   private async collect(): Promise<void> {
     const { stats, queue, runtime } = this.sources;
