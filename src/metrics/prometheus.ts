@@ -18,7 +18,7 @@ export interface RuntimeFigures {
   leasesHeld: number;
   /** Projects whose reactions (follow-ups of commits) are queued or running here. */
   reactionsPending: number;
-  /** Status notices committed here and not yet taken by the bus. */
+  /** Writes committed here whose status notices the bus has not all taken yet, plus the notices it refused. */
   noticesPending: number;
 }
 
@@ -112,7 +112,7 @@ export class PrometheusMetrics implements Metrics {
     this.dispatchBacklog = new Gauge({ name: `${p}dispatch_outbox_backlog`, help: 'Dispatches written RUNNING whose publish the bus has not confirmed (the whole deployment)', registers });
     this.leasesHeld = new Gauge({ name: `${p}leases_held`, help: 'Task leases this process holds', registers });
     this.reactionsPending = new Gauge({ name: `${p}reactions_pending`, help: 'Projects whose reactions are queued or running in this process', registers });
-    this.noticesPending = new Gauge({ name: `${p}notices_pending`, help: 'Status notices committed by this process and not yet taken by the bus', registers });
+    this.noticesPending = new Gauge({ name: `${p}notices_pending`, help: 'Writes of this process whose status notices the bus has not all taken yet, and notices it refused (retried)', registers });
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
