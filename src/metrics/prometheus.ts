@@ -147,6 +147,9 @@ export class PrometheusMetrics implements Metrics {
         this.readySince.delete(taskId);
         if (to === 'RUNNING') this.readyWait.at(taskType).observe(seconds(at - since));
       }
+    } else if (to === 'COMPLETED' || to === 'CANCELLED') {
+      // Made READY here, dispatched by another instance: forgotten once seen final.
+      this.readySince.delete(taskId);
     }
     if (from === 'RUNNING' && to !== 'RUNNING' && startedAt !== null) {
       this.attemptDuration.at(taskType, OUTCOME[to]).observe(seconds(at - startedAt));
