@@ -119,7 +119,17 @@ export async function createBlackboard(config: OrchestratorConfig, logger: Logge
     {
       queue: new RedisTaskQueue({ redis, key: config.queue.key }),
       locks: new RedisLockManager({ redis, prefix: config.redis.keyPrefix }),
-      checks: [...sqlHealthChecks(sql), { name: 'redis', check: async () => void (await redis.ping()) }],
+      checks: [
+        ...sqlHealthChecks(sql),
+        {
+          name: 'redis',
+          check: async () => {
+            // Not connected: said at once (a PING would wait in the offline queue).
+            if (redis.status !== 'ready') throw new Error(`not connected (${redis.status})${lastRedisError ? `: ${lastRedisError.message}` : ''}`);
+            await redis.ping();
+          },
+        },
+      ],
     },
     async () => {
       await redis.quit().catch(() => redis.disconnect());

@@ -4,6 +4,7 @@ import type { ProjectStatusMessage } from '../../src/domain/messages.js';
 import { newProjectId, PIPELINE_TASKS, projectRow, publishDecision, publishProjectCreated } from '../helpers/e2e-project.js';
 import { TestNatsServer } from '../helpers/nats-server.js';
 import { PrivatePostgres } from '../helpers/private-postgres.js';
+import { PrivateRedis } from '../helpers/private-redis.js';
 import { NatsWatch, until } from '../helpers/nats-watch.js';
 import { startAgents, startService, stopAll, type ManagedProcess } from '../helpers/service-process.js';
 import { createServiceScope, type ServiceScope } from '../helpers/service-scope.js';
@@ -13,7 +14,7 @@ import { createServiceScope, type ServiceScope } from '../helpers/service-scope.
  * under this file's own names; HTTP on a free port): /livez, /readyz with its checks, and
  * /metrics scraped while a whole project runs, its counters compared with the audit log.
  * Then /readyz of a service whose NATS user may not subscribe to `<prefix>.control.>`, and
- * of one whose (private) PostgreSQL goes away and comes back.
+ * of one whose (private) Redis, then PostgreSQL, go away and come back.
  */
 
 let scope: ServiceScope;
@@ -203,24 +204,35 @@ describe('readiness with a NATS user that may not subscribe to the control subje
   }, 120_000);
 });
 
-describe('readiness when PostgreSQL goes away', () => {
+describe('readiness when Redis or PostgreSQL goes away', () => {
   let pg: PrivatePostgres | undefined;
+  let redis: PrivateRedis | undefined;
   let own: ServiceScope | undefined;
 
   afterAll(async () => {
     await own?.cleanup().catch(() => undefined);
     await pg?.dispose();
+    await redis?.stop();
   }, 60_000);
 
-  it('answers 503 naming postgres and migrations while the server is down, and 200 once it is back', async () => {
+  it('answers 503 naming the server while it is down (and the migrations with PostgreSQL), and 200 once it is back', async () => {
     pg = await PrivatePostgres.start();
+    redis = await PrivateRedis.start();
     own = await createServiceScope();
-    const env = { ...own.env, DATABASE_URL: pg.url };
+    const env = { ...own.env, DATABASE_URL: pg.url, REDIS_URL: redis.url };
     delete (env as Record<string, string | undefined>).DATABASE_SCHEMA;
-    const service = await startService(env, 'orchestrator (private PostgreSQL)');
+    const service = await startService(env, 'orchestrator (private PostgreSQL and Redis)');
     processes.push(service);
     const url = httpUrl(service);
     expect((await readyz(url)).status).toBe(200);
+
+    await redis.stop();
+    const noRedis = await readyz(url);
+    expect(noRedis.status, noRedis.text).toBe(503);
+    expect(noRedis.json.failing).toEqual(['redis']);
+    expect(noRedis.text).toMatch(/\[-\]redis failed: /);
+    await redis.restartEmpty();
+    await until(async () => (await readyz(url)).status === 200, `ready again after Redis\n${service.describe()}`);
 
     await pg.stop();
     const down = await readyz(url);
