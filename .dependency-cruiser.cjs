@@ -13,6 +13,8 @@
 //   adapters          PostgreSQL, Redis, NATS, in-memory: ports, domain, errors (+ config, logger);
 //                     each PostgreSQL store writes its aggregate's tables only, the commit adapter several
 //   orchestrator, actors, pipeline, service, demo, agent, inspect: the application and the edge
+//   metrics           the operator's metrics (prom-client): the Metrics port's implementation
+//   http              the operator's HTTP server (Fastify): health, metrics; only the CLI starts it
 //   cli               the command line: the outermost layer; nothing imports it
 //
 // Imports are resolved through tsconfig.json (NodeNext: `./x.js` is `./x.ts`), and type-only
@@ -137,6 +139,47 @@ module.exports = {
         pathNot: '^src/adapters/postgres/(commit|transition-sql|transition-outcomes|ingest-sql)\\.ts$',
       },
       to: { path: '^src/adapters/postgres/(transition-sql|transition-outcomes|ingest-sql)\\.ts$' },
+    },
+    {
+      name: 'metrics-import-ports-domain-only',
+      severity: 'error',
+      comment:
+        'src/metrics (the prom-client implementation of the Metrics port, and the scrape-time ' +
+        'gauges) imports only src/ports, src/domain, src/errors.ts and src/logger.ts: the core ' +
+        'reports to it through the port, never the other way round.',
+      from: { path: '^src/metrics/' },
+      to: { path: '^src/', pathNot: ['^src/(metrics|ports|domain)/', '^src/(errors|logger)\\.ts$'] },
+    },
+    {
+      name: 'http-imports-ports-metrics-only',
+      severity: 'error',
+      comment:
+        'src/http (the operator\'s HTTP server and its routes) imports only src/http, src/ports, ' +
+        'src/metrics, src/domain, src/errors.ts and src/logger.ts: routes are given what they ' +
+        'serve (checks, a registry), they do not reach into the core.',
+      from: { path: '^src/http/' },
+      to: { path: '^src/', pathNot: ['^src/(http|ports|metrics|domain)/', '^src/(errors|logger)\\.ts$'] },
+    },
+    {
+      name: 'only-the-cli-starts-http',
+      severity: 'error',
+      comment: 'The HTTP server is started by `orchestrator start` (src/cli): no library module imports src/http.',
+      from: { path: '^src/', pathNot: ['^src/(http|cli)/'] },
+      to: { path: '^src/http/' },
+    },
+    {
+      name: 'prom-client-only-in-metrics',
+      severity: 'error',
+      comment: 'prom-client is imported by src/metrics only: the rest reports through the Metrics port.',
+      from: { path: '^src/', pathNot: '^src/metrics/' },
+      to: { path: '(^|/)node_modules/prom-client/' },
+    },
+    {
+      name: 'fastify-only-in-http',
+      severity: 'error',
+      comment: 'fastify is imported by src/http only (route sets are Fastify plugins there).',
+      from: { path: '^src/', pathNot: '^src/http/' },
+      to: { path: '(^|/)node_modules/(fastify|@fastify/[^/]+)/' },
     },
     {
       name: 'nothing-imports-the-cli',

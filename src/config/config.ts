@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { ConfigError, type ConfigProblem } from '../errors.js';
-import { SETTINGS, type Setting } from './settings.js';
+import { SETTINGS, parseHostPort, type Setting } from './settings.js';
 import type { TaskTypeOverrides } from './task-types.js';
 
 /** The parsed configuration the core takes. Durations are in milliseconds. */
@@ -38,6 +38,8 @@ export interface OrchestratorConfig {
   };
   /** Status and budget notices (at least once): after this long without a heartbeat an instance's are announced by another. */
   notices: { staleAfterMs: number };
+  /** Where `orchestrator start` serves /livez, /readyz and /metrics (HTTP_ADDR); port 0: a free one. */
+  http: { host: string; port: number };
   /** A JSON pipeline file replacing the default video pipeline. */
   pipelineFile?: string;
   /** Per task type overrides of the catalogue (TASK_TYPES_FILE, TASK_TIMEOUTS); applied by `configuredCatalog`. */
@@ -81,6 +83,7 @@ export type ConfigOverrides = DeepPartial<{
     ackWaitSeconds: number;
   };
   notices: { staleAfterSeconds: number };
+  http: { addr: string };
   pipelineFile: string;
   /** `file`: a TASK_TYPES_FILE path; `timeouts`: seconds by task type (TASK_TIMEOUTS). */
   taskTypes: { file: string; timeouts: Record<string, number> };
@@ -165,6 +168,7 @@ function finish(raw: Record<string, unknown>): OrchestratorConfig {
     database: OrchestratorConfig['database'];
     nats: Omit<OrchestratorConfig['nats'], 'servers'> & { servers: string };
     notices: { staleAfterSeconds: number };
+    http: { addr: string };
     pipelineFile?: string;
     taskTypes: { file?: TaskTypeOverrides['file']; timeouts: Record<string, number> };
     instanceId?: string;
@@ -191,6 +195,7 @@ function finish(raw: Record<string, unknown>): OrchestratorConfig {
     database: r.database,
     nats: { ...r.nats, servers: r.nats.servers.split(',').map((s) => s.trim()) },
     notices: { staleAfterMs: Math.round(r.notices.staleAfterSeconds * 1000) },
+    http: parseHostPort(r.http.addr)!,
     ...(r.pipelineFile ? { pipelineFile: r.pipelineFile } : {}),
     taskTypes: { ...(r.taskTypes.file ? { file: r.taskTypes.file } : {}), timeoutsMs: r.taskTypes.timeouts },
     instanceId: r.instanceId ?? `${hostname()}-${process.pid}`.slice(0, 100),

@@ -79,6 +79,20 @@ const subjectToken = z.preprocess(
   blankToUndefined,
   z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, { error: 'expected a NATS subject prefix such as lap (letters, digits, _ - and dots)' }),
 );
+/** `host:port` (an IPv6 host in brackets: `[::1]:8080`); port 0 takes a free one. */
+export function parseHostPort(value: string): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(value.trim());
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port > 65535) return null;
+  return { host: m[1] ?? m[2]!, port };
+}
+const hostPort = z.preprocess(
+  blankToUndefined,
+  z.string({ error: 'expected host:port, such as 127.0.0.1:8080 or 0.0.0.0:8080' }).refine((s) => parseHostPort(s) !== null, {
+    error: 'expected host:port, such as 127.0.0.1:8080 or 0.0.0.0:8080',
+  }),
+);
 const logLevel = z.preprocess(
   (v) => (typeof v === 'string' ? v.trim().toLowerCase() || undefined : v),
   z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'expected one of fatal, error, warn, info, debug, trace, silent' }),
@@ -158,6 +172,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'NATS_ACK_WAIT', path: ['nats', 'ackWaitSeconds'], schema: positiveSeconds, default: 10, unit: 'seconds', description: 'Redelivery delay of an inbound message left unacknowledged (a crashed orchestrator)' },
   { env: 'MAX_PAYLOAD_BYTES', path: ['nats', 'maxPayloadBytes'], schema: positiveInt('a positive number of bytes'), default: 1_048_576, unit: 'bytes', description: 'Inbound messages larger than this are dead-lettered unparsed' },
   { env: 'NOTICE_STALE_AFTER', path: ['notices', 'staleAfterSeconds'], schema: positiveSeconds, default: 30, unit: 'seconds', description: 'An instance whose notice heartbeat is older than this is gone: a live one announces the statuses and budgets it may not have' },
+  { env: 'HTTP_ADDR', path: ['http', 'addr'], schema: hostPort, default: '127.0.0.1:8080', unit: 'host:port', description: '`orchestrator start` serves /livez, /readyz and /metrics here (port 0: a free one, printed at start)' },
   { env: 'INSTANCE_ID', path: ['instanceId'], schema: z.preprocess(blankToUndefined, z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, { error: 'expected up to 100 letters, digits, _ . -' })).optional(), unit: 'text', description: 'This process in the audit log (default: host name and pid)' },
   { env: 'LOG_LEVEL', path: ['logLevel'], schema: logLevel, default: 'info', unit: 'level', description: 'pino log level' },
 ];

@@ -122,6 +122,11 @@ export class Dispatcher {
     return this.slots.runningCount;
   }
 
+  /** Task leases this process holds (running attempts and claims). */
+  get leasesHeld(): number {
+    return this.slots.leasesHeld;
+  }
+
   start(): void {
     this.outbox.start();
     this.accepting = true;

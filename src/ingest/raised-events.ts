@@ -86,6 +86,7 @@ export class RaisedEvents {
     const reason = `raised event ${e.eventType} (${e.eventId}) could not be handled: ${err instanceof Error ? err.message : String(err)}`;
     this.core.logger.error({ err, eventId: e.eventId, projectId: e.projectId, tries }, 'raised event dead-lettered');
     await this.core.deadLetters.record({ taskId: e.taskId, projectId: e.projectId, reason, lastError: reason, attempts: tries, at: new Date(this.core.clock.now()) });
+    this.core.metrics.deadLetter('task', isOrchestratorError(err) ? err.code : 'ERR_RAISED_EVENT');
     await this.core.tasks.removeOutbox(e.eventId);
     // A project that is over (the likely reason for the refusal) stays as it is.
     await this.lifecycle.fail(e.projectId, reason);

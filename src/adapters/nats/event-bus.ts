@@ -5,7 +5,9 @@ import { AgentName } from '../../domain/task.js';
 import { ClosedError, ServiceUnavailableError, ValidationError } from '../../errors.js';
 import { silentLogger, type Logger } from '../../logger.js';
 import type { EventBus, InboundHandlers, InboundSubscription, Outbound } from '../../ports/event-bus.js';
-import { startControlResponder } from './control.js';
+import type { HealthCheck } from '../../ports/health.js';
+import { noMetrics, type Metrics } from '../../ports/metrics.js';
+import { startControlResponder, type ControlResponder } from './control.js';
 import { followConnection } from './connection.js';
 import { DEFAULT_DLQ_DATA_LIMIT, DeadLetterPublisher } from './dead-letter.js';
 import { windowSize } from '../inbound-order.js';
@@ -60,6 +62,8 @@ export interface NatsEventBusOptions extends StreamSettings {
   controlQueue?: string;
   /** Dead letters carry at most this many characters of the rejected message; default 64 Ki. */
   dlqDataLimit?: number;
+  /** Where settled inbound messages and dead letters are reported (see src/metrics/); default: nowhere. */
+  metrics?: Pick<Metrics, 'inbound' | 'deadLetter'>;
 }
 
 /** The server's default limit on unacknowledged messages of a consumer. */
@@ -108,6 +112,9 @@ export class NatsEventBus implements EventBus {
   private readonly agentNames = new Set<string>();
   /** False while the connection is down: a notification is refused then (nats.js would drop it without a word). */
   private connected = true;
+  private readonly metrics: Pick<Metrics, 'inbound' | 'deadLetter'>;
+  /** The consumption running (for readiness). */
+  private running: { consumer: InboundConsumer; control: ControlResponder } | null = null;
 
   constructor(private readonly options: NatsEventBusOptions) {
     const prefix = options.subjectPrefix ?? 'lap';
@@ -119,7 +126,8 @@ export class NatsEventBus implements EventBus {
     this.dispatches = new JetStreamPublisher(this.nc, PUBLISH_TIMEOUT_MS);
     this.maxPayloadBytes = options.maxPayloadBytes ?? 1_048_576;
     this.inboundConcurrency = windowSize(options.inboundConcurrency);
-    this.deadLetters = new DeadLetterPublisher(this.js, this.subjects.dlq, this.logger, options.dlqDataLimit ?? DEFAULT_DLQ_DATA_LIMIT);
+    this.metrics = options.metrics ?? noMetrics;
+    this.deadLetters = new DeadLetterPublisher(this.js, this.subjects.dlq, this.logger, options.dlqDataLimit ?? DEFAULT_DLQ_DATA_LIMIT, this.metrics);
     const { duplicateWindowMs, maxAgeMs, dlqMaxAgeMs, replicas } = options;
     this.settings = { duplicateWindowMs, maxAgeMs, dlqMaxAgeMs, replicas };
     const stop = followConnection(this.nc, { disconnect: () => (this.connected = false), reconnect: () => (this.connected = true) });
@@ -219,6 +227,7 @@ export class NatsEventBus implements EventBus {
       handlers,
       deadLetters: this.deadLetters,
       logger: this.logger,
+      metrics: this.metrics,
     });
     const control = startControlResponder({
       connection: this.nc,
@@ -228,7 +237,9 @@ export class NatsEventBus implements EventBus {
       maxPayloadBytes: this.maxPayloadBytes,
       handlers,
       logger: this.logger,
+      metrics: this.metrics,
     });
+    this.running = { consumer, control };
     // The control subscription is registered at the server once this returns.
     await this.nc.flush().catch(() => undefined);
     let closing: Promise<void> | null = null;
@@ -236,7 +247,10 @@ export class NatsEventBus implements EventBus {
       close: () => {
         closing ??= (async () => {
           await Promise.all([consumer.close(), control.close()]);
-          if (this.active === subscription) this.active = null;
+          if (this.active === subscription) {
+            this.active = null;
+            this.running = null;
+          }
         })();
         return closing;
       },
@@ -244,6 +258,52 @@ export class NatsEventBus implements EventBus {
     this.active = subscription;
     this.logger.info({ stream: this.streams.inbound, consumer: this.consumerName }, 'consuming inbound messages');
     return subscription;
+  }
+
+  /**
+   * Readiness of the bus: `nats` (connected, and the server answers a flush),
+   * `inbound_consumer` (the durable consumer is found and pulled from) and
+   * `control_subscription` (the server took the subscription to `<prefix>.control.>`: a
+   * user without permission on it is refused, and this says so).
+   */
+  healthChecks(options: { timeoutMs?: number } = {}): HealthCheck[] {
+    const timeoutMs = options.timeoutMs ?? 2_000;
+    const consuming = (): { consumer: InboundConsumer; control: ControlResponder } => {
+      if (!this.running) throw new Error('not consuming');
+      return this.running;
+    };
+    return [
+      {
+        name: 'nats',
+        check: async () => {
+          if (this.nc.isClosed()) throw new Error('connection closed');
+          if (!this.connected) throw new Error('disconnected (reconnecting)');
+          let timer: NodeJS.Timeout | undefined;
+          try {
+            await Promise.race([
+              this.nc.flush(),
+              new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer to a flush within ${timeoutMs} ms`)), timeoutMs))),
+            ]);
+          } finally {
+            clearTimeout(timer);
+          }
+        },
+      },
+      {
+        name: 'inbound_consumer',
+        check: async () => {
+          const { attached, reason } = consuming().consumer.state;
+          if (!attached) throw new Error(reason);
+        },
+      },
+      {
+        name: 'control_subscription',
+        check: async () => {
+          const { attached, reason } = consuming().control.state;
+          if (!attached) throw new Error(reason);
+        },
+      },
+    ];
   }
 
   private get consumerName(): string {

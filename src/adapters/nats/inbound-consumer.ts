@@ -2,6 +2,7 @@ import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from '@nats-i
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../../logger.js';
 import type { InboundHandlers } from '../../ports/event-bus.js';
+import { noMetrics, type Metrics } from '../../ports/metrics.js';
 import { ProjectTurns, dispatchInbound, isBarrier, onFailure, outcome, retryDelay, type RetryPolicy } from '../inbound-order.js';
 import type { DeadLetterPublisher } from './dead-letter.js';
 import { bytesToText, decodeInbound } from './inbound.js';
@@ -29,6 +30,8 @@ export interface InboundConsumerOptions {
   handlers: InboundHandlers;
   deadLetters: DeadLetterPublisher;
   logger: Logger;
+  /** Where each settled message is reported (its kind and outcome). */
+  metrics?: Pick<Metrics, 'inbound'>;
 }
 
 const RESTART_PAUSE_MS = 1_000;
@@ -82,14 +85,23 @@ export class InboundConsumer {
   /** Results batches: their entries handled and settled one by one (results-batch.ts). */
   private readonly batches: ResultsBatches;
   private readonly stopWatching: () => void;
+  private readonly metrics: Pick<Metrics, 'inbound'>;
+  /** Whether the durable consumer was found and is being pulled from; the last reason it is not. */
+  private attachedState: { attached: boolean; reason: string } = { attached: false, reason: 'not started' };
 
   constructor(private readonly options: InboundConsumerOptions) {
-    this.batches = new ResultsBatches(options, (m) => this.ack(m));
+    this.metrics = options.metrics ?? noMetrics;
+    this.batches = new ResultsBatches(options, (m) => this.ack(m, 'results'), this.metrics);
     // A reconnect loses the pull the server held: end it, and pull again at once.
     this.stopWatching = onReconnect(options.connection, () => void this.batch?.close().catch(() => undefined));
     this.policy = { maxDeliveries: options.maxDeliveries, ...options.retryDelay };
     this.stopped = new Promise<void>((resolve) => (this.stop = resolve));
     this.loop = this.run();
+  }
+
+  /** Whether the consumer is attached (its durable consumer found, pulled from), or why not: for readiness. */
+  get state(): { attached: boolean; reason: string } {
+    return this.attachedState;
   }
 
   /**
@@ -129,12 +141,14 @@ export class InboundConsumer {
     while (!this.stopping) {
       if (this.options.connection.isClosed()) {
         logger.warn({ stream, consumer: consumerName }, 'NATS connection closed; inbound consumer stopped');
+        this.attachedState = { attached: false, reason: 'NATS connection closed' };
         return;
       }
       try {
         if (restarts > 0) await this.options.recreate();
         const consumer = await js.consumers.get(stream, consumerName);
         this.consumer = consumer;
+        this.attachedState = { attached: true, reason: '' };
         while (!this.stopping) {
           await this.until(() => this.held < this.options.concurrency);
           // Let the completions of the same moment free their slots: one bigger pull.
@@ -149,6 +163,7 @@ export class InboundConsumer {
           if (await lost) throw new Error('inbound consumer lost');
         }
       } catch (err) {
+        this.attachedState = { attached: false, reason: `consumer ${consumerName} of ${stream}: ${(err as Error).message ?? String(err)}` };
         if (!this.stopping) logger.warn({ err, stream, consumer: consumerName }, 'inbound consumer stopped; restarting');
       } finally {
         this.batch = null;
@@ -219,6 +234,7 @@ export class InboundConsumer {
     };
     if (this.stopping) return this.handBack(m, release);
     const decoded = decodeInbound(o.subjectPrefix, m.subject, m.data, o.maxPayloadBytes);
+    const kind = decoded.ok ? decoded.message.kind : 'invalid';
     const barrier = decoded.ok && decoded.message.kind !== 'results' && isBarrier(decoded.message.kind) ? decoded.message.projectId : null;
     /**
      * Runs the handler(s) (or the dead-lettering) and settles the message; resolves with the
@@ -234,12 +250,12 @@ export class InboundConsumer {
           message.kind === 'results'
             ? this.batches.run(m, message.projectId, message.body)
             : barrier !== null
-              ? this.retryInTurn(m, () => dispatchInbound(o.handlers, message))
-              : outcome(() => dispatchInbound(o.handlers, message)).then((failure) => () => this.settle(m, failure));
+              ? this.retryInTurn(m, kind, () => dispatchInbound(o.handlers, message))
+              : outcome(() => dispatchInbound(o.handlers, message)).then((failure) => () => this.settle(m, kind, failure));
       }
       const settled = (async () => {
         try {
-          if (!decoded.ok) await this.reject(m, decoded.reason);
+          if (!decoded.ok) await this.reject(m, kind, decoded.reason);
           else {
             const settle = await handled!;
             if (settle === null) return this.handBack(m, release);
@@ -313,13 +329,14 @@ export class InboundConsumer {
    * (Invalid messages — size, subject, JSON, schema, subject/body mismatch — never reach
    * a handler: dead-lettered, `term()`.)
    */
-  private async settle(m: JsMsg, failure: { err: unknown } | null, deliveries = m.info.deliveryCount): Promise<void> {
+  private async settle(m: JsMsg, kind: string, failure: { err: unknown } | null, deliveries = m.info.deliveryCount): Promise<void> {
     const o = this.options;
-    if (!failure) return this.ack(m);
+    if (!failure) return this.ack(m, kind);
     const action = onFailure(failure.err, deliveries, this.policy);
-    if (!action.retry) return this.reject(m, action.reason);
+    if (!action.retry) return this.reject(m, kind, action.reason);
     o.logger.warn({ err: failure.err, subject: m.subject, deliveries, delayMs: action.delayMs }, 'inbound handler failed; will retry');
     m.nak(action.delayMs);
+    this.metrics.inbound(kind, 'retried');
   }
 
   /**
@@ -329,11 +346,12 @@ export class InboundConsumer {
    * attempts made here). Resolves with what settles the message, or null when the consumer
    * closed during a pause: the message is then handed back to the stream, in order.
    */
-  private async retryInTurn(m: JsMsg, run: () => Promise<void>): Promise<(() => Promise<void>) | null> {
+  private async retryInTurn(m: JsMsg, kind: string, run: () => Promise<void>): Promise<(() => Promise<void>) | null> {
     for (let deliveries = m.info.deliveryCount; ; deliveries++) {
       const failure = await outcome(run);
       const action = failure && onFailure(failure.err, deliveries, this.policy);
-      if (!failure || !action || !action.retry) return () => this.settle(m, failure, deliveries);
+      if (!failure || !action || !action.retry) return () => this.settle(m, kind, failure, deliveries);
+      this.metrics.inbound(kind, 'retried');
       this.options.logger.warn(
         { err: failure.err, subject: m.subject, deliveries, delayMs: action.delayMs },
         'inbound handler failed; will retry in its turn',
@@ -352,7 +370,8 @@ export class InboundConsumer {
    * server did not confirm only means a possible redelivery, which the handlers recognise
    * (event ids, fencing tokens, the state machines).
    */
-  private async ack(m: JsMsg): Promise<void> {
+  private async ack(m: JsMsg, kind: string): Promise<void> {
+    this.metrics.inbound(kind, 'handled');
     try {
       await m.ackAck({ timeout: ACK_TIMEOUT_MS });
     } catch (err) {
@@ -360,11 +379,12 @@ export class InboundConsumer {
     }
   }
 
-  private async reject(m: JsMsg, reason: string): Promise<void> {
+  private async reject(m: JsMsg, kind: string, reason: string): Promise<void> {
     const o = this.options;
     try {
       await o.deadLetters.send({ subject: m.subject, reason, data: bytesToText(m.data) });
       m.term();
+      this.metrics.inbound(kind, 'dead_lettered');
     } catch {
       const deliveries = m.info.deliveryCount;
       if (deliveries >= o.maxDeliveries) {
