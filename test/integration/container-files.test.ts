@@ -30,8 +30,6 @@ const SETTING_NAMES = new Set(SETTINGS.map((s) => s.env));
 const ELSEWHERE: Record<string, string> = {
   NODE_ENV: 'Node.js and its libraries',
   AGENT_DURATION_MS: 'the agents example (examples/agents.ts)',
-  // Until the HTTP server's setting is in the table (issue 17: /livez, /readyz, /metrics on HTTP_ADDR).
-  HTTP_ADDR: 'the HTTP server',
 };
 const known = (name: string) => SETTING_NAMES.has(name) || name in ELSEWHERE;
 
