@@ -52,6 +52,13 @@ export interface NatsEventBusOptions extends StreamSettings {
    * messages of the consumer is raised to it when it is larger than 1 000.
    */
   inboundConcurrency?: number;
+  /**
+   * Inbound payload bytes held at a time (taken from the stream, not yet acknowledged): a
+   * backlog of big messages is taken only as far as this allows (each held message costs
+   * its payload and its decoded copies); one message is always taken, whatever its size;
+   * default 16 MiB (`DEFAULT_INBOUND_MAX_BYTES`).
+   */
+  inboundMaxBytes?: number;
   /** @deprecated Ignored: the inbound consumer pulls as many messages as `inboundConcurrency` has room for. */
   prefetch?: number;
   /** Name of the durable inbound consumer; default `orchestrator`. */
@@ -64,6 +71,9 @@ export interface NatsEventBusOptions extends StreamSettings {
 
 /** The server's default limit on unacknowledged messages of a consumer. */
 const SERVER_MAX_ACK_PENDING = 1_000;
+
+/** Default `inboundMaxBytes`: sixteen messages at the default payload limit (1 MiB), thousands of ordinary results. */
+export const DEFAULT_INBOUND_MAX_BYTES = 16 * 1024 * 1024;
 
 /** Timeout of one JetStream publish (dispatches, dead letters). */
 const PUBLISH_TIMEOUT_MS = 10_000;
@@ -102,6 +112,7 @@ export class NatsEventBus implements EventBus {
   private readonly maxPayloadBytes: number;
   private readonly settings: StreamSettings;
   private readonly inboundConcurrency: number;
+  private readonly inboundMaxBytes: number;
   private setupPromise: Promise<JetStreamManager> | null = null;
   private active: InboundSubscription | null = null;
   /** Agent names already checked. */
@@ -119,6 +130,7 @@ export class NatsEventBus implements EventBus {
     this.dispatches = new JetStreamPublisher(this.nc, PUBLISH_TIMEOUT_MS);
     this.maxPayloadBytes = options.maxPayloadBytes ?? 1_048_576;
     this.inboundConcurrency = windowSize(options.inboundConcurrency);
+    this.inboundMaxBytes = windowSize(options.inboundMaxBytes ?? DEFAULT_INBOUND_MAX_BYTES, 'inboundMaxBytes');
     this.deadLetters = new DeadLetterPublisher(this.js, this.subjects.dlq, this.logger, options.dlqDataLimit ?? DEFAULT_DLQ_DATA_LIMIT);
     const { duplicateWindowMs, maxAgeMs, dlqMaxAgeMs, replicas } = options;
     this.settings = { duplicateWindowMs, maxAgeMs, dlqMaxAgeMs, replicas };
@@ -196,6 +208,7 @@ export class NatsEventBus implements EventBus {
       ackWaitMs: this.ackWaitMs,
       retryDelay: { baseMs: o.retryDelay?.baseMs ?? 1_000, maxMs: o.retryDelay?.maxMs ?? 30_000 },
       concurrency: this.inboundConcurrency,
+      maxHeldBytes: this.inboundMaxBytes,
       handlers,
       deadLetters: this.deadLetters,
       logger: this.logger,
