@@ -16,6 +16,7 @@ import type { Check } from './invariants.js';
 import type { Scenario, ScenarioResult } from './scenario.js';
 import { approvalRaces } from './scenarios/approval-races.js';
 import { budgetRace } from './scenarios/budget-race.js';
+import { fuzz } from './scenarios/fuzz.js';
 import { poisonTask } from './scenarios/poison-task.js';
 import { natsKill, postgresCrash, redisLost } from './scenarios/server-faults.js';
 import { sigkillRestarts } from './scenarios/sigkill-restarts.js';
@@ -38,6 +39,7 @@ const all: Scenario[] = [
   approvalRaces(),
   triplicates(),
   poisonTask(),
+  fuzz(),
 ];
 const scenarios = only.length ? all.filter((s) => only.some((o) => s.id.includes(o))) : all;
 
