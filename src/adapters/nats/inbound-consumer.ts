@@ -27,9 +27,11 @@ export interface InboundConsumerOptions {
    */
   concurrency: number;
   /**
-   * The window in bytes: the payloads of the messages held, at most (one message is always
-   * taken, whatever its size). Each pull asks for as many messages as fit, counted at the
-   * size of the largest recent message.
+   * The window in bytes: the payloads of the messages held. Each pull asks for as many
+   * messages as fit, counted at the size of the largest recent message (`pullSize`), so it
+   * holds as long as sizes do not jump; a sudden run of bigger messages overshoots by one
+   * pull at most (MAX_MESSAGES_PER_PULL messages), and the next pull is sized from them.
+   * One message is always taken, whatever its size.
    */
   maxHeldBytes: number;
   handlers: InboundHandlers;
