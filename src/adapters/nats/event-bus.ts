@@ -54,6 +54,13 @@ export interface NatsEventBusOptions extends StreamSettings {
    * messages of the consumer is raised to it when it is larger than 1 000.
    */
   inboundConcurrency?: number;
+  /**
+   * Inbound payload bytes held at a time (taken from the stream, not yet acknowledged): a
+   * backlog of big messages is taken only as far as this allows (each held message costs
+   * its payload and its decoded copies); one message is always taken, whatever its size;
+   * default 16 MiB (`DEFAULT_INBOUND_MAX_BYTES`).
+   */
+  inboundMaxBytes?: number;
   /** @deprecated Ignored: the inbound consumer pulls as many messages as `inboundConcurrency` has room for. */
   prefetch?: number;
   /** Name of the durable inbound consumer; default `orchestrator`. */
@@ -68,6 +75,9 @@ export interface NatsEventBusOptions extends StreamSettings {
 
 /** The server's default limit on unacknowledged messages of a consumer. */
 const SERVER_MAX_ACK_PENDING = 1_000;
+
+/** Default `inboundMaxBytes`: sixteen messages at the default payload limit (1 MiB), thousands of ordinary results. */
+export const DEFAULT_INBOUND_MAX_BYTES = 16 * 1024 * 1024;
 
 /** Timeout of one JetStream publish (dispatches, dead letters). */
 const PUBLISH_TIMEOUT_MS = 10_000;
@@ -106,6 +116,7 @@ export class NatsEventBus implements EventBus {
   private readonly maxPayloadBytes: number;
   private readonly settings: StreamSettings;
   private readonly inboundConcurrency: number;
+  private readonly inboundMaxBytes: number;
   private setupPromise: Promise<JetStreamManager> | null = null;
   private active: InboundSubscription | null = null;
   /** Agent names already checked. */
@@ -128,6 +139,7 @@ export class NatsEventBus implements EventBus {
     this.inboundConcurrency = windowSize(options.inboundConcurrency);
     this.metrics = options.metrics ?? noMetrics;
     this.deadLetters = new DeadLetterPublisher(this.js, this.subjects.dlq, this.logger, options.dlqDataLimit ?? DEFAULT_DLQ_DATA_LIMIT, this.metrics);
+    this.inboundMaxBytes = windowSize(options.inboundMaxBytes ?? DEFAULT_INBOUND_MAX_BYTES, 'inboundMaxBytes');
     const { duplicateWindowMs, maxAgeMs, dlqMaxAgeMs, replicas } = options;
     this.settings = { duplicateWindowMs, maxAgeMs, dlqMaxAgeMs, replicas };
     const stop = followConnection(this.nc, { disconnect: () => (this.connected = false), reconnect: () => (this.connected = true) });
@@ -224,6 +236,7 @@ export class NatsEventBus implements EventBus {
       ackWaitMs: this.ackWaitMs,
       retryDelay: { baseMs: o.retryDelay?.baseMs ?? 1_000, maxMs: o.retryDelay?.maxMs ?? 30_000 },
       concurrency: this.inboundConcurrency,
+      maxHeldBytes: this.inboundMaxBytes,
       handlers,
       deadLetters: this.deadLetters,
       logger: this.logger,

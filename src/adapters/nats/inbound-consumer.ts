@@ -27,6 +27,14 @@ export interface InboundConsumerOptions {
    * dead-lettered), at most. Results and heartbeats run concurrently within it.
    */
   concurrency: number;
+  /**
+   * The window in bytes: the payloads of the messages held. Each pull asks for as many
+   * messages as fit, counted at the size of the largest recent message (`pullSize`), so it
+   * holds as long as sizes do not jump; a sudden run of bigger messages overshoots by one
+   * pull at most (MAX_MESSAGES_PER_PULL messages), and the next pull is sized from them.
+   * One message is always taken, whatever its size.
+   */
+  maxHeldBytes: number;
   handlers: InboundHandlers;
   deadLetters: DeadLetterPublisher;
   logger: Logger;
@@ -38,15 +46,20 @@ const RESTART_PAUSE_MS = 1_000;
 const ACK_TIMEOUT_MS = 5_000;
 /** Lifetime of one pull request; an idle consumer issues a new one this often. */
 const FETCH_EXPIRES_MS = 10_000;
+/** Messages one pull asks for at most while big messages may come (each is counted at no less than maxHeldBytes / this). */
+const MAX_MESSAGES_PER_PULL = 64;
 
 /**
  * The orchestrator's side of the inbound stream: one durable pull consumer, read in
  * stream order, with the rule of inbound-order.ts:
  *
- * - results and heartbeats are handled CONCURRENTLY: at most `concurrency` messages are
- *   held (taken and not yet acknowledged / nak'd / dead-lettered) at a time, because the
- *   consumer pulls (`fetch`) only as many as the window has room for. Each is
- *   acknowledged when ITS handler resolved, whatever the others do.
+ * - results and heartbeats are handled CONCURRENTLY: at most `concurrency` messages, and
+ *   `maxHeldBytes` of payload, are held (taken and not yet acknowledged / nak'd /
+ *   dead-lettered) at a time, because the consumer pulls (`fetch`) only as many as the
+ *   window has room for: in messages, and in bytes counted at the size of the largest
+ *   recent message (`pullSize`), so a backlog of big messages is not taken 256 at a time
+ *   with their decoded copies. Each is acknowledged when ITS handler resolved, whatever
+ *   the others do.
  * - events and decisions are BARRIERS of their project: one at a time per project, in
  *   stream order — such a message starts once the handlers of its project's barriers
  *   taken before it have settled; other projects' barriers, results and heartbeats
@@ -69,6 +82,14 @@ export class InboundConsumer {
   private closing: Promise<void> | null = null;
   /** Taken from the stream, not yet acknowledged / nak'd / terminated. */
   private held = 0;
+  /** Their payloads' bytes. */
+  private heldBytes = 0;
+  /**
+   * The size a pull counts each message at: the largest of the last pull's, or half the
+   * estimate before it when they were smaller (it comes down step by step), never below
+   * maxHeldBytes / MAX_MESSAGES_PER_PULL. Starts at the payload limit.
+   */
+  private sizeEstimate: number;
   /** The turns of each project's barriers (one at a time per project, in stream order). */
   private readonly turns = new ProjectTurns();
   private readonly policy: RetryPolicy;
@@ -92,6 +113,7 @@ export class InboundConsumer {
   constructor(private readonly options: InboundConsumerOptions) {
     this.metrics = options.metrics ?? noMetrics;
     this.batches = new ResultsBatches(options, (m) => this.ack(m, 'results'), this.metrics);
+    this.sizeEstimate = Math.max(options.maxPayloadBytes, this.minEstimate);
     // A reconnect loses the pull the server held: end it, and pull again at once.
     this.stopWatching = onReconnect(options.connection, () => void this.batch?.close().catch(() => undefined));
     this.policy = { maxDeliveries: options.maxDeliveries, ...options.retryDelay };
@@ -150,15 +172,20 @@ export class InboundConsumer {
         this.consumer = consumer;
         this.attachedState = { attached: true, reason: '' };
         while (!this.stopping) {
-          await this.until(() => this.held < this.options.concurrency);
+          await this.until(() => this.pullSize() > 0);
           // Let the completions of the same moment free their slots: one bigger pull.
           if (this.held > 0) await new Promise<void>((resolve) => setImmediate(resolve));
           if (this.stopping) break;
-          const batch = await consumer.fetch({ max_messages: this.options.concurrency - this.held, expires: FETCH_EXPIRES_MS });
+          const batch = await consumer.fetch({ max_messages: this.pullSize(), expires: FETCH_EXPIRES_MS });
           this.batch = batch;
           if (this.stopping) void batch.close();
           const lost = this.watch(batch);
-          for await (const m of batch) await this.take(m);
+          let largest = 0;
+          for await (const m of batch) {
+            largest = Math.max(largest, m.data.length);
+            await this.take(m);
+          }
+          if (largest > 0) this.sizeEstimate = Math.max(largest, this.sizeEstimate / 2, this.minEstimate);
           this.batch = null;
           if (await lost) throw new Error('inbound consumer lost');
         }
@@ -171,6 +198,21 @@ export class InboundConsumer {
       restarts += 1;
       if (!this.stopping) await this.pause(RESTART_PAUSE_MS);
     }
+  }
+
+  private get minEstimate(): number {
+    return Math.max(1, Math.floor(this.options.maxHeldBytes / MAX_MESSAGES_PER_PULL));
+  }
+
+  /**
+   * Messages the next pull may ask for: the room in the window, in messages and in bytes
+   * (each counted at `sizeEstimate`); 0 when full. An empty window takes one message,
+   * whatever its size.
+   */
+  private pullSize(): number {
+    const slots = this.options.concurrency - this.held;
+    const fit = Math.floor((this.options.maxHeldBytes - this.heldBytes) / this.sizeEstimate);
+    return Math.max(0, Math.min(slots, this.held === 0 ? Math.max(1, fit) : fit));
   }
 
   /** Closes the pull when the consumer or stream is gone; resolves true then, false when the pull ended otherwise. */
@@ -219,7 +261,9 @@ export class InboundConsumer {
    */
   private async take(m: JsMsg): Promise<void> {
     const o = this.options;
+    const bytes = m.data.length;
     this.held += 1;
+    this.heldBytes += bytes;
     const keepAlive = setInterval(() => {
       try {
         m.working(); // held (running or waiting): restart the server's ack timer
@@ -230,6 +274,7 @@ export class InboundConsumer {
     const release = (): void => {
       clearInterval(keepAlive);
       this.held -= 1;
+      this.heldBytes -= bytes;
       this.changed();
     };
     if (this.stopping) return this.handBack(m, release);
