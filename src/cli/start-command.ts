@@ -3,6 +3,7 @@ import { ServiceRefusedError, ServiceUnavailableError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { connectStatelyInspector } from '../inspect/stately.js';
 import { startService } from '../service.js';
+import { startTracing } from './tracing.js';
 import type { CliIo, ParsedArgs } from './types.js';
 
 const HINT = 'docker compose up -d (in this repository) starts PostgreSQL, Redis and NATS on their default ports';
@@ -15,6 +16,9 @@ export async function runStartCommand(args: ParsedArgs, io: CliIo): Promise<numb
   const config = loadConfig(io.env);
   const logger = createLogger({ level: config.logLevel });
   logger.info({ config: redactedConfig(config) }, 'starting');
+  // Before the service: its first spans (recovery, replays) are recorded too.
+  const tracing = startTracing(config, logger);
+  if (tracing) logger.info({ exporter: tracing.exporter }, 'traces on');
   const inspectUrl = typeof args.values.inspect === 'string' ? args.values.inspect : undefined;
   const inspection = inspectUrl ? await connectStatelyInspector({ url: inspectUrl, logger }) : null;
   let service;
@@ -22,6 +26,7 @@ export async function runStartCommand(args: ParsedArgs, io: CliIo): Promise<numb
     service = await startService(config, logger, inspection ? { inspect: inspection.observer } : {});
   } catch (err) {
     await inspection?.close();
+    await tracing?.shutdown();
     // A server that refused these settings is up: how to start one would mislead.
     if (err instanceof ServiceRefusedError) {
       io.err(`orchestrator start: ${err.message}`);
@@ -41,6 +46,8 @@ export async function runStartCommand(args: ParsedArgs, io: CliIo): Promise<numb
   logger.info({ signal }, 'stopping');
   await service.stop();
   await inspection?.close();
+  // The last spans (the stop's) are exported before the process ends.
+  await tracing?.shutdown();
   logger.info('stopped');
   return 0;
 }

@@ -40,6 +40,8 @@ export interface OrchestratorConfig {
   taskTypes: TaskTypeOverrides;
   instanceId: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Traces from `orchestrator start` (OTEL_*; src/cli/tracing.ts); the library itself only uses the OpenTelemetry API. */
+  tracing?: { exporter?: 'otlp' | 'console' | 'none'; endpoint?: string; tracesEndpoint?: string; serviceName?: string };
 }
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
@@ -80,6 +82,7 @@ export type ConfigOverrides = DeepPartial<{
   taskTypes: { file: string; timeouts: Record<string, number> };
   instanceId: string;
   logLevel: OrchestratorConfig['logLevel'];
+  tracing: { exporter: 'otlp' | 'console' | 'none'; endpoint: string; tracesEndpoint: string; serviceName: string };
 }>;
 
 function getPath(obj: unknown, path: readonly string[]): unknown {
@@ -162,6 +165,7 @@ function finish(raw: Record<string, unknown>): OrchestratorConfig {
     taskTypes: { file?: TaskTypeOverrides['file']; timeouts: Record<string, number> };
     instanceId?: string;
     logLevel: OrchestratorConfig['logLevel'];
+    tracing?: OrchestratorConfig['tracing'];
   };
   return {
     redis: r.redis,
@@ -187,6 +191,7 @@ function finish(raw: Record<string, unknown>): OrchestratorConfig {
     taskTypes: { ...(r.taskTypes.file ? { file: r.taskTypes.file } : {}), timeoutsMs: r.taskTypes.timeouts },
     instanceId: r.instanceId ?? `${hostname()}-${process.pid}`.slice(0, 100),
     logLevel: r.logLevel,
+    ...(r.tracing ? { tracing: r.tracing } : {}),
   };
 }
 

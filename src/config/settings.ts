@@ -87,6 +87,10 @@ const timeoutPolicy = z.preprocess(
   (v) => (typeof v === 'string' ? v.trim().toLowerCase() || undefined : v),
   z.enum(['reject', 'approve', 'remind'], { error: 'expected reject, approve or remind' }),
 );
+const tracesExporter = z.preprocess(
+  (v) => (typeof v === 'string' ? v.trim().toLowerCase() || undefined : v),
+  z.enum(['otlp', 'console', 'none'], { error: 'expected otlp, console or none' }),
+);
 
 /** `agent=limit,agent=limit` → { agent: limit }. */
 const agentLimits = z.preprocess(
@@ -156,6 +160,10 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'NATS_ACK_WAIT', path: ['nats', 'ackWaitSeconds'], schema: positiveSeconds, default: 10, unit: 'seconds', description: 'Redelivery delay of an inbound message left unacknowledged (a crashed orchestrator)' },
   { env: 'MAX_PAYLOAD_BYTES', path: ['nats', 'maxPayloadBytes'], schema: positiveInt('a positive number of bytes'), default: 1_048_576, unit: 'bytes', description: 'Inbound messages larger than this are dead-lettered unparsed' },
   { env: 'NOTICE_STALE_AFTER', path: ['notices', 'staleAfterSeconds'], schema: positiveSeconds, default: 30, unit: 'seconds', description: 'An instance whose notice heartbeat is older than this is gone: a live one announces the statuses and budgets it may not have' },
+  { env: 'OTEL_TRACES_EXPORTER', path: ['tracing', 'exporter'], schema: tracesExporter.optional(), unit: 'otlp | console | none', description: 'Traces from `orchestrator start` (see Traces): otlp (OTLP over HTTP), console, or none; unset, traces are on when an OTLP endpoint is set' },
+  { env: 'OTEL_EXPORTER_OTLP_ENDPOINT', path: ['tracing', 'endpoint'], schema: urlWith(['http:', 'https:'], 'an http:// or https:// URL').optional(), unit: 'URL', description: 'OTLP/HTTP collector base URL (traces go to `<URL>/v1/traces`); turns traces on', url: true },
+  { env: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', path: ['tracing', 'tracesEndpoint'], schema: urlWith(['http:', 'https:'], 'an http:// or https:// URL').optional(), unit: 'URL', description: 'OTLP/HTTP traces URL, used as is; wins over OTEL_EXPORTER_OTLP_ENDPOINT; turns traces on', url: true },
+  { env: 'OTEL_SERVICE_NAME', path: ['tracing', 'serviceName'], schema: text('a service name').optional(), unit: 'text', description: '`service.name` of the traces (default: the one in OTEL_RESOURCE_ATTRIBUTES, else livingagent-orchestrator)' },
   { env: 'INSTANCE_ID', path: ['instanceId'], schema: z.preprocess(blankToUndefined, z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, { error: 'expected up to 100 letters, digits, _ . -' })).optional(), unit: 'text', description: 'This process in the audit log (default: host name and pid)' },
   { env: 'LOG_LEVEL', path: ['logLevel'], schema: logLevel, default: 'info', unit: 'level', description: 'pino log level' },
 ];
