@@ -5,7 +5,7 @@ import { BatchSpanProcessor, ConsoleSpanExporter, type SpanExporter } from '@ope
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type { Logger } from 'pino';
-import type { OrchestratorConfig } from '../config/config.js';
+import { tracingWanted, type OrchestratorConfig } from '../config/config.js';
 
 /** `service.name` when neither OTEL_SERVICE_NAME nor OTEL_RESOURCE_ATTRIBUTES names one. */
 export const DEFAULT_SERVICE_NAME = 'livingagent-orchestrator';
@@ -15,12 +15,6 @@ export interface TracingSdk {
   readonly exporter: string;
   /** Exports the spans still buffered, then stops the SDK (the graceful stop's last step). */
   shutdown(): Promise<void>;
-}
-
-/** Whether `orchestrator start` records traces: OTEL_TRACES_EXPORTER=otlp|console, or an OTLP endpoint set (and the exporter not `none`). */
-export function tracingWanted(tracing: OrchestratorConfig['tracing']): boolean {
-  if (!tracing || tracing.exporter === 'none') return false;
-  return tracing.exporter !== undefined || tracing.endpoint !== undefined || tracing.tracesEndpoint !== undefined;
 }
 
 /**

@@ -195,6 +195,12 @@ function finish(raw: Record<string, unknown>): OrchestratorConfig {
   };
 }
 
+/** Whether `orchestrator start` records traces: OTEL_TRACES_EXPORTER=otlp|console, or an OTLP endpoint set (and the exporter not `none`). */
+export function tracingWanted(tracing: OrchestratorConfig['tracing']): boolean {
+  if (!tracing || tracing.exporter === 'none') return false;
+  return tracing.exporter !== undefined || tracing.endpoint !== undefined || tracing.tracesEndpoint !== undefined;
+}
+
 /** The configuration with every secret removed, safe to log. */
 export function redactedConfig(config: OrchestratorConfig): unknown {
   const copy = structuredClone(config) as unknown as Record<string, unknown>;

@@ -2,8 +2,7 @@ import { TraceFlags, context, propagation, trace } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { afterEach, describe, expect, it } from 'vitest';
-import { tracingWanted } from '../../src/cli/tracing.js';
-import { loadConfig } from '../../src/config/config.js';
+import { loadConfig, tracingWanted } from '../../src/config/config.js';
 import { ConfigError } from '../../src/errors.js';
 import { activeTraceParent, contextOfTraceParent, formatTraceParent, ingestSpan, parseTraceParent, raisedBy, tracingOn } from '../../src/tracing/tracing.js';
 
