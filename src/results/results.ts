@@ -14,7 +14,7 @@ import type { Core } from '../orchestrator/core.js';
 import type { Reactions } from '../reactions/reactions.js';
 import { publishTransitions, sendAndPublish } from '../reactions/statuses.js';
 import { Batcher } from './batcher.js';
-import { context, inSpan, linksTo, tracingOn, type Context } from '../tracing/tracing.js';
+import { context, inSpan, linkToTasks, linksTo, tracingOn, type Context } from '../tracing/tracing.js';
 
 /** A result to write, and (set once it is durable) its project's reaction, which never rejects. */
 export interface ResultItem {
@@ -78,7 +78,8 @@ export class Results {
 
   /**
    * A batch's commit; traced (tracing on) in the span `commit results`, a child of the first
-   * traced result's context (its `process` span), linked to the others' (one write for all).
+   * traced result's context (its `process` span), linked to the others' (one write for all),
+   * and to the traces of the tasks that are not its own (see `linkToTasks`).
    */
   private commit(batch: readonly ResultItem[]): Promise<(Error | null)[]> {
     if (!tracingOn()) return this.completeMany(batch);
@@ -123,6 +124,7 @@ export class Results {
   private async completeMany(batch: readonly ResultItem[]): Promise<(Error | null)[]> {
     const errors: (Error | null)[] = batch.map(() => null);
     const actors = await this.core.registry.getMany(batch.map((b) => b.result.taskId));
+    if (tracingOn()) linkToTasks([...actors.values()].map((a) => a.traceParent));
     const emitting = new Set(this.core.mapper.pipeline.emits.flatMap((e) => e.taskTypes));
     const needInput = batch.filter((b) => b.result.status === 'completed' && emitting.has(actors.get(b.result.taskId)?.taskType ?? ''));
     const inputs = new Map((needInput.length ? await this.core.tasks.getTasks(needInput.map((b) => b.result.taskId)) : []).map((r) => [r.taskId, r.input]));

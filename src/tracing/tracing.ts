@@ -152,6 +152,21 @@ export function linksTo(contexts: readonly (Context | undefined)[]): Link[] {
   return links;
 }
 
+/**
+ * Links the active span (a commit's) to the traces stored with tasks that are not its own:
+ * a result that came without trace context (an agent without an SDK) is still found from
+ * its event's trace. Only called when `tracingOn()`.
+ */
+export function linkToTasks(traceParents: Iterable<string | null>): void {
+  const span = trace.getActiveSpan();
+  if (!span?.isRecording()) return;
+  const own = span.spanContext().traceId;
+  for (const tp of traceParents) {
+    const sc = tp ? parseTraceParent(tp) : null;
+    if (sc && sc.traceId !== own) span.addLink({ context: sc });
+  }
+}
+
 // -----------------------------------------------------------------------------------------
 // Events raised by tasks
 
