@@ -368,8 +368,9 @@ class Worker implements AgentWorker {
       group.length === 1
         ? [group[0]!.json, `${first.taskId}:${first.fencingToken}:result`]
         : [`{"results":[${group.map((g) => g.json).join(',')}]}`, `${first.taskId}:${first.fencingToken}:results:${group.length}`];
+    if (!tracingOn()) return this.publishAttempts(subject, body, id, undefined);
     const traced = group.find((g) => g.trace !== undefined)?.trace;
-    if (!traced || !tracingOn()) return this.publishAttempts(subject, body, id, undefined);
+    if (!traced) return this.publishAttempts(subject, body, id, undefined);
     // Traced: a PRODUCER span, a child of the (first) task's `process` span, linked to the
     // others of the message, in the headers: the orchestrator's `process` span continues it.
     return sendTraced(this.templates.results, subject, id, (ctx) => this.publishAttempts(subject, body, id, ctx), {

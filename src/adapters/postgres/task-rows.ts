@@ -80,7 +80,7 @@ export function taskFromRow(row: TaskRow): TaskRecord {
  * Dates go as ISO strings, which a TIMESTAMP column takes as UTC.
  */
 export function newTaskToJson(t: NewTaskRecord): Record<string, unknown> {
-  return {
+  const json: Record<string, unknown> = {
     task_id: t.taskId,
     project_id: t.projectId,
     task_type: t.taskType,
@@ -106,8 +106,10 @@ export function newTaskToJson(t: NewTaskRecord): Record<string, unknown> {
     snapshot: { v: t.snapshot ?? null },
     machine_version: t.machineVersion,
     created_steps: t.createdSteps?.length ? t.createdSteps : null,
-    trace_parent: t.traceParent ?? null,
   };
+  // Only when traced (a missing key reads as null): an untraced task's JSON is as before.
+  if (t.traceParent) json.trace_parent = t.traceParent;
+  return json;
 }
 
 /**
