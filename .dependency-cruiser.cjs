@@ -17,6 +17,9 @@
 //   http              the operator's HTTP server (Fastify): health, metrics; only the CLI starts it
 //   cli               the command line: the outermost layer; nothing imports it
 //
+// Beside them, src/tracing: a leaf on the OpenTelemetry API alone, which the adapters and the
+// use cases may import. Only src/cli (the start command) loads the OpenTelemetry SDK.
+//
 // Imports are resolved through tsconfig.json (NodeNext: `./x.js` is `./x.ts`), and type-only
 // imports count (`tsPreCompilationDeps`): a cycle or a layer crossing made of `import type`
 // lines is still one.
@@ -31,6 +34,12 @@ const NODE_IO = '^(node:)?(fs|fs/promises|net|tls|dgram|dns|dns/promises|http|ht
  */
 const IO_PACKAGES =
   '(^|/)node_modules/(@types/(pg|ws)|pg|pg-[^/]+|ioredis|@nats-io/[^/]+|ws|@electric-sql/pglite|pino|pino-[^/]+|bullmq|@statelyai/inspect)/';
+
+/**
+ * The OpenTelemetry packages other than the API: the SDK, exporters, resources, semantic
+ * conventions and what they bring (core, context managers, OTLP transformers).
+ */
+const OTEL_SDK = '(^|/)node_modules/@opentelemetry/(?!api/)[^/]+/';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -99,12 +108,35 @@ module.exports = {
         'and redactUrl for their log lines; it imports only zod, node:os, node:fs (TASK_TYPES_FILE), ' +
         'errors, domain and its settings) ' +
         'and src/logger.ts (the Logger type and silentLogger, injected into the NATS adapters; it ' +
-        'imports only pino). Neither imports the core, so neither can bring a cycle or a layer in.',
+        'imports only pino). Neither imports the core, so neither can bring a cycle or a layer in. ' +
+        'And src/tracing/ (spans and trace context on the OpenTelemetry API: the NATS adapter\'s ' +
+        'messaging spans and headers), a leaf as well (see tracing-is-a-leaf).',
       from: { path: '^src/adapters/' },
       to: {
         path: '^src/',
-        pathNot: ['^src/(adapters|ports|domain|config)/', '^src/(errors|logger)\\.ts$'],
+        pathNot: ['^src/(adapters|ports|domain|config|tracing)/', '^src/(errors|logger)\\.ts$'],
       },
+    },
+    {
+      name: 'tracing-is-a-leaf',
+      severity: 'error',
+      comment:
+        'src/tracing imports nothing of src/ but itself, and of the OpenTelemetry packages only the ' +
+        'API: every layer that instruments (adapters, agent SDK, use cases) may import it without ' +
+        'bringing a cycle, a layer or the SDK in.',
+      from: { path: '^src/tracing/' },
+      to: { path: ['^src/', OTEL_SDK], pathNot: '^src/tracing/' },
+    },
+    {
+      name: 'only-the-start-command-loads-the-otel-sdk',
+      severity: 'error',
+      comment:
+        'The library depends on @opentelemetry/api only: an application that embeds it brings its own ' +
+        'SDK (or none: the API is a no-op then). The SDK, the exporters, resources and semantic ' +
+        'conventions are loaded by src/cli alone (src/cli/tracing.ts, for `orchestrator start`). ' +
+        'Tests, benchmarks and scripts may use them (an in-memory exporter).',
+      from: { path: '^src/', pathNot: '^src/cli/' },
+      to: { path: OTEL_SDK },
     },
     {
       name: 'adapter-folders-independent',

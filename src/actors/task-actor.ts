@@ -90,6 +90,8 @@ export class TaskActor {
   readonly timeoutMs: number;
   /** Whether the task waits on other tasks (a supersession can change which, not whether). */
   readonly hasDependencies: boolean;
+  /** The traceparent of the ingest that created the task (null: untraced); its dispatches continue that trace. */
+  readonly traceParent: string | null;
   private snapshot: TaskSnapshot;
   /** The live XState actor, while activated. */
   private live: TaskActorRef | undefined;
@@ -108,6 +110,7 @@ export class TaskActor {
     this.estimatedCost = record.estimatedCost ?? 0;
     this.timeoutMs = record.timeoutMs;
     this.hasDependencies = record.dependencies.length > 0;
+    this.traceParent = record.traceParent ?? null;
     this.version = record.version;
     if (initial) {
       this.snapshot = initial.snapshot;

@@ -55,6 +55,8 @@ export interface TaskRegistryDeps extends Omit<TaskActorDeps, 'steps'> {
 export interface CreateTasksOptions {
   /** Create the tasks in WAITING_APPROVAL (the follow-up tasks of a checkpoint). */
   awaitingApproval?: boolean;
+  /** The W3C traceparent of the ingest that creates them (tracing on): their dispatches continue its trace. */
+  traceParent?: string | null;
 }
 
 /**
@@ -107,6 +109,7 @@ export class TaskRegistry {
     }
     const now = this.deps.clock.now();
     const records = parsed.data.map((input) => this.buildRecord(input, now, options.awaitingApproval ?? false));
+    if (options.traceParent) for (const r of records) r.traceParent = options.traceParent;
     await this.checkDependencies(records);
     return records;
   }

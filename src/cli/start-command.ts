@@ -8,6 +8,7 @@ import { healthRoutes, Readiness } from '../http/health.js';
 import { metricsRoutes } from '../http/metrics.js';
 import { startHttpServer, type HttpServer } from '../http/server.js';
 import { PrometheusMetrics } from '../metrics/prometheus.js';
+import { startTracing } from './tracing.js';
 import type { CliIo, ParsedArgs } from './types.js';
 
 const HINT = 'docker compose up -d postgres redis nats (in this repository) starts PostgreSQL, Redis and NATS on their default ports';
@@ -24,6 +25,9 @@ export async function runStartCommand(args: ParsedArgs, io: CliIo): Promise<numb
   logger.info({ config: redactedConfig(config) }, 'starting');
   // A task-type override the catalogue does not have fails the start before anything is opened.
   configuredCatalog(config.taskTypes);
+  // Before the service: its first spans (recovery, replays) are recorded too.
+  const tracing = startTracing(config, logger);
+  if (tracing) logger.info({ exporter: tracing.exporter }, 'traces on');
   const inspectUrl = typeof args.values.inspect === 'string' ? args.values.inspect : undefined;
   const inspection = inspectUrl ? await connectStatelyInspector({ url: inspectUrl, logger }) : null;
   const metrics = new PrometheusMetrics({ logger });
@@ -33,6 +37,7 @@ export async function runStartCommand(args: ParsedArgs, io: CliIo): Promise<numb
     http = await startHttpServer({ ...config.http, logger, routes: [healthRoutes(readiness), metricsRoutes(metrics)] });
   } catch (err) {
     await inspection?.close();
+    await tracing?.shutdown();
     io.err(`orchestrator start: ${(err as Error).message}`);
     return 1;
   }
@@ -43,6 +48,7 @@ export async function runStartCommand(args: ParsedArgs, io: CliIo): Promise<numb
   } catch (err) {
     await http.close().catch(() => undefined);
     await inspection?.close();
+    await tracing?.shutdown();
     // A server that refused these settings is up: how to start one would mislead.
     if (err instanceof ServiceRefusedError) {
       io.err(`orchestrator start: ${err.message}`);
@@ -65,6 +71,8 @@ export async function runStartCommand(args: ParsedArgs, io: CliIo): Promise<numb
   await service.stop();
   await http.close().catch((err: unknown) => logger.warn({ err }, 'http server did not close cleanly'));
   await inspection?.close();
+  // The last spans (the stop's) are exported before the process ends.
+  await tracing?.shutdown();
   logger.info('stopped');
   return 0;
 }

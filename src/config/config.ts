@@ -46,6 +46,8 @@ export interface OrchestratorConfig {
   taskTypes: TaskTypeOverrides;
   instanceId: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Traces from `orchestrator start` (OTEL_*; src/cli/tracing.ts); the library itself only uses the OpenTelemetry API. */
+  tracing?: { exporter?: 'otlp' | 'console' | 'none'; endpoint?: string; tracesEndpoint?: string; serviceName?: string };
 }
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
@@ -89,6 +91,7 @@ export type ConfigOverrides = DeepPartial<{
   taskTypes: { file: string; timeouts: Record<string, number> };
   instanceId: string;
   logLevel: OrchestratorConfig['logLevel'];
+  tracing: { exporter: 'otlp' | 'console' | 'none'; endpoint: string; tracesEndpoint: string; serviceName: string };
 }>;
 
 function getPath(obj: unknown, path: readonly string[]): unknown {
@@ -173,6 +176,7 @@ function finish(raw: Record<string, unknown>): OrchestratorConfig {
     taskTypes: { file?: TaskTypeOverrides['file']; timeouts: Record<string, number> };
     instanceId?: string;
     logLevel: OrchestratorConfig['logLevel'];
+    tracing?: OrchestratorConfig['tracing'];
   };
   return {
     redis: r.redis,
@@ -200,7 +204,14 @@ function finish(raw: Record<string, unknown>): OrchestratorConfig {
     taskTypes: { ...(r.taskTypes.file ? { file: r.taskTypes.file } : {}), timeoutsMs: r.taskTypes.timeouts },
     instanceId: r.instanceId ?? `${hostname()}-${process.pid}`.slice(0, 100),
     logLevel: r.logLevel,
+    ...(r.tracing ? { tracing: r.tracing } : {}),
   };
+}
+
+/** Whether `orchestrator start` records traces: OTEL_TRACES_EXPORTER=otlp|console, or an OTLP endpoint set (and the exporter not `none`). */
+export function tracingWanted(tracing: OrchestratorConfig['tracing']): boolean {
+  if (!tracing || tracing.exporter === 'none') return false;
+  return tracing.exporter !== undefined || tracing.endpoint !== undefined || tracing.tracesEndpoint !== undefined;
 }
 
 /** The configuration with every secret removed, safe to log. */

@@ -25,7 +25,9 @@ import {
   type StreamNames,
   type StreamSettings,
 } from './streams.js';
-import { natsSubjects, type NatsSubjects } from './subjects.js';
+import { natsSubjects, subjectTemplates, type NatsSubjects, type SubjectTemplates } from './subjects.js';
+import { sendTraced } from './trace-headers.js';
+import { tracingOn } from '../../tracing/tracing.js';
 
 export interface NatsEventBusOptions extends StreamSettings {
   /** An open connection (see `connectNats`); the bus never closes it. */
@@ -106,6 +108,7 @@ export const DEFAULT_ACK_WAIT_MS = 10_000;
  */
 export class NatsEventBus implements EventBus {
   readonly subjects: NatsSubjects;
+  private readonly templates: SubjectTemplates;
   readonly streams: StreamNames;
   private readonly nc: NatsConnection;
   private readonly js: JetStreamClient;
@@ -131,6 +134,7 @@ export class NatsEventBus implements EventBus {
     const prefix = options.subjectPrefix ?? 'lap';
     this.nc = options.connection;
     this.subjects = natsSubjects(prefix);
+    this.templates = subjectTemplates(prefix);
     this.streams = streamNames(options.streamPrefix ?? defaultStreamPrefix(prefix));
     this.logger = options.logger ?? silentLogger();
     this.js = jetstream(this.nc, { timeout: PUBLISH_TIMEOUT_MS });
@@ -158,8 +162,12 @@ export class NatsEventBus implements EventBus {
     this.agentNames.add(agent);
     this.checkOpen();
     await this.setup();
+    const subject = this.subjects.task(agent);
+    const id = `${task.taskId}:${task.fencingToken}`;
     try {
-      await this.dispatches.publish(this.subjects.task(agent), JSON.stringify(task), `${task.taskId}:${task.fencingToken}`);
+      // Traced: a PRODUCER span, a child of the active one (the task's ingest, see the dispatch outbox), in the headers.
+      if (tracingOn()) await sendTraced(this.templates.task, subject, id, (ctx) => this.dispatches.publish(subject, JSON.stringify(task), id, ctx));
+      else await this.dispatches.publish(subject, JSON.stringify(task), id);
     } catch (err) {
       throw jetstreamFailure(`dispatch of task ${task.taskId} to ${agent}`, err);
     }
@@ -231,6 +239,7 @@ export class NatsEventBus implements EventBus {
         await this.ensureInboundConsumer();
       },
       subjectPrefix: this.subjects.prefix,
+      templates: this.templates,
       maxPayloadBytes: this.maxPayloadBytes,
       maxDeliveries: this.maxDeliveries,
       ackWaitMs: this.ackWaitMs,

@@ -5,7 +5,10 @@ import type { InboundHandlers } from '../../ports/event-bus.js';
 import { noMetrics, type Metrics } from '../../ports/metrics.js';
 import { ProjectTurns, dispatchInbound, isBarrier, onFailure, outcome, retryDelay, type RetryPolicy } from '../inbound-order.js';
 import type { DeadLetterPublisher } from './dead-letter.js';
-import { bytesToText, decodeInbound } from './inbound.js';
+import { bytesToText, decodeInbound, type InboundMessage } from './inbound.js';
+import type { SubjectTemplates } from './subjects.js';
+import { natsMessageId, processTraced } from './trace-headers.js';
+import { tracingOn } from '../../tracing/tracing.js';
 import { ResultsBatches } from './results-batch.js';
 import { onReconnect } from './connection.js';
 
@@ -17,6 +20,8 @@ export interface InboundConsumerOptions {
   /** Re-creates the streams and the durable consumer (after it was deleted under us). */
   recreate: () => Promise<void>;
   subjectPrefix: string;
+  /** The destination templates the messages' `process` spans are named by. */
+  templates: SubjectTemplates;
   maxPayloadBytes: number;
   /** Deliveries of a message whose handler keeps failing with a retryable error before it is dead-lettered. */
   maxDeliveries: number;
@@ -293,10 +298,10 @@ export class InboundConsumer {
         const message = decoded.message;
         handled =
           message.kind === 'results'
-            ? this.batches.run(m, message.projectId, message.body)
+            ? this.runBatch(m, message.projectId, message.body)
             : barrier !== null
-              ? this.retryInTurn(m, kind, () => dispatchInbound(o.handlers, message))
-              : outcome(() => dispatchInbound(o.handlers, message)).then((failure) => () => this.settle(m, kind, failure));
+              ? this.retryInTurn(m, kind, () => this.handle(m, message))
+              : outcome(() => this.handle(m, message)).then((failure) => () => this.settle(m, kind, failure));
       }
       const settled = (async () => {
         try {
@@ -331,6 +336,26 @@ export class InboundConsumer {
     }
     this.inFlight.add(settled);
     void settled.finally(() => this.inFlight.delete(settled));
+  }
+
+  /**
+   * The message's handler; traced (tracing on), in the CONSUMER span `process <template>`,
+   * a child of the trace the message carries in its headers (a caller's event, an agent's
+   * result or heartbeat), active while the handler runs: an event's ingest is its child.
+   */
+  private handle(m: JsMsg, message: Exclude<InboundMessage, { kind: 'results' }>): Promise<void> {
+    if (!tracingOn()) return dispatchInbound(this.options.handlers, message);
+    const t = this.options.templates;
+    const template = message.kind === 'event' ? t.event : message.kind === 'result' ? t.results : message.kind === 'heartbeat' ? t.heartbeats : t.decision;
+    const id = natsMessageId(m.headers) ?? (message.kind === 'event' ? message.body.id : String(m.info.streamSequence));
+    return processTraced(template, m.subject, id, m.headers, () => dispatchInbound(this.options.handlers, message));
+  }
+
+  /** A results batch's entries handled (results-batch.ts); traced as one message. */
+  private runBatch(m: JsMsg, projectId: string, results: Extract<InboundMessage, { kind: 'results' }>['body']): Promise<() => Promise<void>> {
+    if (!tracingOn()) return this.batches.run(m, projectId, results);
+    const id = natsMessageId(m.headers) ?? String(m.info.streamSequence);
+    return processTraced(this.options.templates.results, m.subject, id, m.headers, () => this.batches.run(m, projectId, results), results.length);
   }
 
   /**
