@@ -13,7 +13,12 @@
 //   adapters          PostgreSQL, Redis, NATS, in-memory: ports, domain, errors (+ config, logger);
 //                     each PostgreSQL store writes its aggregate's tables only, the commit adapter several
 //   orchestrator, actors, pipeline, service, demo, agent, inspect: the application and the edge
+//   metrics           the operator's metrics (prom-client): the Metrics port's implementation
+//   http              the operator's HTTP server (Fastify): health, metrics; only the CLI starts it
 //   cli               the command line: the outermost layer; nothing imports it
+//
+// Beside them, src/tracing: a leaf on the OpenTelemetry API alone, which the adapters and the
+// use cases may import. Only src/cli (the start command) loads the OpenTelemetry SDK.
 //
 // Imports are resolved through tsconfig.json (NodeNext: `./x.js` is `./x.ts`), and type-only
 // imports count (`tsPreCompilationDeps`): a cycle or a layer crossing made of `import type`
@@ -29,6 +34,12 @@ const NODE_IO = '^(node:)?(fs|fs/promises|net|tls|dgram|dns|dns/promises|http|ht
  */
 const IO_PACKAGES =
   '(^|/)node_modules/(@types/(pg|ws)|pg|pg-[^/]+|ioredis|@nats-io/[^/]+|ws|@electric-sql/pglite|pino|pino-[^/]+|bullmq|@statelyai/inspect)/';
+
+/**
+ * The OpenTelemetry packages other than the API: the SDK, exporters, resources, semantic
+ * conventions and what they bring (core, context managers, OTLP transformers).
+ */
+const OTEL_SDK = '(^|/)node_modules/@opentelemetry/(?!api/)[^/]+/';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -97,12 +108,35 @@ module.exports = {
         'and redactUrl for their log lines; it imports only zod, node:os, node:fs (TASK_TYPES_FILE), ' +
         'errors, domain and its settings) ' +
         'and src/logger.ts (the Logger type and silentLogger, injected into the NATS adapters; it ' +
-        'imports only pino). Neither imports the core, so neither can bring a cycle or a layer in.',
+        'imports only pino). Neither imports the core, so neither can bring a cycle or a layer in. ' +
+        'And src/tracing/ (spans and trace context on the OpenTelemetry API: the NATS adapter\'s ' +
+        'messaging spans and headers), a leaf as well (see tracing-is-a-leaf).',
       from: { path: '^src/adapters/' },
       to: {
         path: '^src/',
-        pathNot: ['^src/(adapters|ports|domain|config)/', '^src/(errors|logger)\\.ts$'],
+        pathNot: ['^src/(adapters|ports|domain|config|tracing)/', '^src/(errors|logger)\\.ts$'],
       },
+    },
+    {
+      name: 'tracing-is-a-leaf',
+      severity: 'error',
+      comment:
+        'src/tracing imports nothing of src/ but itself, and of the OpenTelemetry packages only the ' +
+        'API: every layer that instruments (adapters, agent SDK, use cases) may import it without ' +
+        'bringing a cycle, a layer or the SDK in.',
+      from: { path: '^src/tracing/' },
+      to: { path: ['^src/', OTEL_SDK], pathNot: '^src/tracing/' },
+    },
+    {
+      name: 'only-the-start-command-loads-the-otel-sdk',
+      severity: 'error',
+      comment:
+        'The library depends on @opentelemetry/api only: an application that embeds it brings its own ' +
+        'SDK (or none: the API is a no-op then). The SDK, the exporters, resources and semantic ' +
+        'conventions are loaded by src/cli alone (src/cli/tracing.ts, for `orchestrator start`). ' +
+        'Tests, benchmarks and scripts may use them (an in-memory exporter).',
+      from: { path: '^src/', pathNot: '^src/cli/' },
+      to: { path: OTEL_SDK },
     },
     {
       name: 'adapter-folders-independent',
@@ -137,6 +171,47 @@ module.exports = {
         pathNot: '^src/adapters/postgres/(commit|transition-sql|transition-outcomes|ingest-sql)\\.ts$',
       },
       to: { path: '^src/adapters/postgres/(transition-sql|transition-outcomes|ingest-sql)\\.ts$' },
+    },
+    {
+      name: 'metrics-import-ports-domain-only',
+      severity: 'error',
+      comment:
+        'src/metrics (the prom-client implementation of the Metrics port, and the scrape-time ' +
+        'gauges) imports only src/ports, src/domain, src/errors.ts and src/logger.ts: the core ' +
+        'reports to it through the port, never the other way round.',
+      from: { path: '^src/metrics/' },
+      to: { path: '^src/', pathNot: ['^src/(metrics|ports|domain)/', '^src/(errors|logger)\\.ts$'] },
+    },
+    {
+      name: 'http-imports-ports-metrics-only',
+      severity: 'error',
+      comment:
+        'src/http (the operator\'s HTTP server and its routes) imports only src/http, src/ports, ' +
+        'src/metrics, src/domain, src/errors.ts and src/logger.ts: routes are given what they ' +
+        'serve (checks, a registry), they do not reach into the core.',
+      from: { path: '^src/http/' },
+      to: { path: '^src/', pathNot: ['^src/(http|ports|metrics|domain)/', '^src/(errors|logger)\\.ts$'] },
+    },
+    {
+      name: 'only-the-cli-starts-http',
+      severity: 'error',
+      comment: 'The HTTP server is started by `orchestrator start` (src/cli): no library module imports src/http.',
+      from: { path: '^src/', pathNot: ['^src/(http|cli)/'] },
+      to: { path: '^src/http/' },
+    },
+    {
+      name: 'prom-client-only-in-metrics',
+      severity: 'error',
+      comment: 'prom-client is imported by src/metrics only: the rest reports through the Metrics port.',
+      from: { path: '^src/', pathNot: '^src/metrics/' },
+      to: { path: '(^|/)node_modules/prom-client/' },
+    },
+    {
+      name: 'fastify-only-in-http',
+      severity: 'error',
+      comment: 'fastify is imported by src/http only (route sets are Fastify plugins there).',
+      from: { path: '^src/', pathNot: '^src/http/' },
+      to: { path: '(^|/)node_modules/(fastify|@fastify/[^/]+)/' },
     },
     {
       name: 'nothing-imports-the-cli',

@@ -17,6 +17,7 @@ import type { Scenario, ScenarioResult } from './scenario.js';
 import { approvalRaces } from './scenarios/approval-races.js';
 import { authTls } from './scenarios/auth-tls.js';
 import { budgetRace } from './scenarios/budget-race.js';
+import { fuzz } from './scenarios/fuzz.js';
 import { poisonTask } from './scenarios/poison-task.js';
 import { natsKill, postgresCrash, redisLost } from './scenarios/server-faults.js';
 import { sigkillRestarts } from './scenarios/sigkill-restarts.js';
@@ -42,6 +43,7 @@ const all: Scenario[] = [
   triplicates(),
   poisonTask(),
   authTls(),
+  fuzz(),
 ];
 const scenarios = only.length ? all.filter((s) => only.some((o) => s.id.includes(o))) : all;
 

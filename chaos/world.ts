@@ -6,7 +6,7 @@
  * agents would), a watcher of what the service publishes, and the invariants checked on
  * PostgreSQL and on what was published.
  */
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { createAgentWorker, type AgentTaskContext, type AgentTaskHandler, type AgentWorker } from '../src/agent/worker.js';
 import { SimulatedAgents } from '../src/demo/simulated-agents.js';
 import type { TaskDispatch } from '../src/domain/messages.js';
@@ -164,6 +164,13 @@ export class World {
       [projectId],
     );
     return rows[0]?.n ?? 0;
+  }
+
+  /** Messages of the inbound stream not yet acknowledged by the orchestrators' consumer. */
+  async inboundPending(): Promise<number> {
+    const jsm = await jetstreamManager(this.nc);
+    const info = await jsm.consumers.info(`${this.scope.streamPrefix}_INBOUND`, 'orchestrator');
+    return info.num_pending + info.num_ack_pending;
   }
 
   /** Waits until `done()` holds, polling every `everyMs` (test/helpers/wait.ts); throws with `what` after `timeoutMs`. */

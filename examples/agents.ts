@@ -5,8 +5,10 @@
  *
  *   npx tsx examples/agents.ts
  *
- * AGENT_DURATION_MS (default 300) sets the simulated work time; SIGTERM or Ctrl-C lets
- * the running tasks finish, publishes their results, then exits 0.
+ * AGENT_DURATION_MS (default 300) sets the simulated work time; AGENTS (comma-separated
+ * names, default all) runs only those: one process per agent, each logging in as its own
+ * NATS user (deploy/nats: NATS_USER=<agent>, NATS_INBOX_PREFIX=_INBOX.<agent>). SIGTERM or
+ * Ctrl-C lets the running tasks finish, publishes their results, then exits 0.
  */
 import {
   TaskTypeCatalog,
@@ -35,9 +37,17 @@ const handle: AgentTaskHandler = async (task, { heartbeat, signal }) => {
   return { output, actualCost };
 };
 
+const only = (process.env.AGENTS ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
+const unknown = only.filter((a) => !simulated.agents().includes(a));
+if (unknown.length > 0) {
+  process.stderr.write(`AGENTS names no agent of the catalogue: ${unknown.join(', ')} (they are ${simulated.agents().join(', ')})\n`);
+  process.exit(2);
+}
+const agents = only.length > 0 ? only : simulated.agents();
+
 const connection = await connectNats({ ...config.nats, name: `agents-${process.pid}` }, logger);
 const workers: AgentWorker[] = [];
-for (const agent of simulated.agents()) {
+for (const agent of agents) {
   workers.push(
     await createAgentWorker({
       connection,

@@ -102,7 +102,9 @@ export class StaleFencingTokenError extends OrchestratorError {
   ) {
     super(
       ErrorCode.StaleFencingToken,
-      `task ${taskId}: fencing token ${carried} is older than the current token ${current}`,
+      carried < current
+        ? `task ${taskId}: fencing token ${carried} is older than the current token ${current}`
+        : `task ${taskId}: fencing token ${carried} is not the current token ${current} (no lease handed it to this attempt)`,
     );
   }
 }

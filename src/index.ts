@@ -74,6 +74,9 @@ export type { TaskQueue, QueueEntry } from './ports/task-queue.js';
 export type { LockManager, Lease } from './ports/lock-manager.js';
 export type { EventBus, Outbound, InboundHandlers } from './ports/event-bus.js';
 export { systemClock, type Clock } from './ports/clock.js';
+export { noMetrics, reasonCode, type Metrics, type InboundOutcome } from './ports/metrics.js';
+export type { HealthCheck } from './ports/health.js';
+export type { OperatorStats, StoredCounts } from './ports/operator-stats.js';
 
 // Adapters
 export { PgSqlClient, PGliteSqlClient, type SqlClient } from './adapters/postgres/sql-client.js';
@@ -84,6 +87,7 @@ export { PostgresCommit } from './adapters/postgres/commit.js';
 export { PostgresDeadLetterStore } from './adapters/postgres/dead-letter-store.js';
 export { PostgresCostStatsStore } from './adapters/postgres/cost-stats-store.js';
 export { PostgresNoticeLedger } from './adapters/postgres/notice-ledger.js';
+export { PostgresOperatorStats } from './adapters/postgres/operator-stats.js';
 export { createRedisClient } from './adapters/redis/connection.js';
 export { RedisTaskQueue, RedisTaskQueue as PriorityTaskQueue } from './adapters/redis/task-queue.js';
 export { RedisLockManager } from './adapters/redis/lock-manager.js';
@@ -98,6 +102,7 @@ export { natsSubjects, type NatsSubjects } from './adapters/nats/subjects.js';
 export { startService, type OrchestratorService } from './service.js';
 export { createAgentWorker, type AgentWorker, type AgentWorkerOptions, type AgentTaskHandler, type AgentTaskContext } from './agent/worker.js';
 export { connectStatelyInspector, type StatelyInspection } from './inspect/stately.js';
+export { PrometheusMetrics, METRICS_PREFIX, type ScrapeSources, type RuntimeFigures } from './metrics/prometheus.js';
 
 // Errors
 export * from './errors.js';

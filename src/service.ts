@@ -6,6 +6,8 @@ import { createBlackboard } from './adapters/blackboards.js';
 import { connectNats } from './adapters/nats/connection.js';
 import { configuredCatalog } from './config/task-types.js';
 import { NatsEventBus } from './adapters/nats/event-bus.js';
+import type { HealthCheck } from './ports/health.js';
+import type { PrometheusMetrics } from './metrics/prometheus.js';
 import { OrchestratorFactory, type Blackboard } from './orchestrator/factory.js';
 import type { Orchestrator } from './orchestrator/orchestrator.js';
 
@@ -14,6 +16,8 @@ export interface OrchestratorService {
   blackboard: Blackboard;
   bus: NatsEventBus;
   connection: NatsConnection;
+  /** What `/readyz` checks: PostgreSQL, the migrations, Redis, NATS, the inbound consumer, the control subscription. */
+  checks: readonly HealthCheck[];
   /** Graceful: no new dispatches, in-flight handlers and writes finish, connections close. */
   stop(): Promise<void>;
 }
@@ -26,8 +30,13 @@ export interface OrchestratorService {
 export async function startService(
   config: OrchestratorConfig,
   logger: Logger,
-  options: { inspect?: Observer<InspectionEvent> } = {},
+  options: {
+    inspect?: Observer<InspectionEvent>;
+    /** The operator's metrics: reported to as the service runs, their scrape-time gauges read from it once started. */
+    metrics?: PrometheusMetrics;
+  } = {},
 ): Promise<OrchestratorService> {
+  const { metrics } = options;
   // A task-type override the catalogue does not have fails the start before any connection.
   configuredCatalog(config.taskTypes);
   const blackboard = await createBlackboard(config, logger);
@@ -44,6 +53,7 @@ export async function startService(
     maxPayloadBytes: config.nats.maxPayloadBytes,
     ackWaitMs: Math.round(config.nats.ackWaitSeconds * 1000),
     logger,
+    ...(metrics ? { metrics } : {}),
   });
   let orchestrator: Orchestrator;
   try {
@@ -51,17 +61,35 @@ export async function startService(
     orchestrator = await OrchestratorFactory.createAndStart(blackboard, bus, config, {
       logger,
       ...(options.inspect ? { inspect: options.inspect } : {}),
+      ...(metrics ? { metrics } : {}),
     });
   } catch (err) {
     await connection.close().catch(() => undefined);
     await blackboard.close();
     throw err;
   }
+  const started = orchestrator;
+  metrics?.attach({
+    ...(blackboard.stats ? { stats: blackboard.stats } : {}),
+    queue: blackboard.queue,
+    runtime: () => started.operatorFigures(),
+  });
+  const checks: HealthCheck[] = [
+    ...(blackboard.checks ?? []),
+    ...bus.healthChecks(),
+    {
+      name: 'orchestrator',
+      check: async () => {
+        if (!started.isRunning) throw new Error('stopped');
+      },
+    },
+  ];
   return {
     orchestrator,
     blackboard,
     bus,
     connection,
+    checks,
     async stop() {
       await orchestrator.stop();
       await connection.drain().catch(() => undefined);

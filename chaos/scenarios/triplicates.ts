@@ -74,7 +74,7 @@ export function triplicates(): Scenario {
           agentSub.unsubscribe();
         }
         // Duplicates still in the stream are handled before the checks.
-        await world.until(async () => world.watch.messages.length > 0 && (await inboundPending(world)) === 0, 'the inbound stream drained', 60_000, 200);
+        await world.until(async () => world.watch.messages.length > 0 && (await world.inboundPending()) === 0, 'the inbound stream drained', 60_000, 200);
         log(`${duplicates} duplicates sent`);
         const counts = await world.statusCounts(projectId);
         const total = Object.values(counts).reduce((a, b) => a + b, 0);
@@ -102,12 +102,4 @@ export function triplicates(): Scenario {
       }
     },
   };
-}
-
-/** Messages of the inbound stream not yet acknowledged by the orchestrator's consumer. */
-async function inboundPending(world: World): Promise<number> {
-  const { jetstreamManager } = await import('@nats-io/jetstream');
-  const jsm = await jetstreamManager(world.nc);
-  const info = await jsm.consumers.info(`${world.scope.streamPrefix}_INBOUND`, 'orchestrator');
-  return info.num_pending + info.num_ack_pending;
 }

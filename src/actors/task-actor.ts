@@ -8,6 +8,9 @@ import type { TaskSteps } from '../machines/task-steps.js';
 import type { ActorSystem, TaskActorRef } from './system.js';
 import { auditDetail, patchFromSnapshot, persistSnapshot, snapshotForRecord } from './task-snapshot.js';
 
+/** The events an agent's message makes (a result, a heartbeat): their carried token must be the attempt's own. */
+const AGENT_WRITES: ReadonlySet<TaskEvent['type']> = new Set(['COMPLETE', 'FAIL', 'HEARTBEAT']);
+
 export interface TaskTransition {
   taskId: string;
   projectId: string;
@@ -87,6 +90,8 @@ export class TaskActor {
   readonly timeoutMs: number;
   /** Whether the task waits on other tasks (a supersession can change which, not whether). */
   readonly hasDependencies: boolean;
+  /** The traceparent of the ingest that created the task (null: untraced); its dispatches continue that trace. */
+  readonly traceParent: string | null;
   private snapshot: TaskSnapshot;
   /** The live XState actor, while activated. */
   private live: TaskActorRef | undefined;
@@ -105,6 +110,7 @@ export class TaskActor {
     this.estimatedCost = record.estimatedCost ?? 0;
     this.timeoutMs = record.timeoutMs;
     this.hasDependencies = record.dependencies.length > 0;
+    this.traceParent = record.traceParent ?? null;
     this.version = record.version;
     if (initial) {
       this.snapshot = initial.snapshot;
@@ -192,12 +198,17 @@ export class TaskActor {
    * Checks an event and computes its write, without writing (the batch path: the registry
    * writes many in one round trip, then `commit`s each). Throws StaleFencingTokenError or
    * IllegalTransitionError; nothing changes then.
+   *
+   * A token carried by an agent's write (a result, a heartbeat: `AGENT_WRITES`) must be the
+   * attempt's own: an older one is a stale lease holder's, and a newer one was never
+   * handed to this task (a lease's token is in the RUNNING row before any agent sees it),
+   * so both are refused. (A dispatch's new token is its event's, checked by the store.)
    */
   prepare(event: TaskEvent, options: SendOptions = {}): PreparedTransition {
     const current = this.snapshot;
     const from = statusOf(current);
     const stored = current.context.fencingToken;
-    if (options.fencingToken !== undefined && stored !== null && options.fencingToken < stored) {
+    if (options.fencingToken !== undefined && stored !== null && (options.fencingToken < stored || (AGENT_WRITES.has(event.type) && options.fencingToken !== stored))) {
       throw new StaleFencingTokenError(this.taskId, options.fencingToken, stored);
     }
     // The step leaves the very snapshot when the machine does not take the event (no

@@ -10,6 +10,7 @@ import { NewTaskInput, newTaskId, type TaskStatus } from '../domain/task.js';
 import type { TaskTypeCatalog } from '../domain/task-types.js';
 import type { Clock } from '../ports/clock.js';
 import type { Commit, TransitionOutcome } from '../ports/commit.js';
+import { noMetrics, type Metrics } from '../ports/metrics.js';
 import type { NewTaskRecord, TaskRecord } from '../ports/task-store.js';
 import { TASK_MACHINE_VERSION } from '../machines/task-machine.js';
 import { TaskActor, type InitialSnapshot, type PreparedTransition, type SendOptions, type TaskActorDeps, type TaskTransition } from './task-actor.js';
@@ -47,11 +48,15 @@ export interface TaskRegistryDeps extends Omit<TaskActorDeps, 'steps'> {
   defaultMaxAttempts?: number;
   /** Cost estimate of a new task (default: the catalogue's cost model). */
   estimateCost?: (taskType: string, agent: string, input: Record<string, unknown>) => number;
+  /** Where each committed step (creations included) is reported; default: nowhere. */
+  metrics?: Metrics;
 }
 
 export interface CreateTasksOptions {
   /** Create the tasks in WAITING_APPROVAL (the follow-up tasks of a checkpoint). */
   awaitingApproval?: boolean;
+  /** The W3C traceparent of the ingest that creates them (tracing on): their dispatches continue its trace. */
+  traceParent?: string | null;
 }
 
 /**
@@ -67,10 +72,12 @@ export class TaskRegistry {
   private readonly initial = new WeakMap<NewTaskRecord, InitialSnapshot>();
   /** The inspection fed from committed steps; undefined (one check per commit) when inspection is off. */
   private readonly inspection: CommittedInspection | undefined;
+  private readonly metrics: Metrics;
 
   constructor(deps: TaskRegistryDeps) {
     this.deps = { ...deps, steps: deps.steps ?? createTaskSteps() };
     this.inspection = deps.system?.inspection;
+    this.metrics = deps.metrics ?? noMetrics;
   }
 
   get liveCount(): number {
@@ -102,6 +109,7 @@ export class TaskRegistry {
     }
     const now = this.deps.clock.now();
     const records = parsed.data.map((input) => this.buildRecord(input, now, options.awaitingApproval ?? false));
+    if (options.traceParent) for (const r of records) r.traceParent = options.traceParent;
     await this.checkDependencies(records);
     return records;
   }
@@ -151,12 +159,21 @@ export class TaskRegistry {
   adopt(records: readonly NewTaskRecord[]): TaskRecord[] {
     const created = records.map(({ createdSteps, ...r }) => ({ ...r, version: 1 + (createdSteps?.length ?? 0), updatedAt: r.createdAt }));
     created.forEach((record, i) => {
+      this.reportCreated(records[i]!);
       const initial = this.initial.get(records[i]!);
       const actor = TaskActor.fromRecord(record, this.deps, initial);
       this.live.set(record.taskId, actor);
       if (this.inspection) this.inspectCreated(actor, initial);
     });
     return created;
+  }
+
+  /** A written row's audit steps, to the metrics: the creation, then each step it was created past (as its audit rows). */
+  private reportCreated(r: NewTaskRecord): void {
+    const at = r.createdAt.getTime();
+    const steps = r.createdSteps;
+    this.metrics.taskStep(r.taskId, r.taskType, null, steps?.length ? 'PENDING' : r.status, at, null);
+    if (steps) for (const s of steps) this.metrics.taskStep(r.taskId, r.taskType, s.from, s.to, at, null);
   }
 
   /** The creation of a task, and the steps it took before its first write, to the inspection. */
@@ -256,6 +273,7 @@ export class TaskRegistry {
         if (outcome.ok) {
           const before = actor.getSnapshot();
           const transition = actor.commit(prepared, outcome.version);
+          this.metrics.taskStep(actor.taskId, actor.taskType, transition.from, transition.to, transition.at, prepared.next.context.startedAt);
           // A live (activated) actor is inspected by XState itself; a passivated one from here.
           if (this.inspection && !actor.activated) this.inspection.step(actor, before, { event: prepared.event, snapshot: transition.snapshot });
           const ok: BatchOutcome = { ok: true, transition };

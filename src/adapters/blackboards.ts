@@ -9,6 +9,8 @@ import { PostgresCommit } from './postgres/commit.js';
 import { PostgresCostStatsStore } from './postgres/cost-stats-store.js';
 import { PostgresDeadLetterStore } from './postgres/dead-letter-store.js';
 import { PostgresNoticeLedger } from './postgres/notice-ledger.js';
+import { PostgresOperatorStats } from './postgres/operator-stats.js';
+import { sqlHealthChecks } from './postgres/health.js';
 import { PostgresProjectStore } from './postgres/project-store.js';
 import { PostgresTaskStore } from './postgres/task-store.js';
 import { MemoryTaskQueue } from './memory/task-queue.js';
@@ -20,7 +22,7 @@ import { unusableServer } from './unusable-server.js';
 
 
 /** The SQL half of a blackboard over one client: a store per aggregate, and the commit port. */
-export type SqlStores = Omit<Blackboard, 'queue' | 'locks' | 'close'>;
+export type SqlStores = Omit<Blackboard, 'queue' | 'locks' | 'close' | 'checks'>;
 
 /**
  * The PostgreSQL adapters over one SqlClient (a pg pool or PGlite). Each store writes only
@@ -34,10 +36,11 @@ export function sqlStores(sql: SqlClient): SqlStores {
     deadLetters: new PostgresDeadLetterStore(sql),
     costs: new PostgresCostStatsStore(sql),
     notices: new PostgresNoticeLedger(sql),
+    stats: new PostgresOperatorStats(sql),
   };
 }
 
-function over(sql: SqlClient, rest: Pick<Blackboard, 'queue' | 'locks'>, close: () => Promise<void>): Blackboard {
+function over(sql: SqlClient, rest: Pick<Blackboard, 'queue' | 'locks' | 'checks'>, close: () => Promise<void>): Blackboard {
   return { ...sqlStores(sql), ...rest, close };
 }
 
@@ -51,7 +54,7 @@ export async function createEmbeddedBlackboard(options: { dataDir?: string; cloc
   await migrate(sql);
   return over(
     sql,
-    { queue: new MemoryTaskQueue(), locks: new MemoryLockManager(options.clock ? { clock: options.clock } : {}) },
+    { queue: new MemoryTaskQueue(), locks: new MemoryLockManager(options.clock ? { clock: options.clock } : {}), checks: sqlHealthChecks(sql) },
     () => sql.close(),
   );
 }
@@ -70,7 +73,12 @@ export async function createBlackboard(config: OrchestratorConfig, logger: Logge
     onError: (message, err) => logger.error({ err }, message),
   });
   try {
-    if (config.database.schema !== 'public') await sql.query(`CREATE SCHEMA IF NOT EXISTS ${config.database.schema}`);
+    // Created only when missing: CREATE SCHEMA IF NOT EXISTS asks for the right to create
+    // schemas even when it exists, which the runtime role (deploy/postgres) does not have.
+    const schema = config.database.schema;
+    if (schema !== 'public' && (await sql.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).rows.length === 0) {
+      await sql.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    }
     await sql.query('SELECT 1');
   } catch (err) {
     await sql.close().catch(() => undefined);
@@ -113,7 +121,21 @@ export async function createBlackboard(config: OrchestratorConfig, logger: Logge
   }
   return over(
     sql,
-    { queue: new RedisTaskQueue({ redis, key: config.queue.key }), locks: new RedisLockManager({ redis, prefix: config.redis.keyPrefix }) },
+    {
+      queue: new RedisTaskQueue({ redis, key: config.queue.key }),
+      locks: new RedisLockManager({ redis, prefix: config.redis.keyPrefix }),
+      checks: [
+        ...sqlHealthChecks(sql),
+        {
+          name: 'redis',
+          check: async () => {
+            // Not connected: said at once (a PING would wait in the offline queue).
+            if (redis.status !== 'ready') throw new Error(`not connected (${redis.status})${lastRedisError ? `: ${lastRedisError.message}` : ''}`);
+            await redis.ping();
+          },
+        },
+      ],
+    },
     async () => {
       await redis.quit().catch(() => redis.disconnect());
       await sql.close();

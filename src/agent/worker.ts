@@ -6,7 +6,7 @@ import {
   type JetStreamClient,
   type JsMsg,
 } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { TaskDispatch, TaskResult } from '../domain/messages.js';
 import { AgentName } from '../domain/task.js';
 import { ValidationError } from '../errors.js';
@@ -25,7 +25,9 @@ import {
   streamNames,
 } from '../adapters/nats/streams.js';
 import { onReconnect } from '../adapters/nats/connection.js';
-import { natsSubjects, type NatsSubjects } from '../adapters/nats/subjects.js';
+import { natsSubjects, subjectTemplates, type NatsSubjects, type SubjectTemplates } from '../adapters/nats/subjects.js';
+import { injectTrace, processTraced, sendTraced } from '../adapters/nats/trace-headers.js';
+import { linksTo, tracingOn, type Context } from '../tracing/tracing.js';
 
 export interface AgentTaskContext {
   /** Aborted only by `stop({ abort: true })`; a plain `stop()` lets the handler finish. */
@@ -151,8 +153,9 @@ class Worker implements AgentWorker {
   private wake: (() => void) | null = null;
   private loop: Promise<void> = Promise.resolve();
   private stopped: Promise<void> | null = null;
-  /** Results waiting for the next flush (see `settle`). */
-  private readonly finished: { m: JsMsg; task: TaskDispatch; result: TaskResult; done: () => void }[] = [];
+  /** Results waiting for the next flush (see `settle`); `trace`: the task's `process` span (tracing on). */
+  private readonly finished: { m: JsMsg; task: TaskDispatch; result: TaskResult; done: () => void; trace: Context | undefined }[] = [];
+  private readonly templates: SubjectTemplates;
 
   constructor(
     private readonly settings: WorkerSettings,
@@ -161,6 +164,7 @@ class Worker implements AgentWorker {
     private readonly consumer: Consumer,
   ) {
     this.agent = settings.agent;
+    this.templates = subjectTemplates(subjects.prefix);
     this.logger = (settings.logger ?? silentLogger()).child({ agent: settings.agent });
     this.deadLetters = new DeadLetterPublisher(js, subjects.dlq, this.logger);
     this.results = new JetStreamPublisher(settings.connection, RESULT_PUBLISH_TIMEOUT_MS);
@@ -263,8 +267,18 @@ class Worker implements AgentWorker {
       }
       return;
     }
-    const result = await this.run1(m, parsed.data);
-    await this.settle(m, parsed.data, result);
+    const task = parsed.data;
+    if (!tracingOn()) {
+      const result = await this.run1(m, task, undefined);
+      return this.settle(m, task, result, undefined);
+    }
+    // Traced: the task's work in the CONSUMER span `process <prefix>.tasks.{agent}`, a child
+    // of the dispatch's `send` span (its headers); the handler runs with it active (its own
+    // spans are its children), and the result and heartbeats carry it back.
+    await processTraced(this.templates.task, m.subject, `${task.taskId}:${task.fencingToken}`, m.headers, async (ctx) => {
+      const result = await this.run1(m, task, ctx);
+      await this.settle(m, task, result, ctx);
+    });
   }
 
   /**
@@ -273,9 +287,9 @@ class Worker implements AgentWorker {
    * (`batchResults`), the messages in one synchronous pass; each dispatch is acknowledged
    * once the stream has stored the message with its result.
    */
-  private settle(m: JsMsg, task: TaskDispatch, result: TaskResult): Promise<void> {
+  private settle(m: JsMsg, task: TaskDispatch, result: TaskResult, trace: Context | undefined): Promise<void> {
     return new Promise((resolve) => {
-      this.finished.push({ m, task, result, done: resolve });
+      this.finished.push({ m, task, result, done: resolve, trace });
       if (this.finished.length === 1) setImmediate(() => void this.flushResults());
     });
   }
@@ -305,12 +319,20 @@ class Worker implements AgentWorker {
   }
 
   /** Runs the handler with heartbeats; always resolves with the result to publish. */
-  private async run1(m: JsMsg, task: TaskDispatch): Promise<TaskResult> {
+  private async run1(m: JsMsg, task: TaskDispatch, trace: Context | undefined): Promise<TaskResult> {
     const controller = new AbortController();
     this.controllers.add(controller);
     const heartbeat = async (): Promise<void> => {
       m.working();
-      this.settings.connection.publish(this.subjects.heartbeats(task.projectId), JSON.stringify({ taskId: task.taskId, fencingToken: task.fencingToken }));
+      const subject = this.subjects.heartbeats(task.projectId);
+      const body = JSON.stringify({ taskId: task.taskId, fencingToken: task.fencingToken });
+      if (!trace) return this.settings.connection.publish(subject, body);
+      // Traced: a PRODUCER span, a child of the task's `process` span, in the headers.
+      await sendTraced(this.templates.heartbeats, subject, undefined, async (ctx) => {
+        const h = natsHeaders();
+        injectTrace(ctx, h);
+        this.settings.connection.publish(subject, body, { headers: h });
+      }, { parent: trace });
     };
     const beat = () => void heartbeat().catch((err: unknown) => this.logger.warn({ err, taskId: task.taskId }, 'heartbeat failed'));
     // The first heartbeat after one period, not at the start: the dispatch set the deadline,
@@ -339,18 +361,31 @@ class Worker implements AgentWorker {
    * between them. Every attempt carries the same message id: a retry of a message the
    * stream did store is dropped as a duplicate.
    */
-  private async publishResults(group: readonly { task: TaskDispatch; json: string }[]): Promise<void> {
+  private async publishResults(group: readonly { task: TaskDispatch; json: string; trace: Context | undefined }[]): Promise<void> {
     const first = group[0]!.task;
     const subject = this.subjects.results(first.projectId);
     const [body, id] =
       group.length === 1
         ? [group[0]!.json, `${first.taskId}:${first.fencingToken}:result`]
         : [`{"results":[${group.map((g) => g.json).join(',')}]}`, `${first.taskId}:${first.fencingToken}:results:${group.length}`];
+    if (!tracingOn()) return this.publishAttempts(subject, body, id, undefined);
+    const traced = group.find((g) => g.trace !== undefined)?.trace;
+    if (!traced) return this.publishAttempts(subject, body, id, undefined);
+    // Traced: a PRODUCER span, a child of the (first) task's `process` span, linked to the
+    // others of the message, in the headers: the orchestrator's `process` span continues it.
+    return sendTraced(this.templates.results, subject, id, (ctx) => this.publishAttempts(subject, body, id, ctx), {
+      parent: traced,
+      links: linksTo(group.filter((g) => g.trace !== traced).map((g) => g.trace)),
+      count: group.length,
+    });
+  }
+
+  private async publishAttempts(subject: string, body: string, id: string, trace: Context | undefined): Promise<void> {
     let lastError: unknown;
     for (let attempt = 1; attempt <= RESULT_PUBLISH_ATTEMPTS; attempt++) {
       if (attempt > 1) await new Promise((resolve) => setTimeout(resolve, 500 * (attempt - 1)));
       try {
-        await this.results.publish(subject, body, id);
+        await this.results.publish(subject, body, id, trace);
         return;
       } catch (err) {
         lastError = err;

@@ -32,7 +32,7 @@ export async function runDemoCommand(args: ParsedArgs, io: CliIo): Promise<numbe
     environment = services ? await servicesEnvironment(config, logger) : await embeddedEnvironment();
   } catch (err) {
     if (err instanceof ServiceUnavailableError) {
-      io.err(`orchestrator demo --services: ${err.message}\n  docker compose up -d starts PostgreSQL, Redis and NATS (or run the demo without --services)`);
+      io.err(`orchestrator demo --services: ${err.message}\n  docker compose up -d postgres redis nats starts PostgreSQL, Redis and NATS (or run the demo without --services)`);
       return 1;
     }
     throw err;

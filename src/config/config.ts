@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { ConfigError, type ConfigProblem } from '../errors.js';
-import { SETTINGS, type Setting } from './settings.js';
+import { SETTINGS, parseHostPort, type Setting } from './settings.js';
 import type { TaskTypeOverrides } from './task-types.js';
 
 /** The parsed configuration the core takes. Durations are in milliseconds. */
@@ -31,17 +31,23 @@ export interface OrchestratorConfig {
     credsFile?: string;
     nkeySeedFile?: string;
     tls?: { caFile?: string; certFile?: string; keyFile?: string };
+    /** The reply subjects' prefix (nats.js `inboxPrefix`); default `_INBOX`. */
+    inboxPrefix?: string;
     maxPayloadBytes: number;
     ackWaitSeconds: number;
   };
   /** Status and budget notices (at least once): after this long without a heartbeat an instance's are announced by another. */
   notices: { staleAfterMs: number };
+  /** Where `orchestrator start` serves /livez, /readyz and /metrics (HTTP_ADDR); port 0: a free one. */
+  http: { host: string; port: number };
   /** A JSON pipeline file replacing the default video pipeline. */
   pipelineFile?: string;
   /** Per task type overrides of the catalogue (TASK_TYPES_FILE, TASK_TIMEOUTS); applied by `configuredCatalog`. */
   taskTypes: TaskTypeOverrides;
   instanceId: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Traces from `orchestrator start` (OTEL_*; src/cli/tracing.ts); the library itself only uses the OpenTelemetry API. */
+  tracing?: { exporter?: 'otlp' | 'console' | 'none'; endpoint?: string; tracesEndpoint?: string; serviceName?: string };
 }
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
@@ -74,15 +80,18 @@ export type ConfigOverrides = DeepPartial<{
     credsFile: string;
     nkeySeedFile: string;
     tls: { caFile: string; certFile: string; keyFile: string };
+    inboxPrefix: string;
     maxPayloadBytes: number;
     ackWaitSeconds: number;
   };
   notices: { staleAfterSeconds: number };
+  http: { addr: string };
   pipelineFile: string;
   /** `file`: a TASK_TYPES_FILE path; `timeouts`: seconds by task type (TASK_TIMEOUTS). */
   taskTypes: { file: string; timeouts: Record<string, number> };
   instanceId: string;
   logLevel: OrchestratorConfig['logLevel'];
+  tracing: { exporter: 'otlp' | 'console' | 'none'; endpoint: string; tracesEndpoint: string; serviceName: string };
 }>;
 
 function getPath(obj: unknown, path: readonly string[]): unknown {
@@ -162,10 +171,12 @@ function finish(raw: Record<string, unknown>): OrchestratorConfig {
     database: OrchestratorConfig['database'];
     nats: Omit<OrchestratorConfig['nats'], 'servers'> & { servers: string };
     notices: { staleAfterSeconds: number };
+    http: { addr: string };
     pipelineFile?: string;
     taskTypes: { file?: TaskTypeOverrides['file']; timeouts: Record<string, number> };
     instanceId?: string;
     logLevel: OrchestratorConfig['logLevel'];
+    tracing?: OrchestratorConfig['tracing'];
   };
   return {
     redis: r.redis,
@@ -188,11 +199,19 @@ function finish(raw: Record<string, unknown>): OrchestratorConfig {
     database: r.database,
     nats: { ...r.nats, servers: r.nats.servers.split(',').map((s) => s.trim()) },
     notices: { staleAfterMs: Math.round(r.notices.staleAfterSeconds * 1000) },
+    http: parseHostPort(r.http.addr)!,
     ...(r.pipelineFile ? { pipelineFile: r.pipelineFile } : {}),
     taskTypes: { ...(r.taskTypes.file ? { file: r.taskTypes.file } : {}), timeoutsMs: r.taskTypes.timeouts },
     instanceId: r.instanceId ?? `${hostname()}-${process.pid}`.slice(0, 100),
     logLevel: r.logLevel,
+    ...(r.tracing ? { tracing: r.tracing } : {}),
   };
+}
+
+/** Whether `orchestrator start` records traces: OTEL_TRACES_EXPORTER=otlp|console, or an OTLP endpoint set (and the exporter not `none`). */
+export function tracingWanted(tracing: OrchestratorConfig['tracing']): boolean {
+  if (!tracing || tracing.exporter === 'none') return false;
+  return tracing.exporter !== undefined || tracing.endpoint !== undefined || tracing.tracesEndpoint !== undefined;
 }
 
 /** The configuration with every secret removed, safe to log. */

@@ -79,6 +79,20 @@ const subjectToken = z.preprocess(
   blankToUndefined,
   z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, { error: 'expected a NATS subject prefix such as lap (letters, digits, _ - and dots)' }),
 );
+/** `host:port` (an IPv6 host in brackets: `[::1]:8080`); port 0 takes a free one. */
+export function parseHostPort(value: string): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(value.trim());
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port > 65535) return null;
+  return { host: m[1] ?? m[2]!, port };
+}
+const hostPort = z.preprocess(
+  blankToUndefined,
+  z.string({ error: 'expected host:port, such as 127.0.0.1:8080 or 0.0.0.0:8080' }).refine((s) => parseHostPort(s) !== null, {
+    error: 'expected host:port, such as 127.0.0.1:8080 or 0.0.0.0:8080',
+  }),
+);
 const logLevel = z.preprocess(
   (v) => (typeof v === 'string' ? v.trim().toLowerCase() || undefined : v),
   z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'expected one of fatal, error, warn, info, debug, trace, silent' }),
@@ -86,6 +100,10 @@ const logLevel = z.preprocess(
 const timeoutPolicy = z.preprocess(
   (v) => (typeof v === 'string' ? v.trim().toLowerCase() || undefined : v),
   z.enum(['reject', 'approve', 'remind'], { error: 'expected reject, approve or remind' }),
+);
+const tracesExporter = z.preprocess(
+  (v) => (typeof v === 'string' ? v.trim().toLowerCase() || undefined : v),
+  z.enum(['otlp', 'console', 'none'], { error: 'expected otlp, console or none' }),
 );
 
 /** `agent=limit,agent=limit` → { agent: limit }. */
@@ -154,9 +172,15 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'NATS_TLS_CA_FILE', path: ['nats', 'tls', 'caFile'], schema: text('a file path').optional(), unit: 'path', description: 'CA certificate for TLS' },
   { env: 'NATS_TLS_CERT_FILE', path: ['nats', 'tls', 'certFile'], schema: text('a file path').optional(), unit: 'path', description: 'Client certificate for mutual TLS' },
   { env: 'NATS_TLS_KEY_FILE', path: ['nats', 'tls', 'keyFile'], schema: text('a file path').optional(), unit: 'path', description: 'Client key for mutual TLS' },
+  { env: 'NATS_INBOX_PREFIX', path: ['nats', 'inboxPrefix'], schema: subjectToken.optional(), unit: 'subject', description: 'Prefix of the reply subjects this process subscribes to (default _INBOX); an agent whose NATS user may read only its own replies sets its own (deploy/nats: _INBOX.script_writer for the agent script_writer)' },
   { env: 'NATS_ACK_WAIT', path: ['nats', 'ackWaitSeconds'], schema: positiveSeconds, default: 10, unit: 'seconds', description: 'Redelivery delay of an inbound message left unacknowledged (a crashed orchestrator)' },
   { env: 'MAX_PAYLOAD_BYTES', path: ['nats', 'maxPayloadBytes'], schema: positiveInt('a positive number of bytes'), default: 1_048_576, unit: 'bytes', description: 'Inbound messages larger than this are dead-lettered unparsed' },
   { env: 'NOTICE_STALE_AFTER', path: ['notices', 'staleAfterSeconds'], schema: positiveSeconds, default: 30, unit: 'seconds', description: 'An instance whose notice heartbeat is older than this is gone: a live one announces the statuses and budgets it may not have' },
+  { env: 'HTTP_ADDR', path: ['http', 'addr'], schema: hostPort, default: '127.0.0.1:8080', unit: 'host:port', description: '`orchestrator start` serves /livez, /readyz and /metrics here (port 0: a free one, printed at start)' },
+  { env: 'OTEL_TRACES_EXPORTER', path: ['tracing', 'exporter'], schema: tracesExporter.optional(), unit: 'otlp, console or none', description: 'Traces from `orchestrator start` (see Traces): otlp (OTLP over HTTP), console, or none; unset, traces are on when an OTLP endpoint is set' },
+  { env: 'OTEL_EXPORTER_OTLP_ENDPOINT', path: ['tracing', 'endpoint'], schema: urlWith(['http:', 'https:'], 'an http:// or https:// URL').optional(), unit: 'URL', description: 'OTLP/HTTP collector base URL (traces go to `<URL>/v1/traces`); turns traces on', url: true },
+  { env: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', path: ['tracing', 'tracesEndpoint'], schema: urlWith(['http:', 'https:'], 'an http:// or https:// URL').optional(), unit: 'URL', description: 'OTLP/HTTP traces URL, used as is; wins over OTEL_EXPORTER_OTLP_ENDPOINT; turns traces on', url: true },
+  { env: 'OTEL_SERVICE_NAME', path: ['tracing', 'serviceName'], schema: text('a service name').optional(), unit: 'text', description: '`service.name` of the traces (default: the one in OTEL_RESOURCE_ATTRIBUTES, else livingagent-orchestrator)' },
   { env: 'INSTANCE_ID', path: ['instanceId'], schema: z.preprocess(blankToUndefined, z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, { error: 'expected up to 100 letters, digits, _ . -' })).optional(), unit: 'text', description: 'This process in the audit log (default: host name and pid)' },
   { env: 'LOG_LEVEL', path: ['logLevel'], schema: logLevel, default: 'info', unit: 'level', description: 'pino log level' },
 ];

@@ -63,6 +63,10 @@ export class ProjectLifecycle {
   async step(projectId: string, events: ProjectEvents): Promise<ProjectStep> {
     const actor = await this.core.projectActors.load(projectId);
     const step = await actor.send(events);
+    // Requests this step decided (a decision, or an expiry's policy): how long each waited.
+    for (const a of step.approvals) {
+      if (a.status !== 'pending' && a.decidedAt) this.core.metrics.approvalDecided(a.status, a.decidedAt.getTime() - a.requestedAt.getTime());
+    }
     await this.react(step);
     return step;
   }

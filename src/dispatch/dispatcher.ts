@@ -44,7 +44,7 @@ export interface DispatchClaim {
 }
 
 /** What a dispatch is built from: the task and its attempt. */
-export type DispatchedTask = Pick<TaskRecord, 'taskId' | 'projectId' | 'taskType' | 'assignedTo' | 'input' | 'attempts' | 'deadline'>;
+export type DispatchedTask = Pick<TaskRecord, 'taskId' | 'projectId' | 'taskType' | 'assignedTo' | 'input' | 'attempts' | 'deadline' | 'traceParent'>;
 
 /**
  * Whether a project's READY tasks may be dispatched: when it accepts work (active, or
@@ -120,6 +120,11 @@ export class Dispatcher {
 
   get runningCount(): number {
     return this.slots.runningCount;
+  }
+
+  /** Task leases this process holds (running attempts and claims). */
+  get leasesHeld(): number {
+    return this.slots.leasesHeld;
   }
 
   start(): void {
@@ -332,7 +337,9 @@ export class Dispatcher {
    */
   private launch(started: readonly { task: DispatchedTask; lease: Lease }[], done: readonly TaskTransition[]): void {
     if (!started.length) return;
-    this.outbox.send(started.map(({ task, lease }) => ({ agent: task.assignedTo, message: dispatchMessage(task, lease.fencingToken), lease })));
+    this.outbox.send(
+      started.map(({ task, lease }) => ({ agent: task.assignedTo, message: dispatchMessage(task, lease.fencingToken), lease, traceParent: task.traceParent ?? null })),
+    );
     if (done.length) {
       const work = publishTransitions(this.core, done);
       this.publishing.add(work);
@@ -496,7 +503,7 @@ export class Dispatcher {
       const lease = leases[i];
       if (!lease) return;
       this.slots.occupy(t.taskId, t.assignedTo, lease, now, t.fencingToken!);
-      sending.push({ agent: t.assignedTo, message: dispatchMessage(t, t.fencingToken!), lease });
+      sending.push({ agent: t.assignedTo, message: dispatchMessage(t, t.fencingToken!), lease, traceParent: t.traceParent ?? null });
     });
     this.outbox.send(sending);
     return sending.length;

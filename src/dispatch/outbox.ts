@@ -2,6 +2,7 @@ import type { TaskDispatch } from '../domain/messages.js';
 import type { Lease } from '../ports/lock-manager.js';
 import type { Core } from '../orchestrator/core.js';
 import { CLAIM_TTL_MS, LEASE_GRACE_MS, type Slots } from './slots.js';
+import { context, contextOfTraceParent, tracingOn } from '../tracing/tracing.js';
 
 /**
  * A dispatch the bus did not confirm is sent again after this back-off (doubling, capped).
@@ -26,6 +27,8 @@ export interface Sending {
   agent: string;
   message: TaskDispatch;
   lease: Lease;
+  /** The traceparent stored with the task (its ingest's), null when untraced: the dispatch's span is its child. */
+  traceParent?: string | null;
 }
 
 /**
@@ -151,7 +154,9 @@ export class DispatchOutbox {
   /** One try; true when the bus confirmed. Never rejects. */
   private async tryOnce(s: Sending, tries: number): Promise<boolean> {
     try {
-      await this.core.bus.dispatchTask(s.agent, s.message);
+      // Traced: sent in the context of the task's ingest (stored with the task), whatever runs this.
+      if (s.traceParent && tracingOn()) await context.with(contextOfTraceParent(s.traceParent), () => this.core.bus.dispatchTask(s.agent, s.message));
+      else await this.core.bus.dispatchTask(s.agent, s.message);
       if (tries > 1) this.core.logger.info({ taskId: s.message.taskId, tries }, 'dispatch confirmed after retries');
       return true;
     } catch (err) {

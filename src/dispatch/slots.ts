@@ -48,6 +48,13 @@ export class Slots {
     return this.running.size;
   }
 
+  /** Leases this process holds: one per running slot, and per claim once its lease is taken. */
+  get leasesHeld(): number {
+    let n = this.running.size;
+    for (const claim of this.claims.values()) if (claim.lease) n++;
+    return n;
+  }
+
   /** Tasks of `agent` running or claimed. */
   busy(agent: string): number {
     return this.perAgent.get(agent) ?? 0;

@@ -16,6 +16,7 @@ import type { TaskScheduler } from '../orchestrator/scheduler.js';
 import type { Core } from '../orchestrator/core.js';
 import type { Reactions } from '../reactions/reactions.js';
 import { publishStatuses } from '../reactions/statuses.js';
+import { ingestSpan, tracingOn } from '../tracing/tracing.js';
 
 export interface IngestedEvent {
   id: string;
@@ -158,8 +159,11 @@ export class Ingest {
     );
   }
 
-  /** Null when `onlyIfActive` and the project was not active (nothing written). */
-  private async ingest(
+  /**
+   * Null when `onlyIfActive` and the project was not active (nothing written). Traced
+   * (tracing on) in the span `ingest <event type>`, whose traceparent the tasks store.
+   */
+  private ingest(
     event: IngestedEvent,
     planned: readonly PlannedTask[],
     atCheckpoint: boolean,
@@ -167,9 +171,23 @@ export class Ingest {
     onlyIfActive = false,
     after?: () => Promise<void>,
   ): Promise<IngestOutcome | null> {
+    if (!tracingOn()) return this.write(event, planned, atCheckpoint, project, onlyIfActive, after, null);
+    const attributes = { 'lap.event.id': event.id, 'lap.event.type': event.type, 'lap.project.id': event.projectId, 'lap.tasks.planned': planned.length };
+    return ingestSpan(event.type, attributes, (traceParent) => this.write(event, planned, atCheckpoint, project, onlyIfActive, after, traceParent));
+  }
+
+  private async write(
+    event: IngestedEvent,
+    planned: readonly PlannedTask[],
+    atCheckpoint: boolean,
+    project: NewProject | undefined,
+    onlyIfActive: boolean,
+    after: (() => Promise<void>) | undefined,
+    traceParent: string | null,
+  ): Promise<IngestOutcome | null> {
     const { core } = this;
     const now = core.clock.now();
-    const records = await core.registry.prepare(planned, { awaitingApproval: atCheckpoint });
+    const records = await core.registry.prepare(planned, { awaitingApproval: atCheckpoint, traceParent });
     const approval: NewApproval | undefined = atCheckpoint
       ? {
           approvalId: `apr_${randomUUID().replaceAll('-', '')}`,

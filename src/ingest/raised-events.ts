@@ -3,6 +3,7 @@ import type { OutboxEvent } from '../ports/task-store.js';
 import type { Core } from '../orchestrator/core.js';
 import type { ProjectLifecycle } from '../control/lifecycle.js';
 import type { Ingest } from './ingest.js';
+import { raisedBy, tracingOn } from '../tracing/tracing.js';
 
 /** A raised event whose handling keeps failing is dead-lettered after this many tries. */
 export const RAISED_EVENT_TRIES = 5;
@@ -77,7 +78,17 @@ export class RaisedEvents {
     }
   }
 
+  /**
+   * Traced (tracing on): the event's ingest starts a trace of its own, linked to the raising
+   * task's (its traceparent, in memory from the completing commit, or read from the task).
+   */
   private async ingestOne(e: OutboxEvent): Promise<void> {
+    if (!tracingOn()) return this.ingestEvent(e);
+    const traceParent = e.traceParent !== undefined ? e.traceParent : ((await this.core.tasks.getTask(e.taskId).catch(() => null))?.traceParent ?? null);
+    return raisedBy(traceParent, () => this.ingestEvent(e));
+  }
+
+  private async ingestEvent(e: OutboxEvent): Promise<void> {
     await this.ingest.event({ id: e.eventId, type: e.eventType, projectId: e.projectId, payload: e.payload, occurredAt: e.at });
   }
 
@@ -86,6 +97,7 @@ export class RaisedEvents {
     const reason = `raised event ${e.eventType} (${e.eventId}) could not be handled: ${err instanceof Error ? err.message : String(err)}`;
     this.core.logger.error({ err, eventId: e.eventId, projectId: e.projectId, tries }, 'raised event dead-lettered');
     await this.core.deadLetters.record({ taskId: e.taskId, projectId: e.projectId, reason, lastError: reason, attempts: tries, at: new Date(this.core.clock.now()) });
+    this.core.metrics.deadLetter('task', isOrchestratorError(err) ? err.code : 'ERR_RAISED_EVENT');
     await this.core.tasks.removeOutbox(e.eventId);
     // A project that is over (the likely reason for the refusal) stays as it is.
     await this.lifecycle.fail(e.projectId, reason);

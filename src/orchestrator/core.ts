@@ -4,6 +4,7 @@ import type { TaskTypeCatalog } from '../domain/task-types.js';
 import type { Clock } from '../ports/clock.js';
 import type { EventBus } from '../ports/event-bus.js';
 import type { LockManager } from '../ports/lock-manager.js';
+import type { Metrics } from '../ports/metrics.js';
 import type { Commit } from '../ports/commit.js';
 import type { CostStatsStore } from '../ports/cost-stats-store.js';
 import type { DeadLetterStore } from '../ports/dead-letter-store.js';
@@ -44,4 +45,6 @@ export interface Core {
   catalog: TaskTypeCatalog;
   /** The one actor system: the root, the scheduler and project actors, activated task actors (and the inspection). */
   system: ActorSystem;
+  /** What is reported for the operator's metrics as it happens (noMetrics by default). */
+  metrics: Metrics;
 }

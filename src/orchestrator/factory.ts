@@ -8,6 +8,7 @@ import { silentLogger } from '../logger.js';
 import type { Blackboard } from '../ports/blackboard.js';
 import { systemClock, type Clock } from '../ports/clock.js';
 import type { EventBus } from '../ports/event-bus.js';
+import { noMetrics, type Metrics } from '../ports/metrics.js';
 import { TaskRegistry } from '../actors/task-registry.js';
 import { ProjectActors } from '../actors/project-actors.js';
 import { ActorSystem } from '../actors/system.js';
@@ -32,6 +33,8 @@ export interface OrchestratorOptions {
    * scheduler, the project actors and every task machine's committed steps.
    */
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  /** Where committed transitions, dead letters, decisions and reactions are reported (see src/metrics/); default: nowhere. */
+  metrics?: Metrics;
 }
 
 /** Creates orchestrators over a blackboard and an event bus (the original design's quick start). */
@@ -45,6 +48,7 @@ export const OrchestratorFactory = {
     const parsed = isParsed(config) ? config : loadConfig(process.env, config);
     const logger = options.logger ?? silentLogger();
     const clock = options.clock ?? systemClock;
+    const metrics = options.metrics ?? noMetrics;
     // The catalogue with the deployment's overrides (TASK_TYPES_FILE, TASK_TIMEOUTS): the
     // timeouts, attempts, priorities and cost models every new task is built from.
     const catalog = configuredCatalog(parsed.taskTypes, options.taskTypes);
@@ -85,6 +89,7 @@ export const OrchestratorFactory = {
       mapper,
       catalog,
       system,
+      metrics,
     };
     const budget = new BudgetChecker(context);
     const registry = new TaskRegistry({
@@ -99,6 +104,7 @@ export const OrchestratorFactory = {
       // A new task's reservation: the learnt estimate.
       estimateCost: (t, a, i) => budget.estimateCost(t, a, i),
       system,
+      metrics,
     });
     const core: Core = { ...context, registry };
     return new Orchestrator(core, budget);

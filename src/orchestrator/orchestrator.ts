@@ -72,7 +72,7 @@ export class Orchestrator {
       (projectId) => budget.getBudgetStatus(projectId),
       (projectId) => budget.figuresOf(projectId),
     );
-    this.reactions = new Reactions(core.logger);
+    this.reactions = new Reactions(core.logger, core.metrics);
     this.timers = new Timers(core.clock, core.logger);
     this.scheduler = new TaskScheduler(core, new Dispatcher(core, queue));
     // The project machine's steps; their reactions are performed by the use cases built below.
@@ -100,6 +100,16 @@ export class Orchestrator {
 
   get isRunning(): boolean {
     return this.running;
+  }
+
+  /** What this process holds in memory, for the operator's metrics (read on a scrape). */
+  operatorFigures(): { leasesHeld: number; reactionsPending: number; noticesPending: number } {
+    const notices = this.core.notices.counts;
+    return {
+      leasesHeld: this.scheduler.dispatcher.leasesHeld,
+      reactionsPending: this.reactions.pending,
+      noticesPending: notices.inFlight + notices.pending + notices.refused,
+    };
   }
 
   /**

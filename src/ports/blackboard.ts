@@ -1,8 +1,10 @@
 import type { Commit } from './commit.js';
 import type { CostStatsStore } from './cost-stats-store.js';
 import type { DeadLetterStore } from './dead-letter-store.js';
+import type { HealthCheck } from './health.js';
 import type { LockManager } from './lock-manager.js';
 import type { NoticeLedger } from './notice-ledger.js';
+import type { OperatorStats } from './operator-stats.js';
 import type { ProjectStore } from './project-store.js';
 import type { TaskQueue } from './task-queue.js';
 import type { TaskStore } from './task-store.js';
@@ -24,5 +26,9 @@ export interface Blackboard {
   notices: NoticeLedger;
   queue: TaskQueue;
   locks: LockManager;
+  /** The stored state in figures, for the operator's metrics (read on a scrape). */
+  stats?: OperatorStats;
+  /** Readiness of what the blackboard runs on (PostgreSQL and its migrations, Redis): see `/readyz`. */
+  checks?: readonly HealthCheck[];
   close(): Promise<void>;
 }

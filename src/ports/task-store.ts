@@ -19,6 +19,12 @@ export interface TaskRecord extends Task {
   /** Row version for optimistic concurrency; 1 on creation, +1 per transition. */
   version: number;
   updatedAt: Date;
+  /**
+   * The W3C traceparent of the ingest that created the task, when it was traced: every
+   * dispatch of the task, by whichever process and however late, is a child of it (one
+   * trace per event and its tasks). Absent when the task was created untraced.
+   */
+  traceParent?: string | null;
 }
 
 /** A task to insert: everything but the bookkeeping the store fills in. */
@@ -71,6 +77,8 @@ export interface OutboxEvent {
   /** The task whose transition raised it. */
   taskId: string;
   at: Date;
+  /** In memory only (not stored with the event): the raising task's traceparent, which the event's trace links to. */
+  traceParent?: string | null;
 }
 
 export interface TransitionRecord {

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { noMetrics, type Metrics } from '../ports/metrics.js';
 
 /**
  * The follow-ups of committed changes (statuses, budget, retries, raised events,
@@ -14,16 +15,23 @@ export class Reactions {
   /** Per project, the last reaction queued by `runMerged`, while it still waits for its turn. */
   private readonly tails = new Map<string, { what: string; value: unknown; promise: Promise<void> }>();
 
-  constructor(private readonly logger: Logger) {}
+  constructor(
+    private readonly logger: Logger,
+    private readonly metrics: Metrics = noMetrics,
+  ) {}
 
   /** Runs `fn` after the project's earlier reactions; resolves when it has run, never rejects. */
   run(projectId: string, what: string, fn: () => Promise<void>): Promise<void> {
     // Queued behind the project's last reaction: nothing queued later merges into that one.
     this.tails.delete(projectId);
     const previous = this.chains.get(projectId) ?? Promise.resolve();
-    const next = previous.then(fn).catch((err: unknown) => {
-      this.logger.warn({ err, projectId, reaction: what }, 'reaction failed; the sweep finishes it');
-    });
+    const next = previous.then(fn).then(
+      () => this.metrics.reaction(what, false),
+      (err: unknown) => {
+        this.metrics.reaction(what, true);
+        this.logger.warn({ err, projectId, reaction: what }, 'reaction failed; the sweep finishes it');
+      },
+    );
     this.chains.set(projectId, next);
     void next.then(() => {
       if (this.chains.get(projectId) === next) this.chains.delete(projectId);
@@ -52,6 +60,11 @@ export class Reactions {
     });
     this.tails.set(projectId, entry);
     return entry.promise;
+  }
+
+  /** Projects with reactions queued or running. */
+  get pending(): number {
+    return this.chains.size;
   }
 
   /** Resolves once every reaction started so far has run. */

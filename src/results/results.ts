@@ -14,12 +14,15 @@ import type { Core } from '../orchestrator/core.js';
 import type { Reactions } from '../reactions/reactions.js';
 import { publishTransitions, sendAndPublish } from '../reactions/statuses.js';
 import { Batcher } from './batcher.js';
+import { context, inSpan, linkToTasks, linksTo, tracingOn, type Context } from '../tracing/tracing.js';
 
 /** A result to write, and (set once it is durable) its project's reaction, which never rejects. */
 export interface ResultItem {
   projectId: string;
   result: TaskResult;
   reacted?: Promise<void>;
+  /** The context it was submitted in (tracing on): its message's `process` span, which the commit's span continues. */
+  trace?: Context;
 }
 
 /** What the reaction to one project's results follows up. */
@@ -62,14 +65,31 @@ export class Results {
     private readonly reactions: Reactions,
   ) {
     this.batcher = new Batcher(
-      (batch) => this.completeMany(batch),
+      (batch) => this.commit(batch),
       (item) => item.result.taskId,
     );
   }
 
   /** Resolves once the result's commit is durable (its reaction: `item.reacted`). */
   submit(item: ResultItem): Promise<void> {
+    if (tracingOn()) item.trace = context.active();
     return this.batcher.submit(item);
+  }
+
+  /**
+   * A batch's commit; traced (tracing on) in the span `commit results`, a child of the first
+   * traced result's context (its `process` span), linked to the others' (one write for all),
+   * and to the traces of the tasks that are not its own (see `linkToTasks`).
+   */
+  private commit(batch: readonly ResultItem[]): Promise<(Error | null)[]> {
+    if (!tracingOn()) return this.completeMany(batch);
+    const traced = batch.filter((b) => b.trace !== undefined);
+    if (!traced.length) return this.completeMany(batch);
+    return inSpan(
+      'commit results',
+      { parent: traced[0]!.trace!, links: linksTo(traced.slice(1).map((b) => b.trace)), attributes: { 'lap.results.count': batch.length } },
+      () => this.completeMany(batch),
+    );
   }
 
   /** Resolves once everything submitted so far is written. */
@@ -104,6 +124,7 @@ export class Results {
   private async completeMany(batch: readonly ResultItem[]): Promise<(Error | null)[]> {
     const errors: (Error | null)[] = batch.map(() => null);
     const actors = await this.core.registry.getMany(batch.map((b) => b.result.taskId));
+    if (tracingOn()) linkToTasks([...actors.values()].map((a) => a.traceParent));
     const emitting = new Set(this.core.mapper.pipeline.emits.flatMap((e) => e.taskTypes));
     const needInput = batch.filter((b) => b.result.status === 'completed' && emitting.has(actors.get(b.result.taskId)?.taskType ?? ''));
     const inputs = new Map((needInput.length ? await this.core.tasks.getTasks(needInput.map((b) => b.result.taskId)) : []).map((r) => [r.taskId, r.input]));
@@ -134,7 +155,15 @@ export class Results {
       const raise = emitting.has(actor.taskType)
         ? this.core.mapper
             .eventsForCompletion({ taskId: actor.taskId, projectId, taskType: actor.taskType, input: inputs.get(actor.taskId) ?? {}, output })
-            .map((e) => ({ eventId: `${actor.taskId}:${e.type}`, eventType: e.type, projectId, payload: e.payload, taskId: actor.taskId, at: new Date(at) }))
+            .map((e): OutboxEvent => ({
+              eventId: `${actor.taskId}:${e.type}`,
+              eventType: e.type,
+              projectId,
+              payload: e.payload,
+              taskId: actor.taskId,
+              at: new Date(at),
+              traceParent: actor.traceParent,
+            }))
         : [];
       if (raise.length) raisedBy.set(index, raise);
       items.push({

@@ -123,6 +123,7 @@ export class Retries {
       attempts,
       at: new Date(this.core.clock.now()),
     });
+    this.core.metrics.deadLetter('task', 'ERR_ATTEMPTS_EXHAUSTED');
     this.core.logger.warn({ taskId, attempts, lastError }, 'task dead-lettered');
     await this.cancellation.cancelDependents(taskId, `dependency ${taskId} failed: ${lastError ?? 'unknown error'}`);
     await this.lifecycle.fail(actor.projectId, failureReason(taskId, actor.getSnapshot().context.taskType, attempts, maxAttempts, lastError));

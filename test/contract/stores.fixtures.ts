@@ -3,6 +3,7 @@ import type { Commit } from '../../src/ports/commit.js';
 import type { CostStatsStore } from '../../src/ports/cost-stats-store.js';
 import type { DeadLetterStore } from '../../src/ports/dead-letter-store.js';
 import type { NoticeLedger } from '../../src/ports/notice-ledger.js';
+import type { OperatorStats } from '../../src/ports/operator-stats.js';
 import type { ProjectState, ProjectStore } from '../../src/ports/project-store.js';
 import type { TaskStore } from '../../src/ports/task-store.js';
 
@@ -14,6 +15,8 @@ export interface StorePorts {
   deadLetters: DeadLetterStore;
   costs: CostStatsStore;
   notices: NoticeLedger;
+  /** Read-only: the stored state in figures (metrics). */
+  stats: OperatorStats;
 }
 
 export type PortName = keyof StorePorts;

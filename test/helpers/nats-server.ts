@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,17 @@ export interface NatsServerOptions {
   pass?: string;
   /** The server's certificate and key: every client must use TLS (`--tls`). */
   tls?: { certFile: string; keyFile: string };
+  /**
+   * The server's certificate and key, and the CA that client certificates must chain to:
+   * every client must use TLS and present a certificate (`tls { verify: true }`).
+   */
+  mutualTls?: { certFile: string; keyFile: string; caFile: string };
+  /** A configuration file (`-c`: users and permissions…); the port, address and store stay the helper's. */
+  configFile?: string;
+  /** Or the configuration's text, written to a file in the store directory (the same `-c`). */
+  config?: string;
+  /** Environment of the server, beside this process's (the `$VARIABLES` a configuration file reads). */
+  env?: Record<string, string>;
 }
 
 export class TestNatsServer {
@@ -48,11 +59,12 @@ export class TestNatsServer {
 
   /** What a client of this server needs beside the URL: the user and password, and the certificate as CA. */
   get clientOptions(): { user?: string; pass?: string; tls?: { caFile: string } } {
-    const { user, pass, tls } = this.options;
+    const { user, pass, tls, mutualTls } = this.options;
     return {
       ...(user === undefined ? {} : { user }),
       ...(pass === undefined ? {} : { pass }),
       ...(tls === undefined ? {} : { tls: { caFile: tls.certFile } }),
+      ...(mutualTls === undefined ? {} : { tls: { caFile: mutualTls.caFile } }),
     };
   }
 
@@ -99,12 +111,21 @@ export class TestNatsServer {
     await rm(this.storeDir, { recursive: true, force: true });
   }
 
-  private launch(): Promise<void> {
+  private async launch(): Promise<void> {
     const args = ['-js', '-a', '127.0.0.1', '-p', String(this.port), '-sd', this.storeDir, '-n', `test-${this.port}`];
+    let configFile = this.options.configFile;
+    if (this.options.config !== undefined) {
+      configFile = join(this.storeDir, 'server.conf');
+      await writeFile(configFile, this.options.config);
+    }
     if (this.options.user !== undefined) args.push('--user', this.options.user);
     if (this.options.pass !== undefined) args.push('--pass', this.options.pass);
     if (this.options.tls !== undefined) args.push('--tls', '--tlscert', this.options.tls.certFile, '--tlskey', this.options.tls.keyFile);
-    const child = spawn(NATS_SERVER_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const mtls = this.options.mutualTls;
+    if (mtls !== undefined) args.push('--tlsverify', '--tlscert', mtls.certFile, '--tlskey', mtls.keyFile, '--tlscacert', mtls.caFile);
+    if (configFile !== undefined) args.push('-c', configFile);
+    const env = this.options.env === undefined ? process.env : { ...process.env, ...this.options.env };
+    const child = spawn(NATS_SERVER_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     this.child = child;
     let out = '';
     return new Promise<void>((resolve, reject) => {

@@ -17,6 +17,11 @@ export interface PrivateRedisOptions {
   user?: { name: string; password: string };
   /** The server's certificate and key: the port speaks TLS only; clients need no certificate. */
   tls?: { certFile: string; keyFile: string };
+  /**
+   * An ACL file (`aclfile`: its users, instead of `user`'s); with `user` too, `url` logs
+   * in as that user, which the file must define with that password.
+   */
+  aclFile?: string;
 }
 
 export class PrivateRedis {
@@ -70,11 +75,12 @@ export class PrivateRedis {
 
   /** The config file of the ACL user and TLS (null without either). */
   private async configFile(): Promise<string | null> {
-    const { user, tls } = this.options;
-    if (user === undefined && tls === undefined) return null;
+    const { user, tls, aclFile } = this.options;
+    if (user === undefined && tls === undefined && aclFile === undefined) return null;
     this.configDir ??= await mkdtemp(join(tmpdir(), 'lap-redis-'));
     const lines: string[] = [];
-    if (user !== undefined) lines.push('user default off', `user ${user.name} on >${user.password} ~* &* +@all`);
+    if (aclFile !== undefined) lines.push(`aclfile ${aclFile}`);
+    else if (user !== undefined) lines.push('user default off', `user ${user.name} on >${user.password} ~* &* +@all`);
     if (tls !== undefined) lines.push(`tls-port ${this.port}`, 'port 0', `tls-cert-file ${tls.certFile}`, `tls-key-file ${tls.keyFile}`, 'tls-auth-clients no');
     const file = join(this.configDir, 'redis.conf');
     await writeFile(file, `${lines.join('\n')}\n`, { mode: 0o600 });

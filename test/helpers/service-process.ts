@@ -42,7 +42,8 @@ export class ManagedProcess {
     installExitHook();
     this.child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
       cwd: ROOT,
-      env: { ...process.env, ...env },
+      // HTTP on a free port unless the test names one: processes side by side never clash on HTTP_ADDR's default.
+      env: { ...process.env, HTTP_ADDR: '127.0.0.1:0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     live.add(this.child);

@@ -15,6 +15,8 @@ export const TABLES_OF: Readonly<Record<PortName, readonly string[]>> = {
   deadLetters: ['dead_letters'],
   costs: ['cost_observations'],
   notices: ['instances'],
+  // Read-only: it may write no table at all.
+  stats: [],
   commit: ['tasks', 'task_transitions', 'outbox', 'dispatch_outbox', 'projects', 'approvals', 'processed_events'],
 };
 
@@ -31,7 +33,7 @@ function harnessOver(
   close: () => Promise<void>,
 ): StoresHarness {
   const counted = countingSql(clients.underTest);
-  const over = (base: SqlClient, own: SqlClient): StorePorts => ({ ...sqlStores(base), [port]: sqlStores(own)[port] });
+  const over = (base: SqlClient, own: SqlClient): StorePorts => ({ ...(sqlStores(base) as StorePorts), [port]: sqlStores(own)[port] });
   const { sql } = clients;
   return {
     ...over(sql, counted.sql),

@@ -97,4 +97,42 @@ describe('fencing across a lost lease', () => {
       await sqlB.close();
     }
   });
+
+  it('refuses a result or heartbeat under a token above the attempt\'s: no lease handed it to this task (issue 16, found by the fuzz)', async () => {
+    const sqlB = new PgSqlClient({ connectionString: TEST_DATABASE_URL, schema: db.schema!, max: 2 });
+    try {
+      const store = new PostgresTaskStore(db.sql);
+      const a = registry(db.sql, 'proc-a');
+      await a.createTasks([{ taskId: 'fence-2', projectId: 'prj_f', taskType: 'GENERATE_FINAL_VIDEO' }]);
+      await a.send('fence-2', { type: 'DEPENDENCIES_MET', at: T0 });
+      await a.send('fence-2', { type: 'DISPATCH', at: T0, fencingToken: 40, deadline: T0 + 1000 });
+      const before = await store.getTask('fence-2');
+
+      // Another task's token, or one never handed out: refused, nothing changes.
+      for (const token of [41, 1_000_000_000]) {
+        const complete = await a
+          .send('fence-2', { type: 'COMPLETE', at: T0 + 10, actualCost: 0.01 }, { fencingToken: token, output: { fuzz: 1 } })
+          .catch((e: unknown) => e);
+        expect(complete).toBeInstanceOf(StaleFencingTokenError);
+        const fail = await a.send('fence-2', { type: 'FAIL', at: T0 + 10, error: 'not yours' }, { fencingToken: token }).catch((e: unknown) => e);
+        expect(fail).toBeInstanceOf(StaleFencingTokenError);
+        const heartbeat = await a.send('fence-2', { type: 'HEARTBEAT', at: T0 + 10, deadline: T0 + 999_999 }, { fencingToken: token }).catch((e: unknown) => e);
+        expect(heartbeat).toBeInstanceOf(StaleFencingTokenError);
+        expect((heartbeat as Error).message).toContain(`fencing token ${token} is not the current token 40`);
+      }
+      expect(await store.getTask('fence-2')).toEqual(before);
+
+      // A held copy that is behind (another process dispatched the task again under a newer
+      // token) does not refuse the current token: decided again on the row.
+      const b = registry(sqlB, 'proc-b');
+      await b.send('fence-2', { type: 'TIME_OUT', at: T0 + 2000 });
+      await b.send('fence-2', { type: 'RETRY', at: T0 + 2000, notBefore: T0 + 2000 });
+      await b.send('fence-2', { type: 'DEPENDENCIES_MET', at: T0 + 2001 });
+      await b.send('fence-2', { type: 'DISPATCH', at: T0 + 2002, fencingToken: 50, deadline: T0 + 62_002 });
+      await a.send('fence-2', { type: 'COMPLETE', at: T0 + 3000, actualCost: 1.5 }, { fencingToken: 50, output: { video: 'final.mp4' } });
+      expect(await store.getTask('fence-2')).toMatchObject({ status: 'COMPLETED', fencingToken: 50, attempts: 2, output: { video: 'final.mp4' } });
+    } finally {
+      await sqlB.close();
+    }
+  });
 });

@@ -335,6 +335,60 @@ describe('NatsEventBus inbound concurrency and order', () => {
     }
   });
 
+  it('holds at most inboundMaxBytes of big messages: a backlog of them is not taken a window at a time (issue 16, memory on big messages)', async () => {
+    const big = randomNatsScope();
+    const SIZE = 100 * 1024;
+    const BUDGET = 1024 * 1024;
+    const bigBus = new NatsEventBus({
+      connection: nc,
+      subjectPrefix: big.subjectPrefix,
+      streamPrefix: big.streamPrefix,
+      maxPayloadBytes: 512 * 1024,
+      inboundMaxBytes: BUDGET,
+    });
+    const recorded = new RecordingHandlers();
+    const window = new Gates();
+    recorded.behaviour = window.behaviour;
+    let bigSub: InboundSubscription | undefined;
+    const COUNT = 40;
+    /** The most messages the server has had delivered and unacknowledged at once, over the checks. */
+    let mostHeld = 0;
+    const held = async () => {
+      const info = await jsm.consumers.info(bigBus.streams.inbound, 'orchestrator');
+      mostHeld = Math.max(mostHeld, info.num_ack_pending);
+      return info;
+    };
+    try {
+      await bigBus.ensureStreams();
+      const ids = Array.from({ length: COUNT }, (_, i) => uid(`big${i}`));
+      ids.forEach((id, i) => window.hold(id, `big${i}`));
+      const pad = 'x'.repeat(SIZE - 100);
+      for (const id of ids) {
+        const body = JSON.stringify({ taskId: id, status: 'completed', fencingToken: 1, output: { pad } });
+        await js.publish(`${big.subjectPrefix}.results.p1`, body);
+      }
+      // A backlog of 40 results of 100 KB (4 MB) and a window of 256 messages but 1 MiB:
+      // the consumer takes what fits in 1 MiB and leaves the rest in the stream.
+      bigSub = await bigBus.consume(recorded);
+      await waitFor(async () => window.running >= 1 && (await held()).num_ack_pending >= 1, 'the first taken');
+      await waitFor(async () => (await held()).num_ack_pending === window.running && window.running >= Math.floor(BUDGET / SIZE) - 2, 'the window filled');
+      await nc.flush();
+      const info = await held();
+      expect(info.num_ack_pending * SIZE).toBeLessThanOrEqual(BUDGET);
+      expect(mostHeld * SIZE).toBeLessThanOrEqual(BUDGET);
+      expect(info.num_pending).toBeGreaterThan(0);
+      expect(recorded.calls.length * SIZE).toBeLessThanOrEqual(BUDGET);
+
+      window.openAll();
+      await waitFor(() => recorded.done.length === COUNT, 'every one handled in the end');
+      expect(mostHeld * SIZE).toBeLessThanOrEqual(BUDGET);
+    } finally {
+      window.openAll();
+      await atMost(bigSub?.close(), 10_000);
+      await deleteStreams(nc, big.streamPrefix);
+    }
+  });
+
   it('rejects an inboundConcurrency that is not a positive integer', () => {
     expect(() => new NatsEventBus({ connection: nc, subjectPrefix: P, inboundConcurrency: 0 })).toThrow(ValidationError);
     expect(() => new NatsEventBus({ connection: nc, subjectPrefix: P, inboundConcurrency: 2.5 })).toThrow(ValidationError);

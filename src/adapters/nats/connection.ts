@@ -12,6 +12,7 @@ import { redactUrl, type OrchestratorConfig } from '../../config/config.js';
 import { ConfigError, ServiceUnavailableError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import { unusableServer } from '../unusable-server.js';
+import { diagnoseTls } from './tls-diagnosis.js';
 
 /** The parsed `nats` configuration, plus connection tuning (all optional). */
 export type NatsConnectionOptions = Omit<OrchestratorConfig['nats'], 'subjectPrefix' | 'maxPayloadBytes' | 'ackWaitSeconds'> & {
@@ -25,6 +26,15 @@ export type NatsConnectionOptions = Omit<OrchestratorConfig['nats'], 'subjectPre
 
 export const DEFAULT_RECONNECT_TIME_WAIT_MS = 2_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+
+/**
+ * The prefix of the connection's reply subjects (`inboxPrefix`, default `_INBOX`): what
+ * makes its own inboxes, beside nats.js's requests, must use it too, or a user allowed to
+ * subscribe only to `<inboxPrefix>.>` is refused them.
+ */
+export function inboxPrefixOf(nc: NatsConnection): string | undefined {
+  return (nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix || undefined;
+}
 
 /** The servers, safe to log (credentials embedded in URLs are masked). */
 export function describeNatsServers(servers: readonly string[]): string {
@@ -51,6 +61,7 @@ export async function buildConnectOptions(options: NatsConnectionOptions): Promi
     // one per dispatch on the hot path; failures still carry their own message and cause.
     noAsyncTraces: true,
   };
+  if (options.inboxPrefix !== undefined) opts.inboxPrefix = options.inboxPrefix;
   if (options.user !== undefined) opts.user = options.user;
   if (options.password !== undefined) opts.pass = options.password;
   if (options.token !== undefined) opts.token = options.token;
@@ -86,12 +97,21 @@ export async function connectNats(options: NatsConnectionOptions, logger: Logger
   try {
     nc = await connect(connectOptions);
   } catch (err) {
-    const detail = redactUrl(err instanceof Error ? err.message : String(err));
+    let detail = redactUrl(err instanceof Error ? err.message : String(err));
+    // A refused client certificate ends nats.js's connect with `timeout` alone: ask the server why.
+    if (isTimeout(err)) {
+      const why = await diagnoseTls(options.servers, options.tls, Math.min(connectOptions.timeout ?? DEFAULT_CONNECT_TIMEOUT_MS, 3_000)).catch(() => null);
+      if (why !== null) detail = `${why} (nats.js said: ${detail})`;
+    }
     throw unusableServer('nats', 'NATS', target, detail, 'NATS_URL, NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_CREDS_FILE, NATS_NKEY_SEED_FILE, NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE, NATS_TLS_KEY_FILE', err);
   }
   logger.info({ servers: target, server: nc.getServer() }, 'connected to NATS');
   void logStatus(nc, logger);
   return nc;
+}
+
+function isTimeout(err: unknown): boolean {
+  return err instanceof Error && (err.name === 'TimeoutError' || err.message === 'timeout');
 }
 
 async function logStatus(nc: NatsConnection, logger: Logger): Promise<void> {

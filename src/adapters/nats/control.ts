@@ -2,6 +2,7 @@ import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
 import type { ControlRequest } from '../../domain/messages.js';
 import type { Logger } from '../../logger.js';
 import type { InboundHandlers } from '../../ports/event-bus.js';
+import { noMetrics, type Metrics } from '../../ports/metrics.js';
 import { answerControl, checkControl, invalidControl as invalid, type ControlReply } from '../inbound-order.js';
 import { bytesToText, parseJson } from './inbound.js';
 import { parseControlSubject } from './subjects.js';
@@ -18,9 +19,16 @@ export interface ControlResponderOptions {
   maxPayloadBytes: number;
   handlers: InboundHandlers;
   logger: Logger;
+  /** Where each answered request is reported (kind `control`: handled, or refused when the reply is an error). */
+  metrics?: Pick<Metrics, 'inbound'>;
 }
 
 export interface ControlResponder {
+  /**
+   * Whether the subscription is attached, or why not: the server refused it (a user
+   * without permission on the subject: nats.js closes the subscription with the error).
+   */
+  readonly state: { attached: boolean; reason: string };
   /** Stops taking requests and waits for the ones being answered. */
   close(): Promise<void>;
 }
@@ -51,11 +59,13 @@ export function readControlRequest(
 export function startControlResponder(options: ControlResponderOptions): ControlResponder {
   const { connection, logger } = options;
   const inFlight = new Set<Promise<void>>();
+  let refused: string | null = null;
   const sub: Subscription = connection.subscribe(options.subject, {
     queue: options.queue,
     callback: (err, msg) => {
       if (err) {
-        logger.warn({ err }, 'control subscription error');
+        refused = `${options.subject}: ${err.message}`;
+        logger.error({ err, subject: options.subject }, 'control subscription refused; control requests are not answered');
         return;
       }
       const p = answer(options, msg)
@@ -66,6 +76,11 @@ export function startControlResponder(options: ControlResponderOptions): Control
   });
   let closing: Promise<void> | null = null;
   return {
+    get state() {
+      if (refused !== null) return { attached: false, reason: refused };
+      if (sub.isClosed()) return { attached: false, reason: `${options.subject}: subscription closed` };
+      return { attached: true, reason: '' };
+    },
     close() {
       closing ??= (async () => {
         if (!sub.isClosed()) {
@@ -92,6 +107,7 @@ async function answer(options: ControlResponderOptions, msg: Msg): Promise<void>
   const reply = read.ok
     ? await answerControl(options.handlers, read.projectId, read.request, (err) => logger.error({ err, subject: msg.subject }, 'control handler failed'))
     : read.reply;
+  (options.metrics ?? noMetrics).inbound('control', reply.ok ? 'handled' : 'refused');
   try {
     msg.respond(JSON.stringify(reply));
   } catch (err) {

@@ -1,6 +1,7 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { DeadLetterMessage } from '../../domain/messages.js';
 import type { Logger } from '../../logger.js';
+import { noMetrics, reasonCode, type Metrics } from '../../ports/metrics.js';
 import { jetstreamFailure } from './streams.js';
 
 /** Dead letters carry at most this much of the rejected message (the rest is cut). */
@@ -18,6 +19,7 @@ export class DeadLetterPublisher {
     private readonly subject: string,
     private readonly logger: Logger,
     private readonly dataLimit = DEFAULT_DLQ_DATA_LIMIT,
+    private readonly metrics: Pick<Metrics, 'deadLetter'> = noMetrics,
   ) {}
 
   async send(letter: DeadLetterMessage): Promise<void> {
@@ -28,6 +30,7 @@ export class DeadLetterPublisher {
       this.logger.error({ subject: letter.subject, reason: letter.reason, err }, 'cannot store a dead letter');
       throw jetstreamFailure('dead-letter publish', err);
     }
+    this.metrics.deadLetter('message', reasonCode(letter.reason));
     this.logger.warn({ subject: letter.subject, reason: letter.reason }, 'inbound message dead-lettered');
   }
 

@@ -5,9 +5,11 @@ import { AgentName } from '../../domain/task.js';
 import { ClosedError, ServiceUnavailableError, ValidationError } from '../../errors.js';
 import { silentLogger, type Logger } from '../../logger.js';
 import type { EventBus, InboundHandlers, InboundSubscription, Outbound } from '../../ports/event-bus.js';
-import { startControlResponder } from './control.js';
+import type { HealthCheck } from '../../ports/health.js';
+import { noMetrics, type Metrics } from '../../ports/metrics.js';
+import { startControlResponder, type ControlResponder } from './control.js';
 import { followConnection } from './connection.js';
-import { startQueryResponder } from './query.js';
+import { startQueryResponder, type QueryResponder } from './query.js';
 import { DEFAULT_DLQ_DATA_LIMIT, DeadLetterPublisher } from './dead-letter.js';
 import { windowSize } from '../inbound-order.js';
 import { InboundConsumer } from './inbound-consumer.js';
@@ -24,7 +26,9 @@ import {
   type StreamNames,
   type StreamSettings,
 } from './streams.js';
-import { natsSubjects, type NatsSubjects } from './subjects.js';
+import { natsSubjects, subjectTemplates, type NatsSubjects, type SubjectTemplates } from './subjects.js';
+import { sendTraced } from './trace-headers.js';
+import { tracingOn } from '../../tracing/tracing.js';
 
 export interface NatsEventBusOptions extends StreamSettings {
   /** An open connection (see `connectNats`); the bus never closes it. */
@@ -53,6 +57,13 @@ export interface NatsEventBusOptions extends StreamSettings {
    * messages of the consumer is raised to it when it is larger than 1 000.
    */
   inboundConcurrency?: number;
+  /**
+   * Inbound payload bytes held at a time (taken from the stream, not yet acknowledged): a
+   * backlog of big messages is taken only as far as this allows (each held message costs
+   * its payload and its decoded copies); one message is always taken, whatever its size;
+   * default 16 MiB (`DEFAULT_INBOUND_MAX_BYTES`).
+   */
+  inboundMaxBytes?: number;
   /** @deprecated Ignored: the inbound consumer pulls as many messages as `inboundConcurrency` has room for. */
   prefetch?: number;
   /** Name of the durable inbound consumer; default `orchestrator`. */
@@ -61,10 +72,15 @@ export interface NatsEventBusOptions extends StreamSettings {
   controlQueue?: string;
   /** Dead letters carry at most this many characters of the rejected message; default 64 Ki. */
   dlqDataLimit?: number;
+  /** Where settled inbound messages and dead letters are reported (see src/metrics/); default: nowhere. */
+  metrics?: Pick<Metrics, 'inbound' | 'deadLetter'>;
 }
 
 /** The server's default limit on unacknowledged messages of a consumer. */
 const SERVER_MAX_ACK_PENDING = 1_000;
+
+/** Default `inboundMaxBytes`: sixteen messages at the default payload limit (1 MiB), thousands of ordinary results. */
+export const DEFAULT_INBOUND_MAX_BYTES = 16 * 1024 * 1024;
 
 /** Timeout of one JetStream publish (dispatches, dead letters). */
 const PUBLISH_TIMEOUT_MS = 10_000;
@@ -94,6 +110,7 @@ export const DEFAULT_ACK_WAIT_MS = 10_000;
  */
 export class NatsEventBus implements EventBus {
   readonly subjects: NatsSubjects;
+  private readonly templates: SubjectTemplates;
   readonly streams: StreamNames;
   private readonly nc: NatsConnection;
   private readonly js: JetStreamClient;
@@ -104,24 +121,31 @@ export class NatsEventBus implements EventBus {
   private readonly maxPayloadBytes: number;
   private readonly settings: StreamSettings;
   private readonly inboundConcurrency: number;
+  private readonly inboundMaxBytes: number;
   private setupPromise: Promise<JetStreamManager> | null = null;
   private active: InboundSubscription | null = null;
   /** Agent names already checked. */
   private readonly agentNames = new Set<string>();
   /** False while the connection is down: a notification is refused then (nats.js would drop it without a word). */
   private connected = true;
+  private readonly metrics: Pick<Metrics, 'inbound' | 'deadLetter'>;
+  /** The consumption running (for readiness). */
+  private running: { consumer: InboundConsumer; control: ControlResponder; queries: QueryResponder } | null = null;
 
   constructor(private readonly options: NatsEventBusOptions) {
     const prefix = options.subjectPrefix ?? 'lap';
     this.nc = options.connection;
     this.subjects = natsSubjects(prefix);
+    this.templates = subjectTemplates(prefix);
     this.streams = streamNames(options.streamPrefix ?? defaultStreamPrefix(prefix));
     this.logger = options.logger ?? silentLogger();
     this.js = jetstream(this.nc, { timeout: PUBLISH_TIMEOUT_MS });
     this.dispatches = new JetStreamPublisher(this.nc, PUBLISH_TIMEOUT_MS);
     this.maxPayloadBytes = options.maxPayloadBytes ?? 1_048_576;
     this.inboundConcurrency = windowSize(options.inboundConcurrency);
-    this.deadLetters = new DeadLetterPublisher(this.js, this.subjects.dlq, this.logger, options.dlqDataLimit ?? DEFAULT_DLQ_DATA_LIMIT);
+    this.metrics = options.metrics ?? noMetrics;
+    this.deadLetters = new DeadLetterPublisher(this.js, this.subjects.dlq, this.logger, options.dlqDataLimit ?? DEFAULT_DLQ_DATA_LIMIT, this.metrics);
+    this.inboundMaxBytes = windowSize(options.inboundMaxBytes ?? DEFAULT_INBOUND_MAX_BYTES, 'inboundMaxBytes');
     const { duplicateWindowMs, maxAgeMs, dlqMaxAgeMs, replicas } = options;
     this.settings = { duplicateWindowMs, maxAgeMs, dlqMaxAgeMs, replicas };
     const stop = followConnection(this.nc, { disconnect: () => (this.connected = false), reconnect: () => (this.connected = true) });
@@ -140,8 +164,12 @@ export class NatsEventBus implements EventBus {
     this.agentNames.add(agent);
     this.checkOpen();
     await this.setup();
+    const subject = this.subjects.task(agent);
+    const id = `${task.taskId}:${task.fencingToken}`;
     try {
-      await this.dispatches.publish(this.subjects.task(agent), JSON.stringify(task), `${task.taskId}:${task.fencingToken}`);
+      // Traced: a PRODUCER span, a child of the active one (the task's ingest, see the dispatch outbox), in the headers.
+      if (tracingOn()) await sendTraced(this.templates.task, subject, id, (ctx) => this.dispatches.publish(subject, JSON.stringify(task), id, ctx));
+      else await this.dispatches.publish(subject, JSON.stringify(task), id);
     } catch (err) {
       throw jetstreamFailure(`dispatch of task ${task.taskId} to ${agent}`, err);
     }
@@ -213,14 +241,17 @@ export class NatsEventBus implements EventBus {
         await this.ensureInboundConsumer();
       },
       subjectPrefix: this.subjects.prefix,
+      templates: this.templates,
       maxPayloadBytes: this.maxPayloadBytes,
       maxDeliveries: this.maxDeliveries,
       ackWaitMs: this.ackWaitMs,
       retryDelay: { baseMs: o.retryDelay?.baseMs ?? 1_000, maxMs: o.retryDelay?.maxMs ?? 30_000 },
       concurrency: this.inboundConcurrency,
+      maxHeldBytes: this.inboundMaxBytes,
       handlers,
       deadLetters: this.deadLetters,
       logger: this.logger,
+      metrics: this.metrics,
     });
     const control = startControlResponder({
       connection: this.nc,
@@ -230,6 +261,7 @@ export class NatsEventBus implements EventBus {
       maxPayloadBytes: this.maxPayloadBytes,
       handlers,
       logger: this.logger,
+      metrics: this.metrics,
     });
     const queries = startQueryResponder({
       connection: this.nc,
@@ -239,7 +271,9 @@ export class NatsEventBus implements EventBus {
       maxPayloadBytes: this.maxPayloadBytes,
       handlers,
       logger: this.logger,
+      metrics: this.metrics,
     });
+    this.running = { consumer, control, queries };
     // The control subscription is registered at the server once this returns.
     await this.nc.flush().catch(() => undefined);
     let closing: Promise<void> | null = null;
@@ -247,7 +281,10 @@ export class NatsEventBus implements EventBus {
       close: () => {
         closing ??= (async () => {
           await Promise.all([consumer.close(), control.close(), queries.close()]);
-          if (this.active === subscription) this.active = null;
+          if (this.active === subscription) {
+            this.active = null;
+            this.running = null;
+          }
         })();
         return closing;
       },
@@ -255,6 +292,60 @@ export class NatsEventBus implements EventBus {
     this.active = subscription;
     this.logger.info({ stream: this.streams.inbound, consumer: this.consumerName }, 'consuming inbound messages');
     return subscription;
+  }
+
+  /**
+   * Readiness of the bus: `nats` (connected, and the server answers a flush),
+   * `inbound_consumer` (the durable consumer is found and pulled from) and
+   * `control_subscription` (the server took the subscription to `<prefix>.control.>`: a
+   * user without permission on it is refused, and this says so) and `query_subscription`
+   * (the same for `<prefix>.query.*`).
+   */
+  healthChecks(options: { timeoutMs?: number } = {}): HealthCheck[] {
+    const timeoutMs = options.timeoutMs ?? 2_000;
+    const consuming = (): { consumer: InboundConsumer; control: ControlResponder; queries: QueryResponder } => {
+      if (!this.running) throw new Error('not consuming');
+      return this.running;
+    };
+    return [
+      {
+        name: 'nats',
+        check: async () => {
+          if (this.nc.isClosed()) throw new Error('connection closed');
+          if (!this.connected) throw new Error('disconnected (reconnecting)');
+          let timer: NodeJS.Timeout | undefined;
+          try {
+            await Promise.race([
+              this.nc.flush(),
+              new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer to a flush within ${timeoutMs} ms`)), timeoutMs))),
+            ]);
+          } finally {
+            clearTimeout(timer);
+          }
+        },
+      },
+      {
+        name: 'inbound_consumer',
+        check: async () => {
+          const { attached, reason } = consuming().consumer.state;
+          if (!attached) throw new Error(reason);
+        },
+      },
+      {
+        name: 'control_subscription',
+        check: async () => {
+          const { attached, reason } = consuming().control.state;
+          if (!attached) throw new Error(reason);
+        },
+      },
+      {
+        name: 'query_subscription',
+        check: async () => {
+          const { attached, reason } = consuming().queries.state;
+          if (!attached) throw new Error(reason);
+        },
+      },
+    ];
   }
 
   private get consumerName(): string {

@@ -2,9 +2,13 @@ import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from '@nats-i
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../../logger.js';
 import type { InboundHandlers } from '../../ports/event-bus.js';
+import { noMetrics, type Metrics } from '../../ports/metrics.js';
 import { ProjectTurns, dispatchInbound, isBarrier, onFailure, outcome, retryDelay, type RetryPolicy } from '../inbound-order.js';
 import type { DeadLetterPublisher } from './dead-letter.js';
-import { bytesToText, decodeInbound } from './inbound.js';
+import { bytesToText, decodeInbound, type InboundMessage } from './inbound.js';
+import type { SubjectTemplates } from './subjects.js';
+import { natsMessageId, processTraced } from './trace-headers.js';
+import { tracingOn } from '../../tracing/tracing.js';
 import { ResultsBatches } from './results-batch.js';
 import { onReconnect } from './connection.js';
 
@@ -16,6 +20,8 @@ export interface InboundConsumerOptions {
   /** Re-creates the streams and the durable consumer (after it was deleted under us). */
   recreate: () => Promise<void>;
   subjectPrefix: string;
+  /** The destination templates the messages' `process` spans are named by. */
+  templates: SubjectTemplates;
   maxPayloadBytes: number;
   /** Deliveries of a message whose handler keeps failing with a retryable error before it is dead-lettered. */
   maxDeliveries: number;
@@ -26,24 +32,39 @@ export interface InboundConsumerOptions {
    * dead-lettered), at most. Results and heartbeats run concurrently within it.
    */
   concurrency: number;
+  /**
+   * The window in bytes: the payloads of the messages held. Each pull asks for as many
+   * messages as fit, counted at the size of the largest recent message (`pullSize`), so it
+   * holds as long as sizes do not jump; a sudden run of bigger messages overshoots by one
+   * pull at most (MAX_MESSAGES_PER_PULL messages), and the next pull is sized from them.
+   * One message is always taken, whatever its size.
+   */
+  maxHeldBytes: number;
   handlers: InboundHandlers;
   deadLetters: DeadLetterPublisher;
   logger: Logger;
+  /** Where each settled message is reported (its kind and outcome). */
+  metrics?: Pick<Metrics, 'inbound'>;
 }
 
 const RESTART_PAUSE_MS = 1_000;
 const ACK_TIMEOUT_MS = 5_000;
 /** Lifetime of one pull request; an idle consumer issues a new one this often. */
 const FETCH_EXPIRES_MS = 10_000;
+/** Messages one pull asks for at most while big messages may come (each is counted at no less than maxHeldBytes / this). */
+const MAX_MESSAGES_PER_PULL = 64;
 
 /**
  * The orchestrator's side of the inbound stream: one durable pull consumer, read in
  * stream order, with the rule of inbound-order.ts:
  *
- * - results and heartbeats are handled CONCURRENTLY: at most `concurrency` messages are
- *   held (taken and not yet acknowledged / nak'd / dead-lettered) at a time, because the
- *   consumer pulls (`fetch`) only as many as the window has room for. Each is
- *   acknowledged when ITS handler resolved, whatever the others do.
+ * - results and heartbeats are handled CONCURRENTLY: at most `concurrency` messages, and
+ *   `maxHeldBytes` of payload, are held (taken and not yet acknowledged / nak'd /
+ *   dead-lettered) at a time, because the consumer pulls (`fetch`) only as many as the
+ *   window has room for: in messages, and in bytes counted at the size of the largest
+ *   recent message (`pullSize`), so a backlog of big messages is not taken 256 at a time
+ *   with their decoded copies. Each is acknowledged when ITS handler resolved, whatever
+ *   the others do.
  * - events and decisions are BARRIERS of their project: one at a time per project, in
  *   stream order — such a message starts once the handlers of its project's barriers
  *   taken before it have settled; other projects' barriers, results and heartbeats
@@ -66,6 +87,14 @@ export class InboundConsumer {
   private closing: Promise<void> | null = null;
   /** Taken from the stream, not yet acknowledged / nak'd / terminated. */
   private held = 0;
+  /** Their payloads' bytes. */
+  private heldBytes = 0;
+  /**
+   * The size a pull counts each message at: the largest of the last pull's, or half the
+   * estimate before it when they were smaller (it comes down step by step), never below
+   * maxHeldBytes / MAX_MESSAGES_PER_PULL. Starts at the payload limit.
+   */
+  private sizeEstimate: number;
   /** The turns of each project's barriers (one at a time per project, in stream order). */
   private readonly turns = new ProjectTurns();
   private readonly policy: RetryPolicy;
@@ -82,14 +111,24 @@ export class InboundConsumer {
   /** Results batches: their entries handled and settled one by one (results-batch.ts). */
   private readonly batches: ResultsBatches;
   private readonly stopWatching: () => void;
+  private readonly metrics: Pick<Metrics, 'inbound'>;
+  /** Whether the durable consumer was found and is being pulled from; the last reason it is not. */
+  private attachedState: { attached: boolean; reason: string } = { attached: false, reason: 'not started' };
 
   constructor(private readonly options: InboundConsumerOptions) {
-    this.batches = new ResultsBatches(options, (m) => this.ack(m));
+    this.metrics = options.metrics ?? noMetrics;
+    this.batches = new ResultsBatches(options, (m) => this.ack(m, 'results'), this.metrics);
+    this.sizeEstimate = Math.max(options.maxPayloadBytes, this.minEstimate);
     // A reconnect loses the pull the server held: end it, and pull again at once.
     this.stopWatching = onReconnect(options.connection, () => void this.batch?.close().catch(() => undefined));
     this.policy = { maxDeliveries: options.maxDeliveries, ...options.retryDelay };
     this.stopped = new Promise<void>((resolve) => (this.stop = resolve));
     this.loop = this.run();
+  }
+
+  /** Whether the consumer is attached (its durable consumer found, pulled from), or why not: for readiness. */
+  get state(): { attached: boolean; reason: string } {
+    return this.attachedState;
   }
 
   /**
@@ -129,26 +168,34 @@ export class InboundConsumer {
     while (!this.stopping) {
       if (this.options.connection.isClosed()) {
         logger.warn({ stream, consumer: consumerName }, 'NATS connection closed; inbound consumer stopped');
+        this.attachedState = { attached: false, reason: 'NATS connection closed' };
         return;
       }
       try {
         if (restarts > 0) await this.options.recreate();
         const consumer = await js.consumers.get(stream, consumerName);
         this.consumer = consumer;
+        this.attachedState = { attached: true, reason: '' };
         while (!this.stopping) {
-          await this.until(() => this.held < this.options.concurrency);
+          await this.until(() => this.pullSize() > 0);
           // Let the completions of the same moment free their slots: one bigger pull.
           if (this.held > 0) await new Promise<void>((resolve) => setImmediate(resolve));
           if (this.stopping) break;
-          const batch = await consumer.fetch({ max_messages: this.options.concurrency - this.held, expires: FETCH_EXPIRES_MS });
+          const batch = await consumer.fetch({ max_messages: this.pullSize(), expires: FETCH_EXPIRES_MS });
           this.batch = batch;
           if (this.stopping) void batch.close();
           const lost = this.watch(batch);
-          for await (const m of batch) await this.take(m);
+          let largest = 0;
+          for await (const m of batch) {
+            largest = Math.max(largest, m.data.length);
+            await this.take(m);
+          }
+          if (largest > 0) this.sizeEstimate = Math.max(largest, this.sizeEstimate / 2, this.minEstimate);
           this.batch = null;
           if (await lost) throw new Error('inbound consumer lost');
         }
       } catch (err) {
+        this.attachedState = { attached: false, reason: `consumer ${consumerName} of ${stream}: ${(err as Error).message ?? String(err)}` };
         if (!this.stopping) logger.warn({ err, stream, consumer: consumerName }, 'inbound consumer stopped; restarting');
       } finally {
         this.batch = null;
@@ -156,6 +203,21 @@ export class InboundConsumer {
       restarts += 1;
       if (!this.stopping) await this.pause(RESTART_PAUSE_MS);
     }
+  }
+
+  private get minEstimate(): number {
+    return Math.max(1, Math.floor(this.options.maxHeldBytes / MAX_MESSAGES_PER_PULL));
+  }
+
+  /**
+   * Messages the next pull may ask for: the room in the window, in messages and in bytes
+   * (each counted at `sizeEstimate`); 0 when full. An empty window takes one message,
+   * whatever its size.
+   */
+  private pullSize(): number {
+    const slots = this.options.concurrency - this.held;
+    const fit = Math.floor((this.options.maxHeldBytes - this.heldBytes) / this.sizeEstimate);
+    return Math.max(0, Math.min(slots, this.held === 0 ? Math.max(1, fit) : fit));
   }
 
   /** Closes the pull when the consumer or stream is gone; resolves true then, false when the pull ended otherwise. */
@@ -204,7 +266,9 @@ export class InboundConsumer {
    */
   private async take(m: JsMsg): Promise<void> {
     const o = this.options;
+    const bytes = m.data.length;
     this.held += 1;
+    this.heldBytes += bytes;
     const keepAlive = setInterval(() => {
       try {
         m.working(); // held (running or waiting): restart the server's ack timer
@@ -215,10 +279,12 @@ export class InboundConsumer {
     const release = (): void => {
       clearInterval(keepAlive);
       this.held -= 1;
+      this.heldBytes -= bytes;
       this.changed();
     };
     if (this.stopping) return this.handBack(m, release);
     const decoded = decodeInbound(o.subjectPrefix, m.subject, m.data, o.maxPayloadBytes);
+    const kind = decoded.ok ? decoded.message.kind : 'invalid';
     const barrier = decoded.ok && decoded.message.kind !== 'results' && isBarrier(decoded.message.kind) ? decoded.message.projectId : null;
     /**
      * Runs the handler(s) (or the dead-lettering) and settles the message; resolves with the
@@ -232,14 +298,14 @@ export class InboundConsumer {
         const message = decoded.message;
         handled =
           message.kind === 'results'
-            ? this.batches.run(m, message.projectId, message.body)
+            ? this.runBatch(m, message.projectId, message.body)
             : barrier !== null
-              ? this.retryInTurn(m, () => dispatchInbound(o.handlers, message))
-              : outcome(() => dispatchInbound(o.handlers, message)).then((failure) => () => this.settle(m, failure));
+              ? this.retryInTurn(m, kind, () => this.handle(m, message))
+              : outcome(() => this.handle(m, message)).then((failure) => () => this.settle(m, kind, failure));
       }
       const settled = (async () => {
         try {
-          if (!decoded.ok) await this.reject(m, decoded.reason);
+          if (!decoded.ok) await this.reject(m, kind, decoded.reason);
           else {
             const settle = await handled!;
             if (settle === null) return this.handBack(m, release);
@@ -270,6 +336,26 @@ export class InboundConsumer {
     }
     this.inFlight.add(settled);
     void settled.finally(() => this.inFlight.delete(settled));
+  }
+
+  /**
+   * The message's handler; traced (tracing on), in the CONSUMER span `process <template>`,
+   * a child of the trace the message carries in its headers (a caller's event, an agent's
+   * result or heartbeat), active while the handler runs: an event's ingest is its child.
+   */
+  private handle(m: JsMsg, message: Exclude<InboundMessage, { kind: 'results' }>): Promise<void> {
+    if (!tracingOn()) return dispatchInbound(this.options.handlers, message);
+    const t = this.options.templates;
+    const template = message.kind === 'event' ? t.event : message.kind === 'result' ? t.results : message.kind === 'heartbeat' ? t.heartbeats : t.decision;
+    const id = natsMessageId(m.headers) ?? (message.kind === 'event' ? message.body.id : String(m.info.streamSequence));
+    return processTraced(template, m.subject, id, m.headers, () => dispatchInbound(this.options.handlers, message));
+  }
+
+  /** A results batch's entries handled (results-batch.ts); traced as one message. */
+  private runBatch(m: JsMsg, projectId: string, results: Extract<InboundMessage, { kind: 'results' }>['body']): Promise<() => Promise<void>> {
+    if (!tracingOn()) return this.batches.run(m, projectId, results);
+    const id = natsMessageId(m.headers) ?? String(m.info.streamSequence);
+    return processTraced(this.options.templates.results, m.subject, id, m.headers, () => this.batches.run(m, projectId, results), results.length);
   }
 
   /**
@@ -313,13 +399,14 @@ export class InboundConsumer {
    * (Invalid messages — size, subject, JSON, schema, subject/body mismatch — never reach
    * a handler: dead-lettered, `term()`.)
    */
-  private async settle(m: JsMsg, failure: { err: unknown } | null, deliveries = m.info.deliveryCount): Promise<void> {
+  private async settle(m: JsMsg, kind: string, failure: { err: unknown } | null, deliveries = m.info.deliveryCount): Promise<void> {
     const o = this.options;
-    if (!failure) return this.ack(m);
+    if (!failure) return this.ack(m, kind);
     const action = onFailure(failure.err, deliveries, this.policy);
-    if (!action.retry) return this.reject(m, action.reason);
+    if (!action.retry) return this.reject(m, kind, action.reason);
     o.logger.warn({ err: failure.err, subject: m.subject, deliveries, delayMs: action.delayMs }, 'inbound handler failed; will retry');
     m.nak(action.delayMs);
+    this.metrics.inbound(kind, 'retried');
   }
 
   /**
@@ -329,11 +416,12 @@ export class InboundConsumer {
    * attempts made here). Resolves with what settles the message, or null when the consumer
    * closed during a pause: the message is then handed back to the stream, in order.
    */
-  private async retryInTurn(m: JsMsg, run: () => Promise<void>): Promise<(() => Promise<void>) | null> {
+  private async retryInTurn(m: JsMsg, kind: string, run: () => Promise<void>): Promise<(() => Promise<void>) | null> {
     for (let deliveries = m.info.deliveryCount; ; deliveries++) {
       const failure = await outcome(run);
       const action = failure && onFailure(failure.err, deliveries, this.policy);
-      if (!failure || !action || !action.retry) return () => this.settle(m, failure, deliveries);
+      if (!failure || !action || !action.retry) return () => this.settle(m, kind, failure, deliveries);
+      this.metrics.inbound(kind, 'retried');
       this.options.logger.warn(
         { err: failure.err, subject: m.subject, deliveries, delayMs: action.delayMs },
         'inbound handler failed; will retry in its turn',
@@ -352,7 +440,8 @@ export class InboundConsumer {
    * server did not confirm only means a possible redelivery, which the handlers recognise
    * (event ids, fencing tokens, the state machines).
    */
-  private async ack(m: JsMsg): Promise<void> {
+  private async ack(m: JsMsg, kind: string): Promise<void> {
+    this.metrics.inbound(kind, 'handled');
     try {
       await m.ackAck({ timeout: ACK_TIMEOUT_MS });
     } catch (err) {
@@ -360,11 +449,12 @@ export class InboundConsumer {
     }
   }
 
-  private async reject(m: JsMsg, reason: string): Promise<void> {
+  private async reject(m: JsMsg, kind: string, reason: string): Promise<void> {
     const o = this.options;
     try {
       await o.deadLetters.send({ subject: m.subject, reason, data: bytesToText(m.data) });
       m.term();
+      this.metrics.inbound(kind, 'dead_lettered');
     } catch {
       const deliveries = m.info.deliveryCount;
       if (deliveries >= o.maxDeliveries) {

@@ -1,6 +1,8 @@
 import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { ServiceUnavailableError } from '../../errors.js';
-import { followConnection } from './connection.js';
+import type { Context } from '../../tracing/tracing.js';
+import { followConnection, inboxPrefixOf } from './connection.js';
+import { injectTrace } from './trace-headers.js';
 
 /** What the stream answers to a stored message. */
 export interface PubAck {
@@ -58,13 +60,17 @@ export class JetStreamPublisher {
     void nc.closed().then(stop);
   }
 
-  /** Publishes `data` to `subject` with the `Nats-Msg-Id` header; resolves on the stream's acknowledgement. */
-  publish(subject: string, data: string, msgId: string): Promise<PubAck> {
+  /**
+   * Publishes `data` to `subject` with the `Nats-Msg-Id` header (and, given `trace`, the
+   * trace context of its `send` span); resolves on the stream's acknowledgement.
+   */
+  publish(subject: string, data: string, msgId: string, trace?: Context): Promise<PubAck> {
     if (!this.connected) return Promise.reject(new ServiceUnavailableError('nats', `not connected to NATS: ${subject} not published`));
     const prefix = this.start();
     const token = (++this.seq).toString(36);
     const h = headers();
     h.set('Nats-Msg-Id', msgId);
+    if (trace) injectTrace(trace, h);
     return new Promise<PubAck>((resolve, reject) => {
       this.pending.set(token, { resolve, reject, sentAt: Date.now() });
       try {
@@ -83,7 +89,7 @@ export class JetStreamPublisher {
 
   private start(): string {
     if (this.prefix !== null) return this.prefix;
-    const prefix = createInbox();
+    const prefix = createInbox(inboxPrefixOf(this.nc));
     this.prefix = prefix;
     this.sub = this.nc.subscribe(`${prefix}.*`, { callback: (err, msg) => this.onReply(err, msg) });
     this.sweeper = setInterval(() => this.sweep(), 1_000);

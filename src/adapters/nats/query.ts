@@ -2,6 +2,7 @@ import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
 import type { QueryRequest } from '../../domain/messages.js';
 import type { Logger } from '../../logger.js';
 import type { InboundHandlers } from '../../ports/event-bus.js';
+import { noMetrics, type Metrics } from '../../ports/metrics.js';
 import { answerQuery, checkQuery, invalidControl as invalid, type ControlReply } from '../inbound-order.js';
 import { bytesToText, parseJson } from './inbound.js';
 import { parseQuerySubject } from './subjects.js';
@@ -16,9 +17,13 @@ export interface QueryResponderOptions {
   maxPayloadBytes: number;
   handlers: InboundHandlers;
   logger: Logger;
+  /** Where each answered query is reported (kind `query`: handled, or refused when the reply is an error). */
+  metrics?: Pick<Metrics, 'inbound'>;
 }
 
 export interface QueryResponder {
+  /** Whether the subscription is attached, or why not (the server refused it: a user without permission on the subject). */
+  readonly state: { attached: boolean; reason: string };
   /** Stops taking queries and waits for the ones being answered. */
   close(): Promise<void>;
 }
@@ -49,11 +54,13 @@ export function readQueryRequest(
 export function startQueryResponder(options: QueryResponderOptions): QueryResponder {
   const { connection, logger } = options;
   const inFlight = new Set<Promise<void>>();
+  let refused: string | null = null;
   const sub: Subscription = connection.subscribe(options.subject, {
     queue: options.queue,
     callback: (err, msg) => {
       if (err) {
-        logger.warn({ err, subject: options.subject }, 'query subscription error');
+        refused = `${options.subject}: ${err.message}`;
+        logger.error({ err, subject: options.subject }, 'query subscription refused; queries are not answered');
         return;
       }
       const p = answer(options, msg)
@@ -64,6 +71,11 @@ export function startQueryResponder(options: QueryResponderOptions): QueryRespon
   });
   let closing: Promise<void> | null = null;
   return {
+    get state() {
+      if (refused !== null) return { attached: false, reason: refused };
+      if (sub.isClosed()) return { attached: false, reason: `${options.subject}: subscription closed` };
+      return { attached: true, reason: '' };
+    },
     close() {
       closing ??= (async () => {
         if (!sub.isClosed()) {
@@ -88,6 +100,7 @@ async function answer(options: QueryResponderOptions, msg: Msg): Promise<void> {
   }
   const read = readQueryRequest(options.subjectPrefix, msg.subject, msg.data, options.maxPayloadBytes);
   const reply = read.ok ? await answerQuery(options.handlers, read.request, (err) => logger.error({ err, subject: msg.subject }, 'query handler failed')) : read.reply;
+  (options.metrics ?? noMetrics).inbound('query', reply.ok ? 'handled' : 'refused');
   let text = JSON.stringify(reply);
   const max = options.connection.info?.max_payload;
   if (max !== undefined && Buffer.byteLength(text) > max) {

@@ -2,6 +2,7 @@ import type { JsMsg } from '@nats-io/jetstream';
 import type { TaskResult } from '../../domain/messages.js';
 import type { Logger } from '../../logger.js';
 import type { InboundHandlers } from '../../ports/event-bus.js';
+import { noMetrics, type Metrics } from '../../ports/metrics.js';
 import { batchPlan, retryDelay, runBatch, type RetryPolicy } from '../inbound-order.js';
 import type { DeadLetterPublisher } from './dead-letter.js';
 
@@ -36,6 +37,7 @@ export class ResultsBatches {
   constructor(
     private readonly options: ResultsBatchOptions,
     private readonly ack: (m: JsMsg) => Promise<void>,
+    private readonly metrics: Pick<Metrics, 'inbound'> = noMetrics,
   ) {
     this.policy = { maxDeliveries: options.maxDeliveries, ...options.retryDelay };
   }
@@ -58,6 +60,7 @@ export class ResultsBatches {
       this.progress.set(m.info.streamSequence, settled);
       if (this.progress.size > PROGRESS_LIMIT) this.progress.delete(this.progress.keys().next().value!);
       m.nak(delay);
+      this.metrics.inbound('results', 'retried');
     };
     const plan = batchPlan(failures, deliveries, this.policy);
     try {

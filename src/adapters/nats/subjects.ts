@@ -54,6 +54,28 @@ export function natsSubjects(prefix: string): NatsSubjects {
   };
 }
 
+/**
+ * The destination templates of the subjects a message is traced on (the span names of
+ * the messaging conventions: `send lap.tasks.{agent}`, `process lap.results.{projectId}`).
+ */
+export interface SubjectTemplates {
+  readonly task: string;
+  readonly event: string;
+  readonly results: string;
+  readonly heartbeats: string;
+  readonly decision: string;
+}
+
+export function subjectTemplates(prefix: string): SubjectTemplates {
+  return {
+    task: `${prefix}.tasks.{agent}`,
+    event: `${prefix}.events.{projectId}.{type}`,
+    results: `${prefix}.results.{projectId}`,
+    heartbeats: `${prefix}.heartbeats.{projectId}`,
+    decision: `${prefix}.approvals.decided.{projectId}`,
+  };
+}
+
 export type InboundKind = 'event' | 'result' | 'heartbeat' | 'decision';
 
 export interface InboundSubject {

@@ -82,6 +82,46 @@ export async function migrate(sql: SqlClient, options: MigrateOptions = {}): Pro
   const migrations = await loadMigrations(options.dir);
   const applied: AppliedMigration[] = [];
 
+  // Every migration applied and unchanged: nothing to write, so a role without DDL rights
+  // (the runtime role of deploy/postgres, next to an owner that runs `orchestrator migrate`)
+  // can start. What is pending needs the owner.
+  const pending = await pendingMigrations(sql, migrations);
+  if (pending.length === 0) return applied;
+  try {
+    return await applyPending(sql, migrations, applied);
+  } catch (err) {
+    if (!isPermissionDenied(err)) throw err;
+    const detail = err instanceof Error ? err.message : String(err);
+    throw new MigrationError(
+      `${pending.length} migration(s) pending (${pending.map(fileName).join(', ')}) and this role may not apply them: ${detail}; run \`orchestrator migrate\` with the schema owner's DATABASE_URL first`,
+      { cause: err },
+    );
+  }
+}
+
+/**
+ * The migrations not yet recorded, read without a write or a lock (an applied one whose
+ * file changed fails with MigrationError).
+ */
+async function pendingMigrations(sql: SqlClient, migrations: readonly Migration[]): Promise<Migration[]> {
+  const { rows: present } = await sql.query<{ present: boolean }>(`SELECT to_regclass('schema_migrations') IS NOT NULL AS present`);
+  if (!present[0]?.present) return [...migrations];
+  const { rows } = await sql.query<{ version: number; checksum: string }>('SELECT version, checksum FROM schema_migrations');
+  const recorded = new Map(rows.map((r) => [r.version, r.checksum]));
+  for (const m of migrations) checkUnchanged(m, recorded.get(m.version));
+  return migrations.filter((m) => !recorded.has(m.version));
+}
+
+/** PostgreSQL's insufficient_privilege (42501), wherever the driver put it. */
+function isPermissionDenied(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if ((e as { code?: unknown }).code === '42501') return true;
+  }
+  return false;
+}
+
+async function applyPending(sql: SqlClient, migrations: readonly Migration[], applied: AppliedMigration[]): Promise<AppliedMigration[]> {
+
   // Verify every applied migration first, so a changed file is reported before
   // anything new runs.
   await sql.transaction(async (tx) => {

@@ -10,7 +10,7 @@ import type { NewTaskRecord, OutboxEvent, TaskRecord, TransitionRecord } from '.
 
 export const TASK_COLUMNS = `task_id, project_id, task_type, assigned_to, status, priority, input, output,
   dependencies, estimated_cost, actual_cost, created_at, started_at, completed_at, attempts, max_attempts,
-  last_error, deadline, not_before, fencing_token, timeout_ms, snapshot, machine_version, version, updated_at`;
+  last_error, deadline, not_before, fencing_token, timeout_ms, snapshot, machine_version, version, updated_at, trace_parent`;
 
 export interface TaskRow {
   task_id: string;
@@ -38,10 +38,12 @@ export interface TaskRow {
   machine_version: string;
   version: number;
   updated_at: Date;
+  /** Migration 008; absent from rows read by statements that do not select it. */
+  trace_parent?: string | null;
 }
 
 export function taskFromRow(row: TaskRow): TaskRecord {
-  return {
+  const record: TaskRecord = {
     taskId: row.task_id,
     projectId: row.project_id,
     taskType: row.task_type,
@@ -68,6 +70,9 @@ export function taskFromRow(row: TaskRow): TaskRecord {
     version: row.version,
     updatedAt: row.updated_at,
   };
+  // Only when set: an untraced task's record has no such key (as before the column).
+  if (row.trace_parent) record.traceParent = row.trace_parent;
+  return record;
 }
 
 /**
@@ -75,7 +80,7 @@ export function taskFromRow(row: TaskRow): TaskRecord {
  * Dates go as ISO strings, which a TIMESTAMP column takes as UTC.
  */
 export function newTaskToJson(t: NewTaskRecord): Record<string, unknown> {
-  return {
+  const json: Record<string, unknown> = {
     task_id: t.taskId,
     project_id: t.projectId,
     task_type: t.taskType,
@@ -102,6 +107,9 @@ export function newTaskToJson(t: NewTaskRecord): Record<string, unknown> {
     machine_version: t.machineVersion,
     created_steps: t.createdSteps?.length ? t.createdSteps : null,
   };
+  // Only when traced (a missing key reads as null): an untraced task's JSON is as before.
+  if (t.traceParent) json.trace_parent = t.traceParent;
+  return json;
 }
 
 /**

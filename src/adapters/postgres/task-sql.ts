@@ -40,18 +40,19 @@ export function createTasksCtes(tasks: string, by: string, gate: string, skipExi
     input jsonb, output jsonb, dependencies jsonb, estimated_cost numeric, actual_cost numeric,
     created_at timestamp, started_at timestamp, completed_at timestamp, attempts integer,
     max_attempts integer, last_error text, deadline timestamp, not_before timestamp,
-    fencing_token bigint, timeout_ms integer, snapshot jsonb, machine_version text, created_steps jsonb)
+    fencing_token bigint, timeout_ms integer, snapshot jsonb, machine_version text, created_steps jsonb,
+    trace_parent text)
   WHERE ${gate}
 ), inserted AS (
   INSERT INTO tasks (task_id, project_id, task_type, assigned_to, status, priority, input, output,
     dependencies, estimated_cost, actual_cost, created_at, started_at, completed_at, attempts,
     max_attempts, last_error, deadline, not_before, fencing_token, timeout_ms, snapshot,
-    machine_version, version, ready_at, updated_at)
+    machine_version, version, ready_at, updated_at, trace_parent)
   SELECT task_id, project_id, task_type, assigned_to, status, priority, input, output,
     COALESCE(dependencies, '[]'::jsonb), estimated_cost, actual_cost, created_at, started_at,
     completed_at, attempts, max_attempts, last_error, deadline, not_before, fencing_token, timeout_ms,
     snapshot -> 'v', machine_version, 1 + COALESCE(jsonb_array_length(created_steps), 0),
-    CASE WHEN status = 'READY' OR created_steps @> '[{"to": "READY"}]' THEN created_at END, created_at
+    CASE WHEN status = 'READY' OR created_steps @> '[{"to": "READY"}]' THEN created_at END, created_at, trace_parent
   FROM batch${skipExisting ? ' ON CONFLICT (task_id) DO NOTHING' : ''}
   RETURNING task_id, project_id, status, created_at, version, fencing_token
 ), ${UNCONFIRMED_CTE}

@@ -61,6 +61,9 @@ export function reconnectDelay(attempt: number, baseMs: number, maxMs: number): 
  *   leaves those promises pending for ever, which is worse.
  * - retryStrategy: capped exponential backoff, never gives up (the process keeps trying).
  * - reconnectOnError: reconnects and resends on READONLY (a replica after failover).
+ * - enableReadyCheck off: the check sends INFO, which a least-privilege ACL user
+ *   (deploy/redis/users.acl: no @dangerous) is refused on every connection; the first
+ *   command waits for the connection anyway, and the start's PING checks it answers.
  */
 export function createRedisClient(options: RedisConnectionOptions = {}): Redis {
   const base = options.url === undefined ? {} : parseRedisUrl(options.url);
@@ -79,7 +82,7 @@ export function createRedisClient(options: RedisConnectionOptions = {}): Redis {
     lazyConnect: options.lazyConnect ?? false,
     enableOfflineQueue: true,
     autoResendUnfulfilledCommands: true,
-    enableReadyCheck: true,
+    enableReadyCheck: false,
     maxRetriesPerRequest:
       options.maxRetriesPerRequest === undefined
         ? DEFAULT_MAX_RETRIES_PER_REQUEST
