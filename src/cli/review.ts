@@ -4,14 +4,29 @@ import { QUERY_LIMITS, type QueryPage, type TaskView } from '../domain/messages.
 import { asList, formatApproval, isObject, shotMedia, type ReviewInput, type ShotMedia } from '../views/checkpoint.js';
 import { query } from './remote.js';
 
-/** The media made per shot so far (one page of the project's completed tasks); null when the orchestrator cannot say. */
+/** Pages of completed tasks read for the shots' media, at most (the latest edits come last: read them all, within reason). */
+const MEDIA_PAGES = 20;
+
+/** The media made per shot so far (the project's completed tasks, page by page); null when the orchestrator cannot say. */
 export async function fetchShotMedia(nc: NatsConnection, config: OrchestratorConfig, projectId: string): Promise<ShotMedia | null> {
+  const tasks: TaskView[] = [];
   try {
-    const page = await query<QueryPage<TaskView, string>>(nc, config, 'tasks', { projectId, statuses: ['COMPLETED'], limit: QUERY_LIMITS.tasks.max });
-    return shotMedia(page.items);
+    let after: string | null = null;
+    for (let i = 0; i < MEDIA_PAGES; i++) {
+      const page: QueryPage<TaskView, string> = await query<QueryPage<TaskView, string>>(nc, config, 'tasks', {
+        projectId,
+        statuses: ['COMPLETED'],
+        limit: QUERY_LIMITS.tasks.max,
+        ...(after ? { after } : {}),
+      });
+      tasks.push(...page.items.filter((t) => t.shotIndex !== undefined && Object.keys(t.artifacts).length > 0));
+      after = page.next;
+      if (after === null) break;
+    }
   } catch {
     return null;
   }
+  return shotMedia(tasks);
 }
 
 /** Every pending request of the project, laid out (the shots' media fetched when a request lists shots). */
