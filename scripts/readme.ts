@@ -23,11 +23,14 @@ export const MACHINE_DIAGRAMS = {
 
 import { SETTINGS } from '../src/config/settings.js';
 
+/** A table cell's text: a `|` would end the cell (GitHub's Markdown takes `\|`). */
+const cell = (text: string) => text.replaceAll('|', '\\|');
+
 /** The README's table of environment variables, from the settings list. */
 export function configTable(): string {
   const rows = SETTINGS.map((s) => {
     const def = s.default === undefined ? '—' : typeof s.default === 'object' ? '(none)' : `\`${String(s.default)}\``;
-    return `| \`${s.env}\` | ${s.description} | ${s.unit} | ${def} |`;
+    return `| \`${s.env}\` | ${cell(s.description)} | ${cell(s.unit)} | ${def} |`;
   });
   return ['| variable | meaning | unit | default |', '|---|---|---|---|', ...rows].join('\n');
 }
