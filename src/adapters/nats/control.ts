@@ -1,10 +1,11 @@
-import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import type { ControlRequest } from '../../domain/messages.js';
 import type { Logger } from '../../logger.js';
 import type { InboundHandlers } from '../../ports/event-bus.js';
 import { noMetrics, type Metrics } from '../../ports/metrics.js';
 import { answerControl, checkControl, invalidControl as invalid, type ControlReply } from '../inbound-order.js';
 import { bytesToText, parseJson } from './inbound.js';
+import { startResponder, type Responder } from './responder.js';
 import { parseControlSubject } from './subjects.js';
 
 export type { ControlReply };
@@ -23,15 +24,7 @@ export interface ControlResponderOptions {
   metrics?: Pick<Metrics, 'inbound'>;
 }
 
-export interface ControlResponder {
-  /**
-   * Whether the subscription is attached, or why not: the server refused it (a user
-   * without permission on the subject: nats.js closes the subscription with the error).
-   */
-  readonly state: { attached: boolean; reason: string };
-  /** Stops taking requests and waits for the ones being answered. */
-  close(): Promise<void>;
-}
+export type ControlResponder = Responder;
 
 /** Validates a control request; the reply to send when it is not acceptable. */
 export function readControlRequest(
@@ -57,44 +50,7 @@ export function readControlRequest(
  * answered concurrently (they are commands, not part of the ordered inbound stream).
  */
 export function startControlResponder(options: ControlResponderOptions): ControlResponder {
-  const { connection, logger } = options;
-  const inFlight = new Set<Promise<void>>();
-  let refused: string | null = null;
-  const sub: Subscription = connection.subscribe(options.subject, {
-    queue: options.queue,
-    callback: (err, msg) => {
-      if (err) {
-        refused = `${options.subject}: ${err.message}`;
-        logger.error({ err, subject: options.subject }, 'control subscription refused; control requests are not answered');
-        return;
-      }
-      const p = answer(options, msg)
-        .catch((e: unknown) => logger.error({ err: e, subject: msg.subject }, 'control request failed'))
-        .finally(() => inFlight.delete(p));
-      inFlight.add(p);
-    },
-  });
-  let closing: Promise<void> | null = null;
-  return {
-    get state() {
-      if (refused !== null) return { attached: false, reason: refused };
-      if (sub.isClosed()) return { attached: false, reason: `${options.subject}: subscription closed` };
-      return { attached: true, reason: '' };
-    },
-    close() {
-      closing ??= (async () => {
-        if (!sub.isClosed()) {
-          try {
-            await sub.drain();
-          } catch {
-            sub.unsubscribe();
-          }
-        }
-        await Promise.allSettled([...inFlight]);
-      })();
-      return closing;
-    },
-  };
+  return startResponder({ connection: options.connection, subject: options.subject, queue: options.queue, logger: options.logger, what: 'control request', answer: (msg) => answer(options, msg) });
 }
 
 async function answer(options: ControlResponderOptions, msg: Msg): Promise<void> {

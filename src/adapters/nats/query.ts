@@ -1,10 +1,11 @@
-import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import type { QueryRequest } from '../../domain/messages.js';
 import type { Logger } from '../../logger.js';
 import type { InboundHandlers } from '../../ports/event-bus.js';
 import { noMetrics, type Metrics } from '../../ports/metrics.js';
 import { answerQuery, checkQuery, invalidControl as invalid, type ControlReply } from '../inbound-order.js';
 import { bytesToText, parseJson } from './inbound.js';
+import { startResponder, type Responder } from './responder.js';
 import { parseQuerySubject } from './subjects.js';
 
 export interface QueryResponderOptions {
@@ -21,12 +22,7 @@ export interface QueryResponderOptions {
   metrics?: Pick<Metrics, 'inbound'>;
 }
 
-export interface QueryResponder {
-  /** Whether the subscription is attached, or why not (the server refused it: a user without permission on the subject). */
-  readonly state: { attached: boolean; reason: string };
-  /** Stops taking queries and waits for the ones being answered. */
-  close(): Promise<void>;
-}
+export type QueryResponder = Responder;
 
 /** Validates a query (`<prefix>.query.<kind>`); the reply to send when it is not acceptable. An empty body is the query with its defaults. */
 export function readQueryRequest(
@@ -52,44 +48,7 @@ export function readQueryRequest(
  * asking for a smaller limit (nats.js would refuse to send it, and the asker would time out).
  */
 export function startQueryResponder(options: QueryResponderOptions): QueryResponder {
-  const { connection, logger } = options;
-  const inFlight = new Set<Promise<void>>();
-  let refused: string | null = null;
-  const sub: Subscription = connection.subscribe(options.subject, {
-    queue: options.queue,
-    callback: (err, msg) => {
-      if (err) {
-        refused = `${options.subject}: ${err.message}`;
-        logger.error({ err, subject: options.subject }, 'query subscription refused; queries are not answered');
-        return;
-      }
-      const p = answer(options, msg)
-        .catch((e: unknown) => logger.error({ err: e, subject: msg.subject }, 'query failed'))
-        .finally(() => inFlight.delete(p));
-      inFlight.add(p);
-    },
-  });
-  let closing: Promise<void> | null = null;
-  return {
-    get state() {
-      if (refused !== null) return { attached: false, reason: refused };
-      if (sub.isClosed()) return { attached: false, reason: `${options.subject}: subscription closed` };
-      return { attached: true, reason: '' };
-    },
-    close() {
-      closing ??= (async () => {
-        if (!sub.isClosed()) {
-          try {
-            await sub.drain();
-          } catch {
-            sub.unsubscribe();
-          }
-        }
-        await Promise.allSettled([...inFlight]);
-      })();
-      return closing;
-    },
-  };
+  return startResponder({ connection: options.connection, subject: options.subject, queue: options.queue, logger: options.logger, what: 'query', answer: (msg) => answer(options, msg) });
 }
 
 async function answer(options: QueryResponderOptions, msg: Msg): Promise<void> {
