@@ -7,7 +7,7 @@ import type { BudgetStatus, ControlRequest } from '../domain/messages.js';
 import { connectNats } from '../adapters/nats/connection.js';
 import { natsSubjects } from '../adapters/nats/subjects.js';
 import { budgetBar, money } from '../demo/progress.js';
-import { ask } from './remote.js';
+import { ask, watchRefusal } from './remote.js';
 import { fetchShotMedia, reviewText } from './review.js';
 import type { CliIo, ParsedArgs } from './types.js';
 
@@ -119,24 +119,13 @@ export async function runDecisionCommand(decision: 'approved' | 'rejected', args
     const subjects = natsSubjects(config.nats.subjectPrefix);
     const subject = subjects.approvalDecided(projectId);
     // A decision the orchestrator refuses is dead-lettered with the reason: watched, to say why.
-    let refused: string | null = null;
-    const dlq = nc.subscribe(subjects.dlq, {
-      callback: (err, msg) => {
-        if (err) return;
-        try {
-          const letter = msg.json<{ subject?: string; reason?: string; data?: string }>();
-          if (letter.subject === subject && (JSON.parse(letter.data ?? '{}') as { approvalId?: string }).approvalId === pending.approvalId) refused = letter.reason ?? 'refused';
-        } catch {
-          // Not a dead letter of this decision.
-        }
-      },
-    });
+    const refusal = watchRefusal(nc, subjects.dlq, subject, (body) => body.approvalId === pending.approvalId);
     try {
       await nc.flush();
       await jetstream(nc).publish(subject, JSON.stringify(body), { msgID: `${pending.approvalId}:${decision}` });
       // Decisions are handled in order with the other inbound messages: wait to see it applied.
       for (let i = 0; i < 50; i++) {
-        if (refused !== null) throw new ValidationError(`the orchestrator refused the decision on ${pending.approvalId} (${pending.checkpoint}): ${refused}`);
+        if (refusal.reason !== null) throw new ValidationError(`the orchestrator refused the decision on ${pending.approvalId} (${pending.checkpoint}): ${refusal.reason}`);
         const now = await control(nc, config, projectId, { action: 'status' });
         if (!now.pendingApprovals.some((a) => a.approvalId === pending.approvalId)) {
           return print(io, args, now, `${decision} ${pending.checkpoint} (${pending.approvalId})`);
@@ -144,7 +133,7 @@ export async function runDecisionCommand(decision: 'approved' | 'rejected', args
         await new Promise((r) => setTimeout(r, 200));
       }
     } finally {
-      dlq.unsubscribe();
+      refusal.close();
     }
     io.err(`decision sent for ${pending.approvalId}; the orchestrator has not applied it yet`);
     return 1;

@@ -41,3 +41,36 @@ export async function ask<T>(nc: NatsConnection, config: OrchestratorConfig, sub
 export function query<T>(nc: NatsConnection, config: OrchestratorConfig, kind: QueryKind, body: Record<string, unknown>): Promise<T> {
   return ask<T>(nc, config, natsSubjects(config.nats.subjectPrefix).query(kind), body);
 }
+
+/** A refusal being watched for: the reason, once the orchestrator has dead-lettered the message. */
+export interface RefusalWatch {
+  /** The dead letter's reason; null while none came. */
+  readonly reason: string | null;
+  close(): void;
+}
+
+/**
+ * Watches the dead-letter subject for the refusal of one message the CLI sends (on
+ * `subject`, recognised by its body with `isOurs`): the orchestrator dead-letters what it
+ * refuses with the reason, and the command says why instead of only timing out.
+ */
+export function watchRefusal(nc: NatsConnection, dlqSubject: string, subject: string, isOurs: (body: Record<string, unknown>) => boolean): RefusalWatch {
+  let reason: string | null = null;
+  const sub = nc.subscribe(dlqSubject, {
+    callback: (err, msg) => {
+      if (err) return;
+      try {
+        const letter = msg.json<{ subject?: string; reason?: string; data?: string }>();
+        if (letter.subject === subject && isOurs(JSON.parse(letter.data ?? '{}') as Record<string, unknown>)) reason = letter.reason ?? 'refused';
+      } catch {
+        // Not a dead letter of this message.
+      }
+    },
+  });
+  return {
+    get reason() {
+      return reason;
+    },
+    close: () => sub.unsubscribe(),
+  };
+}

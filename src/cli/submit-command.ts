@@ -8,7 +8,7 @@ import { VIDEO_PIPELINE } from '../pipeline/video-pipeline.js';
 import { natsSubjects } from '../adapters/nats/subjects.js';
 import { formatIssues } from '../adapters/inbound-order.js';
 import { control, formatStatus, withConnection, type StatusReply } from './remote-commands.js';
-import { RemoteError } from './remote.js';
+import { RemoteError, watchRefusal } from './remote.js';
 import type { CliIo, ParsedArgs } from './types.js';
 
 /**
@@ -112,18 +112,7 @@ export async function runSubmitCommand(args: ParsedArgs, io: CliIo): Promise<num
     if (existing) return print(existing, `project ${event.projectId} exists already: nothing sent`);
     const subject = subjects.event(event.projectId, event.type);
     // A refused event is dead-lettered with the reason: watched, to say why.
-    let refused: string | null = null;
-    const dlq = nc.subscribe(subjects.dlq, {
-      callback: (err, msg) => {
-        if (err) return;
-        try {
-          const letter = msg.json<{ subject?: string; reason?: string; data?: string }>();
-          if (letter.subject === subject && (JSON.parse(letter.data ?? '{}') as { id?: string }).id === event.id) refused = letter.reason ?? 'refused';
-        } catch {
-          // Not a dead letter of this event.
-        }
-      },
-    });
+    const refusal = watchRefusal(nc, subjects.dlq, subject, (body) => body.id === event.id);
     try {
       await nc.flush();
       try {
@@ -133,14 +122,14 @@ export async function runSubmitCommand(args: ParsedArgs, io: CliIo): Promise<num
       }
       const deadline = Date.now() + waitSeconds * 1000;
       for (;;) {
-        if (refused !== null) throw new ValidationError(`the orchestrator refused project ${event.projectId}: ${refused}`);
+        if (refusal.reason !== null) throw new ValidationError(`the orchestrator refused project ${event.projectId}: ${refusal.reason}`);
         const now = await statusOrNull(nc, config, event.projectId, status);
         if (now) return print(now, `submitted ${event.projectId} (event ${event.id})`);
         if (Date.now() >= deadline) break;
         await new Promise((r) => setTimeout(r, 200));
       }
     } finally {
-      dlq.unsubscribe();
+      refusal.close();
     }
     io.err(`event ${event.id} sent for ${event.projectId}; the orchestrator has not created the project within ${waitSeconds} s (submitting again is safe: the same event id creates it once)`);
     return 1;
