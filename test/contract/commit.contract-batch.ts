@@ -79,8 +79,9 @@ export function batchContract(harness: HarnessRef): void {
       }),
       write('m-stale', { from: 'RUNNING', to: 'COMPLETED', fencingToken: 2, raise: [event('ev-stale', 'm-stale', 1)] }),
       write('m-unknown', { to: 'READY' }),
-      write('m-stale-and-conflict', { from: 'RUNNING', to: 'FAILED', fencingToken: 1, expectedVersion: 9 }),
-      write('m-ok3', { from: 'RUNNING', to: 'CANCELLED', expectedVersion: 2, fencingToken: 4 }),
+      // A newer token the write does not set is no lease's: refused as the older one is.
+      write('m-stale-and-conflict', { from: 'RUNNING', to: 'FAILED', fencingToken: 4, expectedVersion: 9 }),
+      write('m-ok3', { from: 'RUNNING', to: 'CANCELLED', expectedVersion: 2, fencingToken: 3 }),
     ]);
 
     expect(outcomes.map(summary)).toStrictEqual([
@@ -90,7 +91,7 @@ export function batchContract(harness: HarnessRef): void {
       { ok: false, error: 'StaleFencingTokenError', ...new StaleFencingTokenError('m-stale', 2, 3) },
       { ok: false, error: 'TaskNotFoundError', ...new TaskNotFoundError('m-unknown') },
       // Stale wins over a version mismatch, as in applyTransition.
-      { ok: false, error: 'StaleFencingTokenError', ...new StaleFencingTokenError('m-stale-and-conflict', 1, 3) },
+      { ok: false, error: 'StaleFencingTokenError', ...new StaleFencingTokenError('m-stale-and-conflict', 4, 3) },
       { ok: true, version: 3 },
     ]);
     expect(outcomes[1]).toMatchObject({ ok: false, error: { taskId: 'm-conflict', expectedVersion: 4, actualVersion: 1 } });

@@ -138,7 +138,15 @@ export function transitionContract(harness: HarnessRef): void {
     expect(await tasks().getTask('f1')).toStrictEqual(before);
     expect(await tasks().listTransitions('f1')).toHaveLength(1);
 
-    // The current token, a newer one, or none at all (not a lease holder's write) pass.
+    // A newer token the write does not set is no lease's (a forged or misrouted result): refused, nothing changes.
+    const forged = await commit()
+      .applyTransition(write('f1', { from: 'RUNNING', to: 'COMPLETED', fencingToken: 6 }))
+      .catch((e: unknown) => e);
+    expect(forged).toBeInstanceOf(StaleFencingTokenError);
+    expect(forged).toMatchObject({ taskId: 'f1', carried: 6, current: 5 });
+    expect(await tasks().getTask('f1')).toStrictEqual(before);
+
+    // The current token, a newer one the write sets (a new lease), or none at all (not a lease holder's write) pass.
     expect(await commit().applyTransition(write('f1', { from: 'RUNNING', to: 'RUNNING', fencingToken: 5 }))).toBe(2);
     expect(
       await commit().applyTransition(

@@ -72,7 +72,8 @@ describe('task actors restored from PostgreSQL', () => {
         expect(actor.status).toBe(statusOfSituation(situation));
         // A new attempt runs under token 2; the attempt still RUNNING is completed under its own, 1.
         const token = actor.status === 'RUNNING' ? 1 : 2;
-        for (const e of toCompletion(actor.status, token)) await after.send(actor.taskId, e, { fencingToken: token });
+        // An agent's result carries its attempt's token; the orchestrator's own steps carry none.
+        for (const e of toCompletion(actor.status, token)) await after.send(actor.taskId, e, e.type === 'COMPLETE' ? { fencingToken: token } : {});
       }
       const rows = await new PostgresTaskStore(sql).listByProject('prj_r');
       const byId = new Map(rows.map((r) => [r.taskId, r.status]));

@@ -80,8 +80,9 @@ export class PostgresCommit implements Commit {
     if (outcome?.new_version != null) return outcome as TransitionResultRow & { new_version: number };
     if (!outcome?.found) throw new TaskNotFoundError(w.taskId);
 
+    // Not the stored token: older (a lease since taken over), or newer without setting it (no lease handed it).
     const stale = (stored: number | null): stored is number =>
-      w.fencingToken !== undefined && stored !== null && w.fencingToken < stored;
+      w.fencingToken !== undefined && stored !== null && w.fencingToken !== stored && !(w.fencingToken > stored && w.patch.fencingToken === w.fencingToken);
     if (stale(outcome.old_fencing_token)) {
       throw new StaleFencingTokenError(w.taskId, w.fencingToken!, outcome.old_fencing_token);
     }

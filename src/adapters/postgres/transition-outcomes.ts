@@ -33,7 +33,7 @@ export function batchOutcome(w: TransitionWrite, r: BatchResultRow): TransitionO
   if (r.new_version !== null) return written(r.new_version, r);
   const fail = (error: Error): TransitionOutcome => ({ ok: false, error });
   if (!r.found) return fail(new TaskNotFoundError(w.taskId));
-  if (w.fencingToken !== undefined && r.old_token !== null && w.fencingToken < r.old_token) {
+  if (w.fencingToken !== undefined && r.old_token !== null && w.fencingToken !== r.old_token && !(w.fencingToken > r.old_token && w.patch.fencingToken === w.fencingToken)) {
     return fail(new StaleFencingTokenError(w.taskId, w.fencingToken, r.old_token));
   }
   if (!r.task_ok) return fail(new VersionConflictError(w.taskId, w.expectedVersion, r.old_version ?? -1));

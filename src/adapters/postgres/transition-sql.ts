@@ -12,7 +12,8 @@ export const BUDGET_REFUSED = 'LA001';
 /**
  * One statement for a whole transition:
  * - `updated`: the task row, only if its version matches and the carried fencing token
- *   is not older than the stored one; patch keys absent from $5 keep their column;
+ *   is the stored one (or a newer one the write itself sets: a new lease); patch keys
+ *   absent from $5 keep their column;
  * - `audit`: the transition row, only if `updated` wrote;
  * - `unconfirmed`: a write into RUNNING (a dispatch) records its dispatch as not yet
  *   confirmed (the dispatch outbox), only if `updated` wrote;
@@ -52,7 +53,8 @@ WITH before AS (
     updated_at = $8::timestamp,
     version = t.version + 1
   WHERE t.task_id = $1::text AND t.version = $2::bigint
-    AND ($3::bigint IS NULL OR t.fencing_token IS NULL OR t.fencing_token <= $3::bigint)
+    AND ($3::bigint IS NULL OR t.fencing_token IS NULL OR t.fencing_token = $3::bigint
+         OR (($5::jsonb ->> 'fencingToken')::bigint = $3::bigint AND t.fencing_token < $3::bigint))
   RETURNING t.task_id, t.project_id, t.version, t.fencing_token, CASE WHEN $4::text = 'RUNNING' AND $9::text <> 'RUNNING' THEN t.input END AS input
 ), audit AS (
   INSERT INTO task_transitions (task_id, project_id, from_status, to_status, event, detail, at, by_instance)
@@ -212,7 +214,8 @@ WITH RECURSIVE w AS (
          COALESCE(w.spend, 0) AS spend, COALESCE(w.enforce, false) AS enforce,
          c.task_id IS NOT NULL AS found, c.version AS old_version, c.fencing_token AS old_token,
          COALESCE(c.version = w.expected_version
-           AND (w.fencing_token IS NULL OR c.fencing_token IS NULL OR c.fencing_token <= w.fencing_token), false) AS task_ok
+           AND (w.fencing_token IS NULL OR c.fencing_token IS NULL OR c.fencing_token = w.fencing_token
+                OR ((w.patch ->> 'fencingToken')::bigint = w.fencing_token AND c.fencing_token < w.fencing_token)), false) AS task_ok
   FROM w LEFT JOIN cur c ON c.task_id = w.task_id
 ), proj AS MATERIALIZED (
   SELECT p.project_id, p.state IN ('active', 'completed') AS active, p.budget_limit::numeric AS budget_limit,
