@@ -1,28 +1,15 @@
-import type { Msg, NatsConnection } from '@nats-io/transport-node';
+import type { Msg } from '@nats-io/transport-node';
 import type { ControlRequest } from '../../domain/messages.js';
-import type { Logger } from '../../logger.js';
-import type { InboundHandlers } from '../../ports/event-bus.js';
-import { noMetrics, type Metrics } from '../../ports/metrics.js';
+import { noMetrics } from '../../ports/metrics.js';
 import { answerControl, checkControl, invalidControl as invalid, type ControlReply } from '../inbound-order.js';
 import { bytesToText, parseJson } from './inbound.js';
-import { startResponder, type Responder } from './responder.js';
+import { startResponder, type RequestSubjectOptions, type Responder } from './responder.js';
 import { parseControlSubject } from './subjects.js';
 
 export type { ControlReply };
 
-export interface ControlResponderOptions {
-  connection: NatsConnection;
-  subjectPrefix: string;
-  /** `<prefix>.control.>` */
-  subject: string;
-  /** Queue group: with several orchestrators, one of them answers each request. */
-  queue: string;
-  maxPayloadBytes: number;
-  handlers: InboundHandlers;
-  logger: Logger;
-  /** Where each answered request is reported (kind `control`: handled, or refused when the reply is an error). */
-  metrics?: Pick<Metrics, 'inbound'>;
-}
+/** `subject`: `<prefix>.control.>`; answers are reported as kind `control`. */
+export type ControlResponderOptions = RequestSubjectOptions;
 
 export type ControlResponder = Responder;
 

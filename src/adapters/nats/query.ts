@@ -1,26 +1,13 @@
-import type { Msg, NatsConnection } from '@nats-io/transport-node';
+import type { Msg } from '@nats-io/transport-node';
 import type { QueryRequest } from '../../domain/messages.js';
-import type { Logger } from '../../logger.js';
-import type { InboundHandlers } from '../../ports/event-bus.js';
-import { noMetrics, type Metrics } from '../../ports/metrics.js';
+import { noMetrics } from '../../ports/metrics.js';
 import { answerQuery, checkQuery, invalidControl as invalid, type ControlReply } from '../inbound-order.js';
 import { bytesToText, parseJson } from './inbound.js';
-import { startResponder, type Responder } from './responder.js';
+import { startResponder, type RequestSubjectOptions, type Responder } from './responder.js';
 import { parseQuerySubject } from './subjects.js';
 
-export interface QueryResponderOptions {
-  connection: NatsConnection;
-  subjectPrefix: string;
-  /** `<prefix>.query.*` */
-  subject: string;
-  /** Queue group (the control responder's): with several orchestrators, one of them answers each query. */
-  queue: string;
-  maxPayloadBytes: number;
-  handlers: InboundHandlers;
-  logger: Logger;
-  /** Where each answered query is reported (kind `query`: handled, or refused when the reply is an error). */
-  metrics?: Pick<Metrics, 'inbound'>;
-}
+/** `subject`: `<prefix>.query.*`, in the control responder's queue group; answers are reported as kind `query`. */
+export type QueryResponderOptions = RequestSubjectOptions;
 
 export type QueryResponder = Responder;
 

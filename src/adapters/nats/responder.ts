@@ -1,5 +1,7 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../../logger.js';
+import type { InboundHandlers } from '../../ports/event-bus.js';
+import type { Metrics } from '../../ports/metrics.js';
 
 /** A request-reply responder on a subject (control requests, queries). */
 export interface Responder {
@@ -10,6 +12,21 @@ export interface Responder {
   readonly state: { attached: boolean; reason: string };
   /** Stops taking requests and waits for the ones being answered. */
   close(): Promise<void>;
+}
+
+/** What a responder of the contract's request-reply subjects (control, queries) is started with. */
+export interface RequestSubjectOptions {
+  connection: NatsConnection;
+  subjectPrefix: string;
+  /** The subject (a wildcard: `<prefix>.control.>`, `<prefix>.query.*`). */
+  subject: string;
+  /** Queue group: with several orchestrators, one of them answers each request. */
+  queue: string;
+  maxPayloadBytes: number;
+  handlers: InboundHandlers;
+  logger: Logger;
+  /** Where each answered request is reported (handled, or refused when the reply is an error). */
+  metrics?: Pick<Metrics, 'inbound'>;
 }
 
 export interface ResponderOptions {
