@@ -12,6 +12,8 @@ const stateListeners = new Set();
 let state = 'reconnecting';
 let source = null;
 let hadError = false;
+let retryMs = 1000;
+let streamUrl = '/api/events';
 
 function setState(s) {
   if (s === state) return;
@@ -32,8 +34,14 @@ function emit(event) {
 /** Opens the stream (once). */
 export function connect(url = '/api/events') {
   if (source || typeof EventSource === 'undefined') return;
-  source = new EventSource(url);
+  streamUrl = url;
+  open();
+}
+
+function open() {
+  source = new EventSource(streamUrl);
   source.onopen = () => {
+    retryMs = 1000;
     setState('connected');
     // Events may have been missed while the stream was down: every page re-fetches.
     if (hadError) emit({ kind: 'reconnected', body: {} });
@@ -42,6 +50,13 @@ export function connect(url = '/api/events') {
   source.onerror = () => {
     hadError = true;
     setState('reconnecting');
+    // The browser retries by itself unless the stream was refused (an HTTP error, not an
+    // event stream): then it is closed for good, and opened again here, backing off.
+    if (source && source.readyState === EventSource.CLOSED) {
+      source = null;
+      setTimeout(open, retryMs);
+      retryMs = Math.min(retryMs * 2, 30000);
+    }
   };
   for (const kind of KINDS) {
     source.addEventListener(kind, (e) => {

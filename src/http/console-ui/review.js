@@ -1,21 +1,10 @@
 // One review: what is judged (script, shot plan, video and keyframes, or a payload), the
 // cost of approving, and the decision (comment, reviewer, Approve / Reject).
-import { useState, useRef } from 'preact/hooks';
+import { useState, useRef, useEffect } from 'preact/hooks';
 import { html, Artifact, BudgetBar, ActionMessage } from './ui.js';
 import { api, errorText, metaReviewer, safeHref } from './api.js';
+import { reviewerName, setReviewerName, onReviewerName } from './store.js';
 import { money, duration, toMs, time, fullTime, humanize, prettyJson, compactJson, plural, shotLabel } from './format.js';
-
-const REVIEWER_KEY = 'livingagent.reviewer';
-
-function initialReviewer() {
-  const m = metaReviewer();
-  if (m) return m;
-  try {
-    return localStorage.getItem(REVIEWER_KEY) ?? '';
-  } catch {
-    return '';
-  }
-}
 
 function cell(v) {
   if (v == null) return html`<span class="muted">—</span>`;
@@ -48,7 +37,7 @@ function VideoView({ video, keyframes, selectable, selected, toggle, disabled })
         const idx = Number.isInteger(k.shotIndex) ? k.shotIndex : i;
         const src = safeHref(k.href);
         const img = src && String(k.mediaType || '').toLowerCase().startsWith('image/')
-          ? html`<img src=${src} alt=${k.title || shotLabel(idx)} loading="lazy" />`
+          ? html`<img src=${src} alt=${k.title || shotLabel(idx)} />`
           : html`<div class="kf-missing"><code class="uri">${k.uri}</code></div>`;
         const caption = html`<span class="kf-caption">${shotLabel(idx)}${k.title ? html` <span class="muted">· ${k.title}</span>` : null}</span>`;
         if (!selectable) return html`<figure class="keyframe" data-keyframe=${String(idx)}>${img}${caption}</figure>`;
@@ -86,7 +75,8 @@ function expiryText(review, now) {
  */
 export function ReviewCard({ review, now, focused = false, onActed, reload }) {
   const [comment, setComment] = useState('');
-  const [reviewer, setReviewer] = useState(initialReviewer);
+  const [reviewer, setReviewer] = useState(() => reviewerName(metaReviewer));
+  useEffect(() => onReviewerName(setReviewer), []);
   const [selected, setSelected] = useState(() => new Set());
   const [busy, setBusy] = useState(null);
   const [msg, setMsg] = useState(null);
@@ -101,14 +91,7 @@ export function ReviewCard({ review, now, focused = false, onActed, reload }) {
     else n.add(i);
     return n;
   });
-  const saveReviewer = (v) => {
-    setReviewer(v);
-    try {
-      localStorage.setItem(REVIEWER_KEY, v);
-    } catch {
-      /* private mode */
-    }
-  };
+  const saveReviewer = (v) => setReviewerName(v);
 
   async function decide(decision) {
     const by = reviewer.trim();

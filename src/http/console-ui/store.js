@@ -16,3 +16,41 @@ export function onPendingCount(fn) {
   listeners.add(fn);
   return () => listeners.delete(fn);
 }
+
+// The reviewer's name, shared by every review card: the basic-auth user's (the meta tag)
+// when there is one, else the last one typed (remembered in localStorage).
+const REVIEWER_KEY = 'livingagent.reviewer';
+let reviewer = null;
+const reviewerListeners = new Set();
+
+/** @param {() => string} fromMeta */
+export function reviewerName(fromMeta) {
+  if (reviewer == null) {
+    reviewer = fromMeta();
+    if (!reviewer) {
+      try {
+        reviewer = localStorage.getItem(REVIEWER_KEY) ?? '';
+      } catch {
+        reviewer = '';
+      }
+    }
+  }
+  return reviewer;
+}
+
+/** @param {string} name */
+export function setReviewerName(name) {
+  reviewer = name;
+  try {
+    localStorage.setItem(REVIEWER_KEY, name);
+  } catch {
+    /* storage unavailable (private mode) */
+  }
+  for (const l of reviewerListeners) l(name);
+}
+
+/** @param {(name: string) => void} fn */
+export function onReviewerName(fn) {
+  reviewerListeners.add(fn);
+  return () => reviewerListeners.delete(fn);
+}
