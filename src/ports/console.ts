@@ -247,6 +247,4 @@ export interface ConsoleBackend {
   decide(projectId: string, decision: unknown): Promise<ActionReply>;
   /** Hears every ConsoleEvent from now on; returns the unsubscribe. */
   subscribe(listener: (event: ConsoleEvent) => void): () => void;
-  /** The folder served under `/artifacts/`, when one is configured. */
-  readonly artifactsDir: string | null;
 }
