@@ -86,6 +86,8 @@ export interface TaskGraph {
   height: number;
   nodes: GraphNode[];
   edges: GraphEdge[];
+  /** How many tasks were left out: a graph lays out the first 400 by creation; absent when none was. */
+  truncated?: number;
 }
 
 /** A stage of the timeline: the tasks of one type, from the first start to the last end. */
