@@ -18,6 +18,8 @@ export interface GraphTask {
   attempts: number;
   shotIndex?: number;
   origin: TaskOrigin;
+  /** The tasks whose raised event created this one (lineage.ts): drawn as event edges. */
+  triggers?: readonly string[];
 }
 
 /** The most tasks one graph lays out (dagre's ordering grows faster than linearly). */
@@ -78,13 +80,17 @@ export function layoutTaskGraph(tasks: readonly GraphTask[], limit: number = GRA
   for (const task of kept.values()) {
     g.setNode(task.taskId, { width: nodeWidth(task), height: NODE_HEIGHT });
   }
-  const edges: { from: string; to: string }[] = [];
+  const edges: { from: string; to: string; kind: GraphEdge['kind'] }[] = [];
+  const linked = new Set<string>();
+  const link = (from: string, to: string, kind: GraphEdge['kind']): void => {
+    if (from === to || !kept.has(from) || linked.has(`${from}\u0000${to}`)) return;
+    linked.add(`${from}\u0000${to}`);
+    g.setEdge(from, to);
+    edges.push({ from, to, kind });
+  };
   for (const task of kept.values()) {
-    for (const dep of new Set(task.dependencies)) {
-      if (dep === task.taskId || !kept.has(dep)) continue;
-      g.setEdge(dep, task.taskId);
-      edges.push({ from: dep, to: task.taskId });
-    }
+    for (const dep of task.dependencies) link(dep, task.taskId, 'dependency');
+    for (const trigger of task.triggers ?? []) link(trigger, task.taskId, 'event');
   }
   if (kept.size > 0) layout(g, { constraints: shotOrder(kept.values()) });
 
@@ -103,9 +109,9 @@ export function layoutTaskGraph(tasks: readonly GraphTask[], limit: number = GRA
       height: laid.height,
     };
   });
-  const graphEdges: GraphEdge[] = edges.map(({ from, to }) => {
+  const graphEdges: GraphEdge[] = edges.map(({ from, to, kind }) => {
     const points = g.edge(from, to).points ?? [];
-    return { from, to, points: points.map(({ x, y }) => ({ x, y })) };
+    return { from, to, kind, points: points.map(({ x, y }) => ({ x, y })) };
   });
   const size = g.graph();
   return {

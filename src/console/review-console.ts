@@ -28,6 +28,7 @@ import { checkBody, checkControl } from '../adapters/inbound-order.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import { artifactsOf, resolveHref, type ArtifactResolver } from './artifacts.js';
 import { layoutTaskGraph, taskOrigin } from './graph.js';
+import { lineageOf } from './lineage.js';
 
 /** The tasks a project page reads (and lays out): its first ones, by creation. */
 export const PROJECT_TASKS_MAX = 2_000;
@@ -156,18 +157,23 @@ export class ReviewConsole implements ConsoleBackend {
       pendingReviews: status.pendingApprovals.map((a) => ({ approvalId: a.approvalId, checkpoint: a.checkpoint, requestedAt: a.requestedAt, expiresAt: a.expiresAt })),
     };
     const state = status.project.state;
+    const lineage = lineageOf(tasks, approvals, this.pipeline);
     return {
       project: card,
       graph: layoutTaskGraph(
-        tasks.map((t) => ({
-          taskId: t.taskId,
-          taskType: t.taskType,
-          status: t.status,
-          dependencies: t.dependencies,
-          attempts: t.attempts,
-          origin: taskOrigin(t.taskType, this.pipeline),
-          ...(typeof t.input.shotIndex === 'number' ? { shotIndex: t.input.shotIndex } : {}),
-        })),
+        tasks.map((t) => {
+          const from = lineage.get(t.taskId);
+          return {
+            taskId: t.taskId,
+            taskType: t.taskType,
+            status: t.status,
+            dependencies: t.dependencies,
+            attempts: t.attempts,
+            origin: from?.origin ?? taskOrigin(t.taskType, this.pipeline),
+            triggers: from?.triggers ?? [],
+            ...(typeof t.input.shotIndex === 'number' ? { shotIndex: t.input.shotIndex } : {}),
+          };
+        }),
       ),
       timeline: timelineOf(tasks),
       budgetHistory: budgetHistoryOf(tasks, status.budget),
@@ -206,14 +212,19 @@ export class ReviewConsole implements ConsoleBackend {
   async task(taskId: string): Promise<TaskPage> {
     const t = await this.core.tasks.getTask(taskId);
     if (!t) throw new TaskNotFoundError(taskId);
-    const transitions = await this.core.tasks.listTransitions(taskId);
+    const [transitions, siblings, approvals] = await Promise.all([
+      this.core.tasks.listTransitions(taskId),
+      this.core.tasks.listByProject(t.projectId),
+      this.core.projects.listApprovals(t.projectId),
+    ]);
+    const origin = lineageOf(siblings, approvals, this.pipeline).get(taskId)?.origin ?? taskOrigin(t.taskType, this.pipeline);
     return {
       taskId: t.taskId,
       projectId: t.projectId,
       taskType: t.taskType,
       agent: t.assignedTo,
       status: t.status,
-      origin: taskOrigin(t.taskType, this.pipeline),
+      origin,
       priority: t.priority,
       dependencies: t.dependencies,
       input: t.input,

@@ -72,10 +72,12 @@ export interface GraphNode {
 }
 
 export interface GraphEdge {
-  /** The dependency. */
+  /** The dependency, or the task that raised the event. */
   from: string;
-  /** The task that waits for it. */
+  /** The task that waits for it, or that its raised event created. */
   to: string;
+  /** `dependency`: `to` waits for `from`; `event`: `from`'s raised event (a checkpoint's approval, a rejection, a failed QA) created `to`. */
+  kind: 'dependency' | 'event';
   /** The edge's route, from `from` to `to`. */
   points: { x: number; y: number }[];
 }
