@@ -40,6 +40,7 @@ export {
   type ProjectStatusMessage,
   type DeadLetterMessage,
 } from './domain/messages.js';
+export { OutputArtifact, OutputArtifacts, MAX_OUTPUT_ARTIFACTS } from './domain/artifacts.js';
 export { EventMapper, type PlannedTask } from './pipeline/event-mapper.js';
 export { VIDEO_PIPELINE } from './pipeline/video-pipeline.js';
 export { loadPipelineFile } from './pipeline/load.js';

@@ -80,11 +80,13 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'demo',
-    usage: 'demo [--reject-first] [--shots N] [--budget USD] [--services] [--inspect ws://HOST:PORT]',
+    usage: 'demo [--ui] [--reject-first] [--shots N] [--budget USD] [--services] [--inspect ws://HOST:PORT]',
     summary: 'run a whole video project with simulated agents, in one process, no servers needed',
     help: [
       'Runs PROJECT_CREATED to completion on the embedded adapters (PGlite, in-memory queue and',
       'leases, in-process bus) with simulated agents and automatic approvals, then prints a summary.',
+      '  --ui            you are the reviewer: the review console on HTTP_ADDR (default 127.0.0.1:8080),',
+      '                  the demo waits at each checkpoint for your decision and runs until Ctrl-C',
       '  --reject-first  reject the first script to show a revision loop',
       '  --shots N       shots the storyboard plans (default 3)',
       '  --budget USD    the project budget (default 25)',
@@ -92,6 +94,7 @@ export const COMMANDS: readonly Command[] = [
       '  --inspect URL   stream the actors to a Stately inspector listening on a WebSocket',
     ].join('\n'),
     options: {
+      ui: { type: 'boolean' },
       'reject-first': { type: 'boolean' },
       shots: { type: 'string' },
       budget: { type: 'string' },

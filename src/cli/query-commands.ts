@@ -73,8 +73,8 @@ export async function runDlqCommand(args: ParsedArgs, io: CliIo): Promise<number
   if (args.values.messages) {
     if (projectId) throw new ValidationError('--messages lists every rejected message (their subjects name the project): without a project');
     if (limit !== undefined && limit > QUERY_LIMITS.dead_letters.max) throw new ValidationError(`--limit: at most ${QUERY_LIMITS.dead_letters.max}`);
-    const { rejectedMessages } = await import('./dlq-messages.js');
-    const result = await withConnection(io, (nc, config) => rejectedMessages(nc, config, limit ?? QUERY_LIMITS.dead_letters.default, after));
+    const { rejectedMessages } = await import('../adapters/nats/rejected-messages.js');
+    const result = await withConnection(io, (nc, config) => rejectedMessages(nc, config.nats.subjectPrefix, limit ?? QUERY_LIMITS.dead_letters.default, after));
     if (args.values.json) io.out(JSON.stringify(result));
     else io.out(`${formatRejected(result.items)}${more(result.next, 'dlq --messages')}`);
     return 0;

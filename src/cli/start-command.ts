@@ -6,7 +6,11 @@ import { configuredCatalog } from '../config/task-types.js';
 import { startService } from '../service.js';
 import { healthRoutes, Readiness } from '../http/health.js';
 import { metricsRoutes } from '../http/metrics.js';
-import { startHttpServer, type HttpServer } from '../http/server.js';
+import { startHttpServer, type HttpRoutes, type HttpServer } from '../http/server.js';
+import { consoleRoutes } from '../http/console.js';
+import { ReviewConsole } from '../console/review-console.js';
+import { natsOutboundFeed } from '../adapters/nats/outbound-feed.js';
+import { rejectedMessages } from '../adapters/nats/rejected-messages.js';
 import { PrometheusMetrics } from '../metrics/prometheus.js';
 import { startTracing } from './tracing.js';
 import type { CliIo, ParsedArgs } from './types.js';
@@ -32,16 +36,23 @@ export async function runStartCommand(args: ParsedArgs, io: CliIo): Promise<numb
   const inspection = inspectUrl ? await connectStatelyInspector({ url: inspectUrl, logger }) : null;
   const metrics = new PrometheusMetrics({ logger });
   const readiness = new Readiness();
+  let reviewConsole: ReviewConsole | null = null;
+  const artifactsDir = config.console.artifactsDir ?? null;
   let http: HttpServer;
   try {
-    http = await startHttpServer({ ...config.http, logger, routes: [healthRoutes(readiness), metricsRoutes(metrics)] });
+    const routes: HttpRoutes[] = [healthRoutes(readiness), metricsRoutes(metrics)];
+    if (config.console.enabled) {
+      const access = { ...(config.console.token ? { token: config.console.token } : {}), ...(config.console.basicAuth ? { basicAuth: config.console.basicAuth } : {}) };
+      routes.push(consoleRoutes({ backend: () => reviewConsole, artifactsDir, access, logger, host: config.http.host }));
+    }
+    http = await startHttpServer({ ...config.http, logger, routes });
   } catch (err) {
     await inspection?.close();
     await tracing?.shutdown();
     io.err(`orchestrator start: ${(err as Error).message}`);
     return 1;
   }
-  io.out(`orchestrator ${config.instanceId} serving HTTP on ${http.url} (/livez, /readyz, /metrics)`);
+  io.out(`orchestrator ${config.instanceId} serving HTTP on ${http.url} (/livez, /readyz, /metrics${config.console.enabled ? ', the review console at /' : ''})`);
   let service;
   try {
     service = await startService(config, logger, { metrics, ...(inspection ? { inspect: inspection.observer } : {}) });
@@ -60,6 +71,16 @@ export async function runStartCommand(args: ParsedArgs, io: CliIo): Promise<numb
     }
     throw err;
   }
+  if (config.console.enabled) {
+    const { connection } = service;
+    const prefix = config.nats.subjectPrefix;
+    reviewConsole = await ReviewConsole.start({
+      orchestrator: service.orchestrator,
+      feed: natsOutboundFeed(connection, prefix, logger),
+      rejected: { latest: async (limit) => (await rejectedMessages(connection, prefix, limit)).items },
+      artifactsDir,
+    });
+  }
   readiness.started(service.checks);
   io.out(`orchestrator ${config.instanceId} running (NATS prefix ${config.nats.subjectPrefix}); stop with Ctrl-C or SIGTERM`);
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
@@ -68,6 +89,7 @@ export async function runStartCommand(args: ParsedArgs, io: CliIo): Promise<numb
   });
   logger.info({ signal }, 'stopping');
   readiness.stopping();
+  await reviewConsole?.close();
   await service.stop();
   await http.close().catch((err: unknown) => logger.warn({ err }, 'http server did not close cleanly'));
   await inspection?.close();

@@ -40,6 +40,8 @@ export interface OrchestratorConfig {
   notices: { staleAfterMs: number };
   /** Where `orchestrator start` serves /livez, /readyz and /metrics (HTTP_ADDR); port 0: a free one. */
   http: { host: string; port: number };
+  /** The review console on the HTTP server (CONSOLE_*, ARTIFACTS_DIR). */
+  console: { enabled: boolean; token?: string; basicAuth?: { user: string; password: string }[]; artifactsDir?: string };
   /** A JSON pipeline file replacing the default video pipeline. */
   pipelineFile?: string;
   /** Per task type overrides of the catalogue (TASK_TYPES_FILE, TASK_TIMEOUTS); applied by `configuredCatalog`. */
@@ -86,6 +88,7 @@ export type ConfigOverrides = DeepPartial<{
   };
   notices: { staleAfterSeconds: number };
   http: { addr: string };
+  console: { enabled: boolean; token: string; artifactsDir: string };
   pipelineFile: string;
   /** `file`: a TASK_TYPES_FILE path; `timeouts`: seconds by task type (TASK_TIMEOUTS). */
   taskTypes: { file: string; timeouts: Record<string, number> };
@@ -172,6 +175,7 @@ function finish(raw: Record<string, unknown>): OrchestratorConfig {
     nats: Omit<OrchestratorConfig['nats'], 'servers'> & { servers: string };
     notices: { staleAfterSeconds: number };
     http: { addr: string };
+    console: OrchestratorConfig['console'];
     pipelineFile?: string;
     taskTypes: { file?: TaskTypeOverrides['file']; timeouts: Record<string, number> };
     instanceId?: string;
@@ -200,6 +204,7 @@ function finish(raw: Record<string, unknown>): OrchestratorConfig {
     nats: { ...r.nats, servers: r.nats.servers.split(',').map((s) => s.trim()) },
     notices: { staleAfterMs: Math.round(r.notices.staleAfterSeconds * 1000) },
     http: parseHostPort(r.http.addr)!,
+    console: r.console,
     ...(r.pipelineFile ? { pipelineFile: r.pipelineFile } : {}),
     taskTypes: { ...(r.taskTypes.file ? { file: r.taskTypes.file } : {}), timeoutsMs: r.taskTypes.timeouts },
     instanceId: r.instanceId ?? `${hostname()}-${process.pid}`.slice(0, 100),

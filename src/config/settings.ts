@@ -46,6 +46,25 @@ const bool = z.preprocess(
   z.boolean({ error: 'expected true or false' }),
 );
 const text = (what: string) => z.preprocess(blankToUndefined, z.string({ error: `expected ${what}` }).min(1));
+
+/** `user:password` pairs, comma-separated (a password may hold `:`; neither a `,`). */
+const basicAuthUsers = z.preprocess(
+  blankToUndefined,
+  z
+    .string()
+    .transform((v, ctx) => {
+      const users: { user: string; password: string }[] = [];
+      for (const entry of v.split(',').map((e) => e.trim())) {
+        const at = entry.indexOf(':');
+        if (at <= 0 || at === entry.length - 1) {
+          ctx.addIssue({ code: 'custom', message: 'expected user:password pairs, comma-separated' });
+          return z.NEVER;
+        }
+        users.push({ user: entry.slice(0, at), password: entry.slice(at + 1) });
+      }
+      return users;
+    }),
+);
 const urlWith = (protocols: readonly string[], what: string) =>
   z.preprocess(
     blankToUndefined,
@@ -178,6 +197,10 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'NOTICE_STALE_AFTER', path: ['notices', 'staleAfterSeconds'], schema: positiveSeconds, default: 30, unit: 'seconds', description: 'An instance whose notice heartbeat is older than this is gone: a live one announces the statuses and budgets it may not have' },
   { env: 'HTTP_ADDR', path: ['http', 'addr'], schema: hostPort, default: '127.0.0.1:8080', unit: 'host:port', description: '`orchestrator start` serves /livez, /readyz and /metrics here (port 0: a free one, printed at start)' },
   { env: 'OTEL_TRACES_EXPORTER', path: ['tracing', 'exporter'], schema: tracesExporter.optional(), unit: 'otlp, console or none', description: 'Traces from `orchestrator start` (see Traces): otlp (OTLP over HTTP), console, or none; unset, traces are on when an OTLP endpoint is set' },
+  { env: 'CONSOLE_ENABLED', path: ['console', 'enabled'], schema: bool, default: true, unit: 'boolean', description: 'Serve the review console at `/` on HTTP_ADDR' },
+  { env: 'CONSOLE_TOKEN', path: ['console', 'token'], schema: text('a token').optional(), unit: 'secret', description: 'Token the console asks for (a login form, or `Authorization: Bearer`); required, or CONSOLE_BASIC_AUTH, when HTTP_ADDR is not a loopback address', secret: true },
+  { env: 'CONSOLE_BASIC_AUTH', path: ['console', 'basicAuth'], schema: basicAuthUsers.optional(), unit: 'user:password,…', description: 'Console users (HTTP basic auth); a user\'s name is the `by` of their decisions', secret: true },
+  { env: 'ARTIFACTS_DIR', path: ['console', 'artifactsDir'], schema: text('a folder path').optional(), unit: 'path', description: 'A local folder of artifacts the console serves read-only under /artifacts/ (relative artifact URIs and file: URIs under it)' },
   { env: 'OTEL_EXPORTER_OTLP_ENDPOINT', path: ['tracing', 'endpoint'], schema: urlWith(['http:', 'https:'], 'an http:// or https:// URL').optional(), unit: 'URL', description: 'OTLP/HTTP collector base URL (traces go to `<URL>/v1/traces`); turns traces on', url: true },
   { env: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', path: ['tracing', 'tracesEndpoint'], schema: urlWith(['http:', 'https:'], 'an http:// or https:// URL').optional(), unit: 'URL', description: 'OTLP/HTTP traces URL, used as is; wins over OTEL_EXPORTER_OTLP_ENDPOINT; turns traces on', url: true },
   { env: 'OTEL_SERVICE_NAME', path: ['tracing', 'serviceName'], schema: text('a service name').optional(), unit: 'text', description: '`service.name` of the traces (default: the one in OTEL_RESOURCE_ATTRIBUTES, else livingagent-orchestrator)' },

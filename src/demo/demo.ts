@@ -6,6 +6,7 @@ import { TaskTypeCatalog } from '../domain/task-types.js';
 import type { ConfigOverrides, OrchestratorConfig } from '../config/config.js';
 import type { EventBus, Outbound } from '../ports/event-bus.js';
 import { OrchestratorFactory, type Blackboard } from '../orchestrator/factory.js';
+import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import { SimulatedAgents } from './simulated-agents.js';
 import { ProgressView, summaryTable } from './progress.js';
 
@@ -34,6 +35,12 @@ export interface DemoOptions {
   /** Multiplies the simulated durations (1 = the default, short). */
   speed?: number;
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  /** Who decides at the checkpoints: the demo's automatic reviewer (default), or a person (in the review console). */
+  reviewer?: 'auto' | 'human';
+  /** Called once the orchestrator has started (the console is given it). */
+  started?: (orchestrator: Orchestrator) => Promise<void> | void;
+  /** The demo keeps running until this settles (Ctrl-C), after the project ends too; settled before, it stops early. */
+  keepRunning?: Promise<unknown>;
 }
 
 export interface DemoResult {
@@ -66,7 +73,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const started = Date.now();
   const projectId = `demo_${randomUUID().slice(0, 8)}`;
   const catalog = new TaskTypeCatalog();
-  const agents = new SimulatedAgents(catalog, { shots: options.shots ?? 3 });
+  // Real artwork (a script, SVG keyframes, a storyboard sheet, an animated preview): what a reviewer looks at.
+  const agents = new SimulatedAgents(catalog, { shots: options.shots ?? 3, artwork: true });
+  const human = options.reviewer === 'human';
   const view = new ProgressView(write, options.tty);
   const speed = options.speed ?? 1;
   let finished: (state: string) => void = () => undefined;
@@ -83,6 +92,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         view.onBudget(m.body);
         break;
       case 'approval_requested': {
+        if (human) {
+          view.onCheckpoint(`${m.body.checkpoint}: waiting for you in the review console`);
+          break;
+        }
         const reject = options.rejectFirst && !rejected && m.body.checkpoint === 'SCENE_WRITTEN';
         rejected ||= Boolean(reject);
         view.onCheckpoint(`${m.body.checkpoint}: waiting for the reviewer`);
@@ -129,6 +142,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     ...(options.inspect ? { inspect: options.inspect } : {}),
   });
   try {
+    await options.started?.(orchestrator);
     view.note(`project ${projectId}: "The Keeper", ${options.shots ?? 3} shots, budget $${(options.budget ?? 25).toFixed(2)}`);
     await orchestrator.handleEvent({
       id: `${projectId}:created`,
@@ -137,12 +151,17 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       payload: { title: 'The Keeper', brief: 'a lighthouse keeper finds a message in a bottle', budget: options.budget ?? 25 },
       occurredAt: new Date().toISOString(),
     });
-    const state = await done;
+    const interrupted = options.keepRunning?.then(() => 'interrupted');
+    const state = await (interrupted ? Promise.race([done, interrupted]) : done);
     view.finish();
     const tasks = await env.blackboard.tasks.listByProject(projectId);
     const budget = await orchestrator.getBudgetStatus(projectId);
     const wallMs = Date.now() - started;
     write(`\nproject ${projectId} ${state}\n\n${summaryTable(tasks, budget, wallMs)}\n`);
+    if (state !== 'interrupted' && options.keepRunning) {
+      write('\nthe console keeps serving the finished project; Ctrl-C stops it\n');
+      await options.keepRunning;
+    }
     return { projectId, state, tasks: tasks.length, spent: budget.spent, wallMs };
   } finally {
     await orchestrator.stop();

@@ -6,7 +6,7 @@ import { connectNats } from '../adapters/nats/connection.js';
 import { NatsEventBus } from '../adapters/nats/event-bus.js';
 import { natsSubjects } from '../adapters/nats/subjects.js';
 import { createAgentWorker } from '../agent/worker.js';
-import type { Outbound } from '../ports/event-bus.js';
+import { natsOutboundFeed } from '../adapters/nats/outbound-feed.js';
 import type { DemoEnvironment } from './demo.js';
 
 /**
@@ -25,6 +25,7 @@ export async function servicesEnvironment(config: OrchestratorConfig, logger: Lo
   const bus = new NatsEventBus({ connection, subjectPrefix: prefix, maxPayloadBytes: config.nats.maxPayloadBytes, logger });
   await bus.ensureStreams();
   const js = jetstream(connection);
+  const feed = natsOutboundFeed(connection, prefix, logger);
   return {
     blackboard,
     bus,
@@ -43,26 +44,7 @@ export async function servicesEnvironment(config: OrchestratorConfig, logger: Lo
       });
       return () => worker.stop();
     },
-    async observe(listener) {
-      const kinds: [string, Outbound['kind']][] = [
-        [`${prefix}.status.>`, 'status'],
-        [`${prefix}.budget.>`, 'budget'],
-        [`${prefix}.projects.>`, 'project'],
-        [`${prefix}.approvals.requested.>`, 'approval_requested'],
-        [`${prefix}.approvals.expired.>`, 'approval_expired'],
-        [subjects.dlq, 'dlq'],
-      ];
-      const subs = kinds.map(([subject, kind]) =>
-        connection.subscribe(subject, {
-          callback: (err, msg) => {
-            if (!err) listener({ kind, body: msg.json() } as Outbound);
-          },
-        }),
-      );
-      return async () => {
-        for (const s of subs) s.unsubscribe();
-      };
-    },
+    observe: (listener) => feed.subscribe(listener),
     async decide(projectId, decision) {
       await js.publish(subjects.approvalDecided(projectId), JSON.stringify(decision), { msgID: `${decision.approvalId}:${decision.decision}` });
     },

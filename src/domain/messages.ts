@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { JsonObject, Money, ProjectId, TaskId, TaskStatus } from './task.js';
 import { PipelineEvent } from './pipeline.js';
-import { StorableText } from './storable.js';
+import { jsonProblem, StorableText } from './storable.js';
+import { outputArtifactsIssues } from './artifacts.js';
 import { PROJECT_STATES, type ProjectState } from './project.js';
 
 /**
@@ -34,7 +35,13 @@ export const TaskResult = z
     actualCost: Money.optional(),
     error: StorableText.max(10_000).optional(),
   })
-  .refine((r) => r.status !== 'failed' || r.error !== undefined, { message: 'a failed result needs error', path: ['error'] });
+  .refine((r) => r.status !== 'failed' || r.error !== undefined, { message: 'a failed result needs error', path: ['error'] })
+  .superRefine((r, ctx) => {
+    // The output's `artifacts`, when it names some (artifacts.ts). Artifacts PostgreSQL
+    // cannot store are reported once, by JsonObject.
+    if (r.output?.artifacts === undefined || jsonProblem(r.output.artifacts)) return;
+    for (const issue of outputArtifactsIssues(r.output)) ctx.addIssue({ code: 'custom', path: ['output', ...issue.path], message: issue.message });
+  });
 export type TaskResult = z.infer<typeof TaskResult>;
 
 /** Results one message may carry (see TaskResultBatch). */

@@ -72,10 +72,12 @@ export interface GraphNode {
 }
 
 export interface GraphEdge {
-  /** The dependency. */
+  /** The dependency, or the task that raised the event. */
   from: string;
-  /** The task that waits for it. */
+  /** The task that waits for it, or that its raised event created. */
   to: string;
+  /** `dependency`: `to` waits for `from`; `event`: `from`'s raised event (a checkpoint's approval, a rejection, a failed QA) created `to`. */
+  kind: 'dependency' | 'event';
   /** The edge's route, from `from` to `to`. */
   points: { x: number; y: number }[];
 }
@@ -86,6 +88,8 @@ export interface TaskGraph {
   height: number;
   nodes: GraphNode[];
   edges: GraphEdge[];
+  /** How many tasks were left out: a graph lays out the first 400 by creation; absent when none was. */
+  truncated?: number;
 }
 
 /** A stage of the timeline: the tasks of one type, from the first start to the last end. */
@@ -247,6 +251,4 @@ export interface ConsoleBackend {
   decide(projectId: string, decision: unknown): Promise<ActionReply>;
   /** Hears every ConsoleEvent from now on; returns the unsubscribe. */
   subscribe(listener: (event: ConsoleEvent) => void): () => void;
-  /** The folder served under `/artifacts/`, when one is configured. */
-  readonly artifactsDir: string | null;
 }

@@ -62,3 +62,12 @@ export interface EventBus {
   /** Starts delivering inbound messages to the handlers. */
   consume(handlers: InboundHandlers): Promise<InboundSubscription>;
 }
+
+/**
+ * What the orchestrators publish, heard by a reader (the review console, the demo's
+ * progress): every instance's notices, from the subscription on (no history).
+ */
+export interface OutboundFeed {
+  /** Hears each message until the returned function is called. */
+  subscribe(listener: (message: Outbound) => void): Promise<() => Promise<void>>;
+}

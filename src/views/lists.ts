@@ -166,13 +166,8 @@ export function formatDeadLetters(items: readonly DeadLetterView[]): string {
 
 
 /** A rejected inbound message kept in `<PREFIX>_DLQ`: where it came, why it was refused, what it said. */
-export interface RejectedMessage {
-  seq: number;
-  at: string;
-  subject: string;
-  reason: string;
-  data: string;
-}
+export type { RejectedMessageView as RejectedMessage } from '../ports/console.js';
+import type { RejectedMessageView as RejectedMessage } from '../ports/console.js';
 
 export function formatRejected(items: readonly RejectedMessage[]): string {
   if (items.length === 0) return 'no rejected messages';

@@ -164,3 +164,75 @@ describe('the bus refuses them as schema violations, before any handler', () => 
     expect(!checked.ok && checked.reason).toMatch(/^schema violation: /);
   });
 });
+
+describe("a result's output.artifacts: the data contract", () => {
+  const artifact = (overrides: Record<string, unknown> = {}) => ({ uri: 'https://cdn.example/frames/1.png', mediaType: 'image/png', ...overrides });
+  const withArtifacts = (artifacts: unknown) => result({ output: { image: 's3://frames/1.png', artifacts } });
+
+  it('accepts well-formed entries of every kind of URI, and an output without artifacts as before', () => {
+    const uris = ['https://cdn.example/a.png', 'http://localhost/a.mp4', 's3://bucket/key.png', 'gs://bucket/k', 'file:///srv/artifacts/a.png', 'frames/shot 1.png', 'a.txt', 'data:image/svg+xml;base64,PHN2Zz4='];
+    expect(TaskResult.safeParse(withArtifacts(uris.map((uri) => artifact({ uri })))).success).toBe(true);
+    expect(TaskResult.safeParse(withArtifacts([artifact({ shotIndex: 0, title: 'Keyframe, shot 1' }), artifact({ extra: 'ignored' })])).success).toBe(true);
+    expect(TaskResult.safeParse(withArtifacts([])).success).toBe(true);
+    expect(TaskResult.safeParse(result({ output: { image: '../anything', artifact: 'not checked' } })).success).toBe(true);
+    expect(TaskResult.safeParse(result({ output: undefined })).success).toBe(true);
+  });
+
+  it('refuses artifacts that are not an array of entries', () => {
+    for (const bad of [null, 'https://a.example/x.png', { uri: 'a.png' }, 42]) {
+      expect(refusal(TaskResult, withArtifacts(bad)), JSON.stringify(bad)).toMatch(/^output\.artifacts: expected an array/);
+    }
+    expect(refusal(TaskResult, withArtifacts(['a.png']))).toMatch(/^output\.artifacts\.0: artifact 0: /);
+  });
+
+  it('refuses more than 100 entries', () => {
+    expect(TaskResult.safeParse(withArtifacts(Array.from({ length: 100 }, () => artifact()))).success).toBe(true);
+    expect(refusal(TaskResult, withArtifacts(Array.from({ length: 101 }, () => artifact())))).toMatch(/^output\.artifacts: .*100/);
+  });
+
+  it.each([
+    ['no scheme, an absolute path', '/etc/passwd', /absolute path/],
+    ['a .. segment', 'frames/../../etc/passwd', /\.\./],
+    ['a leading ..', '../secret.png', /\.\./],
+    ['a percent-encoded ..', 'frames/%2e%2e/secret.png', /\.\./],
+    ['a backslash ..', 'frames\\..\\secret.png', /\.\./],
+    ['an empty string', '', /empty/],
+    ['a control character', 'https://a.example/x\n.png', /control/],
+    ['more than 2000 characters', `https://a.example/${'x'.repeat(2_000)}`, /2000/],
+    ['a data: URI without its comma', 'data:image/png;base64', /comma/],
+  ])('refuses a uri with %s, naming the entry', (_, uri, why) => {
+    const reason = refusal(TaskResult, withArtifacts([artifact(), artifact({ uri })]));
+    expect(reason).toMatch(/^output\.artifacts\.1\.uri: artifact 1/);
+    expect(reason).toMatch(why);
+  });
+
+  it('takes a data: URI longer than 2000 characters (a whole SVG): the message size bounds it', () => {
+    const uri = `data:image/svg+xml;base64,${'A'.repeat(200_000)}`;
+    expect(TaskResult.safeParse(withArtifacts([artifact({ uri, mediaType: 'image/svg+xml' })])).success).toBe(true);
+  });
+
+  it('refuses a bad mediaType, shotIndex or title', () => {
+    for (const mediaType of ['png', 'image/', '/png', 'image/png/x', 'image png', `image/${'x'.repeat(100)}`, 7, undefined]) {
+      expect(refusal(TaskResult, withArtifacts([artifact({ mediaType })])), String(mediaType)).toMatch(/^output\.artifacts\.0\.mediaType: artifact 0 \(uri "https:\/\/cdn\.example\/frames\/1\.png"\): /);
+    }
+    for (const shotIndex of [-1, 1.5, '2', null]) {
+      expect(refusal(TaskResult, withArtifacts([artifact({ shotIndex })])), String(shotIndex)).toMatch(/^output\.artifacts\.0\.shotIndex: /);
+    }
+    expect(refusal(TaskResult, withArtifacts([artifact({ title: 'x'.repeat(201) })]))).toMatch(/^output\.artifacts\.0\.title: /);
+    expect(refusal(TaskResult, withArtifacts([artifact({ title: NUL })]))).toMatch(/^output\.artifacts\.0\.title: .*NUL/);
+  });
+
+  it('checks failed results and batch entries too, and the bus dead-letters them as schema violations', () => {
+    expect(refusal(TaskResult, result({ status: 'failed', error: 'x', output: { artifacts: [artifact({ uri: '../x' })] } }))).toMatch(/^output\.artifacts\.0\.uri: /);
+    expect(refusal(TaskResultBatch, { results: [result(), withArtifacts([artifact({ mediaType: 'png' })])] })).toMatch(/^results\.1\.output\.artifacts\.0\.mediaType: /);
+    const single = checkBody('result', 'prj_1', withArtifacts([artifact({ uri: '/etc/passwd' })]));
+    expect(single).toEqual({ ok: false, reason: expect.stringMatching(/^schema violation: output\.artifacts\.0\.uri: artifact 0 \(uri "\/etc\/passwd"\): /) as unknown });
+    const batch = checkBody('result', 'prj_1', { results: [result(), withArtifacts([artifact(), artifact({ shotIndex: -1 })])] });
+    expect(batch).toEqual({ ok: false, reason: expect.stringMatching(/^schema violation: results\.1\.output\.artifacts\.1\.shotIndex: /) as unknown });
+    expect(checkBody('result', 'prj_1', withArtifacts([artifact()])).ok).toBe(true);
+  });
+
+  it('reports an unstorable string in artifacts once (as any output string), not again as an artifact', () => {
+    expect(refusal(TaskResult, withArtifacts([artifact({ uri: `a${NUL}.png` })]))).toBe('output.artifacts.0.uri: contains a NUL character (\\u0000), which PostgreSQL cannot store');
+  });
+});

@@ -1,19 +1,17 @@
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { OrchestratorConfig } from '../config/config.js';
-import { ServiceUnavailableError } from '../errors.js';
-import { defaultStreamPrefix, streamNames } from '../adapters/nats/streams.js';
-
-import type { RejectedMessage } from '../views/lists.js';
+import { ServiceUnavailableError } from '../../errors.js';
+import type { RejectedMessageView as RejectedMessage } from '../../ports/console.js';
+import { defaultStreamPrefix, streamNames } from './streams.js';
 
 /**
- * `dlq --messages`: the latest rejected inbound messages (not JSON, a schema violation, an
- * unknown project, a stale fencing token…), read from the `<PREFIX>_DLQ` stream by an
- * ordered consumer of this command's own — the stream is the record, the orchestrator
- * does not hold them. Newest first; `before` a sequence number, for the page before it.
+ * The latest rejected inbound messages (not JSON, a schema violation, an unknown project,
+ * a stale fencing token…), read from the `<PREFIX>_DLQ` stream by an ordered consumer of
+ * the reader's own (the CLI's `dlq --messages`, the console's dead letters): the stream is
+ * the record, the orchestrator does not hold them. Newest first; `before` a sequence number, for the page before it.
  */
-export async function rejectedMessages(nc: NatsConnection, config: OrchestratorConfig, limit: number, before?: number): Promise<{ items: RejectedMessage[]; next: number | null }> {
-  const stream = streamNames(defaultStreamPrefix(config.nats.subjectPrefix)).dlq;
+export async function rejectedMessages(nc: NatsConnection, subjectPrefix: string, limit: number, before?: number): Promise<{ items: RejectedMessage[]; next: number | null }> {
+  const stream = streamNames(defaultStreamPrefix(subjectPrefix)).dlq;
   let first: number;
   let last: number;
   try {
