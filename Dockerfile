@@ -8,7 +8,8 @@
 # Stages: `build` compiles with every dependency (TypeScript), `deps` installs only the
 # production dependencies, `runtime` holds those, the compiled code and the migrations,
 # runs as the unprivileged `node` user and serves HTTP on 0.0.0.0:8080 (HTTP_ADDR), where
-# the HEALTHCHECK asks /readyz.
+# the HEALTHCHECK asks /readyz. The review console is served there too, so `start` asks for
+# CONSOLE_TOKEN or CONSOLE_BASIC_AUTH (or CONSOLE_ENABLED=false): refused without them.
 ARG NODE_VERSION=20
 
 FROM node:${NODE_VERSION}-slim AS build

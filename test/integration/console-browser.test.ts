@@ -150,7 +150,7 @@ describe('the review console, walked by a director', () => {
     await expect.poll(() => keyframes.count(), { timeout: 10_000 }).toBe(SHOTS);
     // Every keyframe image is loaded and drawn (an SVG from the shot's description).
     await expect
-      .poll(() => previewCard.locator('.keyframe-grid img').evaluateAll((imgs) => imgs.filter((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth > 0).length), { timeout: 10_000 })
+      .poll(() => previewCard.locator('.keyframe-grid img').evaluateAll((imgs) => imgs.filter((i) => { const img = i as unknown as { complete: boolean; naturalWidth: number }; return img.complete && img.naturalWidth > 0; }).length), { timeout: 10_000 })
       .toBe(SHOTS);
     expect(await previewCard.locator('.player img, .player video').count()).toBe(1);
     await browser.screenshot(page, 'console-4-preview');
@@ -215,7 +215,7 @@ describe('the review console, walked by a director', () => {
     await browser.screenshot(list, 'console-9-task');
 
     // Nothing injected ran, and no page logged an error.
-    for (const p of [page, projectPage, list]) expect(await p.evaluate(() => (window as { __pwned?: unknown }).__pwned)).toBeUndefined();
+    for (const p of [page, projectPage, list]) expect(await p.evaluate(() => (globalThis as { __pwned?: unknown }).__pwned)).toBeUndefined();
     expect(browser.errors()).toEqual([]);
   }, 600_000);
 });

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestNatsServer } from '../helpers/nats-server.js';
 import { PrivatePostgres } from '../helpers/private-postgres.js';
 import { PrivateRedis } from '../helpers/private-redis.js';
-import { runCli } from '../helpers/service-process.js';
+import { runCli, startService } from '../helpers/service-process.js';
 
 /**
  * `orchestrator start` against private servers that ask for credentials it does not give:
@@ -69,5 +69,22 @@ describe('orchestrator start refused by a server', () => {
     expect(run.stderr).toContain(`Redis at redis://127.0.0.1:${redis.port}/0 refused the connection`);
     expect(run.stderr).not.toContain('docker compose');
     expect(run.stderr).toMatch(/NOAUTH|NOPERM/);
+  }, 60_000);
+});
+
+describe('orchestrator start refused by its own settings', () => {
+  it('exits 1 before connecting when the review console would be open to other machines (HTTP_ADDR not loopback, no CONSOLE_TOKEN)', async () => {
+    const run = await refusedStart({ HTTP_ADDR: '0.0.0.0:0' });
+    expect(run.signal, run.stderr).toBeNull();
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('HTTP_ADDR=0.0.0.0: other machines reach this address: the review console needs CONSOLE_TOKEN or CONSOLE_BASIC_AUTH there');
+    expect(run.stdout).not.toContain(' running (NATS prefix ');
+    // With a token (whatever its value, never printed) it starts and serves.
+    const token = 'console-Token-s3cret';
+    const started = await startService({ ...good, HTTP_ADDR: '0.0.0.0:0', CONSOLE_TOKEN: token });
+    const exit = await started.stop('SIGTERM');
+    expect(exit.code).toBe(0);
+    expect(started.stdout).toContain('the review console at /');
+    expect(`${started.stdout}${started.stderr}`).not.toContain(token);
   }, 60_000);
 });
