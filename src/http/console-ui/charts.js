@@ -108,14 +108,15 @@ function moneyTicks(max) {
 }
 
 /** Spent and reserved (stacked areas), the forecast (dashed) and the limit, over time. */
-export function BudgetChart({ points, limit }) {
+export function BudgetChart({ points, limit, live = true }) {
   const [ref, width] = useWidth();
   const pts = (points ?? []).map((p) => ({ t: toMs(p.at), spent: +p.spent || 0, reserved: +p.reserved || 0, forecast: +p.forecast || 0 }))
     .filter((p) => Number.isFinite(p.t)).sort((a, b) => a.t - b.t);
   if (!pts.length) return html`<div ref=${ref} class="empty-inline muted">No budget history yet.</div>`;
   const now = Date.now();
   const last = pts[pts.length - 1];
-  if (last.t < now) pts.push({ ...last, t: now });
+  // A running project's figures hold until now; a finished one's chart ends with its last change.
+  if (live && last.t < now) pts.push({ ...last, t: now });
   if (pts.length === 1) pts.unshift({ ...pts[0], t: pts[0].t - 60e3 });
   const hgt = 180;
   const left = 54;

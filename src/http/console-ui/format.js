@@ -63,9 +63,13 @@ export function fullTime(iso) {
   return Number.isFinite(t) ? new Date(t).toString() : '';
 }
 
-/** "SCENE_WRITTEN" → "Scene written". @param {string} name */
+/** "SCENE_WRITTEN" → "Scene written", "durationSeconds" → "Duration seconds". @param {string} name */
 export function humanize(name) {
-  const s = String(name ?? '').toLowerCase().replace(/_/g, ' ').trim();
+  const s = String(name ?? '')
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .toLowerCase()
+    .replace(/[_\s]+/g, ' ')
+    .trim();
   return s ? s[0].toUpperCase() + s.slice(1) : '';
 }
 

@@ -56,8 +56,8 @@ export function TaskGraph({ graph }) {
   const w = Math.max(1, g.width) + pad * 2;
   const hgt = Math.max(1, g.height) + pad * 2;
   const present = new Set(g.nodes.map((n) => n.status));
-  // Natural size, shrunk to the card's width down to 70% (then it scrolls), never enlarged.
-  const style = { maxWidth: `${w}px`, minWidth: `${Math.round(w * 0.7)}px` };
+  // Natural size, shrunk to the card's width down to 85% (then it scrolls), never enlarged.
+  const style = { maxWidth: `${w}px`, minWidth: `${Math.round(w * 0.85)}px` };
   return html`<div class="graph-wrap">
     <div class="graph-scroll">
       <svg class="task-graph" viewBox=${`${-pad} ${-pad} ${w} ${hgt}`} width="100%" style=${style} preserveAspectRatio="xMinYMin meet" role="group" aria-label="Task graph">

@@ -127,7 +127,7 @@ export function ProjectPage({ id }) {
         </section>
         <section class="card">
           <div class="card-head"><h2>Budget over time</h2></div>
-          <${BudgetChart} points=${d.budgetHistory} limit=${p.budget?.limit ?? null} />
+          <${BudgetChart} points=${d.budgetHistory} limit=${p.budget?.limit ?? null} live=${p.state === 'active' || p.state === 'paused'} />
         </section>
       </div>
       <section class="card">

@@ -21,7 +21,7 @@ function ShotPlan({ shots, columns }) {
   const rows = Array.isArray(shots) ? shots : [];
   const cols = Array.isArray(columns) && columns.length ? columns : [...new Set(rows.flatMap((r) => (r && typeof r === 'object' ? Object.keys(r) : [])))];
   return html`<div class="table-wrap"><table class="shot-plan">
-    <thead><tr><th class="num">#</th>${cols.map((c) => html`<th>${humanize(c)}</th>`)}</tr></thead>
+    <thead><tr><th class="num" title="The shot as counted from 1">Shot</th>${cols.map((c) => html`<th>${humanize(c)}</th>`)}</tr></thead>
     <tbody>${rows.map((r, i) => html`<tr data-shot=${String(i)}><td class="num muted">${i + 1}</td>${cols.map((c) => html`<td>${cell(r?.[c])}</td>`)}</tr>`)}</tbody>
   </table></div>`;
 }
@@ -39,8 +39,8 @@ function VideoView({ video, keyframes, selectable, selected, toggle, disabled })
         const img = src && String(k.mediaType || '').toLowerCase().startsWith('image/')
           ? html`<img src=${src} alt=${k.title || shotLabel(idx)} />`
           : html`<div class="kf-missing"><code class="uri">${k.uri}</code></div>`;
-        const caption = html`<span class="kf-caption">${shotLabel(idx)}${k.title ? html` <span class="muted">· ${k.title}</span>` : null}</span>`;
-        if (!selectable) return html`<figure class="keyframe" data-keyframe=${String(idx)}>${img}${caption}</figure>`;
+        const caption = html`<span class="kf-caption">${shotLabel(idx)}</span>`;
+        if (!selectable) return html`<figure class="keyframe" data-keyframe=${String(idx)} title=${k.title || shotLabel(idx)}>${img}${caption}</figure>`;
         const on = selected.has(idx);
         return html`<button type="button" class=${`keyframe selectable ${on ? 'selected' : ''}`} data-keyframe=${String(idx)} aria-pressed=${on ? 'true' : 'false'}
             disabled=${disabled} onClick=${() => toggle(idx)} title=${on ? `${shotLabel(idx)}: to redo` : `Select ${shotLabel(idx)} to redo`}>
