@@ -5,8 +5,11 @@ import { ReviewCard } from './review.js';
 import { setPendingCount } from './store.js';
 import { toMs } from './format.js';
 
-/** A card acted on stays (with its outcome or error) until a refresh this long after. */
-const STICKY_MS = 3000;
+/*
+ * A card acted on (decided here, or refused) stays where it is, collapsed to its outcome,
+ * while the inbox is open, until dismissed: the reviews still pending never move under the
+ * pointer because another one left the list.
+ */
 
 const relevant = (e) => e.kind !== 'dlq';
 
@@ -14,6 +17,7 @@ export function InboxPage() {
   const page = usePage('/api/inbox', relevant);
   const now = useNow(15000);
   const ghosts = useRef(new Map());
+  const [, setDismissed] = useState(0);
   const [focus, setFocus] = useState(() => decodeURIComponent(location.hash.replace(/^#review-/, '')));
   const list = Array.isArray(page.data) ? page.data : null;
 
@@ -37,26 +41,28 @@ export function InboxPage() {
     if (el) el.scrollIntoView({ block: 'start', behavior: 'smooth' });
   }, [page.loaded, focus]);
 
+  // Called as a decision is sent: the card stays even once the review has left the list.
   const onActed = (review) => {
     ghosts.current.set(review.approvalId, { review, at: Date.now() });
-    setTimeout(() => page.reload(), STICKY_MS + 100);
+  };
+  const onDismiss = (approvalId) => {
+    ghosts.current.delete(approvalId);
+    setDismissed((n) => n + 1);
   };
 
   let shown = [];
   if (list) {
     const ids = new Set(list.map((r) => r.approvalId));
-    const t = Date.now();
-    for (const [id, g] of ghosts.current) if (ids.has(id) || t - g.at > STICKY_MS) ghosts.current.delete(id);
-    shown = [...list, ...[...ghosts.current.values()].map((g) => g.review)].sort((a, b) => toMs(a.requestedAt) - toMs(b.requestedAt));
+    const gone = [...ghosts.current.values()].filter((g) => !ids.has(g.review.approvalId)).map((g) => ({ ...g.review, closedHere: true }));
+    shown = [...list, ...gone].sort((a, b) => toMs(a.requestedAt) - toMs(b.requestedAt));
   }
 
   return html`<${Page} name="inbox" page=${page}>${() => html`
     <div class="page-head">
       <div><h1>Review inbox</h1><p class="sub">${list.length ? `${list.length} waiting for a decision, the oldest first` : ''}</p></div>
     </div>
-    ${!shown.length
-      ? html`<${Empty}><h2>Nothing to review</h2><p>Checkpoints the agents reach show up here, live.</p><//>`
-      : html`<div class="reviews">${shown.map((r) => html`<${ReviewCard} key=${r.approvalId} review=${r} now=${now}
-          focused=${focus === r.approvalId} onActed=${onActed} reload=${page.reload} />`)}</div>`}
+    ${!list.length ? html`<${Empty}><h2>Nothing to review</h2><p>Checkpoints the agents reach show up here, live.</p><//>` : null}
+    ${shown.length ? html`<div class="reviews">${shown.map((r) => html`<${ReviewCard} key=${r.approvalId} review=${r} now=${now}
+          focused=${focus === r.approvalId} onActed=${onActed} onDismiss=${onDismiss} reload=${page.reload} />`)}</div>` : null}
   `}<//>`;
 }

@@ -71,9 +71,9 @@ function expiryText(review, now) {
 }
 
 /**
- * @param {{ review: any, now: number, focused?: boolean, onActed: (review: any) => void, reload: () => void }} p
+ * @param {{ review: any, now: number, focused?: boolean, onActed: (review: any) => void, onDismiss?: (approvalId: string) => void, reload: () => void }} p
  */
-export function ReviewCard({ review, now, focused = false, onActed, reload }) {
+export function ReviewCard({ review, now, focused = false, onActed, onDismiss, reload }) {
   const [comment, setComment] = useState('');
   const [reviewer, setReviewer] = useState(() => reviewerName(metaReviewer));
   useEffect(() => onReviewerName(setReviewer), []);
@@ -106,6 +106,9 @@ export function ReviewCard({ review, now, focused = false, onActed, reload }) {
     if (decision === 'rejected' && preview && shots.length) body.shots = shots;
     setBusy(decision);
     setMsg(null);
+    // Kept in the list from now on: a refresh between the server's accepting the decision
+    // and its reply here (the events it causes come first) must not unmount this card.
+    onActed(review);
     try {
       await api.decide(review.projectId, body);
       const at = time(new Date().toISOString());
@@ -118,7 +121,6 @@ export function ReviewCard({ review, now, focused = false, onActed, reload }) {
       setMsg({ error: errorText(err), code: err.code ?? '' });
     } finally {
       setBusy(null);
-      onActed(review);
       reload();
     }
   }
@@ -141,7 +143,7 @@ export function ReviewCard({ review, now, focused = false, onActed, reload }) {
       </div>
     </header>
     ${done
-      ? html`<div class=${`outcome ${done.decision}`}><${ActionMessage} msg=${msg} /><p class="muted small">This review is closed; it leaves the inbox on the next refresh.</p></div>`
+      ? html`<div class=${`outcome ${done.decision}`}><${ActionMessage} msg=${msg} /><p class="muted small outcome-foot">This review is closed.${review.closedHere && onDismiss ? html` <button type="button" class="btn small ghost" data-action="dismiss" onClick=${() => onDismiss(review.approvalId)}>Dismiss</button>` : null}</p></div>`
       : html`
       <div class="review-body"><${ReviewContent} review=${review} selected=${selected} toggle=${toggle} disabled=${closed || busy !== null} /></div>
       <div class="review-cost">
@@ -166,6 +168,7 @@ export function ReviewCard({ review, now, focused = false, onActed, reload }) {
         </div>
       </form>
       ${preview && !closed ? html`<p class="muted small hint">${n ? `Rejecting redoes ${n === 1 ? 'this shot' : `these ${n} shots`}: ${[...selected].sort((x, y) => x - y).map(shotLabel).join(', ')}.` : `No shot selected: rejecting redoes all ${plural(review.shots, 'shot')}.`}</p>` : null}
-      <${ActionMessage} msg=${msg} />`}
+      <${ActionMessage} msg=${msg} />
+      ${closed && review.closedHere && onDismiss ? html`<p class="outcome-foot"><button type="button" class="btn small ghost" data-action="dismiss" onClick=${() => onDismiss(review.approvalId)}>Dismiss</button></p>` : null}`}
   </article>`;
 }
