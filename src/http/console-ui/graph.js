@@ -56,6 +56,7 @@ export function TaskGraph({ graph }) {
   const w = Math.max(1, g.width) + pad * 2;
   const hgt = Math.max(1, g.height) + pad * 2;
   const present = new Set(g.nodes.map((n) => n.status));
+  const eventEdges = (g.edges ?? []).some((e) => e.kind === 'event');
   // Natural size, shrunk to the card's width down to 85% (then it scrolls), never enlarged.
   const style = { maxWidth: `${w}px`, minWidth: `${Math.round(w * 0.85)}px` };
   return html`<div class="graph-wrap">
@@ -65,12 +66,19 @@ export function TaskGraph({ graph }) {
           <marker id="lap-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
             <path class="arrowhead" d="M0,1 L9,5 L0,9 z" />
           </marker>
+          <marker id="lap-arrow-event" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+            <path class="arrowhead event" d="M0,1 L9,5 L0,9 z" />
+          </marker>
         </defs>
-        <g class="edges">${(g.edges ?? []).map((e) => html`<path key=${`${e.from}>${e.to}`} class="edge" data-from=${e.from} data-to=${e.to} d=${edgePath(e.points)} marker-end="url(#lap-arrow)" />`)}</g>
+        <g class="edges">${(g.edges ?? []).map((e) => html`<path key=${`${e.from}>${e.to}`} class=${`edge ${e.kind === 'event' ? 'event' : ''}`} data-from=${e.from} data-to=${e.to} data-kind=${e.kind ?? 'dependency'}
+          d=${edgePath(e.points)} marker-end=${e.kind === 'event' ? 'url(#lap-arrow-event)' : 'url(#lap-arrow)'}><title>${e.kind === 'event' ? 'created by the event this task raised' : 'waits for this task'}</title></path>`)}</g>
         <g class="nodes">${g.nodes.map((n) => html`<${Node} key=${n.taskId} n=${n} />`)}</g>
       </svg>
     </div>
     <div class="legend">${TASK_STATUSES.filter((s) => present.has(s)).map((s) => html`<span class="legend-item" data-status=${s}><i class="dot"></i>${STATUS_LABEL[s]}</span>`)}
-      <span class="legend-item origin"><i class="dash"></i>revision / repair</span></div>
+      <span class="legend-item origin"><i class="dash"></i>revision / repair</span>
+      <span class="legend-item"><i class="edge-key"></i>depends on</span>
+      ${eventEdges && html`<span class="legend-item"><i class="edge-key event"></i>created by an event (approval, rejection, failed QA)</span>`}
+      ${g.truncated ? html`<span class="legend-item warn-text">${g.truncated} more task${g.truncated === 1 ? '' : 's'} not drawn (the graph shows the first ${g.nodes.length})</span>` : null}</div>
   </div>`;
 }
