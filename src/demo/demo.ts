@@ -33,6 +33,8 @@ export interface DemoOptions {
   budget?: number;
   /** Multiplies the simulated durations (1 = the default, short). */
   speed?: number;
+  /** The simulated agents draw real artwork (SimulationOptions.artwork; default false). */
+  artwork?: boolean;
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
 }
 
@@ -66,7 +68,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const started = Date.now();
   const projectId = `demo_${randomUUID().slice(0, 8)}`;
   const catalog = new TaskTypeCatalog();
-  const agents = new SimulatedAgents(catalog, { shots: options.shots ?? 3 });
+  const agents = new SimulatedAgents(catalog, { shots: options.shots ?? 3, artwork: options.artwork ?? false });
   const view = new ProgressView(write, options.tty);
   const speed = options.speed ?? 1;
   let finished: (state: string) => void = () => undefined;
