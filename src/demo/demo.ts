@@ -77,6 +77,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const catalog = new TaskTypeCatalog();
   // Real artwork (a script, SVG keyframes, a storyboard sheet, an animated preview): what a reviewer looks at.
   const agents = new SimulatedAgents(catalog, { shots: options.shots ?? 3, artwork: options.artwork ?? true });
+  const human = options.reviewer === 'human';
   const view = new ProgressView(write, options.tty);
   const speed = options.speed ?? 1;
   let finished: (state: string) => void = () => undefined;
