@@ -236,6 +236,8 @@ export function consoleRoutes(options: ConsoleRoutesOptions): HttpRoutes {
       return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').header('content-security-policy', csp).header('x-frame-options', 'DENY').send(html);
     };
     for (const page of PAGES) app.get(page, shell);
+    // Asked for by browsers whatever the page says.
+    app.get('/favicon.ico', async (_request, reply) => reply.redirect('/assets/favicon.svg', 301));
 
     await app.register(fastifyStatic, { root: UI_DIR, prefix: '/assets/', decorateReply: false, index: false, list: false, dotfiles: 'deny', cacheControl: false });
     app.get('/assets/vendor/:file', async (request, reply) => {
@@ -348,7 +350,7 @@ export function consoleRoutes(options: ConsoleRoutesOptions): HttpRoutes {
 function loginPage(next: string, failed: boolean): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign in · LivingAgent console</title><link rel="stylesheet" href="/assets/console.css"></head>
+<title>Sign in · LivingAgent console</title><link rel="icon" href="/assets/favicon.svg" type="image/svg+xml"><link rel="stylesheet" href="/assets/console.css"></head>
 <body class="login"><main class="login-card"><h1>LivingAgent</h1><p>The review console asks for its token (CONSOLE_TOKEN).</p>
 ${failed ? '<p class="error" data-error>That token is not the console\'s.</p>' : ''}
 <form method="post" action="/login"><input type="hidden" name="next" value="${escapeAttr(next)}">
