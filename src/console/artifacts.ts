@@ -118,7 +118,8 @@ export async function artifactsOf(
     recognised.map(async (a) => {
       try {
         const href = await resolve({ uri: a.uri, mediaType: a.mediaType });
-        return typeof href === 'string' ? href : null;
+        // Whatever a resolver answers, a browser is only given what displays and runs nothing.
+        return typeof href === 'string' && SAFE_HREF.test(href) ? href : null;
       } catch {
         return null;
       }
@@ -126,6 +127,9 @@ export async function artifactsOf(
   );
   return recognised.map((a, i) => ({ ...a, href: hrefs[i]! }));
 }
+
+/** What a resolver may hand a browser: http(s) URLs, this site's paths, data: images, videos and plain text. */
+const SAFE_HREF = /^(https?:\/\/[^\s]+|\/(?!\/)[^\s]*|data:(image|video)\/[a-z0-9.+-]+[;,][^\s]*|data:text\/plain[;,][^\s]*)$/i;
 
 /** The default resolver: resolveHref over the served folder. */
 export function defaultResolver(options: { artifactsDir: string | null }): ArtifactResolver {
