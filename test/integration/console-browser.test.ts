@@ -6,7 +6,7 @@ import { SimulatedAgents } from '../../src/demo/simulated-agents.js';
 import { TaskTypeCatalog } from '../../src/domain/task-types.js';
 import { silentLogger } from '../../src/logger.js';
 import { openBrowser, type TestBrowser } from '../helpers/browser.js';
-import { approvalsOf, newProjectId, projectRow, tasksOf } from '../helpers/e2e-project.js';
+import { approvalsOf, newProjectId, projectRow, publishDecision, publishProjectCreated, tasksOf } from '../helpers/e2e-project.js';
 import { until } from '../helpers/nats-watch.js';
 import { startAgents, startService, stopAll, type ManagedProcess } from '../helpers/service-process.js';
 import { createServiceScope, type ServiceScope } from '../helpers/service-scope.js';
@@ -222,4 +222,41 @@ describe('the review console, walked by a director', () => {
     for (const p of [page, projectPage, list]) expect(await p.evaluate(() => (globalThis as { __pwned?: unknown }).__pwned)).toBeUndefined();
     expect(browser.errors()).toEqual([]);
   }, 600_000);
+
+  it('shows a decision that lost a race, and an action on a project that changed meanwhile, as such', async () => {
+    const projectId = newProjectId();
+    await publishProjectCreated(scope.nc, scope.prefix, projectId);
+    const approvalId = await pendingApproval(projectId, 'SCENE_WRITTEN');
+    // Pages that hear nothing (their event stream cut): what they show goes stale.
+    const page = await browser.page();
+    await page.route('**/api/events', (route) => route.abort());
+    await page.goto(`${url}/inbox`);
+    await loaded(page, 'inbox');
+    const card = page.locator(`[data-review="${approvalId}"]`);
+    await card.waitFor({ timeout: 30_000 });
+    const projectPage = await browser.page();
+    await projectPage.route('**/api/events', (route) => route.abort());
+    await projectPage.goto(`${url}/projects/${projectId}`);
+    await loaded(projectPage, 'project');
+    // Someone else decides first, on the decision subject; the project is then cancelled on the control subject.
+    await publishDecision(scope.nc, scope.prefix, projectId, approvalId, 'approved');
+    await until(async () => (await approvalsOf(scope.sql, projectId)).some((a) => a.approval_id === approvalId && a.status === 'approved'), 'the other decision', 30_000);
+    await card.locator('input[name="reviewer"]').fill('Director Ada');
+    await card.locator('button[data-action="reject"]').click();
+    const error = card.locator('[data-error]');
+    await error.waitFor({ timeout: 30_000 });
+    expect(await error.getAttribute('data-code')).toBe('ERR_APPROVAL');
+    expect(await error.innerText()).toMatch(/decided|approved/i);
+    expect((await approvalsOf(scope.sql, projectId)).find((a) => a.approval_id === approvalId)?.status).toBe('approved');
+    await browser.screenshot(page, 'console-lost-race');
+
+    const reply = await scope.nc.request(`${scope.prefix}.control.${projectId}`, JSON.stringify({ action: 'cancel', reason: 'changed meanwhile' }), { timeout: 10_000 });
+    expect(reply.json<{ ok: boolean }>().ok).toBe(true);
+    await projectPage.locator('button[data-action="pause"]').click();
+    const refused = projectPage.locator('[data-page="project"] [data-error]');
+    await refused.waitFor({ timeout: 30_000 });
+    expect(await refused.getAttribute('data-code')).toBe('ERR_ILLEGAL_TRANSITION');
+    expect((await projectRow(scope.sql, projectId))?.state).toBe('cancelled');
+    await browser.screenshot(projectPage, 'console-changed-meanwhile');
+  }, 300_000);
 });
