@@ -24,7 +24,8 @@ import { SimulatedAgents } from '../src/demo/simulated-agents.js';
 
 const config = loadConfig(process.env);
 const logger = createLogger({ level: config.logLevel });
-const simulated = new SimulatedAgents(new TaskTypeCatalog());
+// artwork: a script, SVG keyframes, a storyboard sheet and an animated preview the review console shows.
+const simulated = new SimulatedAgents(new TaskTypeCatalog(), { artwork: true });
 const durationMs = Number(process.env.AGENT_DURATION_MS ?? 300);
 
 // An agent is this function: receive a task, do the work, return its output and cost.

@@ -107,3 +107,7 @@ export { PrometheusMetrics, METRICS_PREFIX, type ScrapeSources, type RuntimeFigu
 
 // Errors
 export * from './errors.js';
+// The review console's backend (its pages' view models and actions; `orchestrator start` serves it over HTTP).
+export { ReviewConsole, type ReviewConsoleOptions, type RejectedMessages } from './console/review-console.js';
+export { resolveHref, type ArtifactResolver } from './console/artifacts.js';
+export type * from './ports/console.js';

@@ -9,6 +9,8 @@ import { metricsRoutes } from '../http/metrics.js';
 import { startHttpServer, type HttpRoutes, type HttpServer } from '../http/server.js';
 import { consoleRoutes } from '../http/console.js';
 import { ReviewConsole } from '../console/review-console.js';
+import { loadArtifactResolver } from '../console/resolver-module.js';
+import type { ArtifactResolver } from '../console/artifacts.js';
 import { natsOutboundFeed } from '../adapters/nats/outbound-feed.js';
 import { rejectedMessages } from '../adapters/nats/rejected-messages.js';
 import { PrometheusMetrics } from '../metrics/prometheus.js';
@@ -35,6 +37,16 @@ export async function runStartCommand(args: ParsedArgs, io: CliIo): Promise<numb
   const inspectUrl = typeof args.values.inspect === 'string' ? args.values.inspect : undefined;
   const inspection = inspectUrl ? await connectStatelyInspector({ url: inspectUrl, logger }) : null;
   const metrics = new PrometheusMetrics({ logger });
+  // A resolver module that does not load fails the start before anything is opened.
+  let resolveArtifact: ArtifactResolver | undefined;
+  try {
+    if (config.console.enabled && config.console.artifactResolver) resolveArtifact = await loadArtifactResolver(config.console.artifactResolver);
+  } catch (err) {
+    await inspection?.close();
+    await tracing?.shutdown();
+    io.err(`orchestrator start: ${(err as Error).message}`);
+    return 1;
+  }
   const readiness = new Readiness();
   let reviewConsole: ReviewConsole | null = null;
   const artifactsDir = config.console.artifactsDir ?? null;
@@ -79,6 +91,7 @@ export async function runStartCommand(args: ParsedArgs, io: CliIo): Promise<numb
       feed: natsOutboundFeed(connection, prefix, logger),
       rejected: { latest: async (limit) => (await rejectedMessages(connection, prefix, limit)).items },
       artifactsDir,
+      ...(resolveArtifact ? { resolveArtifact } : {}),
     });
   }
   readiness.started(service.checks);

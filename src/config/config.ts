@@ -41,7 +41,7 @@ export interface OrchestratorConfig {
   /** Where `orchestrator start` serves /livez, /readyz and /metrics (HTTP_ADDR); port 0: a free one. */
   http: { host: string; port: number };
   /** The review console on the HTTP server (CONSOLE_*, ARTIFACTS_DIR). */
-  console: { enabled: boolean; token?: string; basicAuth?: { user: string; password: string }[]; artifactsDir?: string };
+  console: { enabled: boolean; token?: string; basicAuth?: { user: string; password: string }[]; artifactsDir?: string; artifactResolver?: string };
   /** A JSON pipeline file replacing the default video pipeline. */
   pipelineFile?: string;
   /** Per task type overrides of the catalogue (TASK_TYPES_FILE, TASK_TIMEOUTS); applied by `configuredCatalog`. */
@@ -88,7 +88,7 @@ export type ConfigOverrides = DeepPartial<{
   };
   notices: { staleAfterSeconds: number };
   http: { addr: string };
-  console: { enabled: boolean; token: string; artifactsDir: string };
+  console: { enabled: boolean; token: string; artifactsDir: string; artifactResolver: string };
   pipelineFile: string;
   /** `file`: a TASK_TYPES_FILE path; `timeouts`: seconds by task type (TASK_TIMEOUTS). */
   taskTypes: { file: string; timeouts: Record<string, number> };

@@ -1,4 +1,4 @@
-import { ARTIFACT_URI_MAX, OutputArtifact, uriScheme } from '../domain/artifacts.js';
+import { ARTIFACT_URI_MAX, MAX_OUTPUT_ARTIFACTS, OutputArtifact, uriScheme } from '../domain/artifacts.js';
 import type { ArtifactView } from '../ports/console.js';
 
 /**
@@ -60,7 +60,8 @@ function shotIndexOf(value: unknown): number | undefined {
  * The artifacts a task's output names, each once (by URI; the first naming wins): the
  * entries of `output.artifacts` (entries that break the contract are left out: a result's
  * are checked when it arrives, older rows are not), then the `image`, `video` and `preview`
- * fields, then any other top-level string field that is a URI (`scheme://…` or `data:`).
+ * fields, then any other top-level string field that is a URI (`scheme://…` or `data:`);
+ * at most MAX_OUTPUT_ARTIFACTS of the entries, and as many of the other fields.
  * A media type not named is guessed from the URI; the shot is the entry's, else the task's
  * (`input.shotIndex`, else `output.shotIndex`).
  */
@@ -81,7 +82,7 @@ export function recogniseArtifacts(task: { taskId: string; input: Record<string,
     });
   };
   if (Array.isArray(output.artifacts)) {
-    for (const entry of output.artifacts) {
+    for (const entry of output.artifacts.slice(0, MAX_OUTPUT_ARTIFACTS)) {
       const parsed = OutputArtifact.safeParse(entry);
       if (parsed.success) add(parsed.data.uri, parsed.data.mediaType, parsed.data.shotIndex, parsed.data.title);
     }
@@ -91,9 +92,14 @@ export function recogniseArtifacts(task: { taskId: string; input: Record<string,
     // A URI or a path: no spaces, unless it is a data: URI.
     if (typeof value === 'string' && (DATA_URI.test(value) || (value.length > 0 && value.length <= ARTIFACT_URI_MAX && !/\s/.test(value)))) add(value, undefined, undefined, undefined);
   }
+  let others = 0;
   for (const [field, value] of Object.entries(output)) {
+    if (others === MAX_OUTPUT_ARTIFACTS) break;
     if (field === 'artifacts' || (MEDIA_FIELDS as readonly string[]).includes(field) || typeof value !== 'string') continue;
-    if (DATA_URI.test(value) || (value.length <= ARTIFACT_URI_MAX && URI.test(value))) add(value, undefined, undefined, undefined);
+    if (DATA_URI.test(value) || (value.length <= ARTIFACT_URI_MAX && URI.test(value))) {
+      add(value, undefined, undefined, undefined);
+      others++;
+    }
   }
   return [...found.values()];
 }
@@ -112,7 +118,8 @@ export async function artifactsOf(
     recognised.map(async (a) => {
       try {
         const href = await resolve({ uri: a.uri, mediaType: a.mediaType });
-        return typeof href === 'string' ? href : null;
+        // Whatever a resolver answers, a browser is only given what displays and runs nothing.
+        return typeof href === 'string' && SAFE_HREF.test(href) ? href : null;
       } catch {
         return null;
       }
@@ -120,6 +127,9 @@ export async function artifactsOf(
   );
   return recognised.map((a, i) => ({ ...a, href: hrefs[i]! }));
 }
+
+/** What a resolver may hand a browser: http(s) URLs, this site's paths, data: images, videos and plain text. */
+const SAFE_HREF = /^(https?:\/\/[^\s]+|\/(?!\/)[^\s]*|data:(image|video)\/[a-z0-9.+-]+[;,][^\s]*|data:text\/plain[;,][^\s]*)$/i;
 
 /** The default resolver: resolveHref over the served folder. */
 export function defaultResolver(options: { artifactsDir: string | null }): ArtifactResolver {

@@ -84,6 +84,8 @@ export class ReviewConsole implements ConsoleBackend {
   private readonly rejected: RejectedMessages;
   private readonly heard: HeardRejections | null;
   private unsubscribe: (() => Promise<void>) | null = null;
+  private syncing: Promise<void> = Promise.resolve();
+  private closed = false;
 
   private constructor(private readonly options: ReviewConsoleOptions) {
     this.artifactsDir = options.artifactsDir ?? null;
@@ -92,22 +94,50 @@ export class ReviewConsole implements ConsoleBackend {
     this.rejected = options.rejected ?? this.heard!;
   }
 
-  /** A console hearing the feed from now on. */
+  /**
+   * A console hearing the feed: from now on without a rejected-messages source (it keeps
+   * what it hears, the embedded bus keeps none); else only while a browser listens (a busy
+   * orchestrator's every status is not read for nobody).
+   */
   static async start(options: ReviewConsoleOptions): Promise<ReviewConsole> {
     const console = new ReviewConsole(options);
-    console.unsubscribe = await options.feed.subscribe((m) => console.hear(m));
+    await console.sync();
     return console;
   }
 
   async close(): Promise<void> {
-    await this.unsubscribe?.();
-    this.unsubscribe = null;
+    this.closed = true;
     this.listeners.clear();
+    await this.sync();
   }
 
-  subscribe(listener: (event: ConsoleEvent) => void): () => void {
+  subscribe(listener: (event: ConsoleEvent) => void): { ready: Promise<void>; close(): void } {
     this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    const ready = this.sync();
+    return {
+      ready,
+      close: () => {
+        if (this.listeners.delete(listener)) void this.sync();
+      },
+    };
+  }
+
+  /** Subscribes to the feed, or leaves it, as the listeners want; one change at a time. */
+  private sync(): Promise<void> {
+    this.syncing = this.syncing.then(async () => {
+      const wanted = !this.closed && (!this.options.rejected || this.listeners.size > 0);
+      try {
+        if (wanted && !this.unsubscribe) this.unsubscribe = await this.options.feed.subscribe((m) => this.hear(m));
+        else if (!wanted && this.unsubscribe) {
+          const unsubscribe = this.unsubscribe;
+          this.unsubscribe = null;
+          await unsubscribe();
+        }
+      } catch (err) {
+        this.core.logger.warn({ err }, 'console feed subscription failed');
+      }
+    });
+    return this.syncing;
   }
 
   private hear(message: Outbound): void {

@@ -34,6 +34,8 @@ export interface DemoOptions {
   budget?: number;
   /** Multiplies the simulated durations (1 = the default, short). */
   speed?: number;
+  /** The simulated agents draw real artwork (SimulationOptions.artwork; default true: what a newcomer looks at). */
+  artwork?: boolean;
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
   /** Who decides at the checkpoints: the demo's automatic reviewer (default), or a person (in the review console). */
   reviewer?: 'auto' | 'human';
@@ -74,7 +76,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const projectId = `demo_${randomUUID().slice(0, 8)}`;
   const catalog = new TaskTypeCatalog();
   // Real artwork (a script, SVG keyframes, a storyboard sheet, an animated preview): what a reviewer looks at.
-  const agents = new SimulatedAgents(catalog, { shots: options.shots ?? 3, artwork: true });
+  const agents = new SimulatedAgents(catalog, { shots: options.shots ?? 3, artwork: options.artwork ?? true });
   const human = options.reviewer === 'human';
   const view = new ProgressView(write, options.tty);
   const speed = options.speed ?? 1;

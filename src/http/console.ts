@@ -236,6 +236,8 @@ export function consoleRoutes(options: ConsoleRoutesOptions): HttpRoutes {
       return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').header('content-security-policy', csp).header('x-frame-options', 'DENY').send(html);
     };
     for (const page of PAGES) app.get(page, shell);
+    // Asked for by browsers whatever the page says.
+    app.get('/favicon.ico', async (_request, reply) => reply.redirect('/assets/favicon.svg', 301));
 
     await app.register(fastifyStatic, { root: UI_DIR, prefix: '/assets/', decorateReply: false, index: false, list: false, dotfiles: 'deny', cacheControl: false });
     app.get('/assets/vendor/:file', async (request, reply) => {
@@ -301,23 +303,14 @@ export function consoleRoutes(options: ConsoleRoutesOptions): HttpRoutes {
     // then reads this stream (opened first, so nothing falls in between).
     app.get('/api/events', async (request, reply) => {
       const current = options.backend();
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-store',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-        'x-content-type-options': 'nosniff',
-      });
-      res.write('retry: 2000\n: connected\n\n');
-      // Starting: the browser comes back in 2 s (a stream that ends is reconnected to).
-      if (!current) {
-        res.end();
-        return;
-      }
-      streams.add(res);
+      // Events heard before the stream is answered wait here, then go first.
+      let res: ServerResponse | null = null;
+      const early: ConsoleEvent[] = [];
       const send = (event: ConsoleEvent): void => {
+        if (!res) {
+          if (early.length < 1_000) early.push(event);
+          return;
+        }
         if (res.writableLength > SSE_MAX_BUFFERED) {
           logger.warn({ buffered: res.writableLength }, 'console event stream too far behind; closed (the browser reconnects)');
           res.end();
@@ -325,16 +318,37 @@ export function consoleRoutes(options: ConsoleRoutesOptions): HttpRoutes {
         }
         res.write(`event: ${event.kind}\ndata: ${JSON.stringify(event.body)}\n\n`);
       };
-      const unsubscribe = current.subscribe(send);
-      const keepalive = setInterval(() => res.write(': keepalive\n\n'), SSE_KEEPALIVE_MS);
+      const subscription = current?.subscribe(send);
+      // Answered once the events reach this stream: what the page reads next is covered.
+      await subscription?.ready;
+      reply.hijack();
+      const stream = reply.raw;
+      stream.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-store',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+        'x-content-type-options': 'nosniff',
+      });
+      stream.write('retry: 2000\n: connected\n\n');
+      // Starting: the browser comes back in 2 s (a stream that ends is reconnected to).
+      if (!subscription) {
+        stream.end();
+        return;
+      }
+      res = stream;
+      for (const event of early.splice(0)) send(event);
+      streams.add(stream);
+      const keepalive = setInterval(() => stream.write(': keepalive\n\n'), SSE_KEEPALIVE_MS);
       keepalive.unref();
       const done = () => {
         clearInterval(keepalive);
-        unsubscribe();
-        streams.delete(res);
+        subscription.close();
+        streams.delete(stream);
       };
+      if (request.raw.destroyed || stream.destroyed) done();
       request.raw.on('close', done);
-      res.on('close', done);
+      stream.on('close', done);
     });
 
     // Open streams would hold the server's close: they end first.
@@ -348,7 +362,7 @@ export function consoleRoutes(options: ConsoleRoutesOptions): HttpRoutes {
 function loginPage(next: string, failed: boolean): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign in · LivingAgent console</title><link rel="stylesheet" href="/assets/console.css"></head>
+<title>Sign in · LivingAgent console</title><link rel="icon" href="/assets/favicon.svg" type="image/svg+xml"><link rel="stylesheet" href="/assets/console.css"></head>
 <body class="login"><main class="login-card"><h1>LivingAgent</h1><p>The review console asks for its token (CONSOLE_TOKEN).</p>
 ${failed ? '<p class="error" data-error>That token is not the console\'s.</p>' : ''}
 <form method="post" action="/login"><input type="hidden" name="next" value="${escapeAttr(next)}">

@@ -249,6 +249,6 @@ export interface ConsoleBackend {
   control(projectId: string, request: unknown): Promise<ActionReply>;
   /** A decision (the decision subject's body: `{ approvalId, decision, comment?, by, shots? }`), checked as the subject checks it. */
   decide(projectId: string, decision: unknown): Promise<ActionReply>;
-  /** Hears every ConsoleEvent from now on; returns the unsubscribe. */
-  subscribe(listener: (event: ConsoleEvent) => void): () => void;
+  /** Hears every ConsoleEvent until closed; `ready` once the events reach it (the feed's subscription is in place). */
+  subscribe(listener: (event: ConsoleEvent) => void): { ready: Promise<void>; close(): void };
 }

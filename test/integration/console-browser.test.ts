@@ -6,7 +6,7 @@ import { SimulatedAgents } from '../../src/demo/simulated-agents.js';
 import { TaskTypeCatalog } from '../../src/domain/task-types.js';
 import { silentLogger } from '../../src/logger.js';
 import { openBrowser, type TestBrowser } from '../helpers/browser.js';
-import { approvalsOf, newProjectId, projectRow, tasksOf } from '../helpers/e2e-project.js';
+import { approvalsOf, newProjectId, projectRow, publishDecision, publishProjectCreated, tasksOf } from '../helpers/e2e-project.js';
 import { until } from '../helpers/nats-watch.js';
 import { startAgents, startService, stopAll, type ManagedProcess } from '../helpers/service-process.js';
 import { createServiceScope, type ServiceScope } from '../helpers/service-scope.js';
@@ -86,12 +86,16 @@ async function pendingApproval(projectId: string, checkpoint: string, not: reado
   return id;
 }
 
-async function decide(page: Page, approvalId: string, decision: 'approve' | 'reject', comment?: string): Promise<void> {
+/** Decides in the review's card, as a person would; resolves once the decision is in the database (the card shows it, then leaves the inbox). */
+async function decide(page: Page, projectId: string, approvalId: string, decision: 'approve' | 'reject', comment?: string): Promise<void> {
   const card = page.locator(`[data-review="${approvalId}"]`);
   await card.locator('input[name="reviewer"]').fill('Director Ada');
   if (comment !== undefined) await card.locator('textarea[name="comment"]').fill(comment);
   await card.locator(`button[data-action="${decision}"]`).click();
-  await card.locator('[data-outcome]').waitFor({ timeout: 30_000 });
+  const status = decision === 'approve' ? 'approved' : 'rejected';
+  await until(async () => (await approvalsOf(scope.sql, projectId)).some((a) => a.approval_id === approvalId && a.status === status), `${approvalId} ${status}`, 30_000);
+  // Decided, it leaves the open inbox with the next refresh (no reload).
+  await card.waitFor({ state: 'detached', timeout: 30_000 });
 }
 
 describe('the review console, walked by a director', () => {
@@ -122,7 +126,7 @@ describe('the review console, walked by a director', () => {
     await browser.screenshot(page, 'console-1-script');
 
     // 2. Rejected with a comment: the revision arrives live, in the same page.
-    await decide(page, script1, 'reject', 'Darker ending, fewer characters');
+    await decide(page, projectId, script1, 'reject', 'Darker ending, fewer characters');
     const script2 = await pendingApproval(projectId, 'SCENE_WRITTEN', [script1]);
     const card2 = page.locator(`[data-review="${script2}"]`);
     await card2.waitFor({ timeout: 30_000 });
@@ -132,7 +136,7 @@ describe('the review console, walked by a director', () => {
     await browser.screenshot(page, 'console-2-revision');
 
     // 3. Approved. 4. The shot plan as a table, the injected description as text.
-    await decide(page, script2, 'approve');
+    await decide(page, projectId, script2, 'approve');
     const plan = await pendingApproval(projectId, 'SHOT_PLANNED');
     const planCard = page.locator(`[data-review="${plan}"]`);
     await planCard.waitFor({ timeout: 30_000 });
@@ -142,7 +146,7 @@ describe('the review console, walked by a director', () => {
     await browser.screenshot(page, 'console-3-shot-plan');
 
     // 5. Approved: the keyframes are drawn, and the preview comes with its grid.
-    await decide(page, plan, 'approve');
+    await decide(page, projectId, plan, 'approve');
     const preview1 = await pendingApproval(projectId, 'PREVIEW_VIDEO_READY');
     const previewCard = page.locator(`[data-review="${preview1}"]`);
     await previewCard.waitFor({ timeout: 30_000 });
@@ -160,7 +164,7 @@ describe('the review console, walked by a director', () => {
     await previewCard.locator('[data-keyframe="2"]').click();
     expect(await previewCard.locator('[data-keyframe="0"]').getAttribute('aria-pressed')).toBe('true');
     expect(await previewCard.locator('[data-keyframe="1"]').getAttribute('aria-pressed')).toBe('false');
-    await decide(page, preview1, 'reject', 'Warmer light in shots 1 and 3');
+    await decide(page, projectId, preview1, 'reject', 'Warmer light in shots 1 and 3');
     const preview2 = await pendingApproval(projectId, 'PREVIEW_VIDEO_READY', [preview1]);
     const edits = await scope.sql.query<{ shot: number }>(`SELECT (input->>'shotIndex')::int AS shot FROM tasks WHERE project_id = $1 AND task_type = 'EDIT_IMAGE' ORDER BY shot`, [projectId]);
     expect(edits.rows.map((r) => r.shot)).toEqual([0, 2]);
@@ -177,13 +181,13 @@ describe('the review console, walked by a director', () => {
     // 7. The new preview approved, then the final.
     const preview2Card = page.locator(`[data-review="${preview2}"]`);
     await preview2Card.waitFor({ timeout: 30_000 });
-    await decide(page, preview2, 'approve');
+    await decide(page, projectId, preview2, 'approve');
     const final = await pendingApproval(projectId, 'FINAL_VIDEO_READY');
     const finalCard = page.locator(`[data-review="${final}"]`);
     await finalCard.waitFor({ timeout: 30_000 });
     expect(await finalCard.locator('.player img, .player video').count()).toBe(1);
     await browser.screenshot(page, 'console-6-final');
-    await decide(page, final, 'approve');
+    await decide(page, projectId, final, 'approve');
     await until(async () => (await projectRow(scope.sql, projectId))?.state === 'completed', 'the project completed', 90_000);
 
     // Every decision is the director's, with the comments given.
@@ -218,4 +222,41 @@ describe('the review console, walked by a director', () => {
     for (const p of [page, projectPage, list]) expect(await p.evaluate(() => (globalThis as { __pwned?: unknown }).__pwned)).toBeUndefined();
     expect(browser.errors()).toEqual([]);
   }, 600_000);
+
+  it('shows a decision that lost a race, and an action on a project that changed meanwhile, as such', async () => {
+    const projectId = newProjectId();
+    await publishProjectCreated(scope.nc, scope.prefix, projectId);
+    const approvalId = await pendingApproval(projectId, 'SCENE_WRITTEN');
+    // Pages that hear nothing (their event stream cut): what they show goes stale.
+    const page = await browser.page();
+    await page.route('**/api/events', (route) => route.abort());
+    await page.goto(`${url}/inbox`);
+    await loaded(page, 'inbox');
+    const card = page.locator(`[data-review="${approvalId}"]`);
+    await card.waitFor({ timeout: 30_000 });
+    const projectPage = await browser.page();
+    await projectPage.route('**/api/events', (route) => route.abort());
+    await projectPage.goto(`${url}/projects/${projectId}`);
+    await loaded(projectPage, 'project');
+    // Someone else decides first, on the decision subject; the project is then cancelled on the control subject.
+    await publishDecision(scope.nc, scope.prefix, projectId, approvalId, 'approved');
+    await until(async () => (await approvalsOf(scope.sql, projectId)).some((a) => a.approval_id === approvalId && a.status === 'approved'), 'the other decision', 30_000);
+    await card.locator('input[name="reviewer"]').fill('Director Ada');
+    await card.locator('button[data-action="reject"]').click();
+    const error = card.locator('[data-error]');
+    await error.waitFor({ timeout: 30_000 });
+    expect(await error.getAttribute('data-code')).toBe('ERR_APPROVAL');
+    expect(await error.innerText()).toMatch(/decided|approved/i);
+    expect((await approvalsOf(scope.sql, projectId)).find((a) => a.approval_id === approvalId)?.status).toBe('approved');
+    await browser.screenshot(page, 'console-lost-race');
+
+    const reply = await scope.nc.request(`${scope.prefix}.control.${projectId}`, JSON.stringify({ action: 'cancel', reason: 'changed meanwhile' }), { timeout: 10_000 });
+    expect(reply.json<{ ok: boolean }>().ok).toBe(true);
+    await projectPage.locator('button[data-action="pause"]').click();
+    const refused = projectPage.locator('[data-page="project"] [data-error]');
+    await refused.waitFor({ timeout: 30_000 });
+    expect(await refused.getAttribute('data-code')).toBe('ERR_ILLEGAL_TRANSITION');
+    expect((await projectRow(scope.sql, projectId))?.state).toBe('cancelled');
+    await browser.screenshot(projectPage, 'console-changed-meanwhile');
+  }, 300_000);
 });

@@ -147,6 +147,14 @@ describe('recogniseArtifacts', () => {
     expect(recogniseArtifacts(task({ artifacts: 'nope', image: 's3://a.png' })).map((a) => a.uri)).toEqual(['s3://a.png']);
   });
 
+  it('takes at most 100 entries, and as many other URI fields (rows stored before the contract)', () => {
+    const artifacts = Array.from({ length: 150 }, (_, i) => ({ uri: `s3://a/${i}.png`, mediaType: 'image/png' }));
+    const fields = Object.fromEntries(Array.from({ length: 150 }, (_, i) => [`f${i}`, `s3://f/${i}.png`]));
+    const found = recogniseArtifacts(task({ artifacts, ...fields, image: 's3://i.png' }));
+    expect(found).toHaveLength(201);
+    expect(found[100]!.uri).toBe('s3://i.png');
+  });
+
   it('finds nothing in no output, or one without URIs', () => {
     expect(recogniseArtifacts(task(null))).toEqual([]);
     expect(recogniseArtifacts(task({ passed: true, issues: [] }))).toEqual([]);
