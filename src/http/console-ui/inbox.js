@@ -6,10 +6,13 @@ import { setPendingCount } from './store.js';
 import { toMs } from './format.js';
 
 /*
- * A card acted on (decided here, or refused) stays where it is, collapsed to its outcome,
- * while the inbox is open, until dismissed: the reviews still pending never move under the
- * pointer because another one left the list.
+ * A card whose decision is being sent stays in the list whatever a refresh says meanwhile
+ * (the decision's own events refresh the inbox before its reply arrives). Decided, it shows
+ * the outcome and leaves with the first refresh at least OUTCOME_MS later (one is asked
+ * for then). Refused (decided elsewhere, the project gone…), it stays with the error, in
+ * words, until dismissed: the reader needs the time to read it.
  */
+const OUTCOME_MS = 1200;
 
 const relevant = (e) => e.kind !== 'dlq';
 
@@ -41,9 +44,10 @@ export function InboxPage() {
     if (el) el.scrollIntoView({ block: 'start', behavior: 'smooth' });
   }, [page.loaded, focus]);
 
-  // Called as a decision is sent: the card stays even once the review has left the list.
-  const onActed = (review) => {
-    ghosts.current.set(review.approvalId, { review, at: Date.now() });
+  /** @param {any} review @param {'sending'|'decided'|'refused'} phase */
+  const onActed = (review, phase) => {
+    ghosts.current.set(review.approvalId, { review, phase, at: Date.now() });
+    if (phase === 'decided') setTimeout(() => page.reload(), OUTCOME_MS + 100);
   };
   const onDismiss = (approvalId) => {
     ghosts.current.delete(approvalId);
@@ -53,6 +57,11 @@ export function InboxPage() {
   let shown = [];
   if (list) {
     const ids = new Set(list.map((r) => r.approvalId));
+    const t = Date.now();
+    for (const [id, g] of ghosts.current) {
+      if (ids.has(id) && g.phase !== 'sending') ghosts.current.delete(id);
+      else if (g.phase === 'decided' && t - g.at >= OUTCOME_MS && !ids.has(id)) ghosts.current.delete(id);
+    }
     const gone = [...ghosts.current.values()].filter((g) => !ids.has(g.review.approvalId)).map((g) => ({ ...g.review, closedHere: true }));
     shown = [...list, ...gone].sort((a, b) => toMs(a.requestedAt) - toMs(b.requestedAt));
   }

@@ -71,7 +71,7 @@ function expiryText(review, now) {
 }
 
 /**
- * @param {{ review: any, now: number, focused?: boolean, onActed: (review: any) => void, onDismiss?: (approvalId: string) => void, reload: () => void }} p
+ * @param {{ review: any, now: number, focused?: boolean, onActed: (review: any, phase: 'sending'|'decided'|'refused') => void, onDismiss?: (approvalId: string) => void, reload: () => void }} p
  */
 export function ReviewCard({ review, now, focused = false, onActed, onDismiss, reload }) {
   const [comment, setComment] = useState('');
@@ -108,7 +108,7 @@ export function ReviewCard({ review, now, focused = false, onActed, onDismiss, r
     setMsg(null);
     // Kept in the list from now on: a refresh between the server's accepting the decision
     // and its reply here (the events it causes come first) must not unmount this card.
-    onActed(review);
+    onActed(review, 'sending');
     try {
       await api.decide(review.projectId, body);
       const at = time(new Date().toISOString());
@@ -117,8 +117,10 @@ export function ReviewCard({ review, now, focused = false, onActed, onDismiss, r
         : `Rejected by ${by} at ${at} — ${preview ? (shots.length ? `${shots.map(shotLabel).join(', ')} to redo` : 'every shot is redone') : 'sent back for revision'}`;
       setDone({ decision, text: what });
       setMsg({ outcome: what });
+      onActed(review, 'decided');
     } catch (err) {
       setMsg({ error: errorText(err), code: err.code ?? '' });
+      onActed(review, 'refused');
     } finally {
       setBusy(null);
       reload();
@@ -143,7 +145,7 @@ export function ReviewCard({ review, now, focused = false, onActed, onDismiss, r
       </div>
     </header>
     ${done
-      ? html`<div class=${`outcome ${done.decision}`}><${ActionMessage} msg=${msg} /><p class="muted small outcome-foot">This review is closed.${review.closedHere && onDismiss ? html` <button type="button" class="btn small ghost" data-action="dismiss" onClick=${() => onDismiss(review.approvalId)}>Dismiss</button>` : null}</p></div>`
+      ? html`<div class=${`outcome ${done.decision}`}><${ActionMessage} msg=${msg} /><p class="muted small outcome-foot">This review is closed; it leaves the inbox with the next refresh.</p></div>`
       : html`
       <div class="review-body"><${ReviewContent} review=${review} selected=${selected} toggle=${toggle} disabled=${closed || busy !== null} /></div>
       <div class="review-cost">
