@@ -19,6 +19,8 @@ export function toMs(iso) {
 /** A duration in words: "45 s", "4 min", "2 h 5 min", "3 d". @param {number} ms */
 export function duration(ms) {
   if (!Number.isFinite(ms)) return '—';
+  if (ms < 950) return `${Math.max(0, Math.round(ms))} ms`;
+  if (ms < 9_950) return `${(ms / 1000).toFixed(1)} s`;
   const s = Math.max(0, Math.round(ms / 1000));
   if (s < 60) return `${s} s`;
   const m = Math.floor(s / 60);
@@ -73,10 +75,13 @@ export function humanize(name) {
   return s ? s[0].toUpperCase() + s.slice(1) : '';
 }
 
-/** Pretty JSON that never throws. @param {unknown} value */
-export function prettyJson(value) {
+/** Strings longer than this are shown cut in a task's input and output (a data: URI is tens of KB of base64). */
+export const JSON_TEXT_MAX = 300;
+
+/** Pretty JSON that never throws; strings longer than `max` cut, with their length. @param {unknown} value @param {number} [max] */
+export function prettyJson(value, max = Infinity) {
   try {
-    const s = JSON.stringify(value, null, 2);
+    const s = JSON.stringify(value, (_key, v) => (typeof v === 'string' && v.length > max ? `${v.slice(0, max)}… (${v.length} characters)` : v), 2);
     return s === undefined ? String(value) : s;
   } catch {
     return String(value);

@@ -4,7 +4,7 @@ import { useState, useEffect, useRef, useCallback } from 'preact/hooks';
 import htm from 'htm';
 import { getJSON, safeHref } from './api.js';
 import { subscribe } from './live.js';
-import { money, prettyJson, TASK_STATUSES, STATUS_LABEL, humanize, plural } from './format.js';
+import { money, prettyJson, JSON_TEXT_MAX, TASK_STATUSES, STATUS_LABEL, humanize, plural } from './format.js';
 
 export const html = htm.bind(h);
 
@@ -86,12 +86,13 @@ export function usePage(url, relevant) {
 
 /** The current time, re-read every `ms` (for "waited 4 min"); a clock, not a poll. */
 export function useNow(ms = 15000) {
-  const [now, setNow] = useState(Date.now());
+  const [, setTick] = useState(0);
   useEffect(() => {
-    const t = setInterval(() => setNow(Date.now()), ms);
+    const t = setInterval(() => setTick((n) => n + 1), ms);
     return () => clearInterval(t);
   }, [ms]);
-  return now;
+  // The time of this render: a review that arrived since the last tick is not "0 s" old for 15 s.
+  return Date.now();
 }
 
 /**
@@ -205,7 +206,7 @@ export function Artifact({ artifact, frame = false }) {
 
 /** Pretty JSON, collapsible. */
 export function JsonBlock({ value, summary, open = true }) {
-  const text = prettyJson(value);
+  const text = prettyJson(value, JSON_TEXT_MAX);
   return html`<details class="json" open=${open}>
     <summary>${summary}${' '}<span class="muted">${typeof value === 'object' && value ? plural(Object.keys(value).length, 'key') : ''}</span></summary>
     <pre class="code">${text}</pre>
