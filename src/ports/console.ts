@@ -1,3 +1,4 @@
+import type { DeadLetterView } from '../domain/messages.js';
 import type { ProjectState } from '../domain/project.js';
 import type { TaskStatus } from '../domain/task.js';
 import type { Outbound } from './event-bus.js';
@@ -196,16 +197,8 @@ export interface TaskPage {
   transitions: TransitionView[];
 }
 
-/** A task given up on (attempts used up, or a raised event that could not be handled). */
-export interface DeadTaskView {
-  id: number;
-  taskId: string;
-  projectId: string;
-  reason: string;
-  lastError: string | null;
-  attempts: number;
-  at: string;
-}
+/** A task given up on (attempts used up, or a raised event that could not be handled): as the `dead_letters` query answers it. */
+export type DeadTaskView = DeadLetterView;
 
 /** An inbound message the bus refused (not JSON, a schema violation, a stale fencing token…). */
 export interface RejectedMessageView {
