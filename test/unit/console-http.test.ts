@@ -274,3 +274,33 @@ describe('a console with CONSOLE_BASIC_AUTH', () => {
     expect((await blackboard.projects.getApproval(review!.approvalId))!.decidedBy).toBe('director');
   });
 });
+
+describe('the feed', () => {
+  it('is heard only while a browser listens, when the rejected messages come from elsewhere (NATS)', async () => {
+    const events: string[] = [];
+    let listener: ((m: { kind: 'project'; body: { projectId: string; state: 'paused'; reason: null } }) => void) | null = null;
+    const feed = {
+      subscribe: async (l: typeof listener) => {
+        events.push('subscribe');
+        listener = l;
+        return async () => {
+          events.push('unsubscribe');
+          listener = null;
+        };
+      },
+    };
+    const lazy = await ReviewConsole.start({ orchestrator: harness.orchestrator, feed: feed as never, rejected: { latest: async () => [] } });
+    expect(events).toEqual([]);
+    const heard: unknown[] = [];
+    const a = lazy.subscribe((e) => heard.push(e));
+    const b = lazy.subscribe((e) => heard.push(e));
+    await Promise.all([a.ready, b.ready]);
+    expect(events).toEqual(['subscribe']);
+    listener!({ kind: 'project', body: { projectId: 'p', state: 'paused', reason: null } });
+    expect(heard).toHaveLength(2);
+    a.close();
+    b.close();
+    await lazy.close();
+    expect(events).toEqual(['subscribe', 'unsubscribe']);
+  });
+});
