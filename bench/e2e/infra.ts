@@ -23,8 +23,17 @@ export interface BenchEnv {
   streamPrefix: string;
 }
 
-/** ioredis options from a redis:// URL (BullMQ wants options, with maxRetriesPerRequest null). */
-export function redisOptions(url: string): RedisOptions {
+/** Connection options from a redis:// URL, for ioredis and BullMQ alike (BullMQ wants maxRetriesPerRequest null). */
+export interface RedisConnectionOptions {
+  host: string;
+  port: number;
+  db: number;
+  password?: string;
+  username?: string;
+  maxRetriesPerRequest: null;
+}
+
+export function redisOptions(url: string): RedisConnectionOptions {
   const u = new URL(url);
   return {
     host: u.hostname || '127.0.0.1',
