@@ -406,13 +406,27 @@ function checkpointEntry(a: ApprovalRecord): CheckpointEntry {
   };
 }
 
-/** An action's answer: its result, or its typed error's code and message (as the control subject replies). */
+/** Attempts of an action whose error is retryable (a version conflict with a concurrent commit, a server restarting), as the bus retries a message. */
+const ACTION_ATTEMPTS = 5;
+const ACTION_BACKOFF_MS = 50;
+
+/**
+ * An action's answer: its result, or its typed error's code and message (as the control
+ * subject replies). A retryable error is tried again with back-off first, as the bus does
+ * with a decision: a person is not told "version conflict" for a race the next try wins.
+ */
 async function replyOf(run: () => Promise<unknown>): Promise<ActionReply> {
-  try {
-    return { ok: true, result: (await run()) ?? null };
-  } catch (err) {
-    if (!isOrchestratorError(err)) throw err;
-    return { ok: false, error: { code: err.code, message: err.message } };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return { ok: true, result: (await run()) ?? null };
+    } catch (err) {
+      if (!isOrchestratorError(err)) throw err;
+      if (err.retryable && attempt < ACTION_ATTEMPTS) {
+        await new Promise((resolve) => setTimeout(resolve, ACTION_BACKOFF_MS * 2 ** (attempt - 1)));
+        continue;
+      }
+      return { ok: false, error: { code: err.code, message: err.message } };
+    }
   }
 }
 

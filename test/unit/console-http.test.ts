@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmbeddedBlackboard } from '../../src/adapters/blackboards.js';
 import { loadConfig, redactedConfig } from '../../src/config/config.js';
 import { ReviewConsole } from '../../src/console/review-console.js';
-import { ConfigError } from '../../src/errors.js';
+import { ApprovalError, ConfigError, VersionConflictError } from '../../src/errors.js';
 import { checkConsoleExposure, consoleRoutes, type ConsoleAccess } from '../../src/http/console.js';
 import { startHttpServer, type HttpServer } from '../../src/http/server.js';
 import { silentLogger } from '../../src/logger.js';
@@ -302,5 +302,30 @@ describe('the feed', () => {
     b.close();
     await lazy.close();
     expect(events).toEqual(['subscribe', 'unsubscribe']);
+  });
+});
+
+describe('an action that meets a retryable error', () => {
+  it('is tried again with back-off, as the bus would; a permanent error is answered at once', async () => {
+    const calls: string[] = [];
+    const decided = { approvalId: 'a1', checkpoint: 'SCENE_WRITTEN', status: 'approved', requestedAt: new Date(), expiresAt: null, decidedAt: new Date(), decidedBy: 'ann', comment: null };
+    let conflicts = 2;
+    const orchestrator = {
+      core: { logger: silentLogger() },
+      decide: async (_projectId: string, d: { approvalId: string }) => {
+        calls.push(d.approvalId);
+        if (d.approvalId === 'a1' && conflicts-- > 0) throw new VersionConflictError('t1', 3, 4);
+        if (d.approvalId === 'gone') throw new ApprovalError('approval gone was already approved by bob');
+        return decided;
+      },
+    };
+    const racing = await ReviewConsole.start({ orchestrator: orchestrator as never, feed: { subscribe: async () => async () => undefined }, rejected: { latest: async () => [] } });
+    const won = await racing.decide('p1', { approvalId: 'a1', decision: 'approved', by: 'ann' });
+    expect(won).toMatchObject({ ok: true, result: { approvalId: 'a1', status: 'approved' } });
+    expect(calls.filter((c) => c === 'a1')).toHaveLength(3);
+    const lost = await racing.decide('p1', { approvalId: 'gone', decision: 'approved', by: 'ann' });
+    expect(lost).toEqual({ ok: false, error: { code: 'ERR_APPROVAL', message: 'approval gone was already approved by bob' } });
+    expect(calls.filter((c) => c === 'gone')).toHaveLength(1);
+    await racing.close();
   });
 });
