@@ -13,6 +13,9 @@ import { TaskTypeCatalog } from '../../src/domain/task-types.js';
 import type { ProjectStatusMessage } from '../../src/domain/messages.js';
 import { silentLogger } from '../../src/logger.js';
 import { startService, type OrchestratorService } from '../../src/service.js';
+import { ReviewConsole } from '../../src/console/review-console.js';
+import { natsOutboundFeed } from '../../src/adapters/nats/outbound-feed.js';
+import { rejectedMessages } from '../../src/adapters/nats/rejected-messages.js';
 import { newProjectId, tasksOf } from '../helpers/e2e-project.js';
 import { collect, connectTestNats, waitFor, type Collected } from '../helpers/nats.js';
 import { TestNatsServer } from '../helpers/nats-server.js';
@@ -182,6 +185,23 @@ describe('the NATS permissions of deploy/nats', () => {
     const tasks = await tasksOf(schema.client(), projectId);
     expect(tasks.length).toBeGreaterThan(10);
     expect(tasks.filter((t) => t.status !== 'COMPLETED')).toEqual([]);
+    // The review console of `orchestrator start`, as the orchestrator user: it hears the
+    // outbound subjects while a browser listens and reads the rejected messages of LAP_DLQ.
+    const reviewConsole = await ReviewConsole.start({
+      orchestrator: service!.orchestrator,
+      feed: natsOutboundFeed(service!.connection, PREFIX, silentLogger()),
+      rejected: { latest: async (limit) => (await rejectedMessages(service!.connection, PREFIX, limit)).items },
+    });
+    const heard: string[] = [];
+    const listening = reviewConsole.subscribe((e) => heard.push(e.kind));
+    await listening.ready;
+    // A client's malformed event: dead-lettered, heard on lap.dlq, kept in LAP_DLQ.
+    await js.publish(`${PREFIX}.events.${projectId}.PROJECT_CREATED`, '{"not json', { msgID: `${projectId}:broken` });
+    await waitFor(() => heard.includes('dlq'), `the console heard the dead letter\n${violations().join('\n')}`, 30_000);
+    const deadLetters = await reviewConsole.deadLetters();
+    expect(deadLetters.messages.some((m) => m.data === '{"not json')).toBe(true);
+    listening.close();
+    await reviewConsole.close();
     expect(violations()).toEqual([]);
   }, 180_000);
 
