@@ -112,6 +112,11 @@ describe('orchestrator start over HTTP', () => {
     await until(async () => sum(await scrape(url), 'lap_inbound_messages_total', { kind: 'event', outcome: 'handled' }) === 1, 'PROJECT_CREATED counted as handled');
     await until(async () => sum(await scrape(url), 'lap_dead_letters_total', { source: 'message', reason: 'ERR_NOT_JSON' }) === 1, 'the bad message dead-lettered');
 
+    // The review console of the same process shows the request with the example agents' script.
+    const inbox = (await (await fetch(`${url}/api/inbox`)).json()) as { approvalId: string; checkpoint: string; content: { kind: string; script?: string } }[];
+    expect(inbox.find((r) => r.approvalId === first.body.approvalId)).toMatchObject({ checkpoint: 'SCENE_WRITTEN', content: { kind: 'script' } });
+    expect(inbox.find((r) => r.approvalId === first.body.approvalId)!.content.script).toContain('FADE IN');
+
     // A reviewer approves every request until the project completes.
     const decided = new Set<string>([first.body.approvalId]);
     await publishDecision(scope.nc, p, projectId, first.body.approvalId);
@@ -123,6 +128,19 @@ describe('orchestrator start over HTTP', () => {
       }
       return watch.on<ProjectStatusMessage>(`${p}.projects.${projectId}`, (s) => s.state === 'completed').length > 0;
     }, `project ${projectId} completed\n${service.describe()}`, 120_000);
+
+    // The console's project page: the graph holds every task, the checkpoints are the reviewer's, a keyframe is an image.
+    const page = (await (await fetch(`${url}/api/projects/${projectId}`)).json()) as {
+      project: { state: string };
+      graph: { nodes: { taskId: string; taskType: string }[] };
+      checkpoints: { status: string; by: string }[];
+    };
+    expect(page.project.state).toBe('completed');
+    expect(page.graph.nodes).toHaveLength(Object.values(PIPELINE_TASKS).reduce((a, b) => a + b, 0));
+    expect(page.checkpoints.map((c) => `${c.status} by ${c.by}`)).toEqual(Array(4).fill('approved by e2e-reviewer'));
+    const keyframe = page.graph.nodes.find((n) => n.taskType === 'GENERATE_KEYFRAME')!;
+    const task = (await (await fetch(`${url}/api/tasks/${keyframe.taskId}`)).json()) as { artifacts: { mediaType: string; href: string | null }[] };
+    expect(task.artifacts[0]).toMatchObject({ mediaType: 'image/svg+xml', href: expect.stringMatching(/^data:image\/svg\+xml;base64,/) });
 
     // The counters moved as the run did: they match the audit log, written by this one instance.
     const { rows: audit } = await scope.sql.query<{ task_type: string; from_status: string | null; to_status: string; n: number }>(
