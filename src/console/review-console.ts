@@ -32,6 +32,8 @@ import { lineageOf } from './lineage.js';
 
 /** The tasks a project page reads (and lays out): its first ones, by creation. */
 export const PROJECT_TASKS_MAX = 2_000;
+/** Reviews the inbox shows: the oldest (each is read whole, with what it judges). */
+export const INBOX_MAX = 200;
 /** Dead letters and rejected messages a page shows: the latest. */
 const DEAD_LETTERS_SHOWN = 100;
 
@@ -224,7 +226,7 @@ export class ReviewConsole implements ConsoleBackend {
     refs.sort((a, b) => a.requestedAt.getTime() - b.requestedAt.getTime() || a.approvalId.localeCompare(b.approvalId));
     const byId = new Map(open.map((p) => [p.projectId, p]));
     const reviews: Review[] = [];
-    for (const ref of refs) {
+    for (const ref of refs.slice(0, INBOX_MAX)) {
       const approval = await this.core.projects.getApproval(ref.approvalId);
       // Decided meanwhile: not pending any more.
       if (!approval || approval.status !== 'pending') continue;

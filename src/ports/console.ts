@@ -231,7 +231,7 @@ export interface ConsoleBackend {
   projects(limit?: number): Promise<ProjectCard[]>;
   /** ProjectNotFoundError for an unknown id. */
   project(projectId: string): Promise<ProjectPage>;
-  /** Every pending review across projects, the oldest first. */
+  /** The pending reviews across projects, the oldest first (the implementation may bound how many). */
   inbox(): Promise<Review[]>;
   /** One review, pending or decided; ApprovalError (ERR_APPROVAL) for an unknown id. */
   review(approvalId: string): Promise<Review>;
