@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as dagre from '@dagrejs/dagre';
 import type { PipelineInput } from '../domain/pipeline.js';
 import type { TaskStatus } from '../domain/task.js';
@@ -73,7 +74,58 @@ export function layoutTaskGraph(tasks: readonly GraphTask[], limit: number = GRA
     if (!kept.has(task.taskId)) kept.set(task.taskId, task);
   }
   const truncated = countLeftOut(tasks, kept);
+  const laid = cachedLayout(kept);
+  const nodes: GraphNode[] = [...kept.values()].map((task) => {
+    const at = laid.nodes.get(task.taskId)!;
+    return {
+      taskId: task.taskId,
+      taskType: task.taskType,
+      status: task.status,
+      origin: task.origin,
+      ...(task.shotIndex === undefined ? {} : { shotIndex: task.shotIndex }),
+      attempts: task.attempts,
+      ...at,
+    };
+  });
+  return {
+    width: laid.width,
+    height: laid.height,
+    nodes,
+    edges: laid.edges.map((e) => ({ ...e, points: e.points.map((p) => ({ ...p })) })),
+    ...(truncated > 0 ? { truncated } : {}),
+  };
+}
 
+/** Where the layout put each node and edge: what depends only on the graph's structure, not on the states. */
+interface Layout {
+  nodes: Map<string, { x: number; y: number; width: number; height: number }>;
+  edges: GraphEdge[];
+  width: number;
+  height: number;
+}
+
+/** Layouts of the latest structures: a page re-read after a transition lays out nothing new (dagre takes ~100 ms for 400 tasks). */
+const LAYOUTS = new Map<string, Layout>();
+const LAYOUTS_KEPT = 64;
+
+function cachedLayout(kept: ReadonlyMap<string, GraphTask>): Layout {
+  const key = createHash('sha256');
+  for (const t of kept.values()) key.update(`${t.taskId}\u0001${nodeLabel(t)}\u0001${t.dependencies.join(',')}\u0001${(t.triggers ?? []).join(',')}\u0002`);
+  const digest = key.digest('base64');
+  const hit = LAYOUTS.get(digest);
+  if (hit) {
+    // The most recently used last: the oldest is the one dropped.
+    LAYOUTS.delete(digest);
+    LAYOUTS.set(digest, hit);
+    return hit;
+  }
+  const laid = computeLayout(kept);
+  LAYOUTS.set(digest, laid);
+  if (LAYOUTS.size > LAYOUTS_KEPT) LAYOUTS.delete(LAYOUTS.keys().next().value!);
+  return laid;
+}
+
+function computeLayout(kept: ReadonlyMap<string, GraphTask>): Layout {
   const g = new Graph();
   g.setGraph({ ...LAYOUT });
   g.setDefaultEdgeLabel(() => ({}));
@@ -93,33 +145,17 @@ export function layoutTaskGraph(tasks: readonly GraphTask[], limit: number = GRA
     for (const trigger of task.triggers ?? []) link(trigger, task.taskId, 'event');
   }
   if (kept.size > 0) layout(g, { constraints: shotOrder(kept.values()) });
-
-  const nodes: GraphNode[] = [...kept.values()].map((task) => {
-    const laid = g.node(task.taskId);
-    return {
-      taskId: task.taskId,
-      taskType: task.taskType,
-      status: task.status,
-      origin: task.origin,
-      ...(task.shotIndex === undefined ? {} : { shotIndex: task.shotIndex }),
-      attempts: task.attempts,
-      x: laid.x ?? 0,
-      y: laid.y ?? 0,
-      width: laid.width,
-      height: laid.height,
-    };
-  });
-  const graphEdges: GraphEdge[] = edges.map(({ from, to, kind }) => {
-    const points = g.edge(from, to).points ?? [];
-    return { from, to, kind, points: points.map(({ x, y }) => ({ x, y })) };
-  });
+  const nodes = new Map<string, { x: number; y: number; width: number; height: number }>();
+  for (const task of kept.values()) {
+    const at = g.node(task.taskId);
+    nodes.set(task.taskId, { x: at.x ?? 0, y: at.y ?? 0, width: at.width, height: at.height });
+  }
   const size = g.graph();
   return {
+    nodes,
+    edges: edges.map(({ from, to, kind }) => ({ from, to, kind, points: (g.edge(from, to).points ?? []).map(({ x, y }) => ({ x, y })) })),
     width: kept.size > 0 ? (size.width ?? 0) : 0,
     height: kept.size > 0 ? (size.height ?? 0) : 0,
-    nodes,
-    edges: graphEdges,
-    ...(truncated > 0 ? { truncated } : {}),
   };
 }
 

@@ -203,3 +203,24 @@ describe('taskOrigin', () => {
     expect(taskOrigin('FIX_IT', { ...pipeline, emits: pipeline.emits.slice(0, 1) })).toBe('repair');
   });
 });
+
+describe('layoutTaskGraph of a graph whose states changed', () => {
+  it('keeps the layout of the same structure, with the states now', () => {
+    const base = (status: 'PENDING' | 'COMPLETED') => [
+      { taskId: 'a', taskType: 'WRITE_SCRIPT', status, dependencies: [], attempts: 1, origin: 'work' as const },
+      { taskId: 'b', taskType: 'PLAN_SHOTS', status: 'PENDING' as const, dependencies: ['a'], attempts: 0, origin: 'work' as const },
+    ];
+    const before = layoutTaskGraph(base('PENDING'));
+    const after = layoutTaskGraph(base('COMPLETED'));
+    expect(after.nodes.map((n) => [n.x, n.y])).toEqual(before.nodes.map((n) => [n.x, n.y]));
+    expect(after.nodes[0]!.status).toBe('COMPLETED');
+    expect(before.nodes[0]!.status).toBe('PENDING');
+    // A new task is a new structure: laid out again, with it.
+    const grown = layoutTaskGraph([...base('COMPLETED'), { taskId: 'c', taskType: 'GENERATE_KEYFRAME', status: 'READY', dependencies: ['b'], attempts: 0, origin: 'work', shotIndex: 0 }]);
+    expect(grown.nodes).toHaveLength(3);
+    expect(grown.edges.map((e) => `${e.from}>${e.to}`)).toEqual(['a>b', 'b>c']);
+    // What one caller does to its graph does not reach the next one's.
+    after.edges[0]!.points[0]!.x = -1;
+    expect(layoutTaskGraph(base('COMPLETED')).edges[0]!.points[0]!.x).not.toBe(-1);
+  });
+});
