@@ -182,7 +182,8 @@ export class ReviewConsole implements ConsoleBackend {
 
   async project(projectId: string): Promise<ProjectPage> {
     const status = await this.options.orchestrator.getProjectStatus(projectId);
-    const tasks = (await this.core.tasks.listByProject(projectId)).slice(0, PROJECT_TASKS_MAX);
+    // The first PROJECT_TASKS_MAX by creation, read as one bounded page (the counts are the store's, of all).
+    const tasks = await this.core.tasks.listProjectPage(projectId, { limit: PROJECT_TASKS_MAX });
     const approvals = await this.core.projects.listApprovals(projectId);
     const card: ProjectCard = {
       ...this.cardOf(status.project, status.budget, status.tasks),
@@ -246,7 +247,7 @@ export class ReviewConsole implements ConsoleBackend {
     if (!t) throw new TaskNotFoundError(taskId);
     const [transitions, siblings, approvals] = await Promise.all([
       this.core.tasks.listTransitions(taskId),
-      this.core.tasks.listByProject(t.projectId),
+      this.core.tasks.listProjectPage(t.projectId, { limit: PROJECT_TASKS_MAX }),
       this.core.projects.listApprovals(t.projectId),
     ]);
     const origin = lineageOf(siblings, approvals, this.pipeline).get(taskId)?.origin ?? taskOrigin(t.taskType, this.pipeline);
