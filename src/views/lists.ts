@@ -1,6 +1,7 @@
 import type { TaskStatus } from '../domain/task.js';
 import type { DeadLetterView, ProjectSummary, TaskView } from '../domain/messages.js';
 import { bar, cutText, money, table, when } from './table.js';
+import type { RejectedMessageView } from '../ports/console.js';
 
 /** The operator's lists (the CLI's `projects`, `tasks`, `dlq`) as aligned tables, from the queries' answers. */
 
@@ -166,8 +167,7 @@ export function formatDeadLetters(items: readonly DeadLetterView[]): string {
 
 
 /** A rejected inbound message kept in `<PREFIX>_DLQ`: where it came, why it was refused, what it said. */
-export type { RejectedMessageView as RejectedMessage } from '../ports/console.js';
-import type { RejectedMessageView as RejectedMessage } from '../ports/console.js';
+export type RejectedMessage = RejectedMessageView;
 
 export function formatRejected(items: readonly RejectedMessage[]): string {
   if (items.length === 0) return 'no rejected messages';
