@@ -30,7 +30,8 @@ export interface Ctx {
 export function spawnAgents(config: BenchConfig, outDir: string): Child {
   return Child.spawn('agents', 'bench/e2e/agents-proc.ts', {
     ...(config.cpuProf ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', join(outDir, 'profiles', 'agents')] } : {}),
-    env: { BENCH_AGENTS: JSON.stringify({ natsUrl: config.natsUrl, redisUrl: config.redisUrl }) },
+    // NO_LOG_SUCCESS: graphile-worker writes no log line per completed job (its documented setting for throughput).
+    env: { BENCH_AGENTS: JSON.stringify({ natsUrl: config.natsUrl, redisUrl: config.redisUrl }), NO_LOG_SUCCESS: '1' },
     logFile: join(outDir, 'logs', 'agents.log'),
   });
 }
