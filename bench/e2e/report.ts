@@ -121,10 +121,12 @@ function cpuCell(rounds: ThroughputSample[] | undefined): string {
  */
 function peersTable(r: Report, flat: ThroughputResult | undefined, fanin: ThroughputResult | undefined): string[] {
   if (!flat && !fanin) return [];
-  const names = [...new Set([...Object.keys(flat?.peers ?? {}), ...Object.keys(fanin?.peers ?? {}), ...Object.keys(fanin?.unsupported ?? {})])] as PeerName[];
+  const names = [
+    ...new Set([flat, fanin].flatMap((x) => [...Object.keys(x?.peers ?? {}), ...Object.keys(x?.unsupported ?? {}), ...Object.keys(x?.errors ?? {})])),
+  ] as PeerName[];
   const rate = (x: ThroughputResult | undefined, p: PeerName): string => {
     const s = x?.peers[p];
-    if (!s) return x?.unsupported[p] ? '—' : '–';
+    if (!s) return x?.unsupported[p] ? '—' : x?.errors[p] ? 'failed' : '–';
     return `${fmtSummary(s)}${s.capped ? ` ⚠ capped ${s.capped}/${s.rounds.length}` : ''}`;
   };
   const ratio = (x: ThroughputResult | undefined, p: PeerName): string => (x?.ratio[p] ? fmtSummary(x.ratio[p]!, fmtRatio) : '—');
@@ -144,6 +146,9 @@ function peersTable(r: Report, flat: ThroughputResult | undefined, fanin: Throug
   ];
   const notes = names.filter((p) => fanin?.unsupported[p]).map((p) => `${p}: ${fanin!.unsupported[p]}`);
   if (notes.length) lines.push('', `No fan-in round (—): ${notes.join('; ')}.`);
+  for (const [label, x] of [['flat', flat], ['fan-in', fanin]] as const) {
+    for (const [p, e] of Object.entries(x?.errors ?? {})) lines.push('', `**${p} failed (${label})**: ${e}`);
+  }
   if (r.peers) lines.push('', `Peers: ${Object.entries(r.peers).map(([k, v]) => `\`${k}\` ${v}`).join('; ')}.`);
   return lines;
 }

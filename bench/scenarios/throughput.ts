@@ -89,6 +89,8 @@ export interface ThroughputResult {
   peers: Partial<Record<PeerName, Side>>;
   /** Peers without a round of this kind, and why. */
   unsupported: Partial<Record<PeerName, string>>;
+  /** Peers whose round failed (the first error); they run no further rounds of this figure. */
+  errors: Partial<Record<PeerName, string>>;
   /** Orchestrator ÷ peer, per round (the rounds are paired: the same round number), summarised. */
   ratio: Partial<Record<PeerName, Summary>>;
   /** The `bullmq-redis` peer (the JSON's field before the peers came). */
@@ -120,6 +122,7 @@ function side(samples: ThroughputSample[]): Side {
 
 export async function runThroughput(ctx: Ctx, kind: ThroughputKind, drivers: ReadonlyMap<PeerName, PeerDriver>): Promise<ThroughputResult> {
   const unsupported: ThroughputResult['unsupported'] = {};
+  const errors: ThroughputResult['errors'] = {};
   const peers = [...drivers.values()].filter((d) => {
     if (kind === 'deps' && d.noFanIn) unsupported[d.name] = d.noFanIn;
     return !(kind === 'deps' && d.noFanIn);
@@ -131,7 +134,17 @@ export async function runThroughput(ctx: Ctx, kind: ThroughputKind, drivers: Rea
     const order = sides.map((_, i) => sides[(i + round) % sides.length]!);
     for (const one of order) {
       const name = one === 'orchestrator' ? one : one.name;
-      const sample = one === 'orchestrator' ? await orchestratorRound(ctx, kind, round) : await peerRound(ctx, one, kind, round);
+      if (one !== 'orchestrator' && errors[one.name]) continue;
+      let sample: ThroughputSample;
+      try {
+        sample = one === 'orchestrator' ? await orchestratorRound(ctx, kind, round) : await peerRound(ctx, one, kind, round);
+      } catch (err) {
+        if (one === 'orchestrator') throw err;
+        // One peer failing leaves the figure to the others.
+        errors[one.name] = err instanceof Error ? err.message : String(err);
+        ctx.log(`${kind} round ${round + 1}/${ctx.config.rounds} ${name}: FAILED ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+        continue;
+      }
       if (one === 'orchestrator') orch.push(sample);
       else bySide.get(one.name)!.push(sample);
       const extra =
@@ -151,10 +164,12 @@ export async function runThroughput(ctx: Ctx, kind: ThroughputKind, drivers: Rea
     orchestrator: side(orch),
     peers: {},
     unsupported,
+    errors,
     ratio: {},
     ingest: { orchestrator: summarize(orchIngest), peers: {}, ratio: {} },
   };
   for (const [name, samples] of bySide) {
+    if (!samples.length) continue;
     const intake = samples.map((s) => s.total / (s.addSeconds ?? Number.NaN));
     result.peers[name] = side(samples);
     result.ratio[name] = pairedRatios(orchRates, samples.map((s) => s.rate));

@@ -40,8 +40,9 @@ function redisClasses(s: Pick<PeerWorkerSettings, 'redis' | 'prefix'>): Classes 
   };
 }
 
-function postgresClasses(s: Pick<PeerWorkerSettings, 'databaseUrl' | 'schema' | 'applicationName'>, max: number): Classes {
-  const connection = { connectionString: s.databaseUrl!, schema: s.schema!, application_name: s.applicationName!, max };
+/** `migrate`: the producer creates the round's schema (BullMQ's migrations); the worker finds it. */
+function postgresClasses(s: Pick<PeerWorkerSettings, 'databaseUrl' | 'schema' | 'applicationName'>, max: number, migrate: boolean): Classes {
+  const connection = { connectionString: s.databaseUrl!, schema: s.schema!, application_name: s.applicationName!, max, migrate };
   // withBackend's classes are typed with the backend; the bench uses the common surface only.
   return {
     queue: (name) => new pgClasses.Queue(name, { connection }) as unknown as Queue,
@@ -50,8 +51,8 @@ function postgresClasses(s: Pick<PeerWorkerSettings, 'databaseUrl' | 'schema' | 
   };
 }
 
-function classesOf(s: PeerWorkerSettings, max: number): Classes {
-  return s.peer === 'bullmq-pg' ? postgresClasses(s, max) : redisClasses(s);
+function classesOf(s: PeerWorkerSettings, max: number, migrate = false): Classes {
+  return s.peer === 'bullmq-pg' ? postgresClasses(s, max, migrate) : redisClasses(s);
 }
 
 export function bullmqDriver(ctx: PeerContext, name: BullPeer): PeerDriver {
@@ -85,7 +86,7 @@ export function bullmqDriver(ctx: PeerContext, name: BullPeer): PeerDriver {
         settings.prefix = ctx.infra.bullPrefix;
         cleanup = async () => void (await ctx.infra.deleteRedisKeys(`${settings.prefix}:${queueName}:*`));
       }
-      const classes = classesOf({ ...settings, ...(settings.applicationName ? { applicationName: peerApplicationName(c.runId, name, 'producer') } : {}) }, 4);
+      const classes = classesOf({ ...settings, ...(settings.applicationName ? { applicationName: peerApplicationName(c.runId, name, 'producer') } : {}) }, 4, true);
       const flat = kind === 'flat' ? flatWork(c.n, c.eventSize, c.priorityLevels, c.seed + round) : null;
       const fanIn = kind === 'deps' ? fanInWork(c.parents, c.children, c.parentsPerEvent, queueName) : null;
       const queue = classes.queue(queueName);

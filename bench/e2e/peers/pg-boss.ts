@@ -7,8 +7,8 @@
  * runs — `supervise`, `flowIntervalSeconds` 1, the least allowed). Priorities: pg-boss
  * fetches higher first, so a job's priority is its level.
  *
- * Worker: `work(name, { batchSize: 50, burstWhenBatchFull: true }, handler)` on an
- * instance with `useListenNotify: true` (LISTEN/NOTIFY, opt-in in v12): the no-op handler
+ * Worker: `work(name, { batchSize: 50, burstWhenBatchFull: true, notifyPollingIntervalSeconds:
+ * 0.5, pollingIntervalSeconds: 0.5 }, handler)` on an instance with `useListenNotify: true` (LISTEN/NOTIFY, opt-in in v12): the no-op handler
  * takes 50 jobs at once, pg-boss completes the batch after it returns. Its completion is
  * not counted by the worker (the handler returns before the commit): the producer counts
  * `state = 'completed'` rows.
@@ -19,6 +19,12 @@ import { peerApplicationName, peerSchema, type PeerContext, type PeerDriver, typ
 
 export const PGBOSS_BATCH_SIZE = 50;
 export const PGBOSS_FLOW_INTERVAL_S = 1;
+/**
+ * The worker's poll while NOTIFY is active (default 30 s): an insert wakes it at once, but a
+ * parent the flow resolver unblocks sends no NOTIFY, so without a shorter poll the fan-in
+ * round waits 30 s for it. 0.5 s is the least allowed.
+ */
+export const PGBOSS_NOTIFY_POLL_S = 0.5;
 
 export function pgBossDriver(ctx: PeerContext): PeerDriver {
   const c = ctx.config;
@@ -26,7 +32,7 @@ export function pgBossDriver(ctx: PeerContext): PeerDriver {
     name: 'pg-boss',
     describe: () =>
       `pg-boss 12: insert in bulk, work with batchSize ${PGBOSS_BATCH_SIZE} (burstWhenBatchFull), LISTEN/NOTIFY on; ` +
-      `fan-in with flow() (flowIntervalSeconds ${PGBOSS_FLOW_INTERVAL_S}); completions counted in the database`,
+      `notifyPollingIntervalSeconds ${PGBOSS_NOTIFY_POLL_S}; fan-in with flow() (flowIntervalSeconds ${PGBOSS_FLOW_INTERVAL_S}); completions counted in the database`,
     async open(kind: PeerKind, round: number): Promise<PeerRound> {
       const queueName = `${kind}_${round}`;
       const schema = peerSchema(c.runId, 'pg-boss', kind, round);
@@ -113,7 +119,11 @@ export async function startPgBossWorker(s: PeerWorkerSettings, onError: (err: un
   });
   boss.on('error', onError);
   await boss.start();
-  await boss.work(s.queueName, { batchSize: PGBOSS_BATCH_SIZE, burstWhenBatchFull: true }, async () => undefined);
+  await boss.work(
+    s.queueName,
+    { batchSize: PGBOSS_BATCH_SIZE, burstWhenBatchFull: true, pollingIntervalSeconds: PGBOSS_NOTIFY_POLL_S, notifyPollingIntervalSeconds: PGBOSS_NOTIFY_POLL_S },
+    async () => undefined,
+  );
   return {
     completed: () => ({ completed: 0, lastCompletedAt: 0 }),
     close: () => boss.stop({ graceful: true, timeout: 10_000 }),

@@ -49,11 +49,15 @@ export class PrivateRedis {
     void exited.then(() => process.removeListener('exit', kill));
     const server = new PrivateRedis(port, dir, proc, exited);
     const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    probe.on('error', () => undefined); // refused until the server listens: retried below
     try {
       for (let i = 0; ; i++) {
         try {
           await probe.connect();
           await probe.ping();
+          // What the peer promises: every write fsynced before its reply.
+          const fsync = (await probe.config('GET', 'appendfsync')) as string[];
+          if (extraArgs.includes('always') && fsync[1] !== 'always') throw new Error(`appendfsync is ${fsync[1]}, not always`);
           break;
         } catch (err) {
           if (proc.exitCode !== null || i > 100) throw new Error(`redis-server ${args.join(' ')} did not start: ${String(err)}`);
