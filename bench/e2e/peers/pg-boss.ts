@@ -9,7 +9,7 @@
  *
  * Worker: `work(name, { batchSize: 50, burstWhenBatchFull: true, notifyPollingIntervalSeconds:
  * 0.5, pollingIntervalSeconds: 0.5 }, handler)` on an instance with `useListenNotify: true` (LISTEN/NOTIFY, opt-in in v12): the no-op handler
- * takes 50 jobs at once, pg-boss completes the batch after it returns. Its completion is
+ * takes 50 jobs at once (`batchSize`: BENCH_CONCURRENCY), pg-boss completes the batch after it returns. Its completion is
  * not counted by the worker (the handler returns before the commit): the producer counts
  * `state = 'completed'` rows.
  */
@@ -17,7 +17,6 @@ import { PgBoss, type FlowJob, type JobInsert } from 'pg-boss';
 import { fanInWork, flatWork } from '../workload.js';
 import { peerApplicationName, peerSchema, type PeerContext, type PeerDriver, type PeerKind, type PeerRound, type PeerWorker, type PeerWorkerSettings } from './peer.js';
 
-export const PGBOSS_BATCH_SIZE = 50;
 export const PGBOSS_FLOW_INTERVAL_S = 1;
 /**
  * The worker's poll while NOTIFY is active (default 30 s): an insert wakes it at once, but a
@@ -31,7 +30,7 @@ export function pgBossDriver(ctx: PeerContext): PeerDriver {
   return {
     name: 'pg-boss',
     describe: () =>
-      `pg-boss 12: insert in bulk, work with batchSize ${PGBOSS_BATCH_SIZE} (burstWhenBatchFull), LISTEN/NOTIFY on; ` +
+      `pg-boss 12: insert in bulk, work with batchSize ${c.concurrency} (burstWhenBatchFull), LISTEN/NOTIFY on; ` +
       `notifyPollingIntervalSeconds ${PGBOSS_NOTIFY_POLL_S}; fan-in with flow() (flowIntervalSeconds ${PGBOSS_FLOW_INTERVAL_S}); completions counted in the database`,
     async open(kind: PeerKind, round: number): Promise<PeerRound> {
       const queueName = `${kind}_${round}`;
@@ -121,7 +120,7 @@ export async function startPgBossWorker(s: PeerWorkerSettings, onError: (err: un
   await boss.start();
   await boss.work(
     s.queueName,
-    { batchSize: PGBOSS_BATCH_SIZE, burstWhenBatchFull: true, pollingIntervalSeconds: PGBOSS_NOTIFY_POLL_S, notifyPollingIntervalSeconds: PGBOSS_NOTIFY_POLL_S },
+    { batchSize: s.concurrency, burstWhenBatchFull: true, pollingIntervalSeconds: PGBOSS_NOTIFY_POLL_S, notifyPollingIntervalSeconds: PGBOSS_NOTIFY_POLL_S },
     async () => undefined,
   );
   return {
