@@ -137,7 +137,11 @@ export class StatusWatch {
   transitions = 0;
   created = 0;
   lastCreatedAt = 0;
+  /** Tasks seen COMPLETED (each once: a repeated COMPLETED message would stop the clock early). */
   completed = 0;
+  /** COMPLETED messages for a task already seen COMPLETED. */
+  repeatedCompleted = 0;
+  private readonly completedIds = new Set<string>();
   readied = 0;
   lastReadyAt = 0;
   dispatched = 0;
@@ -172,8 +176,13 @@ export class StatusWatch {
           this.lastCreatedAt = now;
         }
         if (body.to === 'COMPLETED') {
-          this.completed++;
-          this.lastCompletedAt = now;
+          if (this.completedIds.has(body.taskId)) {
+            this.repeatedCompleted++;
+          } else {
+            this.completedIds.add(body.taskId);
+            this.completed++;
+            this.lastCompletedAt = now;
+          }
         } else if (body.to === 'READY') {
           this.readied++;
           this.lastReadyAt = now;

@@ -87,6 +87,8 @@ function sidesOf(r: ThroughputResult | undefined): [string, ThroughputSample[]][
 /** µs of CPU per completed task of one group (all groups: undefined), median of the rounds. */
 function cpuPerTask(rounds: ThroughputSample[], group?: CpuGroup): number {
   const measured = rounds.filter((s) => s.cpu && s.completed > 0);
+  // A group with no process in these rounds (the orchestrator's in a peer's): "–", not 0.
+  if (group && !measured.some((s) => (s.cpu as CpuUsage)[group] !== undefined)) return Number.NaN;
   const values = measured.map((s) => {
     const cpu = s.cpu as CpuUsage;
     const seconds = group ? (cpu[group] ?? 0) : Object.values(cpu).reduce((a, b) => a + (b ?? 0), 0);

@@ -46,6 +46,8 @@ export interface ThroughputSample {
   createdSeconds?: number;
   /** Status messages seen: durable transitions, creation included. */
   transitions?: number;
+  /** Orchestrator: COMPLETED messages of a task already seen COMPLETED (not counted as completions). */
+  repeatedCompleted?: number;
   /** Peers only: seconds the adds took. */
   addSeconds?: number;
   /** Peers counted in the database: COUNT queries made while the round ran. */
@@ -239,6 +241,7 @@ export async function orchestratorRound(
     if (done && (statusCounts.COMPLETED ?? 0) !== completed) {
       ctx.log(`${kind} ${round}: the status subject showed ${completed} COMPLETED, PostgreSQL has ${statusCounts.COMPLETED ?? 0}`);
     }
+    if (w.repeatedCompleted) ctx.log(`${kind} ${round}: ${w.repeatedCompleted} COMPLETED status messages repeated a task's (not counted)`);
     const seconds = (end - t0) / 1000;
     return {
       rate: completed / seconds,
@@ -254,6 +257,7 @@ export async function orchestratorRound(
       created: w.created,
       createdSeconds: w.lastCreatedAt ? (w.lastCreatedAt - t0) / 1000 : Number.NaN,
       transitions: w.transitions,
+      ...(w.repeatedCompleted ? { repeatedCompleted: w.repeatedCompleted } : {}),
       statusCounts,
       ...(io ? { io } : {}),
       ...(probe ? { probe } : {}),
