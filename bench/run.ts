@@ -108,6 +108,8 @@ async function main(): Promise<number> {
     const t = Date.now();
     try {
       const result = await run();
+      // A peer whose round failed: the figure has the others, the run reports the failure (and exits 1).
+      for (const [peer, error] of Object.entries((result as Partial<ThroughputResult>).errors ?? {})) report.errors[`${name}:${peer}`] = error;
       if (name === 'deps') {
         // The fan-in figure is `fanin` in the report; `deps` keeps its earlier layout (orchestrator against bullmq-redis).
         report.scenarios.fanin = result;

@@ -148,9 +148,6 @@ function peersTable(r: Report, flat: ThroughputResult | undefined, fanin: Throug
   ];
   const notes = names.filter((p) => fanin?.unsupported[p]).map((p) => `${p}: ${fanin!.unsupported[p]}`);
   if (notes.length) lines.push('', `No fan-in round (—): ${notes.join('; ')}.`);
-  for (const [label, x] of [['flat', flat], ['fan-in', fanin]] as const) {
-    for (const [p, e] of Object.entries(x?.errors ?? {})) lines.push('', `**${p} failed (${label})**: ${e}`);
-  }
   if (r.peers) lines.push('', `Peers: ${Object.entries(r.peers).map(([k, v]) => `\`${k}\` ${v}`).join('; ')}.`);
   return lines;
 }
