@@ -1,8 +1,10 @@
 /**
- * `npm run bench`: the orchestrator end to end against BullMQ on this machine's
- * PostgreSQL, Redis and NATS (see bench/README.md for what each figure means).
+ * `npm run bench`: the orchestrator end to end against BullMQ and the durable peers
+ * (bench/e2e/peers/) on this machine's PostgreSQL, Redis and NATS (see bench/README.md
+ * for what each figure means).
  *
- *   npm run bench                      default sizes (< 10 minutes)
+ *   npm run bench                      default sizes (< 15 minutes)
+ *   BENCH_PEERS=bullmq-redis,pg-boss npm run bench   some peers only
  *   BENCH_N=2000 npm run bench         a quick run (the other sizes scale with N)
  *   BENCH_ONLY=flat,latency npm run bench
  *   BENCH_CPU_PROF=1 npm run bench     CPU profiles of the orchestrator processes
@@ -23,7 +25,8 @@ import { Infra } from './e2e/infra.js';
 import type { Child } from './e2e/ipc.js';
 import { machineInfo, markdownReport, type Report } from './e2e/report.js';
 import { summarizeProfiles } from './e2e/profile.js';
-import { runThroughput } from './scenarios/throughput.js';
+import { PeerServers, peerDrivers } from './e2e/peers/index.js';
+import { legacyDeps, runThroughput, type ThroughputResult } from './scenarios/throughput.js';
 import { runLatency } from './scenarios/latency.js';
 import { runScale } from './scenarios/scale.js';
 import { runMemory } from './scenarios/memory.js';
@@ -37,11 +40,13 @@ const log = (message: string): void => console.error(`[${((Date.now() - started)
 
 let infra: Infra | null = null;
 let agents: Child | null = null;
+let peerServers: PeerServers | null = null;
 let cleaning: Promise<void> | null = null;
 
 async function cleanup(): Promise<void> {
   cleaning ??= (async () => {
     if (agents) await agents.stop(10_000).catch(() => undefined);
+    if (peerServers) await peerServers.stop().catch((e: unknown) => log(`cleanup: peer servers: ${String(e)}`));
     if (infra) {
       const problems = await infra.cleanupAll();
       for (const p of problems) log(`cleanup: ${p}`);
@@ -65,6 +70,8 @@ async function main(): Promise<number> {
   await agents.notice('started', 60_000);
   const cpu = await CpuMeter.find(infra, agents.pid);
   const ctx: Ctx = { config, infra, agents, cpu, outDir, deadline: started + config.totalLimitMs, log };
+  peerServers = new PeerServers(outDir, cpu);
+  const drivers = peerDrivers(config, infra, peerServers);
   const report: Report = {
     runId: config.runId,
     startedAt: new Date(started).toISOString(),
@@ -75,10 +82,11 @@ async function main(): Promise<number> {
     skipped: [],
     timing: {},
     seconds: 0,
+    peers: Object.fromEntries([...drivers.values()].map((d) => [d.name, d.describe()])),
   };
   const scenarios: [ScenarioName, () => Promise<unknown>][] = [
-    ['flat', () => runThroughput(ctx, 'flat')],
-    ['deps', () => runThroughput(ctx, 'deps')],
+    ['flat', () => runThroughput(ctx, 'flat', drivers)],
+    ['deps', () => runThroughput(ctx, 'deps', drivers)],
     ['latency', () => runLatency(ctx)],
     ['scale', () => runScale(ctx)],
     ['memory', () => runMemory(ctx)],
@@ -99,7 +107,16 @@ async function main(): Promise<number> {
     const load = loadavg()[0]!;
     const t = Date.now();
     try {
-      report.scenarios[name] = await run();
+      const result = await run();
+      // A peer whose round failed: the figure has the others, the run reports the failure (and exits 1).
+      for (const [peer, error] of Object.entries((result as Partial<ThroughputResult>).errors ?? {})) report.errors[`${name}:${peer}`] = error;
+      if (name === 'deps') {
+        // The fan-in figure is `fanin` in the report; `deps` keeps its earlier layout (orchestrator against bullmq-redis).
+        report.scenarios.fanin = result;
+        report.scenarios.deps = legacyDeps(result as ThroughputResult);
+      } else {
+        report.scenarios[name] = result;
+      }
     } catch (err) {
       log(`${name}: FAILED ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
       report.errors[name] = err instanceof Error ? err.message : String(err);

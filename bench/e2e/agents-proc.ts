@@ -1,15 +1,17 @@
 /**
  * The consumer process of the benchmark, one for the whole run: the orchestrator's no-op
- * agent (createAgentWorker, answering `{ output: {}, actualCost: 0 }` at once), the BullMQ
- * Worker with its no-op processor, and a NATS echo responder (the request-reply floor).
- * Only one side works at a time; both record, for tasks / jobs carrying `sentAt`, the
- * time from `sentAt` to the handler being called. Started by bench/run.ts.
+ * agent (createAgentWorker, answering `{ output: {}, actualCost: 0 }` at once), the
+ * peers' workers with their no-op processors (bench/e2e/peers/: the BullMQ Worker on
+ * Redis or PostgreSQL, graphile-worker's runner, pg-boss's `work`), and a NATS echo
+ * responder (the request-reply floor). Only one side works at a time; the orchestrator's
+ * agent and BullMQ's Worker record, for tasks / jobs carrying `sentAt`, the time from
+ * `sentAt` to the handler being called. Started by bench/run.ts.
  */
 import { connect } from '@nats-io/transport-node';
-import { Worker, type Job } from 'bullmq';
 import { createAgentWorker, createLogger, type AgentWorker } from '../../src/index.js';
 import { redisOptions } from './infra.js';
 import { notify, serve } from './ipc.js';
+import { startPeerWorker, type PeerWorker, type PeerWorkerSettings } from './peers/workers.js';
 import { sleep, wallMs } from './stats.js';
 import { NOOP_AGENT } from './workload.js';
 
@@ -30,9 +32,8 @@ let lastHandledAt = 0;
 let agent: AgentWorker | null = null;
 let echo: { unsubscribe(): void } | null = null;
 
-let bull: Worker | null = null;
-let completed = 0;
-let lastCompletedAt = 0;
+/** The peer worker of the current round (the latency figure's BullMQ Worker too). */
+let peer: PeerWorker | null = null;
 
 function sample(sentAt: unknown): void {
   if (typeof sentAt !== 'number' || sentAt < since) return;
@@ -44,6 +45,29 @@ function sample(sentAt: unknown): void {
 
 async function until(check: () => boolean, deadline: number): Promise<void> {
   while (!check() && Date.now() < deadline) await sleep(5);
+}
+
+async function startPeer(s: PeerWorkerSettings): Promise<null> {
+  if (peer) throw new Error('a peer worker is already running');
+  peer = await startPeerWorker(
+    s,
+    (data) => sample((data as { sentAt?: unknown } | null)?.sentAt),
+    (err) => logger.warn({ err, peer: s.peer }, 'peer worker error'),
+  );
+  return null;
+}
+
+async function stopPeer(): Promise<null> {
+  const p = peer;
+  peer = null;
+  await p?.close();
+  return null;
+}
+
+async function waitPeer(args: unknown): Promise<{ completed: number; lastCompletedAt: number }> {
+  const { target, deadline } = args as { target: number; deadline: number };
+  await until(() => (peer?.completed().completed ?? 0) >= target, deadline);
+  return peer?.completed() ?? { completed: 0, lastCompletedAt: 0 };
 }
 
 serve({
@@ -72,35 +96,18 @@ serve({
     agent = null;
     return null;
   },
+  /** The latency figure's BullMQ Worker on the shared Redis: the `bullmq-redis` peer's. */
   async startBull(args) {
     const { queueName, prefix, concurrency } = args as { queueName: string; prefix: string; concurrency: number };
-    if (bull) throw new Error('BullMQ worker already running');
-    completed = 0;
-    lastCompletedAt = 0;
-    bull = new Worker(queueName, async (job: Job) => void sample((job.data as { sentAt?: unknown }).sentAt), {
-      connection: redisOptions(settings.redisUrl),
-      prefix,
-      concurrency,
-    });
-    bull.on('completed', () => {
-      completed++;
-      lastCompletedAt = wallMs();
-    });
-    bull.on('error', (err) => logger.warn({ err }, 'BullMQ worker error'));
-    await bull.waitUntilReady();
-    return null;
+    return startPeer({ peer: 'bullmq-redis', kind: 'flat', queueName, prefix, concurrency, redis: redisOptions(settings.redisUrl) });
   },
-  async stopBull() {
-    await bull?.close(true);
-    bull = null;
-    return null;
-  },
-  /** Resolves once `target` jobs completed or at `deadline` (epoch ms). */
-  async waitBull(args) {
-    const { target, deadline } = args as { target: number; deadline: number };
-    await until(() => completed >= target, deadline);
-    return { completed, lastCompletedAt };
-  },
+  stopBull: () => stopPeer(),
+  waitBull: (args) => waitPeer(args),
+  /** Starts a peer's worker for a round (bench/e2e/peers/). */
+  startPeer: (args) => startPeer(args as PeerWorkerSettings),
+  stopPeer: () => stopPeer(),
+  /** Resolves once the peer's worker saw `target` jobs completed or at `deadline` (epoch ms). */
+  waitPeer: (args) => waitPeer(args),
   /** Starts a latency window: only what was sent at or after `since` (epoch ms) is counted. */
   async beginWindow(args) {
     ({ since } = args as { since: number });
@@ -124,7 +131,7 @@ serve({
   },
   stop: async () => {
     await agent?.stop({ abort: true }).catch(() => undefined);
-    await bull?.close(true).catch(() => undefined);
+    await peer?.close().catch(() => undefined);
     await nc.drain().catch(() => undefined);
     setTimeout(() => process.exit(0), 50);
     return null;

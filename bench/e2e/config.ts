@@ -11,6 +11,13 @@ export const RESULTS_DIR = fileURLToPath(new URL('../results/', import.meta.url)
 export const SCENARIOS = ['flat', 'deps', 'latency', 'scale', 'memory'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
+/**
+ * The peers the throughput figures compare the orchestrator with (bench/e2e/peers/), in
+ * the report's order. `bullmq-redis` is the reference: BullMQ on the shared Redis, not durable.
+ */
+export const PEERS = ['bullmq-redis', 'bullmq-redis-aof', 'bullmq-pg', 'graphile-worker', 'pg-boss'] as const;
+export type PeerName = (typeof PEERS)[number];
+
 export interface BenchConfig {
   runId: string;
   /** Flat throughput: tasks / jobs per round. */
@@ -22,8 +29,10 @@ export interface BenchConfig {
   rounds: number;
   /** Time limit of one orchestrator run (flat, deps); the rate over what completed is reported past it. */
   phaseLimitMs: number;
-  /** Time limit of one BullMQ run. */
+  /** Time limit of one BullMQ run (and of one round of every peer). */
   bullLimitMs: number;
+  /** BENCH_PEERS: the peers of the flat and fan-in figures (default all of PEERS). */
+  peers: PeerName[];
   /** Concurrency of the BullMQ Worker: jobs in its processor at once. */
   concurrency: number;
   /** Concurrency of the no-op agent worker: tasks in its handler at once (the same as the Worker's by default). */
@@ -92,8 +101,11 @@ function flag(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean 
 export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
   const n = int(env, 'BENCH_N', 20_000);
   const scale = n / 20_000;
-  const only = (env.BENCH_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  // `fanin` is the fan-in figure's name in the report; `deps` its name here since the start.
+  const only = (env.BENCH_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean).map((s) => (s === 'fanin' ? 'deps' : s));
   for (const s of only) if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`BENCH_ONLY: unknown scenario ${s} (${SCENARIOS.join(', ')})`);
+  const peers = (env.BENCH_PEERS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const p of peers) if (!(PEERS as readonly string[]).includes(p)) throw new Error(`BENCH_PEERS: unknown peer ${p} (${PEERS.join(', ')})`);
   const config: BenchConfig = {
     runId: randomBytes(3).toString('hex'),
     n,
@@ -102,6 +114,7 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
     rounds: Math.max(1, int(env, 'BENCH_ROUNDS', 3)),
     phaseLimitMs: int(env, 'BENCH_PHASE_LIMIT_S', 30) * 1000,
     bullLimitMs: int(env, 'BENCH_BULL_LIMIT_S', 60) * 1000,
+    peers: peers.length ? PEERS.filter((p) => peers.includes(p)) : [...PEERS],
     concurrency: Math.max(1, int(env, 'BENCH_CONCURRENCY', 50)),
     agentConcurrency: Math.max(1, int(env, 'BENCH_AGENT_CONCURRENCY', int(env, 'BENCH_CONCURRENCY', 50))),
     maxRunning: Math.max(1, int(env, 'BENCH_MAX_RUNNING', 1_000)),
@@ -121,7 +134,7 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
     scalePerProject: Math.max(1, int(env, 'BENCH_SCALE_PER_PROJECT', int(env, 'BENCH_SCALE_SMALL', 1_000))),
     recoveryTasks: Math.max(1, int(env, 'BENCH_RECOVERY_TASKS', Math.round(100_000 * scale))),
     finalTasks: Math.max(1, int(env, 'BENCH_FINAL_TASKS', Math.round(1_000_000 * scale))),
-    totalLimitMs: int(env, 'BENCH_TOTAL_LIMIT_S', 570) * 1000,
+    totalLimitMs: int(env, 'BENCH_TOTAL_LIMIT_S', 840) * 1000,
     cpuProf: flag(env, 'BENCH_CPU_PROF', false),
     ioStats: flag(env, 'BENCH_IO_STATS', true),
     probe: flag(env, 'BENCH_PROBE', false),

@@ -30,7 +30,8 @@ export interface Ctx {
 export function spawnAgents(config: BenchConfig, outDir: string): Child {
   return Child.spawn('agents', 'bench/e2e/agents-proc.ts', {
     ...(config.cpuProf ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', join(outDir, 'profiles', 'agents')] } : {}),
-    env: { BENCH_AGENTS: JSON.stringify({ natsUrl: config.natsUrl, redisUrl: config.redisUrl }) },
+    // NO_LOG_SUCCESS: graphile-worker writes no log line per completed job (its documented setting for throughput).
+    env: { BENCH_AGENTS: JSON.stringify({ natsUrl: config.natsUrl, redisUrl: config.redisUrl }), NO_LOG_SUCCESS: '1' },
     logFile: join(outDir, 'logs', 'agents.log'),
   });
 }
@@ -136,7 +137,11 @@ export class StatusWatch {
   transitions = 0;
   created = 0;
   lastCreatedAt = 0;
+  /** Tasks seen COMPLETED (each once: a repeated COMPLETED message would stop the clock early). */
   completed = 0;
+  /** COMPLETED messages for a task already seen COMPLETED. */
+  repeatedCompleted = 0;
+  private readonly completedIds = new Set<string>();
   readied = 0;
   lastReadyAt = 0;
   dispatched = 0;
@@ -171,8 +176,13 @@ export class StatusWatch {
           this.lastCreatedAt = now;
         }
         if (body.to === 'COMPLETED') {
-          this.completed++;
-          this.lastCompletedAt = now;
+          if (this.completedIds.has(body.taskId)) {
+            this.repeatedCompleted++;
+          } else {
+            this.completedIds.add(body.taskId);
+            this.completed++;
+            this.lastCompletedAt = now;
+          }
         } else if (body.to === 'READY') {
           this.readied++;
           this.lastReadyAt = now;

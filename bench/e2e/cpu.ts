@@ -107,7 +107,7 @@ export class CpuMeter {
   private ours: Set<number> | null = null;
 
   private constructor(
-    private readonly fixed: ReadonlyMap<number, CpuGroup>,
+    private readonly fixed: Map<number, CpuGroup>,
     private readonly postmaster: number | null,
     private readonly infra: Infra,
   ) {}
@@ -129,17 +129,25 @@ export class CpuMeter {
     return new CpuMeter(fixed, postmaster, infra);
   }
 
+  /** Counts another process in a group from now on (a private server of a peer: its Redis), or no longer (null). */
+  track(pid: number, group: CpuGroup | null): void {
+    if (group) this.fixed.set(pid, group);
+    else this.fixed.delete(pid);
+  }
+
   /**
    * Finds this run's PostgreSQL backends: the server's background processes, the
-   * benchmark's pool (`bench-e2e-<run>`) and the orchestrators' (`orchestrator-bench-<run>-…`,
-   * from their INSTANCE_ID). Call before each reading; until then every backend counts.
+   * benchmark's pool (`bench-e2e-<run>`), the orchestrators' (`orchestrator-bench-<run>-…`,
+   * from their INSTANCE_ID) and the peers' (`bench-peer-<run>-…`, producers and workers).
+   * Call before each reading; until then every backend counts.
    */
   async refresh(): Promise<void> {
     const run = this.infra.config.runId;
     const { rows } = await this.infra.pg.query<{ pid: number }>(
       `SELECT pid FROM pg_stat_activity
-        WHERE backend_type <> 'client backend' OR application_name = $1 OR starts_with(application_name, $2)`,
-      [`bench-e2e-${run}`, `orchestrator-bench-${run}-`],
+        WHERE backend_type <> 'client backend' OR application_name = $1 OR starts_with(application_name, $2)
+           OR starts_with(application_name, $3)`,
+      [`bench-e2e-${run}`, `orchestrator-bench-${run}-`, `bench-peer-${run}-`],
     );
     const ours = this.ours ?? new Set<number>();
     for (const r of rows) ours.add(r.pid);

@@ -10,6 +10,7 @@ import { profileMarkdown, type ProfileSummary } from './profile.js';
 import { fmt, fmtInt, fmtMiB, fmtRatio, fmtSummary, summarize, type Summary } from './stats.js';
 import type { ThroughputResult, ThroughputSample } from '../scenarios/throughput.js';
 import type { CpuGroup, CpuUsage } from './cpu.js';
+import type { PeerName } from './config.js';
 import type { LatencyResult } from '../scenarios/latency.js';
 import type { ScaleResult } from '../scenarios/scale.js';
 import type { MemoryResult } from '../scenarios/memory.js';
@@ -28,6 +29,8 @@ export interface Report {
   profiles?: ProfileSummary[];
   /** Other benchmark runs seen on the same servers while this one ran. */
   concurrentRuns?: string[];
+  /** The throughput figures' peers and their configuration (bench/e2e/peers/). */
+  peers?: Record<string, string>;
 }
 
 function git(args: string[]): string {
@@ -41,7 +44,8 @@ function git(args: string[]): string {
 export async function machineInfo(infra: Infra): Promise<Record<string, unknown>> {
   const pgVersion = (await infra.pg.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v;
   const redisVersion = /redis_version:(\S+)/.exec(await infra.redis.info('server'))?.[1];
-  const bullmq = (JSON.parse(readFileSync(join(ROOT, 'node_modules/bullmq/package.json'), 'utf8')) as { version: string }).version;
+  const version = (pkg: string): string => (JSON.parse(readFileSync(join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
+  const bullmq = version('bullmq');
   return {
     cpu: cpus()[0]?.model ?? '?',
     cores: cpus().length,
@@ -52,6 +56,8 @@ export async function machineInfo(infra: Infra): Promise<Record<string, unknown>
     redis: redisVersion,
     nats: infra.nc.info?.version ?? '?',
     bullmq,
+    graphileWorker: version('graphile-worker'),
+    pgBoss: version('pg-boss'),
     // BENCH_COMMIT: for a run from an exported tree (git archive), which has no .git.
     commit: process.env.BENCH_COMMIT ?? `${git(['rev-parse', '--short', 'HEAD'])}${git(['status', '--porcelain', 'src']) ? ' (src modified)' : ''}`,
     loadAverageAtStart: loadavg().map((l) => Number(l.toFixed(2))),
@@ -65,16 +71,91 @@ function throughputRow(n: number, label: string, r: ThroughputResult | undefined
   if (!r) return [];
   const capped = r.orchestrator.capped ? ` ⚠ capped in ${r.orchestrator.capped}/${r.orchestrator.rounds.length}` : '';
   const i = r.ingest;
+  const none = (x: Summary | undefined, f?: (n: number) => string): string => (x ? fmtSummary(x, f) : '–');
   return [
-    `| ${n}. ${label}: first event / add → last completed (tasks/s) | ${fmtSummary(r.orchestrator)}${capped} | ${fmtSummary(r.bullmq)} | ${fmtSummary(r.ratio, fmtRatio)} |`,
-    `| ${n}b. same, intake: tasks written / jobs added (per s) | ${fmtSummary(i.orchestrator)} | ${fmtSummary(i.bullmq)} | ${fmtSummary(i.ratio, fmtRatio)} |`,
+    `| ${n}. ${label}: first event / add → last completed (tasks/s) | ${fmtSummary(r.orchestrator)}${capped} | ${none(r.bullmq)} | ${none(r.ratio['bullmq-redis'], fmtRatio)} |`,
+    `| ${n}b. same, intake: tasks written / jobs added (per s) | ${fmtSummary(i.orchestrator)} | ${none(i.peers['bullmq-redis'])} | ${none(i.ratio['bullmq-redis'], fmtRatio)} |`,
   ];
+}
+
+/** The sides of a throughput figure: the orchestrator, then each peer with rounds. */
+function sidesOf(r: ThroughputResult | undefined): [string, ThroughputSample[]][] {
+  if (!r) return [];
+  return [['orchestrator', r.orchestrator.rounds], ...Object.entries(r.peers).map(([k, v]) => [k, v!.rounds] as [string, ThroughputSample[]])];
+}
+
+/** µs of CPU per completed task of one group (all groups: undefined), median of the rounds. */
+function cpuPerTask(rounds: ThroughputSample[], group?: CpuGroup): number {
+  const measured = rounds.filter((s) => s.cpu && s.completed > 0);
+  // A group with no process in these rounds (the orchestrator's in a peer's): "–", not 0.
+  if (group && !measured.some((s) => (s.cpu as CpuUsage)[group] !== undefined)) return Number.NaN;
+  const values = measured.map((s) => {
+    const cpu = s.cpu as CpuUsage;
+    const seconds = group ? (cpu[group] ?? 0) : Object.values(cpu).reduce((a, b) => a + (b ?? 0), 0);
+    return (seconds / s.completed) * 1e6;
+  });
+  return summarize(values).median;
+}
+
+const GROUP_LABELS: Record<CpuGroup, string> = {
+  orchestrator: 'orchestrator',
+  agents: 'agents/worker',
+  bench: 'bench/producer',
+  postgres: 'PostgreSQL',
+  nats: 'NATS',
+  redis: 'Redis',
+};
+
+/** "1 132 (orchestrator 478, PostgreSQL 361, …)": all groups, then the biggest ones (≥ 5 % of the whole). */
+function cpuCell(rounds: ThroughputSample[] | undefined): string {
+  if (!rounds?.some((s) => s.cpu && s.completed > 0)) return '–';
+  const all = cpuPerTask(rounds);
+  const groups = (Object.keys(GROUP_LABELS) as CpuGroup[])
+    .map((g) => [g, cpuPerTask(rounds, g)] as const)
+    .filter(([, v]) => v >= all * 0.05)
+    .sort((a, b) => b[1] - a[1]);
+  return `${fmt(all)} (${groups.map(([g, v]) => `${GROUP_LABELS[g]} ${fmt(v)}`).join(', ')})`;
+}
+
+/**
+ * One row per side: flat and fan-in rates, the orchestrator's ratio to each peer (paired
+ * per round), and the CPU per task of all processes with the biggest groups.
+ */
+function peersTable(r: Report, flat: ThroughputResult | undefined, fanin: ThroughputResult | undefined): string[] {
+  if (!flat && !fanin) return [];
+  const names = [
+    ...new Set([flat, fanin].flatMap((x) => [...Object.keys(x?.peers ?? {}), ...Object.keys(x?.unsupported ?? {}), ...Object.keys(x?.errors ?? {})])),
+  ] as PeerName[];
+  const rate = (x: ThroughputResult | undefined, p: PeerName): string => {
+    const s = x?.peers[p];
+    if (!s) return x?.unsupported[p] ? '—' : x?.errors[p] ? 'failed' : '–';
+    return `${fmtSummary(s)}${s.capped ? ` ⚠ capped ${s.capped}/${s.rounds.length}` : ''}`;
+  };
+  const ratio = (x: ThroughputResult | undefined, p: PeerName): string => (x?.ratio[p] ? fmtSummary(x.ratio[p]!, fmtRatio) : '—');
+  const orchCapped = (x: ThroughputResult | undefined): string => (x?.orchestrator.capped ? ` ⚠ capped ${x.orchestrator.capped}/${x.orchestrator.rounds.length}` : '');
+  const lines = [
+    '',
+    `**The orchestrator against the peers** (tasks/s, median (min–max) of ${(r.config as { rounds: number }).rounds} rounds in rotating order; ` +
+      'orchestrator ÷ peer per round; CPU: µs per completed task of every process of the round, the groups above 5 % in brackets):',
+    '',
+    '| peer | flat tasks/s | orchestrator ÷ peer | fan-in tasks/s | orchestrator ÷ peer | CPU µs per task, flat | CPU µs per task, fan-in |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| **orchestrator** | **${flat ? fmtSummary(flat.orchestrator) : '–'}**${orchCapped(flat)} | — | **${fanin ? fmtSummary(fanin.orchestrator) : '–'}**${orchCapped(fanin)} | — | ${cpuCell(flat?.orchestrator.rounds)} | ${cpuCell(fanin?.orchestrator.rounds)} |`,
+    ...names.map(
+      (p) =>
+        `| ${p} | ${rate(flat, p)} | ${ratio(flat, p)} | ${rate(fanin, p)} | ${ratio(fanin, p)} | ${cpuCell(flat?.peers[p]?.rounds)} | ${cpuCell(fanin?.peers[p]?.rounds)} |`,
+    ),
+  ];
+  const notes = names.filter((p) => fanin?.unsupported[p]).map((p) => `${p}: ${fanin!.unsupported[p]}`);
+  if (notes.length) lines.push('', `No fan-in round (—): ${notes.join('; ')}.`);
+  if (r.peers) lines.push('', `Peers: ${Object.entries(r.peers).map(([k, v]) => `\`${k}\` ${v}`).join('; ')}.`);
+  return lines;
 }
 
 export function markdownReport(r: Report): string {
   const c = r.config as { n: number; parents: number; children: number; rounds: number; phaseLimitMs: number; concurrency: number; agentConcurrency: number; maxRunning: number; eventSize: number; parentsPerEvent: number };
   const flat = r.scenarios.flat as ThroughputResult | undefined;
-  const deps = r.scenarios.deps as ThroughputResult | undefined;
+  const deps = (r.scenarios.fanin ?? r.scenarios.deps) as ThroughputResult | undefined;
   const lat = r.scenarios.latency as LatencyResult | undefined;
   const scale = r.scenarios.scale as ScaleResult | undefined;
   const mem = r.scenarios.memory as MemoryResult | undefined;
@@ -83,7 +164,7 @@ export function markdownReport(r: Report): string {
     `### Run ${r.runId}, ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC, ${fmt(r.seconds)} s`,
     '',
     `${m.cores} × ${m.cpu}, ${m.memoryGiB} GiB, Linux ${m.kernel}; Node ${m.node}, PostgreSQL ${m.postgres}, Redis ${m.redis}, ` +
-      `NATS ${m.nats}, BullMQ ${m.bullmq}; commit ${m.commit}; load average at start ${(m.loadAverageAtStart as number[]).join(' ')}. ` +
+      `NATS ${m.nats}, BullMQ ${m.bullmq}, graphile-worker ${m.graphileWorker as string}, pg-boss ${m.pgBoss as string}; commit ${m.commit}; load average at start ${(m.loadAverageAtStart as number[]).join(' ')}. ` +
       `${c.rounds} alternating rounds, median (min–max); worker concurrency ${c.concurrency} (BullMQ Worker) and ${c.agentConcurrency} (no-op agent), orchestrator MAX_CONCURRENT_TASKS ${c.maxRunning}; orchestrator runs capped at ${c.phaseLimitMs / 1000} s.`,
     '',
     '| figure | orchestrator | BullMQ | orchestrator ÷ BullMQ |',
@@ -115,6 +196,7 @@ export function markdownReport(r: Report): string {
       `| 5. recovery: restart with ${fmtInt(mem.recovery.tasks)} READY tasks → first dispatch | ${fmtSummary(mem.recovery, secs)} (start() ${fmtSummary(mem.recovery.startSeconds, secs)}) | – | – |`,
     );
   }
+  lines.push(...peersTable(r, flat, deps));
   lines.push('', ...progressNotes('flat', flat), ...progressNotes('fan-in', deps));
   const times = Object.entries(r.timing).map(([k, t]) => `${k} ${fmt(t.seconds)} s (load ${t.loadBefore.toFixed(1)} → ${t.loadAfter.toFixed(1)})`);
   if (times.length) lines.push(`Scenario times: ${times.join(', ')}.`);
@@ -140,43 +222,34 @@ function progressNotes(label: string, r: ThroughputResult | undefined): string[]
   return [`Orchestrator ${label} rounds (of ${fmtInt(r!.total)}): ${parts.join('; ')}.`, ''];
 }
 
-/** Per group: its label, and whether it takes part in BullMQ's rounds. */
-const CPU_ROWS: [CpuGroup, string, boolean][] = [
-  ['orchestrator', 'orchestrator process', false],
-  ['agents', 'agents process: no-op agents over NATS / BullMQ Worker with a no-op processor', true],
-  ['bench', 'bench process: status watcher / producer (addBulk)', true],
-  ['postgres', 'PostgreSQL (all its processes)', false],
-  ['nats', 'NATS server', false],
-  ['redis', 'Redis', true],
+/** Per group: its label. */
+const CPU_ROWS: [CpuGroup, string][] = [
+  ['orchestrator', 'orchestrator process'],
+  ['agents', "agents process: no-op agents over NATS / the peer's worker with a no-op processor"],
+  ['bench', "bench process: status watcher / the peer's producer (and its COUNT queries)"],
+  ['postgres', 'PostgreSQL (all its processes)'],
+  ['nats', 'NATS server'],
+  ['redis', 'Redis (the shared one, and the AOF peer\'s)'],
 ];
 
 /**
- * CPU per task (per job) of each process over the measured windows, median over rounds:
- * all of them share the machine's cores, so this is what bounds the rate.
+ * CPU per task (per job) of each process group over the measured windows, median over
+ * rounds, for every side: all of them share the machine's cores, so this is what bounds the rate.
  */
 function cpuSection(r: ThroughputResult | undefined, label: string): string[] {
-  const sides = [r?.orchestrator.rounds ?? [], r?.bullmq.rounds ?? []].map((rounds) => rounds.filter((s) => s.cpu && s.completed > 0));
-  if (!sides[0]!.length || !sides[1]!.length) return [];
-  const perTask = (rounds: ThroughputSample[], group?: CpuGroup): number => {
-    const values = rounds.map((s) => {
-      const cpu = s.cpu as CpuUsage;
-      const seconds = group ? (cpu[group] ?? 0) : Object.values(cpu).reduce((a, b) => a + (b ?? 0), 0);
-      return (seconds / s.completed) * 1e6;
-    });
-    return summarize(values).median;
-  };
+  const sides = sidesOf(r).filter(([, rounds]) => rounds.some((s) => s.cpu && s.completed > 0));
+  if (!sides.length) return [];
   const busy = (rounds: ThroughputSample[]): number =>
-    summarize(rounds.map((s) => Object.values(s.cpu as CpuUsage).reduce((a, b) => a + (b ?? 0), 0) / s.seconds)).median;
-  const [orch, bull] = sides as [ThroughputSample[], ThroughputSample[]];
+    summarize(rounds.filter((s) => s.cpu).map((s) => Object.values(s.cpu as CpuUsage).reduce((a, b) => a + (b ?? 0), 0) / s.seconds)).median;
   return [
     '',
-    `**CPU per task, ${label}** (µs of CPU time per completed task (job) in each process over the measured window, median of rounds; ` +
-      `${cpus().length} cores busy ${fmt(busy(orch))} (orchestrator rounds) and ${fmt(busy(bull))} (BullMQ rounds) on average):`,
+    `**CPU per task, ${label}** (µs of CPU time per completed task (job) in each process group over the measured window, median of rounds; ` +
+      `cores busy on average (of ${cpus().length}): ${sides.map(([name, rounds]) => `${name} ${fmt(busy(rounds))}`).join(', ')}):`,
     '',
-    '| process | orchestrator | BullMQ |',
-    '| --- | ---: | ---: |',
-    ...CPU_ROWS.map(([group, name, inBull]) => `| ${name} | ${fmt(perTask(orch, group))} | ${inBull ? fmt(perTask(bull, group)) : '–'} |`),
-    `| all | ${fmt(perTask(orch))} | ${fmt(perTask(bull))} |`,
+    `| process | ${sides.map(([name]) => name).join(' | ')} |`,
+    `| --- |${sides.map(() => ' ---: |').join('')}`,
+    ...CPU_ROWS.map(([group, name]) => `| ${name} | ${sides.map(([, rounds]) => fmt(cpuPerTask(rounds, group))).join(' | ')} |`),
+    `| all | ${sides.map(([, rounds]) => fmt(cpuPerTask(rounds))).join(' | ')} |`,
   ];
 }
 

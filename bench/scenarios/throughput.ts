@@ -1,24 +1,28 @@
 /**
- * Figures 1 and 2: throughput from the first event / add to the last COMPLETED / completed.
+ * Figures 1 and 2: throughput from the first event / add to the last durable completion,
+ * the orchestrator against each peer (bench/e2e/peers/: BullMQ on Redis, on Redis with
+ * `appendfsync always`, on PostgreSQL; graphile-worker; pg-boss).
  *
  * - flat: N independent tasks with random priorities (BENCH_FLAT events of eventSize
- *   tasks) against BullMQ addBulk of the same N jobs, same priorities, same chunks;
- * - deps: `parents` parents each waiting on `children` children (BENCH_FANIN events of
- *   parentsPerEvent parents) against FlowProducer.addBulk of the same flows.
+ *   tasks) against the same N jobs added in the same chunks, same priorities;
+ * - deps (the report's `fanin`): `parents` parents each waiting on `children` children
+ *   (BENCH_FANIN events of parentsPerEvent parents) against the same flows (BullMQ's
+ *   FlowProducer.addBulk, pg-boss's flow()); a peer without dependencies has no round.
  *
- * Rounds alternate the order (orchestrator first, then BullMQ first, …). Every
- * orchestrator round runs on a fresh environment (empty schema, Redis prefix, streams)
+ * Rounds rotate the order (round r starts with the r-th of orchestrator, peer 1, peer 2, …).
+ * Every orchestrator round runs on a fresh environment (empty schema, Redis prefix, streams)
  * with a fresh orchestrator process, and stops at phaseLimitMs: then the rate is what
- * completed divided by the time taken, marked as capped.
+ * completed divided by the time taken, marked as capped. Every peer round has its own
+ * queue, keys or schema, removed after it, and stops at bullLimitMs.
  */
-import { FlowProducer, Queue } from 'bullmq';
+import type { PeerName } from '../e2e/config.js';
 import type { Ctx } from '../e2e/context.js';
 import { CpuMeter, threadTicks, threadUsage, type CpuUsage } from '../e2e/cpu.js';
 import { OrchestratorProc, StatusWatch } from '../e2e/context.js';
-import { redisOptions } from '../e2e/infra.js';
 import type { IoStats } from '../e2e/io-stats.js';
+import type { PeerDriver } from '../e2e/peers/index.js';
 import type { ProbeStats } from '../e2e/probe.js';
-import { pairedRatios, percentile, summarize, wallMs, type Summary } from '../e2e/stats.js';
+import { pairedRatios, percentile, sleep, summarize, wallMs, type Summary } from '../e2e/stats.js';
 import { fanInWork, flatWork } from '../e2e/workload.js';
 
 export type ThroughputKind = 'flat' | 'deps';
@@ -42,8 +46,12 @@ export interface ThroughputSample {
   createdSeconds?: number;
   /** Status messages seen: durable transitions, creation included. */
   transitions?: number;
-  /** BullMQ only: seconds the adds took. */
+  /** Orchestrator: COMPLETED messages of a task already seen COMPLETED (not counted as completions). */
+  repeatedCompleted?: number;
+  /** Peers only: seconds the adds took. */
   addSeconds?: number;
+  /** Peers counted in the database: COUNT queries made while the round ran. */
+  countQueries?: number;
   statusCounts?: Record<string, number>;
   io?: IoStats;
   /** BENCH_PROBE: hot-path counters of the orchestrator process. */
@@ -73,47 +81,105 @@ function delaySummary(values: number[]): DelaySummary {
   return { n: values.length, p50: percentile(values, 50), p90: percentile(values, 90), p99: percentile(values, 99), max: values.length ? Math.max(...values) : Number.NaN, mean };
 }
 
+export type Side = Summary & { rounds: ThroughputSample[]; capped: number };
+
 export interface ThroughputResult {
   kind: ThroughputKind;
   total: number;
-  orchestrator: Summary & { rounds: ThroughputSample[]; capped: number };
-  bullmq: Summary & { rounds: ThroughputSample[]; capped: number };
-  /** orchestrator ÷ BullMQ, per round. */
-  ratio: Summary;
+  orchestrator: Side;
+  /** Each peer's rounds and rates, in the order of BENCH_PEERS. */
+  peers: Partial<Record<PeerName, Side>>;
+  /** Peers without a round of this kind, and why. */
+  unsupported: Partial<Record<PeerName, string>>;
+  /** Peers whose round failed (the first error); they run no further rounds of this figure. */
+  errors: Partial<Record<PeerName, string>>;
+  /** Orchestrator ÷ peer, per round (the rounds are paired: the same round number), summarised. */
+  ratio: Partial<Record<PeerName, Summary>>;
+  /** The `bullmq-redis` peer (the JSON's field before the peers came). */
+  bullmq?: Side;
   /**
    * Intake, per second: tasks written by the orchestrator (event published → rows
-   * created, seen as `from: null` status messages) against jobs added by addBulk.
+   * created, seen as `from: null` status messages) against jobs added by each peer.
    */
-  ingest: { orchestrator: Summary; bullmq: Summary; ratio: Summary };
+  ingest: { orchestrator: Summary; peers: Partial<Record<PeerName, Summary>>; ratio: Partial<Record<PeerName, Summary>> };
 }
 
-export async function runThroughput(ctx: Ctx, kind: ThroughputKind): Promise<ThroughputResult> {
+/** The fan-in figure as the JSON's `deps` had it before the peers: the orchestrator against `bullmq-redis`. */
+export function legacyDeps(r: ThroughputResult): Record<string, unknown> {
+  const strip = (x: Side | undefined): Summary | undefined => (x ? { median: x.median, min: x.min, max: x.max, samples: x.samples } : undefined);
+  return {
+    kind: r.kind,
+    total: r.total,
+    see: 'scenarios.fanin (every round, every peer)',
+    orchestrator: strip(r.orchestrator),
+    bullmq: strip(r.bullmq),
+    ratio: r.ratio['bullmq-redis'],
+    ingest: { orchestrator: r.ingest.orchestrator, bullmq: r.ingest.peers['bullmq-redis'], ratio: r.ingest.ratio['bullmq-redis'] },
+  };
+}
+
+function side(samples: ThroughputSample[]): Side {
+  return { ...summarize(samples.map((s) => s.rate)), rounds: samples, capped: samples.filter((s) => s.capped).length };
+}
+
+export async function runThroughput(ctx: Ctx, kind: ThroughputKind, drivers: ReadonlyMap<PeerName, PeerDriver>): Promise<ThroughputResult> {
+  const unsupported: ThroughputResult['unsupported'] = {};
+  const errors: ThroughputResult['errors'] = {};
+  const peers = [...drivers.values()].filter((d) => {
+    if (kind === 'deps' && d.noFanIn) unsupported[d.name] = d.noFanIn;
+    return !(kind === 'deps' && d.noFanIn);
+  });
+  const sides: ('orchestrator' | PeerDriver)[] = ['orchestrator', ...peers];
   const orch: ThroughputSample[] = [];
-  const bull: ThroughputSample[] = [];
+  const bySide = new Map<PeerName, ThroughputSample[]>(peers.map((p) => [p.name, []]));
   for (let round = 0; round < ctx.config.rounds; round++) {
-    const order = round % 2 === 0 ? (['orchestrator', 'bullmq'] as const) : (['bullmq', 'orchestrator'] as const);
-    for (const side of order) {
-      const sample = side === 'orchestrator' ? await orchestratorRound(ctx, kind, round) : await bullRound(ctx, kind, round);
-      (side === 'orchestrator' ? orch : bull).push(sample);
+    const order = sides.map((_, i) => sides[(i + round) % sides.length]!);
+    for (const one of order) {
+      const name = one === 'orchestrator' ? one : one.name;
+      if (one !== 'orchestrator' && errors[one.name]) continue;
+      let sample: ThroughputSample;
+      try {
+        sample = one === 'orchestrator' ? await orchestratorRound(ctx, kind, round) : await peerRound(ctx, one, kind, round);
+      } catch (err) {
+        if (one === 'orchestrator') throw err;
+        // One peer failing leaves the figure to the others.
+        errors[one.name] = err instanceof Error ? err.message : String(err);
+        ctx.log(`${kind} round ${round + 1}/${ctx.config.rounds} ${name}: FAILED ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+        continue;
+      }
+      if (one === 'orchestrator') orch.push(sample);
+      else bySide.get(one.name)!.push(sample);
       const extra =
         sample.readied === undefined ? '' : `; READY ${sample.readied} (last at ${sample.readySeconds?.toFixed(1)} s), dispatched ${sample.dispatched}`;
       ctx.log(
-        `${kind} round ${round + 1}/${ctx.config.rounds} ${side}: ${sample.completed}/${sample.total} completed in ${sample.seconds.toFixed(1)} s = ` +
+        `${kind} round ${round + 1}/${ctx.config.rounds} ${name}: ${sample.completed}/${sample.total} completed in ${sample.seconds.toFixed(1)} s = ` +
           `${sample.rate.toFixed(1)}/s${sample.capped ? ' (capped)' : ''}${extra}`,
       );
     }
   }
-  const total = orch[0]?.total ?? bull[0]?.total ?? 0;
+  const total = orch[0]?.total ?? [...bySide.values()][0]?.[0]?.total ?? 0;
   const orchIngest = orch.map((s) => (s.created ?? 0) / (s.createdSeconds ?? Number.NaN));
-  const bullIngest = bull.map((s) => s.total / (s.addSeconds ?? Number.NaN));
-  return {
-    ingest: { orchestrator: summarize(orchIngest), bullmq: summarize(bullIngest), ratio: pairedRatios(orchIngest, bullIngest) },
+  const orchRates = orch.map((s) => s.rate);
+  const result: ThroughputResult = {
     kind,
     total,
-    orchestrator: { ...summarize(orch.map((s) => s.rate)), rounds: orch, capped: orch.filter((s) => s.capped).length },
-    bullmq: { ...summarize(bull.map((s) => s.rate)), rounds: bull, capped: bull.filter((s) => s.capped).length },
-    ratio: pairedRatios(orch.map((s) => s.rate), bull.map((s) => s.rate)),
+    orchestrator: side(orch),
+    peers: {},
+    unsupported,
+    errors,
+    ratio: {},
+    ingest: { orchestrator: summarize(orchIngest), peers: {}, ratio: {} },
   };
+  for (const [name, samples] of bySide) {
+    if (!samples.length) continue;
+    const intake = samples.map((s) => s.total / (s.addSeconds ?? Number.NaN));
+    result.peers[name] = side(samples);
+    result.ratio[name] = pairedRatios(orchRates, samples.map((s) => s.rate));
+    result.ingest.peers[name] = summarize(intake);
+    result.ingest.ratio[name] = pairedRatios(orchIngest, intake);
+  }
+  if (result.peers['bullmq-redis']) result.bullmq = result.peers['bullmq-redis'];
+  return result;
 }
 
 /**
@@ -175,6 +241,7 @@ export async function orchestratorRound(
     if (done && (statusCounts.COMPLETED ?? 0) !== completed) {
       ctx.log(`${kind} ${round}: the status subject showed ${completed} COMPLETED, PostgreSQL has ${statusCounts.COMPLETED ?? 0}`);
     }
+    if (w.repeatedCompleted) ctx.log(`${kind} ${round}: ${w.repeatedCompleted} COMPLETED status messages repeated a task's (not counted)`);
     const seconds = (end - t0) / 1000;
     return {
       rate: completed / seconds,
@@ -190,6 +257,7 @@ export async function orchestratorRound(
       created: w.created,
       createdSeconds: w.lastCreatedAt ? (w.lastCreatedAt - t0) / 1000 : Number.NaN,
       transitions: w.transitions,
+      ...(w.repeatedCompleted ? { repeatedCompleted: w.repeatedCompleted } : {}),
       statusCounts,
       ...(io ? { io } : {}),
       ...(probe ? { probe } : {}),
@@ -232,54 +300,92 @@ async function promotionDelays(ctx: Ctx, schema: string, w: StatusWatch): Promis
   return { parents: rows.length, promote: delaySummary(promote), dispatch: delaySummary(dispatch), childDispatch: delaySummary(childDispatch) };
 }
 
-async function bullRound(ctx: Ctx, kind: ThroughputKind, round: number): Promise<ThroughputSample> {
+/** How often a peer counted in the database is asked how many of its jobs completed. */
+const COUNT_INTERVAL_MS = 50;
+
+/**
+ * One round of a peer: its producer here, its worker in the agents process. The clock
+ * runs from the first add to the last completion the worker saw (BullMQ: durable when
+ * seen), or, for the peers whose worker reports a job done before it is durable, to the
+ * first COUNT (one every 50 ms) that finds every job's completion committed.
+ */
+async function peerRound(ctx: Ctx, driver: PeerDriver, kind: ThroughputKind, round: number): Promise<ThroughputSample> {
   const c = ctx.config;
-  const queueName = `${kind}_${round}`;
-  const prefix = ctx.infra.bullPrefix;
-  const connection = redisOptions(c.redisUrl);
-  const flat = kind === 'flat' ? flatWork(c.n, c.eventSize, c.priorityLevels, c.seed + round) : null;
-  const fanIn = kind === 'deps' ? fanInWork(c.parents, c.children, c.parentsPerEvent, queueName) : null;
-  const total = flat?.total ?? fanIn!.total;
-  const queue = new Queue(queueName, { connection, prefix });
-  const flows = fanIn ? new FlowProducer({ connection, prefix }) : null;
+  const r = await driver.open(kind, round);
   let workerUp = false;
   try {
-    await queue.waitUntilReady();
-    await flows?.waitUntilReady();
-    await ctx.agents.request('startBull', { queueName, prefix, concurrency: c.concurrency });
+    await ctx.agents.request('startPeer', r.worker, 120_000);
     workerUp = true;
     await ctx.cpu?.refresh();
     const cpuBefore = ctx.cpu?.read();
     const t0 = wallMs();
     const deadline = Date.now() + c.bullLimitMs;
-    if (flat) for (const bulk of flat.jobs) await queue.addBulk(bulk);
-    else for (const bulk of fanIn!.flows) await flows!.addBulk(bulk);
+    const counting = r.countDurable ? countUntil(r.countDurable, r.total, deadline) : null;
+    let addError: unknown = null;
+    try {
+      for (let i = 0; i < r.chunks; i++) await r.add(i);
+    } catch (err) {
+      addError = err;
+    }
     const added = wallMs();
-    const r = await ctx.agents.request<{ completed: number; lastCompletedAt: number }>(
-      'waitBull',
-      { target: total, deadline },
-      c.bullLimitMs + 30_000,
-    );
+    let completed: number;
+    let end: number;
+    let countQueries: number | undefined;
+    if (counting) {
+      if (addError) counting.stop();
+      const seen = await counting.done;
+      ({ completed, countQueries } = seen);
+      end = seen.at;
+    } else {
+      const w = addError
+        ? { completed: 0, lastCompletedAt: 0 }
+        : await ctx.agents.request<{ completed: number; lastCompletedAt: number }>('waitPeer', { target: r.total, deadline }, c.bullLimitMs + 30_000);
+      completed = w.completed;
+      end = w.completed >= r.total ? w.lastCompletedAt : wallMs();
+    }
+    if (addError) throw addError;
     await ctx.cpu?.refresh();
     const cpuAfter = ctx.cpu?.read();
     const cpu = cpuBefore && cpuAfter ? CpuMeter.usage(cpuBefore, cpuAfter) : undefined;
     const otherCpu = cpuBefore && cpuAfter && cpu ? CpuMeter.other(cpuBefore, cpuAfter, cpu) : null;
-    const done = r.completed >= total;
-    const seconds = ((done ? r.lastCompletedAt : wallMs()) - t0) / 1000;
+    const done = completed >= r.total;
+    const seconds = (end - t0) / 1000;
     return {
-      rate: r.completed / seconds,
-      total,
-      completed: r.completed,
+      rate: completed / seconds,
+      total: r.total,
+      completed,
       seconds,
       capped: !done,
       addSeconds: (added - t0) / 1000,
+      ...(countQueries !== undefined ? { countQueries } : {}),
       ...(cpu ? { cpu } : {}),
       ...(otherCpu !== null ? { otherCpu } : {}),
     };
   } finally {
-    if (workerUp) await ctx.agents.request('stopBull');
-    await flows?.close();
-    await queue.close();
-    await ctx.infra.deleteRedisKeys(`${prefix}:${queueName}:*`);
+    if (workerUp) await ctx.agents.request('stopPeer', undefined, 60_000).catch((err: unknown) => ctx.log(`${driver.name}: worker stop: ${String(err)}`));
+    await r.close();
   }
+}
+
+/** Counts durable completions every COUNT_INTERVAL_MS until `total` (the time of that count) or `deadline`. */
+function countUntil(
+  count: () => Promise<number>,
+  total: number,
+  deadline: number,
+): { done: Promise<{ completed: number; at: number; countQueries: number }>; stop(): void } {
+  let stopped = false;
+  const done = (async () => {
+    let completed = 0;
+    let countQueries = 0;
+    for (;;) {
+      const started = wallMs();
+      completed = await count();
+      countQueries++;
+      const at = wallMs();
+      if (completed >= total || stopped || Date.now() >= deadline) return { completed, at, countQueries };
+      const wait = COUNT_INTERVAL_MS - (at - started);
+      if (wait > 0) await sleep(wait);
+    }
+  })();
+  return { done, stop: () => void (stopped = true) };
 }
