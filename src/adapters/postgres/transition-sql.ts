@@ -292,9 +292,19 @@ WITH RECURSIVE w AS (
 ), ${UNCONFIRMED_CTE}
   SELECT u.task_id, u.fencing_token, u.at FROM updated u
   WHERE u.dispatched AND u.fencing_token IS NOT NULL
+  -- In task id order, as the rows are locked everywhere (a conflict updates a row in place).
+  ORDER BY u.task_id
   ${UNCONFIRMED_UPSERT}
+), ending AS (
+  -- The outbox rows of the attempts that ended, locked in task id order as every writer of
+  -- the table takes them (CONFIRM_DISPATCHES): deleted in the table's order, they could
+  -- deadlock against a confirmation of the same attempts.
+  SELECT o.task_id FROM dispatch_outbox o
+  WHERE o.task_id = ANY (ARRAY(SELECT task_id FROM updated WHERE ended))
+  ORDER BY o.task_id
+  FOR UPDATE OF o
 ), dispatch_ended AS (
-  DELETE FROM dispatch_outbox WHERE task_id = ANY (ARRAY(SELECT task_id FROM updated WHERE ended))
+  DELETE FROM dispatch_outbox d USING ending e WHERE d.task_id = e.task_id
 ), raised AS (
   INSERT INTO outbox (event_id, event_type, project_id, task_id, payload, at)
   SELECT r.event_id, r.event_type, r.project_id, r.task_id, r.payload, r.at

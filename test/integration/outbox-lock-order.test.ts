@@ -1,0 +1,63 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sqlStores } from '../../src/adapters/blackboards.js';
+import { migrate } from '../../src/adapters/postgres/migrate.js';
+import type { SqlClient } from '../../src/adapters/postgres/sql-client.js';
+import { at, newTask, write } from '../contract/task-store.fixtures.js';
+import { createTestSchema, type TestSchema } from '../helpers/pg-schema.js';
+
+/**
+ * The dispatch outbox's rows are locked in task id order by every writer, so two of them
+ * never deadlock (PostgreSQL's 40P01 aborts one: a results batch retried a second later,
+ * its notices replayed). Found by the benchmark's fan-in: a results batch ending attempts
+ * against a confirmation of dispatches. Here the confirmation is a transaction of the
+ * test taking the rows in key order, as CONFIRM_DISPATCHES does, with a batch ending the
+ * same attempts in between.
+ */
+
+let schema: TestSchema;
+let sql: SqlClient;
+
+beforeAll(async () => {
+  schema = await createTestSchema();
+  sql = schema.client({ max: 4 });
+  await migrate(sql);
+}, 60_000);
+
+afterAll(async () => {
+  await schema?.drop();
+});
+
+const records = async () => (await sql.query<{ task_id: string }>('SELECT task_id FROM dispatch_outbox ORDER BY task_id')).rows.map((r) => r.task_id);
+
+describe('the dispatch outbox under a results batch and a confirmation at once', () => {
+  it('does not deadlock: the batch waits for the confirmation, then ends both attempts', async () => {
+    const stores = sqlStores(sql);
+    await sql.query(`INSERT INTO projects (project_id, title, state, budget_limit, spent, reserved, created_at, updated_at) VALUES ('prj-1', 'p', 'active', 100, 0, 0, now(), now())`);
+    // Created RUNNING, b first: its outbox row comes first in the table.
+    await stores.tasks.createTasks([newTask('o-b', { status: 'RUNNING', fencingToken: 3, attempts: 1, deadline: at(600) })], 'orch-a');
+    await stores.tasks.createTasks([newTask('o-a', { status: 'RUNNING', fencingToken: 4, attempts: 1, deadline: at(600) })], 'orch-a');
+    expect(await records()).toEqual(['o-a', 'o-b']);
+    const complete = (taskId: string, token: number) =>
+      write(taskId, { from: 'RUNNING', to: 'COMPLETED', event: 'RESULT', fencingToken: token, patch: { status: 'COMPLETED', completedAt: at(70), deadline: null }, at: at(70) });
+
+    let batch: Promise<unknown[]> | null = null;
+    // The confirmation: a transaction of its own, taking o-a's row, then o-b's.
+    await sql.transaction(async (tx) => {
+      await tx.query("SELECT task_id FROM dispatch_outbox WHERE task_id = 'o-a' FOR UPDATE");
+      // The batch ends both attempts (b first) and waits on a row the confirmation holds.
+      batch = stores.commit.applyTransitions([complete('o-b', 3), complete('o-a', 4)]).then((outcomes) => outcomes.map((o) => o.ok));
+      for (let i = 0; ; i++) {
+        const { rows } = await tx.query<{ n: string }>("SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND locktype = 'transactionid' AND pid <> pg_backend_pid()");
+        if (Number(rows[0]!.n) > 0) break;
+        if (i > 2_000) throw new Error('the batch never waited for the confirmation');
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      // In key order, o-b next: the batch must not be holding it (a deadlock otherwise).
+      await tx.query("SELECT task_id FROM dispatch_outbox WHERE task_id = 'o-b' FOR UPDATE");
+      await tx.query("DELETE FROM dispatch_outbox WHERE task_id IN ('o-a', 'o-b')");
+    });
+    expect(await batch!).toEqual([true, true]);
+    expect((await stores.tasks.getTasks(['o-a', 'o-b'])).map((t) => t.status)).toEqual(['COMPLETED', 'COMPLETED']);
+    expect(await records()).toEqual([]);
+  }, 60_000);
+});
