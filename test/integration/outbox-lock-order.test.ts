@@ -60,4 +60,27 @@ describe('the dispatch outbox under a results batch and a confirmation at once',
     expect((await stores.tasks.getTasks(['o-a', 'o-b'])).map((t) => t.status)).toEqual(['COMPLETED', 'COMPLETED']);
     expect(await records()).toEqual([]);
   }, 60_000);
+
+  it("does not deadlock the recovery sweep's removal of ended attempts against a confirmation", async () => {
+    const stores = sqlStores(sql);
+    // Two attempts that ended unconfirmed (their tasks COMPLETED, their rows old), b's row first in the table.
+    await stores.tasks.createTasks([newTask('s-b', { status: 'COMPLETED', completedAt: at(50) }), newTask('s-a', { status: 'COMPLETED', completedAt: at(50) })], 'orch-a');
+    await sql.query(`INSERT INTO dispatch_outbox (task_id, fencing_token, at) VALUES ('s-b', 7, $1::timestamp)`, [at(10).toISOString()]);
+    await sql.query(`INSERT INTO dispatch_outbox (task_id, fencing_token, at) VALUES ('s-a', 8, $1::timestamp)`, [at(10).toISOString()]);
+    let sweep: Promise<unknown> | null = null;
+    await sql.transaction(async (tx) => {
+      await tx.query("SELECT task_id FROM dispatch_outbox WHERE task_id = 's-a' FOR UPDATE");
+      sweep = stores.tasks.listUnconfirmedDispatches({ before: at(100), limit: 10 });
+      // The sweep either waits on s-a (the old statement, holding s-b) or has passed it by.
+      for (let i = 0; i < 40; i++) {
+        const { rows } = await tx.query<{ n: string }>("SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND locktype = 'transactionid' AND pid <> pg_backend_pid()");
+        if (Number(rows[0]!.n) > 0) break;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await tx.query("SELECT task_id FROM dispatch_outbox WHERE task_id = 's-b' FOR UPDATE");
+      await tx.query("DELETE FROM dispatch_outbox WHERE task_id = 's-a'");
+    });
+    expect(await sweep!).toEqual([]);
+    expect((await records()).filter((id) => id.startsWith('s-'))).toEqual([]);
+  }, 60_000);
 });

@@ -116,12 +116,18 @@ DELETE FROM dispatch_outbox d USING locked WHERE d.task_id = locked.task_id`;
  * whose dispatch outbox row was written before $1 (their dispatch unconfirmed since), by
  * task id, a page at a time; `ended` removes, in the same statement, the rows written
  * before $1 of attempts that ended unconfirmed (the task left RUNNING, or runs under
- * another token). The table holds only unconfirmed dispatches: read whole, it stays cheap.
+ * another token), locked in task id order (`stale`) so it cannot deadlock another writer. The table holds only unconfirmed dispatches: read whole, it stays cheap.
  */
 export const UNCONFIRMED_DISPATCHES = (columns: string) => `
-WITH ended AS (
-  DELETE FROM dispatch_outbox d WHERE d.at < $1::timestamp
+WITH stale AS (
+  -- Locked in task id order, as every writer of the table takes its rows; one another
+  -- writer holds is skipped (that writer removes it: a confirmation, a batch ending it).
+  SELECT d.task_id FROM dispatch_outbox d WHERE d.at < $1::timestamp
     AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.task_id = d.task_id AND t.status = 'RUNNING' AND t.fencing_token = d.fencing_token)
+  ORDER BY d.task_id
+  FOR UPDATE OF d SKIP LOCKED
+), ended AS (
+  DELETE FROM dispatch_outbox d USING stale s WHERE d.task_id = s.task_id
 )
 SELECT ${columns} FROM tasks
 WHERE status = 'RUNNING'
