@@ -20,6 +20,7 @@ export const ErrorCode = {
   ServiceUnavailable: 'ERR_SERVICE_UNAVAILABLE',
   Migration: 'ERR_MIGRATION',
   Closed: 'ERR_CLOSED',
+  TransactionConflict: 'ERR_TRANSACTION_CONFLICT',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -204,6 +205,17 @@ export class ServiceUnavailableError extends OrchestratorError {
 export class ServiceRefusedError extends ServiceUnavailableError {
   constructor(service: string, message: string, options: OrchestratorErrorOptions = {}) {
     super(service, message, { ...options, retryable: false });
+  }
+}
+
+/**
+ * PostgreSQL aborted the transaction to resolve a conflict with another one (a deadlock,
+ * 40P01; a serialization failure, 40001): nothing of it was written, and trying again is
+ * what the server asks for (retryable).
+ */
+export class TransactionConflictError extends OrchestratorError {
+  constructor(message: string, options: OrchestratorErrorOptions = {}) {
+    super(ErrorCode.TransactionConflict, message, { retryable: true, ...options });
   }
 }
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sqlStores } from '../../src/adapters/blackboards.js';
+import { TransactionConflictError } from '../../src/errors.js';
 import { migrate } from '../../src/adapters/postgres/migrate.js';
 import type { SqlClient } from '../../src/adapters/postgres/sql-client.js';
 import { at, newTask, write } from '../contract/task-store.fixtures.js';
@@ -82,5 +83,37 @@ describe('the dispatch outbox under a results batch and a confirmation at once',
     });
     expect(await sweep!).toEqual([]);
     expect((await records()).filter((id) => id.startsWith('s-'))).toEqual([]);
+  }, 60_000);
+
+  it('a deadlock PostgreSQL breaks is a TransactionConflictError: retryable, nothing of it written', async () => {
+    await sql.query("CREATE TABLE lock_pair (id text PRIMARY KEY, n int NOT NULL DEFAULT 0)");
+    await sql.query("INSERT INTO lock_pair (id) VALUES ('x'), ('y')");
+    let first: () => void = () => undefined;
+    const tookX = new Promise<void>((r) => (first = r));
+    let second: () => void = () => undefined;
+    const tookY = new Promise<void>((r) => (second = r));
+    // Two transactions taking x and y in opposite orders: the server aborts one of them.
+    const one = sql.transaction(async (tx) => {
+      await tx.query("UPDATE lock_pair SET n = n + 1 WHERE id = 'x'");
+      first();
+      await tookY;
+      await tx.query("UPDATE lock_pair SET n = n + 1 WHERE id = 'y'");
+    });
+    const two = sql.transaction(async (tx) => {
+      await tookX;
+      await tx.query("UPDATE lock_pair SET n = n + 10 WHERE id = 'y'");
+      second();
+      await tx.query("UPDATE lock_pair SET n = n + 10 WHERE id = 'x'");
+    });
+    const outcomes = await Promise.allSettled([one, two]);
+    const failed = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+    expect(failed).toHaveLength(1);
+    expect(failed[0]!.reason).toBeInstanceOf(TransactionConflictError);
+    expect(failed[0]!.reason).toMatchObject({ code: 'ERR_TRANSACTION_CONFLICT', retryable: true });
+    expect((failed[0]!.reason as Error).message).toMatch(/deadlock detected, 40P01\): nothing of it was written/);
+    // The aborted one wrote nothing: only the other's increments are there.
+    const { rows } = await sql.query<{ id: string; n: number }>('SELECT id, n FROM lock_pair ORDER BY id');
+    const winner = outcomes[0]!.status === 'fulfilled' ? 1 : 10;
+    expect(rows).toEqual([{ id: 'x', n: winner }, { id: 'y', n: winner }]);
   }, 60_000);
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
 import type { BudgetStatus, TaskStatusMessage } from '../../src/domain/messages.js';
-import { ServiceUnavailableError, VersionConflictError } from '../../src/errors.js';
+import { ServiceUnavailableError, TransactionConflictError, VersionConflictError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logger.js';
 import type { Commit, TransitionWrite } from '../../src/ports/commit.js';
 import type { EventBus, Outbound } from '../../src/ports/event-bus.js';
@@ -196,6 +196,16 @@ describe('NoticeTracker: the watermark', () => {
     expect(bus.budgets().map((b) => b.projectId)).toStrictEqual(['prj']);
     expect(tracker.idle).toBe(true);
     expect(tracker.noticesFrom()).toBe(12);
+  });
+
+  it('a transaction PostgreSQL aborted for a conflict (a deadlock) wrote nothing: its floor released, nothing replayed', async () => {
+    const { clock, bus, tracker, commit, calls } = await setup({ seq: 10 });
+    const aborted = commit.applyTransition(w('t1')).catch((e: unknown) => e);
+    calls[0]!.done.fail(new TransactionConflictError('PostgreSQL aborted the transaction (deadlock detected, 40P01): nothing of it was written'));
+    expect(await aborted).toBeInstanceOf(TransactionConflictError);
+    expect(tracker.idle).toBe(true);
+    await advance(clock, 2_000);
+    expect(bus.statuses()).toStrictEqual([]);
   });
 
   it('a status the bus refuses stays pending, holding the watermark, and is retried with back-off until the bus takes it', async () => {

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
-import { ClosedError, ConfigError, ValidationError } from '../../errors.js';
+import { ClosedError, ConfigError, TransactionConflictError, ValidationError } from '../../errors.js';
 
 /**
  * The small SQL surface the PostgreSQL adapters use, implemented over a `pg.Pool`
@@ -206,6 +206,21 @@ class EndingOnFailedConnect extends pg.Client {
   }
 }
 
+/** SQLSTATEs of a transaction the server aborted for a conflict with another: a deadlock, a serialization failure. */
+const CONFLICT_ABORTS = new Set(['40P01', '40001']);
+
+/**
+ * A transaction the server aborted for a conflict is a TransactionConflictError (nothing
+ * written, retryable: the notices owe no replay for it); any other error as it is.
+ */
+function aborted(err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && CONFLICT_ABORTS.has(code)) {
+    return new TransactionConflictError(`PostgreSQL aborted the transaction (${(err as Error).message}, ${code}): nothing of it was written`, { cause: err });
+  }
+  return err;
+}
+
 export class PgSqlClient implements SqlClient {
   readonly dialect = 'postgres' as const;
   readonly schema: string | undefined;
@@ -236,8 +251,12 @@ export class PgSqlClient implements SqlClient {
 
   async query<R>(text: string, params?: readonly unknown[], options?: QueryOptions): Promise<SqlResult<R>> {
     this.#assertOpen();
-    const res = await this.#pool.query(pgQuery(text, params, options));
-    return { rows: res.rows as R[], rowCount: res.rowCount ?? 0 };
+    try {
+      const res = await this.#pool.query(pgQuery(text, params, options));
+      return { rows: res.rows as R[], rowCount: res.rowCount ?? 0 };
+    } catch (err) {
+      throw aborted(err);
+    }
   }
 
   async exec(script: string): Promise<void> {
@@ -270,7 +289,7 @@ export class PgSqlClient implements SqlClient {
       } catch (rollbackErr) {
         broken = rollbackErr as Error; // the connection is unusable: discard it
       }
-      throw err;
+      throw aborted(err);
     } finally {
       conn.release(broken);
     }
