@@ -25,8 +25,9 @@ import type {
   TransitionView,
 } from '../ports/console.js';
 import { checkBody, checkControl } from '../adapters/inbound-order.js';
+import { checkpointEvent } from '../approvals/request.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
-import { artifactsOf, resolveHref, type ArtifactResolver } from './artifacts.js';
+import { artifactsOf, defaultResolver, type ArtifactResolver } from './artifacts.js';
 import { layoutTaskGraph, taskOrigin } from './graph.js';
 import { lineageOf } from './lineage.js';
 
@@ -91,7 +92,7 @@ export class ReviewConsole implements ConsoleBackend {
 
   private constructor(private readonly options: ReviewConsoleOptions) {
     this.artifactsDir = options.artifactsDir ?? null;
-    this.resolve = options.resolveArtifact ?? ((a) => resolveHref(a.uri, { artifactsDir: this.artifactsDir }));
+    this.resolve = options.resolveArtifact ?? defaultResolver({ artifactsDir: this.artifactsDir });
     this.heard = options.rejected ? null : new HeardRejections();
     this.rejected = options.rejected ?? this.heard!;
   }
@@ -337,7 +338,7 @@ export class ReviewConsole implements ConsoleBackend {
 
   private async reviewOf(approval: ApprovalRecord, project: ProjectRecord | null): Promise<Review> {
     const [budget, waiting] = await Promise.all([this.options.orchestrator.getBudgetStatus(approval.projectId), this.core.tasks.getTasks(approval.taskIds)]);
-    const shots = this.core.mapper.shotCount({ id: approval.eventId, type: approval.checkpoint, projectId: approval.projectId, payload: approval.summary, occurredAt: approval.requestedAt });
+    const shots = this.core.mapper.shotCount(checkpointEvent(approval));
     return {
       approvalId: approval.approvalId,
       projectId: approval.projectId,

@@ -122,10 +122,9 @@ function vendorFiles(): Record<string, string> {
  */
 export function consoleRoutes(options: ConsoleRoutesOptions): HttpRoutes {
   const { access, logger, artifactsDir } = options;
-  const starting = new ServiceUnavailableError('console', 'the orchestrator is starting; try again in a moment');
   const backend = (): ConsoleBackend => {
     const b = options.backend();
-    if (!b) throw starting;
+    if (!b) throw new ServiceUnavailableError('console', 'the orchestrator is starting; try again in a moment');
     return b;
   };
   checkConsoleExposure(options.host, access);
