@@ -6,7 +6,7 @@ import type { OutboxEvent, TaskRecord, TaskStore } from '../ports/task-store.js'
 import { TASK_MACHINE_VERSION, isTerminal, statusOf, type TaskEvent, type TaskMachineInput, type TaskSnapshot } from '../machines/task-machine.js';
 import type { TaskSteps } from '../machines/task-steps.js';
 import type { ActorSystem, TaskActorRef } from './system.js';
-import { auditDetail, patchFromSnapshot, persistSnapshot, snapshotForRecord } from './task-snapshot.js';
+import { auditDetail, patchFromSnapshot, persistSnapshot, snapshotForRecord, storedSnapshot } from './task-snapshot.js';
 
 /** The events an agent's message makes (a result, a heartbeat): their carried token must be the attempt's own. */
 const AGENT_WRITES: ReadonlySet<TaskEvent['type']> = new Set(['COMPLETE', 'FAIL', 'HEARTBEAT']);
@@ -116,7 +116,7 @@ export class TaskActor {
       this.snapshot = initial.snapshot;
     } else {
       const restored = snapshotForRecord(record);
-      if (restored.source === 'columns') {
+      if (restored.source === 'stale') {
         deps.logger.warn(
           { taskId: record.taskId, found: record.machineVersion, expected: TASK_MACHINE_VERSION },
           'task snapshot from another machine version: state rebuilt from the row columns',
@@ -229,7 +229,7 @@ export class TaskActor {
       event: event.type,
       detail: auditDetail(event),
       patch,
-      snapshot: persistSnapshot(next),
+      snapshot: storedSnapshot(next),
       machineVersion: TASK_MACHINE_VERSION,
       ...(carried === undefined ? {} : { fencingToken: carried }),
       by: this.deps.instanceId,

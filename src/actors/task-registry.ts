@@ -18,7 +18,7 @@ import type { TaskEvent } from '../machines/task-machine.js';
 import { createTaskSteps, type TaskSteps } from '../machines/task-steps.js';
 import type { CommittedInspection } from '../inspect/committed-steps.js';
 import type { TaskActorRef } from './system.js';
-import { auditDetail, initialTaskSnapshot, patchFromSnapshot, persistSnapshot } from './task-snapshot.js';
+import { auditDetail, initialTaskSnapshot, patchFromSnapshot, storedSnapshot } from './task-snapshot.js';
 
 /** How many times an item is decided: on the held copy, then on rows read fresh. */
 export const DECIDE_ROUNDS = 3;
@@ -148,7 +148,7 @@ export class TaskRegistry {
       ...record,
       ...patch,
       output: record.output,
-      snapshot: persistSnapshot(next),
+      snapshot: storedSnapshot(next),
       createdSteps: [...(record.createdSteps ?? []), { from, to: patch.status, event: event.type, detail: auditDetail(event) }],
     };
     this.initial.set(variant, { snapshot: next, history: [...(built.history ?? []), { snapshot: built.snapshot, event }] });
@@ -396,7 +396,7 @@ export class TaskRegistry {
       notBefore: null,
       fencingToken: null,
       timeoutMs: input.timeoutMs ?? spec.timeoutMs ?? this.deps.defaultTimeoutMs,
-      snapshot: persistSnapshot(snapshot),
+      snapshot: storedSnapshot(snapshot),
       machineVersion: TASK_MACHINE_VERSION,
     };
     this.initial.set(record, { snapshot });

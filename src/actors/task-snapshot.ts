@@ -56,6 +56,33 @@ export function persistSnapshot(snapshot: TaskSnapshot): Snapshot<unknown> {
   } as Snapshot<unknown>;
 }
 
+/**
+ * What a task row stores in its `snapshot` column: null when the row's status columns
+ * rebuild the snapshot exactly (`snapshotForRecord`), which is every state the task
+ * machine reaches with a plain context — so a transition writes no snapshot JSON, only
+ * its columns (a third less WAL and PostgreSQL time per transition, measured). The full
+ * persisted snapshot otherwise: a context value no column holds (the reason of a
+ * cancellation or a rejection), a cost the DECIMAL(10,4) column would round, or anything
+ * but a plain active/done snapshot. test/unit/task-steps.test.ts checks the rebuild in
+ * every state.
+ */
+export function storedSnapshot(snapshot: TaskSnapshot): Snapshot<unknown> | null {
+  const c = snapshot.context;
+  const plain =
+    (snapshot.status === 'active' || snapshot.status === 'done') &&
+    typeof snapshot.value === 'string' &&
+    snapshot.output === undefined &&
+    snapshot.error === undefined &&
+    c.reason === null &&
+    (c.actualCost === null || Math.round(c.actualCost * 10_000) / 10_000 === c.actualCost);
+  if (plain) {
+    for (const _ in snapshot.children) return persistSnapshot(snapshot);
+    for (const _ in snapshot.historyValue) return persistSnapshot(snapshot);
+    return null;
+  }
+  return persistSnapshot(snapshot);
+}
+
 /** The row columns a snapshot determines; `output` is added for COMPLETE. */
 export function patchFromSnapshot(snapshot: TaskSnapshot): TaskPatch {
   const c = snapshot.context;
@@ -91,20 +118,26 @@ export function contextFromRecord(record: TaskRecord): TaskContext {
   };
 }
 
-export type SnapshotSource = 'snapshot' | 'columns';
+/** Where a restored snapshot came from: the stored one, the columns (none stored), or the columns in place of a stored one it could not use. */
+export type SnapshotSource = 'snapshot' | 'columns' | 'stale';
 
 /**
- * The snapshot to restore a task actor from. A snapshot written by this machine version
- * is used as it is; one written by another version (or unreadable) is not trusted: the
- * state is rebuilt from the row's status columns, which every version writes the same way,
- * and the caller is told so it can log it. The next transition writes the current version.
+ * The snapshot to restore a task actor from. No stored snapshot (null, see
+ * storedSnapshot): the row's status columns are the state, rebuilt from them. A snapshot
+ * written by this machine version is used as it is; one written by another version (or
+ * unreadable) is not trusted: the state is rebuilt from the status columns, which every
+ * version writes the same way, and the caller is told (`stale`) so it can log it. The
+ * next transition writes the current version.
  */
 export function snapshotForRecord(record: TaskRecord): { persisted: Snapshot<unknown>; source: SnapshotSource } {
-  if (record.machineVersion === TASK_MACHINE_VERSION && isPersistedTaskSnapshot(record.snapshot, record.status)) {
-    return { persisted: record.snapshot as unknown as Snapshot<unknown>, source: 'snapshot' };
+  if (record.snapshot !== null && record.snapshot !== undefined) {
+    if (record.machineVersion === TASK_MACHINE_VERSION && isPersistedTaskSnapshot(record.snapshot, record.status)) {
+      return { persisted: record.snapshot as unknown as Snapshot<unknown>, source: 'snapshot' };
+    }
   }
   const snapshot = taskMachine.resolveState({ value: record.status, context: contextFromRecord(record) });
-  return { persisted: taskMachine.getPersistedSnapshot(snapshot), source: 'columns' };
+  const stale = record.snapshot !== null && record.snapshot !== undefined;
+  return { persisted: taskMachine.getPersistedSnapshot(snapshot), source: stale ? 'stale' : 'columns' };
 }
 
 function isPersistedTaskSnapshot(value: unknown, status: TaskStatus): boolean {

@@ -3,7 +3,8 @@ import type { Task, TaskStatus } from '../domain/task.js';
 /**
  * A task as stored: the original `tasks` columns plus what durability needs.
  * `snapshot` is the persisted XState snapshot of the task machine (JSON), written
- * together with the status columns in the same transaction.
+ * together with the status columns in the same transaction — or null when those columns
+ * rebuild it exactly (the common case: see storedSnapshot in actors/task-snapshot.ts).
  */
 export interface TaskRecord extends Task {
   /** Absolute deadline of the current attempt while RUNNING; null otherwise. */

@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { initialTransition, transition } from 'xstate';
 import { taskMachine } from '../../src/machines/task-machine.js';
 import { createTaskSteps } from '../../src/machines/task-steps.js';
-import { persistSnapshot } from '../../src/actors/task-snapshot.js';
+import { patchFromSnapshot, persistSnapshot, snapshotForRecord, storedSnapshot } from '../../src/actors/task-snapshot.js';
+import { TASK_MACHINE_VERSION } from '../../src/machines/task-machine.js';
+import type { TaskRecord } from '../../src/ports/task-store.js';
 import { EVENTS, SITUATIONS, snapshotIn } from '../helpers/transition-table.js';
 
 /** The shared-scope steps give exactly what xstate's pure transition() gives. */
@@ -46,6 +48,62 @@ describe('task machine steps (one shared scope)', () => {
       expect(persistSnapshot(snapshot)).toStrictEqual(taskMachine.getPersistedSnapshot(snapshot));
       expect(JSON.stringify(persistSnapshot(snapshot))).toBe(JSON.stringify(taskMachine.getPersistedSnapshot(snapshot)));
     }
+  });
+
+  /** A row as the store holds it after writing `snapshot`'s columns and stored snapshot (costs through DECIMAL(10,4)). */
+  const rowOf = (snapshot: ReturnType<typeof snapshotIn>): TaskRecord => {
+    const patch = patchFromSnapshot(snapshot);
+    const c = snapshot.context;
+    return {
+      taskId: c.taskId, projectId: c.projectId, taskType: c.taskType, assignedTo: 'agent', status: patch.status!, priority: 5,
+      input: {}, output: null, dependencies: [], estimatedCost: null,
+      actualCost: patch.actualCost === null || patch.actualCost === undefined ? null : Number(patch.actualCost.toFixed(4)),
+      createdAt: new Date(0), startedAt: patch.startedAt ?? null, completedAt: patch.completedAt ?? null,
+      attempts: patch.attempts!, maxAttempts: c.maxAttempts, lastError: patch.lastError ?? null, deadline: patch.deadline ?? null,
+      notBefore: patch.notBefore ?? null, fencingToken: patch.fencingToken ?? null, timeoutMs: 1000,
+      snapshot: storedSnapshot(snapshot), machineVersion: TASK_MACHINE_VERSION, version: 2, updatedAt: new Date(0),
+    };
+  };
+
+  it('a row without a stored snapshot rebuilds exactly the persisted snapshot from its columns, in every state', () => {
+    let none = 0;
+    for (const situation of SITUATIONS) {
+      const snapshot = snapshotIn(situation);
+      const row = rowOf(snapshot);
+      if (row.snapshot === null) none++;
+      else expect(row.snapshot).toStrictEqual(persistSnapshot(snapshot));
+      const restored = snapshotForRecord(row);
+      expect(restored.source).toBe(row.snapshot === null ? 'columns' : 'snapshot');
+      expect(restored.persisted, situation).toStrictEqual(persistSnapshot(snapshot));
+      // And the restored machine steps on exactly as the original.
+      for (const event of Object.values(EVENTS)) {
+        expect(persistSnapshot(steps.step(steps.restore(restored.persisted), event)), `${situation} + ${event.type}`).toStrictEqual(
+          persistSnapshot(steps.step(snapshot, event)),
+        );
+      }
+    }
+    // Most states need no stored snapshot: the columns hold them.
+    expect(none).toBeGreaterThanOrEqual(SITUATIONS.length - 2);
+  });
+
+  it('keeps the snapshot when a column cannot hold the context: a reason, a cost DECIMAL(10,4) would round', () => {
+    const cancelled = steps.step(snapshotIn('READY'), { type: 'CANCEL', at: 5, reason: 'stopped by the operator' });
+    expect(cancelled.context.reason).toBe('stopped by the operator');
+    expect(storedSnapshot(cancelled)).toStrictEqual(persistSnapshot(cancelled));
+    const running = snapshotIn('RUNNING');
+    const exact = steps.step(running, { type: 'COMPLETE', at: 9, actualCost: 0.1235 });
+    expect(storedSnapshot(exact)).toBeNull();
+    const fine = steps.step(running, { type: 'COMPLETE', at: 9, actualCost: 0.123456 });
+    expect(storedSnapshot(fine)).toStrictEqual(persistSnapshot(fine));
+    expect(snapshotForRecord(rowOf(fine)).persisted).toStrictEqual(persistSnapshot(fine));
+  });
+
+  it('a stored snapshot of another machine version is not used: rebuilt from the columns, and said so', () => {
+    const snapshot = snapshotIn('RUNNING');
+    const row = { ...rowOf(snapshot), snapshot: persistSnapshot(snapshot), machineVersion: 'old' };
+    const restored = snapshotForRecord(row);
+    expect(restored.source).toBe('stale');
+    expect(restored.persisted).toStrictEqual(persistSnapshot(snapshot));
   });
 
   it('restores a persisted snapshot to the same state, which steps on', () => {

@@ -51,7 +51,7 @@ export function createTasksCtes(tasks: string, by: string, gate: string, skipExi
   SELECT task_id, project_id, task_type, assigned_to, status, priority, input, output,
     COALESCE(dependencies, '[]'::jsonb), estimated_cost, actual_cost, created_at, started_at,
     completed_at, attempts, max_attempts, last_error, deadline, not_before, fencing_token, timeout_ms,
-    snapshot -> 'v', machine_version, 1 + COALESCE(jsonb_array_length(created_steps), 0),
+    NULLIF(snapshot -> 'v', 'null'::jsonb), machine_version, 1 + COALESCE(jsonb_array_length(created_steps), 0),
     CASE WHEN status = 'READY' OR created_steps @> '[{"to": "READY"}]' THEN created_at END, created_at, trace_parent
   FROM batch${skipExisting ? ' ON CONFLICT (task_id) DO NOTHING' : ''}
   RETURNING task_id, project_id, status, created_at, version, fencing_token
