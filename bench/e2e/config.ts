@@ -29,6 +29,14 @@ export interface BenchConfig {
   rounds: number;
   /** Time limit of one orchestrator run (flat, deps); the rate over what completed is reported past it. */
   phaseLimitMs: number;
+  /**
+   * Tasks each orchestrator process runs first, in a project of their own and not counted
+   * (flat: that many tasks; fan-in: a tenth of the parents, and their children), so that
+   * the measured window finds its code compiled, as a long-running service's is — the
+   * peers' workers and producers run warm in the long-lived agents and benchmark processes.
+   * 0: none.
+   */
+  warmupTasks: number;
   /** Time limit of one BullMQ run (and of one round of every peer). */
   bullLimitMs: number;
   /** BENCH_PEERS: the peers of the flat and fan-in figures (default all of PEERS). */
@@ -113,6 +121,7 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
     children: int(env, 'BENCH_CHILDREN', 5),
     rounds: Math.max(1, int(env, 'BENCH_ROUNDS', 3)),
     phaseLimitMs: int(env, 'BENCH_PHASE_LIMIT_S', 30) * 1000,
+    warmupTasks: Math.max(0, int(env, 'BENCH_WARMUP_TASKS', Math.round(2_000 * scale))),
     bullLimitMs: int(env, 'BENCH_BULL_LIMIT_S', 60) * 1000,
     peers: peers.length ? PEERS.filter((p) => peers.includes(p)) : [...PEERS],
     concurrency: Math.max(1, int(env, 'BENCH_CONCURRENCY', 50)),

@@ -197,6 +197,15 @@ export class StatusWatch {
     });
   }
 
+  /** Forgets what it saw (a warm-up's statuses): the counts start again from zero. */
+  reset(): void {
+    this.transitions = this.created = this.lastCreatedAt = this.completed = this.repeatedCompleted = 0;
+    this.readied = this.lastReadyAt = this.dispatched = this.failed = this.lastCompletedAt = this.firstDispatchAt = 0;
+    this.completedIds.clear();
+    this.dispatchTimes = [];
+    this.tasks.clear();
+  }
+
   /** Resolves once the subscription is registered at the server. */
   async ready(): Promise<void> {
     await this.nc.flush();

@@ -100,8 +100,10 @@ export class Infra {
     }
   }
 
-  async countByStatus(env: BenchEnv): Promise<Record<string, number>> {
-    const { rows } = await this.pg.query<{ status: string; n: string }>(`SELECT status, count(*) AS n FROM ${env.schema}.tasks GROUP BY status`);
+  async countByStatus(env: BenchEnv, projectId?: string): Promise<Record<string, number>> {
+    const { rows } = projectId
+      ? await this.pg.query<{ status: string; n: string }>(`SELECT status, count(*) AS n FROM ${env.schema}.tasks WHERE project_id = $1 GROUP BY status`, [projectId])
+      : await this.pg.query<{ status: string; n: string }>(`SELECT status, count(*) AS n FROM ${env.schema}.tasks GROUP BY status`);
     return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
   }
 

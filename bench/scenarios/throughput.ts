@@ -19,6 +19,7 @@ import type { PeerName } from '../e2e/config.js';
 import type { Ctx } from '../e2e/context.js';
 import { CpuMeter, threadTicks, threadUsage, type CpuUsage } from '../e2e/cpu.js';
 import { OrchestratorProc, StatusWatch } from '../e2e/context.js';
+import type { BenchEnv } from '../e2e/infra.js';
 import type { IoStats } from '../e2e/io-stats.js';
 import type { PeerDriver } from '../e2e/peers/index.js';
 import type { ProbeStats } from '../e2e/probe.js';
@@ -211,6 +212,7 @@ export async function orchestratorRound(
     await watch.ready();
     await ctx.infra.publishEvent(env, projectId, 'PROJECT_CREATED', `${env.id}_created`, { title: `bench ${kind}` });
     await ctx.infra.waitForProject(env, projectId);
+    await warmUp(ctx, env, kind, watch);
     if (c.ioStats) await orchestrator.io(); // reset: count only the measured work
     if (c.probe) await orchestrator.probe();
 
@@ -237,7 +239,7 @@ export async function orchestratorRound(
     const io = c.ioStats ? await orchestrator.io() : undefined;
     const probe = c.probe ? (await orchestrator.probe()).stats : undefined;
     const delays = watch.recordTasks ? await promotionDelays(ctx, env.schema, w) : undefined;
-    const statusCounts = await ctx.infra.countByStatus(env);
+    const statusCounts = await ctx.infra.countByStatus(env, projectId);
     if (done && (statusCounts.COMPLETED ?? 0) !== completed) {
       ctx.log(`${kind} ${round}: the status subject showed ${completed} COMPLETED, PostgreSQL has ${statusCounts.COMPLETED ?? 0}`);
     }
@@ -273,6 +275,27 @@ export async function orchestratorRound(
     if (agentsUp) await ctx.agents.request('stopNats');
     await ctx.infra.dropEnv(env);
   }
+}
+
+/**
+ * The warm-up of a fresh orchestrator process (BENCH_WARMUP_TASKS): the same kind of work,
+ * smaller, in a project of its own, run to its last completion before the measured window;
+ * then the watcher forgets it.
+ */
+async function warmUp(ctx: Ctx, env: BenchEnv, kind: ThroughputKind, watch: StatusWatch): Promise<void> {
+  const c = ctx.config;
+  if (c.warmupTasks <= 0) return;
+  const projectId = `bench_${kind}_warmup`;
+  const work =
+    kind === 'flat'
+      ? { type: 'BENCH_FLAT', ...flatWork(c.warmupTasks, c.eventSize, c.priorityLevels, c.seed - 1) }
+      : { type: 'BENCH_FANIN', ...fanInWork(Math.max(1, Math.round(c.warmupTasks / (c.children + 1))), c.children, c.parentsPerEvent, 'unused') };
+  await ctx.infra.publishEvent(env, projectId, 'PROJECT_CREATED', `${env.id}_warmup_created`, { title: `bench ${kind} warm-up` });
+  await ctx.infra.waitForProject(env, projectId);
+  for (const [i, payload] of work.events.entries()) await ctx.infra.publishEvent(env, projectId, work.type, `${env.id}_w${i}`, payload);
+  const done = await watch.until(() => watch.completed >= work.total, Date.now() + c.phaseLimitMs);
+  if (!done) ctx.log(`${kind}: warm-up of ${work.total} tasks not done in ${c.phaseLimitMs / 1000} s (${watch.completed} completed); measuring all the same`);
+  watch.reset();
 }
 
 /** Each parent's promotion delay (its last child COMPLETED → READY) and dispatch delay (READY → RUNNING), from the status arrivals. */

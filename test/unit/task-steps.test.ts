@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { initialTransition, transition } from 'xstate';
+import { assign, initialTransition, setup, transition } from 'xstate';
 import { taskMachine } from '../../src/machines/task-machine.js';
 import { createTaskSteps } from '../../src/machines/task-steps.js';
 import { patchFromSnapshot, persistSnapshot, snapshotForRecord, storedSnapshot } from '../../src/actors/task-snapshot.js';
@@ -12,9 +12,33 @@ describe('task machine steps (one shared scope)', () => {
   const steps = createTaskSteps();
   const persisted = (s: Parameters<typeof taskMachine.getPersistedSnapshot>[0]) => taskMachine.getPersistedSnapshot(s);
 
-  it('the initial snapshot equals initialTransition()', () => {
-    const input = { taskId: 'tsk_a', projectId: 'prj_a', taskType: 'WRITE_SCRIPT', maxAttempts: 3 };
-    expect(persisted(steps.initial(input))).toEqual(persisted(initialTransition(taskMachine, input)[0]));
+  it('the initial snapshot equals initialTransition(), for any input, and steps on the same', () => {
+    for (const input of [
+      { taskId: 'tsk_a', projectId: 'prj_a', taskType: 'WRITE_SCRIPT', maxAttempts: 3 },
+      { taskId: 'tsk_b', projectId: 'prj_b', taskType: 'RENDER_SHOT', maxAttempts: 1 },
+      { taskId: 'tsk_c', projectId: 'prj_c', taskType: 'GENERATE_KEYFRAME', maxAttempts: 100 },
+    ]) {
+      const ours = steps.initial(input);
+      const [theirs] = initialTransition(taskMachine, input);
+      expect(persisted(ours)).toStrictEqual(persisted(theirs));
+      expect(ours.status).toBe(theirs.status);
+      for (const event of Object.values(EVENTS)) {
+        expect(ours.can(event), event.type).toBe(theirs.can(event));
+        expect(persisted(steps.step(ours, event))).toStrictEqual(persisted(transition(taskMachine, theirs, event)[0]));
+      }
+    }
+  });
+
+  it('a machine whose way in does more than set its context starts through getInitialSnapshot', () => {
+    // A machine with an entry action on its initial state: resolveState alone would skip it.
+    const other = setup({ types: { context: {} as { n: number }, input: {} as { n: number } } }).createMachine({
+      context: ({ input }) => ({ n: input.n }),
+      initial: 'A',
+      states: { A: { entry: assign({ n: ({ context }) => context.n + 1 }), on: {} } },
+    });
+    const s = createTaskSteps(other as never);
+    const input = { n: 1 } as never;
+    expect((s.initial(input) as unknown as { context: { n: number } }).context.n).toBe(2);
   });
 
   for (const situation of SITUATIONS) {
