@@ -1,12 +1,14 @@
 /**
  * Bulk seeding for the scale figures, straight into PostgreSQL (INSERT … SELECT
  * generate_series, in chunks) and Redis (ZADD of many members, pipelined), not through
- * the orchestrator's API. Rows look like the orchestrator's own: a persisted snapshot of
- * the real task machine (only the task id differs), the queue score of queue-put.lua.
+ * the orchestrator's API. Rows look like the orchestrator's own: the stored snapshot of
+ * the real task machine (none: the columns are the state, as storedSnapshot decides; a
+ * persisted snapshot where it keeps one, only the task id differing), the queue score of
+ * queue-put.lua.
  * No audit rows are written (task_transitions): nothing on the measured paths reads them.
  */
 import { transition } from 'xstate';
-import { initialTaskSnapshot, persistSnapshot } from '../../src/actors/task-snapshot.js';
+import { initialTaskSnapshot, storedSnapshot } from '../../src/actors/task-snapshot.js';
 import { TASK_MACHINE_VERSION, taskMachine } from '../../src/machines/task-machine.js';
 import { createTaskSteps } from '../../src/machines/task-steps.js';
 import type { BenchEnv, Infra } from './infra.js';
@@ -32,10 +34,10 @@ function snapshot(status: SeedStatus, projectId: string): unknown {
   const now = Date.now();
   const s0 = initialTaskSnapshot(createTaskSteps(), { taskId: 'x', projectId, taskType: NOOP_TYPE, maxAttempts: 3 }, { awaitingApproval: false, at: now });
   const [ready] = transition(taskMachine, s0, { type: 'DEPENDENCIES_MET', at: now });
-  if (status === 'READY') return persistSnapshot(ready);
+  if (status === 'READY') return storedSnapshot(ready);
   const [running] = transition(taskMachine, ready, { type: 'DISPATCH', at: now, fencingToken: 1, deadline: now + 300_000 });
   const [done] = transition(taskMachine, running, { type: 'COMPLETE', at: now, actualCost: 0 });
-  return persistSnapshot(done);
+  return storedSnapshot(done);
 }
 
 export interface SeedTasks {
@@ -74,10 +76,11 @@ export async function seedTasks(infra: Infra, env: BenchEnv, o: SeedTasks): Prom
     SELECT s.id, s.project, '${NOOP_TYPE}', '${NOOP_AGENT}', $3, s.priority, jsonb_build_object('i', s.g),
       ${done ? `'{}'::jsonb` : 'NULL'}, '[]'::jsonb, 0, ${done ? '0' : 'NULL'}, ${now},
       ${done ? now : 'NULL'}, ${done ? now : 'NULL'}, ${done ? 1 : 0}, 3, ${done ? 1 : 'NULL'}, 300000,
-      jsonb_set($4::jsonb, '{context,taskId}', to_jsonb(s.id)), $5, ${done ? 4 : 2}, ${done ? 'NULL' : now}, ${now}
+      CASE WHEN $4::jsonb IS NULL THEN NULL ELSE jsonb_set($4::jsonb, '{context,taskId}', to_jsonb(s.id)) END, $5, ${done ? 4 : 2}, ${done ? 'NULL' : now}, ${now}
     FROM (SELECT g, $1 || lpad(g::text, 8, '0') AS id, ${project} AS project, ${priority} AS priority
           FROM generate_series($6::int, $7::int) AS g) AS s`;
-  const snap = JSON.stringify(snapshot(o.status, o.projectId));
+  const stored = snapshot(o.status, o.projectId);
+  const snap = stored === null ? null : JSON.stringify(stored);
   for (let from = 1; from <= o.count; from += SQL_CHUNK) {
     const to = Math.min(o.count, from + SQL_CHUNK - 1);
     await infra.pg.query(text, [o.idPrefix, o.projectId, o.status, snap, TASK_MACHINE_VERSION, from, to]);

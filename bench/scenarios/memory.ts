@@ -9,7 +9,8 @@
  *    actors, queue re-filled) and start() → first dispatch; then memory, once every
  *    non-final task's actor is loaded (they load on demand after a restart). Repeated
  *    `rounds` times (each restart finds the same backlog, minus ≤ MAX_CONCURRENT_TASKS
- *    that went RUNNING);
+ *    that went RUNNING, which are completed between the rounds, as their agents would have
+ *    done: restored RUNNING, they would fill every slot of the next process);
  * 3. final: those tasks made COMPLETED, `finalTasks` COMPLETED tasks added, a restart:
  *    memory (final tasks should cost nothing) and start() time.
  *
@@ -87,13 +88,23 @@ export async function runMemory(ctx: Ctx): Promise<MemoryResult> {
       } finally {
         await proc.stop();
       }
+      // The tasks this round dispatched hold their slots (RUNNING, within their timeout: no
+      // agent runs here), which the next process restores: MAX_CONCURRENT_TASKS of them
+      // leave it nothing to dispatch. They complete here, as if their agents had finished
+      // while the orchestrator was down, so each restart finds the same situation: the
+      // backlog of READY tasks and no attempt running.
+      await ctx.infra.pg.query(
+        `UPDATE ${env.schema}.tasks SET status = 'COMPLETED', completed_at = now() AT TIME ZONE 'UTC', deadline = NULL,
+           actual_cost = 0, output = '{}'::jsonb, snapshot = NULL, version = version + 1, updated_at = now() AT TIME ZONE 'UTC'
+         WHERE status = 'RUNNING'`,
+      );
+      await ctx.infra.pg.query(`DELETE FROM ${env.schema}.dispatch_outbox`);
     }
     const mid = [...rounds].sort((a, b) => a.total - b.total)[rounds.length >> 1]!;
 
     // 3. final tasks only
     await ctx.infra.pg.query(
-      `UPDATE ${env.schema}.tasks SET status = 'COMPLETED', completed_at = now() AT TIME ZONE 'UTC',
-         snapshot = jsonb_set(jsonb_set(snapshot, '{value}', '"COMPLETED"'), '{status}', '"done"')
+      `UPDATE ${env.schema}.tasks SET status = 'COMPLETED', completed_at = now() AT TIME ZONE 'UTC', snapshot = NULL
        WHERE status IN ('READY', 'RUNNING')`,
     );
     await ctx.infra.redis.unlink(env.queueKey);

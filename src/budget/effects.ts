@@ -14,3 +14,21 @@ export function reserveFor(actor: Pick<TaskActor, 'projectId' | 'estimatedCost'>
 export function releaseFor(actor: Pick<TaskActor, 'projectId' | 'estimatedCost'>, spend: number): BudgetEffect {
   return { projectId: actor.projectId, release: actor.estimatedCost, spend, enforce: false };
 }
+
+/**
+ * The effect to write with a transition, or undefined when it would change nothing: no
+ * amount moves and nothing is checked (a task of no cost, without enforcement). Leaving
+ * it out spares the statement its project-row work (about a sixth of a batched
+ * completion's PostgreSQL time, measured) and the project's budget its follow-up: its
+ * amounts did not move.
+ */
+export function effectOrNone(effect: BudgetEffect): BudgetEffect | undefined {
+  const moves = (effect.reserve ?? 0) !== 0 || (effect.release ?? 0) !== 0 || (effect.spend ?? 0) !== 0;
+  return moves || effect.enforce ? effect : undefined;
+}
+
+/** Send options carrying `effect`, or none when it changes nothing (see effectOrNone). */
+export function budgetOptions(effect: BudgetEffect): { budget?: BudgetEffect } {
+  const budget = effectOrNone(effect);
+  return budget ? { budget } : {};
+}

@@ -6,7 +6,7 @@ import type { ProjectRecord } from '../ports/project-store.js';
 import type { ProjectBudget } from '../ports/commit.js';
 import type { TaskRecord } from '../ports/task-store.js';
 import type { BudgetChecker } from '../budget/budget-checker.js';
-import { reserveFor } from '../budget/effects.js';
+import { budgetOptions, reserveFor } from '../budget/effects.js';
 import type { Cancellation } from '../control/cancellation.js';
 import type { ProjectLifecycle } from '../control/lifecycle.js';
 import type { TaskScheduler } from '../orchestrator/scheduler.js';
@@ -87,7 +87,7 @@ export class Promotion {
     const items: BatchItem[] = eligible.map((a) => ({
       taskId: a.taskId,
       event: { type: 'DEPENDENCIES_MET', at: now },
-      options: { budget: reserveFor(a, enforce) },
+      options: budgetOptions(reserveFor(a, enforce)),
     }));
     const results = await this.core.registry.sendMany(items);
     const queued: { taskId: string; priority: number }[] = [];
@@ -100,7 +100,8 @@ export class Promotion {
       if (r.ok) {
         done.push(r.transition);
         queued.push({ taskId: actor.taskId, priority: actor.priority });
-        changed.add(actor.projectId);
+        // Amounts that did not move (a task of no cost, unenforced) need no budget follow-up.
+        if (items[i]!.options?.budget) changed.add(actor.projectId);
         if (r.project) budgets.set(r.project.projectId, r.project);
         outcome.set(actor.taskId, 'ready');
       } else if (r.error instanceof BudgetExceededError) {

@@ -5,7 +5,7 @@ import type { BatchItem } from '../actors/task-registry.js';
 import type { ProjectBudget } from '../ports/commit.js';
 import type { OutboxEvent } from '../ports/task-store.js';
 import type { BudgetChecker } from '../budget/budget-checker.js';
-import { releaseFor } from '../budget/effects.js';
+import { budgetOptions, releaseFor } from '../budget/effects.js';
 import type { RaisedEvents } from '../ingest/raised-events.js';
 import type { Promotion } from '../promotion/promotion.js';
 import type { Retries } from '../retries/retries.js';
@@ -32,6 +32,8 @@ interface ResultsFollowUp {
   failed: string[];
   raised: OutboxEvent[];
   budget: ProjectBudget | undefined;
+  /** A write of these results moved the project's amounts (released a reservation, or spent). */
+  settled: boolean;
 }
 
 /** A later batch's follow-up folded into a waiting one (its budget is the later write's). */
@@ -41,6 +43,7 @@ function mergeFollowUps(waiting: ResultsFollowUp, later: ResultsFollowUp): void 
   waiting.failed.push(...later.failed);
   waiting.raised.push(...later.raised);
   if (later.budget) waiting.budget = later.budget;
+  waiting.settled ||= later.settled;
 }
 
 /**
@@ -147,7 +150,7 @@ export class Results {
         items.push({
           taskId: actor.taskId,
           event: { type: 'FAIL', at, error: result.error ?? 'failed' },
-          options: { fencingToken: result.fencingToken, budget: releaseFor(actor, result.actualCost ?? 0) },
+          options: { fencingToken: result.fencingToken, ...budgetOptions(releaseFor(actor, result.actualCost ?? 0)) },
         });
         return;
       }
@@ -169,7 +172,12 @@ export class Results {
       items.push({
         taskId: actor.taskId,
         event: { type: 'COMPLETE', at, actualCost: result.actualCost ?? null },
-        options: { fencingToken: result.fencingToken, output, budget: releaseFor(actor, result.actualCost ?? 0), ...(raise.length ? { raise } : {}) },
+        options: {
+          fencingToken: result.fencingToken,
+          output,
+          ...budgetOptions(releaseFor(actor, result.actualCost ?? 0)),
+          ...(raise.length ? { raise } : {}),
+        },
       });
     });
     const outcomes = await this.core.registry.sendMany(items);
@@ -189,9 +197,10 @@ export class Results {
       const actor = actors.get(result.taskId)!;
       settled.push(actor.taskId);
       let f = follow.get(actor.projectId);
-      if (!f) follow.set(actor.projectId, (f = { done: [], completed: [], failed: [], raised: [], budget: undefined }));
+      if (!f) follow.set(actor.projectId, (f = { done: [], completed: [], failed: [], raised: [], budget: undefined, settled: false }));
       f.done.push(r.transition);
       if (r.project) f.budget = r.project;
+      if (items[i]!.options?.budget) f.settled = true;
       if (result.status === 'failed') f.failed.push(actor.taskId);
       else f.completed.push(actor.taskId);
       f.raised.push(...(raisedBy.get(index) ?? []));
@@ -239,7 +248,8 @@ export class Results {
   private async afterResults(projectId: string, f: ResultsFollowUp): Promise<void> {
     await Promise.all([
       publishTransitions(this.core, f.done),
-      this.budget.afterChange(projectId, true, f.budget),
+      // Amounts that did not move (tasks of no cost) need no budget follow-up.
+      f.settled ? this.budget.afterChange(projectId, true, f.budget) : undefined,
       (async () => {
         for (const taskId of f.failed) await this.retries.afterFailure(taskId);
         // Raised events first: a redo may take over a task's dependents before they are pushed.

@@ -115,31 +115,37 @@ export function newTaskToJson(t: NewTaskRecord): Record<string, unknown> {
 /**
  * The JSON element APPLY_TRANSITIONS reads for one write of a batch, `idx` its index in
  * the call. The patch keeps its camelCase keys (its Dates become ISO strings); the
- * snapshot is wrapped like newTaskToJson's; the budget effect is flattened.
+ * snapshot is wrapped like newTaskToJson's; the budget effect is flattened. A key whose
+ * value would be null is left out (jsonb_to_recordset reads a missing key as NULL): most
+ * writes carry no token check, detail, budget effect, raised event or stored snapshot,
+ * and the statement parses every byte of the array.
  */
 export function transitionToJson(w: TransitionWrite, idx: number): Record<string, unknown> {
-  const b = w.budget;
-  return {
+  const json: Record<string, unknown> = {
     idx,
     task_id: w.taskId,
     expected_version: w.expectedVersion,
-    fencing_token: w.fencingToken ?? null,
     from_status: w.from,
     to_status: w.to,
     event: w.event,
-    detail: w.detail ?? null,
     patch: w.patch,
-    snapshot: { v: w.snapshot ?? null },
     machine_version: w.machineVersion,
     by_instance: w.by,
     at: w.at.toISOString(),
-    budget_project: b?.projectId ?? null,
-    reserve: b?.reserve ?? null,
-    release: b?.release ?? null,
-    spend: b?.spend ?? null,
-    enforce: b?.enforce ?? null,
-    raise: w.raise?.length ? w.raise.map(outboxToJson) : null,
   };
+  if (w.fencingToken !== undefined) json.fencing_token = w.fencingToken;
+  if (w.detail) json.detail = w.detail;
+  if (w.snapshot !== null && w.snapshot !== undefined) json.snapshot = { v: w.snapshot };
+  const b = w.budget;
+  if (b) {
+    json.budget_project = b.projectId;
+    if (b.reserve !== undefined) json.reserve = b.reserve;
+    if (b.release !== undefined) json.release = b.release;
+    if (b.spend !== undefined) json.spend = b.spend;
+    json.enforce = b.enforce;
+  }
+  if (w.raise?.length) json.raise = w.raise.map(outboxToJson);
+  return json;
 }
 
 export interface TransitionRow {
