@@ -46,6 +46,13 @@ export interface AbSide {
   subject: string;
   /** The checkout whose src/ runs; undefined for B (this tree). */
   srcRoot?: string;
+  /** Extra Node flags of this side's orchestrator processes (BENCH_AB_NODE_ARGS_A / _B): flags compared on the same code. */
+  nodeArgs?: string[];
+}
+
+/** The side's own Node flags, from BENCH_AB_NODE_ARGS_<label>. */
+function sideNodeArgs(label: 'A' | 'B'): string[] {
+  return (process.env[`BENCH_AB_NODE_ARGS_${label}`] ?? '').split(' ').filter(Boolean);
 }
 
 /** A round, with how busy the machine was just before it (BENCH_AB_QUIET). */
@@ -139,13 +146,13 @@ export function prepareCheckout(rev: string, log: (m: string) => void): AbSide {
     if (r.status !== 0) throw new Error(`npm ci in ${dir} failed (${r.status ?? r.signal})`);
     writeFileSync(marker, `${lockHash}\n`);
   }
-  return { label: 'A', rev, commit: sha.slice(0, 12), subject: git(['log', '-1', '--format=%s', sha]), srcRoot: dir };
+  return { label: 'A', rev, commit: sha.slice(0, 12), subject: git(['log', '-1', '--format=%s', sha]), srcRoot: dir, nodeArgs: sideNodeArgs('A') };
 }
 
 function workingTree(): AbSide {
   const head = git(['rev-parse', '--short=12', 'HEAD']);
   const changed = git(['status', '--porcelain', 'src', 'migrations', 'package-lock.json']);
-  return { label: 'B', rev: 'working tree', commit: `${head}${changed ? ' + changes' : ''}`, subject: git(['log', '-1', '--format=%s', 'HEAD']) };
+  return { label: 'B', rev: 'working tree', commit: `${head}${changed ? ' + changes' : ''}`, subject: git(['log', '-1', '--format=%s', 'HEAD']), nodeArgs: sideNodeArgs('B') };
 }
 
 function sideResult(rounds: AbRound[]): AbSideResult {
@@ -212,7 +219,7 @@ async function runScenario(ctx: Ctx, kind: ThroughputKind, sides: { A: AbSide; B
     for (const label of order) {
       const side = sides[label];
       const busyBefore = await waitQuiet(ctx);
-      const sample: AbRound = await orchestratorRound(ctx, kind, round, { label, ...(side.srcRoot ? { srcRoot: side.srcRoot } : {}) });
+      const sample: AbRound = await orchestratorRound(ctx, kind, round, { label, ...(side.srcRoot ? { srcRoot: side.srcRoot } : {}), ...(side.nodeArgs?.length ? { nodeArgs: side.nodeArgs } : {}) });
       if (busyBefore !== undefined) sample.busyBefore = busyBefore;
       samples[label].push(sample);
       const other = sample.otherCpu === undefined ? '' : `; other jobs ${(sample.otherCpu / sample.seconds).toFixed(2)} cores`;
@@ -260,7 +267,7 @@ export function abMarkdown(r: AbReport): string {
   const lines = [
     `### A/B run ${r.runId}, ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC, ${fmt(r.seconds)} s`,
     '',
-    `A = ${A.rev} (${A.commit}, "${A.subject}"); B = ${B.rev} (${B.commit}, "${B.subject}"). ` +
+    `A = ${A.rev} (${A.commit}, "${A.subject}"${A.nodeArgs?.length ? `, node ${A.nodeArgs.join(' ')}` : ''}); B = ${B.rev} (${B.commit}, "${B.subject}"${B.nodeArgs?.length ? `, node ${B.nodeArgs.join(' ')}` : ''}). ` +
       `${m.cores} × ${m.cpu}, Node ${m.node}, PostgreSQL ${m.postgres}, Redis ${m.redis}, NATS ${m.nats}; load average at start ${(m.loadAverageAtStart as number[]).join(' ')}. ` +
       `${c.rounds} rounds per side, alternating (A B, B A, …), median (min–max); agent concurrency ${c.agentConcurrency}, MAX_CONCURRENT_TASKS ${c.maxRunning}; rounds capped at ${c.phaseLimitMs / 1000} s.`,
     '',
@@ -445,7 +452,7 @@ export async function runAb(rev: string): Promise<number> {
 
   try {
     log(
-      `A/B run ${config.runId}: A = ${sides.A.rev} (${sides.A.commit}), B = ${sides.B.rev} (${sides.B.commit}); ` +
+      `A/B run ${config.runId}: A = ${sides.A.rev} (${sides.A.commit}${sides.A.nodeArgs?.length ? `, node ${sides.A.nodeArgs.join(' ')}` : ''}), B = ${sides.B.rev} (${sides.B.commit}${sides.B.nodeArgs?.length ? `, node ${sides.B.nodeArgs.join(' ')}` : ''}); ` +
         `N=${config.n}, parents=${config.parents}×${config.children}, rounds=${config.rounds}, scenarios=${kinds.join(',')}`,
     );
     infra = await Infra.connect(config);
@@ -475,7 +482,7 @@ export async function runAb(rev: string): Promise<number> {
         for (const kind of kinds) {
           for (const label of ['A', 'B'] as const) {
             const side = sides[label];
-            const sample = await orchestratorRound(small, kind, 100 + w, { label: `w${label}`, ...(side.srcRoot ? { srcRoot: side.srcRoot } : {}) });
+            const sample = await orchestratorRound(small, kind, 100 + w, { label: `w${label}`, ...(side.srcRoot ? { srcRoot: side.srcRoot } : {}), ...(side.nodeArgs?.length ? { nodeArgs: side.nodeArgs } : {}) });
             log(`warm-up ${LABELS[kind]} ${label}: ${sample.completed}/${sample.total} in ${sample.seconds.toFixed(2)} s (not counted)`);
           }
         }

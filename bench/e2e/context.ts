@@ -52,6 +52,7 @@ export class OrchestratorProc {
     label: string,
     maxRunning?: number,
     srcRoot?: string,
+    sideNodeArgs: readonly string[] = [],
   ): Promise<{ proc: OrchestratorProc; started: StartedNotice; spawnAt: number }> {
     const c = ctx.config;
     const settings: OrchestratorProcSettings = {
@@ -73,7 +74,8 @@ export class OrchestratorProc {
     };
     // One directory per process: tsx's loader thread writes a profile of its own.
     const profDir = join(ctx.outDir, 'profiles', `orchestrator-${label}`);
-    const nodeArgs = [...(process.env.BENCH_ORCH_NODE_ARGS ?? '').split(' ').filter(Boolean), ...(c.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [])];
+    // The service's own flag (the image's ENTRYPOINT), then the run's and the side's.
+    const nodeArgs = [SERVICE_NODE_ARGS, ...(process.env.BENCH_ORCH_NODE_ARGS ?? '').split(' ').filter(Boolean), ...sideNodeArgs, ...(c.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [])];
     const spawnAt = wallMs();
     const child = Child.spawn(`orchestrator(${label})`, 'bench/e2e/orchestrator-proc.ts', {
       env: { BENCH_ORCH: JSON.stringify(settings) },
@@ -132,6 +134,9 @@ export class OrchestratorProc {
  * Watches `<prefix>.status.>` (core NATS, published by the orchestrator after every
  * durable transition) and counts arrivals as they happen in this process.
  */
+/** The Node flag the service runs with (Dockerfile ENTRYPOINT; README, Image): the benchmark runs the orchestrator as shipped. */
+export const SERVICE_NODE_ARGS = '--max-semi-space-size=64';
+
 export class StatusWatch {
   /** Every status message: each is one durable transition (creation included). */
   transitions = 0;

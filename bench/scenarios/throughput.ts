@@ -191,7 +191,7 @@ export async function orchestratorRound(
   ctx: Ctx,
   kind: ThroughputKind,
   round: number,
-  side: { label: string; srcRoot?: string } = { label: '' },
+  side: { label: string; srcRoot?: string; nodeArgs?: readonly string[] } = { label: '' },
 ): Promise<ThroughputSample> {
   const c = ctx.config;
   const env = ctx.infra.newEnv(`${side.label}${kind}${round}`);
@@ -204,7 +204,7 @@ export async function orchestratorRound(
   let watch: StatusWatch | null = null;
   let agentsUp = false;
   try {
-    ({ proc: orchestrator } = await OrchestratorProc.start(ctx, env, `${side.label ? `${side.label}-` : ''}${kind}-${round}`, undefined, side.srcRoot));
+    ({ proc: orchestrator } = await OrchestratorProc.start(ctx, env, `${side.label ? `${side.label}-` : ''}${kind}-${round}`, undefined, side.srcRoot, side.nodeArgs));
     await ctx.agents.request('startNats', { subjectPrefix: env.subjectPrefix, concurrency: c.agentConcurrency });
     agentsUp = true;
     watch = new StatusWatch(ctx.infra.nc, env.subjectPrefix);

@@ -115,7 +115,7 @@ describe('Dockerfile', () => {
     expect(health).toHaveLength(1);
     expect(health[0]!.args).toContain('/readyz');
     expect(health[0]!.args).toContain('HTTP_ADDR');
-    expect(JSON.parse(inRuntime('ENTRYPOINT')[0]!.args)).toEqual(['node', 'bin/orchestrator.js']);
+    expect(JSON.parse(inRuntime('ENTRYPOINT')[0]!.args)).toEqual(['node', '--max-semi-space-size=64', 'bin/orchestrator.js']);
     expect(JSON.parse(inRuntime('CMD')[0]!.args)).toEqual(['start']);
     // The server listens outside the container, where the HEALTHCHECK and the published port look.
     const env = inRuntime('ENV').map((i) => i.args).join(' ');
