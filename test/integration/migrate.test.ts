@@ -128,7 +128,7 @@ describe('migrate (PostgreSQL)', () => {
     // The real migrations too, on another fresh schema.
     const other = await freshSchema();
     const [pa, pb] = await Promise.all([migrate(other.client()), migrate(other.client())]);
-    expect([...pa, ...pb].map((m) => m.version).sort()).toStrictEqual((await loadMigrations()).map((m) => m.version));
+    expect([...pa, ...pb].map((m) => m.version).sort((x, y) => x - y)).toStrictEqual((await loadMigrations()).map((m) => m.version));
   });
 
   it('fails when an applied migration changed, before applying anything new', async () => {

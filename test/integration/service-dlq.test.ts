@@ -70,7 +70,7 @@ describe('bad inbound messages against the running service', () => {
     const readScript = async () =>
       (
         await scope.sql.query<{ output: Record<string, unknown>; actualCost: number; version: string }>(
-          `SELECT output, snapshot->'context'->'actualCost' AS "actualCost", version FROM tasks WHERE task_id = $1`,
+          `SELECT output, actual_cost::float8 AS "actualCost", version FROM tasks WHERE task_id = $1`,
           [script],
         )
       ).rows[0]!;
