@@ -102,11 +102,12 @@ export function newTaskToJson(t: NewTaskRecord): Record<string, unknown> {
     not_before: t.notBefore?.toISOString() ?? null,
     fencing_token: t.fencingToken,
     timeout_ms: t.timeoutMs,
-    // jsonb_to_recordset cannot tell a JSON null snapshot from a missing one: wrap it.
-    snapshot: { v: t.snapshot ?? null },
     machine_version: t.machineVersion,
     created_steps: t.createdSteps?.length ? t.createdSteps : null,
   };
+  // A stored snapshot only (none: the columns are the state, see storedSnapshot), wrapped:
+  // jsonb_to_recordset cannot tell a JSON null from a missing key.
+  if (t.snapshot !== null && t.snapshot !== undefined) json.snapshot = { v: t.snapshot };
   // Only when traced (a missing key reads as null): an untraced task's JSON is as before.
   if (t.traceParent) json.trace_parent = t.traceParent;
   return json;
