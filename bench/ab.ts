@@ -269,7 +269,7 @@ export function abMarkdown(r: AbReport): string {
     '',
     `A = ${A.rev} (${A.commit}, "${A.subject}"${A.nodeArgs?.length ? `, node ${A.nodeArgs.join(' ')}` : ''}); B = ${B.rev} (${B.commit}, "${B.subject}"${B.nodeArgs?.length ? `, node ${B.nodeArgs.join(' ')}` : ''}). ` +
       `${m.cores} × ${m.cpu}, Node ${m.node}, PostgreSQL ${m.postgres}, Redis ${m.redis}, NATS ${m.nats}; load average at start ${(m.loadAverageAtStart as number[]).join(' ')}. ` +
-      `${c.rounds} rounds per side, alternating (A B, B A, …), median (min–max); agent concurrency ${c.agentConcurrency}, MAX_CONCURRENT_TASKS ${c.maxRunning}; rounds capped at ${c.phaseLimitMs / 1000} s.`,
+      `${c.rounds} rounds per side, alternating (A B, B A, …), median (min–max); agent concurrency ${c.agentConcurrency}, MAX_CONCURRENT_TASKS ${c.maxRunning}, DISPATCH_BATCH ${c.dispatchBatch ?? 1} (a revision without it: one message per dispatch); rounds capped at ${c.phaseLimitMs / 1000} s.`,
     '',
     `| figure (tasks/s, first event → last COMPLETED) | A | B | B ÷ A (medians) | B ÷ A per round pair | ≥ ${r.floor} × A |`,
     '| --- | ---: | ---: | ---: | ---: | :---: |',

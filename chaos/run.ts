@@ -37,6 +37,9 @@ const all: Scenario[] = [
   natsKill(30_000),
   redisLost(),
   twoInstancesOneKilled(),
+  // The same two with several dispatches per message to every agent (DISPATCH_BATCH).
+  sigkillRestarts(seeds[0] ?? 1, { dispatchBatch: 20 }),
+  twoInstancesOneKilled({ dispatchBatch: 20 }),
   stalledAgent(),
   budgetRace(),
   approvalRaces(),

@@ -39,6 +39,8 @@ export interface WorldOptions {
   shots?: number;
   /** Agent workers' concurrency (each agent). */
   concurrency?: number;
+  /** DISPATCH_BATCH of the orchestrators for every agent: dispatches per message (default: one each). */
+  dispatchBatch?: number;
   /** Agent workers' heartbeat period while a handler runs (default 5 s). */
   heartbeatMs?: number;
   /** Replaces the simulated agents' work for some tasks (throw: a failed result); `context` is the agent SDK's (heartbeats). */
@@ -72,6 +74,10 @@ export class World {
     }
     if (redis) env.REDIS_URL = redis.url;
     if (nats) env.NATS_URL = nats.url;
+    if (options.dispatchBatch) {
+      const agents = new SimulatedAgents(new TaskTypeCatalog(), { shots: 1 }).agents();
+      env.DISPATCH_BATCH = agents.map((a) => `${a}=${options.dispatchBatch}`).join(',');
+    }
     const nc = nats ? await connectTestNats(`chaos-${scope.prefix}`, nats.url, nats.clientOptions) : scope.nc;
     const sql = postgres ? new PgSqlClient({ connectionString: postgres.url, max: 2, onError: () => undefined }) : scope.sql;
     const p = scope.prefix;

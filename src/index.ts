@@ -22,6 +22,7 @@ export {
   TaskDispatch,
   TaskResult,
   TaskResultBatch,
+  TaskDispatchBatch,
   Heartbeat,
   ApprovalDecided,
   ControlRequest,
@@ -73,7 +74,7 @@ export type { CostStatsStore, CostObservation } from './ports/cost-stats-store.j
 export type { NoticeLedger, InstanceWatermark, AuditNotice } from './ports/notice-ledger.js';
 export type { TaskQueue, QueueEntry } from './ports/task-queue.js';
 export type { LockManager, Lease } from './ports/lock-manager.js';
-export type { EventBus, Outbound, InboundHandlers } from './ports/event-bus.js';
+export type { DispatchItem, EventBus, Outbound, InboundHandlers } from './ports/event-bus.js';
 export { systemClock, type Clock } from './ports/clock.js';
 export { noMetrics, reasonCode, type Metrics, type InboundOutcome } from './ports/metrics.js';
 export type { HealthCheck } from './ports/health.js';

@@ -52,6 +52,7 @@ export async function startService(
     subjectPrefix: config.nats.subjectPrefix,
     maxPayloadBytes: config.nats.maxPayloadBytes,
     ackWaitMs: Math.round(config.nats.ackWaitSeconds * 1000),
+    dispatchBatch: config.nats.dispatchBatch,
     logger,
     ...(metrics ? { metrics } : {}),
   });

@@ -45,6 +45,8 @@ export interface BenchConfig {
   concurrency: number;
   /** Concurrency of the no-op agent worker: tasks in its handler at once (the same as the Worker's by default). */
   agentConcurrency: number;
+  /** DISPATCH_BATCH of the orchestrator for the no-op agent: dispatches per message (1: one message each). */
+  dispatchBatch: number;
   /**
    * MAX_CONCURRENT_TASKS of the orchestrator: tasks RUNNING at once, which counts those on
    * their way to the agent and their results on their way back, not only those in a handler.
@@ -126,6 +128,7 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
     peers: peers.length ? PEERS.filter((p) => peers.includes(p)) : [...PEERS],
     concurrency: Math.max(1, int(env, 'BENCH_CONCURRENCY', 50)),
     agentConcurrency: Math.max(1, int(env, 'BENCH_AGENT_CONCURRENCY', int(env, 'BENCH_CONCURRENCY', 50))),
+    dispatchBatch: Math.max(1, int(env, 'BENCH_DISPATCH_BATCH', int(env, 'BENCH_AGENT_CONCURRENCY', int(env, 'BENCH_CONCURRENCY', 50)))),
     maxRunning: Math.max(1, int(env, 'BENCH_MAX_RUNNING', 1_000)),
     eventSize: Math.max(1, int(env, 'BENCH_EVENT_SIZE', 1_000)),
     parentsPerEvent: Math.max(1, int(env, 'BENCH_PARENTS_PER_EVENT', 100)),

@@ -64,6 +64,7 @@ export class OrchestratorProc {
       natsUrl: c.natsUrl,
       subjectPrefix: env.subjectPrefix,
       maxRunning: maxRunning ?? c.maxRunning,
+      dispatchBatch: c.dispatchBatch,
       priorityLevels: c.priorityLevels,
       children: c.children,
       ioStats: c.ioStats,

@@ -17,7 +17,7 @@ import { installIoStats, takeIoStats } from './io-stats.js';
 import { installProbe, takeProbe } from './probe.js';
 import { notify, serve } from './ipc.js';
 import { wallMs } from './stats.js';
-import { BENCH_TASK_TYPES, benchPipeline } from './workload.js';
+import { BENCH_TASK_TYPES, NOOP_AGENT, benchPipeline } from './workload.js';
 
 /** What this process uses of the package's public API (src/index.ts), in every revision it runs. */
 type Lib = Pick<
@@ -43,6 +43,8 @@ export interface OrchestratorProcSettings {
   natsUrl: string;
   subjectPrefix: string;
   maxRunning: number;
+  /** DISPATCH_BATCH for the no-op agent (a revision without it sends one message per dispatch). */
+  dispatchBatch: number;
   priorityLevels: number;
   children: number;
   ioStats: boolean;
@@ -98,7 +100,13 @@ const logger = createLogger({ level: 'warn', name: 'bench-orchestrator' });
 const startAt = wallMs();
 const blackboard = await createBlackboard(config, logger);
 const connection = await connectNats({ ...config.nats, name: `bench-${config.instanceId}` }, logger);
-const bus = new NatsEventBus({ connection, subjectPrefix: config.nats.subjectPrefix, maxPayloadBytes: config.nats.maxPayloadBytes, logger });
+const bus = new NatsEventBus({
+  connection,
+  subjectPrefix: config.nats.subjectPrefix,
+  maxPayloadBytes: config.nats.maxPayloadBytes,
+  ...(s.dispatchBatch > 1 ? { dispatchBatch: { [NOOP_AGENT]: s.dispatchBatch } } : {}),
+  logger,
+});
 await bus.ensureStreams();
 const orchestrator = await OrchestratorFactory.createAndStart(blackboard, bus, config, {
   logger,

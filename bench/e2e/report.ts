@@ -153,7 +153,7 @@ function peersTable(r: Report, flat: ThroughputResult | undefined, fanin: Throug
 }
 
 export function markdownReport(r: Report): string {
-  const c = r.config as { n: number; parents: number; children: number; rounds: number; phaseLimitMs: number; concurrency: number; agentConcurrency: number; maxRunning: number; eventSize: number; parentsPerEvent: number };
+  const c = r.config as { n: number; parents: number; children: number; rounds: number; phaseLimitMs: number; concurrency: number; agentConcurrency: number; dispatchBatch: number; maxRunning: number; eventSize: number; parentsPerEvent: number };
   const flat = r.scenarios.flat as ThroughputResult | undefined;
   const deps = (r.scenarios.fanin ?? r.scenarios.deps) as ThroughputResult | undefined;
   const lat = r.scenarios.latency as LatencyResult | undefined;
@@ -165,7 +165,7 @@ export function markdownReport(r: Report): string {
     '',
     `${m.cores} × ${m.cpu}, ${m.memoryGiB} GiB, Linux ${m.kernel}; Node ${m.node}, PostgreSQL ${m.postgres}, Redis ${m.redis}, ` +
       `NATS ${m.nats}, BullMQ ${m.bullmq}, graphile-worker ${m.graphileWorker as string}, pg-boss ${m.pgBoss as string}; commit ${m.commit}; load average at start ${(m.loadAverageAtStart as number[]).join(' ')}. ` +
-      `${c.rounds} alternating rounds, median (min–max); worker concurrency ${c.concurrency} (BullMQ Worker) and ${c.agentConcurrency} (no-op agent), orchestrator MAX_CONCURRENT_TASKS ${c.maxRunning}; orchestrator runs capped at ${c.phaseLimitMs / 1000} s.`,
+      `${c.rounds} alternating rounds, median (min–max); worker concurrency ${c.concurrency} (BullMQ Worker) and ${c.agentConcurrency} (no-op agent), orchestrator MAX_CONCURRENT_TASKS ${c.maxRunning}, DISPATCH_BATCH ${c.dispatchBatch ?? 1} for the no-op agent; orchestrator runs capped at ${c.phaseLimitMs / 1000} s.`,
     '',
     '| figure | orchestrator | BullMQ | orchestrator ÷ BullMQ |',
     '| --- | ---: | ---: | ---: |',

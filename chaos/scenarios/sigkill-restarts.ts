@@ -11,18 +11,20 @@ const KILLS = 3;
  * Scenario 1: `orchestrator start` SIGKILLed at three random moments of a 1 009-task
  * project (approvals off) and started again each time, with the same INSTANCE_ID (a
  * restarted container). The agents keep running; results sent while no orchestrator runs
- * wait in the inbound stream. Figure: the worst time from a restart (the process says it
+ * wait in the inbound stream. With `dispatchBatch`, the orchestrator sends every agent
+ * several dispatches per message (DISPATCH_BATCH). Figure: the worst time from a restart (the process says it
  * is running) to its first dispatch.
  */
-export function sigkillRestarts(seed: number): Scenario {
+export function sigkillRestarts(seed: number, options: { dispatchBatch?: number } = {}): Scenario {
+  const batched = options.dispatchBatch ? `-batch-${options.dispatchBatch}` : '';
   return {
-    id: `sigkill-restarts-seed-${seed}`,
-    title: `SIGKILL ×${KILLS} mid-project, restart (seed ${seed})`,
+    id: `sigkill-restarts-seed-${seed}${batched}`,
+    title: `SIGKILL ×${KILLS} mid-project, restart (seed ${seed}${options.dispatchBatch ? `, DISPATCH_BATCH ${options.dispatchBatch} for every agent` : ''})`,
     async run(log): Promise<ScenarioResult> {
       const random = seeded(seed);
       // Kill points: completions in [5 %, 90 %] of the project, in order.
       const points = Array.from({ length: KILLS }, () => Math.floor(TASKS * (0.05 + 0.85 * random()))).sort((a, b) => a - b);
-      const world = await World.create({ shots: SHOTS });
+      const world = await World.create({ shots: SHOTS, ...options });
       try {
         await world.startAgents();
         const projectId = newProjectId();
@@ -47,6 +49,7 @@ export function sigkillRestarts(seed: number): Scenario {
           checks: [
             expectThat('project completed', (await world.projectState(projectId)) === 'completed', JSON.stringify(counts)),
             expectThat(`${TASKS} tasks`, total === TASKS, `${total} tasks`),
+            ...(options.dispatchBatch ? [expectThat('dispatches went several per message', world.watch.dispatchBatches > 0, `${world.watch.dispatchBatches} messages of several dispatches`)] : []),
             ...(await world.invariants(projectId)),
           ],
           figure: { label: 'worst restart → first dispatch', value: Math.max(...gaps) / 1000, unit: 's' },

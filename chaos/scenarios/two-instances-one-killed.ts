@@ -9,14 +9,15 @@ const TASKS = 2 * SHOTS + 9;
  * Scenario 5: two instances share the project; one is SIGKILLed halfway. The survivor
  * finishes it. On the wire, no attempt is dispatched twice except the dead instance's own
  * attempts whose dispatch it had not recorded as confirmed: those the survivor sends again
- * (same attempt, same token) once their lease expired. Figure: the attempts sent again.
+ * (same attempt, same token) once their lease expired. With `dispatchBatch`, several
+ * dispatches per message (a dispatch in a message of many counts as sent once per message). Figure: the attempts sent again.
  */
-export function twoInstancesOneKilled(): Scenario {
+export function twoInstancesOneKilled(options: { dispatchBatch?: number } = {}): Scenario {
   return {
-    id: 'two-instances-one-killed',
-    title: 'two instances, one SIGKILLed halfway',
+    id: `two-instances-one-killed${options.dispatchBatch ? `-batch-${options.dispatchBatch}` : ''}`,
+    title: `two instances, one SIGKILLed halfway${options.dispatchBatch ? ` (DISPATCH_BATCH ${options.dispatchBatch} for every agent)` : ''}`,
     async run(log): Promise<ScenarioResult> {
-      const world = await World.create({ shots: SHOTS });
+      const world = await World.create({ shots: SHOTS, ...options });
       try {
         await world.startAgents();
         const projectId = newProjectId();
@@ -55,6 +56,7 @@ export function twoInstancesOneKilled(): Scenario {
             expectThat('the survivor finished the project', (await world.projectState(projectId)) === 'completed', JSON.stringify(counts)),
             expectThat(`${TASKS} tasks`, total === TASKS, `${total} tasks`),
             expectThat('no attempt sent twice but the dead one\'s, after its death', unexplained.length === 0, `${twice.length} sent again, ${unexplained.length} unexplained${unexplained[0] ? `: ${unexplained[0][0]} by ${writer.get(unexplained[0][0])}` : ''}`),
+            ...(options.dispatchBatch ? [expectThat('dispatches went several per message', world.watch.dispatchBatches > 0, `${world.watch.dispatchBatches} messages of several dispatches`)] : []),
             ...(await world.invariants(projectId)),
           ],
           figure: { label: 'attempts sent again', value: twice.length, unit: '' },

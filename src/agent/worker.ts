@@ -7,7 +7,7 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
-import { TaskDispatch, TaskResult } from '../domain/messages.js';
+import { TaskDispatch, TaskDispatchBatch, TaskResult } from '../domain/messages.js';
 import { AgentName } from '../domain/task.js';
 import { ValidationError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
@@ -101,6 +101,11 @@ const RESULT_BATCH_BYTES = 64 * 1024;
  * shared by every process of the agent (each dispatch goes to one of them). A dispatch is
  * pulled only when a slot is free (no prefetch: tasks may be long), kept alive with the
  * heartbeats, and acknowledged once its result is stored in the inbound stream.
+ * A message of several dispatches (`{"dispatches":[…]}`, sent to the agents the
+ * orchestrator's DISPATCH_BATCH names) is pulled for the slots it fills (the pull counts
+ * the dispatches per message of the last one); its dispatches run as slots free, in
+ * order, each as if it had come alone, and the message is acknowledged once every one has
+ * its result stored (kept alive meanwhile with `working()` each heartbeat period).
  * Resolves once the consumer exists.
  */
 export async function createAgentWorker(options: AgentWorkerOptions): Promise<AgentWorker> {
@@ -138,6 +143,22 @@ export async function createAgentWorker(options: AgentWorkerOptions): Promise<Ag
 
 type WorkerSettings = AgentWorkerOptions & { concurrency: number; heartbeatMs: number };
 
+/** A message taken from the stream, until every dispatch it carries is settled. */
+interface Delivery {
+  m: JsMsg;
+  /** Its dispatches not settled yet. */
+  left: number;
+  /** One of them could not be settled (its result not stored): the message is handed back. */
+  failed: boolean;
+  /** `working()` every heartbeat period, for a message of several dispatches. */
+  timer: NodeJS.Timeout | null;
+}
+
+/** `{ "dispatches": [...] }`: the batch form of a dispatch message. */
+function isBatch(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && 'dispatches' in value;
+}
+
 class Worker implements AgentWorker {
   readonly agent: string;
   private readonly logger: Logger;
@@ -154,7 +175,11 @@ class Worker implements AgentWorker {
   private loop: Promise<void> = Promise.resolve();
   private stopped: Promise<void> | null = null;
   /** Results waiting for the next flush (see `settle`); `trace`: the task's `process` span (tracing on). */
-  private readonly finished: { m: JsMsg; task: TaskDispatch; result: TaskResult; done: () => void; trace: Context | undefined }[] = [];
+  private readonly finished: { d: Delivery; task: TaskDispatch; result: TaskResult; done: () => void; trace: Context | undefined }[] = [];
+  /** Dispatches taken (in a message of several) waiting for a slot, in order. */
+  private readonly waiting: { delivery: Delivery; task: TaskDispatch }[] = [];
+  /** Dispatches in the last message taken: the fetch asks for the free slots divided by this. */
+  private perMessage = 1;
   private readonly templates: SubjectTemplates;
 
   constructor(
@@ -181,7 +206,11 @@ class Worker implements AgentWorker {
   }
 
   stop(options: { abort?: boolean } = {}): Promise<void> {
-    if (options.abort) for (const c of this.controllers) c.abort(new Error('agent worker stopped'));
+    if (options.abort) {
+      for (const c of this.controllers) c.abort(new Error('agent worker stopped'));
+      // Not started: their messages are handed back once the rest of them settle.
+      for (const { delivery } of this.waiting.splice(0)) this.settled(delivery, false);
+    }
     this.stopped ??= (async () => {
       this.stopping = true;
       this.stopWatching();
@@ -189,7 +218,8 @@ class Worker implements AgentWorker {
       const fetching = this.fetching;
       if (fetching) void fetching.close().catch(() => undefined);
       await this.loop;
-      await Promise.allSettled([...this.active]);
+      // The dispatches of messages taken start as slots free, after a plain stop too.
+      while (this.active.size) await Promise.allSettled([...this.active]);
     })();
     return this.stopped;
   }
@@ -205,15 +235,16 @@ class Worker implements AgentWorker {
         return;
       }
       try {
+        // Messages for the free slots, counting the dispatches per message of the last one.
         const batch = await this.consumer.fetch({
-          max_messages: this.settings.concurrency - this.active.size,
+          max_messages: Math.max(1, Math.floor((this.settings.concurrency - this.active.size) / this.perMessage)),
           expires: FETCH_EXPIRES_MS,
         });
         this.fetching = batch;
         if (this.stopping) void batch.close();
         for await (const m of batch) {
           if (this.stopping) m.nak(); // not started: another worker of the agent may take it now
-          else this.launch(m);
+          else this.receive(m);
         }
       } catch (err) {
         if (this.stopping) break;
@@ -225,8 +256,9 @@ class Worker implements AgentWorker {
     }
   }
 
+  /** Resolves once a slot is free and no dispatch taken waits for one (or at stop). */
   private freeSlot(): Promise<void> {
-    if (this.active.size < this.settings.concurrency || this.stopping) return Promise.resolve();
+    if ((this.active.size < this.settings.concurrency && !this.waiting.length) || this.stopping) return Promise.resolve();
     return new Promise((resolve) => {
       this.wake = resolve;
     });
@@ -242,54 +274,104 @@ class Worker implements AgentWorker {
     });
   }
 
-  private launch(m: JsMsg): void {
-    const p = this.process(m)
-      .catch((err: unknown) => this.logger.error({ err, subject: m.subject }, 'task processing failed'))
+  /**
+   * A message taken: its dispatches — one (TaskDispatch), or several (TaskDispatchBatch) —
+   * run as slots free, in order. A message that is neither is dead-lettered whole; an
+   * entry of a batch that is no TaskDispatch is dead-lettered alone, and the others run.
+   */
+  private receive(m: JsMsg): void {
+    const json = parseJson(bytesToText(m.data));
+    const batch = json.ok && isBatch(json.value) ? TaskDispatchBatch.safeParse(json.value) : null;
+    const single = json.ok && !batch ? TaskDispatch.safeParse(json.value) : null;
+    if (!json.ok || (batch && !batch.success) || (single && !single.success)) {
+      const reason = !json.ok ? json.reason : `schema violation: ${formatIssues((batch ?? single)!.error!)}`;
+      this.launch(this.deadLetter(m, reason, bytesToText(m.data)).then((ok) => (ok ? m.term() : m.nak(5_000))));
+      return;
+    }
+    const entries = batch ? batch.data!.dispatches : [single!.data!];
+    const delivery: Delivery = { m, left: entries.length, failed: false, timer: null };
+    this.perMessage = entries.length;
+    // The dispatches waiting for a slot run no handler to keep the message: kept here.
+    if (entries.length > 1) delivery.timer = setInterval(() => m.working(), this.settings.heartbeatMs);
+    for (const entry of entries) {
+      const parsed = batch ? TaskDispatch.safeParse(entry) : null;
+      if (parsed && !parsed.success) {
+        const reason = `schema violation in a dispatches batch: ${formatIssues(parsed.error)}`;
+        this.launch(this.deadLetter(m, reason, JSON.stringify(entry)).then((ok) => this.settled(delivery, ok)));
+      } else {
+        this.waiting.push({ delivery, task: parsed ? parsed.data : (entry as TaskDispatch) });
+      }
+    }
+    this.fillSlots();
+  }
+
+  /** True once the dead letter is stored. */
+  private async deadLetter(m: JsMsg, reason: string, data: string): Promise<boolean> {
+    try {
+      await this.deadLetters.send({ subject: m.subject, reason, data });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Starts the dispatches waiting, as far as the slots go (after a plain stop too: their messages were taken). */
+  private fillSlots(): void {
+    while (this.waiting.length && this.active.size < this.settings.concurrency) {
+      const { delivery, task } = this.waiting.shift()!;
+      this.launch(this.process(delivery, task));
+    }
+  }
+
+  private launch(work: Promise<void>): void {
+    const p = work
+      .catch((err: unknown) => this.logger.error({ err }, 'task processing failed'))
       .finally(() => {
-      this.active.delete(p);
-      const wake = this.wake;
-      this.wake = null;
-      wake?.();
-    });
+        this.active.delete(p);
+        this.fillSlots();
+        const wake = this.wake;
+        this.wake = null;
+        wake?.();
+      });
     this.active.add(p);
   }
 
-  private async process(m: JsMsg): Promise<void> {
-    const json = parseJson(bytesToText(m.data));
-    const parsed = json.ok ? TaskDispatch.safeParse(json.value) : null;
-    if (!parsed?.success) {
-      const reason = !json.ok ? json.reason : `schema violation: ${formatIssues(parsed!.error)}`;
-      try {
-        await this.deadLetters.send({ subject: m.subject, reason, data: bytesToText(m.data) });
-        m.term();
-      } catch {
-        m.nak(5_000);
-      }
-      return;
-    }
-    const task = parsed.data;
+  /**
+   * One dispatch of a message settled (its result stored, or its dead letter): the message
+   * is acknowledged once all are, or handed back (`nak`) if one of them could not be (all
+   * its dispatches come again; results already stored are found applied).
+   */
+  private settled(d: Delivery, ok: boolean): void {
+    if (!ok) d.failed = true;
+    if (--d.left > 0) return;
+    if (d.timer) clearInterval(d.timer);
+    if (d.failed) d.m.nak(5_000);
+    else d.m.ack();
+  }
+
+  private async process(d: Delivery, task: TaskDispatch): Promise<void> {
     if (!tracingOn()) {
-      const result = await this.run1(m, task, undefined);
-      return this.settle(m, task, result, undefined);
+      const result = await this.run1(d.m, task, undefined);
+      return this.settle(d, task, result, undefined);
     }
     // Traced: the task's work in the CONSUMER span `process <prefix>.tasks.{agent}`, a child
-    // of the dispatch's `send` span (its headers); the handler runs with it active (its own
-    // spans are its children), and the result and heartbeats carry it back.
-    await processTraced(this.templates.task, m.subject, `${task.taskId}:${task.fencingToken}`, m.headers, async (ctx) => {
-      const result = await this.run1(m, task, ctx);
-      await this.settle(m, task, result, ctx);
+    // of the dispatch's `send` span (its message's headers); the handler runs with it active
+    // (its own spans are its children), and the result and heartbeats carry it back.
+    await processTraced(this.templates.task, d.m.subject, `${task.taskId}:${task.fencingToken}`, d.m.headers, async (ctx) => {
+      const result = await this.run1(d.m, task, ctx);
+      await this.settle(d, task, result, ctx);
     });
   }
 
   /**
-   * Publishes a result and then acknowledges its dispatch. Results that finish in the same
+   * Publishes a result and then settles its dispatch. Results that finish in the same
    * turn of the event loop are published together: those of one project in one message
-   * (`batchResults`), the messages in one synchronous pass; each dispatch is acknowledged
-   * once the stream has stored the message with its result.
+   * (`batchResults`), the messages in one synchronous pass; a dispatch is settled once the
+   * stream has stored the message with its result.
    */
-  private settle(m: JsMsg, task: TaskDispatch, result: TaskResult, trace: Context | undefined): Promise<void> {
+  private settle(d: Delivery, task: TaskDispatch, result: TaskResult, trace: Context | undefined): Promise<void> {
     return new Promise((resolve) => {
-      this.finished.push({ m, task, result, done: resolve, trace });
+      this.finished.push({ d, task, result, done: resolve, trace });
       if (this.finished.length === 1) setImmediate(() => void this.flushResults());
     });
   }
@@ -305,13 +387,9 @@ class Worker implements AgentWorker {
         } catch (e) {
           err = e;
         }
-        for (const { m, task, done } of group) {
-          if (err) {
-            this.logger.error({ err, taskId: task.taskId }, 'cannot publish the result; the task will be redelivered');
-            m.nak(5_000);
-          } else {
-            m.ack();
-          }
+        for (const { d, task, done } of group) {
+          if (err) this.logger.error({ err, taskId: task.taskId }, 'cannot publish the result; the task will be redelivered');
+          this.settled(d, !err);
           done();
         }
       }),

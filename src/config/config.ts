@@ -35,6 +35,8 @@ export interface OrchestratorConfig {
     inboxPrefix?: string;
     maxPayloadBytes: number;
     ackWaitSeconds: number;
+    /** DISPATCH_BATCH: agents that take several dispatches per message, with the most one carries. */
+    dispatchBatch: Record<string, number>;
   };
   /** Status and budget notices (at least once): after this long without a heartbeat an instance's are announced by another. */
   notices: { staleAfterMs: number };
@@ -85,6 +87,7 @@ export type ConfigOverrides = DeepPartial<{
     inboxPrefix: string;
     maxPayloadBytes: number;
     ackWaitSeconds: number;
+    dispatchBatch: Record<string, number>;
   };
   notices: { staleAfterSeconds: number };
   http: { addr: string };

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { taskTimeouts, taskTypesFile } from './task-types.js';
+import { MAX_DISPATCHES_PER_MESSAGE } from '../domain/messages.js';
 
 /**
  * Every environment variable the orchestrator reads: its option path, meaning, unit,
@@ -126,7 +127,7 @@ const tracesExporter = z.preprocess(
 );
 
 /** `agent=limit,agent=limit` → { agent: limit }. */
-const agentLimits = z.preprocess(
+const agentNumbers = (example: string) => z.preprocess(
   (v) => {
     const b = blankToUndefined(v);
     if (typeof b !== 'string') return b;
@@ -138,7 +139,11 @@ const agentLimits = z.preprocess(
     }
     return out;
   },
-  z.record(z.string(), z.number().int().positive(), { error: 'expected agent=limit pairs, such as video_generator=2,image_generator=4' }),
+  z.record(z.string(), z.number().int().positive(), { error: `expected agent=number pairs, such as ${example}` }),
+);
+const agentLimits = agentNumbers('video_generator=2,image_generator=4');
+const dispatchBatch = agentNumbers('image_generator=20,qa_checker=10').pipe(
+  z.record(z.string(), z.number().max(MAX_DISPATCHES_PER_MESSAGE, { error: `expected at most ${MAX_DISPATCHES_PER_MESSAGE} dispatches per message` })),
 );
 
 export interface Setting {
@@ -193,6 +198,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'NATS_TLS_KEY_FILE', path: ['nats', 'tls', 'keyFile'], schema: text('a file path').optional(), unit: 'path', description: 'Client key for mutual TLS' },
   { env: 'NATS_INBOX_PREFIX', path: ['nats', 'inboxPrefix'], schema: subjectToken.optional(), unit: 'subject', description: 'Prefix of the reply subjects this process subscribes to (default _INBOX); an agent whose NATS user may read only its own replies sets its own (deploy/nats: _INBOX.script_writer for the agent script_writer)' },
   { env: 'NATS_ACK_WAIT', path: ['nats', 'ackWaitSeconds'], schema: positiveSeconds, default: 10, unit: 'seconds', description: 'Redelivery delay of an inbound message left unacknowledged (a crashed orchestrator)' },
+  { env: 'DISPATCH_BATCH', path: ['nats', 'dispatchBatch'], schema: dispatchBatch, default: {}, unit: 'agent=dispatches,…', description: 'Agents that take several dispatches per message ({"dispatches":[…]}, which createAgentWorker reads), with the most one message carries (for example image_generator=20); keep it at most the agent\'s concurrency. An agent not named gets one message per dispatch' },
   { env: 'MAX_PAYLOAD_BYTES', path: ['nats', 'maxPayloadBytes'], schema: positiveInt('a positive number of bytes'), default: 1_048_576, unit: 'bytes', description: 'Inbound messages larger than this are dead-lettered unparsed' },
   { env: 'NOTICE_STALE_AFTER', path: ['notices', 'staleAfterSeconds'], schema: positiveSeconds, default: 30, unit: 'seconds', description: 'An instance whose notice heartbeat is older than this is gone: a live one announces the statuses and budgets it may not have' },
   { env: 'HTTP_ADDR', path: ['http', 'addr'], schema: hostPort, default: '127.0.0.1:8080', unit: 'host:port', description: '`orchestrator start` serves /livez, /readyz and /metrics here (port 0: a free one, printed at start)' },

@@ -95,18 +95,51 @@ export class DispatchOutbox {
     while (this.inFlight.size) await Promise.all([...this.inFlight]);
   }
 
-  /** Hands the dispatches to the bus together; never rejects (tracked until confirmed or given up). */
+  /**
+   * Hands the dispatches to the bus together — those of an agent that takes several per
+   * message (`dispatchBatchSize`) in messages of several, the others each on its own;
+   * never rejects (tracked until confirmed or given up). A dispatch whose first try failed
+   * is sent again on its own.
+   */
   send(batch: readonly Sending[]): void {
     if (!batch.length) return;
     this.armRenewals();
+    const alone: Sending[] = [];
+    const byAgent = new Map<string, Sending[]>();
+    for (const s of batch) {
+      if (this.core.bus.dispatchBatchSize(s.agent) <= 1) alone.push(s);
+      else {
+        const group = byAgent.get(s.agent);
+        if (group) group.push(s);
+        else byAgent.set(s.agent, [s]);
+      }
+    }
     this.track(
       (async () => {
-        const first = await Promise.all(batch.map((s) => this.tryOnce(s, 1)));
-        this.confirmed(batch.filter((_, i) => first[i]));
-        const failed = batch.filter((_, i) => !first[i]);
-        await Promise.all(failed.map((s) => this.retry(s)));
+        const first = await Promise.all([
+          Promise.all(alone.map((s) => this.tryOnce(s, 1))),
+          ...[...byAgent.values()].map((group) => this.tryTogether(group)),
+        ]);
+        const sent = [alone, ...byAgent.values()].flat();
+        const ok = first.flat();
+        this.confirmed(sent.filter((_, i) => ok[i]));
+        await Promise.all(sent.filter((_, i) => !ok[i]).map((s) => this.retry(s)));
       })(),
     );
+  }
+
+  /** One try of one agent's dispatches together; per dispatch, true when the bus confirmed. Never rejects. */
+  private async tryTogether(group: readonly Sending[]): Promise<boolean[]> {
+    const outcomes = await this.core.bus.dispatchTasks(
+      group[0]!.agent,
+      group.map((s) => ({ task: s.message, traceParent: s.traceParent ?? null })),
+    );
+    const failed = outcomes.findIndex((err) => err !== null);
+    if (failed >= 0) {
+      const err = outcomes[failed];
+      this.core.logger.warn({ err, agent: group[0]!.agent, tasks: outcomes.filter((e) => e !== null).length, taskId: group[failed]!.message.taskId }, 'dispatches not confirmed; sending them again');
+    }
+    return outcomes.map((err) => err === null);
   }
 
   /**

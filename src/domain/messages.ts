@@ -25,6 +25,20 @@ export const TaskDispatch = z.object({
 });
 export type TaskDispatch = z.infer<typeof TaskDispatch>;
 
+/** Dispatches one message may carry (see TaskDispatchBatch). */
+export const MAX_DISPATCHES_PER_MESSAGE = 1_000;
+
+/**
+ * `lap.tasks.<agent>`, the batch form: `{ "dispatches": [TaskDispatch, …] }`, sent only to
+ * the agents a deployment names in DISPATCH_BATCH (createAgentWorker takes both forms; an
+ * agent of its own reads this form only once it is named there). Each dispatch is handled
+ * as if it had come alone; the agent acknowledges the message once every one of them has
+ * its result stored, so a worker that dies redelivers the whole message (results of its
+ * tasks that were already stored come again and are found applied).
+ */
+export const TaskDispatchBatch = z.object({ dispatches: z.array(z.unknown()).min(1).max(MAX_DISPATCHES_PER_MESSAGE) });
+export type TaskDispatchBatch = z.infer<typeof TaskDispatchBatch>;
+
 /** `lap.results.<projectId>` (inbound). */
 export const TaskResult = z
   .object({

@@ -14,6 +14,12 @@ import type {
 } from '../domain/messages.js';
 import type { PipelineEvent } from '../domain/pipeline.js';
 
+/** A dispatch, with the traceparent stored with its task (its ingest's; null when untraced): the dispatch's span is its child. */
+export interface DispatchItem {
+  task: TaskDispatch;
+  traceParent?: string | null;
+}
+
 /** What the orchestrator publishes, once the change behind it is durable. */
 export type Outbound =
   | { kind: 'status'; body: TaskStatusMessage }
@@ -58,6 +64,19 @@ export interface InboundSubscription {
 export interface EventBus {
   /** Delivers a task to its agent (`lap.tasks.<agent>`); resolves once handed over durably. */
   dispatchTask(agent: string, task: TaskDispatch): Promise<void>;
+  /**
+   * The most dispatches one message to `agent` carries: on NATS, the number the deployment
+   * gives the agent in DISPATCH_BATCH; otherwise 1 (each dispatch its own message, by
+   * dispatchTask). The dispatch outbox hands the dispatches of an agent above 1 to dispatchTasks.
+   */
+  dispatchBatchSize(agent: string): number;
+  /**
+   * Delivers dispatches to one agent together: on NATS, several in one message
+   * (`{"dispatches":[…]}`, at most dispatchBatchSize(agent) and about 64 KiB each; a bigger
+   * dispatch, or one alone, goes as dispatchTask sends it). Resolves with, per dispatch in
+   * order, null once it is handed over durably or the error that stopped it (never rejects).
+   */
+  dispatchTasks(agent: string, items: readonly DispatchItem[]): Promise<(Error | null)[]>;
   publish(message: Outbound): Promise<void>;
   /** Starts delivering inbound messages to the handlers. */
   consume(handlers: InboundHandlers): Promise<InboundSubscription>;

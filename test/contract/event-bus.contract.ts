@@ -522,6 +522,23 @@ export function eventBusContract(name: string, factory: EventBusFactory, options
         }
       });
 
+      it('dispatchTasks delivers each dispatch to its agent and resolves with null for each; an invalid agent name fails every one', async () => {
+        const got: TaskDispatch[] = [];
+        const stop = await h.agent('engraver', (t) => got.push(t));
+        try {
+          const tasks = [dispatch(uid('tsk')), dispatch(uid('tsk')), dispatch(uid('tsk'))];
+          expect(h.bus.dispatchBatchSize('engraver')).toBe(1);
+          expect(await h.bus.dispatchTasks('engraver', tasks.map((task) => ({ task })))).toStrictEqual([null, null, null]);
+          await waitFor(() => got.length === 3, { what: 'engraver received the three tasks' });
+          expect(new Set(got.map((t) => t.taskId))).toStrictEqual(new Set(tasks.map((t) => t.taskId)));
+          const refused = await h.bus.dispatchTasks('no.dots', [{ task: dispatch(uid('tsk')) }, { task: dispatch(uid('tsk')) }]);
+          expect(refused).toHaveLength(2);
+          for (const err of refused) expect(err).toBeInstanceOf(ValidationError);
+        } finally {
+          await stop();
+        }
+      });
+
       it('refuses a dispatch to an agent name that is not a single subject token', async () => {
         await expect(h.bus.dispatchTask('no.dots', dispatch(uid('tsk')))).rejects.toBeInstanceOf(ValidationError);
         await expect(h.bus.dispatchTask('', dispatch(uid('tsk')))).rejects.toBeInstanceOf(ValidationError);

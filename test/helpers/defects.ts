@@ -128,16 +128,20 @@ export const FOLLOW_UP_PIPELINE: PipelineInput = {
   emits: [{ taskTypes: ['ANALYZE_BRIEF'], event: 'STEP_DONE', payload: { source: '$task.id' } }],
 };
 
-/** The methods of a port, intercepted: `around` decides what a call does (calls `next()` to delegate). */
+/**
+ * The methods of a port, intercepted: `around` decides what a call does (calls `next()` to
+ * delegate: the method's own result, so a method that is not async, such as
+ * `dispatchBatchSize`, stays so when `around` returns it).
+ */
 export function intercept<T extends object>(
   target: T,
-  around: (method: string, args: unknown[], next: () => Promise<unknown>) => Promise<unknown>,
+  around: (method: string, args: unknown[], next: () => Promise<unknown>) => unknown,
 ): T {
   return new Proxy(target, {
     get(obj, prop, receiver) {
       const value = Reflect.get(obj, prop, receiver);
       if (typeof value !== 'function' || typeof prop !== 'string') return value;
-      return (...args: unknown[]) => around(prop, args, () => Promise.resolve(value.apply(obj, args)));
+      return (...args: unknown[]) => around(prop, args, () => value.apply(obj, args) as Promise<unknown>);
     },
   });
 }

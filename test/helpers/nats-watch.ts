@@ -11,12 +11,15 @@ export interface Seen<T = unknown> {
 }
 
 /**
- * Core subscriptions on several subjects, recording every message in arrival order. The
+ * Core subscriptions on several subjects, recording every message in arrival order (a
+ * message of several dispatches, `{"dispatches":[…]}`, as one message per dispatch). The
  * orchestrator publishes notifications from one connection, so their order here is the
  * order they were published in.
  */
 export class NatsWatch {
   readonly messages: Seen[] = [];
+  /** Messages of several dispatches seen (each recorded as one message per dispatch). */
+  dispatchBatches = 0;
   private readonly subs: Subscription[] = [];
 
   private constructor() {}
@@ -34,7 +37,10 @@ export class NatsWatch {
             } catch {
               body = msg.string();
             }
-            watch.messages.push({ subject: msg.subject, body, seq: watch.messages.length, at: Date.now() });
+            // A message of several dispatches (DISPATCH_BATCH) is recorded as one per dispatch.
+            const bodies = isDispatchBatch(body) ? body.dispatches : [body];
+            if (isDispatchBatch(body)) watch.dispatchBatches++;
+            for (const b of bodies) watch.messages.push({ subject: msg.subject, body: b, seq: watch.messages.length, at: Date.now() });
           },
         }),
       );
@@ -62,6 +68,10 @@ export class NatsWatch {
   close(): void {
     for (const s of this.subs) s.unsubscribe();
   }
+}
+
+function isDispatchBatch(body: unknown): body is { dispatches: unknown[] } {
+  return typeof body === 'object' && body !== null && Array.isArray((body as { dispatches?: unknown }).dispatches);
 }
 
 /** Polls `check` until it holds; the limit only bounds a hang (not a timing assertion). */

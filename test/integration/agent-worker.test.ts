@@ -72,17 +72,19 @@ async function startHeld(
   return { worker, release, started };
 }
 
+const newTask = (overrides: Partial<TaskDispatch> = {}): TaskDispatch => ({
+  taskId: uid('task'),
+  projectId: 'p1',
+  taskType: 'RENDER_SHOT',
+  input: { shot: 1 },
+  attempt: 1,
+  deadline: new Date(Date.now() + 60_000).toISOString(),
+  fencingToken: 3,
+  ...overrides,
+});
+
 async function dispatch(agent: string, overrides: Partial<TaskDispatch> = {}): Promise<TaskDispatch> {
-  const task: TaskDispatch = {
-    taskId: uid('task'),
-    projectId: 'p1',
-    taskType: 'RENDER_SHOT',
-    input: { shot: 1 },
-    attempt: 1,
-    deadline: new Date(Date.now() + 60_000).toISOString(),
-    fencingToken: 3,
-    ...overrides,
-  };
+  const task = newTask(overrides);
   await bus.dispatchTask(agent, task);
   return task;
 }
@@ -243,5 +245,137 @@ describe('agent worker', () => {
     await waitFor(() => resultOf(task.taskId) !== undefined, 'next task handled');
     await waitFor(() => dlq.some((d) => d.body.subject === `${P}.tasks.${agent}`), 'dead letter');
     expect(dlq.find((d) => d.body.subject === `${P}.tasks.${agent}`)!.body.reason).toMatch(/^schema violation: /);
+  });
+});
+
+describe('agent worker: several dispatches per message (DISPATCH_BATCH)', () => {
+  /** A bus that sends `agent` up to `max` dispatches per message, as DISPATCH_BATCH=<agent>=<max> does. */
+  async function batchingBus(agent: string, max: number): Promise<NatsEventBus> {
+    const b = new NatsEventBus({ connection: orchestrator, subjectPrefix: P, streamPrefix: scope.streamPrefix, dispatchBatch: { [agent]: max } });
+    await b.ensureStreams();
+    return b;
+  }
+  const task = (overrides: Partial<TaskDispatch> = {}): TaskDispatch => newTask({ projectId: 'pq', fencingToken: 5, ...overrides });
+  const stored = async (agent: string) => (await jsm.consumers.info(bus.streams.tasks, `agent_${agent}`)).num_pending;
+
+  it('goes as one message, runs each dispatch as if it had come alone, and is acknowledged once every result is stored', async () => {
+    const agent = uid('a');
+    const batching = await batchingBus(agent, 10);
+    expect(batching.dispatchBatchSize(agent)).toBe(10);
+    expect(batching.dispatchBatchSize('another_agent')).toBe(1);
+    // The agent's consumer first (a worker started and stopped), to count the messages the stream stores.
+    await (await startWorker({ agent, handle: async () => ({}) })).stop();
+    const tasks = [1, 2, 3, 4].map((shot) => task({ input: { shot } }));
+    expect(await batching.dispatchTasks(agent, tasks.map((t) => ({ task: t })))).toStrictEqual([null, null, null, null]);
+    expect(await stored(agent)).toBe(1);
+    const { release: go, started: ran } = await startHeld(agent, { concurrency: 4 }, (t) => ({ n: t.input.shot }));
+    await waitFor(() => ran.length === 4, 'four running');
+    go.open();
+    await waitFor(() => tasks.every((t) => resultOf(t.taskId)?.body.status === 'completed'), 'four results');
+    expect(tasks.map((t) => resultOf(t.taskId)!.body)).toStrictEqual(tasks.map((t, i) => ({ taskId: t.taskId, status: 'completed', fencingToken: 5, output: { n: i + 1 } })));
+    await waitFor(async () => (await jsm.consumers.info(bus.streams.tasks, `agent_${agent}`)).num_ack_pending === 0, 'message acknowledged');
+    expect(await stored(agent)).toBe(0);
+  });
+
+  it('runs no more of a message\'s dispatches than `concurrency` at once; the message stays unacknowledged until the last result', async () => {
+    const agent = uid('a');
+    const batching = await batchingBus(agent, 10);
+    const tasks = [1, 2, 3, 4, 5].map((shot) => task({ input: { shot } }));
+    await batching.dispatchTasks(agent, tasks.map((t) => ({ task: t })));
+    const held = gate();
+    const order: string[] = [];
+    let inHandler = 0;
+    let most = 0;
+    const worker = await startWorker({
+      agent,
+      concurrency: 2,
+      handle: async (t) => {
+        most = Math.max(most, ++inHandler);
+        order.push(t.taskId);
+        if (order.length <= 2) await held.promise;
+        inHandler--;
+        return {};
+      },
+    });
+    await waitFor(() => order.length === 2, 'two running');
+    expect(worker.running).toBe(2);
+    expect((await jsm.consumers.info(bus.streams.tasks, `agent_${agent}`)).num_ack_pending).toBe(1);
+    held.open();
+    await waitFor(() => tasks.every((t) => resultOf(t.taskId) !== undefined), 'five results');
+    expect(order).toStrictEqual(tasks.map((t) => t.taskId));
+    expect(most).toBe(2);
+    await waitFor(async () => (await jsm.consumers.info(bus.streams.tasks, `agent_${agent}`)).num_ack_pending === 0, 'message acknowledged');
+  });
+
+  it('sends a dispatch bigger than a message\'s share alone, and every dispatch to an agent not named in its own message', async () => {
+    const agent = uid('a');
+    const other = uid('a');
+    const batching = await batchingBus(agent, 10);
+    for (const a of [agent, other]) await (await startWorker({ agent: a, handle: async () => ({}) })).stop();
+    const big = task({ input: { prompt: 'x'.repeat(70 * 1024) } });
+    expect(await batching.dispatchTasks(agent, [task(), task(), big, task()].map((t) => ({ task: t })))).toStrictEqual([null, null, null, null]);
+    expect(await stored(agent)).toBe(3);
+    await batching.dispatchTasks(other, [task(), task()].map((t) => ({ task: t })));
+    expect(await stored(other)).toBe(2);
+  });
+
+  it('dead-letters an entry that is no TaskDispatch with the reason, and runs the others', async () => {
+    const agent = uid('a');
+    await startWorker({ agent, handle: async () => ({}) });
+    const [a, b] = [task(), task()];
+    await jetstream(orchestrator).publish(`${P}.tasks.${agent}`, JSON.stringify({ dispatches: [a, { taskId: 'x' }, b] }));
+    await waitFor(() => resultOf(a.taskId) !== undefined && resultOf(b.taskId) !== undefined, 'the two valid ones handled');
+    await waitFor(() => dlq.some((d) => d.body.subject === `${P}.tasks.${agent}`), 'dead letter');
+    const letter = dlq.find((d) => d.body.subject === `${P}.tasks.${agent}`)!.body;
+    expect(letter.reason).toMatch(/^schema violation in a dispatches batch: /);
+    expect(JSON.parse(letter.data)).toStrictEqual({ taskId: 'x' });
+    await waitFor(async () => (await jsm.consumers.info(bus.streams.tasks, `agent_${agent}`)).num_ack_pending === 0, 'message acknowledged');
+  });
+
+  it('a plain stop() runs the dispatches of a message it took; stop({ abort }) hands the message back, and another worker runs all of it', async () => {
+    const agent = uid('a');
+    const batching = await batchingBus(agent, 10);
+    const ran: string[] = [];
+    const held = gate();
+    const first = await startWorker({
+      agent,
+      handle: async (t) => {
+        ran.push(t.taskId);
+        if (ran.length === 1) await held.promise;
+        return {};
+      },
+    });
+    const plain = [task(), task(), task()];
+    await batching.dispatchTasks(agent, plain.map((t) => ({ task: t })));
+    await waitFor(() => ran.length === 1, 'first running');
+    const stopped = first.stop();
+    held.open();
+    await stopped;
+    expect(ran).toStrictEqual(plain.map((t) => t.taskId));
+    await waitFor(() => plain.every((t) => resultOf(t.taskId) !== undefined), 'three results');
+
+    const aborted = [task(), task(), task()];
+    const deliveries: Record<string, number[]> = {};
+    const second = await startWorker({
+      agent,
+      handle: (t, ctx) => {
+        (deliveries[t.taskId] ??= []).push(ctx.delivery);
+        return new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(new Error('aborted'))));
+      },
+    });
+    await batching.dispatchTasks(agent, aborted.map((t) => ({ task: t })));
+    await waitFor(() => second.running === 1, 'first of three running');
+    await second.stop({ abort: true });
+    expect(Object.keys(deliveries)).toStrictEqual([aborted[0]!.taskId]);
+    await startWorker({
+      agent,
+      handle: async (t, ctx) => {
+        (deliveries[t.taskId] ??= []).push(ctx.delivery);
+        return {};
+      },
+    });
+    const completed = (taskId: string) => results().some((r) => r.body.taskId === taskId && r.body.status === 'completed');
+    await waitFor(() => aborted.every((t) => completed(t.taskId)), 'all three completed by the next worker', 30_000);
+    expect(deliveries).toStrictEqual({ [aborted[0]!.taskId]: [1, 2], [aborted[1]!.taskId]: [2], [aborted[2]!.taskId]: [2] });
   });
 });

@@ -141,6 +141,15 @@ describe('configuration', () => {
     expect(redactUrl('nats://tok,en@n:4222')).toBe('nats://***@n:4222');
   });
 
+  it('DISPATCH_BATCH: agent=dispatches pairs, none by default; a pair that is not one, or more than a message may carry, is refused', () => {
+    expect(loadConfig({}).nats.dispatchBatch).toEqual({});
+    expect(loadConfig({ DISPATCH_BATCH: 'image_generator=20, qa_checker=1' }).nats.dispatchBatch).toEqual({ image_generator: 20, qa_checker: 1 });
+    expect(problemsOf({ DISPATCH_BATCH: 'image_generator=0' })).toEqual([
+      'DISPATCH_BATCH=image_generator=0: expected agent=number pairs, such as image_generator=20,qa_checker=10',
+    ]);
+    expect(problemsOf({ DISPATCH_BATCH: 'image_generator=1001' })).toEqual(['DISPATCH_BATCH=image_generator=1001: expected at most 1000 dispatches per message']);
+  });
+
   it('the README documents every variable', () => {
     const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
     for (const s of SETTINGS) expect(readme, s.env).toContain(`| \`${s.env}\` |`);

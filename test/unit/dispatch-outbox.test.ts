@@ -14,7 +14,7 @@ const DEADLINE_MS = 600_000;
  * SimulatedClock: what is written once the bus confirms a dispatch, and when. The store
  * records the confirmations it is asked to write; the bus confirms every dispatch at once.
  */
-async function setup() {
+async function setup(bus: Partial<Core['bus']> = {}) {
   const clock = new SimulatedClock();
   clock.set(T0);
   const locks = new MemoryLockManager({ clock });
@@ -29,7 +29,7 @@ async function setup() {
     clock,
     locks,
     logger: silentLogger(),
-    bus: { dispatchTask: async () => undefined },
+    bus: { dispatchTask: async () => undefined, dispatchBatchSize: () => 1, ...bus },
     tasks: {
       confirmDispatches: async (ds: readonly { taskId: string; fencingToken: number }[]) => {
         confirmations.push(ds.map((d) => `${d.taskId}@${d.fencingToken}`));
@@ -119,5 +119,35 @@ describe('DispatchOutbox: confirmations', () => {
     // Stopping does not wait for the delay.
     await outbox.stop();
     expect(confirmations).toStrictEqual([[`a1@${first[0]!.lease.fencingToken}`], [`a2@${later[0]!.lease.fencingToken}`]]);
+  });
+});
+
+describe('DispatchOutbox: an agent that takes several dispatches per message', () => {
+  it('hands its dispatches to dispatchTasks together; those not confirmed are sent again on their own, then all are confirmed', async () => {
+    const calls: string[][] = [];
+    const alone: string[] = [];
+    const { clock, outbox, running, settle, confirmations } = await setup({
+      dispatchBatchSize: () => 10,
+      dispatchTasks: async (_agent, items) => {
+        calls.push(items.map((i) => i.task.taskId));
+        // The second message (b3) did not reach the stream.
+        return items.map((i) => (i.task.taskId === 'b3' ? new Error('no ack (injected)') : null));
+      },
+      dispatchTask: async (_agent, task) => {
+        alone.push(task.taskId);
+      },
+    });
+    const sent = await running('b1', 'b2', 'b3');
+    outbox.send(sent);
+    await settle();
+    expect(calls).toStrictEqual([['b1', 'b2', 'b3']]);
+    expect(alone).toStrictEqual([]);
+    // The retry after its back-off (100 ms), on its own.
+    clock.increment(100);
+    await settle();
+    expect(alone).toStrictEqual(['b3']);
+    await outbox.stop();
+    const tokens = sent.map((s) => s.lease.fencingToken);
+    expect(confirmations.flat().sort()).toStrictEqual([`b1@${tokens[0]}`, `b2@${tokens[1]}`, `b3@${tokens[2]}`]);
   });
 });

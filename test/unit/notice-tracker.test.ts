@@ -71,6 +71,12 @@ class FakeBus implements EventBus {
     this.published.push(message);
   }
   async dispatchTask(): Promise<void> {}
+  dispatchBatchSize(): number {
+    return 1;
+  }
+  async dispatchTasks(): Promise<(Error | null)[]> {
+    return [];
+  }
   async consume(): Promise<{ close(): Promise<void> }> {
     return { close: async () => undefined };
   }

@@ -20,7 +20,7 @@ import {
 } from '../inbound-order.js';
 import type { ApprovalDecided, ControlRequest, DeadLetterMessage, Heartbeat, TaskDispatch, TaskResult } from '../../domain/messages.js';
 import type { PipelineEventInput } from '../../domain/pipeline.js';
-import type { EventBus, InboundHandlers, InboundSubscription, Outbound } from '../../ports/event-bus.js';
+import type { DispatchItem, EventBus, InboundHandlers, InboundSubscription, Outbound } from '../../ports/event-bus.js';
 
 export interface InProcessEventBusOptions {
   /** Inbound messages handled at the same time, at most; default 256 (see inbound-order.ts). */
@@ -104,6 +104,16 @@ export class InProcessEventBus implements EventBus {
       return;
     }
     queueMicrotask(() => void this.runAgent(agent, handler, task));
+  }
+
+  /** 1: the in-process bus has no messages to share. */
+  dispatchBatchSize(): number {
+    return 1;
+  }
+
+  /** Each as dispatchTask. */
+  async dispatchTasks(agent: string, items: readonly DispatchItem[]): Promise<(Error | null)[]> {
+    return Promise.all(items.map(({ task }) => this.dispatchTask(agent, task).then(() => null, (err: unknown) => (err instanceof Error ? err : new Error(String(err))))));
   }
 
   async publish(message: Outbound): Promise<void> {

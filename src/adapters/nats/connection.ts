@@ -15,7 +15,7 @@ import { unusableServer } from '../unusable-server.js';
 import { diagnoseTls } from './tls-diagnosis.js';
 
 /** The parsed `nats` configuration, plus connection tuning (all optional). */
-export type NatsConnectionOptions = Omit<OrchestratorConfig['nats'], 'subjectPrefix' | 'maxPayloadBytes' | 'ackWaitSeconds'> & {
+export type NatsConnectionOptions = Omit<OrchestratorConfig['nats'], 'subjectPrefix' | 'maxPayloadBytes' | 'ackWaitSeconds' | 'dispatchBatch'> & {
   /** Client name, visible in the server's connection list (`connz`); default "orchestrator". */
   name?: string;
   /** Wait between reconnection attempts to the same server; default 2 000 ms. */

@@ -4,7 +4,7 @@ import type { TaskDispatch } from '../../domain/messages.js';
 import { AgentName } from '../../domain/task.js';
 import { ClosedError, ServiceUnavailableError, ValidationError } from '../../errors.js';
 import { silentLogger, type Logger } from '../../logger.js';
-import type { EventBus, InboundHandlers, InboundSubscription, Outbound } from '../../ports/event-bus.js';
+import type { DispatchItem, EventBus, InboundHandlers, InboundSubscription, Outbound } from '../../ports/event-bus.js';
 import type { HealthCheck } from '../../ports/health.js';
 import { noMetrics, type Metrics } from '../../ports/metrics.js';
 import { startControlResponder, type ControlResponder } from './control.js';
@@ -28,7 +28,8 @@ import {
 } from './streams.js';
 import { natsSubjects, subjectTemplates, type NatsSubjects, type SubjectTemplates } from './subjects.js';
 import { sendTraced } from './trace-headers.js';
-import { tracingOn } from '../../tracing/tracing.js';
+import { context, contextOfTraceParent, linksTo, tracingOn } from '../../tracing/tracing.js';
+import { dispatchMessages } from './dispatch-messages.js';
 
 export interface NatsEventBusOptions extends StreamSettings {
   /** An open connection (see `connectNats`); the bus never closes it. */
@@ -74,6 +75,11 @@ export interface NatsEventBusOptions extends StreamSettings {
   dlqDataLimit?: number;
   /** Where settled inbound messages and dead letters are reported (see src/metrics/); default: nowhere. */
   metrics?: Pick<Metrics, 'inbound' | 'deadLetter'>;
+  /**
+   * DISPATCH_BATCH: agents that take several dispatches per message (`{"dispatches":[…]}`),
+   * with the most one message carries; an agent not named gets one message per dispatch.
+   */
+  dispatchBatch?: Readonly<Record<string, number>>;
 }
 
 /** The server's default limit on unacknowledged messages of a consumer. */
@@ -157,13 +163,12 @@ export class NatsEventBus implements EventBus {
     await this.setup();
   }
 
+  dispatchBatchSize(agent: string): number {
+    return this.options.dispatchBatch?.[agent] ?? 1;
+  }
+
   async dispatchTask(agent: string, task: TaskDispatch): Promise<void> {
-    if (!this.agentNames.has(agent) && !AgentName.safeParse(agent).success) {
-      throw new ValidationError(`cannot dispatch ${task.taskId}: invalid agent name`, [`agent=${JSON.stringify(agent)}`]);
-    }
-    this.agentNames.add(agent);
-    this.checkOpen();
-    await this.setup();
+    await this.dispatchable(agent, task.taskId);
     const subject = this.subjects.task(agent);
     const id = `${task.taskId}:${task.fencingToken}`;
     try {
@@ -173,6 +178,56 @@ export class NatsEventBus implements EventBus {
     } catch (err) {
       throw jetstreamFailure(`dispatch of task ${task.taskId} to ${agent}`, err);
     }
+  }
+
+  /**
+   * Several dispatches per message (`dispatchMessages`): a message of many has the
+   * `Nats-Msg-Id` `dispatches:<hash of its attempts>`, so a retry of the same message is
+   * dropped as a duplicate; traced, its PRODUCER span is a child of its first task's ingest,
+   * linked to the others'.
+   */
+  async dispatchTasks(agent: string, items: readonly DispatchItem[]): Promise<(Error | null)[]> {
+    const outcomes: (Error | null)[] = items.map(() => null);
+    try {
+      await this.dispatchable(agent, items[0]?.task.taskId ?? '');
+    } catch (err) {
+      return outcomes.map(() => err as Error);
+    }
+    const subject = this.subjects.task(agent);
+    await Promise.all(
+      dispatchMessages(items, this.dispatchBatchSize(agent)).map(async (message) => {
+        try {
+          if (message.indexes.length === 1) {
+            const { task, traceParent } = items[message.indexes[0]!]!;
+            if (traceParent && tracingOn()) await context.with(contextOfTraceParent(traceParent), () => this.dispatchTask(agent, task));
+            else await this.dispatchTask(agent, task);
+            return;
+          }
+          const { body, id } = message;
+          if (!tracingOn()) return await this.dispatches.publish(subject, body, id);
+          const contexts = message.indexes.map((i) => items[i]!.traceParent).map((tp) => (tp ? contextOfTraceParent(tp) : undefined));
+          await sendTraced(this.templates.task, subject, id, (ctx) => this.dispatches.publish(subject, body, id, ctx), {
+            ...(contexts[0] ? { parent: contexts[0] } : {}),
+            links: linksTo(contexts.slice(1)),
+            count: message.indexes.length,
+          });
+        } catch (err) {
+          const failure = jetstreamFailure(`dispatch of ${message.indexes.length} tasks to ${agent}`, err);
+          for (const i of message.indexes) outcomes[i] = failure;
+        }
+      }),
+    );
+    return outcomes;
+  }
+
+  /** A valid agent name, a bus not closed, the streams in place. */
+  private async dispatchable(agent: string, taskId: string): Promise<void> {
+    if (!this.agentNames.has(agent) && !AgentName.safeParse(agent).success) {
+      throw new ValidationError(`cannot dispatch ${taskId}: invalid agent name`, [`agent=${JSON.stringify(agent)}`]);
+    }
+    this.agentNames.add(agent);
+    this.checkOpen();
+    await this.setup();
   }
 
   async publish(message: Outbound): Promise<void> {
