@@ -130,10 +130,10 @@ export class DispatchOutbox {
 
   /** One try of one agent's dispatches together; per dispatch, true when the bus confirmed. Never rejects. */
   private async tryTogether(group: readonly Sending[]): Promise<boolean[]> {
-    const outcomes = await this.core.bus.dispatchTasks(
-      group[0]!.agent,
-      group.map((s) => ({ task: s.message, traceParent: s.traceParent ?? null })),
-    );
+    const outcomes = await this.core.bus
+      .dispatchTasks(group[0]!.agent, group.map((s) => ({ task: s.message, traceParent: s.traceParent ?? null })))
+      // The port never rejects; a bus that does fails every dispatch of the group (each sent again on its own).
+      .catch((err: unknown) => group.map(() => (err instanceof Error ? err : new Error(String(err)))));
     const failed = outcomes.findIndex((err) => err !== null);
     if (failed >= 0) {
       const err = outcomes[failed];

@@ -151,3 +151,26 @@ describe('DispatchOutbox: an agent that takes several dispatches per message', (
     expect(confirmations.flat().sort()).toStrictEqual([`b1@${tokens[0]}`, `b2@${tokens[1]}`, `b3@${tokens[2]}`]);
   });
 });
+
+describe('DispatchOutbox: a bus whose dispatchTasks rejects (the port says it never does)', () => {
+  it('sends every dispatch of the group again on its own, and confirms them', async () => {
+    const alone: string[] = [];
+    const { clock, outbox, running, settle, confirmations } = await setup({
+      dispatchBatchSize: () => 10,
+      dispatchTasks: async () => {
+        throw new Error('broken bus (injected)');
+      },
+      dispatchTask: async (_agent, task) => {
+        alone.push(task.taskId);
+      },
+    });
+    const sent = await running('r1', 'r2');
+    outbox.send(sent);
+    await settle();
+    clock.increment(100);
+    await settle();
+    expect(alone.sort()).toStrictEqual(['r1', 'r2']);
+    await outbox.stop();
+    expect(confirmations.flat().sort()).toStrictEqual(sent.map((s) => `${s.message.taskId}@${s.lease.fencingToken}`).sort());
+  });
+});
