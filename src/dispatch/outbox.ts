@@ -2,7 +2,7 @@ import type { TaskDispatch } from '../domain/messages.js';
 import type { Lease } from '../ports/lock-manager.js';
 import type { Core } from '../orchestrator/core.js';
 import { CLAIM_TTL_MS, LEASE_GRACE_MS, type Slots } from './slots.js';
-import { context, contextOfTraceParent, tracingOn } from '../tracing/tracing.js';
+import { inTraceOf } from '../tracing/tracing.js';
 
 /**
  * A dispatch the bus did not confirm is sent again after this back-off (doubling, capped).
@@ -188,8 +188,7 @@ export class DispatchOutbox {
   private async tryOnce(s: Sending, tries: number): Promise<boolean> {
     try {
       // Traced: sent in the context of the task's ingest (stored with the task), whatever runs this.
-      if (s.traceParent && tracingOn()) await context.with(contextOfTraceParent(s.traceParent), () => this.core.bus.dispatchTask(s.agent, s.message));
-      else await this.core.bus.dispatchTask(s.agent, s.message);
+      await inTraceOf(s.traceParent, () => this.core.bus.dispatchTask(s.agent, s.message));
       if (tries > 1) this.core.logger.info({ taskId: s.message.taskId, tries }, 'dispatch confirmed after retries');
       return true;
     } catch (err) {

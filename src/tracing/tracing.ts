@@ -82,6 +82,11 @@ export function activeTraceParent(ctx: Context = context.active()): string | nul
   return sc ? formatTraceParent(sc) : null;
 }
 
+/** Runs `fn` in the context of a stored traceparent (what it starts is a child of that span) when tracing is on and there is one; plainly otherwise. */
+export function inTraceOf<T>(traceParent: string | null | undefined, fn: () => T): T {
+  return traceParent && tracingOn() ? context.with(contextOfTraceParent(traceParent), fn) : fn();
+}
+
 /** `base` (the root context by default) with the span of a stored traceparent as the parent of what starts in it. */
 export function contextOfTraceParent(traceParent: string, base: Context = ROOT_CONTEXT): Context {
   const sc = parseTraceParent(traceParent);

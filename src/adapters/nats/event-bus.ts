@@ -28,7 +28,7 @@ import {
 } from './streams.js';
 import { natsSubjects, subjectTemplates, type NatsSubjects, type SubjectTemplates } from './subjects.js';
 import { sendTraced } from './trace-headers.js';
-import { context, contextOfTraceParent, linksTo, tracingOn } from '../../tracing/tracing.js';
+import { contextOfTraceParent, inTraceOf, linksTo, tracingOn } from '../../tracing/tracing.js';
 import { dispatchMessages } from './dispatch-messages.js';
 
 export interface NatsEventBusOptions extends StreamSettings {
@@ -199,9 +199,7 @@ export class NatsEventBus implements EventBus {
         try {
           if (message.indexes.length === 1) {
             const { task, traceParent } = items[message.indexes[0]!]!;
-            if (traceParent && tracingOn()) await context.with(contextOfTraceParent(traceParent), () => this.dispatchTask(agent, task));
-            else await this.dispatchTask(agent, task);
-            return;
+            return await inTraceOf(traceParent, () => this.dispatchTask(agent, task));
           }
           const { body, id } = message;
           if (!tracingOn()) return await this.dispatches.publish(subject, body, id);
